@@ -1,0 +1,19 @@
+"""OpenVAF's front end (openvaf-py) turned into va2jax's typed IR.
+
+Public API: :func:`load_modules` (Verilog-A file → list of :class:`ModuleIR`), the IR classes,
+CFG utilities and :func:`dump_module`.
+"""
+from ._cfg import Loop, dominators, is_reducible, natural_loops, reverse_postorder
+from ._frontend import load_modules
+from ._ir import (
+    BOOL, INT, REAL, STR, Block, Callback, CollapsePair, Function, Instr, JacobianEntry, ModuleIR,
+    NodeInfo, NoiseSource, Param, ParamInfo, Residual,
+)
+from ._text import dump_function, dump_module
+
+__all__ = [
+    "BOOL", "INT", "REAL", "STR", "Block", "Callback", "CollapsePair", "Function", "Instr",
+    "JacobianEntry", "Loop", "ModuleIR", "NodeInfo", "NoiseSource", "Param", "ParamInfo",
+    "Residual", "dominators", "dump_function", "dump_module", "is_reducible", "load_modules",
+    "natural_loops", "reverse_postorder",
+]

@@ -1,0 +1,370 @@
+"""openvaf-py (OpenVAF's front end) → va2jax's typed IR.
+
+:func:`load_modules` compiles a Verilog-A file with ``openvaf_py.compile_va`` and converts every
+module into a :class:`~va2jax.mir._ir.ModuleIR`. Front-end diagnostics (printed by OpenVAF on the
+process's stderr) are captured and turned into a one-line :class:`~va2jax.errors.Va2JaxError`
+naming file and line.
+
+Two facts of openvaf-py 0.1.5 shape this module:
+
+* the init function exports no callback table and no string constants. Its callbacks are
+  identified by their call shape (see :func:`_classify_init_call`) and the names passed to
+  ``$simparam`` are recovered from the Verilog-A source (matched by their default value, then
+  by source order); anything that cannot be identified is an error, never a silent zero;
+* the eval function's extra inputs beyond ``param_names`` are the cache slots written by init
+  (``get_cache_mapping``).
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from ..errors import Va2JaxError
+from ._ir import (
+    BOOL, INT, REAL, STR, Block, Callback, CollapsePair, Function, Instr, JacobianEntry, ModuleIR,
+    NodeInfo, NoiseSource, Param, ParamInfo, Residual, ValueType,
+)
+from ._types import infer_types
+
+_GROUND = 4294967295
+
+
+@contextlib.contextmanager
+def _capture_fd2():
+    """Capture what native code writes to file descriptor 2 (OpenVAF's diagnostics)."""
+    with tempfile.TemporaryFile(mode="w+b") as tmp:
+        saved = os.dup(2)
+        try:
+            os.dup2(tmp.fileno(), 2)
+            box: list[str] = []
+            yield box
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            box.append(tmp.read().decode("utf-8", "replace"))
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _first_error(diag: str, path: Path) -> str:
+    """The first ``error`` diagnostic of OpenVAF's output as ``file:line:col: message``."""
+    text = _ANSI.sub("", diag)
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        m = re.match(r"\s*error(\[\w+\])?:\s*(.*)", line)
+        if not m:
+            continue
+        msg = m.group(2).strip()
+        for follow in lines[i + 1:i + 6]:
+            loc = re.match(r"\s*-->\s*(.+?):(\d+):(\d+)", follow)
+            if loc:
+                return f"{loc.group(1)}:{loc.group(2)}:{loc.group(3)}: {msg}"
+        return f"{path}: {msg}"
+    return f"{path}: Verilog-A front end failed"
+
+
+def compile_openvaf_py(path: str | os.PathLike[str]):
+    """Run ``openvaf_py.compile_va`` and return its modules; errors become one-line Va2JaxErrors."""
+    import openvaf_py
+
+    p = Path(path)
+    if not p.is_file():
+        raise Va2JaxError(f"{p}: no such Verilog-A file")
+    with _capture_fd2() as box:
+        try:
+            mods = openvaf_py.compile_va(str(p))
+        except (ValueError, RuntimeError) as exc:
+            err = exc
+        else:
+            err = None
+    diag = box[0] if box else ""
+    if err is not None:
+        if "resolve path" in str(err) or "No such file" in diag:
+            m = re.search(r"-->\s*(.+?):(\d+)", _ANSI.sub("", diag))
+            where = f"{m.group(1)}:{m.group(2)}" if m else str(p)
+            raise Va2JaxError(f"{where}: missing include file or unreadable source ({err})")
+        raise Va2JaxError(_first_error(diag, p))
+    return mods
+
+
+# ---------------------------------------------------------------------------------------------
+# $simparam names in the source (init exports no string constants)
+
+_SIMPARAM_RE = re.compile(r'\$simparam(\$str)?\s*\(\s*"([^"]*)"\s*(?:,\s*([^;]*?))?\)\s*[;)+\-*/]')
+_INCLUDE_RE = re.compile(r'`include\s+"([^"]+)"')
+
+
+def _strip_comments(text: str) -> str:
+    text = re.sub(r"/\*.*?\*/", lambda m: "\n" * m.group(0).count("\n"), text, flags=re.S)
+    return re.sub(r"//[^\n]*", "", text)
+
+
+def _source_simparams(path: Path, seen: set[Path] | None = None) -> list[tuple[str, float | None]]:
+    """``$simparam("name", default)`` calls in textual order, following `` `include``."""
+    seen = seen if seen is not None else set()
+    if path in seen or not path.is_file():
+        return []
+    seen.add(path)
+    text = _strip_comments(path.read_text(errors="replace"))
+    out: list[tuple[int, str, float | None]] = []
+    for m in _SIMPARAM_RE.finditer(text):
+        default: float | None
+        try:
+            default = float(m.group(3)) if m.group(3) else None
+        except ValueError:
+            default = None
+        out.append((m.start(), m.group(2), default))
+    res: list[tuple[str, float | None]] = []
+    inc_positions = [(m.start(), m.group(1)) for m in _INCLUDE_RE.finditer(text)]
+    events = sorted([(pos, "sp", (name, d)) for pos, name, d in out]
+                    + [(pos, "inc", name) for pos, name in inc_positions], key=lambda e: e[0])
+    for _, kind, data in events:
+        if kind == "sp":
+            res.append(data)  # type: ignore[arg-type]
+        else:
+            res.extend(_source_simparams((path.parent / data).resolve(), seen))  # type: ignore[operator]
+    return res
+
+
+# ---------------------------------------------------------------------------------------------
+
+_EVAL_CALLBACK_KIND = re.compile(r"^([A-Za-z]+)")
+
+
+def _callback_kind(text: str) -> str:
+    m = _EVAL_CALLBACK_KIND.match(text)
+    return m.group(1) if m else text
+
+
+def _constants(d: dict) -> dict[str, tuple[ValueType, object]]:
+    consts: dict[str, tuple[ValueType, object]] = {}
+    for k, v in (d.get("constants") or {}).items():
+        consts[k] = (REAL, float(v))
+    for k, v in (d.get("int_constants") or {}).items():
+        consts[k] = (INT, int(v))
+    for k, v in (d.get("bool_constants") or {}).items():
+        consts[k] = (BOOL, bool(v))
+    return consts
+
+
+def _build_blocks(d: dict) -> tuple[dict[str, Block], str]:
+    raw_blocks = d.get("blocks") or {}
+    blocks: dict[str, Block] = {}
+    first_block = None
+    for ins in d["instructions"]:
+        bname = ins["block"]
+        if first_block is None:
+            first_block = bname
+        op = ins["opcode"]
+        if op == "br":
+            instr = Instr("br", None, (ins["condition"],), targets=(ins["true_block"], ins["false_block"]),
+                          loop_entry=bool(ins.get("loop_entry")))
+        elif op == "jmp":
+            instr = Instr("jmp", None, targets=(ins["destination"],))
+        elif op == "phi":
+            instr = Instr("phi", ins["result"],
+                          phi_operands=tuple((po["block"], po["value"]) for po in ins["phi_operands"]))
+        elif op == "call":
+            instr = Instr("call", ins.get("result"), tuple(ins.get("operands") or ()), func_ref=ins["func_ref"])
+        else:
+            instr = Instr(op, ins.get("result"), tuple(ins.get("operands") or ()))
+        blocks.setdefault(bname, Block(bname)).instrs.append(instr)
+    for bname, info in raw_blocks.items():
+        b = blocks.setdefault(bname, Block(bname))
+        b.preds = list(info.get("predecessors") or [])
+        b.succs = list(info.get("successors") or [])
+    entries = [b for b in blocks.values() if not b.preds]
+    if first_block is not None and not blocks[first_block].preds:
+        entry = first_block
+    elif len(entries) == 1:
+        entry = entries[0].name
+    elif entries:
+        entry = entries[0].name
+    else:  # pragma: no cover - malformed export
+        raise Va2JaxError("MIR function has no entry block")
+    ordered = {entry: blocks[entry]}
+    ordered.update((k, v) for k, v in blocks.items() if k != entry)
+    return ordered, entry
+
+
+def _classify_init_call(instr: Instr, consts: dict, str_values: set[str]) -> str:
+    """Identify an init-function callback from its call shape.
+
+    * ``(name, default) -> real``: ``SimParamOpt`` (name is an unexported string constant);
+    * ``(name) -> real``: ``SimParam``;
+    * no operands, no result: ``Flag`` — a bound-check failure (``ParamInfo``) or a collapse hint;
+      collapse decisions come from the exported decision values, so only its predicate is kept;
+    * operands, no result, first operand a string: ``Print`` (``$strobe``/``$warning``/…).
+    """
+    ops = instr.operands
+    has_res = instr.result is not None
+    if has_res and len(ops) == 2 and ops[0] not in consts and consts.get(ops[1], (None,))[0] in (REAL, INT):
+        return "SimParamOpt"
+    if has_res and len(ops) == 1 and ops[0] not in consts:
+        return "SimParam"
+    if not has_res and not ops:
+        return "Flag"
+    if not has_res and ops and ops[0] not in consts:
+        return "Print"
+    raise Va2JaxError(
+        f"init function calls an unidentified simulator callback {instr.func_ref} with "
+        f"{len(ops)} operand(s) and {'a' if has_res else 'no'} result; va2jax cannot translate it")
+
+
+def _function(name: str, d: dict, param_names: list[str], param_kinds: list[str],
+              cache_params: dict[int, str] | None = None) -> Function:
+    blocks, entry = _build_blocks(d)
+    consts = _constants(d)
+    params: list[Param] = []
+    for i, v in enumerate(d.get("params") or []):
+        if i < len(param_names):
+            params.append(Param(v, param_names[i], param_kinds[i], i))
+        else:
+            slot = (cache_params or {}).get(i)
+            params.append(Param(v, f"cache[{slot}]" if slot is not None else f"extra{i}", "cache", i))
+    callbacks: dict[str, Callback] = {}
+    for ref, info in (d.get("function_decls") or {}).items():
+        callbacks[ref] = Callback(ref, _callback_kind(info["name"]), info["name"],
+                                  int(info.get("num_args", 0)), int(info.get("num_returns", 0)))
+    return Function(name, blocks, entry, params, consts, callbacks)
+
+
+def _resolve_init_callbacks(fn: Function, source: Path) -> dict[str, str]:
+    """Give init's callbacks kinds and recover ``$simparam`` names; return {value: name}."""
+    defined = {p.value for p in fn.params} | set(fn.constants)
+    for ins in fn.instructions():
+        if ins.result:
+            defined.add(ins.result)
+        for _, v in ins.phi_operands:
+            pass
+    str_values: set[str] = set()
+    kinds: dict[str, str] = {}
+    calls = [i for i in fn.instructions() if i.opcode == "call"]
+    for ins in calls:
+        kind = _classify_init_call(ins, fn.constants, str_values)
+        prev = kinds.get(ins.func_ref)  # type: ignore[arg-type]
+        if prev and prev != kind:
+            raise Va2JaxError(f"init callback {ins.func_ref} used with two shapes ({prev}, {kind})")
+        kinds[ins.func_ref] = kind  # type: ignore[index]
+        fn.callbacks[ins.func_ref] = Callback(ins.func_ref, kind, kind, len(ins.operands),  # type: ignore[index]
+                                              int(ins.result is not None))
+    # recover simparam names from the source, matched by default value, then by order
+    names: dict[str, str] = {}
+    wanted = [i for i in calls if kinds[i.func_ref] in ("SimParamOpt", "SimParam")]  # type: ignore[index]
+    if wanted:
+        src = _source_simparams(source)
+        used = [False] * len(src)
+        for ins in wanted:
+            sval = ins.operands[0]
+            if sval in names:
+                continue
+            default = None
+            if len(ins.operands) > 1:
+                default = float(fn.constants[ins.operands[1]][1])  # type: ignore[arg-type]
+            pick = None
+            for j, (nm, dft) in enumerate(src):
+                if used[j]:
+                    continue
+                if default is None and dft is None or (
+                        default is not None and dft is not None and
+                        (dft == default or abs(dft - default) <= 1e-12 * abs(default))):
+                    pick = j
+                    break
+            if pick is None:
+                raise Va2JaxError(
+                    f"{source}: cannot recover the name of a $simparam call in the init function "
+                    f"(default {default!r}); openvaf-py does not export init string constants")
+            used[pick] = True
+            names[sval] = src[pick][0]
+    return names
+
+
+def _node_pair_from_name(name: str) -> tuple[str, str | None]:
+    inner = name[name.index("(") + 1:name.rindex(")")]
+    parts = [s.strip() for s in inner.split(",")]
+    return parts[0], (parts[1] if len(parts) > 1 else None)
+
+
+def _value_or_none(var: str | None, zero_values: set[str]) -> str | None:
+    if var is None:
+        return None
+    v = var[4:] if var.startswith("mir_") else var
+    v = v if v.startswith("v") else f"v{v}"
+    return None if v in zero_values else v
+
+
+def convert_module(m, source: Path) -> ModuleIR:
+    """Convert one openvaf-py ``VaModule`` into :class:`ModuleIR`."""
+    ev = m.get_mir_instructions()
+    it = m.get_init_mir_instructions()
+    cache_map = m.get_cache_mapping()  # (init value idx, eval param idx)
+    cache_params = {ep: slot for slot, (_iv, ep) in enumerate(cache_map)}
+    evalf = _function("eval", ev, list(m.param_names), list(m.param_kinds), cache_params)
+    initf = _function("init", it, list(m.init_param_names), list(m.init_param_kinds))
+    # string constants of eval
+    strs = m.get_str_constants()
+    for k, s in strs.items():
+        evalf.constants[k] = (STR, s)
+    simparam_names = _resolve_init_callbacks(initf, source)
+    for k, s in simparam_names.items():
+        initf.constants[k] = (STR, s)
+
+    dae = m.get_dae_system()
+    desc = m.get_osdi_descriptor()
+    nt = int(dae["num_terminals"])
+    nodes = [NodeInfo(n["name"], n["kind"], i < nt) for i, n in enumerate(dae["nodes"])]
+    zero_values = {k for k, (t, v) in evalf.constants.items() if t == REAL and v == 0.0}
+    residuals = [Residual(int(r["node_idx"]), _value_or_none(r.get("resist_var"), zero_values),
+                          _value_or_none(r.get("react_var"), zero_values),
+                          _value_or_none(r.get("resist_lim_rhs_var"), zero_values),
+                          _value_or_none(r.get("react_lim_rhs_var"), zero_values))
+                 for r in dae["residuals"]]
+    jac = [JacobianEntry(int(j["row_node_idx"]), int(j["col_node_idx"]),
+                         _value_or_none(j.get("resist_var"), zero_values) if j.get("has_resist") else None,
+                         _value_or_none(j.get("react_var"), zero_values) if j.get("has_react") else None)
+           for j in dae["jacobian"]]
+    collapsible = []
+    for cp in dae.get("collapsible_pairs") or []:
+        dv = cp.get("decision_var")
+        decision = None
+        if dv:
+            neg = dv.startswith("!")
+            decision = (dv.lstrip("!"), neg)
+        b = int(cp["node2_idx"])
+        collapsible.append(CollapsePair(int(cp["node1_idx"]), None if b == _GROUND else b, decision))
+    defaults = m.get_param_defaults()
+    params: list[ParamInfo] = []
+    for p in desc["params"]:
+        flags = int(p["flags"])
+        ty: ValueType = {0: REAL, 1: INT, 2: STR}.get(flags & 3, REAL)
+        dft = defaults.get(p["name"].lower())
+        params.append(ParamInfo(p["name"], tuple(p.get("aliases") or ()), ty, bool(p["is_instance"]),
+                                p.get("units") or "", p.get("description") or "",
+                                None if dft is None else float(dft)))
+    noise = []
+    for ns in desc.get("noise_sources") or []:
+        b = int(ns["node2"])
+        noise.append(NoiseSource(ns["name"], int(ns["node1"]), None if b == _GROUND else b))
+    mod = ModuleIR(
+        name=m.name, source=str(source), nodes=nodes, num_terminals=nt, params=params,
+        eval=evalf, init=initf,
+        cache=[(f"v{iv}" if not str(iv).startswith("v") else str(iv), ep) for iv, ep in cache_map],
+        residuals=residuals, jacobian=jac, collapsible=collapsible, noise_sources=noise,
+        num_states=int(m.num_states), has_bound_step=bool(m.has_bound_step),
+    )
+    ptypes = {p.name.lower(): p.type for p in params}
+    for fn in (evalf, initf):
+        fn.types = infer_types(fn, ptypes)
+    return mod
+
+
+def load_modules(path: str | os.PathLike[str]) -> list[ModuleIR]:
+    """Compile ``path`` with openvaf-py and return the IR of every module in it."""
+    p = Path(path).resolve()
+    mods = compile_openvaf_py(p)
+    return [convert_module(m, p) for m in mods]
