@@ -1,0 +1,491 @@
+"""MIR function → straight-line JAX source (if-conversion), with ``lax.while_loop`` for loops.
+
+The translation is *speculative*: every block's instructions run, and control flow becomes data
+flow. A phi in block ``b`` picks among its incoming values with ``where`` on the predicates of its
+incoming edges, computed *relative to* ``b``'s immediate dominator ``d`` (``d`` itself is taken as
+true: the phi's value only matters when ``b`` runs, and then ``d`` ran). For a diamond
+``d: br c → T | F → b`` that is just ``where(c, v_T, v_F)``. Effects (state stores, flags) use
+predicates relative to the function entry.
+
+A natural loop becomes one ``lax.while_loop``: its carry holds the header phis, every loop value used
+after the loop (its value in the last iteration), the exit-edge flags and a "continue" flag, which
+starts as the predicate of reaching the loop, so an untaken loop runs zero iterations. Under
+``vmap`` finished lanes keep their carry, which is exactly per-instance semantics.
+
+Statements are collected first and dead ones removed (backwards liveness from the outputs), so the
+emitted source only holds what the requested outputs need.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..errors import Va2JaxError
+from ..mir import BOOL, INT, REAL, STR, Function, Instr
+from ..mir._cfg import Loop, dominators, natural_loops, reverse_postorder, successors
+
+TRUE = "True"
+
+_BINOP = {"fadd": "+", "fsub": "-", "fmul": "*", "fdiv": "/", "iadd": "+", "isub": "-", "imul": "*",
+          "flt": "<", "fle": "<=", "fgt": ">", "fge": ">=", "feq": "==",
+          "ilt": "<", "ile": "<=", "igt": ">", "ige": ">=", "ieq": "==", "ine": "!=",
+          "beq": "==", "bne": "!=", "seq": "==", "sne": "!=", "iand": "&", "ior": "|", "ixor": "^"}
+_FUNC1 = {"sqrt": "jnp.sqrt", "exp": "jnp.exp", "ln": "jnp.log", "log": "jnp.log10",
+          "floor": "jnp.floor", "ceil": "jnp.ceil", "sin": "jnp.sin", "cos": "jnp.cos",
+          "tan": "jnp.tan", "asin": "jnp.arcsin", "acos": "jnp.arccos", "atan": "jnp.arctan",
+          "sinh": "jnp.sinh", "cosh": "jnp.cosh", "tanh": "jnp.tanh", "asinh": "jnp.arcsinh",
+          "acosh": "jnp.arccosh", "atanh": "jnp.arctanh", "fabs": "jnp.abs",
+          "ifcast": "rt.ifcast", "bfcast": "rt.bfcast", "ficast": "rt.ficast", "bicast": "rt.bicast",
+          "ibcast": "rt.ibcast", "fbcast": "rt.fbcast", "bnot": "jnp.logical_not",
+          "inot": "jnp.invert", "clog2": "rt.clog2"}
+_FUNC2 = {"pow": "jnp.power", "atan2": "jnp.arctan2", "hypot": "jnp.hypot", "fne": "rt.fne",
+          "idiv": "rt.idiv", "irem": "rt.irem", "frem": "jnp.fmod", "ishl": "rt.ishl",
+          "ishr": "rt.ishr"}
+
+ZERO_OF = {REAL: "rt.F64(0.0)", INT: "rt.I32(0)", BOOL: "rt.BOOL(False)", STR: "rt.I32(0)"}
+
+
+@dataclass
+class Stmt:
+    """One emitted statement: the names it defines and uses, and its text (or a nested loop)."""
+
+    defs: tuple[str, ...]
+    uses: tuple[str, ...]
+    text: str = ""
+    body: list["Stmt"] | None = None  # loop: body statements (emitted inside a nested def)
+    body_head: list[str] = field(default_factory=list)
+    body_tail: list[str] = field(default_factory=list)
+    keep: bool = False  # effects that must stay
+
+
+class CallbackLowering:
+    """How the caller wants callbacks translated (eval and init differ).
+
+    ``lower(emitter, instr, pred_expr_fn) -> list[Stmt]`` returns statements defining
+    ``instr.result`` (if any) and recording effects.
+    """
+
+    def lower(self, em: "FunctionEmitter", ins: Instr, block: str) -> list[Stmt]:  # pragma: no cover
+        raise NotImplementedError
+
+
+class FunctionEmitter:
+    """Emit one MIR function as a list of :class:`Stmt` (see module docstring)."""
+
+    def __init__(self, fn: Function, callbacks: CallbackLowering, describe: Callable[[str], str] | None = None):
+        self.fn = fn
+        self.cb = callbacks
+        self.describe = describe or (lambda v: "")
+        self.order = reverse_postorder(fn)
+        self.idom = dominators(fn, self.order)
+        self.loops = natural_loops(fn, self.order, self.idom)
+        self.rpo_index = {b: i for i, b in enumerate(self.order)}
+        self._tmp = 0
+        self._loop_of: dict[str, Loop] = {}
+        self._assign_loops(self.loops)
+        # preds restricted to reachable blocks
+        self.preds: dict[str, list[str]] = {b: [] for b in self.order}
+        for b in self.order:
+            for s in successors(fn, b):
+                if s in self.preds and b not in self.preds[s]:
+                    self.preds[s].append(b)
+        self.defined_consts: set[str] = set()
+        self.extra_defs: dict[str, list[Stmt]] = {}
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _assign_loops(self, loops: list[Loop]) -> None:
+        for lp in loops:
+            for b in lp.blocks:
+                self._loop_of[b] = lp  # innermost wins: children assigned after parents
+            self._assign_loops(lp.children)
+
+    def tmp(self, prefix: str = "t") -> str:
+        self._tmp += 1
+        return f"_{prefix}{self._tmp}"
+
+    def type_of(self, v: str) -> str:
+        return self.fn.types.get(v, REAL)
+
+    def const_stmt(self, v: str) -> Stmt:
+        t, val = self.fn.constants[v]
+        if t == REAL:
+            f = float(val)  # type: ignore[arg-type]
+            lit = "rt.F64(" + (repr(f) if f == f and abs(f) != float("inf") else f"float('{f}')") + ")"
+        elif t == INT:
+            lit = f"rt.I32({int(val)})"  # type: ignore[arg-type]
+        elif t == BOOL:
+            lit = f"rt.BOOL({bool(val)})"
+        else:
+            lit = f"rt.I32(STR[{val!r}])"
+        return Stmt((v,), (), f"{v} = {lit}")
+
+    # -- predicates ---------------------------------------------------------------------------
+    def _edge_cond(self, src: str, dst: str) -> tuple[str, str | None]:
+        """Condition of edge src→dst given src ran: ("T", None) or ("c", v) / ("!c", v)."""
+        t = self.fn.blocks[src].terminator
+        if t is None or t.opcode != "br" or t.targets[0] == t.targets[1]:
+            return ("T", None)
+        return ("c", t.operands[0]) if t.targets[0] == dst else ("!c", t.operands[0])
+
+    def relative_preds(self, d: str, targets: list[str], region_nodes: Callable[[str], str],
+                       out: list[Stmt], cache: dict) -> dict[str, str]:
+        """Predicates of the blocks in ``targets`` relative to block ``d`` (``d`` = True).
+
+        ``region_nodes(b)`` maps a block to the node it belongs to at this nesting level (a loop
+        header stands for its whole loop). Emits the needed statements into ``out``; ``cache``
+        memoises (d, node) → expression name across calls.
+        """
+        res: dict[str, str] = {}
+        for tgt in targets:
+            res[tgt] = self._rel(d, tgt, region_nodes, out, cache)
+        return res
+
+    def _rel(self, d: str, x: str, node_of: Callable[[str], str], out: list[Stmt], cache: dict) -> str:
+        if x == d:
+            return TRUE
+        key = (d, x)
+        if key in cache:
+            return cache[key]
+        # iterative post-order over predecessor graph restricted to nodes dominated by d
+        stack = [(x, False)]
+        while stack:
+            n, expanded = stack.pop()
+            if (d, n) in cache or n == d:
+                continue
+            preds = self.node_preds(n, node_of)
+            if not expanded:
+                stack.append((n, True))
+                for p in preds:
+                    if p != d and (d, p) not in cache:
+                        stack.append((p, False))
+                continue
+            terms = []
+            uses: list[str] = []
+            for p, cond in preds:
+                pe = TRUE if p == d else cache.get((d, p), "False")
+                term = self._and(pe, cond)
+                if term == TRUE:
+                    terms = [TRUE]
+                    break
+                if term != "False":
+                    terms.append(term)
+            if terms == [TRUE]:
+                cache[(d, n)] = TRUE
+                continue
+            if not terms:
+                cache[(d, n)] = "False"
+                continue
+            if len(terms) == 1 and _is_name(terms[0]):
+                cache[(d, n)] = terms[0]
+                continue
+            name = self.tmp("p")
+            expr = " | ".join(f"({t})" if not _is_name(t) else t for t in terms)
+            for t in terms:
+                uses.extend(_names_in(t))
+            out.append(Stmt((name,), tuple(uses), f"{name} = {expr}"))
+            cache[(d, n)] = name
+        return cache[key]
+
+    def node_preds(self, n: str, node_of: Callable[[str], str]) -> list[tuple[str, str]]:
+        """(pred node, condition expression) for node ``n`` at the current nesting level."""
+        res = []
+        lp = self._loop_header_loop(n, node_of)
+        for p in self.preds[n]:
+            if lp is not None and p in lp.blocks:
+                continue  # back edge into the loop header: not part of the acyclic level graph
+            pn = node_of(p)
+            if pn in self._loop_exit_flags:
+                flag = self._loop_exit_flags[pn].get((p, n))
+                res.append((pn, flag if flag is not None else "False"))
+                continue
+            kind, c = self._edge_cond(p, n)
+            res.append((pn, TRUE if kind == "T" else (c if kind == "c" else f"jnp.logical_not({c})")))
+        return res
+
+    def _loop_header_loop(self, n: str, node_of) -> Loop | None:
+        lp = self._loop_of.get(n)
+        while lp is not None:
+            if lp.header == n:
+                return lp
+            lp = lp.parent
+        return None
+
+    @staticmethod
+    def _and(a: str, b: str) -> str:
+        if a == TRUE:
+            return b
+        if b == TRUE:
+            return a
+        if a == "False" or b == "False":
+            return "False"
+        return f"{a} & {b}" if _is_name(b) or b.startswith("jnp.") else f"{a} & ({b})"
+
+    # -- emission -----------------------------------------------------------------------------
+    _loop_exit_flags: dict[str, dict[tuple[str, str], str]] = {}
+
+    def emit(self) -> list[Stmt]:
+        self._loop_exit_flags = {}
+        out: list[Stmt] = []
+        for v in sorted(self.fn.constants, key=lambda s: int(s[1:]) if s[1:].isdigit() else 0):
+            out.append(self.const_stmt(v))
+        self._emit_level(self.order, self.fn.entry, self.loops, out, top=True)
+        return out
+
+    def _emit_level(self, blocks: list[str], entry: str, loops: list[Loop], out: list[Stmt], top: bool) -> None:
+        """Emit the blocks of one nesting level (``blocks`` in RPO) with entry ``entry``."""
+        header_of: dict[str, Loop] = {}
+        for lp in loops:
+            for b in lp.blocks:
+                header_of[b] = lp
+
+        def node_of(b: str) -> str:
+            lp = header_of.get(b)
+            return lp.header if lp is not None else b
+
+        cache: dict = {}
+        self._level_cache = cache
+        self._level_entry = entry
+        self._level_node_of = node_of
+        done_loops: set[str] = set()
+        for b in blocks:
+            lp = header_of.get(b)
+            if lp is not None:
+                if lp.header in done_loops:
+                    continue
+                done_loops.add(lp.header)
+                self._emit_loop(lp, entry, node_of, out, cache)
+                # restore level context (nested emission changed it)
+                self._level_cache, self._level_entry, self._level_node_of = cache, entry, node_of
+                continue
+            self._emit_block(b, entry, node_of, out, cache)
+
+    def global_pred(self, b: str, out: list[Stmt]) -> str:
+        """Predicate of block ``b`` relative to the entry of the current nesting level."""
+        return self._rel(self._level_entry, self._level_node_of(b), self._level_node_of, out, self._level_cache)
+
+    def _emit_block(self, b: str, entry: str, node_of, out: list[Stmt], cache: dict) -> None:
+        blk = self.fn.blocks[b]
+        for ins in blk.instrs:
+            if ins.opcode in ("br", "jmp"):
+                continue
+            if ins.opcode == "phi" and b == getattr(self, "_skip_phis_in", None):
+                continue  # loop header phi: bound from the while_loop carry
+            if ins.opcode == "exit":
+                out.extend(self.cb.lower_exit(self, b))
+                continue
+            if ins.opcode == "phi":
+                out.extend(self._emit_phi(b, ins, node_of, out, cache))
+                continue
+            if ins.opcode == "call":
+                out.extend(self.cb.lower(self, ins, b))
+                continue
+            out.append(self._emit_op(ins))
+
+    def _emit_phi(self, b: str, ins: Instr, node_of, out: list[Stmt], cache: dict) -> list[Stmt]:
+        assert ins.result is not None
+        incoming = [(p, v) for p, v in ins.phi_operands if p in self.preds.get(b, [])]
+        if not incoming:
+            incoming = list(ins.phi_operands)
+        vals = [v for _, v in incoming]
+        if len(set(vals)) == 1:
+            return [Stmt((ins.result,), (vals[0],), f"{ins.result} = {vals[0]}")]
+        d = self.idom[b]
+        assert d is not None
+        dn = node_of(d)
+        # predicate of each incoming edge relative to idom(b)
+        edge_preds = []
+        for p, v in incoming:
+            pn = node_of(p)
+            pe = self._rel(dn, pn, node_of, out, cache) if pn != dn else TRUE
+            if pn in self._loop_exit_flags:
+                cond = self._loop_exit_flags[pn].get((p, b), "False")
+            else:
+                kind, c = self._edge_cond(p, b)
+                cond = TRUE if kind == "T" else (c if kind == "c" else f"jnp.logical_not({c})")
+            edge_preds.append((self._and(pe, cond), v))  # type: ignore[arg-type]
+        expr = edge_preds[-1][1]
+        uses = [expr]
+        for e, v in reversed(edge_preds[:-1]):
+            expr = f"jnp.where({e}, {v}, {expr})"
+            uses.extend(_names_in(e))
+            uses.append(v)
+        return [Stmt((ins.result,), tuple(uses), f"{ins.result} = {expr}")]
+
+    def _emit_op(self, ins: Instr) -> Stmt:
+        op, r, a = ins.opcode, ins.result, ins.operands
+        assert r is not None
+        if op in _BINOP:
+            text = f"{r} = {a[0]} {_BINOP[op]} {a[1]}"
+        elif op in ("fneg", "ineg"):
+            text = f"{r} = -{a[0]}"
+        elif op == "optbarrier":
+            text = f"{r} = {a[0]}"
+        elif op in _FUNC1:
+            text = f"{r} = {_FUNC1[op]}({a[0]})"
+        elif op in _FUNC2:
+            text = f"{r} = {_FUNC2[op]}({a[0]}, {a[1]})"
+        else:
+            raise Va2JaxError(f"unsupported MIR opcode {op!r} (value {r}) in the {self.fn.name} function")
+        desc = self.describe(r)
+        if desc:
+            text += f"  # {desc}"
+        return Stmt((r,), tuple(a), text)
+
+    # -- loops --------------------------------------------------------------------------------
+    def _emit_loop(self, lp: Loop, outer_entry: str, outer_node_of, out: list[Stmt], outer_cache: dict) -> None:
+        fn = self.fn
+        h = lp.header
+        lid = self.tmp("loop")
+        body_blocks = [b for b in self.order if b in lp.blocks]
+        header_phis = [i for i in fn.blocks[h].instrs if i.opcode == "phi"]
+        # values defined in the loop
+        defined: list[str] = []
+        for b in body_blocks:
+            for i in fn.blocks[b].instrs:
+                if i.result:
+                    defined.append(i.result)
+        dset = set(defined)
+        # live-outs: used outside the loop
+        live: list[str] = []
+        used_outside: set[str] = set()
+        for b in self.order:
+            if b in lp.blocks:
+                continue
+            for i in fn.blocks[b].instrs:
+                used_outside.update(i.operands)
+                used_outside.update(v for _, v in i.phi_operands)
+        used_outside.update(self.function_outputs())
+        live = [v for v in defined if v in used_outside]
+        # exit edges
+        exits = [(b, s) for b in body_blocks for s in successors(fn, b) if s not in lp.blocks]
+        # entry predicate at the outer level and initial header phi values
+        entry_pred = self._rel(outer_entry, h, outer_node_of, out, outer_cache) if h != outer_entry else TRUE
+        init_vals = []
+        for ph in header_phis:
+            outside = [(p, v) for p, v in ph.phi_operands if p not in lp.blocks and p in self.preds.get(h, [])]
+            if not outside:
+                outside = [(p, v) for p, v in ph.phi_operands if p not in lp.blocks]
+            if len(outside) == 1 or len({v for _, v in outside}) == 1:
+                init_vals.append(outside[0][1])
+            else:  # several entry edges: select relative to the header's dominator
+                d = outer_node_of(self.idom[h])  # type: ignore[arg-type]
+                expr = outside[-1][1]
+                for p, v in reversed(outside[:-1]):
+                    pe = self._and(self._rel(d, outer_node_of(p), outer_node_of, out, outer_cache),
+                                   self._cond_expr(p, h))
+                    expr = f"jnp.where({pe}, {v}, {expr})"
+                tmpv = self.tmp("init")
+                out.append(Stmt((tmpv,), tuple(_names_in(expr)), f"{tmpv} = {expr}"))
+                init_vals.append(tmpv)
+        carry_names = ([f"{ph.result}" for ph in header_phis] + [f"{v}" for v in live]
+                       + [f"{lid}_x{k}" for k in range(len(exits))] + [f"{lid}_go"])
+        init_exprs = (init_vals + [ZERO_OF.get(self.type_of(v), "rt.F64(0.0)") for v in live]
+                      + ["rt.BOOL(False)"] * len(exits) + [f"rt.BOOL({entry_pred})" if entry_pred in (TRUE, "False") else entry_pred])
+        # --- body
+        body: list[Stmt] = []
+        saved = (self._level_cache, self._level_entry, self._level_node_of, dict(self._loop_exit_flags))
+        carry_in = self.tmp("c")
+        unpack = [f"{ph.result} = {carry_in}[{k}]" for k, ph in enumerate(header_phis)]
+        inner_blocks = [b for b in body_blocks]
+        # header phis come from the carry: emit the header without its phis
+        self._skip_phis_in = h
+        self._emit_level_loop_body(inner_blocks, h, lp.children, body)
+        self._skip_phis_in = None
+        body_cache, body_node_of = self._level_cache, self._level_node_of
+        latches = [b for b in self.preds[h] if b in lp.blocks]
+        # next values of header phis
+        tail_lines = []
+        next_names = []
+        for ph in header_phis:
+            lat = [(p, v) for p, v in ph.phi_operands if p in lp.blocks]
+            expr = lat[-1][1]
+            for p, v in reversed(lat[:-1]):
+                pe = self._and(self._rel(h, body_node_of(p), body_node_of, body, body_cache), self._cond_expr(p, h))
+                expr = f"jnp.where({pe}, {v}, {expr})"
+            nn = self.tmp("n")
+            body.append(Stmt((nn,), tuple(_names_in(expr)), f"{nn} = {expr}"))
+            next_names.append(nn)
+        back_terms = []
+        for p in latches:
+            pe = self._and(self._rel(h, body_node_of(p), body_node_of, body, body_cache), self._cond_expr(p, h))
+            back_terms.append(pe)
+        go = self.tmp("go")
+        body.append(Stmt((go,), tuple(n for t in back_terms for n in _names_in(t)),
+                         f"{go} = " + (" | ".join(f"({t})" for t in back_terms) if back_terms else "rt.BOOL(False)")))
+        exit_names = []
+        for k, (src, dst) in enumerate(exits):
+            pe = self._and(self._rel(h, body_node_of(src), body_node_of, body, body_cache), self._cond_expr(src, dst))
+            en = self.tmp("x")
+            body.append(Stmt((en,), tuple(_names_in(pe)), f"{en} = rt.BOOL(True) & ({pe})" if pe != "False" else f"{en} = rt.BOOL(False)"))
+            exit_names.append(en)
+        ret = next_names + live + exit_names + [go]
+        body.append(Stmt((), tuple(ret), f"return ({', '.join(ret)},)", keep=True))
+        self._level_cache, self._level_entry, self._level_node_of, self._loop_exit_flags = saved
+        # values used inside the body but defined outside (closure captures)
+        body_defs = {d for s in body for d in s.defs} | set(carry_names)
+        captured = sorted({u for s in body for u in s.uses if u not in body_defs and not u.startswith("rt.")})
+        res_name = self.tmp("r")
+        out_defs = tuple(carry_names[:-1])
+        init_tuple = ", ".join(init_exprs)
+        st = Stmt(out_defs, tuple(captured) + tuple(n for e in init_exprs for n in _names_in(e)),
+                  body=body, keep=False)
+        st.body_head = [f"def {lid}_body({carry_in}):"] + ["    " + u for u in unpack]
+        st.text = (f"{res_name} = lax.while_loop(lambda c: c[-1], {lid}_body, ({init_tuple},))\n"
+                   f"({', '.join(carry_names[:-1])}, _) = {res_name}")
+        # header phis' values after the loop are the last iteration's (carried separately as live)
+        out.append(st)
+        flags = {}
+        for k, e in enumerate(exits):
+            flags[e] = f"{lid}_x{k}"
+        self._loop_exit_flags[h] = flags
+        # within the body, header phi names refer to carry; live names after loop are final values
+
+    def _emit_level_loop_body(self, blocks: list[str], header: str, children: list[Loop], body: list[Stmt]) -> None:
+        self._emit_level(blocks, header, children, body, top=False)
+
+    def _cond_expr(self, src: str, dst: str) -> str:
+        kind, c = self._edge_cond(src, dst)
+        return TRUE if kind == "T" else (c if kind == "c" else f"jnp.logical_not({c})")  # type: ignore[return-value]
+
+    def function_outputs(self) -> set[str]:
+        return getattr(self, "_outputs", set())
+
+
+def _is_name(s: str) -> bool:
+    return s.replace("_", "a").isalnum() and not s[0].isdigit()
+
+
+def _names_in(expr: str) -> list[str]:
+    import re
+
+    return [m for m in re.findall(r"[A-Za-z_][A-Za-z_0-9]*", expr)
+            if m not in ("jnp", "where", "logical_not", "rt", "True", "False", "BOOL", "lax")]
+
+
+def eliminate_dead(stmts: list[Stmt], live: set[str]) -> list[Stmt]:
+    """Drop statements whose definitions nothing live uses (backwards sweep; loops kept whole)."""
+    live = set(live)
+    kept: list[Stmt] = []
+    for st in reversed(stmts):
+        if st.keep or any(d in live for d in st.defs):
+            kept.append(st)
+            live.update(st.uses)
+            if st.body is not None:
+                for s in st.body:
+                    live.update(s.uses)
+    kept.reverse()
+    return kept
+
+
+def render(stmts: list[Stmt], indent: str = "    ") -> list[str]:
+    lines: list[str] = []
+    for st in stmts:
+        if st.body is not None:
+            lines.extend(indent + h for h in st.body_head)
+            lines.extend(render(st.body, indent + "    "))
+            for ln in st.text.split("\n"):
+                lines.append(indent + ln)
+        else:
+            for ln in st.text.split("\n"):
+                lines.append(indent + ln)
+    return lines

@@ -1,0 +1,280 @@
+"""ModuleIR → one readable Python/JAX module with ``init(inp, sp)`` and ``eval(inp, sp)``.
+
+``init`` is OpenVAF's init function (parameter defaults, bounds checks, temperature-dependent
+pre-computation); ``eval`` the bias-dependent part (residuals and Jacobians). Both work on one
+instance (scalars) and are ``vmap``-ed by :class:`va2jax.Model`. Inputs are dicts keyed by MIR value
+name (``inp``) plus the simulator parameters (``sp``, a dict of float64 scalars); outputs are dicts:
+
+* init: ``cache<k>`` (cache slots for eval), ``param:<name>`` (parameter values after defaults),
+  ``collapse<k>`` (collapse decision of pair k), ``flag<k>`` (bound violation k fired);
+* eval: ``rr<i>``/``rq<i>`` (resistive/reactive residual of node i), ``jr<k>``/``jq<k>``
+  (Jacobian entry k), ``lr<i>``/``lq<i>`` (limiting RHS), ``ns<k>`` (state k stored by ``$limit``).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from ..errors import Va2JaxError
+from ..mir import REAL, STR, Function, Instr, ModuleIR
+from ..simparams import DEFAULT_SIM_PARAMS
+from ._emit import FunctionEmitter, Stmt, eliminate_dead, render, _names_in
+
+GENERATOR_VERSION = "1"
+
+
+@dataclass
+class InitFlag:
+    """A bound-violation (or ``$finish`` in setup) event of init, with the parameters it concerns."""
+
+    output: str
+    params: tuple[str, ...]
+    kind: str  # "bound" or "exit"
+
+
+@dataclass
+class GeneratedModule:
+    """What the generator produced for one module."""
+
+    source: str
+    init_outputs: list[str]
+    eval_outputs: list[str]
+    flags: list[InitFlag]
+    strings: dict[str, int]
+    simparams: list[str]
+    noise_outputs: list[str] = field(default_factory=list)
+
+
+class _Lowering:
+    """Callback lowering shared by init and eval."""
+
+    def __init__(self, fn: Function, strings: dict[str, int], is_init: bool, mod: ModuleIR):
+        self.fn = fn
+        self.strings = strings
+        self.is_init = is_init
+        self.mod = mod
+        self.flags: list[InitFlag] = []
+        self.simparams: set[str] = set()
+        self.stores: dict[int, str] = {}  # state index -> current chain variable
+        self.new_state_params = {p.name: p.value for p in fn.params if p.kind == "new_state"}
+
+    def _str(self, v: str) -> str:
+        t, val = self.fn.constants.get(v, (None, None))
+        if t != STR:
+            raise Va2JaxError(f"{self.mod.source}: string argument {v} of a callback is unknown")
+        return str(val)
+
+    def _simparam(self, em: FunctionEmitter, ins: Instr, with_default: bool) -> list[Stmt]:
+        name = self._str(ins.operands[0])
+        r = ins.result
+        if name in DEFAULT_SIM_PARAMS:
+            self.simparams.add(name)
+            return [Stmt((r,), (), f"{r} = sp[{name!r}]  # $simparam({name!r})")]  # type: ignore[arg-type]
+        if with_default:
+            d = ins.operands[1]
+            cast = "rt.ifcast" if em.type_of(d) != REAL else ""
+            return [Stmt((r,), (d,), f"{r} = {cast}({d})  # $simparam({name!r}, default) — not a known simulator parameter")]  # type: ignore[arg-type]
+        raise Va2JaxError(f"{self.mod.source}: $simparam({name!r}) has no default and is not a simulator parameter va2jax knows")
+
+    def lower(self, em: FunctionEmitter, ins: Instr, block: str) -> list[Stmt]:
+        cb = self.fn.callbacks.get(ins.func_ref or "")
+        kind = cb.kind if cb else "?"
+        r = ins.result
+        out: list[Stmt] = []
+        if kind == "SimParamOpt":
+            return self._simparam(em, ins, True)
+        if kind == "SimParam":
+            return self._simparam(em, ins, False)
+        if kind in ("Print", "CollapseHint", "LimDiscontinuity"):
+            return []
+        if kind == "Flag":
+            pred = em.global_pred(block, out)
+            k = len(self.flags)
+            name = f"_flag{k}"
+            params = self._flag_params(em, block)
+            self.flags.append(InitFlag(f"flag{k}", params, "bound"))
+            out.append(Stmt((name,), tuple(_names_in(pred)), f"{name} = rt.BOOL(True) & ({pred})  # bound check failed: {', '.join(params) or '?'}"))
+            return out
+        if kind == "Analysis":
+            name = self._str(ins.operands[0])
+            return [Stmt((r,), ("analysis",), f"{r} = rt.analysis(analysis, {name!r})")]  # type: ignore[arg-type]
+        if kind == "StoreLimit":
+            m = re.search(r"lim_state(\d+)", cb.text)  # type: ignore[union-attr]
+            k = int(m.group(1)) if m else 0
+            a = ins.operands[0]
+            pred = em.global_pred(block, out)
+            prev = self.stores.get(k, "rt.F64(0.0)")
+            var = f"_ns{k}"
+            self.stores[k] = var
+            uses = (a,) + tuple(_names_in(pred)) + ((prev,) if not prev.startswith("rt.") else ())
+            out.append(Stmt((var,), uses, f"{var} = jnp.where({pred}, {a}, {prev})  # $limit state {k}"))
+            pname = self.new_state_params.get(f"new_state_{k}")
+            if pname:
+                out.append(Stmt((pname,), (var,), f"{pname} = {var}"))
+            if r:
+                out.append(Stmt((r,), (a,), f"{r} = {a}"))
+            return out
+        if kind in ("WhiteNoise", "FlickerNoise", "NoiseTable"):
+            # a noise source contributes nothing to the large-signal residual
+            return [Stmt((r,), (), f"{r} = rt.F64(0.0)  # {cb.text}")] if r else []  # type: ignore[union-attr]
+        if kind == "SetRetFlag":
+            return []
+        raise Va2JaxError(
+            f"{self.mod.source}: module {self.mod.name}: simulator callback {cb.text if cb else ins.func_ref!r} "
+            f"is not supported by va2jax's code generator yet")
+
+    def lower_exit(self, em: FunctionEmitter, block: str) -> list[Stmt]:
+        out: list[Stmt] = []
+        pred = em.global_pred(block, out)
+        k = len(self.flags)
+        name = f"_flag{k}"
+        self.flags.append(InitFlag(f"flag{k}", (), "exit"))
+        out.append(Stmt((name,), tuple(_names_in(pred)), f"{name} = rt.BOOL(True) & ({pred})  # $finish/$fatal in setup"))
+        return out
+
+    def _flag_params(self, em: FunctionEmitter, block: str) -> tuple[str, ...]:
+        """Parameters whose bound check guards ``block`` (nearest dominating branch on params)."""
+        defs: dict[str, Instr] = {}
+        for i in self.fn.instructions():
+            if i.result:
+                defs[i.result] = i
+        pnames = {p.value: p.name for p in self.fn.params if p.kind == "param"}
+        b: str | None = em.idom.get(block)
+        while b is not None:
+            t = self.fn.blocks[b].terminator
+            if t is not None and t.opcode == "br":
+                found: set[str] = set()
+                work, seen = [t.operands[0]], set()
+                while work and len(seen) < 400:
+                    v = work.pop()
+                    if v in seen:
+                        continue
+                    seen.add(v)
+                    if v in pnames:
+                        found.add(pnames[v])
+                    ins = defs.get(v)
+                    if ins is not None:
+                        work.extend(ins.operands)
+                        work.extend(x for _, x in ins.phi_operands)
+                if found:
+                    return tuple(sorted(found))
+            b = em.idom.get(b)
+        return ()
+
+
+def _param_final_values(fn: Function) -> dict[str, str]:
+    """For each init ``param`` input, the value holding it after defaults are applied.
+
+    OpenVAF's init selects ``given ? value : default`` with a phi at the join of a branch on the
+    parameter's given flag; that phi (one of whose operands is the raw input) is the final value.
+    """
+    given = {p.name: p.value for p in fn.params if p.kind == "param_given"}
+    raw = {p.value: p.name for p in fn.params if p.kind == "param"}
+    branch_on: dict[str, str] = {}
+    for b in fn.blocks.values():
+        t = b.terminator
+        if t is not None and t.opcode == "br":
+            branch_on[b.name] = t.operands[0]
+    from ..mir._cfg import dominators
+    idom = dominators(fn)
+    res: dict[str, str] = {}
+    for b in fn.blocks.values():
+        for ins in b.instrs:
+            if ins.opcode != "phi":
+                continue
+            for _, v in ins.phi_operands:
+                if v in raw:
+                    name = raw[v]
+                    d = idom.get(b.name)
+                    if d is not None and branch_on.get(d) == given.get(name) and name not in res:
+                        res[name] = ins.result  # type: ignore[assignment]
+    for v, name in raw.items():
+        res.setdefault(name, v)
+    return res
+
+
+def _describe(fn: Function) -> dict[str, str]:
+    return {p.value: f"{p.kind} {p.name}" for p in fn.params}
+
+
+def _gen_function(fn: Function, outputs: dict[str, str], lowering: _Lowering, fname: str,
+                  extra_inputs: list[str]) -> list[str]:
+    em = FunctionEmitter(fn, lowering)
+    em._outputs = set(outputs.values())  # type: ignore[attr-defined]
+    stmts: list[Stmt] = []
+    for p in fn.params:
+        if p.kind == "new_state":
+            stmts.append(Stmt((p.value,), (), f"{p.value} = rt.F64(0.0)  # new_state {p.name} (set by $limit)"))
+        else:
+            stmts.append(Stmt((p.value,), (), f"{p.value} = inp[{p.value!r}]  # {p.kind} {p.name}"))
+    for x in extra_inputs:
+        stmts.append(Stmt((x,), (), f"{x} = inp[{x!r}]"))
+    stmts.extend(em.emit())
+    flag_vars = [f"_flag{k}" for k in range(len(lowering.flags))] if lowering.is_init else []
+    live = set(outputs.values()) | set(flag_vars)
+    stmts = eliminate_dead(stmts, live)
+    lines = [f"def {fname}(inp, sp):"]
+    lines.extend(render(stmts))
+    ret = [f"{k!r}: {v}" for k, v in outputs.items()]
+    if lowering.is_init:
+        ret += [f"'flag{k}': _flag{k}" for k in range(len(lowering.flags))]
+    lines.append("    return {" + ", ".join(ret) + "}")
+    return lines
+
+
+def generate(mod: ModuleIR) -> GeneratedModule:
+    """Generate the Python/JAX source of one module."""
+    strings: dict[str, int] = {}
+    for fn in (mod.eval, mod.init):
+        for k, (t, v) in fn.constants.items():
+            if t == STR and v not in strings:
+                strings[str(v)] = len(strings)
+    # init outputs
+    init_out: dict[str, str] = {}
+    for slot, (iv, _ep) in enumerate(mod.cache):
+        init_out[f"cache{slot}"] = iv
+    finals = _param_final_values(mod.init)
+    for name, v in finals.items():
+        init_out[f"param:{name}"] = v
+    for k, cp in enumerate(mod.collapsible):
+        if cp.decision is not None:
+            init_out[f"collapse{k}"] = cp.decision[0]
+    # eval outputs
+    ev_out: dict[str, str] = {}
+    for r in mod.residuals:
+        for key, v in (("rr", r.resist), ("rq", r.react), ("lr", r.resist_lim_rhs), ("lq", r.react_lim_rhs)):
+            if v is not None:
+                ev_out[f"{key}{r.node}"] = v
+    for k, j in enumerate(mod.jacobian):
+        if j.resist is not None:
+            ev_out[f"jr{k}"] = j.resist
+        if j.react is not None:
+            ev_out[f"jq{k}"] = j.react
+    init_low = _Lowering(mod.init, strings, True, mod)
+    eval_low = _Lowering(mod.eval, strings, False, mod)
+    init_lines = _gen_function(mod.init, init_out, init_low, "init", [])
+    eval_lines = _gen_function(mod.eval, ev_out, eval_low, "eval", ["analysis"])
+    for k, var in eval_low.stores.items():
+        ev_out[f"ns{k}"] = var
+    # add state outputs to eval's return (they are defined in the body)
+    if eval_low.stores:
+        eval_lines[-1] = eval_lines[-1][:-1] + ", " + ", ".join(
+            f"'ns{k}': {var}" for k, var in eval_low.stores.items()) + "}"
+    header = [
+        f'"""JAX code for Verilog-A module {mod.name!r} — generated by va2jax (generator {GENERATOR_VERSION}).',
+        "",
+        f"Source: {mod.source}",
+        "Do not edit: regenerate with `va2jax compile`.",
+        '"""',
+        "import jax.numpy as jnp",
+        "from jax import lax",
+        "",
+        "from va2jax.codegen import _rt as rt",
+        "",
+        f"STR = {strings!r}",
+        "",
+        "",
+    ]
+    src = "\n".join(header + init_lines + ["", ""] + eval_lines) + "\n"
+    return GeneratedModule(src, list(init_out) + [f.output for f in init_low.flags], list(ev_out),
+                           init_low.flags, strings, sorted(init_low.simparams | eval_low.simparams))
