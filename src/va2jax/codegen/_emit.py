@@ -155,7 +155,7 @@ class FunctionEmitter:
             preds = self.node_preds(n, node_of)
             if not expanded:
                 stack.append((n, True))
-                for p in preds:
+                for p, _c in preds:
                     if p != d and (d, p) not in cache:
                         stack.append((p, False))
                 continue

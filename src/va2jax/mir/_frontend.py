@@ -337,6 +337,7 @@ def convert_module(m, source: Path) -> ModuleIR:
             decision = (dv.lstrip("!"), neg)
         b = int(cp["node2_idx"])
         collapsible.append(CollapsePair(int(cp["node1_idx"]), None if b == _GROUND else b, decision))
+    _mark_collapse_hints(initf, collapsible)
     defaults = m.get_param_defaults()
     params: list[ParamInfo] = []
     for p in desc["params"]:
@@ -361,6 +362,29 @@ def convert_module(m, source: Path) -> ModuleIR:
     for fn in (evalf, initf):
         fn.types = infer_types(fn, ptypes)
     return mod
+
+
+def _mark_collapse_hints(fn: Function, pairs: list[CollapsePair]) -> None:
+    """Re-label init ``Flag`` callbacks that are collapse hints.
+
+    A collapse hint is a no-operand call reached when a collapse decision value holds (its block
+    is the target of a branch on that value); bound-check failures are the other ``Flag`` calls.
+    """
+    decisions = {cp.decision[0] for cp in pairs if cp.decision is not None}
+    if not decisions:
+        return
+    branch_into: dict[str, str] = {}
+    for b in fn.blocks.values():
+        t = b.terminator
+        if t is not None and t.opcode == "br":
+            for tgt in t.targets:
+                branch_into[tgt] = t.operands[0]
+    for b in fn.blocks.values():
+        for ins in b.instrs:
+            if ins.opcode == "call" and fn.callbacks.get(ins.func_ref or "") is not None:
+                cb = fn.callbacks[ins.func_ref]  # type: ignore[index]
+                if cb.kind == "Flag" and branch_into.get(b.name) in decisions:
+                    fn.callbacks[cb.name] = Callback(cb.name, "CollapseHint", "CollapseHint", 0, 0)
 
 
 def load_modules(path: str | os.PathLike[str]) -> list[ModuleIR]:

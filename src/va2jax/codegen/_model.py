@@ -1,0 +1,564 @@
+"""The public :class:`Model`: a Verilog-A module compiled to JAX, with setup and eval.
+
+Conventions (identical to :mod:`va2jax.osdi`, so results compare entry by entry):
+
+* unknowns are the OSDI descriptor's nodes, in its order (``Model.nodes``); voltages in V, flow
+  unknowns in A;
+* residuals are OSDI's: resistive ``f`` (A) and reactive ``q`` (C) with f(x) + dq/dt = 0; Jacobians
+  are dense ``(n, n)``, row = residual node, column = unknown;
+* node collapsing per instance: each node maps to the lowest-index node of its merged set, or to
+  ground; a collapsed node's row and column are zero and its contribution appears at its
+  representative; rows/columns merged into ground are dropped.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import numbers
+import os
+import pickle
+import re
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from .._paths import cache_dir
+from ..errors import Va2JaxError, suggest
+from ..mir import INT, REAL, STR, ModuleIR, ParamInfo
+from ..simparams import DEFAULT_SIM_PARAMS
+from ._generate import GENERATOR_VERSION, GeneratedModule, generate
+
+_ANALYSIS = {"noise": 1024, "dc": 2048, "ac": 4096, "tran": 8192, "ic": 16384, "static": 32768,
+             "nodeset": 65536}
+
+
+def _jax():
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    return jax
+
+
+@dataclass(frozen=True)
+class ModelParam:
+    """A model parameter: canonical name, aliases, type (``real``/``int``/``str``), kind
+    (``"model"`` or ``"instance"``), units, description and literal default (if known)."""
+
+    name: str
+    aliases: tuple[str, ...]
+    type: str
+    kind: str
+    units: str
+    description: str
+    default: float | None
+
+
+class EvalOutput:
+    """Result of :meth:`Model.eval` (arrays with the batch shape in front).
+
+    ``residual_resist`` (…, n) A, ``residual_react`` (…, n) C, ``jacobian_resist`` (…, n, n) S,
+    ``jacobian_react`` (…, n, n) F, ``lim_rhs_resist``/``lim_rhs_react`` (…, n), ``states`` (…, s).
+    """
+
+    def __init__(self, d: dict[str, Any]):
+        self.residual_resist = d["residual_resist"]
+        self.residual_react = d["residual_react"]
+        self.jacobian_resist = d["jacobian_resist"]
+        self.jacobian_react = d["jacobian_react"]
+        self.lim_rhs_resist = d["lim_rhs_resist"]
+        self.lim_rhs_react = d["lim_rhs_react"]
+        self.states = d["states"]
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class Model:
+    """A Verilog-A module compiled to JAX. Create with :func:`va2jax.compile_va`.
+
+    Attributes: ``name``, ``nodes`` (names, OSDI order), ``node_kinds``, ``num_terminals``,
+    ``terminals``, ``params`` (name → :class:`ModelParam`), ``num_states``, ``source`` (the
+    generated Python code), ``source_path`` (where it is cached).
+    """
+
+    def __init__(self, ir: ModuleIR, gen: GeneratedModule, source_path: Path):
+        self.ir = ir
+        self.gen = gen
+        self.name = ir.name
+        self.nodes = tuple(n.name for n in ir.nodes)
+        self.node_kinds = tuple(n.kind for n in ir.nodes)
+        self.num_terminals = ir.num_terminals
+        self.terminals = self.nodes[: ir.num_terminals]
+        self.num_states = ir.num_states
+        self.source = gen.source
+        self.source_path = source_path
+        self.params: dict[str, ModelParam] = {}
+        self._lookup: dict[str, str] = {}
+        for p in ir.params:
+            mp = ModelParam(p.name, p.aliases, p.type, "instance" if p.is_instance else "model",
+                            p.units, p.description, p.default)
+            self.params[p.name] = mp
+            for nm in (p.name, *p.aliases):
+                self._lookup.setdefault(nm.lower(), p.name)
+        # $mfactor is an implicit instance parameter in OSDI ("m")
+        for nm in ("m", "$mfactor", "mfactor"):
+            self._lookup.setdefault(nm, "$mfactor")
+        self._module = self._import(source_path)
+        self._init_jit: dict = {}
+        self._eval_jit: dict = {}
+        self._build_tables()
+
+    # ---------------------------------------------------------------------------------------
+    @staticmethod
+    def _import(path: Path):
+        name = "va2jax_generated_" + hashlib.sha1(str(path).encode()).hexdigest()[:12]
+        spec = importlib.util.spec_from_file_location(name, path)
+        mod = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+        spec.loader.exec_module(mod)  # type: ignore[union-attr]
+        return mod
+
+    def _build_tables(self) -> None:
+        ir = self.ir
+        n = len(ir.nodes)
+        names = {nd.name: i for i, nd in enumerate(ir.nodes)}
+        lower = {nd.name.lower(): i for i, nd in enumerate(ir.nodes)}
+
+        def node(nm: str) -> int:
+            if nm in names:
+                return names[nm]
+            if nm.lower() in lower:
+                return lower[nm.lower()]
+            return -1
+
+        implicit = [i for i, nd in enumerate(ir.nodes) if nd.kind == "Implicit"]
+        # eval inputs: how each is obtained
+        self._eval_inputs: list[tuple[str, str, Any]] = []  # (value, how, data)
+        used = _used_values(ir.eval)
+        for p in ir.eval.params:
+            if p.kind == "new_state":
+                continue
+            how: str
+            data: Any = None
+            if p.kind == "voltage":
+                a, b = _pair(p.name)
+                ia, ib = node(a), (node(b) if b is not None else -1)
+                if ia < 0 or (b is not None and ib < 0):
+                    if p.value in used:
+                        raise Va2JaxError(f"{ir.source}: cannot map probe {p.name} to unknowns {self.nodes}")
+                    how = "zero"
+                else:
+                    how, data = "volt", (ia, ib)
+            elif p.kind == "current":
+                a, b = _pair(p.name)
+                flow = node(f"flow({a},{b})" if b is not None else f"flow({a})")
+                if flow < 0:
+                    if p.value in used:
+                        raise Va2JaxError(f"{ir.source}: branch current probe {p.name} has no flow unknown")
+                    how = "zero"
+                else:
+                    how, data = "volt", (flow, -1)
+            elif p.kind == "implicit_unknown":
+                k = int(re.sub(r"\D", "", p.name) or 0)
+                how, data = "volt", (implicit[k], -1)
+            elif p.kind == "param":
+                how, data = "param", p.name
+            elif p.kind == "param_given":
+                how, data = "given", p.name
+            elif p.kind == "temperature":
+                how = "temp"
+            elif p.kind == "sysfun":
+                how = "mfactor"
+            elif p.kind == "cache":
+                how, data = "cache", int(re.sub(r"\D", "", p.name))
+            elif p.kind == "enable_lim":
+                how = "enable_lim"
+            elif p.kind == "prev_state":
+                how, data = "prev_state", int(re.sub(r"\D", "", p.name))
+            elif p.kind == "port_connected":
+                how = "true"
+            elif p.kind in ("hidden_state", "enable_integration"):
+                if p.value in used:
+                    raise Va2JaxError(f"{ir.source}: eval input kind {p.kind!r} ({p.name}) is not supported yet")
+                how = "zero"
+            else:
+                if p.value in used:
+                    raise Va2JaxError(f"{ir.source}: eval input kind {p.kind!r} ({p.name}) is not supported")
+                how = "zero"
+            self._eval_inputs.append((p.value, how, data))
+        self._n = n
+        self._jr = [(k, j.row, j.col) for k, j in enumerate(ir.jacobian)]
+        self._pairs = [(cp.a, -1 if cp.b is None else cp.b, k if cp.decision is not None else None,
+                        bool(cp.decision[1]) if cp.decision is not None else False)
+                       for k, cp in enumerate(ir.collapsible)]
+
+    # ---------------------------------------------------------------------------------------
+    def canonical_param(self, name: str) -> str:
+        """Canonical parameter name for ``name`` (case-insensitive, aliases allowed)."""
+        key = name.lower()
+        if key not in self._lookup:
+            raise Va2JaxError(f"module {self.name}: unknown parameter {name!r}"
+                              + suggest(name, list(self._lookup)))
+        return self._lookup[key]
+
+    def _init_inputs(self, params: Mapping[str, Any], temperature: Any, shape: tuple[int, ...]):
+        import jax.numpy as jnp
+
+        vals: dict[str, Any] = {}
+        for k, v in params.items():
+            vals[self.canonical_param(k).lower()] = v
+        strings = dict(self.gen.strings)
+        inp: dict[str, Any] = {}
+        ptypes = {p.name.lower(): p.type for p in self.ir.params}
+        for p in self.ir.init.params:
+            key = p.name.lower()
+            if p.kind == "param":
+                ty = ptypes.get(key, REAL)
+                if key in vals:
+                    inp[p.value] = _convert(self.name, p.name, vals[key], ty, shape, strings)
+                else:
+                    inp[p.value] = np.zeros(shape, np.int32 if ty in (INT, STR) else np.float64)
+            elif p.kind == "param_given":
+                inp[p.value] = np.full(shape, key in vals, np.bool_)
+            elif p.kind == "temperature":
+                inp[p.value] = np.broadcast_to(np.asarray(temperature, np.float64), shape)
+            elif p.kind == "sysfun":
+                inp[p.value] = np.broadcast_to(np.asarray(vals.get("$mfactor", 1.0), np.float64), shape)
+            elif p.kind == "port_connected":
+                inp[p.value] = np.ones(shape, np.bool_)
+            else:
+                raise Va2JaxError(f"module {self.name}: init input kind {p.kind!r} ({p.name}) is not supported")
+        return inp
+
+    def _is_given(self, params: Mapping[str, Any], name: str) -> bool:
+        canon = self._lookup.get(name.lower(), name)
+        return any(self._lookup.get(k.lower()) == canon for k in params)
+
+    def setup(self, params: Mapping[str, Any] | None = None, *, temperature: Any = 300.15,
+              sim_params: Mapping[str, float] | None = None) -> dict[str, Any]:
+        """Run the module's setup (OSDI ``setup_model`` + ``setup_instance``) for a batch of instances.
+
+        ``params`` maps parameter names (any alias, case-insensitive) to scalars or arrays; all
+        arrays broadcast to one batch shape. ``temperature`` in K. Returns a state pytree for
+        :meth:`eval`. Raises :class:`~va2jax.Va2JaxError` naming the parameter when a value is out
+        of its declared bounds (as OSDI's setup does).
+        """
+        jax = _jax()
+        import jax.numpy as jnp
+
+        params = dict(params or {})
+        shapes = [np.shape(v) for v in params.values() if not isinstance(v, str)] + [np.shape(temperature)]
+        try:
+            shape = np.broadcast_shapes(*shapes)
+        except ValueError as exc:
+            raise Va2JaxError(f"module {self.name}: parameter arrays do not broadcast: {exc}") from None
+        if len(shape) > 1:
+            raise Va2JaxError(f"module {self.name}: parameters must be scalars or 1-D arrays")
+        bshape = shape if shape else (1,)
+        inp = self._init_inputs(params, temperature, bshape)
+        sp = {k: jnp.float64(v) for k, v in DEFAULT_SIM_PARAMS.items()}
+        for k, v in (sim_params or {}).items():
+            if isinstance(v, bool) or not isinstance(v, numbers.Real):
+                raise Va2JaxError(f"simulator parameter {k!r} must be a number, got {v!r}")
+            sp[k] = jnp.float64(v)
+        out = self._run_batched("init", inp, sp, bshape[0])
+        # bound checks
+        for f in self.gen.flags:
+            fired = np.asarray(out[f.output])
+            if fired.any():
+                idx = int(np.argmax(fired))
+                if f.kind == "exit":
+                    raise Va2JaxError(f"module {self.name}: $finish/$fatal during setup (instance {idx})")
+                desc = ", ".join(f"{p}={_show(params, p, idx)}" for p in f.params) or "a parameter"
+                raise Va2JaxError(f"module {self.name}: parameter out of bounds: {desc}"
+                                  + (f" (instance {idx})" if shape else ""))
+        labels = self._collapse_labels(out, bshape[0])
+        # parameters eval reads but init does not handle: the user's value or the literal default
+        extra: dict[str, Any] = {}
+        defaults = {p.name.lower(): p for p in self.ir.params}
+        for value, how, data in self._eval_inputs:
+            if how == "param" and f"param:{data}" not in out:
+                key = data.lower()
+                given = [v for k, v in params.items() if self._lookup.get(k.lower(), "").lower() == key]
+                pinfo = defaults.get(key)
+                ty = pinfo.type if pinfo else REAL
+                if given:
+                    extra[data] = _convert(self.name, data, given[0], ty, bshape, dict(self.gen.strings))
+                else:
+                    d = pinfo.default if pinfo and pinfo.default is not None else 0.0
+                    extra[data] = np.full(bshape, d, np.int32 if ty in (INT, STR) else np.float64)
+        state = {"init": out, "temperature": inp_temperature(inp, self.ir, bshape), "labels": labels,
+                 "mfactor": np.broadcast_to(np.asarray(params.get("m", params.get("$mfactor", 1.0)), np.float64), bshape),
+                 "given": {p.name: np.full(bshape, self._is_given(params, p.name), np.bool_)
+                           for p in self.ir.eval.params if p.kind == "param_given"},
+                 "sp": sp, "batched": bool(shape), "extra": extra}
+        return state
+
+    def _collapse_labels(self, out: dict[str, Any], nb: int) -> np.ndarray:
+        """Per instance, each node's representative (lowest index of its set) or -1 (ground)."""
+        n = self._n
+        labels = np.tile(np.arange(n, dtype=np.int64), (nb, 1))
+        for a, b, k, neg in self._pairs:
+            if k is None:
+                dec = np.ones(nb, bool)
+            else:
+                dec = np.asarray(out[f"collapse{k}"]).astype(bool)
+                if neg:
+                    dec = ~dec
+            for i in np.nonzero(dec)[0]:
+                la = labels[i, a]
+                lb = labels[i, b] if b >= 0 else -1
+                if la == lb:
+                    continue
+                lo, hi = (min(la, lb), max(la, lb)) if lb >= 0 and la >= 0 else (-1, la if lb < 0 else lb)
+                row = labels[i]
+                row[row == hi] = lo
+        return labels
+
+    def _run_batched(self, which: str, inp: dict[str, Any], sp: dict[str, Any], nb: int,
+                     extra: dict[str, Any] | None = None):
+        """Pad the batch to a power of two (so new sizes rarely recompile), jit+vmap, unpad."""
+        jax = _jax()
+        size = 1 << max(0, (nb - 1).bit_length())
+        cache = self._init_jit if which == "init" else self._eval_jit
+        fn = cache.get(size)
+        if fn is None:
+            raw = self._module.init if which == "init" else self._wrapped_eval
+            fn = jax.jit(jax.vmap(raw, in_axes=(0, None)))
+            cache[size] = fn
+        def pad(x):
+            x = np.asarray(x)
+            if x.shape[0] == size:
+                return x
+            reps = np.repeat(x[-1:], size - x.shape[0], axis=0)
+            return np.concatenate([x, reps], axis=0)
+        pin = jax.tree_util.tree_map(pad, inp)
+        out = fn(pin, sp)
+        return {k: np.asarray(v)[:nb] for k, v in out.items()}
+
+    def _wrapped_eval(self, inp, sp):
+        """One instance: voltages → eval inputs → generated eval → dense, collapsed outputs."""
+        import jax.numpy as jnp
+
+        n = self._n
+        V = inp["V"]
+        labels = inp["labels"]
+        vext = jnp.concatenate([V, jnp.zeros((1,), V.dtype)])
+        lab = jnp.where(labels < 0, n, labels)
+        vused = vext[lab]
+        ein: dict[str, Any] = {"analysis": inp["analysis"]}
+        init = inp["init"]
+        for value, how, data in self._eval_inputs:
+            if how == "volt":
+                a, b = data
+                ein[value] = vused[a] - (vused[b] if b >= 0 else 0.0)
+            elif how == "param":
+                ein[value] = init[f"param:{data}"] if f"param:{data}" in init else inp["extra"][data]
+            elif how == "given":
+                ein[value] = inp["given"][data]
+            elif how == "temp":
+                ein[value] = inp["temperature"]
+            elif how == "mfactor":
+                ein[value] = inp["mfactor"]
+            elif how == "cache":
+                ein[value] = init[f"cache{data}"]
+            elif how == "enable_lim":
+                ein[value] = inp["enable_lim"]
+            elif how == "prev_state":
+                ein[value] = inp["prev_state"][data]
+            elif how == "true":
+                ein[value] = jnp.bool_(True)
+            else:
+                ein[value] = jnp.float64(0.0)
+        out = self._module.eval(ein, sp)
+
+        def vec(prefix):
+            r = jnp.zeros((n + 1,), jnp.float64)
+            for i in range(n):
+                key = f"{prefix}{i}"
+                if key in out:
+                    r = r.at[lab[i]].add(out[key])
+            return r[:n]
+
+        def mat(prefix):
+            m = jnp.zeros(((n + 1) * (n + 1),), jnp.float64)
+            for k, i, j in self._jr:
+                key = f"{prefix}{k}"
+                if key in out:
+                    m = m.at[lab[i] * (n + 1) + lab[j]].add(out[key])
+            return m.reshape(n + 1, n + 1)[:n, :n]
+
+        states = jnp.stack([out.get(f"ns{k}", jnp.float64(0.0)) for k in range(self.num_states)]) \
+            if self.num_states else jnp.zeros((0,), jnp.float64)
+        return {"residual_resist": vec("rr"), "residual_react": vec("rq"),
+                "jacobian_resist": mat("jr"), "jacobian_react": mat("jq"),
+                "lim_rhs_resist": vec("lr"), "lim_rhs_react": vec("lq"), "states": states}
+
+    def eval(self, state: dict[str, Any], voltages: Any, *, analysis: str | int = "dc",
+             prev_state: Any = None, enable_lim: bool = False) -> EvalOutput:
+        """Evaluate residuals and Jacobians at node voltages ``voltages`` (…, n) in V (A for flow
+        unknowns), descriptor order. ``analysis`` is a name (``dc``, ``tran``, ``ac``, …) or OSDI
+        ANALYSIS_* bits. Returns an :class:`EvalOutput` with the batch shape of ``state``."""
+        V = np.asarray(voltages, np.float64)
+        nb = state["labels"].shape[0]
+        if V.shape[-1] != self._n:
+            raise Va2JaxError(f"module {self.name}: expected {self._n} node voltages {self.nodes}, got shape {V.shape}")
+        V = np.broadcast_to(V.reshape(-1, self._n) if V.ndim > 1 else V[None, :], (nb, self._n))
+        flags = _ANALYSIS.get(analysis, None) if isinstance(analysis, str) else int(analysis)
+        if flags is None:
+            raise Va2JaxError(f"unknown analysis {analysis!r}; one of {sorted(_ANALYSIS)}")
+        ps = np.zeros((nb, self.num_states)) if prev_state is None else np.broadcast_to(
+            np.asarray(prev_state, np.float64), (nb, self.num_states))
+        inp = {"V": V, "labels": state["labels"], "init": state["init"], "given": state["given"],
+               "extra": state["extra"],
+               "temperature": state["temperature"], "mfactor": state["mfactor"],
+               "analysis": np.full(nb, flags, np.int32), "enable_lim": np.full(nb, bool(enable_lim)),
+               "prev_state": ps}
+        flat = _flatten_batch(inp)
+        out = self._run_batched("eval", flat, state["sp"], nb)
+        if not state["batched"]:
+            out = {k: v[0] for k, v in out.items()}
+        return EvalOutput(out)
+
+
+def inp_temperature(inp, ir, bshape):
+    for p in ir.init.params:
+        if p.kind == "temperature":
+            return inp[p.value]
+    return np.full(bshape, 300.15)
+
+
+def _flatten_batch(d):
+    return d
+
+
+def _show(params, name, idx):
+    for k, v in params.items():
+        if k.lower() == name.lower():
+            a = np.asarray(v)
+            return a.reshape(-1)[idx] if a.ndim else v
+    return "(default)"
+
+
+def _pair(name: str) -> tuple[str, str | None]:
+    inner = name[name.index("(") + 1: name.rindex(")")]
+    parts = [s.strip() for s in inner.split(",")]
+    return parts[0], (parts[1] if len(parts) > 1 else None)
+
+
+def _used_values(fn) -> set[str]:
+    used: set[str] = set()
+    for ins in fn.instructions():
+        used.update(ins.operands)
+        used.update(v for _, v in ins.phi_operands)
+    return used
+
+
+def _convert(mod: str, pname: str, value: Any, ty: str, shape, strings: dict[str, int]):
+    if ty == STR:
+        if not isinstance(value, str):
+            raise Va2JaxError(f"module {mod}: parameter {pname!r} expects a string, got {value!r}")
+        sid = strings.setdefault(value, len(strings) + 1000)
+        return np.full(shape, sid, np.int32)
+    if isinstance(value, str):
+        raise Va2JaxError(f"module {mod}: parameter {pname!r} expects a number, got the string {value!r}")
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "biuf":
+        raise Va2JaxError(f"module {mod}: parameter {pname!r} expects a number, got {value!r}")
+    if ty == INT:
+        if arr.dtype.kind == "f" and np.any(arr != np.round(arr)):
+            raise Va2JaxError(f"module {mod}: integer parameter {pname!r} got non-integer {value!r}")
+        return np.broadcast_to(arr.astype(np.int32), shape)
+    return np.broadcast_to(arr.astype(np.float64), shape)
+
+
+# -------------------------------------------------------------------------------------------------
+def _source_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    seen: set[Path] = set()
+
+    def add(p: Path) -> None:
+        if p in seen or not p.is_file():
+            return
+        seen.add(p)
+        data = p.read_bytes()
+        h.update(str(p.name).encode() + b"\0" + data)
+        for m in re.finditer(rb'`include\s+"([^"]+)"', data):
+            add((p.parent / m.group(1).decode(errors="replace")).resolve())
+
+    add(path)
+    return h.hexdigest()
+
+
+def _own_code_digest() -> str:
+    """Hash of va2jax's front-end and generator sources, so a changed generator never reuses stale code."""
+    h = hashlib.sha256()
+    root = Path(__file__).resolve().parents[1]
+    for sub in ("mir", "codegen"):
+        for f in sorted((root / sub).glob("*.py")):
+            h.update(f.read_bytes())
+    h.update((root / "simparams.py").read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _versions() -> str:
+    from importlib.metadata import version
+
+    parts = [f"gen{GENERATOR_VERSION}", _own_code_digest()]
+    for pkg in ("openvaf-py", "jax"):
+        try:
+            parts.append(f"{pkg}={version(pkg)}")
+        except Exception:  # pragma: no cover
+            parts.append(f"{pkg}=?")
+    return ",".join(parts)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def compile_va(path: str | os.PathLike[str], module: str | None = None, *, use_cache: bool = True) -> Model:
+    """Compile a Verilog-A file to a JAX :class:`Model` (the file's first module, or ``module``).
+
+    The generated code is cached under ``$VA2JAX_CACHE/codegen`` keyed by the source (and every
+    included file), va2jax's generator version, openvaf-py and jax versions; written atomically.
+    """
+    p = Path(path).resolve()
+    if not p.is_file():
+        raise Va2JaxError(f"{path}: no such Verilog-A file")
+    key = hashlib.sha256((_source_digest(p) + _versions() + (module or "")).encode()).hexdigest()[:24]
+    folder = cache_dir() / "codegen" / key
+    meta = folder / "module.pickle"
+    src = folder / "model.py"
+    if use_cache and meta.is_file() and src.is_file():
+        try:
+            ir, gen = pickle.loads(meta.read_bytes())
+            return Model(ir, gen, src)
+        except Exception:
+            pass  # stale or corrupt cache entry: regenerate
+    from ..mir import load_modules
+
+    mods = load_modules(p)
+    if module is not None:
+        sel = [m for m in mods if m.name.lower() == module.lower()]
+        if not sel:
+            raise Va2JaxError(f"{path}: no module {module!r}" + suggest(module, [m.name for m in mods]))
+        ir = sel[0]
+    else:
+        ir = mods[0]
+    gen = generate(ir)
+    _atomic_write(src, gen.source.encode())
+    _atomic_write(meta, pickle.dumps((ir, gen)))
+    return Model(ir, gen, src)

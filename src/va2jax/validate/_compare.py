@@ -1,0 +1,161 @@
+"""Generated JAX code vs the OSDI library built by ``openvaf-r`` from the same Verilog-A source.
+
+For K parameter sets × N random operating points, both paths evaluate resistive and reactive
+residuals and Jacobians; per output we report the largest absolute error and the largest relative
+error ``|jax - osdi| / max(|jax|, |osdi|)`` over the entries whose magnitude exceeds the absolute
+floor ``ABS_FLOOR`` (entries below it must agree to within ``ABS_FLOOR`` absolutely). A run passes
+when every relative error is ≤ ``REL_TOL`` (1e-12) and every sub-floor entry within the floor, and
+both paths agree on which entries are non-finite.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..errors import Va2JaxError
+
+REL_TOL = 1e-12
+ABS_FLOOR = 1e-20
+OUTPUTS = ("residual_resist", "residual_react", "jacobian_resist", "jacobian_react")
+
+
+@dataclass
+class ValidationResult:
+    """Outcome of :func:`validate_file` (JSON-ready through :meth:`as_json`)."""
+
+    file: str
+    module: str
+    points: int
+    param_sets: list[dict[str, Any]]
+    max_rel_err: dict[str, float]
+    max_abs_err: dict[str, float]
+    passed: bool
+    openvaf_r_seconds: float = math.nan
+    va2jax_seconds: float = math.nan
+    worst: dict[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"file": self.file, "module": self.module, "points": self.points,
+                "max_rel_err": self.max_rel_err, "max_abs_err": self.max_abs_err,
+                "passed": self.passed, "openvaf_r_seconds": self.openvaf_r_seconds,
+                "va2jax_seconds": self.va2jax_seconds, "param_sets": self.param_sets}
+
+
+def _compare(a: np.ndarray, b: np.ndarray) -> tuple[float, float, bool, Any]:
+    """(max rel err above floor, max abs err, ok, index of worst) for arrays a (jax) and b (osdi)."""
+    fa, fb = np.isfinite(a), np.isfinite(b)
+    ok = bool(np.array_equal(fa, fb))
+    both = fa & fb
+    diff = np.where(both, np.abs(a - b), 0.0)
+    mag = np.where(both, np.maximum(np.abs(a), np.abs(b)), 0.0)
+    big = mag > ABS_FLOOR
+    rel = np.where(big, diff / np.where(big, mag, 1.0), 0.0)
+    small_bad = (~big) & (diff > ABS_FLOOR)
+    max_rel = float(rel.max()) if rel.size else 0.0
+    max_abs = float(diff.max()) if diff.size else 0.0
+    ok = ok and max_rel <= REL_TOL and not bool(small_bad.any())
+    worst = np.unravel_index(int(np.argmax(rel)), rel.shape) if rel.size else None
+    return max_rel, max_abs, ok, worst
+
+
+def random_voltages(node_kinds: list[str], n: int, rng: np.random.Generator, vmax: float = 1.0) -> np.ndarray:
+    """N random operating points: node voltages uniform in ±vmax V, flow unknowns ±1 mA."""
+    cols = []
+    for k in node_kinds:
+        if k == "BranchCurrent":
+            cols.append(rng.uniform(-1e-3, 1e-3, n))
+        else:
+            cols.append(rng.uniform(-vmax, vmax, n))
+    return np.stack(cols, axis=1) if cols else np.zeros((n, 0))
+
+
+def _param_sets(osdi_mod, base: dict[str, Any], k: int, rng: np.random.Generator, temp: float
+                ) -> list[tuple[dict[str, Any], float]]:
+    """K parameter sets: ``base`` at ``temp``, then variations accepted by OSDI's own setup."""
+    from ..osdi import OsdiInitError
+
+    sets = [(dict(base), temp)]
+    reals = []
+    for p in osdi_mod.params:
+        if p.type != "real" or p.length != 0:
+            continue
+        try:
+            inst = osdi_mod.instance(dict(base), temperature=temp)
+            val = inst.get(p.name) if p.kind == "instance" else inst.model.get(p.name)
+        except Exception:
+            continue
+        if isinstance(val, float) and math.isfinite(val) and val != 0.0:
+            reals.append((p.name, val))
+        if len(reals) > 400:
+            break
+    tries = 0
+    while len(sets) < k and tries < 20 * k:
+        tries += 1
+        cand = dict(base)
+        for name, val in reals:
+            if name.lower() in {b.lower() for b in base}:
+                cand[name] = float(base[name]) * rng.uniform(0.9, 1.1)
+            elif rng.random() < 0.3:
+                cand[name] = val * rng.uniform(0.9, 1.1)
+        t = temp + rng.uniform(-40.0, 60.0)
+        try:
+            osdi_mod.instance(cand, temperature=t)
+        except (OsdiInitError, Va2JaxError):
+            continue
+        sets.append((cand, t))
+    return sets
+
+
+def validate_file(path: str | Path, *, points: int = 100, param_sets: int = 3, seed: int = 0,
+                  params: Mapping[str, Any] | None = None, temperature: float = 300.15,
+                  module: str | None = None, vmax: float = 1.0) -> ValidationResult:
+    """Compare va2jax and OSDI for one Verilog-A file (see module docstring)."""
+    from ..codegen import compile_va
+    from ..osdi import compile_va_to_osdi, eval_batch, load_library
+
+    path = Path(path)
+    t0 = time.perf_counter()
+    so = compile_va_to_osdi(path)
+    t_osdi = time.perf_counter() - t0
+    lib = load_library(so)
+    t0 = time.perf_counter()
+    model = compile_va(path, module)
+    omod = lib.module(model.name)
+    if tuple(omod.node_names) != tuple(model.nodes):
+        raise Va2JaxError(f"{path}: node lists differ: OSDI {omod.node_names} vs va2jax {model.nodes}")
+    rng = np.random.default_rng(seed)
+    base = dict(params or {})
+    for k in base:
+        model.canonical_param(k)
+        omod.find_param(k)
+    sets = _param_sets(omod, base, param_sets, rng, temperature)
+    max_rel = {o: 0.0 for o in OUTPUTS}
+    max_abs = {o: 0.0 for o in OUTPUTS}
+    passed = True
+    worst: dict[str, Any] = {}
+    first = True
+    for ps, temp in sets:
+        V = random_voltages(list(model.node_kinds), points, rng, vmax)
+        ref = eval_batch(omod, V, ps, temperature=temp)
+        pj = {k: np.full(points, v) if not isinstance(v, str) else v for k, v in ps.items()}
+        st = model.setup(pj, temperature=np.full(points, temp))
+        out = model.eval(st, V).as_dict()
+        if first:
+            t_jax = time.perf_counter() - t0
+            first = False
+        for o in OUTPUTS:
+            r, a, ok, w = _compare(np.asarray(out[o]), ref[o])
+            if r >= max_rel[o]:
+                max_rel[o] = r
+                if w is not None:
+                    worst[o] = {"index": [int(x) for x in w], "params": ps, "temperature": temp}
+            max_abs[o] = max(max_abs[o], a)
+            passed = passed and ok
+    return ValidationResult(str(path), model.name, points * len(sets),
+                            [dict(p, temperature=t) for p, t in sets], max_rel, max_abs, passed,
+                            t_osdi, t_jax, worst)
