@@ -102,7 +102,6 @@ def test_psp103_vs_c(mod_dir, harness):
              vlo=-0.3, vhi=1.2, npts=10, flags_list=[DC, TRAN], seed=4)
 
 
-@pytest.mark.slow
 def test_psp103_vs_c_many(mod_dir, harness):
     _compare(mod_dir, harness, "psp103v4.osdi", {"type": -1, "w": 2e-6, "l": 5e-7},
              vlo=-1.2, vhi=0.3, npts=200, flags_list=[DC, TRAN], temps=(250.0, 400.0), seed=5)
