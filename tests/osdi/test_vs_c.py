@@ -102,7 +102,6 @@ def test_psp103_vs_c(mod_dir, harness):
              vlo=-0.3, vhi=1.2, npts=10, flags_list=[DC, TRAN], seed=4)
 
 
-@pytest.mark.slow
 def test_psp103_vs_c_many(mod_dir, harness):
     _compare(mod_dir, harness, "psp103v4.osdi", {"type": -1, "w": 2e-6, "l": 5e-7},
              vlo=-1.2, vhi=0.3, npts=200, flags_list=[DC, TRAN], temps=(250.0, 400.0), seed=5)
@@ -116,3 +115,14 @@ def test_bsim4_vs_c(mod_dir, harness):
 def test_spice_bsim4_vs_c(mod_dir, harness):
     _compare(mod_dir, harness, "spice/bsim4v8.osdi", {}, vlo=-0.3, vhi=1.2, npts=10,
              flags_list=[DC, TRAN, DC | LIM], seed=7, state_scale=1.0)
+
+
+def test_jfet2_vs_c_pointer_fallback(mod_dir, harness):
+    """A library whose Jacobian-array layout is ambiguous (Python falls back to pointers)."""
+    _compare(mod_dir, harness, "spice/full/jfet2.osdi", {}, vlo=-1.0, vhi=1.0, npts=10,
+             flags_list=[DC, TRAN], seed=8)
+
+
+def test_bsimbulk_vs_c(mod_dir, harness):
+    _compare(mod_dir, harness, "bsimbulk106.osdi", {}, vlo=-0.3, vhi=1.2, npts=6,
+             flags_list=[DC, TRAN], seed=9)

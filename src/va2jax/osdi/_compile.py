@@ -108,11 +108,24 @@ def compile_va_to_osdi(
     out_dir.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{src.stem}-", suffix=".osdi", dir=out_dir)
     os.close(fd)
-    args = [cmd, str(src.resolve()), "-o", tmp]
+    # openvaf-r's ``-D NAME=VALUE`` defines nothing usable (measured: neither `ifdef NAME nor
+    # `NAME work), while ``-D NAME`` works. Flags go through -D; macros with a value are
+    # defined in a small wrapper file that `include-s the source.
+    root = src.resolve()
+    value_defs = {k: v for k, v in defs.items() if v not in ("", "1")}
+    wrapper = None
+    if value_defs:
+        fdw, wrapper = tempfile.mkstemp(prefix=f".{src.stem}-", suffix=".va", dir=out_dir)
+        with os.fdopen(fdw, "w") as fh:
+            for k, v in value_defs.items():
+                fh.write(f"`define {k} {v}\n")
+            fh.write(f'`include "{root}"\n')
+    args = [cmd, wrapper or str(root), "-o", tmp, "-I", str(root.parent)]
     for d in incs:
         args += ["-I", str(d)]
     for k, v in defs.items():
-        args += ["-D", f"{k}={v}"]
+        if k not in value_defs:
+            args += ["-D", k]
     try:
         r = subprocess.run(args, capture_output=True, text=True, timeout=1800,
                            env={**os.environ, "NO_COLOR": "1", "CLICOLOR": "0"})
@@ -122,6 +135,7 @@ def compile_va_to_osdi(
     except subprocess.TimeoutExpired:
         raise Va2JaxError(f"{src}: openvaf-r timed out") from None
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        for f in (tmp, wrapper):
+            if f and os.path.exists(f):
+                os.unlink(f)
     return out

@@ -282,6 +282,21 @@ class NoiseResult:
     exponent: np.ndarray | None
 
 
+def _array_layout_known(m: ModuleInfo) -> bool:
+    """Whether the ``write_jacobian_array_*`` layout can be derived from the entry flags.
+
+    OpenVAF writes, in descriptor order, every entry whose resistive (reactive) value the model
+    stores. That is normally exactly the entries flagged ``JACOBIAN_ENTRY_RESIST`` (``_REACT``),
+    but some libraries (12 of the 53 prebuilt ones, e.g. bsimbulk106 and several SPICE JFET/BJT
+    models) report more ``num_resistive/reactive_jacobian_entries`` than flagged entries; then
+    the positions are ambiguous and the ``load_jacobian_*`` pointer path is used instead.
+    """
+    if m.library.version < (0, 4):
+        return False
+    return (m.num_resistive_jacobian_entries == sum(e.resist for e in m.jacobian)
+            and m.num_reactive_jacobian_entries == sum(e.react for e in m.jacobian))
+
+
 class OsdiInstance(_ParamStore):
     """An instance of a set-up :class:`OsdiModel`, with ``setup_instance`` run and nodes collapsed.
 
@@ -434,7 +449,8 @@ class OsdiInstance(_ParamStore):
         the analysis (``ANALYSIS_*`` bits); ``flags`` overrides both. ``states`` are the previous
         states (default 0), ``abstime`` the time in s. ``jacobian_path``: ``"array"`` uses
         ``write_jacobian_array_*`` (OSDI ≥ 0.4), ``"pointers"`` the ``load_jacobian_*`` pointer
-        path, ``"auto"`` the array path where available.
+        path, ``"auto"`` the array path where its layout is unambiguous (see
+        :func:`_array_layout_known`), else the pointer path. Both give the same dense matrices.
         """
         if not self.is_setup:
             self.setup()
@@ -486,7 +502,7 @@ class OsdiInstance(_ParamStore):
         lr = self._load_vec(self._d.load_limit_rhs_resist) if fl & S.CALC_RESIST_LIM_RHS else np.zeros(n)
         lq = self._load_vec(self._d.load_limit_rhs_react) if fl & S.CALC_REACT_LIM_RHS else np.zeros(n)
         use_arr = (jacobian_path == "array" or
-                   (jacobian_path == "auto" and m.library.version >= (0, 4)))
+                   (jacobian_path == "auto" and _array_layout_known(m)))
         if jacobian_path not in ("auto", "array", "pointers"):
             raise Va2JaxError(f"jacobian_path must be auto, array or pointers, got {jacobian_path!r}")
         if use_arr and m.library.version < (0, 4):
