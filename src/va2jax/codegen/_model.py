@@ -204,12 +204,60 @@ class Model:
                               + suggest(name, list(self._lookup)))
         return self._lookup[key]
 
-    def _init_inputs(self, params: Mapping[str, Any], temperature: Any, shape: tuple[int, ...]):
-        import jax.numpy as jnp
+    def _resolve_params(self, params: Mapping[str, Any]) -> tuple[dict[str, Any], set[str]]:
+        """User values by canonical lower-case name, plus the values of parameters OpenVAF's
+        *model* setup would default (openvaf-py does not export that function).
 
+        Parameters that init handles itself (it has their ``given`` flag) are left to init. For
+        the others, a literal default from the front end is used; a parameter whose default is
+        an expression is read back from the OSDI library's ``setup_model`` with the same model
+        parameters (exact OpenVAF semantics; compiled once and cached). Returns (values, given).
+        """
         vals: dict[str, Any] = {}
         for k, v in params.items():
             vals[self.canonical_param(k).lower()] = v
+        given = set(vals)
+        init_given = {p.name.lower() for p in self.ir.init.params if p.kind == "param_given"}
+        needed = {p.name.lower() for p in self.ir.init.params if p.kind == "param"}
+        needed |= {str(data).lower() for _v, how, data in self._eval_inputs if how == "param"}
+        pinfo = {p.name.lower(): p for p in self.ir.params}
+        missing = []
+        for key in sorted(needed - init_given - given):
+            p = pinfo.get(key)
+            if p is not None and p.default is not None:
+                vals[key] = p.default
+            else:
+                missing.append(key)
+        if missing:
+            ref = self._osdi_defaults({k: v for k, v in vals.items()
+                                       if k in pinfo and not pinfo[k].is_instance and k in given})
+            for key in missing:
+                if key in ref:
+                    vals[key] = ref[key]
+        return vals, given
+
+    def _osdi_defaults(self, model_params: dict[str, Any]) -> dict[str, Any]:
+        key = tuple(sorted((k, repr(v)) for k, v in model_params.items()))
+        cache = self.__dict__.setdefault("_osdi_default_cache", {})
+        if key in cache:
+            return cache[key]
+        from ..osdi import compile_va_to_osdi, load_library
+
+        mod = load_library(compile_va_to_osdi(self.ir.source)).module(self.name)
+        scalar = {k: (np.asarray(v).reshape(-1)[0].item() if not isinstance(v, str) else v)
+                  for k, v in model_params.items()}
+        m = mod.model(scalar)
+        res: dict[str, Any] = {}
+        for p in mod.params:
+            if p.kind == "model" and p.length == 0:
+                try:
+                    res[p.name.lower()] = m.get(p.name)
+                except Exception:  # pragma: no cover - unreadable parameter
+                    pass
+        cache[key] = res
+        return res
+
+    def _init_inputs(self, vals: Mapping[str, Any], given: set[str], temperature: Any, shape: tuple[int, ...]):
         strings = dict(self.gen.strings)
         inp: dict[str, Any] = {}
         ptypes = {p.name.lower(): p.type for p in self.ir.params}
@@ -222,7 +270,7 @@ class Model:
                 else:
                     inp[p.value] = np.zeros(shape, np.int32 if ty in (INT, STR) else np.float64)
             elif p.kind == "param_given":
-                inp[p.value] = np.full(shape, key in vals, np.bool_)
+                inp[p.value] = np.full(shape, key in given, np.bool_)
             elif p.kind == "temperature":
                 inp[p.value] = np.broadcast_to(np.asarray(temperature, np.float64), shape)
             elif p.kind == "sysfun":
@@ -258,7 +306,8 @@ class Model:
         if len(shape) > 1:
             raise Va2JaxError(f"module {self.name}: parameters must be scalars or 1-D arrays")
         bshape = shape if shape else (1,)
-        inp = self._init_inputs(params, temperature, bshape)
+        vals, given_set = self._resolve_params(params)
+        inp = self._init_inputs(vals, given_set, temperature, bshape)
         sp = {k: jnp.float64(v) for k, v in DEFAULT_SIM_PARAMS.items()}
         for k, v in (sim_params or {}).items():
             if isinstance(v, bool) or not isinstance(v, numbers.Real):
@@ -276,20 +325,15 @@ class Model:
                 raise Va2JaxError(f"module {self.name}: parameter out of bounds: {desc}"
                                   + (f" (instance {idx})" if shape else ""))
         labels = self._collapse_labels(out, bshape[0])
-        # parameters eval reads but init does not handle: the user's value or the literal default
+        # parameters eval reads but init does not output
         extra: dict[str, Any] = {}
-        defaults = {p.name.lower(): p for p in self.ir.params}
-        for value, how, data in self._eval_inputs:
+        ptypes = {p.name.lower(): p.type for p in self.ir.params}
+        for _value, how, data in self._eval_inputs:
             if how == "param" and f"param:{data}" not in out:
                 key = data.lower()
-                given = [v for k, v in params.items() if self._lookup.get(k.lower(), "").lower() == key]
-                pinfo = defaults.get(key)
-                ty = pinfo.type if pinfo else REAL
-                if given:
-                    extra[data] = _convert(self.name, data, given[0], ty, bshape, dict(self.gen.strings))
-                else:
-                    d = pinfo.default if pinfo and pinfo.default is not None else 0.0
-                    extra[data] = np.full(bshape, d, np.int32 if ty in (INT, STR) else np.float64)
+                ty = ptypes.get(key, REAL)
+                v = vals.get(key, 0.0)
+                extra[data] = _convert(self.name, data, v, ty, bshape, dict(self.gen.strings))
         state = {"init": out, "temperature": inp_temperature(inp, self.ir, bshape), "labels": labels,
                  "mfactor": np.broadcast_to(np.asarray(params.get("m", params.get("$mfactor", 1.0)), np.float64), bshape),
                  "given": {p.name: np.full(bshape, self._is_given(params, p.name), np.bool_)
@@ -402,11 +446,22 @@ class Model:
         """Evaluate residuals and Jacobians at node voltages ``voltages`` (…, n) in V (A for flow
         unknowns), descriptor order. ``analysis`` is a name (``dc``, ``tran``, ``ac``, …) or OSDI
         ANALYSIS_* bits. Returns an :class:`EvalOutput` with the batch shape of ``state``."""
+        jax = _jax()
         V = np.asarray(voltages, np.float64)
         nb = state["labels"].shape[0]
         if V.shape[-1] != self._n:
             raise Va2JaxError(f"module {self.name}: expected {self._n} node voltages {self.nodes}, got shape {V.shape}")
-        V = np.broadcast_to(V.reshape(-1, self._n) if V.ndim > 1 else V[None, :], (nb, self._n))
+        batched = bool(state["batched"]) or V.ndim > 1
+        V2 = V.reshape(-1, self._n) if V.ndim > 1 else V[None, :]
+        if nb == 1 and V2.shape[0] > 1:  # one instance evaluated at many operating points
+            nb = V2.shape[0]
+            state = dict(state)
+            for k in ("labels", "init", "given", "temperature", "mfactor", "extra"):
+                state[k] = jax.tree_util.tree_map(lambda x: np.broadcast_to(np.asarray(x)[:1], (nb,) + np.shape(x)[1:]), state[k])
+        try:
+            V = np.broadcast_to(V2, (nb, self._n))
+        except ValueError:
+            raise Va2JaxError(f"module {self.name}: {V2.shape[0]} operating points for {nb} instances") from None
         flags = _ANALYSIS.get(analysis, None) if isinstance(analysis, str) else int(analysis)
         if flags is None:
             raise Va2JaxError(f"unknown analysis {analysis!r}; one of {sorted(_ANALYSIS)}")
@@ -419,7 +474,7 @@ class Model:
                "prev_state": ps}
         flat = _flatten_batch(inp)
         out = self._run_batched("eval", flat, state["sp"], nb)
-        if not state["batched"]:
+        if not batched:
             out = {k: v[0] for k, v in out.items()}
         return EvalOutput(out)
 
