@@ -36,6 +36,27 @@ _ANALYSIS = {"noise": 1024, "dc": 2048, "ac": 4096, "tran": 8192, "ic": 16384, "
              "nodeset": 65536}
 
 
+#: XLA passes va2jax disables by default: operator fusion makes XLA's compile time of large
+#: straight-line model code grow super-linearly (see docs/performance.md); without it a 4,000-op
+#: function compiles in seconds instead of minutes. ``VA2JAX_XLA_FUSION=1`` keeps XLA's defaults.
+FAST_COMPILE_XLA_FLAGS = "--xla_disable_hlo_passes=fusion,cpu-instruction-fusion,multi_output_fusion"
+
+
+def configure_xla() -> None:
+    """Add :data:`FAST_COMPILE_XLA_FLAGS` to ``XLA_FLAGS`` unless disabled or already present.
+
+    Must run before JAX initialises its backend; it is called when va2jax.codegen is imported.
+    """
+    if os.environ.get("VA2JAX_XLA_FUSION", "0") == "1":
+        return
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_disable_hlo_passes" not in flags:
+        os.environ["XLA_FLAGS"] = (flags + " " + FAST_COMPILE_XLA_FLAGS).strip()
+
+
+configure_xla()
+
+
 def _jax():
     import jax
 
