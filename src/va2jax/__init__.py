@@ -10,4 +10,13 @@ from .errors import Va2JaxError
 
 __version__ = "0.1.0"
 
-__all__ = ["Va2JaxError", "__version__"]
+
+def compile_va(path, module=None, *, use_cache=True):
+    """Compile a Verilog-A file to a JAX :class:`~va2jax.codegen.Model` (see
+    :func:`va2jax.codegen.compile_va`)."""
+    from .codegen import compile_va as _compile
+
+    return _compile(path, module, use_cache=use_cache)
+
+
+__all__ = ["Va2JaxError", "__version__", "compile_va"]

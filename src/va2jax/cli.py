@@ -16,6 +16,8 @@ from .errors import Va2JaxError
 _COMMAND_MODULES = [
     "va2jax.osdi._cli",
     "va2jax.mir._cli",
+    "va2jax.codegen._cli",
+    "va2jax.validate._cli",
     "va2jax._demo",
 ]
 

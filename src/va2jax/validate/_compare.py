@@ -97,9 +97,12 @@ def _param_sets(osdi_mod, base: dict[str, Any], k: int, rng: np.random.Generator
     while len(sets) < k and tries < 20 * k:
         tries += 1
         cand = dict(base)
+        base_lower = {b.lower(): b for b in base}
         for name, val in reals:
-            if name.lower() in {b.lower() for b in base}:
-                cand[name] = float(base[name]) * rng.uniform(0.9, 1.1)
+            if name.lower() in base_lower:
+                bk = base_lower[name.lower()]
+                if not isinstance(base[bk], str):
+                    cand[bk] = float(base[bk]) * rng.uniform(0.9, 1.1)
             elif rng.random() < 0.3:
                 cand[name] = val * rng.uniform(0.9, 1.1)
         t = temp + rng.uniform(-40.0, 60.0)

@@ -1,0 +1,28 @@
+"""``va2jax compile FILE.va -o DIR``: write the generated Python/JAX module."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..errors import Va2JaxError
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ._model import _atomic_write, compile_va
+
+    model = compile_va(args.file, args.module)
+    out = Path(args.output)
+    if out.exists() and not out.is_dir():
+        raise Va2JaxError(f"{out}: exists and is not a directory")
+    target = out / f"{model.name}.py"
+    _atomic_write(target, model.source.encode())
+    print(f"{target}  ({model.source.count(chr(10))} lines; nodes: {', '.join(model.nodes)})")
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("compile", help="compile a Verilog-A module to a Python/JAX module")
+    p.add_argument("file", help="Verilog-A source")
+    p.add_argument("-o", "--output", default=".", help="output directory (default: .)")
+    p.add_argument("--module", help="module name (default: the first)")
+    p.set_defaults(func=_run)
