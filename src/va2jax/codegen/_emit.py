@@ -419,7 +419,8 @@ class FunctionEmitter:
             body.append(Stmt((en,), tuple(_names_in(pe)), f"{en} = rt.BOOL(True) & ({pe})" if pe != "False" else f"{en} = rt.BOOL(False)"))
             exit_names.append(en)
         ret = next_names + live + exit_names + [go]
-        body.append(Stmt((), tuple(ret), f"return ({', '.join(ret)},)", keep=True))
+        # lanes whose loop already finished keep their carry (batch-safe without vmap)
+        body.append(Stmt((), tuple(ret), f"return rt.keep_finished({carry_in}, ({', '.join(ret)},))", keep=True))
         self._level_cache, self._level_entry, self._level_node_of, self._loop_exit_flags = saved
         # values used inside the body but defined outside (closure captures)
         body_defs = {d for s in body for d in s.defs} | set(carry_names)
@@ -430,7 +431,7 @@ class FunctionEmitter:
         st = Stmt(out_defs, tuple(captured) + tuple(n for e in init_exprs for n in _names_in(e)),
                   body=body, keep=False)
         st.body_head = [f"def {lid}_body({carry_in}):"] + ["    " + u for u in unpack]
-        st.text = (f"{res_name} = lax.while_loop(lambda c: c[-1], {lid}_body, ({init_tuple},))\n"
+        st.text = (f"{res_name} = lax.while_loop(rt.any_active, {lid}_body, rt.broadcast_carry(({init_tuple},)))\n"
                    f"({', '.join(carry_names[:-1])}, _) = {res_name}")
         # header phis' values after the loop are the last iteration's (carried separately as live)
         out.append(st)

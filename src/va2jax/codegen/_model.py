@@ -129,6 +129,7 @@ class Model:
         for nm in ("m", "$mfactor", "mfactor"):
             self._lookup.setdefault(nm, "$mfactor")
         self._module = self._import(source_path)
+        self._np = self._import_numpy(source_path)
         self._init_jit: dict = {}
         self._eval_jit: dict = {}
         self._build_tables()
@@ -141,6 +142,20 @@ class Model:
         mod = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
         spec.loader.exec_module(mod)  # type: ignore[union-attr]
         return mod
+
+    @staticmethod
+    def _import_numpy(path: Path) -> dict[str, Any]:
+        """The same generated source executed with NumPy stand-ins (see ``_rt_np``)."""
+        from . import _rt_np
+
+        code = path.read_text()
+        header = "import jax.numpy as jnp\nfrom jax import lax\n\nfrom va2jax.codegen import _rt as rt\n"
+        if header not in code:
+            raise Va2JaxError(f"{path}: not a va2jax-generated module (header missing)")
+        ns: dict[str, Any] = {"jnp": _rt_np.jnp, "lax": _rt_np.lax, "rt": _rt_np,
+                              "__name__": "va2jax_generated_numpy"}
+        exec(compile(code.replace(header, ""), str(path), "exec"), ns)
+        return ns
 
     def _build_tables(self) -> None:
         ir = self.ir
@@ -334,7 +349,10 @@ class Model:
             if isinstance(v, bool) or not isinstance(v, numbers.Real):
                 raise Va2JaxError(f"simulator parameter {k!r} must be a number, got {v!r}")
             sp[k] = jnp.float64(v)
-        out = self._run_batched("init", inp, sp, bshape[0])
+        # setup runs eagerly with NumPy (same generated code): no XLA compile for a one-off
+        with np.errstate(all="ignore"):
+            out = self._np["init"](inp, {k: np.float64(v) for k, v in sp.items()})
+        out = {k: np.broadcast_to(np.asarray(v), bshape) for k, v in out.items()}
         # bound checks
         for f in self.gen.flags:
             fired = np.asarray(out[f.output])

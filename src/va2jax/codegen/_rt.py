@@ -96,3 +96,21 @@ def analysis(flags, name: str):
     if bit is None:
         return jnp.asarray(False)
     return (jnp.asarray(flags, jnp.int32) & bit) != 0
+
+
+def any_active(carry):
+    """``while_loop`` condition: some lane (instance) still iterates (last carry entry)."""
+    return jnp.any(carry[-1])
+
+
+def keep_finished(old, new):
+    """Loop body result where lanes that had stopped keep their previous carry."""
+    go = old[-1]
+    return tuple(jnp.where(go, n, o) for n, o in zip(new, old))
+
+
+def broadcast_carry(carry):
+    """Give every carry entry the common batch shape (a ``while_loop`` carry keeps its shapes)."""
+    arrs = [jnp.asarray(c) for c in carry]
+    shape = jnp.broadcast_shapes(*[a.shape for a in arrs])
+    return tuple(jnp.broadcast_to(a, shape) for a in arrs)

@@ -349,8 +349,9 @@ def convert_module(m, source: Path) -> ModuleIR:
                                 None if dft is None else float(dft)))
     noise = []
     for ns in desc.get("noise_sources") or []:
-        b = int(ns["node2"])
-        noise.append(NoiseSource(ns["name"], int(ns["node1"]), None if b == _GROUND else b))
+        b = ns["node2"]
+        b = None if b in ("gnd", "ground", _GROUND, str(_GROUND)) else int(b)
+        noise.append(NoiseSource(ns["name"], int(ns["node1"]), b))
     mod = ModuleIR(
         name=m.name, source=str(source), nodes=nodes, num_terminals=nt, params=params,
         eval=evalf, init=initf,

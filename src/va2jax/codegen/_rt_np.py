@@ -1,0 +1,122 @@
+"""NumPy flavour of the generated code's namespace: ``jnp``, ``lax`` and ``rt`` for eager,
+compile-free execution on batches (arrays of shape (N,)).
+
+Setup (OpenVAF's init function) runs once per parameter set, so compiling it with XLA costs far
+more than it saves; va2jax runs the same generated source with these NumPy stand-ins instead.
+IEEE double arithmetic is identical; ``exp``/``log``/``pow`` come from the C library, as in the
+OSDI library itself. Float errors (overflow, 0/0) produce inf/NaN silently, as in C.
+"""
+from __future__ import annotations
+
+import types
+
+import numpy as np
+
+F64 = np.float64
+I32 = np.int32
+BOOL = np.bool_
+
+jnp = types.SimpleNamespace(
+    where=np.where, sqrt=np.sqrt, exp=np.exp, log=np.log, log10=np.log10, floor=np.floor,
+    ceil=np.ceil, sin=np.sin, cos=np.cos, tan=np.tan, arcsin=np.arcsin, arccos=np.arccos,
+    arctan=np.arctan, sinh=np.sinh, cosh=np.cosh, tanh=np.tanh, arcsinh=np.arcsinh,
+    arccosh=np.arccosh, arctanh=np.arctanh, abs=np.abs, power=np.power, arctan2=np.arctan2,
+    hypot=np.hypot, logical_not=np.logical_not, invert=np.invert, fmod=np.fmod,
+)
+
+
+def _while_loop(cond, body, carry):
+    while cond(carry):
+        carry = body(carry)
+    return carry
+
+
+lax = types.SimpleNamespace(while_loop=_while_loop)
+
+
+def ifcast(x):
+    return np.asarray(x).astype(np.float64)
+
+
+bfcast = ifcast
+
+
+def bicast(x):
+    return np.asarray(x).astype(np.int32)
+
+
+def ibcast(x):
+    return np.asarray(x) != 0
+
+
+def fbcast(x):
+    x = np.asarray(x)
+    return (x < 0.0) | (x > 0.0)
+
+
+def fne(a, b):
+    return (np.asarray(a) < b) | (np.asarray(a) > b)
+
+
+def ficast(x):
+    x = np.asarray(x, np.float64)
+    ax = np.abs(x)
+    fl = np.floor(ax)
+    r = np.where(ax - fl >= 0.5, fl + 1.0, fl)
+    with np.errstate(invalid="ignore"):
+        return (np.sign(x) * r).astype(np.int32)
+
+
+def idiv(a, b):
+    a = np.asarray(a, np.int32)
+    b = np.asarray(b, np.int32)
+    safe = np.where(b == 0, 1, b)
+    q = np.abs(a) // np.abs(safe) * np.sign(a) * np.sign(safe)
+    return np.where(b == 0, 0, q).astype(np.int32)
+
+
+def irem(a, b):
+    a = np.asarray(a, np.int32)
+    b = np.asarray(b, np.int32)
+    safe = np.where(b == 0, 1, b)
+    return np.where(b == 0, 0, np.fmod(a, safe)).astype(np.int32)
+
+
+def ishl(a, b):
+    return np.left_shift(np.asarray(a, np.int32), np.asarray(b, np.int32))
+
+
+def ishr(a, b):
+    return np.right_shift(np.asarray(a, np.int32), np.asarray(b, np.int32))
+
+
+def clog2(x):
+    x = np.asarray(x, np.int32)
+    r = np.ceil(np.log2(np.maximum(x, 1).astype(np.float64))).astype(np.int32)
+    return np.where(x > 0, r, 0).astype(np.int32)
+
+
+ANALYSIS_BITS = {"noise": 1024, "dc": 2048, "ac": 4096, "tran": 8192, "ic": 16384,
+                 "static": 32768, "nodeset": 65536}
+
+
+def analysis(flags, name: str):
+    bit = ANALYSIS_BITS.get(name.lower())
+    if bit is None:
+        return np.asarray(False)
+    return (np.asarray(flags, np.int32) & bit) != 0
+
+
+def any_active(carry):
+    return bool(np.any(carry[-1]))
+
+
+def keep_finished(old, new):
+    go = old[-1]
+    return tuple(np.where(go, n, o) for n, o in zip(new, old))
+
+
+def broadcast_carry(carry):
+    arrs = [np.asarray(c) for c in carry]
+    shape = np.broadcast_shapes(*[a.shape for a in arrs])
+    return tuple(np.broadcast_to(a, shape).copy() for a in arrs)
