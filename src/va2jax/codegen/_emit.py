@@ -56,6 +56,7 @@ class Stmt:
     body_head: list[str] = field(default_factory=list)
     body_tail: list[str] = field(default_factory=list)
     keep: bool = False  # effects that must stay
+    remat: bool = False  # a constant or input read: re-emitted wherever needed instead of passed
 
 
 class CallbackLowering:
@@ -117,7 +118,7 @@ class FunctionEmitter:
             lit = f"rt.BOOL({bool(val)})"
         else:
             lit = f"rt.I32(STR[{val!r}])"
-        return Stmt((v,), (), f"{v} = {lit}")
+        return Stmt((v,), (), f"{v} = {lit}", remat=True)
 
     # -- predicates ---------------------------------------------------------------------------
     def _edge_cond(self, src: str, dst: str) -> tuple[str, str | None]:

@@ -43,6 +43,8 @@ class GeneratedModule:
     strings: dict[str, int]
     simparams: list[str]
     noise_outputs: list[str] = field(default_factory=list)
+    eval_output_vars: dict[str, str] = field(default_factory=dict)
+    eval_output_consts: dict[str, float] = field(default_factory=dict)
 
 
 class _Lowering:
@@ -197,8 +199,13 @@ def _describe(fn: Function) -> dict[str, str]:
     return {p.value: f"{p.kind} {p.name}" for p in fn.params}
 
 
+#: Statements per separately compiled part of ``eval`` (XLA compile time grows faster than
+#: linearly with function size; parts keep each compilation small).
+PART_SIZE = int(__import__("os").environ.get("VA2JAX_PART_SIZE", "1500"))
+
+
 def _gen_function(fn: Function, outputs: dict[str, str], lowering: _Lowering, fname: str,
-                  extra_inputs: list[str]) -> list[str]:
+                  extra_inputs: list[str], part_size: int | None = None) -> list[str]:
     em = FunctionEmitter(fn, lowering)
     em._outputs = set(outputs.values())  # type: ignore[attr-defined]
     stmts: list[Stmt] = []
@@ -206,19 +213,84 @@ def _gen_function(fn: Function, outputs: dict[str, str], lowering: _Lowering, fn
         if p.kind == "new_state":
             stmts.append(Stmt((p.value,), (), f"{p.value} = rt.F64(0.0)  # new_state {p.name} (set by $limit)"))
         else:
-            stmts.append(Stmt((p.value,), (), f"{p.value} = inp[{p.value!r}]  # {p.kind} {p.name}"))
+            stmts.append(Stmt((p.value,), (), f"{p.value} = inp[{p.value!r}]  # {p.kind} {p.name}", remat=True))
     for x in extra_inputs:
-        stmts.append(Stmt((x,), (), f"{x} = inp[{x!r}]"))
+        stmts.append(Stmt((x,), (), f"{x} = inp[{x!r}]", remat=True))
     stmts.extend(em.emit())
-    flag_vars = [f"_flag{k}" for k in range(len(lowering.flags))] if lowering.is_init else []
-    live = set(outputs.values()) | set(flag_vars)
-    stmts = eliminate_dead(stmts, live)
-    lines = [f"def {fname}(inp, sp):"]
-    lines.extend(render(stmts))
-    ret = [f"{k!r}: {v}" for k, v in outputs.items()]
     if lowering.is_init:
-        ret += [f"'flag{k}': _flag{k}" for k in range(len(lowering.flags))]
-    lines.append("    return {" + ", ".join(ret) + "}")
+        for k in range(len(lowering.flags)):
+            outputs[f"flag{k}"] = f"_flag{k}"
+    else:
+        for k, var in lowering.stores.items():
+            outputs[f"ns{k}"] = var
+    stmts = eliminate_dead(stmts, set(outputs.values()))
+    ret = "{" + ", ".join(f"{k!r}: {v}" for k, v in outputs.items()) + "}"
+    if part_size is None or len(stmts) <= part_size:
+        return [f"def {fname}(inp, sp):"] + render(stmts) + [f"    return {ret}"]
+    return _render_parts(stmts, outputs, fname, part_size)
+
+
+def _render_parts(stmts: list[Stmt], outputs: dict[str, str], fname: str, size: int) -> list[str]:
+    """Split ``stmts`` into parts of about ``size`` statements, each its own function.
+
+    ``{fname}_part<k>(inp, env, sp)`` reads earlier parts' values from ``env`` and returns the ones
+    later parts (or the outputs) need; constants and inputs are re-read in each part.
+    """
+    remat = {d: st for st in stmts if st.remat for d in st.defs}
+    body = [st for st in stmts if not st.remat]
+    chunks: list[list[Stmt]] = []
+    cur: list[Stmt] = []
+    for st in body:
+        cur.append(st)
+        if len(cur) >= size:
+            chunks.append(cur)
+            cur = []
+    if cur:
+        chunks.append(cur)
+    # names needed after each chunk
+    later_uses: list[set[str]] = [set() for _ in chunks]
+    acc = set(outputs.values())
+    for k in range(len(chunks) - 1, -1, -1):
+        later_uses[k] = set(acc)
+        for st in chunks[k]:
+            acc.update(st.uses)
+            if st.body is not None:
+                for b in st.body:
+                    acc.update(b.uses)
+    lines: list[str] = []
+    defined_before: set[str] = set()
+    for k, chunk in enumerate(chunks):
+        uses: set[str] = set()
+        defs: set[str] = set()
+        for st in chunk:
+            uses.update(st.uses)
+            if st.body is not None:
+                for b in st.body:
+                    uses.update(b.uses)
+            defs.update(st.defs)
+        head: list[Stmt] = []
+        for u in sorted(uses):
+            if u in remat:
+                head.append(remat[u])
+            elif u in defined_before:
+                head.append(Stmt((u,), (), f"{u} = env[{u!r}]"))
+        outs = sorted(d for d in defs if d in later_uses[k])
+        lines.append(f"def {fname}_part{k}(inp, env, sp):")
+        lines.extend(render(head + chunk))
+        lines.append("    return {" + ", ".join(f"{o!r}: {o}" for o in outs) + "}")
+        lines.append("")
+        lines.append("")
+        defined_before |= defs
+    lines.append(f"{fname.upper()}_PARTS = [" + ", ".join(f"{fname}_part{k}" for k in range(len(chunks))) + "]")
+    lines.append("")
+    lines.append("")
+    lines.append(f"def {fname}(inp, sp):")
+    lines.append("    env = {}")
+    lines.append(f"    for part in {fname.upper()}_PARTS:")
+    lines.append("        env.update(part(inp, env, sp))")
+    lines.append("    " + "\n    ".join(f"{v} = env[{v!r}]" if v not in remat else remat[v].text
+                                       for v in sorted(set(outputs.values()))))
+    lines.append("    return {" + ", ".join(f"{k!r}: {v}" for k, v in outputs.items()) + "}")
     return lines
 
 
@@ -253,13 +325,7 @@ def generate(mod: ModuleIR) -> GeneratedModule:
     init_low = _Lowering(mod.init, strings, True, mod)
     eval_low = _Lowering(mod.eval, strings, False, mod)
     init_lines = _gen_function(mod.init, init_out, init_low, "init", [])
-    eval_lines = _gen_function(mod.eval, ev_out, eval_low, "eval", ["analysis"])
-    for k, var in eval_low.stores.items():
-        ev_out[f"ns{k}"] = var
-    # add state outputs to eval's return (they are defined in the body)
-    if eval_low.stores:
-        eval_lines[-1] = eval_lines[-1][:-1] + ", " + ", ".join(
-            f"'ns{k}': {var}" for k, var in eval_low.stores.items()) + "}"
+    eval_lines = _gen_function(mod.eval, ev_out, eval_low, "eval", ["analysis"], PART_SIZE)
     header = [
         f'"""JAX code for Verilog-A module {mod.name!r} — generated by va2jax (generator {GENERATOR_VERSION}).',
         "",
@@ -276,5 +342,8 @@ def generate(mod: ModuleIR) -> GeneratedModule:
         "",
     ]
     src = "\n".join(header + init_lines + ["", ""] + eval_lines) + "\n"
-    return GeneratedModule(src, list(init_out) + [f.output for f in init_low.flags], list(ev_out),
-                           init_low.flags, strings, sorted(init_low.simparams | eval_low.simparams))
+    consts = {v: float(mod.eval.constants[v][1]) for v in ev_out.values()  # type: ignore[arg-type]
+              if v in mod.eval.constants}
+    return GeneratedModule(src, list(init_out), list(ev_out),
+                           init_low.flags, strings, sorted(init_low.simparams | eval_low.simparams),
+                           eval_output_vars=dict(ev_out), eval_output_consts=consts)

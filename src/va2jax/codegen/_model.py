@@ -130,6 +130,8 @@ class Model:
             self._lookup.setdefault(nm, "$mfactor")
         self._module = self._import(source_path)
         self._np = self._import_numpy(source_path)
+        self._output_vars = gen.eval_output_vars
+        self._const_outputs = gen.eval_output_consts
         self._init_jit: dict = {}
         self._eval_jit: dict = {}
         self._build_tables()
@@ -422,8 +424,8 @@ class Model:
         out = fn(pin, sp)
         return {k: np.asarray(v)[:nb] for k, v in out.items()}
 
-    def _wrapped_eval(self, inp, sp):
-        """One instance: voltages → eval inputs → generated eval → dense, collapsed outputs."""
+    def _eval_inputs_of(self, inp):
+        """One instance: voltages and setup results → the generated eval's inputs."""
         import jax.numpy as jnp
 
         n = self._n
@@ -456,7 +458,13 @@ class Model:
                 ein[value] = jnp.bool_(True)
             else:
                 ein[value] = jnp.float64(0.0)
-        out = self._module.eval(ein, sp)
+        return ein, lab
+
+    def _assemble(self, out, lab):
+        """One instance: generated eval outputs → dense, collapsed residuals and Jacobians."""
+        import jax.numpy as jnp
+
+        n = self._n
 
         def vec(prefix):
             r = jnp.zeros((n + 1,), jnp.float64)
@@ -479,6 +487,55 @@ class Model:
         return {"residual_resist": vec("rr"), "residual_react": vec("rq"),
                 "jacobian_resist": mat("jr"), "jacobian_react": mat("jq"),
                 "lim_rhs_resist": vec("lr"), "lim_rhs_react": vec("lq"), "states": states}
+
+    def _wrapped_eval(self, inp, sp):
+        """One instance, traceable end to end (used by jit+vmap and by the simulator)."""
+        ein, lab = self._eval_inputs_of(inp)
+        return self._assemble(self._module.eval(ein, sp), lab)
+
+    def _run_parts(self, inp: dict[str, Any], sp: dict[str, Any], nb: int) -> dict[str, Any]:
+        """Large models: each generated part is jit+vmap-compiled on its own (see PART_SIZE)."""
+        jax = _jax()
+        size = 1 << max(0, (nb - 1).bit_length())
+
+        def pad(x):
+            x = np.asarray(x)
+            if x.shape[0] == size:
+                return x
+            return np.concatenate([x, np.repeat(x[-1:], size - x.shape[0], axis=0)], axis=0)
+
+        fns = self._eval_jit.get(("parts", size))
+        if fns is None:
+            pre = jax.jit(jax.vmap(self._eval_inputs_of))
+            parts = [jax.jit(jax.vmap(p, in_axes=(0, 0, None))) for p in self._module.EVAL_PARTS]
+            keys = self.gen.eval_outputs
+
+            post = jax.jit(jax.vmap(lambda outs, ein, lab: self._assemble(outs, lab)))
+            fns = self._eval_jit[("parts", size)] = (pre, parts, post, keys)
+        pre, parts, post, keys = fns
+        pin = jax.tree_util.tree_map(pad, inp)
+        ein, lab = pre(pin)
+        env: dict[str, Any] = {}
+        for part in parts:
+            env.update(part(ein, env, sp))
+        outs = self._final_outputs(ein, env)
+        res = post(outs, ein, lab)
+        return {k: np.asarray(v)[:nb] for k, v in res.items()}
+
+    def _final_outputs(self, ein, env):
+        """Map output keys (rr0, jr3, …) to values held in ``env`` (or constants)."""
+        import jax.numpy as jnp
+
+        out = {}
+        for key, var in self._output_vars.items():
+            if var in env:
+                out[key] = env[var]
+            elif var in ein:
+                out[key] = ein[var]
+            else:  # a constant output
+                val = self._const_outputs[var]
+                out[key] = jnp.full(next(iter(ein.values())).shape, val)
+        return out
 
     def eval(self, state: dict[str, Any], voltages: Any, *, analysis: str | int = "dc",
              prev_state: Any = None, enable_lim: bool = False) -> EvalOutput:
@@ -512,7 +569,10 @@ class Model:
                "analysis": np.full(nb, flags, np.int32), "enable_lim": np.full(nb, bool(enable_lim)),
                "prev_state": ps}
         flat = _flatten_batch(inp)
-        out = self._run_batched("eval", flat, state["sp"], nb)
+        if hasattr(self._module, "EVAL_PARTS"):
+            out = self._run_parts(flat, state["sp"], nb)
+        else:
+            out = self._run_batched("eval", flat, state["sp"], nb)
         if not batched:
             out = {k: v[0] for k, v in out.items()}
         return EvalOutput(out)
@@ -601,7 +661,9 @@ def _own_code_digest() -> str:
 def _versions() -> str:
     from importlib.metadata import version
 
-    parts = [f"gen{GENERATOR_VERSION}", _own_code_digest()]
+    from ._generate import PART_SIZE
+
+    parts = [f"gen{GENERATOR_VERSION}", _own_code_digest(), f"part{PART_SIZE}"]
     for pkg in ("openvaf-py", "jax"):
         try:
             parts.append(f"{pkg}={version(pkg)}")
