@@ -210,8 +210,12 @@ class Model:
                 how = "temp"
             elif p.kind == "sysfun":
                 how = "mfactor"
-            elif p.kind == "cache":
+            elif p.kind == "cache" and p.name.startswith("cache["):
                 how, data = "cache", int(re.sub(r"\D", "", p.name))
+            elif p.kind == "cache":
+                # an eval input beyond the declared function parameters (openvaf-py exports a few,
+                # e.g. PSP103's S–SI Jacobian entries); validated against OSDI as zero
+                how = "zero"
             elif p.kind == "enable_lim":
                 how = "enable_lim"
             elif p.kind == "prev_state":
