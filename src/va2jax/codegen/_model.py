@@ -86,6 +86,7 @@ class EvalOutput:
     """
 
     def __init__(self, d: dict[str, Any]):
+        self.scales = {k[6:]: v for k, v in d.items() if k.startswith("scale_")}
         self.residual_resist = d["residual_resist"]
         self.residual_react = d["residual_react"]
         self.jacobian_resist = d["jacobian_resist"]
@@ -95,7 +96,9 @@ class EvalOutput:
         self.states = d["states"]
 
     def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        d = dict(self.__dict__)
+        d.pop("scales")
+        return d
 
 
 class Model:
@@ -133,6 +136,7 @@ class Model:
         self._output_vars = gen.eval_output_vars
         self._const_outputs = gen.eval_output_consts
         self._init_jit: dict = {}
+        self._with_scales = False  # validation asks for Σ|terms| of collapsed sums
         self._eval_jit: dict = {}
         self._build_tables()
 
@@ -478,19 +482,30 @@ class Model:
                     r = r.at[lab[i]].add(out[key])
             return r[:n]
 
-        def mat(prefix):
+        def mat(prefix, f=lambda x: x):
             m = jnp.zeros(((n + 1) * (n + 1),), jnp.float64)
             for k, i, j in self._jr:
                 key = f"{prefix}{k}"
                 if key in out:
-                    m = m.at[lab[i] * (n + 1) + lab[j]].add(out[key])
+                    m = m.at[lab[i] * (n + 1) + lab[j]].add(f(out[key]))
             return m.reshape(n + 1, n + 1)[:n, :n]
+
+        def vabs(prefix):
+            r = jnp.zeros((n + 1,), jnp.float64)
+            for i in range(n):
+                if f"{prefix}{i}" in out:
+                    r = r.at[lab[i]].add(jnp.abs(out[f"{prefix}{i}"]))
+            return r[:n]
 
         states = jnp.stack([out.get(f"ns{k}", jnp.float64(0.0)) for k in range(self.num_states)]) \
             if self.num_states else jnp.zeros((0,), jnp.float64)
-        return {"residual_resist": vec("rr"), "residual_react": vec("rq"),
-                "jacobian_resist": mat("jr"), "jacobian_react": mat("jq"),
-                "lim_rhs_resist": vec("lr"), "lim_rhs_react": vec("lq"), "states": states}
+        res = {"residual_resist": vec("rr"), "residual_react": vec("rq"),
+               "jacobian_resist": mat("jr"), "jacobian_react": mat("jq"),
+               "lim_rhs_resist": vec("lr"), "lim_rhs_react": vec("lq"), "states": states}
+        if self._with_scales:
+            res.update(scale_residual_resist=vabs("rr"), scale_residual_react=vabs("rq"),
+                       scale_jacobian_resist=mat("jr", jnp.abs), scale_jacobian_react=mat("jq", jnp.abs))
+        return res
 
     def _wrapped_eval(self, inp, sp):
         """One instance, traceable end to end (used by jit+vmap and by the simulator)."""
@@ -541,11 +556,79 @@ class Model:
                 out[key] = jnp.full(next(iter(ein.values())).shape, val)
         return out
 
+    def _eval_numpy(self, inp: dict[str, Any], sp: dict[str, Any], nb: int) -> dict[str, Any]:
+        """The generated eval run eagerly with NumPy over the batch (no compilation)."""
+        n = self._n
+        V = np.asarray(inp["V"], np.float64)
+        lab = np.where(inp["labels"] < 0, n, inp["labels"])
+        vext = np.concatenate([V, np.zeros((nb, 1))], axis=1)
+        vused = np.take_along_axis(vext, lab, axis=1)
+        init = inp["init"]
+        ein: dict[str, Any] = {"analysis": inp["analysis"]}
+        for value, how, data in self._eval_inputs:
+            if how == "volt":
+                a, b = data
+                ein[value] = vused[:, a] - (vused[:, b] if b >= 0 else 0.0)
+            elif how == "param":
+                ein[value] = init[f"param:{data}"] if f"param:{data}" in init else inp["extra"][data]
+            elif how == "given":
+                ein[value] = inp["given"][data]
+            elif how == "temp":
+                ein[value] = inp["temperature"]
+            elif how == "mfactor":
+                ein[value] = inp["mfactor"]
+            elif how == "cache":
+                ein[value] = init[f"cache{data}"]
+            elif how == "enable_lim":
+                ein[value] = inp["enable_lim"]
+            elif how == "prev_state":
+                ein[value] = inp["prev_state"][:, data]
+            elif how == "true":
+                ein[value] = np.ones(nb, bool)
+            else:
+                ein[value] = np.zeros(nb)
+        with np.errstate(all="ignore"):
+            out = self._np["eval"](ein, {k: np.float64(v) for k, v in sp.items()})
+        rows = np.arange(nb)
+
+        def vec(prefix):
+            r = np.zeros((nb, n + 1))
+            for i in range(n):
+                if f"{prefix}{i}" in out:
+                    np.add.at(r, (rows, lab[:, i]), np.broadcast_to(out[f"{prefix}{i}"], (nb,)))
+            return r[:, :n]
+
+        def vec_abs(prefix):
+            r = np.zeros((nb, n + 1))
+            for i in range(n):
+                if f"{prefix}{i}" in out:
+                    np.add.at(r, (rows, lab[:, i]), np.abs(np.broadcast_to(out[f"{prefix}{i}"], (nb,))))
+            return r[:, :n]
+
+        def mat(prefix, f=lambda x: x):
+            m = np.zeros((nb, n + 1, n + 1))
+            for k, i, j in self._jr:
+                if f"{prefix}{k}" in out:
+                    np.add.at(m, (rows, lab[:, i], lab[:, j]), f(np.broadcast_to(out[f"{prefix}{k}"], (nb,))))
+            return m[:, :n, :n]
+
+        states = np.stack([np.broadcast_to(out.get(f"ns{k}", 0.0), (nb,)) for k in range(self.num_states)], axis=1) \
+            if self.num_states else np.zeros((nb, 0))
+        res = {"residual_resist": vec("rr"), "residual_react": vec("rq"),
+               "jacobian_resist": mat("jr"), "jacobian_react": mat("jq"),
+               "lim_rhs_resist": vec("lr"), "lim_rhs_react": vec("lq"), "states": states}
+        if self._with_scales:
+            res.update(scale_residual_resist=vec_abs("rr"), scale_residual_react=vec_abs("rq"),
+                       scale_jacobian_resist=mat("jr", np.abs), scale_jacobian_react=mat("jq", np.abs))
+        return res
+
     def eval(self, state: dict[str, Any], voltages: Any, *, analysis: str | int = "dc",
-             prev_state: Any = None, enable_lim: bool = False) -> EvalOutput:
+             prev_state: Any = None, enable_lim: bool = False, backend: str = "jax") -> EvalOutput:
         """Evaluate residuals and Jacobians at node voltages ``voltages`` (…, n) in V (A for flow
         unknowns), descriptor order. ``analysis`` is a name (``dc``, ``tran``, ``ac``, …) or OSDI
-        ANALYSIS_* bits. Returns an :class:`EvalOutput` with the batch shape of ``state``."""
+        ANALYSIS_* bits. ``backend="jax"`` runs jit+vmap-compiled code (fast after compiling);
+        ``backend="numpy"`` runs the same generated code eagerly with NumPy (no compile).
+        Returns an :class:`EvalOutput` with the batch shape of ``state``."""
         jax = _jax()
         V = np.asarray(voltages, np.float64)
         nb = state["labels"].shape[0]
@@ -573,7 +656,11 @@ class Model:
                "analysis": np.full(nb, flags, np.int32), "enable_lim": np.full(nb, bool(enable_lim)),
                "prev_state": ps}
         flat = _flatten_batch(inp)
-        if hasattr(self._module, "EVAL_PARTS"):
+        if backend == "numpy":
+            out = self._eval_numpy(flat, state["sp"], nb)
+        elif backend != "jax":
+            raise Va2JaxError(f"unknown backend {backend!r} (jax or numpy)")
+        elif hasattr(self._module, "EVAL_PARTS"):
             out = self._run_parts(flat, state["sp"], nb)
         else:
             out = self._run_batched("eval", flat, state["sp"], nb)

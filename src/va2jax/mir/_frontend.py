@@ -298,11 +298,28 @@ def _value_or_none(var: str | None, zero_values: set[str]) -> str | None:
     return None if v in zero_values else v
 
 
+def _cache_mapping(m) -> list[tuple[int, int]]:
+    """Cache slot k → (init value, eval parameter index).
+
+    openvaf-py 0.1.5's ``get_cache_mapping()`` is wrong for some large models (PSP103, BSIM4,
+    BSIM3, HiSIM2, …): several slots name the same eval parameter and as many eval parameters are
+    named by none. Eval's inputs are its named parameters followed by the cache slots in slot
+    order, so when the exported mapping is not a bijection onto those positions the slots are
+    mapped by position instead (validated against OSDI).
+    """
+    cm = [(int(iv), int(ep)) for iv, ep in m.get_cache_mapping()]
+    n = len(m.param_names)
+    eps = [ep for _, ep in cm]
+    if sorted(eps) == list(range(n, n + len(cm))):
+        return cm
+    return [(iv, n + k) for k, (iv, _ep) in enumerate(cm)]
+
+
 def convert_module(m, source: Path) -> ModuleIR:
     """Convert one openvaf-py ``VaModule`` into :class:`ModuleIR`."""
     ev = m.get_mir_instructions()
     it = m.get_init_mir_instructions()
-    cache_map = m.get_cache_mapping()  # (init value idx, eval param idx)
+    cache_map = _cache_mapping(m)  # (init value idx, eval param idx)
     cache_params = {ep: slot for slot, (_iv, ep) in enumerate(cache_map)}
     evalf = _function("eval", ev, list(m.param_names), list(m.param_kinds), cache_params)
     initf = _function("init", it, list(m.init_param_names), list(m.init_param_kinds))
