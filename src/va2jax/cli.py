@@ -15,6 +15,7 @@ from .errors import Va2JaxError
 #: Modules that contribute sub-commands, in the order they are listed in ``--help``.
 _COMMAND_MODULES = [
     "va2jax.osdi._cli",
+    "va2jax._demo",
 ]
 
 

