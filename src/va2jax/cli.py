@@ -16,6 +16,7 @@ from .errors import Va2JaxError
 _COMMAND_MODULES = [
     "va2jax.osdi._cli",
     "va2jax._demo",
+    "va2jax.sim._cli",
 ]
 
 

@@ -63,7 +63,14 @@ class Simulation:
     results: dict[str, Result] = field(default_factory=dict)
 
     @classmethod
-    def from_file(cls, path: str | Path, prefer: str = "auto") -> "Simulation":
+    def from_file(cls, path: str | Path, prefer: str | None = None) -> "Simulation":
+        """Build a simulation; ``prefer`` (default ``$VA2JAX_SIM_MODELS`` or ``auto``) picks the
+        model source for ``load`` statements: ``auto``, ``va`` (generated), ``osdi``, ``builtin``."""
+        import os
+
+        prefer = prefer or os.environ.get("VA2JAX_SIM_MODELS", "auto")
+        if prefer not in ("auto", "va", "osdi", "builtin"):
+            raise Va2JaxError(f"unknown model source {prefer!r} (auto, va, osdi, builtin)")
         t0 = time.perf_counter()
         net = read_netlist(path)
         circ = elaborate(net)
@@ -168,6 +175,6 @@ class Simulation:
         return res
 
 
-def simulate(path: str | Path, prefer: str = "auto") -> dict[str, Result]:
+def simulate(path: str | Path, prefer: str | None = None) -> dict[str, Result]:
     """Parse, elaborate and run all analyses of a netlist file."""
     return Simulation.from_file(path, prefer=prefer).run()

@@ -104,6 +104,11 @@ class ModelLibrary:
             return
         if not key.lower().endswith(".osdi"):
             raise NetlistError(loc, f"cannot load {fname!r}: expected a .va or .osdi file")
+        builtin = _BUILTIN_LIBS.get(key.lower())
+        if builtin and self.prefer == "builtin":
+            self.modules[builtin] = BUILTIN_MODELS[builtin]
+            self.sources[builtin] = "builtin"
+            return
         va_name = _VA_FOR_OSDI.get(key.lower(), key[:-5] + ".va")
         va = _find(va_name, local + va_dirs())
         if va is not None and codegen_available() and self.prefer in ("auto", "va"):
@@ -113,7 +118,6 @@ class ModelLibrary:
         if osdi is not None and osdi_available() and self.prefer in ("auto", "osdi"):
             self._load_osdi(osdi, loc)
             return
-        builtin = _BUILTIN_LIBS.get(key.lower())
         if builtin:
             self.modules[builtin] = BUILTIN_MODELS[builtin]
             self.sources[builtin] = "builtin"
@@ -145,11 +149,11 @@ class ModelLibrary:
         from .. import osdi as osdi_mod
 
         try:
-            lib = osdi_mod.load(str(path))  # type: ignore[attr-defined]
+            lib = osdi_mod.load_library(str(path))
         except Va2JaxError as exc:
             raise NetlistError(loc, f"{path.name}: {exc}") from None
-        for desc in _descriptors(lib):
-            cm = OsdiModel(desc)
+        for module in lib.modules:
+            cm = OsdiModel(module)
             self.modules[cm.name.lower()] = cm
             self.sources[cm.name.lower()] = "osdi"
 
@@ -239,66 +243,65 @@ class GeneratedGroup:
 # OSDI libraries through va2jax.osdi + jax.pure_callback
 # ---------------------------------------------------------------------------------------------
 
-def _descriptors(lib: Any) -> list[Any]:
-    for attr in ("descriptors", "models", "modules"):
-        if hasattr(lib, attr):
-            d = getattr(lib, attr)
-            return list(d.values()) if isinstance(d, dict) else list(d)
-    return [lib]
-
-
 class OsdiModel:
-    """Adapter: one OSDI descriptor → :class:`CompiledModel` (evaluated on the host)."""
+    """Adapter: one module of an OSDI library (:class:`va2jax.osdi.ModuleInfo`) →
+    :class:`CompiledModel`; evaluated on the host through :func:`jax.pure_callback`."""
 
-    def __init__(self, desc: Any):
-        self.d = desc
-        self.name = str(desc.name)
-        nodes = [getattr(nd, "name", nd) for nd in desc.nodes]
-        self.node_names = tuple(str(n) for n in nodes)
-        self.num_terminals = int(desc.num_terminals)
-        self._flow = tuple(bool(getattr(nd, "is_flow", False)) for nd in desc.nodes)
+    def __init__(self, module: Any):
+        self.m = module
+        self.name = str(module.name)
+        self.node_names = tuple(module.node_names)
+        self.num_terminals = int(module.num_terminals)
+        self._flow = tuple(bool(nd.is_flow) for nd in module.nodes)
 
     def param_kind(self, name: str) -> str | None:
-        p = self.d.find_param(name) if hasattr(self.d, "find_param") else None
-        if p is None:
+        try:
+            p = self.m.find_param(name)
+        except Va2JaxError:
             return None
-        return "instance" if getattr(p, "is_instance", False) else "model"
+        return "instance" if p.kind == "instance" else "model"
 
     def param_names(self) -> list[str]:
-        return [getattr(p, "name", str(p)) for p in getattr(self.d, "params", [])]
+        return [nm for p in self.m.params for nm in p.names]
 
     def node_is_flow(self) -> tuple[bool, ...]:
         return self._flow
 
-    def bind(self, instance_params, model_params, temperature):
+    def bind(self, instance_params: Sequence[Mapping[str, float]], model_params: Mapping[str, float],
+             temperature: float) -> "OsdiGroup":
         return OsdiGroup(self, instance_params, model_params, temperature)
 
 
 class OsdiGroup:
-    """Instances of an OSDI model; ``eval`` runs the library through :func:`jax.pure_callback`."""
+    """Instances of an OSDI module sharing one model; ``eval`` runs the library on the host."""
 
-    def __init__(self, model: OsdiModel, instance_params, model_params, temperature):
-        d = model.d
+    def __init__(self, model: OsdiModel, instance_params: Sequence[Mapping[str, float]],
+                 model_params: Mapping[str, float], temperature: float):
+        from .. import osdi as osdi_mod
+
         self.n = len(model.node_names)
-        self.omodel = d.new_model({k: float(v) for k, v in model_params.items()})
-        self.insts = [self.omodel.new_instance({k: float(v) for k, v in ip.items()},
-                                               temperature=temperature)
-                      for ip in instance_params]
+        self._calc = osdi_mod.DEFAULT_CALC
+        self._analysis = osdi_mod.flags.ANALYSIS_TRAN
+        try:
+            self.omodel = model.m.model(dict(model_params))
+            self.insts = [self.omodel.instance(dict(ip), temperature=temperature)
+                          for ip in instance_params]
+        except Va2JaxError as exc:
+            raise Va2JaxError(f"{model.name}: {exc}") from None
         self.size = len(self.insts)
-        alias = []
-        for inst in self.insts:
-            a = getattr(inst, "node_alias", None)
-            alias.append(np.arange(self.n) if a is None else np.asarray(a))
-        self.node_alias = np.array(alias)
+        self.node_alias = np.array([[j if r == j else (r if r >= 0 else -1)
+                                     for j, r in enumerate(inst.node_mapping)]
+                                    for inst in self.insts], dtype=np.int64).reshape(self.size, self.n)
 
     def _host_eval(self, V: np.ndarray):
         n, N = self.n, self.size
+        V = np.asarray(V)
         f = np.zeros((N, n))
         q = np.zeros((N, n))
         jf = np.zeros((N, n, n))
         jq = np.zeros((N, n, n))
         for k, inst in enumerate(self.insts):
-            r = inst.eval(np.asarray(V[k], float))
+            r = inst.eval(V[k], calc=self._calc, analysis=self._analysis)
             f[k], q[k] = r.residual_resist, r.residual_react
             jf[k], jq[k] = r.jacobian_resist, r.jacobian_react
         return f, q, jf, jq

@@ -107,6 +107,23 @@ class System:
                 b[s.n] += ph
         return b[: self.n]
 
+    def make_source_fn(self) -> Callable[[jax.Array], jax.Array]:
+        """Traceable ``t -> b(t)`` (same as :meth:`source_vector`)."""
+        n = self.n
+        srcs = list(self.sources)
+
+        def b_of_t(t: jax.Array) -> jax.Array:
+            b = jnp.zeros(n + 1)
+            for s in srcs:
+                v = s.wave.jax_value(t)
+                if s.kind == "v":
+                    b = b.at[s.row].add(v)
+                else:
+                    b = b.at[s.p].add(-v).at[s.n].add(v)
+            return b[:n]
+
+        return b_of_t
+
     def breakpoints(self, stop: float) -> np.ndarray:
         bps: set[float] = {0.0, stop}
         for s in self.sources:

@@ -83,6 +83,45 @@ class Waveform:
             return v
         raise AssertionError(k)
 
+    def jax_value(self, t):  # noqa: ANN001, ANN201 - traced scalar in, traced scalar out
+        """Same as :meth:`value` but traceable by JAX (``t`` a traced scalar)."""
+        import jax.numpy as jnp
+
+        k = self.kind
+        p = self.p
+        if k == "dc":
+            return jnp.asarray(self.dc, dtype=jnp.float64) + 0.0 * t
+        if k == "pulse":
+            v0, v1 = p.get("val0", 0.0), p.get("val1", 0.0)
+            td, tr, tf = p.get("delay", 0.0), p.get("rise", 0.0), p.get("fall", 0.0)
+            pw, per = p.get("width", math.inf), p.get("period", math.inf)
+            tt = t - td
+            if per > 0 and math.isfinite(per):
+                tt = jnp.where(tt >= 0, jnp.mod(tt, per), tt)
+            rise = v0 + (v1 - v0) * tt / (tr if tr > 0 else 1.0)
+            fall = v1 + (v0 - v1) * (tt - tr - pw) / (tf if tf > 0 else 1.0)
+            big = 1e300
+            pw_ = pw if math.isfinite(pw) else big
+            return jnp.where(tt < 0, v0, jnp.where(tt < tr, rise, jnp.where(
+                tt <= tr + pw_, v1, jnp.where(tt < tr + pw_ + tf, fall, v0))))
+        if k == "sine":
+            off, a, f = p.get("sinedc", 0.0), p.get("ampl", 0.0), p.get("freq", 0.0)
+            td, damp = p.get("delay", 0.0), p.get("damp", 0.0)
+            ph = math.radians(p.get("sinephase", 0.0))
+            tt = jnp.maximum(t - td, 0.0)
+            return off + a * jnp.sin(2 * math.pi * f * tt + ph) * jnp.exp(-damp * tt)
+        if k == "pwl":
+            w = self.wave
+            assert w is not None
+            return jnp.interp(t, jnp.asarray(w[:, 0]), jnp.asarray(w[:, 1]))
+        if k == "exp":
+            v0, v1 = p.get("val0", 0.0), p.get("val1", 0.0)
+            td1, tau1 = p.get("td1", 0.0), p.get("tau1", 1.0)
+            td2, tau2 = p.get("td2", td1 + tau1), p.get("tau2", tau1)
+            v = v0 + jnp.where(t > td1, (v1 - v0) * (1 - jnp.exp(-(t - td1) / tau1)), 0.0)
+            return v + jnp.where(t > td2, (v0 - v1) * (1 - jnp.exp(-(t - td2) / tau2)), 0.0)
+        raise AssertionError(k)
+
     def breakpoints(self, stop: float) -> list[float]:
         """Times in ``[0, stop]`` where the waveform has a corner (the step control lands on them)."""
         out: list[float] = []
