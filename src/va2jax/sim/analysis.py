@@ -49,6 +49,7 @@ class Options:
     reltol: float = 1e-3
     vntol: float = 1e-6
     abstol: float = 1e-12
+    chgtol: float = 1e-14
     gshunt: float = 0.0
     op_itl: int = 100
     tran_itl: int = 20
@@ -141,7 +142,13 @@ class Engine:
             def body(s):
                 x, it, _, _, _, _, _ = s
                 F, J, q, Jq = resid(x)
-                dx = jnp.linalg.solve(J, -F)
+                # equilibrate rows and columns (as KLU does) before the LU solve
+                rs = jnp.max(jnp.abs(J), axis=1)
+                rs = jnp.where(rs > 0, rs, 1.0)
+                Js = J / rs[:, None]
+                cs = jnp.max(jnp.abs(Js), axis=0)
+                cs = jnp.where(cs > 0, cs, 1.0)
+                dx = jnp.linalg.solve(Js / cs[None, :], -F / rs) / cs
                 bad = ~jnp.all(jnp.isfinite(dx))
                 clipped = jnp.where(vmask, jnp.clip(dx, -dvmax, dvmax), dx)
                 xn = x + clipped

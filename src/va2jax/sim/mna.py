@@ -230,19 +230,19 @@ def build_system(circ: FlatCircuit, resolve: ModelResolver, temperature: float =
                 raise NetlistError(inst.loc, f"{where} ({mod}) needs {nterm} nodes, got {len(nodes)}")
             allp = {**mparams, **iparams}
             if mod == "resistor":
+                _check_params(allp, {"r", "resistance", "m", "noisy", "tc1", "tc2"}, where, inst.loc)
                 r = _num_param(allp, ("r", "resistance"), where, inst.loc)
                 if r == 0:
                     raise NetlistError(inst.loc, f"{where}: zero resistance")
-                _check_params(allp, {"r", "resistance", "m", "noisy", "tc1", "tc2"}, where, inst.loc)
                 stamp_g(nodes[0], nodes[1], 1.0 / r)
             elif mod == "capacitor":
-                c = _num_param(allp, ("c", "capacitance"), where, inst.loc)
                 _check_params(allp, {"c", "capacitance", "m", "ic"}, where, inst.loc)
+                c = _num_param(allp, ("c", "capacitance"), where, inst.loc)
                 C_entries.extend([(nodes[0], nodes[0], c), (nodes[1], nodes[1], c),
                                   (nodes[0], nodes[1], -c), (nodes[1], nodes[0], -c)])
             elif mod == "inductor":
-                ind = _num_param(allp, ("l", "inductance"), where, inst.loc)
                 _check_params(allp, {"l", "inductance", "m", "ic"}, where, inst.loc)
+                ind = _num_param(allp, ("l", "inductance"), where, inst.loc)
                 br = new_unknown(f"{inst.name}:flow(br)", True, True)
                 p, nn = nodes
                 G_entries.extend([(p, br, 1.0), (nn, br, -1.0), (br, p, 1.0), (br, nn, -1.0)])

@@ -6,13 +6,15 @@ Integration of ``dq/dt`` at ``t_new = t + h`` (``dq/dt ≈ a0·q_new + hist``)::
     trap   a0 = 2/h,                  hist = −2·q_k/h − q'_k
     gear2  a0 = (1+2ω)/((1+ω)·h),     hist = (−(1+ω)·q_k + ω²/(1+ω)·q_{k−1})/h,   ω = h/h_prev
 
-Local truncation error from divided differences of the solution (``x[t0..tm] ≈ x⁽ᵐ⁾/m!``)::
+Local truncation error from divided differences (``q[t0..tm] ≈ q⁽ᵐ⁾/m!``)::
 
-    BE     LTE = h²·x[3 pts]          (= h²·x''/2)
-    trap   LTE = h³·x[4 pts]/2        (= h³·x'''/12)
-    gear2  LTE = 4/3·h³·x[4 pts]      (= 2·h³·x'''/9)
+    BE     LTE = h²·q[3 pts]          (= h²·q''/2)
+    trap   LTE = h³·q[4 pts]/2        (= h³·q'''/12)
+    gear2  LTE = 4/3·h³·q[4 pts]      (= 2·h³·q'''/9)
 
-ratio = max_i LTE_i / (lteratio·(reltol·|x_i| + vntol)) over node voltages and inductor currents.
+The divided differences are taken of the charges/fluxes q (SPICE practice; node voltages may
+carry an ill-defined common mode, charges do not):
+ratio = max_i LTE_i / (lteratio·(reltol·|q_i| + chgtol)).
 ratio > 1 rejects the step (``h ← h·max(0.2, 0.9·ratio^(−1/(k+1)))``), a Newton failure divides
 ``h`` by 8; an accepted step grows ``h`` by at most 2. Steps land on the sources' breakpoints, and
 the step after a breakpoint uses BE with ``h ≤ min(step, gap to the next breakpoint / 10)``.
@@ -66,9 +68,8 @@ class TranKernel:
         self.compiled = False
         newton = eng._newton_py
         b_of_t = sysm.make_source_fn()
-        lte_mask = jnp.asarray(sysm.lte_mask > 0)
-        has_lte = bool(np.any(sysm.lte_mask > 0))
-        abstol_vec = jnp.asarray(np.where(sysm.is_current, o.abstol, o.vntol))
+        has_lte = bool(np.any(sysm.C != 0)) or bool(sysm.groups)
+        chgtol = o.chgtol
         order = 1 if method == "be" else 2
         lconst = _LTE_CONST[method]
         reltol, lteratio = o.reltol, o.tran_lteratio
@@ -86,7 +87,7 @@ class TranKernel:
             h = jnp.where(hit, next_bp - t, h)
             tn = t + h
             be = after_bp | (nh < 2) | (order == 1)
-            qk = qh[1]
+            qk = qh[2]
             a0_be, hist_be = 1.0 / h, -qk / h
             if method == "trap":
                 a0_2, hist_2 = 2.0 / h, -2.0 * qk / h - qdot
@@ -94,7 +95,7 @@ class TranKernel:
                 hp = th[2] - th[1]
                 w = h / jnp.where(hp > 0, hp, h)
                 a0_2 = (1 + 2 * w) / ((1 + w) * h)
-                hist_2 = (-(1 + w) * qk + w * w / (1 + w) * qh[0]) / h
+                hist_2 = (-(1 + w) * qk + w * w / (1 + w) * qh[1]) / h
             else:
                 a0_2, hist_2 = a0_be, hist_be
             a0 = jnp.where(be, a0_be, a0_2)
@@ -103,12 +104,14 @@ class TranKernel:
             xp = jnp.where((nh >= 2) & ~after_bp, xh[2] + slope * h, xh[2])
             b = b_of_t(tn)
             xn, it, conv, bad, qn, F = newton(xp, b, a0, hist, gshunt, itl, dvmax)
-            tol = lteratio * (reltol * jnp.maximum(jnp.abs(xn), jnp.abs(xh[2])) + abstol_vec)
+            # truncation error of the charges (node voltages of a circuit can carry an ill-defined
+            # common mode; charges cannot), as in SPICE
+            tol = lteratio * (reltol * jnp.maximum(jnp.abs(qn), jnp.abs(qk)) + chgtol)
             if has_lte:
-                d2 = _dd2(th[1], th[2], tn, xh[1], xh[2], xn)
-                r1 = jnp.max(jnp.where(lte_mask, h * h * jnp.abs(d2) / tol, 0.0))
-                d3 = _dd3(th[0], th[1], th[2], tn, xh[0], xh[1], xh[2], xn)
-                r2 = jnp.max(jnp.where(lte_mask, lconst * h ** 3 * jnp.abs(d3) / tol, 0.0))
+                d2 = _dd2(th[1], th[2], tn, qh[1], qh[2], qn)
+                r1 = jnp.max(h * h * jnp.abs(d2) / tol)
+                d3 = _dd3(th[0], th[1], th[2], tn, qh[0], qh[1], qh[2], qn)
+                r2 = jnp.max(lconst * h ** 3 * jnp.abs(d3) / tol)
                 err = jnp.where(be, jnp.where(nh >= 2, r1, 0.0), jnp.where(nh >= 3, r2, r1))
             else:
                 err = jnp.float64(0.0)
@@ -126,7 +129,7 @@ class TranKernel:
             h_acc = jnp.maximum(h_acc, 10 * hmin)
             xh_n = jnp.where(accept, jnp.stack([xh[1], xh[2], xn]), xh)
             th_n = jnp.where(accept, jnp.stack([th[1], th[2], tn]), th)
-            qh_n = jnp.where(accept, jnp.stack([qh[1], qn]), qh)
+            qh_n = jnp.where(accept, jnp.stack([qh[1], qh[2], qn]), qh)
             out_t = jnp.where(accept, out_t.at[k].set(tn), out_t)
             out_x = jnp.where(accept, out_x.at[k].set(xn), out_x)
             return (jnp.where(accept, tn, t), jnp.where(accept, h_acc, h_rej), xh_n, th_n, qh_n,
@@ -143,6 +146,7 @@ class TranKernel:
         def run(state):
             return jax.lax.while_loop(cond, attempt, state)
 
+        self._attempt = attempt
         self._run = jax.jit(run)
 
     def initial_state(self, x0: np.ndarray, q0: np.ndarray, stop: float, step: float,
@@ -155,7 +159,7 @@ class TranKernel:
         hmin = 1e-14 * max(stop, 1e-9)
         f = np.float64
         return (f(0.0), f(h0), np.stack([x0, x0, x0]), np.array([-2.0, -1.0, 0.0]) * h0,
-                np.stack([q0, q0]), np.zeros(n), np.int32(1), np.bool_(True), np.int32(0),
+                np.stack([q0, q0, q0]), np.zeros(n), np.int32(1), np.bool_(True), np.int32(0),
                 np.int32(0), np.zeros(chunk), np.zeros((chunk, n)), np.int32(0), np.int32(0),
                 np.bool_(False), np.bool_(False), np.zeros(n), f(hmin), f(maxstep), f(stop),
                 bpp, f(step))
