@@ -19,6 +19,7 @@ _COMMAND_MODULES = [
     "va2jax.codegen._cli",
     "va2jax.validate._cli",
     "va2jax._demo",
+    "va2jax.sim._cli",
 ]
 
 

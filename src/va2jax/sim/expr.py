@@ -1,0 +1,264 @@
+"""Netlist expressions: numbers with SPICE scale suffixes, arithmetic, functions, parameters.
+
+Both netlist dialects (VACASK ``.sim`` and SPICE) share this evaluator. Values are Python floats,
+strings (``"pulse"``) or lists of floats (``[0 1 1m 0]``, VACASK vectors).
+
+Grammar (lowest to highest precedence)::
+
+    expr   := cond
+    cond   := or ['?' expr ':' expr]
+    or     := and {'||' and}
+    and    := cmp {'&&' cmp}
+    cmp    := sum [('=='|'!='|'<'|'<='|'>'|'>=') sum]
+    sum    := prod {('+'|'-') prod}
+    prod   := unary {('*'|'/'|'%') unary}
+    unary  := ('-'|'+'|'!') unary | power
+    power  := atom [('**'|'^') unary]
+    atom   := NUMBER | STRING | NAME | NAME '(' args ')' | '(' expr ')' | '[' items ']' | '{' expr '}'
+"""
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from typing import Union
+
+from ..errors import Va2JaxError
+
+Value = Union[float, str, list]
+
+#: SPICE scale suffixes (case-insensitive; ``meg`` before ``m``).
+_SUFFIX = {
+    "t": 1e12, "g": 1e9, "meg": 1e6, "k": 1e3, "mil": 25.4e-6,
+    "m": 1e-3, "u": 1e-6, "n": 1e-9, "p": 1e-12, "f": 1e-15, "a": 1e-18,
+}
+
+_NUM_RE = re.compile(
+    r"(?P<mant>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)(?P<suf>meg|mil|[tgkmunpfa])?(?P<unit>[a-zA-Z]*)",
+    re.IGNORECASE,
+)
+_TOKEN_RE = re.compile(
+    r"\s*(?:(?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?[a-zA-Z]*)"
+    r"|(?P<name>[A-Za-z_$][A-Za-z0-9_$.:]*)"
+    r"|(?P<str>\"[^\"]*\")"
+    r"|(?P<op>\*\*|==|!=|<=|>=|&&|\|\||[-+*/%^()<>!?:,\[\]{}]))"
+)
+
+_FUNCS = {
+    "sin": math.sin, "cos": math.cos, "tan": math.tan, "asin": math.asin, "acos": math.acos,
+    "atan": math.atan, "atan2": math.atan2, "sinh": math.sinh, "cosh": math.cosh,
+    "tanh": math.tanh, "exp": math.exp, "log": math.log, "ln": math.log, "log10": math.log10,
+    "sqrt": math.sqrt, "abs": abs, "min": min, "max": max, "pow": math.pow, "floor": math.floor,
+    "ceil": math.ceil, "int": lambda v: float(int(v)), "hypot": math.hypot,
+    "sgn": lambda v: float((v > 0) - (v < 0)), "sign": lambda v: float((v > 0) - (v < 0)),
+}
+_CONSTS = {"pi": math.pi, "e": math.e, "true": 1.0, "false": 0.0}
+
+
+def parse_number(text: str) -> float | None:
+    """Parse ``1k``, ``2.5meg``, ``10uF``, ``1e-9`` → float, or ``None`` if not a number."""
+    m = _NUM_RE.fullmatch(text.strip())
+    if not m:
+        return None
+    val = float(m.group("mant"))
+    suf = m.group("suf")
+    if suf:
+        val *= _SUFFIX[suf.lower()]
+    return val
+
+
+class ExprError(Va2JaxError):
+    """A malformed or unevaluable expression (message names the expression)."""
+
+
+class _Parser:
+    def __init__(self, text: str, scope: Mapping[str, Value]):
+        self.text = text
+        self.scope = scope
+        self.toks: list[tuple[str, str]] = []
+        pos = 0
+        text = text.rstrip()
+        while pos < len(text):
+            m = _TOKEN_RE.match(text, pos)
+            if not m or m.end() == pos:
+                raise ExprError(f"cannot parse expression {self.text!r} at {text[pos:]!r}")
+            kind = m.lastgroup
+            assert kind is not None
+            self.toks.append((kind, m.group(kind)))
+            pos = m.end()
+        self.i = 0
+
+    def peek(self) -> str | None:
+        return self.toks[self.i][1] if self.i < len(self.toks) else None
+
+    def take(self, expect: str | None = None) -> tuple[str, str]:
+        if self.i >= len(self.toks):
+            raise ExprError(f"unexpected end of expression {self.text!r}")
+        tok = self.toks[self.i]
+        if expect is not None and tok[1] != expect:
+            raise ExprError(f"expected {expect!r} in expression {self.text!r}, found {tok[1]!r}")
+        self.i += 1
+        return tok
+
+    def parse(self) -> Value:
+        v = self.cond()
+        if self.i != len(self.toks):
+            raise ExprError(f"unexpected {self.toks[self.i][1]!r} in expression {self.text!r}")
+        return v
+
+    def cond(self) -> Value:
+        c = self.or_()
+        if self.peek() == "?":
+            self.take()
+            a = self.cond()
+            self.take(":")
+            b = self.cond()
+            return a if _num(c, self.text) else b
+        return c
+
+    def or_(self) -> Value:
+        v = self.and_()
+        while self.peek() == "||":
+            self.take()
+            r = self.and_()
+            v = float(bool(_num(v, self.text)) or bool(_num(r, self.text)))
+        return v
+
+    def and_(self) -> Value:
+        v = self.cmp()
+        while self.peek() == "&&":
+            self.take()
+            r = self.cmp()
+            v = float(bool(_num(v, self.text)) and bool(_num(r, self.text)))
+        return v
+
+    def cmp(self) -> Value:
+        v = self.sum()
+        op = self.peek()
+        if op in ("==", "!=", "<", "<=", ">", ">="):
+            self.take()
+            r = self.sum()
+            a, b = _num(v, self.text), _num(r, self.text)
+            res = {"==": a == b, "!=": a != b, "<": a < b, "<=": a <= b, ">": a > b,
+                   ">=": a >= b}[op]
+            return float(res)
+        return v
+
+    def sum(self) -> Value:
+        v = self.prod()
+        while self.peek() in ("+", "-"):
+            op = self.take()[1]
+            r = self.prod()
+            a, b = _num(v, self.text), _num(r, self.text)
+            v = a + b if op == "+" else a - b
+        return v
+
+    def prod(self) -> Value:
+        v = self.unary()
+        while self.peek() in ("*", "/", "%"):
+            op = self.take()[1]
+            r = self.unary()
+            a, b = _num(v, self.text), _num(r, self.text)
+            if op != "*" and b == 0:
+                raise ExprError(f"division by zero in expression {self.text!r}")
+            v = a * b if op == "*" else (a / b if op == "/" else math.fmod(a, b))
+        return v
+
+    def unary(self) -> Value:
+        op = self.peek()
+        if op in ("-", "+", "!"):
+            self.take()
+            v = _num(self.unary(), self.text)
+            return -v if op == "-" else (v if op == "+" else float(not v))
+        return self.power()
+
+    def power(self) -> Value:
+        v = self.atom()
+        if self.peek() in ("**", "^"):
+            self.take()
+            e = self.unary()
+            return _num(v, self.text) ** _num(e, self.text)
+        return v
+
+    def atom(self) -> Value:
+        kind, tok = self.take()
+        if kind == "num":
+            v = parse_number(tok)
+            if v is None:
+                raise ExprError(f"bad number {tok!r} in expression {self.text!r}")
+            return v
+        if kind == "str":
+            return tok[1:-1]
+        if kind == "name":
+            if self.peek() == "(":
+                self.take()
+                args: list[Value] = []
+                if self.peek() != ")":
+                    args.append(self.cond())
+                    while self.peek() == ",":
+                        self.take()
+                        args.append(self.cond())
+                self.take(")")
+                fn = _FUNCS.get(tok.lower())
+                if fn is None:
+                    raise ExprError(f"unknown function {tok!r} in expression {self.text!r}")
+                try:
+                    return float(fn(*[_num(a, self.text) for a in args]))
+                except (ValueError, TypeError, OverflowError) as exc:
+                    raise ExprError(f"cannot evaluate {tok}() in {self.text!r}: {exc}") from None
+            if tok in self.scope:
+                return self.scope[tok]
+            low = tok.lower()
+            for k, v in self.scope.items():
+                if k.lower() == low:
+                    return v
+            if low in _CONSTS:
+                return _CONSTS[low]
+            from ..errors import suggest
+
+            raise ExprError(f"unknown parameter {tok!r} in expression {self.text!r}"
+                            + suggest(tok, self.scope))
+        if tok == "(":
+            v = self.cond()
+            self.take(")")
+            return v
+        if tok == "{":
+            v = self.cond()
+            self.take("}")
+            return v
+        if tok == "[":
+            items: list[Value] = []
+            while self.peek() != "]":
+                if self.peek() == ",":
+                    self.take()
+                    continue
+                items.append(self.cond())
+            self.take("]")
+            return [_num(x, self.text) for x in items]
+        raise ExprError(f"unexpected {tok!r} in expression {self.text!r}")
+
+
+def _num(v: Value, text: str) -> float:
+    if isinstance(v, str) or isinstance(v, list):
+        raise ExprError(f"expected a number in expression {text!r}, got {v!r}")
+    return float(v)
+
+
+def evaluate(text: str, scope: Mapping[str, Value] | None = None) -> Value:
+    """Evaluate a netlist expression in ``scope`` (parameter name → value).
+
+    >>> evaluate("2*w+1u", {"w": 1e-6})
+    3e-06
+    """
+    text = text.strip()
+    if (text.startswith("'") and text.endswith("'")) and len(text) >= 2:
+        text = text[1:-1]
+    quick = parse_number(text)
+    if quick is not None:
+        return quick
+    return _Parser(text, scope or {}).parse()
+
+
+def evaluate_number(text: str, scope: Mapping[str, Value] | None = None) -> float:
+    """Like :func:`evaluate` but require a number."""
+    return _num(evaluate(text, scope), text)

@@ -1,0 +1,200 @@
+"""Netlist data model shared by the VACASK and SPICE readers, and hierarchy flattening.
+
+A reader produces a :class:`Netlist` (hierarchical, parameters as unevaluated expression text);
+:func:`elaborate` flattens subcircuits, evaluates every expression and returns a
+:class:`FlatCircuit` whose instances name a *master* (a model card or a device module) and carry
+numeric parameters. Every object keeps its :class:`Loc` so that errors name file and line.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import Va2JaxError, suggest
+from .expr import ExprError, Value, evaluate
+
+
+@dataclass(frozen=True)
+class Loc:
+    """A place in a netlist file (1-based line)."""
+
+    file: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+class NetlistError(Va2JaxError):
+    """A netlist mistake; the message starts with ``file:line:``."""
+
+    def __init__(self, loc: Loc | None, msg: str):
+        super().__init__(f"{loc}: {msg}" if loc else msg)
+        self.loc = loc
+
+
+@dataclass
+class ModelCard:
+    """``model NAME MODULE (params)`` / ``.model NAME TYPE (params)``."""
+
+    name: str
+    module: str
+    params: dict[str, str]
+    loc: Loc
+
+
+@dataclass
+class InstanceDecl:
+    """An instance line before flattening: parameter values are expression text."""
+
+    name: str
+    nodes: list[str]
+    master: str
+    params: dict[str, str]
+    loc: Loc
+
+
+@dataclass
+class Subckt:
+    name: str
+    terminals: list[str]
+    params: dict[str, str]  # defaults (expression text)
+    instances: list[InstanceDecl] = field(default_factory=list)
+    models: dict[str, ModelCard] = field(default_factory=dict)
+    loc: Loc | None = None
+
+
+@dataclass
+class AnalysisDecl:
+    """``analysis NAME TYPE params`` (VACASK) or ``.tran``/``.op``/… (SPICE, named tran1, op1…)."""
+
+    name: str
+    kind: str  # op | dc | tran | ac
+    params: dict[str, str]
+    loc: Loc
+    sweep: dict[str, str] | None = None  # DC sweep: instance, parameter, from, to, step | values
+
+
+@dataclass
+class Netlist:
+    title: str
+    top: Subckt
+    subckts: dict[str, Subckt] = field(default_factory=dict)
+    loads: list[tuple[str, Loc]] = field(default_factory=list)
+    analyses: list[AnalysisDecl] = field(default_factory=list)
+    options: dict[str, str] = field(default_factory=dict)
+    saves: list[str] = field(default_factory=list)
+    ground: set[str] = field(default_factory=lambda: {"0"})
+    dialect: str = "vacask"
+    path: Path | None = None
+
+
+@dataclass
+class FlatInstance:
+    """A leaf instance after flattening: ``u1.mn (u1.x vdd 0 0) nmos w=1e-5 l=1e-6``."""
+
+    name: str
+    nodes: list[str]
+    master: str  # model card name or module name (lower-case lookups done later)
+    params: dict[str, Value]
+    loc: Loc
+
+
+@dataclass
+class FlatModel:
+    name: str
+    module: str
+    params: dict[str, Value]
+    loc: Loc
+
+
+@dataclass
+class FlatCircuit:
+    title: str
+    instances: list[FlatInstance]
+    models: dict[str, FlatModel]  # key: lower-case name (flattened name for subckt-local cards)
+    loads: list[tuple[str, Loc]]
+    analyses: list[AnalysisDecl]
+    options: dict[str, Value]
+    saves: list[str]
+    ground: set[str]
+    dialect: str
+    path: Path | None
+    params: dict[str, Value]  # top-level parameters
+
+
+def _eval(text: str, scope: dict[str, Value], loc: Loc, what: str) -> Value:
+    try:
+        return evaluate(text, scope)
+    except ExprError as exc:
+        raise NetlistError(loc, f"{what}: {exc}") from None
+
+
+def elaborate(net: Netlist) -> FlatCircuit:
+    """Flatten the hierarchy and evaluate all parameter expressions.
+
+    Node names inside a subcircuit instance ``u1`` become ``u1.node`` except for its terminals
+    (replaced by the connected nets) and ground names. Instance names become ``u1.mn``.
+    """
+    top_scope: dict[str, Value] = {}
+    for k, v in net.top.params.items():
+        top_scope[k] = _eval(v, top_scope, net.top.loc or Loc(str(net.path), 0), f"parameter {k}")
+    models: dict[str, FlatModel] = {}
+    flat: list[FlatInstance] = []
+    subckts_low = {k.lower(): s for k, s in net.subckts.items()}
+
+    def add_models(cards: dict[str, ModelCard], scope: dict[str, Value], prefix: str) -> dict[str, str]:
+        local: dict[str, str] = {}
+        for card in cards.values():
+            params = {k: _eval(v, scope, card.loc, f"model {card.name} parameter {k}")
+                      for k, v in card.params.items()}
+            key = (prefix + card.name).lower()
+            models[key] = FlatModel(prefix + card.name, card.module, params, card.loc)
+            local[card.name.lower()] = key
+        return local
+
+    def walk(sub: Subckt, scope: dict[str, Value], prefix: str, nodemap: dict[str, str],
+             model_scope: dict[str, str], depth: int) -> None:
+        if depth > 50:
+            raise NetlistError(sub.loc, f"subcircuit recursion too deep in {sub.name}")
+        local_models = dict(model_scope)
+        local_models.update(add_models(sub.models, scope, prefix))
+
+        def node(n: str) -> str:
+            if n in net.ground:
+                return "0"
+            if n in nodemap:
+                return nodemap[n]
+            return prefix + n
+
+        for inst in sub.instances:
+            master_low = inst.master.lower()
+            nodes = [node(n) for n in inst.nodes]
+            if master_low in subckts_low and master_low not in local_models:
+                child = subckts_low[master_low]
+                if len(nodes) != len(child.terminals):
+                    raise NetlistError(inst.loc, f"instance {inst.name} of subcircuit {child.name} "
+                                                 f"has {len(nodes)} nodes, expected "
+                                                 f"{len(child.terminals)} ({' '.join(child.terminals)})")
+                cscope = dict(top_scope)
+                for k, v in child.params.items():
+                    if k not in inst.params:
+                        cscope[k] = _eval(v, cscope, child.loc or inst.loc, f"parameter {k}")
+                for k, v in inst.params.items():
+                    if not any(k.lower() == p.lower() for p in child.params):
+                        raise NetlistError(inst.loc, f"unknown parameter {k!r} for subcircuit "
+                                                     f"{child.name}" + suggest(k, child.params))
+                    cscope[k] = _eval(v, scope, inst.loc, f"instance {inst.name} parameter {k}")
+                cmap = dict(zip(child.terminals, nodes))
+                walk(child, cscope, prefix + inst.name + ".", cmap, local_models, depth + 1)
+                continue
+            params = {k: _eval(v, scope, inst.loc, f"instance {inst.name} parameter {k}")
+                      for k, v in inst.params.items()}
+            master = local_models.get(master_low, inst.master)
+            flat.append(FlatInstance(prefix + inst.name, nodes, master, params, inst.loc))
+
+    walk(net.top, top_scope, "", {}, {}, 0)
+    options = {k: _eval(v, top_scope, Loc(str(net.path), 0), f"option {k}")
+               for k, v in net.options.items()}
+    return FlatCircuit(net.title, flat, models, net.loads, net.analyses, options, net.saves,
+                       net.ground, net.dialect, net.path, top_scope)

@@ -1,0 +1,176 @@
+"""Independent-source waveforms (dc, pulse, sine, pwl, exp) and their breakpoints.
+
+Values are computed in plain Python/NumPy between Newton solves: the source vector is an input of
+the jitted Newton step, so waveforms never trigger recompilation.
+
+Parameter names follow VACASK's ``vsource``/``isource`` (the SPICE reader maps ``PULSE(...)`` etc.
+onto them):
+
+* ``pulse``: ``val0 val1 delay rise fall width period``; one period is
+  ``val0 → (rise) → val1 for width → (fall) → val0``.
+* ``sine``: ``v = sinedc + ampl·sin(2π·freq·(t−delay) + phase)·exp(−damp·(t−delay))`` for
+  ``t ≥ delay`` (``sinephase`` in degrees), ``sinedc + ampl·sin(phase)`` before.
+* ``pwl``: ``wave=[t0 v0 t1 v1 …]`` linear interpolation, constant outside.
+* ``exp``: SPICE EXP(val0 val1 td1 tau1 td2 tau2).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .expr import Value
+
+
+@dataclass
+class Waveform:
+    """A source waveform. ``kind`` in {dc, pulse, sine, pwl, exp}; ``dc`` is the op value."""
+
+    kind: str
+    dc: float = 0.0
+    p: dict[str, float] = field(default_factory=dict)
+    wave: np.ndarray | None = None  # pwl points, shape (k, 2)
+    mag: float = 0.0  # AC magnitude
+    phase: float = 0.0  # AC phase, degrees
+
+    def value(self, t: float) -> float:
+        """Source value at time ``t`` (seconds)."""
+        k = self.kind
+        p = self.p
+        if k == "dc":
+            return self.dc
+        if k == "pulse":
+            v0, v1 = p.get("val0", 0.0), p.get("val1", 0.0)
+            td, tr, tf = p.get("delay", 0.0), p.get("rise", 0.0), p.get("fall", 0.0)
+            pw, per = p.get("width", math.inf), p.get("period", math.inf)
+            if t < td:
+                return v0
+            tt = t - td
+            if per > 0 and math.isfinite(per):
+                tt = math.fmod(tt, per)
+                # guard against fmod putting an exact period end at ~per
+                if per - tt < 1e-12 * per:
+                    tt = 0.0
+            if tt < tr:
+                return v0 + (v1 - v0) * tt / tr
+            if tt <= tr + pw:
+                return v1
+            if tt < tr + pw + tf:
+                return v1 + (v0 - v1) * (tt - tr - pw) / tf
+            return v0
+        if k == "sine":
+            off, a, f = p.get("sinedc", 0.0), p.get("ampl", 0.0), p.get("freq", 0.0)
+            td, damp = p.get("delay", 0.0), p.get("damp", 0.0)
+            ph = math.radians(p.get("sinephase", 0.0))
+            if t < td:
+                return off + a * math.sin(ph)
+            tt = t - td
+            return off + a * math.sin(2 * math.pi * f * tt + ph) * math.exp(-damp * tt)
+        if k == "pwl":
+            w = self.wave
+            assert w is not None
+            return float(np.interp(t, w[:, 0], w[:, 1]))
+        if k == "exp":
+            v0, v1 = p.get("val0", 0.0), p.get("val1", 0.0)
+            td1, tau1 = p.get("td1", 0.0), p.get("tau1", 1.0)
+            td2, tau2 = p.get("td2", td1 + tau1), p.get("tau2", tau1)
+            v = v0
+            if t > td1:
+                v += (v1 - v0) * (1 - math.exp(-(t - td1) / tau1))
+            if t > td2:
+                v += (v0 - v1) * (1 - math.exp(-(t - td2) / tau2))
+            return v
+        raise AssertionError(k)
+
+    def jax_value(self, t):  # noqa: ANN001, ANN201 - traced scalar in, traced scalar out
+        """Same as :meth:`value` but traceable by JAX (``t`` a traced scalar)."""
+        import jax.numpy as jnp
+
+        k = self.kind
+        p = self.p
+        if k == "dc":
+            return jnp.asarray(self.dc, dtype=jnp.float64) + 0.0 * t
+        if k == "pulse":
+            v0, v1 = p.get("val0", 0.0), p.get("val1", 0.0)
+            td, tr, tf = p.get("delay", 0.0), p.get("rise", 0.0), p.get("fall", 0.0)
+            pw, per = p.get("width", math.inf), p.get("period", math.inf)
+            tt = t - td
+            if per > 0 and math.isfinite(per):
+                tt = jnp.where(tt >= 0, jnp.mod(tt, per), tt)
+            rise = v0 + (v1 - v0) * tt / (tr if tr > 0 else 1.0)
+            fall = v1 + (v0 - v1) * (tt - tr - pw) / (tf if tf > 0 else 1.0)
+            big = 1e300
+            pw_ = pw if math.isfinite(pw) else big
+            return jnp.where(tt < 0, v0, jnp.where(tt < tr, rise, jnp.where(
+                tt <= tr + pw_, v1, jnp.where(tt < tr + pw_ + tf, fall, v0))))
+        if k == "sine":
+            off, a, f = p.get("sinedc", 0.0), p.get("ampl", 0.0), p.get("freq", 0.0)
+            td, damp = p.get("delay", 0.0), p.get("damp", 0.0)
+            ph = math.radians(p.get("sinephase", 0.0))
+            tt = jnp.maximum(t - td, 0.0)
+            return off + a * jnp.sin(2 * math.pi * f * tt + ph) * jnp.exp(-damp * tt)
+        if k == "pwl":
+            w = self.wave
+            assert w is not None
+            return jnp.interp(t, jnp.asarray(w[:, 0]), jnp.asarray(w[:, 1]))
+        if k == "exp":
+            v0, v1 = p.get("val0", 0.0), p.get("val1", 0.0)
+            td1, tau1 = p.get("td1", 0.0), p.get("tau1", 1.0)
+            td2, tau2 = p.get("td2", td1 + tau1), p.get("tau2", tau1)
+            v = v0 + jnp.where(t > td1, (v1 - v0) * (1 - jnp.exp(-(t - td1) / tau1)), 0.0)
+            return v + jnp.where(t > td2, (v0 - v1) * (1 - jnp.exp(-(t - td2) / tau2)), 0.0)
+        raise AssertionError(k)
+
+    def breakpoints(self, stop: float) -> list[float]:
+        """Times in ``[0, stop]`` where the waveform has a corner (the step control lands on them)."""
+        out: list[float] = []
+        if self.kind == "pulse":
+            p = self.p
+            td, tr, tf = p.get("delay", 0.0), p.get("rise", 0.0), p.get("fall", 0.0)
+            pw, per = p.get("width", math.inf), p.get("period", math.inf)
+            corners = [0.0, tr, tr + pw, tr + pw + tf]
+            base = td
+            count = 0
+            while base <= stop and count < 1_000_000:
+                out.extend(base + c for c in corners if math.isfinite(c) and base + c <= stop)
+                if not (per > 0 and math.isfinite(per)):
+                    break
+                base += per
+                count += 1
+        elif self.kind == "pwl" and self.wave is not None:
+            out.extend(float(t) for t in self.wave[:, 0] if 0 <= t <= stop)
+        elif self.kind in ("sine", "exp"):
+            for key in ("delay", "td1", "td2"):
+                if key in self.p and 0 < self.p[key] <= stop:
+                    out.append(self.p[key])
+        return out
+
+
+def make_waveform(params: dict[str, Value], where: str) -> Waveform:
+    """Build a :class:`Waveform` from VACASK-style source parameters (already evaluated).
+
+    Raises :class:`va2jax.errors.Va2JaxError` naming ``where`` for an unknown ``type``.
+    """
+    from ..errors import Va2JaxError
+
+    low = {k.lower(): v for k, v in params.items()}
+    kind = str(low.get("type", "dc")).lower()
+    kind = {"sin": "sine"}.get(kind, kind)
+    if kind not in ("dc", "pulse", "sine", "pwl", "exp"):
+        raise Va2JaxError(f"{where}: unknown source type {kind!r} (dc, pulse, sine, pwl, exp)")
+    nums = {k: float(v) for k, v in low.items() if isinstance(v, (int, float))}
+    wf = Waveform(kind=kind, p=nums, mag=nums.get("mag", 0.0), phase=nums.get("phase", 0.0))
+    if kind == "pwl":
+        w = low.get("wave")
+        if not isinstance(w, list) or len(w) < 2 or len(w) % 2:
+            raise Va2JaxError(f"{where}: pwl source needs wave=[t0 v0 t1 v1 ...]")
+        arr = np.asarray(w, dtype=float).reshape(-1, 2)
+        if np.any(np.diff(arr[:, 0]) < 0):
+            raise Va2JaxError(f"{where}: pwl times must not decrease")
+        wf.wave = arr
+    if "dc" in nums:
+        wf.dc = nums["dc"]
+    else:
+        wf.dc = wf.value(0.0) if kind != "dc" else 0.0
+    return wf

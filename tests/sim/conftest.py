@@ -1,0 +1,5 @@
+"""Make sim_peers importable."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))

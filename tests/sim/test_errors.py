@@ -1,0 +1,60 @@
+"""User mistakes give one-line errors with file and line, exit status 2, no traceback."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+HEAD = 'bad\nload "resistor.osdi"\nload "capacitor.osdi"\nmodel r resistor\nmodel c capacitor\nmodel vsource vsource\n'
+TAIL = "control\n  analysis op1 op\nendc\n"
+
+
+def _run(tmp_path: Path, body: str, name: str = "bad.sim") -> subprocess.CompletedProcess:
+    p = tmp_path / name
+    p.write_text(body)
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    return subprocess.run([sys.executable, "-m", "va2jax", "sim", str(p), "--no-progress"],
+                          capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+
+
+@pytest.mark.parametrize("body, needle", [
+    (HEAD + "v1 (a 0) vsource dc=1\nr1 (a 0) rr r=1k\n" + TAIL, "bad.sim:8: instance r1: unknown model or device 'rr'"),
+    (HEAD + "v1 (a 0) vsource dc=1\nr1 (a 0) r rr=1k\n" + TAIL, "bad.sim:8: instance r1: unknown parameter 'rr'"),
+    (HEAD + "v1 (a 0) vsource dc=1\nr1 (a b) r r=1k\nc1 (b c) c c=1p\n" + TAIL, "node 'c' is floating"),
+    (HEAD + "v1 (a 0) vsource dc=1\nv2 (a 0) vsource dc=2\n" + TAIL, "voltage-source loop: v1, v2"),
+    (HEAD + 'include "nothere.inc"\n' + TAIL, "bad.sim:7: included file 'nothere.inc' not found"),
+    (HEAD + "v1 (a 0) vsource dc=1\nr1 (a 0) r r=2*k\n" + TAIL, "unknown parameter 'k'"),
+    (HEAD + 'load "nosuch.osdi"\n' + TAIL, "bad.sim:7: OSDI library 'nosuch.osdi' not found"),
+])
+def test_bad_input(tmp_path, body, needle):
+    proc = _run(tmp_path, body)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("va2jax: error:")]
+    assert len(lines) == 1 and needle in lines[0], proc.stderr
+
+
+def test_missing_netlist(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    proc = subprocess.run([sys.executable, "-m", "va2jax", "sim", str(tmp_path / "none.sim")],
+                          capture_output=True, text=True, env=env)
+    assert proc.returncode == 2 and "not found" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_newton_failure_reports_iterations_and_node(tmp_path):
+    # 1 A forced into a reverse-biased diode: the solution lies near -1e12 V (gmin only)
+    body = ('bad\nload "spice/diode.osdi"\nmodel vsource vsource\nmodel isource isource\n'
+            "model d sp_diode is=1e-14\n"
+            "i1 (0 a) isource dc=-1\n"
+            "d1 (a 0) d\n"
+            "control\n  analysis op1 op\nendc\n")
+    proc = _run(tmp_path, body)
+    assert proc.returncode == 2, proc.stderr
+    line = proc.stderr.strip().splitlines()[-1]
+    assert line.startswith("va2jax: error:") and "did not converge after" in line \
+        and "largest residual at 'a'" in line, line
