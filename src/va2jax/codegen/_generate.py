@@ -59,6 +59,11 @@ class _Lowering:
         self.simparams: set[str] = set()
         self.stores: dict[int, str] = {}  # state index -> current chain variable
         self.new_state_params = {p.name: p.value for p in fn.params if p.kind == "new_state"}
+        self.hint_pair: dict[str, list[int]] = {}
+        for k, cp in enumerate(mod.collapsible):
+            for ref in cp.hints:
+                self.hint_pair.setdefault(ref, []).append(k)
+        self.collapse: dict[int, str] = {}
 
     def _str(self, v: str) -> str:
         t, val = self.fn.constants.get(v, (None, None))
@@ -87,6 +92,18 @@ class _Lowering:
             return self._simparam(em, ins, True)
         if kind == "SimParam":
             return self._simparam(em, ins, False)
+        if kind == "CollapseHint" and self.is_init:
+            ks = self.hint_pair.get(ins.func_ref or "", [])
+            if not ks:
+                return []
+            pred = em.global_pred(block, out)
+            for k in ks:
+                prev = self.collapse.get(k)
+                var = f"_collapse{k}"
+                expr = f"({prev}) | ({pred})" if prev else f"rt.BOOL(True) & ({pred})"
+                out.append(Stmt((var,), tuple(_names_in(expr)), f"{var} = {expr}  # collapse hint: pair {k}"))
+                self.collapse[k] = var
+            return out
         if kind in ("Print", "CollapseHint", "LimDiscontinuity"):
             return []
         if kind == "Flag":
@@ -220,6 +237,8 @@ def _gen_function(fn: Function, outputs: dict[str, str], lowering: _Lowering, fn
     if lowering.is_init:
         for k in range(len(lowering.flags)):
             outputs[f"flag{k}"] = f"_flag{k}"
+        for k, var in lowering.collapse.items():
+            outputs[f"collapse{k}"] = var
     else:
         for k, var in lowering.stores.items():
             outputs[f"ns{k}"] = var

@@ -237,8 +237,10 @@ class Model:
             self._eval_inputs.append((p.value, how, data))
         self._n = n
         self._jr = [(k, j.row, j.col) for k, j in enumerate(ir.jacobian)]
-        self._pairs = [(cp.a, -1 if cp.b is None else cp.b, k if cp.decision is not None else None,
-                        bool(cp.decision[1]) if cp.decision is not None else False)
+        # (a, b or -1, init output deciding it or None = always, negate)
+        self._pairs = [(cp.a, -1 if cp.b is None else cp.b,
+                        k if (cp.hints or cp.decision is not None) else None,
+                        bool(cp.decision[1]) if (cp.decision is not None and not cp.hints) else False)
                        for k, cp in enumerate(ir.collapsible)]
 
     # ---------------------------------------------------------------------------------------
@@ -398,7 +400,8 @@ class Model:
             if k is None:
                 dec = np.ones(nb, bool)
             else:
-                dec = np.asarray(out[f"collapse{k}"]).astype(bool)
+                dec = np.asarray(out.get(f"collapse{k}", False)).astype(bool)
+                dec = np.broadcast_to(dec, (nb,))
                 if neg:
                     dec = ~dec
             for i in np.nonzero(dec)[0]:
@@ -621,6 +624,26 @@ class Model:
             res.update(scale_residual_resist=vec_abs("rr"), scale_residual_react=vec_abs("rq"),
                        scale_jacobian_resist=mat("jr", np.abs), scale_jacobian_react=mat("jq", np.abs))
         return res
+
+    def eval_traceable(self, state: dict[str, Any], V: Any, *, analysis: str | int = "dc",
+                       prev_state: Any = None, enable_lim: Any = False) -> dict[str, Any]:
+        """Like :meth:`eval` but a pure JAX function of ``V`` (N, n) for use inside ``jax.jit``
+        (e.g. a simulator's Newton loop): no host round-trips, no padding. ``state`` must come from
+        :meth:`setup` with N instances. Returns a dict of arrays (``residual_resist``, …)."""
+        jax = _jax()
+        import jax.numpy as jnp
+
+        nb = state["labels"].shape[0]
+        flags = _ANALYSIS[analysis] if isinstance(analysis, str) else analysis
+        ps = jnp.zeros((nb, self.num_states)) if prev_state is None else jnp.asarray(prev_state)
+        inp = {"V": jnp.asarray(V), "labels": jnp.asarray(state["labels"]),
+               "init": {k: jnp.asarray(v) for k, v in state["init"].items()},
+               "given": {k: jnp.asarray(v) for k, v in state["given"].items()},
+               "extra": {k: jnp.asarray(v) for k, v in state["extra"].items()},
+               "temperature": jnp.asarray(state["temperature"]), "mfactor": jnp.asarray(state["mfactor"]),
+               "analysis": jnp.full((nb,), flags, jnp.int32),
+               "enable_lim": jnp.broadcast_to(jnp.asarray(enable_lim), (nb,)), "prev_state": ps}
+        return jax.vmap(self._wrapped_eval, in_axes=(0, None))(inp, state["sp"])
 
     def eval(self, state: dict[str, Any], voltages: Any, *, analysis: str | int = "dc",
              prev_state: Any = None, enable_lim: bool = False, backend: str = "jax") -> EvalOutput:

@@ -355,6 +355,7 @@ def convert_module(m, source: Path) -> ModuleIR:
         b = int(cp["node2_idx"])
         collapsible.append(CollapsePair(int(cp["node1_idx"]), None if b == _GROUND else b, decision))
     _mark_collapse_hints(initf, collapsible)
+    collapsible = _attach_hints(evalf, initf, collapsible, jac)
     defaults = m.get_param_defaults()
     params: list[ParamInfo] = []
     for p in desc["params"]:
@@ -403,6 +404,52 @@ def _mark_collapse_hints(fn: Function, pairs: list[CollapsePair]) -> None:
                 cb = fn.callbacks[ins.func_ref]  # type: ignore[index]
                 if cb.kind == "Flag" and branch_into.get(b.name) in decisions:
                     fn.callbacks[cb.name] = Callback(cb.name, "CollapseHint", "CollapseHint", 0, 0)
+
+
+_HINT_RE = re.compile(r"CollapseHint\(node(\d+),\s*(?:Some\(node(\d+)\)|None)\)")
+
+
+def _ref_number(ref: str) -> int:
+    m = re.search(r"(\d+)$", ref)
+    return int(m.group(1)) if m else 0
+
+
+def _attach_hints(evalf: Function, initf: Function, pairs: list[CollapsePair],
+                  jac: list[JacobianEntry] | None = None) -> list[CollapsePair]:
+    """Tie each collapsible pair to the init collapse-hint calls that collapse it.
+
+    openvaf-py 0.1.5 attaches its exported decision values to the wrong pairs when a pair
+    without a hint (an implicit equation tied to ground) comes first. The pair of each init hint
+    call is recovered instead: init's hint callbacks, in declaration order, correspond to eval's
+    ``CollapseHint(nodeA, Some(nodeB))`` declarations in order.
+    """
+    eval_hints = sorted(((_ref_number(cb.name), cb.text) for cb in evalf.callbacks.values()
+                         if cb.kind == "CollapseHint"))
+    init_hints = sorted((cb.name for cb in initf.callbacks.values() if cb.kind == "CollapseHint"),
+                        key=_ref_number)
+    if not init_hints or len(eval_hints) != len(init_hints):
+        return pairs
+    by_nodes = {(p.a, p.b): k for k, p in enumerate(pairs)}
+    hints: dict[int, list[str]] = {}
+    for ref, (_num, text) in zip(init_hints, eval_hints):
+        m = _HINT_RE.search(text)
+        if not m:
+            return pairs
+        a, b = int(m.group(1)), (int(m.group(2)) if m.group(2) is not None else None)
+        k = by_nodes.get((a, b), by_nodes.get((b, a)) if b is not None else None)
+        if k is None:
+            return pairs
+        hints.setdefault(k, []).append(ref)
+    # An implicit-equation or flow unknown tied to ground has no hint of its own: it goes with
+    # the hinted pair of the branch whose equation it is (its Jacobian row touches both nodes).
+    for k, p in enumerate(pairs):
+        if k in hints or p.b is not None or jac is None:
+            continue
+        touched = {j.col for j in jac if j.row == p.a}
+        cands = [h for h in hints if pairs[h].b is not None and {pairs[h].a, pairs[h].b} <= touched]
+        if len(cands) == 1:
+            hints[k] = list(hints[cands[0]])
+    return [CollapsePair(p.a, p.b, None, tuple(hints.get(k, ()))) for k, p in enumerate(pairs)]
 
 
 def load_modules(path: str | os.PathLike[str]) -> list[ModuleIR]:

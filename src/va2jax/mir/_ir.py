@@ -180,15 +180,16 @@ class JacobianEntry:
 
 @dataclass(frozen=True)
 class CollapsePair:
-    """Nodes ``a`` and ``b`` (``b is None``: ground) merge when ``decision`` holds in init.
-
-    ``decision`` is ``(value, negate)`` naming an init MIR boolean, or ``None`` when the pair
-    always collapses.
+    """Nodes ``a`` and ``b`` (``b is None``: ground) merge when init reaches one of the collapse
+    hint calls in ``hints`` (init callback names). With no hints, ``decision`` — ``(value, negate)``
+    naming an init MIR boolean as openvaf-py reports it — decides; with neither, the pair always
+    collapses (e.g. an implicit equation or flow unknown tied to ground).
     """
 
     a: int
     b: int | None
     decision: tuple[str, bool] | None
+    hints: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -221,9 +221,10 @@ class GeneratedModel:
         for c, arr in cols.items():
             if np.isnan(arr).any():
                 raise Va2JaxError(f"{self.name}: parameter {c} given on some instances only")
-        state = self.m.setup({k: jnp.asarray(v) for k, v in cols.items()}, float(temperature))
-        alias = np.asarray(getattr(state, "node_alias", np.tile(np.arange(len(self.node_names)),
-                                                                 (n, 1))))
+        state = self.m.setup({k: np.asarray(v) for k, v in cols.items()}, temperature=float(temperature))
+        if not state["batched"]:  # scalar parameters: give the state its N instances
+            state = self.m.setup({k: np.full(n, v) for k, v in cols.items()}, temperature=np.full(n, float(temperature)))
+        alias = np.asarray(state["labels"])  # same convention: representative index or -1
         return GeneratedGroup(self.m, state, alias)
 
 
@@ -235,8 +236,8 @@ class GeneratedGroup:
         self.size = alias.shape[0]
 
     def eval(self, V: jax.Array):
-        out = self.m.eval(self.state, V)
-        return out.residual_resist, out.residual_react, out.jacobian_resist, out.jacobian_react
+        out = self.m.eval_traceable(self.state, V, analysis="tran")  # as the OSDI adapter
+        return out["residual_resist"], out["residual_react"], out["jacobian_resist"], out["jacobian_react"]
 
 
 # ---------------------------------------------------------------------------------------------
