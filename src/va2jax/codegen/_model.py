@@ -356,7 +356,7 @@ class Model:
                 v = vals.get(key, 0.0)
                 extra[data] = _convert(self.name, data, v, ty, bshape, dict(self.gen.strings))
         state = {"init": out, "temperature": inp_temperature(inp, self.ir, bshape), "labels": labels,
-                 "mfactor": np.broadcast_to(np.asarray(params.get("m", params.get("$mfactor", 1.0)), np.float64), bshape),
+                 "mfactor": np.broadcast_to(np.asarray(vals.get("$mfactor", 1.0), np.float64), bshape),
                  "given": {p.name: np.full(bshape, self._is_given(params, p.name), np.bool_)
                            for p in self.ir.eval.params if p.kind == "param_given"},
                  "sp": sp, "batched": bool(shape), "extra": extra}
