@@ -145,9 +145,10 @@ def test_info_json(mod_dir):
 
 
 def test_demo_prints_iv_table():
-    r = cli("demo", "--points", "3")
+    r = cli("demo", "--points", "3", "--val-points", "200")
     assert r.returncode == 0, r.stderr
     assert "0.8000" in r.stdout and "dI/dV" in r.stdout
+    assert "I JAX (A)" in r.stdout and "max rel error" in r.stdout and "PASSED" in r.stdout
 
 
 def test_demo_function_matches_shockley():

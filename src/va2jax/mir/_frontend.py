@@ -131,6 +131,64 @@ def _source_simparams(path: Path, seen: set[Path] | None = None) -> list[tuple[s
     return res
 
 
+_STRCMP_RE = re.compile(r'(?:\b([A-Za-z_]\w*)\s*(?:==|!=)\s*"([^"]*)")|(?:"([^"]*)"\s*(?:==|!=)\s*([A-Za-z_]\w*)\b)')
+
+
+def _source_text(path: Path, seen: set[Path] | None = None) -> str:
+    """Comment-free text of ``path`` and (recursively) the files it `` `include``s."""
+    seen = seen if seen is not None else set()
+    if path in seen or not path.is_file():
+        return ""
+    seen.add(path)
+    text = _strip_comments(path.read_text(errors="replace"))
+    parts = [text]
+    for m in _INCLUDE_RE.finditer(text):
+        parts.append(_source_text((path.parent / m.group(1)).resolve(), seen))
+    return "\n".join(parts)
+
+
+def _recover_init_strings(fn: Function, source: Path) -> dict[str, str]:
+    """Values of init's string constants, which openvaf-py 0.1.5 does not export; {value: text}.
+
+    Init only compares strings (``seq``/``sne``). An undefined operand compared with a string
+    *parameter* ``P`` is the literal that the source compares ``P`` with (``P == "lit"`` or
+    ``"lit" != P``); it is recovered only when that literal is unique, otherwise an error names
+    the parameter (never a guess).
+    """
+    defined = {p.value for p in fn.params} | set(fn.constants)
+    for ins in fn.instructions():
+        if ins.result:
+            defined.add(ins.result)
+    pname = {p.value: p.name for p in fn.params if p.kind == "param"}
+    found: dict[str, str] = {}
+    lits: dict[str, set[str]] | None = None
+    for ins in fn.instructions():
+        if ins.opcode not in ("seq", "sne"):
+            continue  # other unexported strings are $strobe formats or $simparam names
+        for u in ins.operands:
+            if u in defined or u in found:
+                continue
+            other = [o for o in ins.operands if o != u]
+            if not other or other[0] not in pname:
+                raise Va2JaxError(
+                    f"{source}: the init function compares value {u}, a string constant that "
+                    f"openvaf-py does not export, with a computed string; va2jax cannot translate it")
+            if lits is None:
+                lits = {}
+                for m in _STRCMP_RE.finditer(_source_text(source)):
+                    ident, lit = (m.group(1), m.group(2)) if m.group(1) else (m.group(4), m.group(3))
+                    lits.setdefault(ident, set()).add(lit)
+            name = pname[other[0]]
+            cands = lits.get(name, set())
+            if len(cands) != 1:
+                raise Va2JaxError(
+                    f"{source}: cannot recover the string that parameter {name!r} is compared with "
+                    f"in the init function (candidates in the source: {sorted(cands) or 'none'}); "
+                    f"openvaf-py does not export init string constants")
+            found[u] = next(iter(cands))
+    return found
+
+
 # ---------------------------------------------------------------------------------------------
 
 _EVAL_CALLBACK_KIND = re.compile(r"^([A-Za-z]+)")
@@ -329,6 +387,8 @@ def convert_module(m, source: Path) -> ModuleIR:
         evalf.constants[k] = (STR, s)
     simparam_names = _resolve_init_callbacks(initf, source)
     for k, s in simparam_names.items():
+        initf.constants[k] = (STR, s)
+    for k, s in _recover_init_strings(initf, source).items():
         initf.constants[k] = (STR, s)
 
     dae = m.get_dae_system()

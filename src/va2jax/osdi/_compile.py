@@ -65,6 +65,18 @@ def _first_error(text: str, src: Path) -> str:
                     loc = m.group(1)
                     break
             break
+    if msg is None and any("has crashed" in ln for ln in lines):
+        # openvaf-r panicked: its message is in the crash log it names, not on stdout/stderr
+        msg = "openvaf-r crashed"
+        m = re.search(r'log file has been generated at "([^"]+)"', "\n".join(lines))
+        try:
+            log = Path(m.group(1)).read_text(errors="replace").splitlines() if m else []
+        except OSError:
+            log = []
+        for k, ln in enumerate(log):
+            if ln.startswith("Panic occurred") and k + 1 < len(log):
+                msg += f": {log[k + 1].strip()}"
+                break
     if msg is None:
         tail = [ln for ln in lines if ln.strip()]
         msg = tail[-1].strip() if tail else "compilation failed"
