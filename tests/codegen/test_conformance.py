@@ -19,11 +19,6 @@ from conftest import VA_DIR
 
 REPO = Path(__file__).resolve().parents[2]
 
-# openvaf-py 0.1.5 numbers collapse decisions by CollapseHint call, not by collapsible pair: with
-# rs > 0 the SPICE diode collapses a_int onto a although OSDI keeps it (docs/codegen.md).
-_COLLAPSE_BUG = pytest.mark.xfail(strict=True, reason="openvaf-py 0.1.5 maps collapse decisions to "
-                                  "the wrong pairs (docs/codegen.md, known issues)")
-
 # (id, file relative to the corpus's bosdi folder or "own:<file>", params, non-zero outputs:
 #  "r" resistive, "q" reactive)
 CASES = [
@@ -32,14 +27,11 @@ CASES = [
     ("inductor", "inductor.va", {"l": 1e-9}, "rq"),
     ("diode", "diode.va", {"Rs": 5.0, "Cjo": 1e-12, "TT": 1e-9}, "rq"),
     ("diode-rs0", "diode.va", {"Rs": 0.0, "Cjo": 1e-12}, "rq"),
-    pytest.param("spice/diode.va", {"rs": 10.0, "cjo": 2e-12, "tt": 1e-9}, "rq", id="spice-diode",
-                 marks=_COLLAPSE_BUG),
+    ("spice-diode", "spice/diode.va", {"rs": 10.0, "cjo": 2e-12, "tt": 1e-9}, "rq"),
     # m (grading coefficient) next to $mfactor: regression test, m was taken as the mfactor
     ("spice-diode-rs0", "spice/diode.va", {"rs": 0.0, "cjo": 2e-12, "tt": 1e-9, "m": 0.4, "$mfactor": 1.5}, "rq"),
-    pytest.param("spice/sn/diode.va", {"rs": 10.0, "cjo": 2e-12, "tt": 1e-9}, "rq", id="spice-sn-diode",
-                 marks=_COLLAPSE_BUG),
-    pytest.param("spice/full/diode.va", {"rs": 10.0, "cjo": 2e-12, "tt": 1e-9}, "rq", id="spice-full-diode",
-                 marks=_COLLAPSE_BUG),
+    ("spice-sn-diode", "spice/sn/diode.va", {"rs": 10.0, "cjo": 2e-12, "tt": 1e-9}, "rq"),
+    ("spice-full-diode", "spice/full/diode.va", {"rs": 10.0, "cjo": 2e-12, "tt": 1e-9}, "rq"),
     ("spice-sn-diode-rs0", "spice/sn/diode.va", {"cjo": 2e-12, "tt": 1e-9}, "rq"),
     ("spice-full-diode-rs0", "spice/full/diode.va", {"cjo": 2e-12, "tt": 1e-9}, "rq"),
     ("own-mathfuncs", "own:mathfuncs.va", {"c0": 2e-12}, "rq"),

@@ -422,8 +422,10 @@ class Model:
         cache = self._init_jit if which == "init" else self._eval_jit
         fn = cache.get(size)
         if fn is None:
-            raw = self._module.init if which == "init" else self._wrapped_eval
-            fn = jax.jit(jax.vmap(raw, in_axes=(0, None)))
+            if which == "init":
+                fn = jax.jit(jax.vmap(self._module.init, in_axes=(0, None)))
+            else:
+                fn = jax.jit(self._eval_jax_batch)
             cache[size] = fn
         def pad(x):
             x = np.asarray(x)
@@ -528,20 +530,18 @@ class Model:
 
         fns = self._eval_jit.get(("parts", size))
         if fns is None:
-            pre = jax.jit(jax.vmap(self._eval_inputs_of))
-            parts = [jax.jit(jax.vmap(p, in_axes=(0, 0, None))) for p in self._module.EVAL_PARTS]
-            keys = self.gen.eval_outputs
-
-            post = jax.jit(jax.vmap(lambda outs, ein, lab: self._assemble(outs, lab)))
-            fns = self._eval_jit[("parts", size)] = (pre, parts, post, keys)
-        pre, parts, post, keys = fns
+            pre = jax.jit(lambda i: self._batch_inputs(i, size, jax.numpy))
+            parts = [jax.jit(p) for p in self._module.EVAL_PARTS]
+            post = jax.jit(lambda outs, lab: self._batch_assemble(outs, lab, size, jax.numpy))
+            fns = self._eval_jit[("parts", size)] = (pre, parts, post)
+        pre, parts, post = fns
         pin = jax.tree_util.tree_map(pad, inp)
         ein, lab = pre(pin)
         env: dict[str, Any] = {}
         for part in parts:
             env.update(part(ein, env, sp))
         outs = self._final_outputs(ein, env)
-        res = post(outs, ein, lab)
+        res = post(outs, lab)
         return {k: np.asarray(v)[:nb] for k, v in res.items()}
 
     def _final_outputs(self, ein, env):
@@ -559,19 +559,23 @@ class Model:
                 out[key] = jnp.full(next(iter(ein.values())).shape, val)
         return out
 
-    def _eval_numpy(self, inp: dict[str, Any], sp: dict[str, Any], nb: int) -> dict[str, Any]:
-        """The generated eval run eagerly with NumPy over the batch (no compilation)."""
+    def _batch_inputs(self, inp: dict[str, Any], nb: int, xp) -> tuple[dict[str, Any], Any]:
+        """Batch of voltages and setup results → the generated eval's inputs (arrays (N,)).
+
+        ``xp`` is ``numpy`` or ``jax.numpy``; returns (inputs, node labels with ground → n).
+        """
         n = self._n
-        V = np.asarray(inp["V"], np.float64)
-        lab = np.where(inp["labels"] < 0, n, inp["labels"])
-        vext = np.concatenate([V, np.zeros((nb, 1))], axis=1)
-        vused = np.take_along_axis(vext, lab, axis=1)
+        V = xp.asarray(inp["V"], xp.float64)
+        labels = xp.asarray(inp["labels"])
+        lab = xp.where(labels < 0, n, labels)
+        vext = xp.concatenate([V, xp.zeros((nb, 1))], axis=1)
+        vused = xp.take_along_axis(vext, lab, axis=1)
         init = inp["init"]
         ein: dict[str, Any] = {"analysis": inp["analysis"]}
         for value, how, data in self._eval_inputs:
             if how == "volt":
                 a, b = data
-                ein[value] = vused[:, a] - (vused[:, b] if b >= 0 else 0.0)
+                ein[value] = vused[:, a] - vused[:, b] if b >= 0 else vused[:, a]
             elif how == "param":
                 ein[value] = init[f"param:{data}"] if f"param:{data}" in init else inp["extra"][data]
             elif how == "given":
@@ -587,124 +591,68 @@ class Model:
             elif how == "prev_state":
                 ein[value] = inp["prev_state"][:, data]
             elif how == "true":
-                ein[value] = np.ones(nb, bool)
+                ein[value] = xp.ones(nb, bool)
             else:
-                ein[value] = np.zeros(nb)
-        with np.errstate(all="ignore"):
-            out = self._np["eval"](ein, {k: np.float64(v) for k, v in sp.items()})
-        rows = np.arange(nb)
+                ein[value] = xp.zeros(nb)
+        return ein, lab
 
-        def vec(prefix):
-            r = np.zeros((nb, n + 1))
+    def _batch_assemble(self, out: dict[str, Any], lab, nb: int, xp) -> dict[str, Any]:
+        """Generated eval outputs (arrays (N,) or scalars) → dense, collapsed (N, n[, n]) arrays.
+
+        Contributions of collapsed nodes are added at their representative, in Jacobian-entry
+        order (the order OSDI's load functions add them in); ground (index n) is dropped.
+        """
+        n = self._n
+        rows = xp.arange(nb)
+
+        def full(v):
+            return xp.broadcast_to(xp.asarray(v, xp.float64), (nb,))
+
+        def add(arr, idx, v):
+            if xp is np:
+                np.add.at(arr, idx, v)
+                return arr
+            return arr.at[idx].add(v)
+
+        def vec(prefix, f=lambda x: x):
+            r = xp.zeros((nb, n + 1))
             for i in range(n):
                 if f"{prefix}{i}" in out:
-                    np.add.at(r, (rows, lab[:, i]), np.broadcast_to(out[f"{prefix}{i}"], (nb,)))
-            return r[:, :n]
-
-        def vec_abs(prefix):
-            r = np.zeros((nb, n + 1))
-            for i in range(n):
-                if f"{prefix}{i}" in out:
-                    np.add.at(r, (rows, lab[:, i]), np.abs(np.broadcast_to(out[f"{prefix}{i}"], (nb,))))
+                    r = add(r, (rows, lab[:, i]), f(full(out[f"{prefix}{i}"])))
             return r[:, :n]
 
         def mat(prefix, f=lambda x: x):
-            m = np.zeros((nb, n + 1, n + 1))
+            m = xp.zeros((nb, n + 1, n + 1))
             for k, i, j in self._jr:
                 if f"{prefix}{k}" in out:
-                    np.add.at(m, (rows, lab[:, i], lab[:, j]), f(np.broadcast_to(out[f"{prefix}{k}"], (nb,))))
+                    m = add(m, (rows, lab[:, i], lab[:, j]), f(full(out[f"{prefix}{k}"])))
             return m[:, :n, :n]
 
-        states = np.stack([np.broadcast_to(out.get(f"ns{k}", 0.0), (nb,)) for k in range(self.num_states)], axis=1) \
-            if self.num_states else np.zeros((nb, 0))
+        states = xp.stack([full(out.get(f"ns{k}", 0.0)) for k in range(self.num_states)], axis=1) \
+            if self.num_states else xp.zeros((nb, 0))
         res = {"residual_resist": vec("rr"), "residual_react": vec("rq"),
                "jacobian_resist": mat("jr"), "jacobian_react": mat("jq"),
                "lim_rhs_resist": vec("lr"), "lim_rhs_react": vec("lq"), "states": states}
         if self._with_scales:
-            res.update(scale_residual_resist=vec_abs("rr"), scale_residual_react=vec_abs("rq"),
-                       scale_jacobian_resist=mat("jr", np.abs), scale_jacobian_react=mat("jq", np.abs))
+            res.update(scale_residual_resist=vec("rr", xp.abs), scale_residual_react=vec("rq", xp.abs),
+                       scale_jacobian_resist=mat("jr", xp.abs), scale_jacobian_react=mat("jq", xp.abs))
         return res
 
-    def function(self, names: list[str], fixed: Mapping[str, Any] | None = None, *,
-                 analysis: str | int = "dc", sim_params: Mapping[str, float] | None = None):
-        """A pure, differentiable JAX function of some parameters, the temperature and the voltages.
+    def _eval_numpy(self, inp: dict[str, Any], sp: dict[str, Any], nb: int) -> dict[str, Any]:
+        """The generated eval run eagerly with NumPy over the batch (no compilation)."""
+        ein, lab = self._batch_inputs(inp, nb, np)
+        with np.errstate(all="ignore"):
+            out = self._np["eval"](ein, {k: np.float64(v) for k, v in sp.items()})
+        return self._batch_assemble(out, lab, nb, np)
 
-        Returns ``f(values, temperature, V) -> dict`` for ONE instance, where ``values`` maps each
-        name in ``names`` to a scalar, ``temperature`` is in K and ``V`` holds the ``n`` node
-        voltages. Setup (OpenVAF's init) runs inside ``f`` in JAX, so ``jax.grad``/``jax.jacfwd``
-        give derivatives with respect to parameters and temperature, not only voltages. Other
-        parameters take ``fixed`` values or their defaults; node collapsing is decided once from
-        the values at which ``f`` is built (``fixed`` plus each name's default).
-        """
-        jax = _jax()
+    def _eval_jax_batch(self, inp: dict[str, Any], sp: dict[str, Any]) -> dict[str, Any]:
+        """Batch-native JAX eval (traceable): the generated code works on (N,) arrays directly,
+        which traces several times faster than ``vmap`` over one instance."""
         import jax.numpy as jnp
 
-        canon = [self.canonical_param(nm) for nm in names]
-        fixed = dict(fixed or {})
-        vals, given = self._resolve_params({**{c: 0.0 for c in []}, **fixed})
-        probe = self.setup({**fixed}, sim_params=sim_params)
-        labels = jnp.asarray(probe["labels"][0])
-        flags = _ANALYSIS[analysis] if isinstance(analysis, str) else int(analysis)
-        sp = probe["sp"]
-        ptypes = {p.name.lower(): p.type for p in self.ir.params}
-        wanted = {c.lower(): nm for c, nm in zip(canon, names)}
-        strings = dict(self.gen.strings)
-
-        def f(values: Mapping[str, Any], temperature: Any, V: Any) -> dict[str, Any]:
-            inp: dict[str, Any] = {}
-            for p in self.ir.init.params:
-                key = p.name.lower()
-                if p.kind == "param":
-                    if key in wanted:
-                        inp[p.value] = jnp.asarray(values[wanted[key]], jnp.float64)
-                    elif key in vals:
-                        inp[p.value] = jnp.asarray(_convert(self.name, p.name, vals[key], ptypes.get(key, REAL), (), strings))
-                    else:
-                        inp[p.value] = jnp.float64(0.0)
-                elif p.kind == "param_given":
-                    inp[p.value] = jnp.bool_(key in given or key in wanted)
-                elif p.kind == "temperature":
-                    inp[p.value] = jnp.asarray(temperature, jnp.float64)
-                elif p.kind == "sysfun":
-                    inp[p.value] = jnp.asarray(values.get("$mfactor", vals.get("$mfactor", 1.0)), jnp.float64)
-                else:
-                    inp[p.value] = jnp.bool_(True)
-            init = self._module.init(inp, sp)
-            extra = {}
-            for _v, how, data in self._eval_inputs:
-                if how == "param" and f"param:{data}" not in init:
-                    key = data.lower()
-                    extra[data] = (jnp.asarray(values[wanted[key]], jnp.float64) if key in wanted
-                                   else jnp.asarray(vals.get(key, 0.0)))
-            ev = {"V": jnp.asarray(V, jnp.float64), "labels": labels, "init": init,
-                  "given": {k: jnp.bool_(k.lower() in given or k.lower() in wanted) for k in probe["given"]},
-                  "extra": extra, "temperature": jnp.asarray(temperature, jnp.float64),
-                  "mfactor": jnp.asarray(vals.get("$mfactor", 1.0), jnp.float64),
-                  "analysis": jnp.int32(flags), "enable_lim": jnp.bool_(False),
-                  "prev_state": jnp.zeros((self.num_states,))}
-            return self._wrapped_eval(ev, sp)
-
-        return f
-
-    def eval_traceable(self, state: dict[str, Any], V: Any, *, analysis: str | int = "dc",
-                       prev_state: Any = None, enable_lim: Any = False) -> dict[str, Any]:
-        """Like :meth:`eval` but a pure JAX function of ``V`` (N, n) for use inside ``jax.jit``
-        (e.g. a simulator's Newton loop): no host round-trips, no padding. ``state`` must come from
-        :meth:`setup` with N instances. Returns a dict of arrays (``residual_resist``, …)."""
-        jax = _jax()
-        import jax.numpy as jnp
-
-        nb = state["labels"].shape[0]
-        flags = _ANALYSIS[analysis] if isinstance(analysis, str) else analysis
-        ps = jnp.zeros((nb, self.num_states)) if prev_state is None else jnp.asarray(prev_state)
-        inp = {"V": jnp.asarray(V), "labels": jnp.asarray(state["labels"]),
-               "init": {k: jnp.asarray(v) for k, v in state["init"].items()},
-               "given": {k: jnp.asarray(v) for k, v in state["given"].items()},
-               "extra": {k: jnp.asarray(v) for k, v in state["extra"].items()},
-               "temperature": jnp.asarray(state["temperature"]), "mfactor": jnp.asarray(state["mfactor"]),
-               "analysis": jnp.full((nb,), flags, jnp.int32),
-               "enable_lim": jnp.broadcast_to(jnp.asarray(enable_lim), (nb,)), "prev_state": ps}
-        return jax.vmap(self._wrapped_eval, in_axes=(0, None))(inp, state["sp"])
+        nb = inp["V"].shape[0]
+        ein, lab = self._batch_inputs(inp, nb, jnp)
+        return self._batch_assemble(self._module.eval(ein, sp), lab, nb, jnp)
 
     def eval(self, state: dict[str, Any], voltages: Any, *, analysis: str | int = "dc",
              prev_state: Any = None, enable_lim: bool = False, backend: str = "jax") -> EvalOutput:

@@ -106,11 +106,32 @@ def any_active(carry):
 def keep_finished(old, new):
     """Loop body result where lanes that had stopped keep their previous carry."""
     go = old[-1]
-    return tuple(jnp.where(go, n, o) for n, o in zip(new, old))
+    return tuple(jnp.where(go, n, o) for n, o in zip(new, old))  # batched carry: broadcasting where
 
 
-def broadcast_carry(carry):
-    """Give every carry entry the common batch shape (a ``while_loop`` carry keeps its shapes)."""
+def broadcast_carry(carry, inp=None):
+    """Give every carry entry the batch shape (a ``while_loop`` carry keeps its shapes): the
+    common shape of the carry and of the function's inputs ``inp`` (batch-native code)."""
     arrs = [jnp.asarray(c) for c in carry]
-    shape = jnp.broadcast_shapes(*[a.shape for a in arrs])
+    shapes = [a.shape for a in arrs]
+    if inp is not None:
+        shapes += [jnp.shape(v) for v in inp.values()]
+    shape = jnp.broadcast_shapes(*shapes)
     return tuple(jnp.broadcast_to(a, shape) for a in arrs)
+
+
+def select(c, a, b):
+    """``c ? a : b`` for one instance (``lax.select``; Python booleans short-circuit)."""
+    if c is True:
+        return a
+    if c is False:
+        return b
+    c = jnp.asarray(c, bool)
+    if jnp.shape(a) == jnp.shape(b) == c.shape:
+        return lax.select(c, a, b)
+    return jnp.where(c, a, b)
+
+
+def not_(x):
+    """Logical not of a boolean."""
+    return lax.bitwise_not(jnp.asarray(x, bool))

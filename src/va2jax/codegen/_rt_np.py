@@ -31,7 +31,23 @@ def _while_loop(cond, body, carry):
     return carry
 
 
-lax = types.SimpleNamespace(while_loop=_while_loop)
+lax = types.SimpleNamespace(
+    while_loop=_while_loop, add=np.add, sub=np.subtract, mul=np.multiply, div=np.true_divide,
+    lt=np.less, le=np.less_equal, gt=np.greater, ge=np.greater_equal, eq=np.equal, ne=np.not_equal,
+    bitwise_and=np.bitwise_and, bitwise_or=np.bitwise_or, bitwise_xor=np.bitwise_xor,
+    bitwise_not=np.invert, pow=np.power, atan2=np.arctan2, rem=np.fmod, sqrt=np.sqrt, exp=np.exp,
+    log=np.log, floor=np.floor, ceil=np.ceil, sin=np.sin, cos=np.cos, tan=np.tan, asin=np.arcsin,
+    acos=np.arccos, atan=np.arctan, sinh=np.sinh, cosh=np.cosh, tanh=np.tanh, asinh=np.arcsinh,
+    acosh=np.arccosh, atanh=np.arctanh, abs=np.abs, neg=np.negative,
+)
+
+
+def select(c, a, b):
+    return np.where(c, a, b)
+
+
+def not_(x):
+    return np.logical_not(x)
 
 
 def ifcast(x):
@@ -116,7 +132,8 @@ def keep_finished(old, new):
     return tuple(np.where(go, n, o) for n, o in zip(new, old))
 
 
-def broadcast_carry(carry):
+def broadcast_carry(carry, inp=None):
     arrs = [np.asarray(c) for c in carry]
-    shape = np.broadcast_shapes(*[a.shape for a in arrs])
+    shapes = [a.shape for a in arrs] + ([np.shape(v) for v in inp.values()] if inp is not None else [])
+    shape = np.broadcast_shapes(*shapes)
     return tuple(np.broadcast_to(a, shape).copy() for a in arrs)
