@@ -559,6 +559,87 @@ class Model:
                 out[key] = jnp.full(next(iter(ein.values())).shape, val)
         return out
 
+    def function(self, names: list[str], fixed: Mapping[str, Any] | None = None, *,
+                 analysis: str | int = "dc", sim_params: Mapping[str, float] | None = None):
+        """A pure, differentiable JAX function of some parameters, the temperature and the voltages.
+
+        Returns ``f(values, temperature, V) -> dict`` for ONE instance, where ``values`` maps each
+        name in ``names`` to a scalar, ``temperature`` is in K and ``V`` holds the ``n`` node
+        voltages. Setup (OpenVAF's init) runs inside ``f`` in JAX, so ``jax.grad``/``jax.jacfwd``
+        give derivatives with respect to parameters and temperature, not only voltages. Other
+        parameters take ``fixed`` values or their defaults; node collapsing is decided once from
+        the values at which ``f`` is built (``fixed`` plus each name's default).
+        """
+        jax = _jax()
+        import jax.numpy as jnp
+
+        canon = [self.canonical_param(nm) for nm in names]
+        fixed = dict(fixed or {})
+        vals, given = self._resolve_params({**{c: 0.0 for c in []}, **fixed})
+        probe = self.setup({**fixed}, sim_params=sim_params)
+        labels = jnp.asarray(probe["labels"][0])
+        flags = _ANALYSIS[analysis] if isinstance(analysis, str) else int(analysis)
+        sp = probe["sp"]
+        ptypes = {p.name.lower(): p.type for p in self.ir.params}
+        wanted = {c.lower(): nm for c, nm in zip(canon, names)}
+        strings = dict(self.gen.strings)
+
+        def f(values: Mapping[str, Any], temperature: Any, V: Any) -> dict[str, Any]:
+            inp: dict[str, Any] = {}
+            for p in self.ir.init.params:
+                key = p.name.lower()
+                if p.kind == "param":
+                    if key in wanted:
+                        inp[p.value] = jnp.asarray(values[wanted[key]], jnp.float64)
+                    elif key in vals:
+                        inp[p.value] = jnp.asarray(_convert(self.name, p.name, vals[key], ptypes.get(key, REAL), (), strings))
+                    else:
+                        inp[p.value] = jnp.float64(0.0)
+                elif p.kind == "param_given":
+                    inp[p.value] = jnp.bool_(key in given or key in wanted)
+                elif p.kind == "temperature":
+                    inp[p.value] = jnp.asarray(temperature, jnp.float64)
+                elif p.kind == "sysfun":
+                    inp[p.value] = jnp.asarray(values.get("$mfactor", vals.get("$mfactor", 1.0)), jnp.float64)
+                else:
+                    inp[p.value] = jnp.bool_(True)
+            init = self._module.init(inp, sp)
+            extra = {}
+            for _v, how, data in self._eval_inputs:
+                if how == "param" and f"param:{data}" not in init:
+                    key = data.lower()
+                    extra[data] = (jnp.asarray(values[wanted[key]], jnp.float64) if key in wanted
+                                   else jnp.asarray(vals.get(key, 0.0)))
+            ev = {"V": jnp.asarray(V, jnp.float64), "labels": labels, "init": init,
+                  "given": {k: jnp.bool_(k.lower() in given or k.lower() in wanted) for k in probe["given"]},
+                  "extra": extra, "temperature": jnp.asarray(temperature, jnp.float64),
+                  "mfactor": jnp.asarray(vals.get("$mfactor", 1.0), jnp.float64),
+                  "analysis": jnp.int32(flags), "enable_lim": jnp.bool_(False),
+                  "prev_state": jnp.zeros((self.num_states,))}
+            return self._wrapped_eval(ev, sp)
+
+        return f
+
+    def eval_traceable(self, state: dict[str, Any], V: Any, *, analysis: str | int = "dc",
+                       prev_state: Any = None, enable_lim: Any = False) -> dict[str, Any]:
+        """Like :meth:`eval` but a pure JAX function of ``V`` (N, n) for use inside ``jax.jit``
+        (e.g. a simulator's Newton loop): no host round-trips, no padding. ``state`` must come from
+        :meth:`setup` with N instances. Returns a dict of arrays (``residual_resist``, …)."""
+        jax = _jax()
+        import jax.numpy as jnp
+
+        nb = state["labels"].shape[0]
+        flags = _ANALYSIS[analysis] if isinstance(analysis, str) else analysis
+        ps = jnp.zeros((nb, self.num_states)) if prev_state is None else jnp.asarray(prev_state)
+        inp = {"V": jnp.asarray(V), "labels": jnp.asarray(state["labels"]),
+               "init": {k: jnp.asarray(v) for k, v in state["init"].items()},
+               "given": {k: jnp.asarray(v) for k, v in state["given"].items()},
+               "extra": {k: jnp.asarray(v) for k, v in state["extra"].items()},
+               "temperature": jnp.asarray(state["temperature"]), "mfactor": jnp.asarray(state["mfactor"]),
+               "analysis": jnp.full((nb,), flags, jnp.int32),
+               "enable_lim": jnp.broadcast_to(jnp.asarray(enable_lim), (nb,)), "prev_state": ps}
+        return self._eval_jax_batch(inp, state["sp"])
+
     def _batch_inputs(self, inp: dict[str, Any], nb: int, xp) -> tuple[dict[str, Any], Any]:
         """Batch of voltages and setup results → the generated eval's inputs (arrays (N,)).
 
