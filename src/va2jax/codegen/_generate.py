@@ -278,6 +278,7 @@ def _render_parts(stmts: list[Stmt], outputs: dict[str, str], fname: str, size: 
                     acc.update(b.uses)
     lines: list[str] = []
     defined_before: set[str] = set()
+    part_inputs: list[tuple[tuple[str, ...], tuple[str, ...]]] = []
     for k, chunk in enumerate(chunks):
         uses: set[str] = set()
         defs: set[str] = set()
@@ -288,11 +289,17 @@ def _render_parts(stmts: list[Stmt], outputs: dict[str, str], fname: str, size: 
                     uses.update(b.uses)
             defs.update(st.defs)
         head: list[Stmt] = []
+        env_in: list[str] = []
+        inp_in: list[str] = []
         for u in sorted(uses):
             if u in remat:
                 head.append(remat[u])
+                if "inp[" in remat[u].text:
+                    inp_in.append(u)
             elif u in defined_before:
                 head.append(Stmt((u,), (), f"{u} = env[{u!r}]"))
+                env_in.append(u)
+        part_inputs.append((tuple(inp_in), tuple(env_in)))
         outs = sorted(d for d in defs if d in later_uses[k])
         lines.append(f"def {fname}_part{k}(inp, env, sp):")
         lines.extend(render(head + chunk))
@@ -301,6 +308,8 @@ def _render_parts(stmts: list[Stmt], outputs: dict[str, str], fname: str, size: 
         lines.append("")
         defined_before |= defs
     lines.append(f"{fname.upper()}_PARTS = [" + ", ".join(f"{fname}_part{k}" for k in range(len(chunks))) + "]")
+    lines.append(f"#: per part: (names read from inp, names read from env) — callers pass only these")
+    lines.append(f"{fname.upper()}_PART_INPUTS = {part_inputs!r}")
     lines.append("")
     lines.append("")
     lines.append(f"def {fname}(inp, sp):")

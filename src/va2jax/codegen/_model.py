@@ -538,8 +538,8 @@ class Model:
         pin = jax.tree_util.tree_map(pad, inp)
         ein, lab = pre(pin)
         env: dict[str, Any] = {}
-        for part in parts:
-            env.update(part(ein, env, sp))
+        for part, (inp_names, env_names) in zip(parts, self._module.EVAL_PART_INPUTS):
+            env.update(part({k: ein[k] for k in inp_names}, {k: env[k] for k in env_names}, sp))
         outs = self._final_outputs(ein, env)
         res = post(outs, lab)
         return {k: np.asarray(v)[:nb] for k, v in res.items()}
@@ -618,6 +618,52 @@ class Model:
                   "prev_state": jnp.zeros((self.num_states,))}
             return self._wrapped_eval(ev, sp)
 
+        return f
+
+    def evaluator(self, state: dict[str, Any], *, analysis: str | int = "dc", enable_lim: bool = False):
+        """A compiled evaluator with the setup state kept on the device: ``f(V) -> dict``.
+
+        ``V`` is (N, n) node voltages for the N instances of ``state`` (V; A for flow unknowns).
+        Returns JAX arrays (``residual_resist`` …) without copying to NumPy — the fast path for
+        repeated evaluation (Newton loops, benchmarks). Padding and compilation as :meth:`eval`.
+        """
+        jax = _jax()
+        import jax.numpy as jnp
+
+        nb = state["labels"].shape[0]
+        size = 1 << max(0, (nb - 1).bit_length())
+        flags = _ANALYSIS[analysis] if isinstance(analysis, str) else int(analysis)
+
+        def pad(x):
+            x = np.asarray(x)
+            if x.shape[0] == size:
+                return x
+            return np.concatenate([x, np.repeat(x[-1:], size - x.shape[0], axis=0)], axis=0)
+
+        static = {"labels": state["labels"], "init": state["init"], "given": state["given"],
+                  "extra": state["extra"], "temperature": state["temperature"], "mfactor": state["mfactor"],
+                  "analysis": np.full(nb, flags, np.int32), "enable_lim": np.full(nb, bool(enable_lim)),
+                  "prev_state": np.zeros((nb, self.num_states))}
+        static = jax.tree_util.tree_map(lambda x: jnp.asarray(pad(np.broadcast_to(x, (nb,) + np.shape(x)[1:]))), static)
+        sp = state["sp"]
+        if hasattr(self._module, "EVAL_PARTS"):
+            self._run_parts({**static, "V": np.zeros((size, self._n))}, sp, size)  # compile
+            pre, parts, post = self._eval_jit[("parts", size)]
+            names = self._module.EVAL_PART_INPUTS
+
+            def f(V):
+                ein, lab = pre({**static, "V": jnp.asarray(pad(np.asarray(V, np.float64)))})
+                env: dict[str, Any] = {}
+                for part, (inp_names, env_names) in zip(parts, names):
+                    env.update(part({k: ein[k] for k in inp_names}, {k: env[k] for k in env_names}, sp))
+                res = post(self._final_outputs(ein, env), lab)
+                return {k: v[:nb] for k, v in res.items()}
+        else:
+            g = jax.jit(lambda st, V: self._eval_jax_batch({**st, "V": V}, sp))
+
+            def f(V):
+                res = g(static, jnp.asarray(pad(np.asarray(V, np.float64))))
+                return {k: v[:nb] for k, v in res.items()}
         return f
 
     def eval_traceable(self, state: dict[str, Any], V: Any, *, analysis: str | int = "dc",
