@@ -329,6 +329,14 @@ class Model:
                 raise Va2JaxError(f"module {self.name}: init input kind {p.kind!r} ({p.name}) is not supported")
         return inp
 
+    def _mfactor_of(self, params: Mapping[str, Any]) -> Any:
+        """The instance's $mfactor among ``params`` ("m" names it only when the module has no
+        parameter of its own called m; OSDI then lists $mfactor without that alias)."""
+        for k, v in params.items():
+            if self._lookup.get(k.lower()) == "$mfactor":
+                return v
+        return 1.0
+
     def _is_given(self, params: Mapping[str, Any], name: str) -> bool:
         canon = self._lookup.get(name.lower(), name)
         return any(self._lookup.get(k.lower()) == canon for k in params)
@@ -386,7 +394,7 @@ class Model:
                 v = vals.get(key, 0.0)
                 extra[data] = _convert(self.name, data, v, ty, bshape, dict(self.gen.strings))
         state = {"init": out, "temperature": inp_temperature(inp, self.ir, bshape), "labels": labels,
-                 "mfactor": np.broadcast_to(np.asarray(params.get("m", params.get("$mfactor", 1.0)), np.float64), bshape),
+                 "mfactor": np.broadcast_to(np.asarray(self._mfactor_of(params), np.float64), bshape),
                  "given": {p.name: np.full(bshape, self._is_given(params, p.name), np.bool_)
                            for p in self.ir.eval.params if p.kind == "param_given"},
                  "sp": sp, "batched": bool(shape), "extra": extra}
@@ -650,6 +658,12 @@ class Model:
         wanted = {c.lower(): nm for c, nm in zip(canon, names)}
         strings = dict(self.gen.strings)
 
+        def mfactor(values: Mapping[str, Any]):
+            # "m" is $mfactor only when the module has no parameter of its own called m
+            if "$mfactor" in wanted:
+                return jnp.asarray(values[wanted["$mfactor"]], jnp.float64)
+            return jnp.asarray(vals.get("$mfactor", 1.0), jnp.float64)
+
         def f(values: Mapping[str, Any], temperature: Any, V: Any) -> dict[str, Any]:
             inp: dict[str, Any] = {}
             for p in self.ir.init.params:
@@ -666,7 +680,7 @@ class Model:
                 elif p.kind == "temperature":
                     inp[p.value] = jnp.asarray(temperature, jnp.float64)
                 elif p.kind == "sysfun":
-                    inp[p.value] = jnp.asarray(values.get("m", vals.get("$mfactor", 1.0)), jnp.float64)
+                    inp[p.value] = mfactor(values)
                 else:
                     inp[p.value] = jnp.bool_(True)
             init = self._module.init(inp, sp)
@@ -679,7 +693,7 @@ class Model:
             ev = {"V": jnp.asarray(V, jnp.float64), "labels": labels, "init": init,
                   "given": {k: jnp.bool_(k.lower() in given or k.lower() in wanted) for k in probe["given"]},
                   "extra": extra, "temperature": jnp.asarray(temperature, jnp.float64),
-                  "mfactor": jnp.asarray(vals.get("$mfactor", 1.0), jnp.float64),
+                  "mfactor": mfactor(values),
                   "analysis": jnp.int32(flags), "enable_lim": jnp.bool_(False),
                   "prev_state": jnp.zeros((self.num_states,))}
             return self._wrapped_eval(ev, sp)

@@ -1,0 +1,24 @@
+"""Regression models for generator bugs found by the corpus sweep; expected numbers from OSDI."""
+from __future__ import annotations
+
+from va2jax.validate import validate_file
+
+# bosdi capacitor_va.va: a module parameter named ``m`` was also taken as the instance's $mfactor
+# (OSDI then lists $mfactor without its "m" alias), so the charge was scaled by m twice.
+PARAM_M = """`include "disciplines.vams"
+module cap_m(P, N);
+    inout P, N;
+    electrical P, N;
+    parameter real C = 1e-12 from (0:inf);
+    parameter real m = 1.0 from (0:inf);
+    analog I(P, N) <+ m * C * ddt(V(P, N)) + V(P, N) / (m * 1e3);
+endmodule
+"""
+
+
+def test_module_parameter_named_m_is_not_mfactor(tmp_path):
+    va = tmp_path / "cap_m.va"
+    va.write_text(PARAM_M)
+    res = validate_file(va, points=20, param_sets=1, params={"m": 3.0, "C": 2e-12}, backend="numpy")
+    assert res.passed, res.max_rel_err
+    assert res.points == 20 and res.param_sets[0]["m"] == 3.0
