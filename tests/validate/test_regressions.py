@@ -22,3 +22,32 @@ def test_module_parameter_named_m_is_not_mfactor(tmp_path):
     res = validate_file(va, points=20, param_sets=1, params={"m": 3.0, "C": 2e-12}, backend="numpy")
     assert res.passed, res.max_rel_err
     assert res.points == 20 and res.param_sets[0]["m"] == 3.0
+
+
+# spice/bsim3v3.va: `if ($param_given(pb)) x = pb;` left a phi on pb's given flag that was taken for
+# pb's default selection (so pb read 0 when not given), and parameters whose given flag init
+# reads (nsub, nch, xt) got no literal default at all.
+PARAM_GIVEN = """`include "disciplines.vams"
+module pgiven(A, B);
+    inout A, B;
+    electrical A, B;
+    parameter real p = 2.0;
+    parameter real q = 3.0;
+    real x;
+    analog begin
+        x = 0.0;
+        if ($param_given(p)) x = p;
+        if (!$param_given(p)) x = 0.5;
+        if ($param_given(q)) x = x * 2.0;
+        I(A, B) <+ V(A, B) * x * q + p * 1e-3 * V(A, B) * V(A, B);
+    end
+endmodule
+"""
+
+
+def test_param_given_in_model_code_is_not_default_selection(tmp_path):
+    va = tmp_path / "pgiven.va"
+    va.write_text(PARAM_GIVEN)
+    for params in ({}, {"p": 4.0}, {"q": 5.0}, {"p": 4.0, "q": 5.0}):
+        res = validate_file(va, points=10, param_sets=1, params=params, backend="numpy")
+        assert res.passed, (params, res.max_rel_err)

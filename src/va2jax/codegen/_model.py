@@ -256,10 +256,10 @@ class Model:
         """User values by canonical lower-case name, plus the values of parameters OpenVAF's
         *model* setup would default (openvaf-py does not export that function).
 
-        Parameters that init handles itself (it has their ``given`` flag) are left to init. For
-        the others, a literal default from the front end is used; a parameter whose default is
-        an expression is read back from the OSDI library's ``setup_model`` with the same model
-        parameters (exact OpenVAF semantics; compiled once and cached). Returns (values, given).
+        A literal default from the front end is always used. A parameter whose default is an
+        expression is left to init when init has its ``given`` flag, else read back from the
+        OSDI library's ``setup_model`` with the same model parameters (exact OpenVAF semantics;
+        compiled once and cached). Returns (values, given).
         """
         vals: dict[str, Any] = {}
         for k, v in params.items():
@@ -270,11 +270,14 @@ class Model:
         needed |= {str(data).lower() for _v, how, data in self._eval_inputs if how == "param"}
         pinfo = {p.name.lower(): p for p in self.ir.params}
         missing = []
-        for key in sorted(needed - init_given - given):
+        for key in sorted(needed - given):
             p = pinfo.get(key)
             if p is not None and p.default is not None:
+                # also when init reads the given flag: a $param_given() in the model's own code
+                # is no default selection, and the generated init takes the literal default
+                # from this input (see codegen._generate.generate)
                 vals[key] = p.default
-            else:
+            elif key not in init_given:
                 missing.append(key)
         if missing:
             ref = self._osdi_defaults({k: v for k, v in vals.items()
