@@ -51,3 +51,36 @@ def test_param_given_in_model_code_is_not_default_selection(tmp_path):
     for params in ({}, {"p": 4.0}, {"q": 5.0}, {"p": 4.0, "q": 5.0}):
         res = validate_file(va, points=10, param_sets=1, params=params, backend="numpy")
         assert res.passed, (params, res.max_rel_err)
+
+
+# hisim2.va: a loop header entered both from a preceding loop's exit and from a branch selected
+# its initial values with the preceding loop's branch condition (a value inside that loop, so
+# undefined after it: NameError) instead of the loop's exit flag.
+LOOP_AFTER_LOOP = """`include "disciplines.vams"
+module loops(A, B);
+    inout A, B;
+    electrical A, B;
+    real x, y;
+    integer i;
+    analog begin
+        x = V(A, B);
+        y = 0.1;
+        i = 0;
+        if (x > 0.0) begin
+            while (y < x) y = y + 0.3;
+        end
+        while (i < 3) begin
+            y = y * 0.9 + x;
+            i = i + 1;
+        end
+        I(A, B) <+ y * V(A, B);
+    end
+endmodule
+"""
+
+
+def test_loop_entered_from_previous_loop_exit(tmp_path):
+    va = tmp_path / "loops.va"
+    va.write_text(LOOP_AFTER_LOOP)
+    res = validate_file(va, points=40, param_sets=1, backend="numpy")
+    assert res.passed, res.max_rel_err
