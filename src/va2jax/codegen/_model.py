@@ -256,10 +256,11 @@ class Model:
         """User values by canonical lower-case name, plus the values of parameters OpenVAF's
         *model* setup would default (openvaf-py does not export that function).
 
-        A literal default from the front end is always used. A parameter whose default is an
-        expression is left to init when init has its ``given`` flag, else read back from the
-        OSDI library's ``setup_model`` with the same model parameters (exact OpenVAF semantics;
-        compiled once and cached). Returns (values, given).
+        A literal default from the front end is always used. A model parameter whose default is
+        an expression is read back from the OSDI library's ``setup_model`` with the same model
+        parameters (exact OpenVAF semantics; compiled once and cached); an instance parameter's
+        expression default is left to init when init has its ``given`` flag (OpenVAF's
+        setup_instance, which init contains, selects it). Returns (values, given).
         """
         vals: dict[str, Any] = {}
         for k, v in params.items():
@@ -277,7 +278,9 @@ class Model:
                 # is no default selection, and the generated init takes the literal default
                 # from this input (see codegen._generate.generate)
                 vals[key] = p.default
-            elif key not in init_given:
+            elif key not in init_given or (p is not None and not p.is_instance):
+                # model parameters are defaulted by OSDI's setup_model, which openvaf-py's init
+                # does not contain: init reads them as given (bsimimg EOT1P = EOT1, PHIG2)
                 missing.append(key)
         if missing:
             ref = self._osdi_defaults({k: v for k, v in vals.items()
