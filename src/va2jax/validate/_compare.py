@@ -58,7 +58,8 @@ def _compare(a: np.ndarray, b: np.ndarray, scale: np.ndarray | None = None) -> t
     fa, fb = np.isfinite(a), np.isfinite(b)
     ok = bool(np.array_equal(fa, fb))
     both = fa & fb
-    diff = np.where(both, np.abs(a - b), 0.0)
+    with np.errstate(invalid="ignore"):
+        diff = np.where(both, np.abs(a - b), 0.0)
     mag = np.where(both, np.maximum(np.abs(a), np.abs(b)), 0.0)
     if scale is not None:
         mag = np.where(both & np.isfinite(scale), np.maximum(mag, np.abs(scale)), mag)
@@ -218,4 +219,5 @@ def _rel_errors(a: np.ndarray, b: np.ndarray, scale: np.ndarray | None) -> np.nd
     if scale is not None:
         mag = np.where(both & np.isfinite(scale), np.maximum(mag, np.abs(scale)), mag)
     big = mag > ABS_FLOOR
-    return (np.abs(a - b)[big] / mag[big]).astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        return (np.abs(a - b)[big] / mag[big]).astype(np.float64)
