@@ -13,7 +13,7 @@ import pytest
 
 from va2jax.cli import main
 from va2jax.validate import validate_file
-from va2jax.validate._corpus import corpus_files
+from va2jax.validate._corpus import CORPUS_PARAMS, corpus_files
 
 # Corpus files that do not conform yet, with the reason found (docs/conformance-triage.md).
 KNOWN_FAILURES = {
@@ -21,16 +21,16 @@ KNOWN_FAILURES = {
     "bosdi/psp103v4/psp103t.va": "Jacobian cancellation: 1-ulp differences amplified (openvaf-py vs openvaf-r)",
     "bosdi/psp103v4/psp103_nqs.va": "eval input kind enable_integration not supported",
     "bosdi/bsimbulk106.va": "Jacobian cancellation: 1-ulp differences amplified",
-    "bosdi/bsim3v3.va": "reactive Jacobian differs on random parameter sets",
+    "bosdi/bsim3v3.va": "Jacobian cancellation: 1-ulp differences amplified",
     "bosdi/spice/bsim3v3.va": "Jacobian cancellation: 1-ulp differences amplified",
     "bosdi/spice/full/bsim3v3.va": "Jacobian cancellation: 1-ulp differences amplified",
     "bosdi/spice/bsim4v8.va": "init string constant missing (NameError; front end, in progress)",
-    "bosdi/spice/jfet2.va": "resistive Jacobian differs (~2e-7)",
-    "bosdi/spice/full/jfet2.va": "resistive Jacobian differs (~2e-7)",
-    "bosdi/spice/sn/jfet2.va": "resistive Jacobian differs (~2e-7)",
+    "bosdi/spice/jfet2.va": "Jacobian cancellation: 1 ulp of 1.6e-4 terms summing to -1e-12",
+    "bosdi/spice/full/jfet2.va": "Jacobian cancellation: 1 ulp of 1.6e-4 terms summing to -1e-12",
+    "bosdi/spice/sn/jfet2.va": "Jacobian cancellation: 1 ulp of 1.6e-4 terms summing to -1e-12",
     "bosdi/vbic/vbic_1p3.va": "resistive Jacobian differs (~7e-8)",
     "vajax/asmhemt/asmhemt.va": "differs at 150 °C and on random parameter sets (thermal node)",
-    "vajax/bsimbulk/bsimbulk.va": "OSDI rejects the default parameters (minr = 0 out of bounds)",
+    "vajax/bsimbulk/bsimbulk.va": "Jacobian cancellation: 1-ulp differences amplified",
     "vajax/bsimcmg/bsimcmg.va": "Jacobian cancellation: 1-ulp differences amplified",
     "vajax/bsimimg/bsimimg.va": "Jacobian cancellation: 1-ulp differences amplified",
     "vajax/ekv/ekv.va": "resistive Jacobian differs on a random parameter set",
@@ -144,5 +144,6 @@ def _corpus_params():
 def test_corpus_model(corpus, rel):
     if rel is None:
         pytest.skip("corpus not fetched")
-    res = validate_file(corpus / rel, points=50, param_sets=2, backend="numpy", sweeps=True)
+    res = validate_file(corpus / rel, points=50, param_sets=2, backend="numpy", sweeps=True,
+                        params=CORPUS_PARAMS.get(rel))
     _check(res)
