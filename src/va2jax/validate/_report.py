@@ -128,9 +128,10 @@ def write_markdown(entries: list[dict[str, Any]], path: Path, *, meta: dict[str,
         "both polarities; BJT: output curves, forward/reverse Gummel; two-terminal: reverse to "
         f"forward) plus {meta.get('points')} random points; parameter sets: defaults at −40/27/150 °C, "
         "geometry variations (W, L, NF, NFIN, AREA where present), TYPE=−1 where present, and "
-        f"{max(meta.get('param_sets', 1) - 1, 0)} random variations. Columns: max relative error of the "
+        f"{max(meta.get('param_sets', 1) - 1, 0)} random variation(s). Columns: max relative error of the "
         "resistive residual (I), reactive residual (Q), resistive and reactive Jacobians; seconds "
-        "for the openvaf-r compile (0 when cached) and va2jax generate + first evaluation.",
+        "for the openvaf-r compile and for va2jax generate + first evaluation (both ~0 / load only "
+        "when the compile caches are warm, as in this run).",
         "",
         "| file | module | points | I | Q | dI/dV | dQ/dV | pass | openvaf-r s | va2jax s |",
         "|---|---|---:|---:|---:|---:|---:|---|---:|---:|",
