@@ -9,7 +9,7 @@ CORPUS_STAMP := $(CORPUS_DIR)/.complete
 SYSDEPS_STAMP := .cache/.sysdeps
 PYTEST_ARGS ?=
 
-.PHONY: install sysdeps corpus demo test test-all bench bench-models bench-circuits clean
+.PHONY: install sysdeps corpus demo test test-all conformance bench bench-models bench-circuits clean
 
 install: $(STAMP) $(SYSDEPS_STAMP)
 
@@ -41,6 +41,14 @@ test: install corpus
 
 test-all: install corpus
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Corpus conformance report: docs/conformance.md + docs/conformance/*.png (NumPy backend; the
+# report is written even when some models fail, which the command's exit status tells).
+CONFORMANCE_ARGS ?= --points 50 --param-sets 2
+conformance: install corpus
+	rm -f docs/conformance/*.png
+	VA2JAX_CORPUS=$(CORPUS_DIR) $(BIN)/va2jax validate --corpus --backend numpy --report docs $(CONFORMANCE_ARGS) \
+	  || echo "conformance: some corpus models fail (see docs/conformance.md)"
 
 bench: bench-models
 

@@ -377,7 +377,7 @@ class FunctionEmitter:
                 expr = outside[-1][1]
                 for p, v in reversed(outside[:-1]):
                     pe = self._and(self._rel(d, outer_node_of(p), outer_node_of, out, outer_cache),
-                                   self._cond_expr(p, h))
+                                   self._edge_expr(p, h, outer_node_of))
                     expr = f"rt.select({pe}, {v}, {expr})"
                 tmpv = self.tmp("init")
                 out.append(Stmt((tmpv,), tuple(_names_in(expr)), f"{tmpv} = {expr}"))
@@ -405,21 +405,24 @@ class FunctionEmitter:
             lat = [(p, v) for p, v in ph.phi_operands if p in lp.blocks]
             expr = lat[-1][1]
             for p, v in reversed(lat[:-1]):
-                pe = self._and(self._rel(h, body_node_of(p), body_node_of, body, body_cache), self._cond_expr(p, h))
+                pe = self._and(self._rel(h, body_node_of(p), body_node_of, body, body_cache),
+                               self._edge_expr(p, h, body_node_of))
                 expr = f"rt.select({pe}, {v}, {expr})"
             nn = self.tmp("n")
             body.append(Stmt((nn,), tuple(_names_in(expr)), f"{nn} = {expr}"))
             next_names.append(nn)
         back_terms = []
         for p in latches:
-            pe = self._and(self._rel(h, body_node_of(p), body_node_of, body, body_cache), self._cond_expr(p, h))
+            pe = self._and(self._rel(h, body_node_of(p), body_node_of, body, body_cache),
+                           self._edge_expr(p, h, body_node_of))
             back_terms.append(pe)
         go = self.tmp("go")
         body.append(Stmt((go,), tuple(n for t in back_terms for n in _names_in(t)),
                          f"{go} = " + (" | ".join(f"({t})" for t in back_terms) if back_terms else "rt.BOOL(False)")))
         exit_names = []
         for k, (src, dst) in enumerate(exits):
-            pe = self._and(self._rel(h, body_node_of(src), body_node_of, body, body_cache), self._cond_expr(src, dst))
+            pe = self._and(self._rel(h, body_node_of(src), body_node_of, body, body_cache),
+                           self._edge_expr(src, dst, body_node_of))
             en = self.tmp("x")
             body.append(Stmt((en,), tuple(_names_in(pe)), f"{en} = rt.BOOL(True) & ({pe})" if pe != "False" else f"{en} = rt.BOOL(False)"))
             exit_names.append(en)
@@ -448,6 +451,15 @@ class FunctionEmitter:
 
     def _emit_level_loop_body(self, blocks: list[str], header: str, children: list[Loop], body: list[Stmt]) -> None:
         self._emit_level(blocks, header, children, body, top=False)
+
+    def _edge_expr(self, src: str, dst: str, node_of) -> str:
+        """Condition of the edge src → dst at the level of ``node_of``: when ``src`` lies in a loop
+        already emitted at that level, the loop's exit flag for the edge (the branch condition
+        is a value inside the loop), else the branch condition."""
+        sn = node_of(src)
+        if sn in self._loop_exit_flags:
+            return self._loop_exit_flags[sn].get((src, dst), "False")
+        return self._cond_expr(src, dst)
 
     def _cond_expr(self, src: str, dst: str) -> str:
         kind, c = self._edge_cond(src, dst)

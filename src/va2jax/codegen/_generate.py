@@ -334,8 +334,14 @@ def generate(mod: ModuleIR) -> GeneratedModule:
     for slot, (iv, _ep) in enumerate(mod.cache):
         init_out[f"cache{slot}"] = iv
     finals = _param_final_values(mod.init)
+    # A parameter with a literal default, and any model parameter (defaulted by OSDI's
+    # setup_model, outside init), gets its default as its init input when not given (see
+    # Model._resolve_params), so the input itself is its final value; a phi on its given flag
+    # may be the model's own `if ($param_given(p)) x = p;` (x's value), not a default selection.
+    literal = {p.name.lower() for p in mod.params if p.default is not None or not p.is_instance}
+    raw = {p.name: p.value for p in mod.init.params if p.kind == "param"}
     for name, v in finals.items():
-        init_out[f"param:{name}"] = v
+        init_out[f"param:{name}"] = raw[name] if name.lower() in literal and name in raw else v
     for k, cp in enumerate(mod.collapsible):
         if cp.decision is not None:
             init_out[f"collapse{k}"] = cp.decision[0]

@@ -256,10 +256,11 @@ class Model:
         """User values by canonical lower-case name, plus the values of parameters OpenVAF's
         *model* setup would default (openvaf-py does not export that function).
 
-        Parameters that init handles itself (it has their ``given`` flag) are left to init. For
-        the others, a literal default from the front end is used; a parameter whose default is
+        A literal default from the front end is always used. A model parameter whose default is
         an expression is read back from the OSDI library's ``setup_model`` with the same model
-        parameters (exact OpenVAF semantics; compiled once and cached). Returns (values, given).
+        parameters (exact OpenVAF semantics; compiled once and cached); an instance parameter's
+        expression default is left to init when init has its ``given`` flag (OpenVAF's
+        setup_instance, which init contains, selects it). Returns (values, given).
         """
         vals: dict[str, Any] = {}
         for k, v in params.items():
@@ -270,11 +271,16 @@ class Model:
         needed |= {str(data).lower() for _v, how, data in self._eval_inputs if how == "param"}
         pinfo = {p.name.lower(): p for p in self.ir.params}
         missing = []
-        for key in sorted(needed - init_given - given):
+        for key in sorted(needed - given):
             p = pinfo.get(key)
             if p is not None and p.default is not None:
+                # also when init reads the given flag: a $param_given() in the model's own code
+                # is no default selection, and the generated init takes the literal default
+                # from this input (see codegen._generate.generate)
                 vals[key] = p.default
-            else:
+            elif key not in init_given or (p is not None and not p.is_instance):
+                # model parameters are defaulted by OSDI's setup_model, which openvaf-py's init
+                # does not contain: init reads them as given (bsimimg EOT1P = EOT1, PHIG2)
                 missing.append(key)
         if missing:
             ref = self._osdi_defaults({k: v for k, v in vals.items()
@@ -328,6 +334,14 @@ class Model:
             else:
                 raise Va2JaxError(f"module {self.name}: init input kind {p.kind!r} ({p.name}) is not supported")
         return inp
+
+    def _mfactor_of(self, params: Mapping[str, Any]) -> Any:
+        """The instance's $mfactor among ``params`` ("m" names it only when the module has no
+        parameter of its own called m; OSDI then lists $mfactor without that alias)."""
+        for k, v in params.items():
+            if self._lookup.get(k.lower()) == "$mfactor":
+                return v
+        return 1.0
 
     def _is_given(self, params: Mapping[str, Any], name: str) -> bool:
         canon = self._lookup.get(name.lower(), name)
@@ -386,7 +400,7 @@ class Model:
                 v = vals.get(key, 0.0)
                 extra[data] = _convert(self.name, data, v, ty, bshape, dict(self.gen.strings))
         state = {"init": out, "temperature": inp_temperature(inp, self.ir, bshape), "labels": labels,
-                 "mfactor": np.broadcast_to(np.asarray(vals.get("$mfactor", 1.0), np.float64), bshape),
+                 "mfactor": np.broadcast_to(np.asarray(self._mfactor_of(params), np.float64), bshape),
                  "given": {p.name: np.full(bshape, self._is_given(params, p.name), np.bool_)
                            for p in self.ir.eval.params if p.kind == "param_given"},
                  "sp": sp, "batched": bool(shape), "extra": extra}
@@ -584,6 +598,12 @@ class Model:
         wanted = {c.lower(): nm for c, nm in zip(canon, names)}
         strings = dict(self.gen.strings)
 
+        def mfactor(values: Mapping[str, Any]):
+            # "m" is $mfactor only when the module has no parameter of its own called m
+            if "$mfactor" in wanted:
+                return jnp.asarray(values[wanted["$mfactor"]], jnp.float64)
+            return jnp.asarray(vals.get("$mfactor", 1.0), jnp.float64)
+
         def f(values: Mapping[str, Any], temperature: Any, V: Any) -> dict[str, Any]:
             inp: dict[str, Any] = {}
             for p in self.ir.init.params:
@@ -600,7 +620,7 @@ class Model:
                 elif p.kind == "temperature":
                     inp[p.value] = jnp.asarray(temperature, jnp.float64)
                 elif p.kind == "sysfun":
-                    inp[p.value] = jnp.asarray(values.get("$mfactor", vals.get("$mfactor", 1.0)), jnp.float64)
+                    inp[p.value] = mfactor(values)
                 else:
                     inp[p.value] = jnp.bool_(True)
             init = self._module.init(inp, sp)
@@ -613,7 +633,7 @@ class Model:
             ev = {"V": jnp.asarray(V, jnp.float64), "labels": labels, "init": init,
                   "given": {k: jnp.bool_(k.lower() in given or k.lower() in wanted) for k in probe["given"]},
                   "extra": extra, "temperature": jnp.asarray(temperature, jnp.float64),
-                  "mfactor": jnp.asarray(vals.get("$mfactor", 1.0), jnp.float64),
+                  "mfactor": mfactor(values),
                   "analysis": jnp.int32(flags), "enable_lim": jnp.bool_(False),
                   "prev_state": jnp.zeros((self.num_states,))}
             return self._wrapped_eval(ev, sp)

@@ -370,7 +370,13 @@ def _cache_mapping(m) -> list[tuple[int, int]]:
     eps = [ep for _, ep in cm]
     if sorted(eps) == list(range(n, n + len(cm))):
         return cm
-    return [(iv, n + k) for k, (iv, _ep) in enumerate(cm)]
+    # Slots that share an exported parameter are consecutive eval parameters (JUNCAP200: slots
+    # 102..105 = h1, h2, h1, h2 of two hypfunction5 calls, exported 484, 485, 484, 485, are eval
+    # parameters 484, 486, 485, 487): a stable sort by the exported index gives the positions;
+    # where nothing is shared this is the position order.
+    order = sorted(range(len(cm)), key=lambda k: (eps[k], k))
+    pos = {k: n + r for r, k in enumerate(order)}
+    return [(iv, pos[k]) for k, (iv, _ep) in enumerate(cm)]
 
 
 def convert_module(m, source: Path) -> ModuleIR:

@@ -1,8 +1,10 @@
-"""``va2jax validate FILE.va``: generated JAX code vs the OSDI library, any model."""
+"""``va2jax validate FILE.va`` / ``va2jax validate --corpus``: generated JAX code vs the OSDI library."""
 from __future__ import annotations
 
 import argparse
 import json
+import math
+from pathlib import Path
 
 from ..errors import Va2JaxError
 
@@ -20,13 +22,97 @@ def _parse_kv(items: list[str]) -> dict[str, object]:
     return out
 
 
+def _check_counts(args: argparse.Namespace) -> None:
+    if args.points < 0:
+        raise Va2JaxError(f"--points must be >= 0, got {args.points}")
+    if args.param_sets < 1:
+        raise Va2JaxError(f"--param-sets must be >= 1, got {args.param_sets}")
+
+
+def _json_safe(x):
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_json_safe(v) for v in x]
+    return x
+
+
+def _run_corpus(args: argparse.Namespace) -> int:
+    from .._paths import corpus_dir
+    from ._compare import REL_TOL
+    from ._corpus import corpus_files, run_corpus
+
+    if args.file:
+        raise Va2JaxError("give either a FILE or --corpus, not both")
+    root = corpus_dir()
+    files = corpus_files(root)
+    if args.only:
+        files = [f for f in files if any(o in f.relative_to(root).as_posix() for o in args.only)]
+        if not files:
+            raise Va2JaxError(f"--only {' '.join(args.only)}: no corpus file matches")
+    report = Path(args.report) if args.report else None
+    plots: dict[str, str] = {}
+    on_result = None
+    if report is not None:
+        from ._report import plot_name, write_plot
+
+        report.mkdir(parents=True, exist_ok=True)
+        pdir = report / "conformance"
+
+        def on_result(entry, res):
+            if res is None:
+                return
+            name = plot_name(entry["file"])
+            try:
+                if write_plot(res, pdir / name, f"{entry['file']} ({entry['module']})"):
+                    plots[entry["file"]] = f"conformance/{name}"
+            except Exception as exc:  # a plot that cannot be drawn is noted, never an abort
+                entry["plot_error"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            finally:
+                res.data = None  # free the arrays
+
+    entries = run_corpus(files, root=root, points=args.points, param_sets=args.param_sets,
+                         seed=args.seed, backend=args.backend, sweeps=not args.no_sweeps,
+                         keep=report is not None, progress=not args.no_progress, on_result=on_result)
+    npass = sum(e["passed"] for e in entries)
+    if report is not None:
+        from ._report import write_markdown
+
+        write_markdown(entries, report / "conformance.md", plots=plots,
+                       meta={"backend": args.backend, "points": args.points,
+                             "param_sets": args.param_sets})
+    if args.json:
+        print(json.dumps(_json_safe({"corpus": str(root), "backend": args.backend, "rel_tol": REL_TOL,
+                                     "passed": npass, "total": len(entries), "models": entries}),
+                         default=str))
+    else:
+        for e in entries:
+            if not e["passed"]:
+                why = e.get("error") or ", ".join(f"{k} {v:.1e}" for k, v in e["max_rel_err"].items()
+                                                  if v and v > REL_TOL)
+                print(f"FAILED {e['file']}: {why}")
+        print(f"{npass} of {len(entries)} corpus files pass"
+              + (f"; report: {report / 'conformance.md'}" if report is not None else ""))
+    return 0 if npass == len(entries) else 1
+
+
 def _run(args: argparse.Namespace) -> int:
     from ._compare import REL_TOL, ABS_FLOOR, validate_file
 
+    _check_counts(args)
+    if args.corpus:
+        return _run_corpus(args)
+    if args.report or args.only:
+        raise Va2JaxError("--report and --only go with --corpus")
+    if not args.file:
+        raise Va2JaxError("give a Verilog-A FILE to validate, or --corpus")
     res = validate_file(args.file, points=args.points, param_sets=args.param_sets, seed=args.seed,
-                        params=_parse_kv(args.param), temperature=args.temp, module=args.module)
+                        params=_parse_kv(args.param), temperature=args.temp, module=args.module,
+                        backend=args.backend, sweeps=args.sweeps)
     if args.json:
-        print(json.dumps(res.as_json(), default=str))
+        print(json.dumps(_json_safe(res.as_json()), default=str))
     else:
         print(f"{res.module}: {res.points} points over {len(res.param_sets)} parameter sets "
               f"(pass: relative error <= {REL_TOL:g}, absolute floor {ABS_FLOOR:g})")
@@ -39,13 +125,31 @@ def _run(args: argparse.Namespace) -> int:
 
 def register(sub) -> None:
     p = sub.add_parser("validate", help="compare generated JAX code with the OSDI library")
-    p.add_argument("file", help="Verilog-A source")
+    p.add_argument("file", nargs="?", help="Verilog-A source (or --corpus)")
     p.add_argument("-I", dest="include", action="append", default=[], help="include directory")
-    p.add_argument("--points", type=int, default=100, help="operating points per parameter set")
-    p.add_argument("--param-sets", type=int, default=3, help="number of parameter sets (>= 1)")
+    p.add_argument("--points", type=int, default=100, help="random operating points per parameter set")
+    p.add_argument("--param-sets", type=int, default=3, help="number of random parameter sets (>= 1)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
     p.add_argument("--temp", type=float, default=300.15, help="temperature in K")
     p.add_argument("--module", help="module name (default: the first)")
+    p.add_argument("--backend", choices=("jax", "numpy"), default=None,
+                   help="generated-code backend (default: jax for a FILE, numpy for --corpus)")
+    p.add_argument("--sweeps", action="store_true",
+                   help="FILE: add region bias sweeps and temperature/geometry/polarity parameter sets")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(func=_run)
+    g = p.add_argument_group("corpus sweep")
+    g.add_argument("--corpus", action="store_true",
+                   help="validate every model of the corpus ($VA2JAX_CORPUS or .cache/corpus)")
+    g.add_argument("--only", action="append", default=[], metavar="SUBSTR",
+                   help="only corpus files whose path contains SUBSTR (repeatable)")
+    g.add_argument("--report", metavar="DIR", help="write DIR/conformance.md and DIR/conformance/*.png")
+    g.add_argument("--no-sweeps", action="store_true", help="random points only (corpus)")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_run_backend)
+
+
+def _run_backend(args: argparse.Namespace) -> int:
+    if args.backend is None:
+        args.backend = "numpy" if args.corpus else "jax"
+    return _run(args)

@@ -38,6 +38,8 @@ class ValidationResult:
     openvaf_r_seconds: float = math.nan
     va2jax_seconds: float = math.nan
     worst: dict[str, Any] = field(default_factory=dict)
+    #: with ``keep=True``: arrays for plots (bias sweeps, both paths' outputs, relative errors)
+    data: dict[str, Any] | None = field(default=None, repr=False)
 
     def as_json(self) -> dict[str, Any]:
         return {"file": self.file, "module": self.module, "points": self.points,
@@ -56,7 +58,8 @@ def _compare(a: np.ndarray, b: np.ndarray, scale: np.ndarray | None = None) -> t
     fa, fb = np.isfinite(a), np.isfinite(b)
     ok = bool(np.array_equal(fa, fb))
     both = fa & fb
-    diff = np.where(both, np.abs(a - b), 0.0)
+    with np.errstate(invalid="ignore"):
+        diff = np.where(both, np.abs(a - b), 0.0)
     mag = np.where(both, np.maximum(np.abs(a), np.abs(b)), 0.0)
     if scale is not None:
         mag = np.where(both & np.isfinite(scale), np.maximum(mag, np.abs(scale)), mag)
@@ -123,8 +126,15 @@ def _param_sets(osdi_mod, base: dict[str, Any], k: int, rng: np.random.Generator
 
 def validate_file(path: str | Path, *, points: int = 100, param_sets: int = 3, seed: int = 0,
                   params: Mapping[str, Any] | None = None, temperature: float = 300.15,
-                  module: str | None = None, vmax: float = 1.0, backend: str = "jax") -> ValidationResult:
-    """Compare va2jax and OSDI for one Verilog-A file (see module docstring)."""
+                  module: str | None = None, vmax: float = 1.0, backend: str = "jax",
+                  sweeps: bool = False, sweep_points: int = 21, keep: bool = False) -> ValidationResult:
+    """Compare va2jax and OSDI for one Verilog-A file (see module docstring).
+
+    ``sweeps=True`` adds region-covering bias sweeps (±2 V, ``sweep_points`` per sweep; see
+    :mod:`va2jax.validate._sweeps`) to the ``points`` random points of every parameter set, and
+    parameter sets covering temperature (−40/27/150 °C), geometry and polarity before the
+    ``param_sets - 1`` random ones. ``keep=True`` keeps the arrays needed for plots in ``data``.
+    """
     from ..codegen import compile_va
     from ..osdi import compile_va_to_osdi, eval_batch, load_library
 
@@ -145,29 +155,69 @@ def validate_file(path: str | Path, *, points: int = 100, param_sets: int = 3, s
         model.canonical_param(k)
         omod.find_param(k)
     sets = _param_sets(omod, base, param_sets, rng, temperature)
+    labels = ["defaults"] + [f"random {i}" for i in range(1, len(sets))]
+    bias = None
+    if sweeps:
+        from ._sweeps import bias_sweeps, region_param_sets
+
+        named = region_param_sets(omod, base, temperature)
+        labels = [n for n, _p, _t in named] + labels[1:]
+        sets = [(p, t) for _n, p, t in named] + sets[1:]
+        bias = bias_sweeps(model.nodes, model.node_kinds, model.num_terminals, n=sweep_points)
     max_rel = {o: 0.0 for o in OUTPUTS}
     max_abs = {o: 0.0 for o in OUTPUTS}
     passed = True
     worst: dict[str, Any] = {}
     first = True
-    for ps, temp in sets:
+    data: dict[str, Any] | None = {"bias": bias, "rel": {o: [] for o in OUTPUTS}, "sets": labels,
+                                   "failed_sets": [], "nodes": model.nodes} if keep else None
+    total = 0
+    for si, (ps, temp) in enumerate(sets):
         V = random_voltages(list(model.node_kinds), points, rng, vmax)
+        if bias is not None:
+            V = np.concatenate([bias.V, V])
+        total += len(V)
         ref = eval_batch(omod, V, ps, temperature=temp)
-        pj = {k: np.full(points, v) if not isinstance(v, str) else v for k, v in ps.items()}
-        st = model.setup(pj, temperature=np.full(points, temp))
-        res = model.eval(st, V, backend=backend)
+        npts = len(V)
+        pj = {k: np.full(npts, v) if not isinstance(v, str) else v for k, v in ps.items()}
+        st = model.setup(pj, temperature=np.full(npts, temp))
+        with np.errstate(all="ignore"):
+            res = model.eval(st, V, backend=backend)
         out, scales = res.as_dict(), res.scales
         if first:
             t_jax = time.perf_counter() - t0
             first = False
+            if data is not None:
+                data["V"] = V
+                data["ref"] = {o: ref[o] for o in OUTPUTS}
+                data["out"] = {o: np.asarray(out[o]) for o in OUTPUTS}
+        set_ok = True
         for o in OUTPUTS:
-            r, a, ok, w = _compare(np.asarray(out[o]), ref[o], np.asarray(scales[o]) if o in scales else None)
+            sc = np.asarray(scales[o]) if o in scales else None
+            r, a, ok, w = _compare(np.asarray(out[o]), ref[o], sc)
+            if data is not None:
+                data["rel"][o].append(_rel_errors(np.asarray(out[o]), ref[o], sc))
             if r >= max_rel[o]:
                 max_rel[o] = r
                 if w is not None:
-                    worst[o] = {"index": [int(x) for x in w], "params": ps, "temperature": temp}
+                    worst[o] = {"index": [int(x) for x in w], "set": labels[si], "params": ps,
+                                "temperature": temp}
             max_abs[o] = max(max_abs[o], a)
             passed = passed and ok
-    return ValidationResult(str(path), model.name, points * len(sets),
+            set_ok = set_ok and ok
+        if data is not None and not set_ok:
+            data["failed_sets"].append(labels[si])
+    return ValidationResult(str(path), model.name, total,
                             [dict(p, temperature=t) for p, t in sets], max_rel, max_abs, passed,
-                            t_osdi, t_jax, worst)
+                            t_osdi, t_jax, worst, data)
+
+
+def _rel_errors(a: np.ndarray, b: np.ndarray, scale: np.ndarray | None) -> np.ndarray:
+    """Relative errors of the finite entries above the floor (as in :func:`_compare`), flat."""
+    both = np.isfinite(a) & np.isfinite(b)
+    mag = np.where(both, np.maximum(np.abs(a), np.abs(b)), 0.0)
+    if scale is not None:
+        mag = np.where(both & np.isfinite(scale), np.maximum(mag, np.abs(scale)), mag)
+    big = mag > ABS_FLOOR
+    with np.errstate(invalid="ignore"):
+        return (np.abs(a - b)[big] / mag[big]).astype(np.float64)
