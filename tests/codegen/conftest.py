@@ -1,7 +1,6 @@
 """Shared fixtures for the code-generator tests: an isolated cache and the corpus location."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest

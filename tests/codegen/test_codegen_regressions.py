@@ -1,7 +1,6 @@
 """Regressions found while bringing up the generator, each checked against the OSDI reference."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from va2jax._paths import corpus_dir

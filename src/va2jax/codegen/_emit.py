@@ -349,7 +349,6 @@ class FunctionEmitter:
             for i in fn.blocks[b].instrs:
                 if i.result:
                     defined.append(i.result)
-        dset = set(defined)
         # live-outs: used outside the loop
         live: list[str] = []
         used_outside: set[str] = set()
@@ -399,7 +398,6 @@ class FunctionEmitter:
         body_cache, body_node_of = self._level_cache, self._level_node_of
         latches = [b for b in self.preds[h] if b in lp.blocks]
         # next values of header phis
-        tail_lines = []
         next_names = []
         for ph in header_phis:
             lat = [(p, v) for p, v in ph.phi_operands if p in lp.blocks]

@@ -308,7 +308,7 @@ def _render_parts(stmts: list[Stmt], outputs: dict[str, str], fname: str, size: 
         lines.append("")
         defined_before |= defs
     lines.append(f"{fname.upper()}_PARTS = [" + ", ".join(f"{fname}_part{k}" for k in range(len(chunks))) + "]")
-    lines.append(f"#: per part: (names read from inp, names read from env) — callers pass only these")
+    lines.append("#: per part: (names read from inp, names read from env) — callers pass only these")
     lines.append(f"{fname.upper()}_PART_INPUTS = {part_inputs!r}")
     lines.append("")
     lines.append("")

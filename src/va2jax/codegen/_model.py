@@ -18,7 +18,6 @@ import numbers
 import os
 import pickle
 import re
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,7 @@ import numpy as np
 
 from .._paths import cache_dir
 from ..errors import Va2JaxError, suggest
-from ..mir import INT, REAL, STR, ModuleIR, ParamInfo
+from ..mir import INT, REAL, STR, ModuleIR
 from ..simparams import DEFAULT_SIM_PARAMS
 from ._generate import GENERATOR_VERSION, GeneratedModule, generate
 
@@ -135,7 +134,6 @@ class Model:
         self._np = self._import_numpy(source_path)
         self._output_vars = gen.eval_output_vars
         self._const_outputs = gen.eval_output_consts
-        self._init_jit: dict = {}
         self._with_scales = False  # validation asks for Σ|terms| of collapsed sums
         self._eval_jit: dict = {}
         self._build_tables()
@@ -356,7 +354,7 @@ class Model:
         :meth:`eval`. Raises :class:`~va2jax.Va2JaxError` naming the parameter when a value is out
         of its declared bounds (as OSDI's setup does).
         """
-        jax = _jax()
+        _jax()  # float64 on
         import jax.numpy as jnp
 
         params = dict(params or {})
@@ -428,120 +426,32 @@ class Model:
                 row[row == hi] = lo
         return labels
 
-    def _run_batched(self, which: str, inp: dict[str, Any], sp: dict[str, Any], nb: int,
-                     extra: dict[str, Any] | None = None):
-        """Pad the batch to a power of two (so new sizes rarely recompile), jit+vmap, unpad."""
-        jax = _jax()
-        size = 1 << max(0, (nb - 1).bit_length())
-        cache = self._init_jit if which == "init" else self._eval_jit
-        fn = cache.get(size)
-        if fn is None:
-            if which == "init":
-                fn = jax.jit(jax.vmap(self._module.init, in_axes=(0, None)))
-            else:
-                fn = jax.jit(self._eval_jax_batch)
-            cache[size] = fn
-        def pad(x):
-            x = np.asarray(x)
-            if x.shape[0] == size:
-                return x
-            reps = np.repeat(x[-1:], size - x.shape[0], axis=0)
-            return np.concatenate([x, reps], axis=0)
-        pin = jax.tree_util.tree_map(pad, inp)
-        out = fn(pin, sp)
-        return {k: np.asarray(v)[:nb] for k, v in out.items()}
-
-    def _eval_inputs_of(self, inp):
-        """One instance: voltages and setup results → the generated eval's inputs."""
-        import jax.numpy as jnp
-
-        n = self._n
-        V = inp["V"]
-        labels = inp["labels"]
-        vext = jnp.concatenate([V, jnp.zeros((1,), V.dtype)])
-        lab = jnp.where(labels < 0, n, labels)
-        vused = vext[lab]
-        ein: dict[str, Any] = {"analysis": inp["analysis"]}
-        init = inp["init"]
-        for value, how, data in self._eval_inputs:
-            if how == "volt":
-                a, b = data
-                ein[value] = vused[a] - (vused[b] if b >= 0 else 0.0)
-            elif how == "param":
-                ein[value] = init[f"param:{data}"] if f"param:{data}" in init else inp["extra"][data]
-            elif how == "given":
-                ein[value] = inp["given"][data]
-            elif how == "temp":
-                ein[value] = inp["temperature"]
-            elif how == "mfactor":
-                ein[value] = inp["mfactor"]
-            elif how == "cache":
-                ein[value] = init[f"cache{data}"]
-            elif how == "enable_lim":
-                ein[value] = inp["enable_lim"]
-            elif how == "prev_state":
-                ein[value] = inp["prev_state"][data]
-            elif how == "true":
-                ein[value] = jnp.bool_(True)
-            else:
-                ein[value] = jnp.float64(0.0)
-        return ein, lab
-
-    def _assemble(self, out, lab):
-        """One instance: generated eval outputs → dense, collapsed residuals and Jacobians."""
-        import jax.numpy as jnp
-
-        n = self._n
-
-        def vec(prefix):
-            r = jnp.zeros((n + 1,), jnp.float64)
-            for i in range(n):
-                key = f"{prefix}{i}"
-                if key in out:
-                    r = r.at[lab[i]].add(out[key])
-            return r[:n]
-
-        def mat(prefix, f=lambda x: x):
-            m = jnp.zeros(((n + 1) * (n + 1),), jnp.float64)
-            for k, i, j in self._jr:
-                key = f"{prefix}{k}"
-                if key in out:
-                    m = m.at[lab[i] * (n + 1) + lab[j]].add(f(out[key]))
-            return m.reshape(n + 1, n + 1)[:n, :n]
-
-        def vabs(prefix):
-            r = jnp.zeros((n + 1,), jnp.float64)
-            for i in range(n):
-                if f"{prefix}{i}" in out:
-                    r = r.at[lab[i]].add(jnp.abs(out[f"{prefix}{i}"]))
-            return r[:n]
-
-        states = jnp.stack([out.get(f"ns{k}", jnp.float64(0.0)) for k in range(self.num_states)]) \
-            if self.num_states else jnp.zeros((0,), jnp.float64)
-        res = {"residual_resist": vec("rr"), "residual_react": vec("rq"),
-               "jacobian_resist": mat("jr"), "jacobian_react": mat("jq"),
-               "lim_rhs_resist": vec("lr"), "lim_rhs_react": vec("lq"), "states": states}
-        if self._with_scales:
-            res.update(scale_residual_resist=vabs("rr"), scale_residual_react=vabs("rq"),
-                       scale_jacobian_resist=mat("jr", jnp.abs), scale_jacobian_react=mat("jq", jnp.abs))
-        return res
-
-    def _wrapped_eval(self, inp, sp):
-        """One instance, traceable end to end (used by jit+vmap and by the simulator)."""
-        ein, lab = self._eval_inputs_of(inp)
-        return self._assemble(self._module.eval(ein, sp), lab)
-
-    def _run_parts(self, inp: dict[str, Any], sp: dict[str, Any], nb: int) -> dict[str, Any]:
-        """Large models: each generated part is jit+vmap-compiled on its own (see PART_SIZE)."""
-        jax = _jax()
-        size = 1 << max(0, (nb - 1).bit_length())
-
+    @staticmethod
+    def _padder(size: int):
+        """Pad a batch (leading axis) to ``size`` by repeating its last instance."""
         def pad(x):
             x = np.asarray(x)
             if x.shape[0] == size:
                 return x
             return np.concatenate([x, np.repeat(x[-1:], size - x.shape[0], axis=0)], axis=0)
+        return pad
 
+    def _run_batched(self, inp: dict[str, Any], sp: dict[str, Any], nb: int):
+        """Eval of a small model: pad the batch to a power of two (so new sizes rarely
+        recompile), one jit-compiled batch-native function, unpad."""
+        jax = _jax()
+        size = 1 << max(0, (nb - 1).bit_length())
+        fn = self._eval_jit.get(size)
+        if fn is None:
+            fn = self._eval_jit[size] = jax.jit(self._eval_jax_batch)
+        out = fn(jax.tree_util.tree_map(self._padder(size), inp), sp)
+        return {k: np.asarray(v)[:nb] for k, v in out.items()}
+
+    def _run_parts(self, inp: dict[str, Any], sp: dict[str, Any], nb: int) -> dict[str, Any]:
+        """Large models: each generated part is jit+vmap-compiled on its own (see PART_SIZE)."""
+        jax = _jax()
+        size = 1 << max(0, (nb - 1).bit_length())
+        pad = self._padder(size)
         fns = self._eval_jit.get(("parts", size))
         if fns is None:
             pre = jax.jit(lambda i: self._batch_inputs(i, size, jax.numpy))
@@ -636,7 +546,9 @@ class Model:
                   "mfactor": mfactor(values),
                   "analysis": jnp.int32(flags), "enable_lim": jnp.bool_(False),
                   "prev_state": jnp.zeros((self.num_states,))}
-            return self._wrapped_eval(ev, sp)
+            one = jax.tree_util.tree_map(lambda x: jnp.reshape(jnp.asarray(x), (1,) + jnp.shape(x)), ev)
+            res = self._eval_jax_batch(one, sp)
+            return {k: v[0] for k, v in res.items()}
 
         return f
 
@@ -653,12 +565,7 @@ class Model:
         nb = state["labels"].shape[0]
         size = 1 << max(0, (nb - 1).bit_length())
         flags = _ANALYSIS[analysis] if isinstance(analysis, str) else int(analysis)
-
-        def pad(x):
-            x = np.asarray(x)
-            if x.shape[0] == size:
-                return x
-            return np.concatenate([x, np.repeat(x[-1:], size - x.shape[0], axis=0)], axis=0)
+        pad = self._padder(size)
 
         static = {"labels": state["labels"], "init": state["init"], "given": state["given"],
                   "extra": state["extra"], "temperature": state["temperature"], "mfactor": state["mfactor"],
@@ -691,7 +598,7 @@ class Model:
         """Like :meth:`eval` but a pure JAX function of ``V`` (N, n) for use inside ``jax.jit``
         (e.g. a simulator's Newton loop): no host round-trips, no padding. ``state`` must come from
         :meth:`setup` with N instances. Returns a dict of arrays (``residual_resist``, …)."""
-        jax = _jax()
+        _jax()  # float64 on
         import jax.numpy as jnp
 
         nb = state["labels"].shape[0]
@@ -834,7 +741,7 @@ class Model:
                "temperature": state["temperature"], "mfactor": state["mfactor"],
                "analysis": np.full(nb, flags, np.int32), "enable_lim": np.full(nb, bool(enable_lim)),
                "prev_state": ps}
-        flat = _flatten_batch(inp)
+        flat = inp
         if backend == "numpy":
             out = self._eval_numpy(flat, state["sp"], nb)
         elif backend != "jax":
@@ -842,7 +749,7 @@ class Model:
         elif hasattr(self._module, "EVAL_PARTS"):
             out = self._run_parts(flat, state["sp"], nb)
         else:
-            out = self._run_batched("eval", flat, state["sp"], nb)
+            out = self._run_batched(flat, state["sp"], nb)
         if not batched:
             out = {k: v[0] for k, v in out.items()}
         return EvalOutput(out)
@@ -853,10 +760,6 @@ def inp_temperature(inp, ir, bshape):
         if p.kind == "temperature":
             return inp[p.value]
     return np.full(bshape, 300.15)
-
-
-def _flatten_batch(d):
-    return d
 
 
 def _show(params, name, idx):
