@@ -107,8 +107,3 @@ def test_multiplier_vs_vacask(tmp_path):
     d = max_diff(ours["time"], ours["20"], ref["time"], ref["20"])
     assert d < 1e-3, d
 
-
-@pytest.mark.skip(reason="needs the generated PSP103 (va2jax.compile_va, not merged yet); "
-                         "the OSDI pure_callback path is too slow for a 3-stage ring in make test")
-def test_ring3_psp103():  # pragma: no cover
-    pass
