@@ -373,11 +373,7 @@ class FunctionEmitter:
                 init_vals.append(outside[0][1])
             else:  # several entry edges: select relative to the header's dominator
                 d = outer_node_of(self.idom[h])  # type: ignore[arg-type]
-                expr = outside[-1][1]
-                for p, v in reversed(outside[:-1]):
-                    pe = self._and(self._rel(d, outer_node_of(p), outer_node_of, out, outer_cache),
-                                   self._edge_expr(p, h, outer_node_of))
-                    expr = f"rt.select({pe}, {v}, {expr})"
+                expr = self._select_incoming(d, h, outside, outer_node_of, out, outer_cache)
                 tmpv = self.tmp("init")
                 out.append(Stmt((tmpv,), tuple(_names_in(expr)), f"{tmpv} = {expr}"))
                 init_vals.append(tmpv)
@@ -401,26 +397,20 @@ class FunctionEmitter:
         next_names = []
         for ph in header_phis:
             lat = [(p, v) for p, v in ph.phi_operands if p in lp.blocks]
-            expr = lat[-1][1]
-            for p, v in reversed(lat[:-1]):
-                pe = self._and(self._rel(h, body_node_of(p), body_node_of, body, body_cache),
-                               self._edge_expr(p, h, body_node_of))
-                expr = f"rt.select({pe}, {v}, {expr})"
+            expr = self._select_incoming(h, h, lat, body_node_of, body, body_cache)
             nn = self.tmp("n")
             body.append(Stmt((nn,), tuple(_names_in(expr)), f"{nn} = {expr}"))
             next_names.append(nn)
         back_terms = []
         for p in latches:
-            pe = self._and(self._rel(h, body_node_of(p), body_node_of, body, body_cache),
-                           self._edge_expr(p, h, body_node_of))
+            pe = self._edge_pred(h, p, h, body_node_of, body, body_cache)
             back_terms.append(pe)
         go = self.tmp("go")
         body.append(Stmt((go,), tuple(n for t in back_terms for n in _names_in(t)),
                          f"{go} = " + (" | ".join(f"({t})" for t in back_terms) if back_terms else "rt.BOOL(False)")))
         exit_names = []
         for k, (src, dst) in enumerate(exits):
-            pe = self._and(self._rel(h, body_node_of(src), body_node_of, body, body_cache),
-                           self._edge_expr(src, dst, body_node_of))
+            pe = self._edge_pred(h, src, dst, body_node_of, body, body_cache)
             en = self.tmp("x")
             body.append(Stmt((en,), tuple(_names_in(pe)), f"{en} = rt.BOOL(True) & ({pe})" if pe != "False" else f"{en} = rt.BOOL(False)"))
             exit_names.append(en)
@@ -449,6 +439,19 @@ class FunctionEmitter:
 
     def _emit_level_loop_body(self, blocks: list[str], header: str, children: list[Loop], body: list[Stmt]) -> None:
         self._emit_level(blocks, header, children, body, top=False)
+
+    def _edge_pred(self, d: str, src: str, dst: str, node_of, out: list[Stmt], cache: dict) -> str:
+        """Predicate of the edge src → dst relative to node ``d`` (``d`` taken as true)."""
+        return self._and(self._rel(d, node_of(src), node_of, out, cache), self._edge_expr(src, dst, node_of))
+
+    def _select_incoming(self, d: str, dst: str, incoming: list[tuple[str, str]], node_of,
+                         out: list[Stmt], cache: dict) -> str:
+        """``select`` chain picking, among (predecessor, value) pairs, the value of the edge taken
+        into ``dst``; predicates relative to ``d``; the last pair is the fallback."""
+        expr = incoming[-1][1]
+        for p, v in reversed(incoming[:-1]):
+            expr = f"rt.select({self._edge_pred(d, p, dst, node_of, out, cache)}, {v}, {expr})"
+        return expr
 
     def _edge_expr(self, src: str, dst: str, node_of) -> str:
         """Condition of the edge src → dst at the level of ``node_of``: when ``src`` lies in a loop
