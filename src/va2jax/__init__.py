@@ -11,12 +11,13 @@ from .errors import Va2JaxError
 __version__ = "0.1.0"
 
 
-def compile_va(path, module=None, *, use_cache=True):
+def compile_va(path, module=None, *, include_dirs=(), defines=None, use_cache=True):
     """Compile a Verilog-A file to a JAX :class:`~va2jax.codegen.Model` (see
-    :func:`va2jax.codegen.compile_va`)."""
+    :func:`va2jax.codegen.compile_va`): ``include_dirs`` searched for `` `include`` files,
+    ``defines`` mapping macro names to values."""
     from .codegen import compile_va as _compile
 
-    return _compile(path, module, use_cache=use_cache)
+    return _compile(path, module, include_dirs=include_dirs, defines=defines, use_cache=use_cache)
 
 
 __all__ = ["Va2JaxError", "__version__", "compile_va"]

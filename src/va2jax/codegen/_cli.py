@@ -10,7 +10,9 @@ from ..errors import Va2JaxError
 def _run(args: argparse.Namespace) -> int:
     from ._model import _atomic_write, compile_va
 
-    model = compile_va(args.file, args.module)
+    from ..validate._cli import _parse_kv
+
+    model = compile_va(args.file, args.module, include_dirs=args.include, defines=_parse_kv(args.define))
     out = Path(args.output)
     if out.exists() and not out.is_dir():
         raise Va2JaxError(f"{out}: exists and is not a directory")
@@ -25,4 +27,7 @@ def register(sub) -> None:
     p.add_argument("file", help="Verilog-A source")
     p.add_argument("-o", "--output", default=".", help="output directory (default: .)")
     p.add_argument("--module", help="module name (default: the first)")
+    p.add_argument("-I", dest="include", action="append", default=[], help="include directory")
+    p.add_argument("-D", dest="define", action="append", default=[], metavar="NAME=VALUE",
+                   help="define a macro (`define NAME VALUE)")
     p.set_defaults(func=_run)

@@ -858,8 +858,12 @@ def _atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
-def compile_va(path: str | os.PathLike[str], module: str | None = None, *, use_cache: bool = True) -> Model:
+def compile_va(path: str | os.PathLike[str], module: str | None = None, *, include_dirs=(),
+               defines: Mapping[str, Any] | None = None, use_cache: bool = True) -> Model:
     """Compile a Verilog-A file to a JAX :class:`Model` (the file's first module, or ``module``).
+
+    ``include_dirs`` are searched for `` `include``d files after the source's folder; ``defines``
+    maps macro names to values (`` `define NAME VALUE``).
 
     The generated code is cached under ``$VA2JAX_CACHE/codegen`` keyed by the source (and every
     included file), va2jax's generator version, openvaf-py and jax versions; written atomically.
@@ -867,7 +871,11 @@ def compile_va(path: str | os.PathLike[str], module: str | None = None, *, use_c
     p = Path(path).resolve()
     if not p.is_file():
         raise Va2JaxError(f"{path}: no such Verilog-A file")
-    key = hashlib.sha256((_source_digest(p) + _versions() + (module or "")).encode()).hexdigest()[:24]
+    incs = [str(Path(d).resolve()) for d in include_dirs]
+    defs = {str(k): str(v) for k, v in (defines or {}).items()}
+    extra_digest = "".join(_source_digest(f) for d in incs for f in sorted(Path(d).glob("*")) if f.is_file())
+    key = hashlib.sha256((_source_digest(p) + _versions() + (module or "") + repr(incs) + repr(sorted(defs.items()))
+                          + extra_digest).encode()).hexdigest()[:24]
     folder = cache_dir() / "codegen" / key
     meta = folder / "module.pickle"
     src = folder / "model.py"
@@ -879,7 +887,7 @@ def compile_va(path: str | os.PathLike[str], module: str | None = None, *, use_c
             pass  # stale or corrupt cache entry: regenerate
     from ..mir import load_modules
 
-    mods = load_modules(p)
+    mods = load_modules(p, incs, defs)
     if module is not None:
         sel = [m for m in mods if m.name.lower() == module.lower()]
         if not sel:

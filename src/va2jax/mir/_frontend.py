@@ -518,8 +518,39 @@ def _attach_hints(evalf: Function, initf: Function, pairs: list[CollapsePair],
     return [CollapsePair(p.a, p.b, None, tuple(hints.get(k, ()))) for k, p in enumerate(pairs)]
 
 
-def load_modules(path: str | os.PathLike[str]) -> list[ModuleIR]:
-    """Compile ``path`` with openvaf-py and return the IR of every module in it."""
+def load_modules(path: str | os.PathLike[str], include_dirs=(), defines=None) -> list[ModuleIR]:
+    """Compile ``path`` with openvaf-py and return the IR of every module in it.
+
+    openvaf-py resolves `` `include`` only relative to the including file and takes no macro
+    definitions, so with ``include_dirs`` or ``defines`` the source is compiled from a temporary
+    folder holding links to the files of its own folder and of each include folder (first one
+    wins, the source's folder first) and a wrapper that `` `define``s the macros and includes it.
+    Messages name the original files.
+    """
     p = Path(path).resolve()
-    mods = compile_openvaf_py(p)
-    return [convert_module(m, p) for m in mods]
+    if not p.is_file():
+        raise Va2JaxError(f"{path}: no such Verilog-A file")
+    incs = [Path(d).resolve() for d in include_dirs]
+    defs = {str(k): str(v) for k, v in (defines or {}).items()}
+    if not incs and not defs:
+        return [convert_module(m, p) for m in compile_openvaf_py(p)]
+    for d in incs:
+        if not d.is_dir():
+            raise Va2JaxError(f"{d}: include directory does not exist")
+    with tempfile.TemporaryDirectory(prefix="va2jax-src-") as tmp:
+        t = Path(tmp)
+        for d in [p.parent, *incs]:
+            for f in d.iterdir():
+                if not (t / f.name).exists():
+                    (t / f.name).symlink_to(f)
+        wrapper = t / "__va2jax_wrapper__.va"
+        wrapper.write_text("".join(f"`define {k} {v}\n" for k, v in defs.items())
+                           + f'`include "{p.name}"\n')
+        try:
+            mods = compile_openvaf_py(wrapper)
+        except Va2JaxError as exc:
+            msg = str(exc).replace(str(wrapper), str(p))
+            for d in [p.parent, *incs]:
+                msg = msg.replace(str(t) + os.sep, str(d) + os.sep, 1) if str(t) in msg else msg
+            raise Va2JaxError(msg) from None
+        return [convert_module(m, p) for m in mods]

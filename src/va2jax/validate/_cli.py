@@ -110,7 +110,8 @@ def _run(args: argparse.Namespace) -> int:
         raise Va2JaxError("give a Verilog-A FILE to validate, or --corpus")
     res = validate_file(args.file, points=args.points, param_sets=args.param_sets, seed=args.seed,
                         params=_parse_kv(args.param), temperature=args.temp, module=args.module,
-                        backend=args.backend, sweeps=args.sweeps)
+                        backend=args.backend, sweeps=args.sweeps, include_dirs=args.include,
+                        defines=_parse_kv(args.define))
     if args.json:
         print(json.dumps(_json_safe(res.as_json()), default=str))
     else:
@@ -127,6 +128,8 @@ def register(sub) -> None:
     p = sub.add_parser("validate", help="compare generated JAX code with the OSDI library")
     p.add_argument("file", nargs="?", help="Verilog-A source (or --corpus)")
     p.add_argument("-I", dest="include", action="append", default=[], help="include directory")
+    p.add_argument("-D", dest="define", action="append", default=[], metavar="NAME=VALUE",
+                   help="define a macro (`define NAME VALUE)")
     p.add_argument("--points", type=int, default=100, help="random operating points per parameter set")
     p.add_argument("--param-sets", type=int, default=3, help="number of random parameter sets (>= 1)")
     p.add_argument("--seed", type=int, default=0)

@@ -127,7 +127,8 @@ def _param_sets(osdi_mod, base: dict[str, Any], k: int, rng: np.random.Generator
 def validate_file(path: str | Path, *, points: int = 100, param_sets: int = 3, seed: int = 0,
                   params: Mapping[str, Any] | None = None, temperature: float = 300.15,
                   module: str | None = None, vmax: float = 1.0, backend: str = "jax",
-                  sweeps: bool = False, sweep_points: int = 21, keep: bool = False) -> ValidationResult:
+                  sweeps: bool = False, sweep_points: int = 21, keep: bool = False,
+                  include_dirs=(), defines: Mapping[str, Any] | None = None) -> ValidationResult:
     """Compare va2jax and OSDI for one Verilog-A file (see module docstring).
 
     ``sweeps=True`` adds region-covering bias sweeps (±2 V, ``sweep_points`` per sweep; see
@@ -140,11 +141,11 @@ def validate_file(path: str | Path, *, points: int = 100, param_sets: int = 3, s
 
     path = Path(path)
     t0 = time.perf_counter()
-    so = compile_va_to_osdi(path)
+    so = compile_va_to_osdi(path, include_dirs, defines)
     t_osdi = time.perf_counter() - t0
     lib = load_library(so)
     t0 = time.perf_counter()
-    model = compile_va(path, module)
+    model = compile_va(path, module, include_dirs=include_dirs, defines=defines)
     model._with_scales = True
     omod = lib.module(model.name)
     if tuple(omod.node_names) != tuple(model.nodes):
