@@ -56,10 +56,23 @@ def configure_xla() -> None:
 configure_xla()
 
 
+_JAX_READY = False
+
+
 def _jax():
+    """JAX with float64 on and, unless the user chose one (or ``VA2JAX_XLA_CACHE=0``), JAX's
+    persistent compilation cache under ``$VA2JAX_CACHE/xla``: a model's compiled parts are reused
+    by later processes (PSP103's first result drops from ~2× to ~1× its generation time)."""
+    global _JAX_READY
     import jax
 
-    jax.config.update("jax_enable_x64", True)
+    if not _JAX_READY:
+        jax.config.update("jax_enable_x64", True)
+        if (os.environ.get("VA2JAX_XLA_CACHE", "1") != "0"
+                and not jax.config.jax_compilation_cache_dir):
+            jax.config.update("jax_compilation_cache_dir", str(cache_dir() / "xla"))
+            jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+        _JAX_READY = True
     return jax
 
 
