@@ -6,7 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import VA_DIR
+VA_DIR = Path(__file__).resolve().parents[1] / "data" / "va"  # our own Verilog-A test models
+
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import VA_DIR
+VA_DIR = Path(__file__).resolve().parents[1] / "data" / "va"  # our own Verilog-A test models
+
 
 REPO = Path(__file__).resolve().parents[2]
 

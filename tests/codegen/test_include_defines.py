@@ -1,16 +1,19 @@
 """`include directories and macro definitions reach both the JAX and the OSDI path."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from conftest import VA_DIR
 
 import va2jax
 from va2jax.validate import validate_file
+
+VA_DIR = Path(__file__).resolve().parents[1] / "data" / "va"  # our own Verilog-A test models
 
 SRC = VA_DIR / "incdef.va"
 INC = VA_DIR / "inc"
