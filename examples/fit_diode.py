@@ -59,12 +59,12 @@ def make_model_current(va: str):
             V = jnp.zeros(n).at[a].set(v).at[ai].set(x)
             return fn(p, 300.15, V)
 
-        x = v - 0.0
-        x = jnp.minimum(v, 0.6)
-        for _ in range(40):
+        def newton(_, x):
             o = resid(x)
             dx = -o["residual_resist"][ai] / o["jacobian_resist"][ai, ai]
-            x = x + jnp.clip(dx, -0.05, 0.05)
+            return x + jnp.clip(dx, -0.05, 0.05)
+
+        x = jax.lax.fori_loop(0, 40, newton, jnp.minimum(v, 0.6))  # fixed count: differentiable
         return -resid(x)["residual_resist"][c]
 
     def log_currents(theta, volts):
