@@ -13,6 +13,8 @@ import types
 
 import numpy as np
 
+from ._rt_ops import make_ops
+
 F64 = np.float64
 I32 = np.int32
 BOOL = np.bool_
@@ -96,37 +98,17 @@ def not_(x):
     return np.logical_not(x)
 
 
-def ifcast(x):
-    return np.asarray(x).astype(np.float64)
 
 
-bfcast = ifcast
 
 
-def bicast(x):
-    return np.asarray(x).astype(np.int32)
 
 
-def ibcast(x):
-    return np.asarray(x) != 0
 
 
-def fbcast(x):
-    x = np.asarray(x)
-    return (x < 0.0) | (x > 0.0)
 
 
-def fne(a, b):
-    return (np.asarray(a) < b) | (np.asarray(a) > b)
 
-
-def ficast(x):
-    x = np.asarray(x, np.float64)
-    ax = np.abs(x)
-    fl = np.floor(ax)
-    r = np.where(ax - fl >= 0.5, fl + 1.0, fl)
-    with np.errstate(invalid="ignore"):
-        return (np.sign(x) * r).astype(np.int32)
 
 
 def idiv(a, b):
@@ -152,34 +134,17 @@ def ishr(a, b):
     return np.right_shift(np.asarray(a, np.int32), np.asarray(b, np.int32))
 
 
-def clog2(x):
-    x = np.asarray(x, np.int32)
-    r = np.ceil(np.log2(np.maximum(x, 1).astype(np.float64))).astype(np.int32)
-    return np.where(x > 0, r, 0).astype(np.int32)
 
 
-ANALYSIS_BITS = {"noise": 1024, "dc": 2048, "ac": 4096, "tran": 8192, "ic": 16384,
-                 "static": 32768, "nodeset": 65536}
 
 
-def analysis(flags, name: str):
-    bit = ANALYSIS_BITS.get(name.lower())
-    if bit is None:
-        return np.asarray(False)
-    return (np.asarray(flags, np.int32) & bit) != 0
 
 
 def any_active(carry):
     return bool(np.any(carry[-1]))
 
 
-def keep_finished(old, new):
-    go = old[-1]
-    return tuple(np.where(go, n, o) for n, o in zip(new, old))
-
-
-def broadcast_carry(carry, inp=None):
-    arrs = [np.asarray(c) for c in carry]
-    shapes = [a.shape for a in arrs] + ([np.shape(v) for v in inp.values()] if inp is not None else [])
-    shape = np.broadcast_shapes(*shapes)
-    return tuple(np.broadcast_to(a, shape).copy() for a in arrs)
+_ops = make_ops(np)
+ifcast, bfcast, bicast, ibcast, fbcast = _ops.ifcast, _ops.bfcast, _ops.bicast, _ops.ibcast, _ops.fbcast
+fne, ficast, clog2, analysis = _ops.fne, _ops.ficast, _ops.clog2, _ops.analysis
+keep_finished, broadcast_carry = _ops.keep_finished, _ops.broadcast_carry
