@@ -123,6 +123,20 @@ class FlatCircuit:
     params: dict[str, Value]  # top-level parameters
 
 
+def start_netlist(path: str | Path, text: str | None, dialect: str) -> tuple[Netlist, Subckt, str]:
+    """Read ``path`` (unless ``text`` is given) and create its :class:`Netlist` (title = first
+    line) with an empty top level. Returns (netlist, top level, text)."""
+    path = Path(path)
+    if text is None:
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise NetlistError(None, f"cannot read netlist {path}: {exc.strerror}") from None
+    title = text.split("\n", 1)[0].strip()
+    top = Subckt("<top>", [], {}, loc=Loc(str(path), 1))
+    return Netlist(title, top, dialect=dialect, path=path), top, text
+
+
 def _eval(text: str, scope: dict[str, Value], loc: Loc, what: str) -> Value:
     try:
         return evaluate(text, scope)

@@ -18,7 +18,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .netlist import AnalysisDecl, InstanceDecl, Loc, ModelCard, Netlist, NetlistError, Subckt
+from .netlist import (AnalysisDecl, InstanceDecl, Loc, ModelCard, Netlist, NetlistError, Subckt,
+                      start_netlist)
 
 _SRC_ARGS = {
     "pulse": ["val0", "val1", "delay", "rise", "fall", "width", "period"],
@@ -97,14 +98,7 @@ def _kv(toks: list[str], loc: Loc) -> dict[str, str]:
 def parse_spice(path: str | Path, text: str | None = None) -> Netlist:
     """Read a SPICE netlist (first line is the title)."""
     path = Path(path)
-    if text is None:
-        try:
-            text = path.read_text()
-        except OSError as exc:
-            raise NetlistError(None, f"cannot read netlist {path}: {exc.strerror}") from None
-    title = text.split("\n", 1)[0].strip()
-    top = Subckt("<top>", [], {}, loc=Loc(str(path), 1))
-    net = Netlist(title, top, dialect="spice", path=path)
+    net, top, text = start_netlist(path, text, "spice")
     net.ground.add("gnd")
     state = {"loads": set()}
     _parse(net, text, path, top, state, 0)

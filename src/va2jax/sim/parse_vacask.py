@@ -29,7 +29,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .netlist import AnalysisDecl, InstanceDecl, Loc, ModelCard, Netlist, NetlistError, Subckt
+from .netlist import (AnalysisDecl, InstanceDecl, Loc, ModelCard, Netlist, NetlistError, Subckt,
+                      start_netlist)
 
 
 def _strip_comments(text: str) -> str:
@@ -163,14 +164,7 @@ def _parse_paren_list(stmt: str, loc: Loc) -> tuple[list[str], str]:
 def parse_vacask(path: str | Path, text: str | None = None) -> Netlist:
     """Read a VACASK netlist file (``include`` resolved relative to the including file)."""
     path = Path(path)
-    if text is None:
-        try:
-            text = path.read_text()
-        except OSError as exc:
-            raise NetlistError(None, f"cannot read netlist {path}: {exc.strerror}") from None
-    title = text.split("\n", 1)[0].strip()
-    top = Subckt("<top>", [], {}, loc=Loc(str(path), 1))
-    net = Netlist(title, top, dialect="vacask", path=path)
+    net, top, text = start_netlist(path, text, "vacask")
     body = text.split("\n", 1)[1] if "\n" in text else ""
     _parse_body(net, "\n" + body, path, top, depth=0)
     return net
