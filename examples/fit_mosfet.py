@@ -29,7 +29,7 @@ from va2jax._paths import corpus_dir
 from va2jax.osdi import compile_va_to_osdi, load_library
 
 NAMES = ("vth0", "u0", "vsat", "rdsw", "eta0")
-#: BSIM4's nominal n-channel values (V, m²/Vs, m/s, Ω·µm, 1): the starting point of the fit
+#: BSIM4's n-channel defaults (V, m²/Vs, m/s, Ω·µm, 1), given explicitly: the starting point of the fit
 START = {"vth0": 0.7, "u0": 0.067, "vsat": 8.0e4, "rdsw": 200.0, "eta0": 0.08}
 #: the "device" to recover
 TRUE = {"vth0": 0.62, "u0": 0.052, "vsat": 1.1e5, "rdsw": 260.0, "eta0": 0.11}
