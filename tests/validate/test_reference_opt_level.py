@@ -8,6 +8,7 @@ LLVM may then replace divisions by a common divisor with one reciprocal and mult
 from __future__ import annotations
 
 import json
+import platform
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +66,8 @@ def test_generated_equals_O0_reference_bit_for_bit(points, backend):
         np.testing.assert_array_equal(out[o], ref[o], err_msg=f"{backend} {o}")
 
 
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"),
+                    reason="LLVM's repeated-divisor rewrite needs 2 divisions on x86-64, more elsewhere")
 def test_O3_reference_differs_only_in_the_jacobian(points):
     """OSDI vs OSDI: the default build's residuals equal -O0's, its Jacobian does not everywhere
     (if a future openvaf-r/LLVM stops rewriting the divisions, the second assert documents it)."""
