@@ -89,18 +89,27 @@ def compile_va_to_osdi(
     defines: Mapping[str, str | int | float] | None = None,
     *,
     force: bool = False,
+    opt_level: int | None = None,
 ) -> Path:
     """Compile ``va_path`` with ``openvaf-r`` and return the cached ``.osdi`` path.
 
     The cache (``cache_dir()/osdi/``) is keyed by the compiler's version output, the source and
     every file it `include-s (resolved relative to the source and ``include_dirs``), the include
-    directories and the ``defines``. The library is written to a temporary file and moved in place
-    atomically. A compile error raises :class:`~va2jax.errors.Va2JaxError` with the compiler's
-    ``file:line:col: message``.
+    directories, the ``defines`` and ``opt_level``. The library is written to a temporary file and
+    moved in place atomically. A compile error raises :class:`~va2jax.errors.Va2JaxError` with the
+    compiler's ``file:line:col: message``.
+
+    ``opt_level``: LLVM optimisation level passed as ``openvaf-r -O N`` (0..3); ``None`` keeps
+    openvaf-r's default (3). openvaf-r marks derivative (Jacobian) instructions with the fast-math
+    flags ``reassoc nnan arcp``, so at ``-O1``..``-O3`` LLVM may reorder their sums and turn
+    divisions into reciprocal multiplications; ``-O0`` evaluates the MIR operation by operation
+    (see ``docs/conformance-triage.md``).
     """
     src = Path(va_path)
     if not src.is_file():
         raise Va2JaxError(f"{src}: no such Verilog-A file")
+    if opt_level is not None and (isinstance(opt_level, bool) or opt_level not in (0, 1, 2, 3)):
+        raise Va2JaxError(f"{src}: opt_level must be 0, 1, 2 or 3, got {opt_level!r}")
     incs = [Path(d).resolve() for d in include_dirs]
     defs = {str(k): str(v) for k, v in (defines or {}).items()}
     cmd = openvaf_command()
@@ -113,8 +122,12 @@ def compile_va_to_osdi(
         h.update(str(f).encode() + b"\0" + f.read_bytes())
     h.update(repr([str(d) for d in incs]).encode())
     h.update(repr(sorted(defs.items())).encode())
+    tag = ""
+    if opt_level is not None:  # the default build keeps its key and name
+        h.update(f"-O{opt_level}".encode())
+        tag = f"-O{opt_level}"
     out_dir = cache_dir() / "osdi"
-    out = out_dir / f"{src.stem}-{h.hexdigest()[:20]}.osdi"
+    out = out_dir / f"{src.stem}{tag}-{h.hexdigest()[:20]}.osdi"
     if out.is_file() and not force:
         return out
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -135,6 +148,8 @@ def compile_va_to_osdi(
     args = [cmd, wrapper or str(root), "-o", tmp, "-I", str(root.parent)]
     for d in incs:
         args += ["-I", str(d)]
+    if opt_level is not None:
+        args += ["-O", str(opt_level)]
     for k, v in defs.items():
         if k not in value_defs:
             args += ["-D", k]

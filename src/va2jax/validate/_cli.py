@@ -75,16 +75,20 @@ def _run_corpus(args: argparse.Namespace) -> int:
 
     entries = run_corpus(files, root=root, points=args.points, param_sets=args.param_sets,
                          seed=args.seed, backend=args.backend, sweeps=not args.no_sweeps,
-                         keep=report is not None, progress=not args.no_progress, on_result=on_result)
+                         keep=report is not None, progress=not args.no_progress, on_result=on_result,
+                         reference_opt_level=args.reference_opt_level)
     npass = sum(e["passed"] for e in entries)
     if report is not None:
         from ._report import write_markdown
 
         write_markdown(entries, report / "conformance.md", plots=plots,
                        meta={"backend": args.backend, "points": args.points,
-                             "param_sets": args.param_sets})
+                             "param_sets": args.param_sets,
+                             **({"reference": f"openvaf-r -O{args.reference_opt_level}"}
+                                if args.reference_opt_level is not None else {})})
     if args.json:
         print(json.dumps(_json_safe({"corpus": str(root), "backend": args.backend, "rel_tol": REL_TOL,
+                                     "reference_opt_level": args.reference_opt_level,
                                      "passed": npass, "total": len(entries), "models": entries}),
                          default=str))
     else:
@@ -111,12 +115,14 @@ def _run(args: argparse.Namespace) -> int:
     res = validate_file(args.file, points=args.points, param_sets=args.param_sets, seed=args.seed,
                         params=_parse_kv(args.param), temperature=args.temp, module=args.module,
                         backend=args.backend, sweeps=args.sweeps, include_dirs=args.include,
-                        defines=_parse_kv(args.define))
+                        defines=_parse_kv(args.define),
+                        reference_opt_level=args.reference_opt_level)
     if args.json:
         print(json.dumps(_json_safe(res.as_json()), default=str))
     else:
         print(f"{res.module}: {res.points} points over {len(res.param_sets)} parameter sets "
-              f"(pass: relative error <= {REL_TOL:g}, absolute floor {ABS_FLOOR:g})")
+              f"(pass: relative error <= {REL_TOL:g}, absolute floor {ABS_FLOOR:g}; reference "
+              f"openvaf-r -O{3 if res.reference_opt_level is None else res.reference_opt_level})")
         for k in res.max_rel_err:
             print(f"  {k:18s} max rel {res.max_rel_err[k]:.3e}   max abs {res.max_abs_err[k]:.3e}")
         print(f"  openvaf-r {res.openvaf_r_seconds:.2f} s, va2jax first result {res.va2jax_seconds:.2f} s")
@@ -141,6 +147,9 @@ def register(sub) -> None:
     p.add_argument("--sweeps", action="store_true",
                    help="FILE: add region bias sweeps and temperature/geometry/polarity parameter sets")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--reference-opt-level", type=int, choices=(0, 1, 2, 3), default=None,
+                   metavar="N", help="build the OSDI reference with openvaf-r -O N (0..3; default: "
+                   "openvaf-r's own, 3). -O0 keeps the Jacobian arithmetic in MIR order")
     g = p.add_argument_group("corpus sweep")
     g.add_argument("--corpus", action="store_true",
                    help="validate every model of the corpus ($VA2JAX_CORPUS or .cache/corpus)")

@@ -40,12 +40,15 @@ class ValidationResult:
     worst: dict[str, Any] = field(default_factory=dict)
     #: with ``keep=True``: arrays for plots (bias sweeps, both paths' outputs, relative errors)
     data: dict[str, Any] | None = field(default=None, repr=False)
+    #: ``openvaf-r -O`` level of the OSDI reference (``None``: openvaf-r's default, 3)
+    reference_opt_level: int | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {"file": self.file, "module": self.module, "points": self.points,
                 "max_rel_err": self.max_rel_err, "max_abs_err": self.max_abs_err,
                 "passed": self.passed, "openvaf_r_seconds": self.openvaf_r_seconds,
-                "va2jax_seconds": self.va2jax_seconds, "param_sets": self.param_sets}
+                "va2jax_seconds": self.va2jax_seconds, "param_sets": self.param_sets,
+                "reference_opt_level": self.reference_opt_level}
 
 
 def _compare(a: np.ndarray, b: np.ndarray, scale: np.ndarray | None = None) -> tuple[float, float, bool, Any]:
@@ -128,7 +131,8 @@ def validate_file(path: str | Path, *, points: int = 100, param_sets: int = 3, s
                   params: Mapping[str, Any] | None = None, temperature: float = 300.15,
                   module: str | None = None, vmax: float = 1.0, backend: str = "jax",
                   sweeps: bool = False, sweep_points: int = 21, keep: bool = False,
-                  include_dirs=(), defines: Mapping[str, Any] | None = None) -> ValidationResult:
+                  include_dirs=(), defines: Mapping[str, Any] | None = None,
+                  reference_opt_level: int | None = None) -> ValidationResult:
     """Compare va2jax and OSDI for one Verilog-A file (see module docstring).
 
     ``sweeps=True`` adds region-covering bias sweeps (±2 V, ``sweep_points`` per sweep; see
@@ -141,7 +145,7 @@ def validate_file(path: str | Path, *, points: int = 100, param_sets: int = 3, s
 
     path = Path(path)
     t0 = time.perf_counter()
-    so = compile_va_to_osdi(path, include_dirs, defines)
+    so = compile_va_to_osdi(path, include_dirs, defines, opt_level=reference_opt_level)
     t_osdi = time.perf_counter() - t0
     lib = load_library(so)
     t0 = time.perf_counter()
@@ -210,7 +214,7 @@ def validate_file(path: str | Path, *, points: int = 100, param_sets: int = 3, s
             data["failed_sets"].append(labels[si])
     return ValidationResult(str(path), model.name, total,
                             [dict(p, temperature=t) for p, t in sets], max_rel, max_abs, passed,
-                            t_osdi, t_jax, worst, data)
+                            t_osdi, t_jax, worst, data, reference_opt_level)
 
 
 def _rel_errors(a: np.ndarray, b: np.ndarray, scale: np.ndarray | None) -> np.ndarray:

@@ -70,11 +70,12 @@ def entry_of(rel: str, res: ValidationResult | None, error: str | None = None,
 
 def run_corpus(files: Iterable[Path], *, root: Path, points: int = 100, param_sets: int = 3,
                seed: int = 0, backend: str = "numpy", sweeps: bool = True, keep: bool = False,
-               progress: bool = True,
+               progress: bool = True, reference_opt_level: int | None = None,
                on_result: Callable[[dict[str, Any], ValidationResult | None], None] | None = None
                ) -> list[dict[str, Any]]:
     """Validate ``files``; returns one entry per file (see :func:`entry_of`). ``on_result`` is
-    called after each file with its entry and result (``None`` when it raised)."""
+    called after each file with its entry and result (``None`` when it raised).
+    ``reference_opt_level``: ``openvaf-r -O`` level of the OSDI references (``None``: default)."""
     files = list(files)
     entries: list[dict[str, Any]] = []
     # non-finite OSDI outputs are expected at some sweep points (both paths must agree on them)
@@ -101,7 +102,8 @@ def run_corpus(files: Iterable[Path], *, root: Path, points: int = 100, param_se
             try:
                 res = validate_file(f, points=points, param_sets=param_sets, seed=seed,
                                     backend=backend, sweeps=sweeps, keep=keep,
-                                    params=CORPUS_PARAMS.get(rel))
+                                    params=CORPUS_PARAMS.get(rel),
+                                    reference_opt_level=reference_opt_level)
                 e = entry_of(rel, res, seconds=time.perf_counter() - t0)
             except KeyboardInterrupt:
                 raise
