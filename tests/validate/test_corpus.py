@@ -37,7 +37,7 @@ KNOWN_FAILURES = {
     "vajax/asmhemt/asmhemt.va": "differs at 150 °C and on random parameter sets (thermal node)",
     "vajax/bsimbulk/bsimbulk.va": FASTMATH,
     "vajax/bsimcmg/bsimcmg.va": FASTMATH,
-    "vajax/bsimimg/bsimimg.va": FASTMATH + "; NumPy lax.tanh is not libm's",
+    "vajax/bsimimg/bsimimg.va": FASTMATH,
     "vajax/ekv/ekv.va": FASTMATH,
     "vajax/hisim2/hisim2.va": FASTMATH,
 }
@@ -155,13 +155,7 @@ def test_corpus_model(corpus, rel):
 
 
 def _fastmath_params():
-    out = []
-    for rel, why in KNOWN_FAILURES.items():
-        if why.startswith(FASTMATH):
-            marks = ([pytest.mark.xfail(reason="NumPy backend's lax.tanh is NumPy's SIMD kernel, "
-                                        "not libm's", strict=False)] if why != FASTMATH else [])
-            out.append(pytest.param(rel, id=rel, marks=marks))
-    return out
+    return [pytest.param(rel, id=rel) for rel, why in KNOWN_FAILURES.items() if why == FASTMATH]
 
 
 @pytest.mark.slow

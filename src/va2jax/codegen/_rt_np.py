@@ -79,14 +79,17 @@ def _while_loop(cond, body, carry):
     return carry
 
 
+# Transcendental functions come from ``jnp`` above (checked against the C library); the
+# generated code calls them through ``lax``.
 lax = types.SimpleNamespace(
     while_loop=_while_loop, add=np.add, sub=np.subtract, mul=np.multiply, div=np.true_divide,
     lt=np.less, le=np.less_equal, gt=np.greater, ge=np.greater_equal, eq=np.equal, ne=np.not_equal,
     bitwise_and=np.bitwise_and, bitwise_or=np.bitwise_or, bitwise_xor=np.bitwise_xor,
-    bitwise_not=np.invert, pow=np.power, atan2=np.arctan2, rem=np.fmod, sqrt=np.sqrt, exp=np.exp,
-    log=np.log, floor=np.floor, ceil=np.ceil, sin=np.sin, cos=np.cos, tan=np.tan, asin=np.arcsin,
-    acos=np.arccos, atan=np.arctan, sinh=np.sinh, cosh=np.cosh, tanh=np.tanh, asinh=np.arcsinh,
-    acosh=np.arccosh, atanh=np.arctanh, abs=np.abs, neg=np.negative,
+    bitwise_not=np.invert, pow=jnp.power, atan2=jnp.arctan2, rem=np.fmod, sqrt=np.sqrt,
+    exp=jnp.exp, log=jnp.log, floor=np.floor, ceil=np.ceil, sin=jnp.sin, cos=jnp.cos,
+    tan=jnp.tan, asin=jnp.arcsin, acos=jnp.arccos, atan=jnp.arctan, sinh=jnp.sinh,
+    cosh=jnp.cosh, tanh=jnp.tanh, asinh=jnp.arcsinh, acosh=jnp.arccosh, atanh=jnp.arctanh,
+    abs=np.abs, neg=np.negative,
 )
 
 
@@ -96,19 +99,6 @@ def select(c, a, b):
 
 def not_(x):
     return np.logical_not(x)
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 def idiv(a, b):
@@ -132,12 +122,6 @@ def ishl(a, b):
 
 def ishr(a, b):
     return np.right_shift(np.asarray(a, np.int32), np.asarray(b, np.int32))
-
-
-
-
-
-
 
 
 def any_active(carry):
