@@ -147,45 +147,65 @@ def _source_text(path: Path, seen: set[Path] | None = None) -> str:
     return "\n".join(parts)
 
 
+def _value_number(v: str) -> int:
+    m = re.search(r"(\d+)$", v)
+    return int(m.group(1)) if m else -1
+
+
+def _source_string_compares(source: Path) -> dict[str, list[str]]:
+    """For each identifier, the literals the source compares it with (``==``/``!=``), in order."""
+    out: dict[str, list[str]] = {}
+    for m in _STRCMP_RE.finditer(_source_text(source)):
+        ident, lit = (m.group(1), m.group(2)) if m.group(1) else (m.group(4), m.group(3))
+        out.setdefault(ident.lower(), []).append(lit)
+    return out
+
+
 def _recover_init_strings(fn: Function, source: Path) -> dict[str, str]:
     """Values of init's string constants, which openvaf-py 0.1.5 does not export; {value: text}.
 
     Init only compares strings (``seq``/``sne``). An undefined operand compared with a string
-    *parameter* ``P`` is the literal that the source compares ``P`` with (``P == "lit"`` or
-    ``"lit" != P``); it is recovered only when that literal is unique, otherwise an error names
-    the parameter (never a guess).
+    *parameter* ``P`` is one of the literals the source compares ``P`` with (``P == "lit"`` or
+    ``"lit" != P``). OpenVAF lowers the analog block in source order and numbers values as it
+    creates them, so P's unexported operands sorted by value number are its literals in source
+    order: the distinct literals (OpenVAF interns constants) or, failing that count, every
+    occurrence. When neither count matches, an error names the parameter (never a guess).
     """
     defined = {p.value for p in fn.params} | set(fn.constants)
     for ins in fn.instructions():
         if ins.result:
             defined.add(ins.result)
     pname = {p.value: p.name for p in fn.params if p.kind == "param"}
-    found: dict[str, str] = {}
-    lits: dict[str, set[str]] | None = None
+    unknown: dict[str, set[str]] = {}  # parameter name -> unexported operands compared with it
     for ins in fn.instructions():
         if ins.opcode not in ("seq", "sne"):
             continue  # other unexported strings are $strobe formats or $simparam names
         for u in ins.operands:
-            if u in defined or u in found:
+            if u in defined:
                 continue
             other = [o for o in ins.operands if o != u]
             if not other or other[0] not in pname:
                 raise Va2JaxError(
                     f"{source}: the init function compares value {u}, a string constant that "
                     f"openvaf-py does not export, with a computed string; va2jax cannot translate it")
-            if lits is None:
-                lits = {}
-                for m in _STRCMP_RE.finditer(_source_text(source)):
-                    ident, lit = (m.group(1), m.group(2)) if m.group(1) else (m.group(4), m.group(3))
-                    lits.setdefault(ident, set()).add(lit)
-            name = pname[other[0]]
-            cands = lits.get(name, set())
-            if len(cands) != 1:
-                raise Va2JaxError(
-                    f"{source}: cannot recover the string that parameter {name!r} is compared with "
-                    f"in the init function (candidates in the source: {sorted(cands) or 'none'}); "
-                    f"openvaf-py does not export init string constants")
-            found[u] = next(iter(cands))
+            unknown.setdefault(pname[other[0]], set()).add(u)
+    if not unknown:
+        return {}
+    lits = _source_string_compares(source)
+    found: dict[str, str] = {}
+    for name, values in unknown.items():
+        occurrences = lits.get(name.lower(), [])
+        distinct = list(dict.fromkeys(occurrences))
+        ordered = sorted(values, key=_value_number)
+        if len(ordered) == len(distinct):
+            found.update(zip(ordered, distinct))
+        elif len(ordered) == len(occurrences):
+            found.update(zip(ordered, occurrences))
+        else:
+            raise Va2JaxError(
+                f"{source}: cannot recover the {len(ordered)} string(s) that parameter {name!r} is "
+                f"compared with in the init function (literals in the source: "
+                f"{distinct or 'none'}); openvaf-py does not export init string constants")
     return found
 
 
