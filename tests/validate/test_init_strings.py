@@ -50,3 +50,34 @@ def test_spice_bsim4v8_version_strings(corpus, version):
                         backend="numpy", params={"version": version, "mobmod": 5})
     assert res.max_rel_err["residual_resist"] == 0.0
     assert res.max_rel_err["residual_react"] == 0.0
+
+
+# OpenVAF interns string constants: "a" is one value shared by both parameters, created at
+# flavour's comparison, before mode's first literal "b"
+SHARED = """`include "disciplines.vams"
+module strs2(A, B);
+    inout A, B;
+    electrical A, B;
+    parameter string flavour = "x";
+    parameter string mode = "b";
+    integer k;
+    analog begin
+        k = 0;
+        if (flavour == "a") k = 10;
+        if (mode == "b") k = k + 2;
+        else if (mode == "a") k = k + 1;
+        else if (mode == "c") k = k + 3;
+        I(A, B) <+ (k + 1) * V(A, B) / 1e3;
+    end
+endmodule
+"""
+
+
+@pytest.mark.parametrize("mode", ["a", "b", "c", "d"])
+@pytest.mark.parametrize("flavour", ["a", "x"])
+def test_literal_shared_between_parameters(tmp_path, mode, flavour):
+    va = tmp_path / "strs2.va"
+    va.write_text(SHARED)
+    res = validate_file(va, points=5, param_sets=1, backend="numpy",
+                        params={"mode": mode, "flavour": flavour})
+    assert res.passed, res.max_rel_err

@@ -152,12 +152,12 @@ def _value_number(v: str) -> int:
     return int(m.group(1)) if m else -1
 
 
-def _source_string_compares(source: Path) -> dict[str, list[str]]:
-    """For each identifier, the literals the source compares it with (``==``/``!=``), in order."""
-    out: dict[str, list[str]] = {}
+def _source_string_compares(source: Path) -> list[tuple[str, str]]:
+    """``(identifier, literal)`` of every ``ident == "lit"`` / ``"lit" != ident`` in source order."""
+    out: list[tuple[str, str]] = []
     for m in _STRCMP_RE.finditer(_source_text(source)):
         ident, lit = (m.group(1), m.group(2)) if m.group(1) else (m.group(4), m.group(3))
-        out.setdefault(ident.lower(), []).append(lit)
+        out.append((ident.lower(), lit))
     return out
 
 
@@ -166,17 +166,19 @@ def _recover_init_strings(fn: Function, source: Path) -> dict[str, str]:
 
     Init only compares strings (``seq``/``sne``). An undefined operand compared with a string
     *parameter* ``P`` is one of the literals the source compares ``P`` with (``P == "lit"`` or
-    ``"lit" != P``). OpenVAF lowers the analog block in source order and numbers values as it
-    creates them, so P's unexported operands sorted by value number are its literals in source
-    order: the distinct literals (OpenVAF interns constants) or, failing that count, every
-    occurrence. When neither count matches, an error names the parameter (never a guess).
+    ``"lit" != P``). OpenVAF lowers the analog block in source order, numbering values as it
+    creates them and interning constants (one value per distinct literal, shared between
+    parameters), so the unexported operands sorted by value number are the distinct literals
+    compared with these parameters in order of first appearance. The pairing is accepted only
+    when the counts match and every parameter gets only literals the source compares it with;
+    otherwise an error names the parameter (never a guess).
     """
     defined = {p.value for p in fn.params} | set(fn.constants)
     for ins in fn.instructions():
         if ins.result:
             defined.add(ins.result)
     pname = {p.value: p.name for p in fn.params if p.kind == "param"}
-    unknown: dict[str, set[str]] = {}  # parameter name -> unexported operands compared with it
+    unknown: dict[str, set[str]] = {}  # unexported operand -> parameters compared with it
     for ins in fn.instructions():
         if ins.opcode not in ("seq", "sne"):
             continue  # other unexported strings are $strobe formats or $simparam names
@@ -188,24 +190,25 @@ def _recover_init_strings(fn: Function, source: Path) -> dict[str, str]:
                 raise Va2JaxError(
                     f"{source}: the init function compares value {u}, a string constant that "
                     f"openvaf-py does not export, with a computed string; va2jax cannot translate it")
-            unknown.setdefault(pname[other[0]], set()).add(u)
+            unknown.setdefault(u, set()).add(pname[other[0]].lower())
     if not unknown:
         return {}
-    lits = _source_string_compares(source)
-    found: dict[str, str] = {}
-    for name, values in unknown.items():
-        occurrences = lits.get(name.lower(), [])
-        distinct = list(dict.fromkeys(occurrences))
-        ordered = sorted(values, key=_value_number)
-        if len(ordered) == len(distinct):
-            found.update(zip(ordered, distinct))
-        elif len(ordered) == len(occurrences):
-            found.update(zip(ordered, occurrences))
-        else:
-            raise Va2JaxError(
-                f"{source}: cannot recover the {len(ordered)} string(s) that parameter {name!r} is "
-                f"compared with in the init function (literals in the source: "
-                f"{distinct or 'none'}); openvaf-py does not export init string constants")
+    names = set().union(*unknown.values())
+    compares = [(ident, lit) for ident, lit in _source_string_compares(source) if ident in names]
+    literals = list(dict.fromkeys(lit for _ident, lit in compares))
+    per_param: dict[str, set[str]] = {}
+    for ident, lit in compares:
+        per_param.setdefault(ident, set()).add(lit)
+    ordered = sorted(unknown, key=_value_number)
+    found = dict(zip(ordered, literals)) if len(ordered) == len(literals) else {}
+    for u, params in unknown.items():
+        for name in sorted(params):
+            if u not in found or found[u] not in per_param.get(name, set()):
+                raise Va2JaxError(
+                    f"{source}: cannot recover the strings that parameter {name!r} is compared "
+                    f"with in the init function (literals in the source: "
+                    f"{sorted(per_param.get(name, set())) or 'none'}); openvaf-py does not export "
+                    f"init string constants")
     return found
 
 
