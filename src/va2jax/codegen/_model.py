@@ -237,7 +237,9 @@ class Model:
                 how, data = "prev_state", int(re.sub(r"\D", "", p.name))
             elif p.kind == "port_connected":
                 how = "true"
-            elif p.kind in ("hidden_state", "enable_integration"):
+            elif p.kind == "enable_integration":
+                how = "enable_integration"
+            elif p.kind == "hidden_state":
                 if p.value in used:
                     raise Va2JaxError(f"{ir.source}: eval input kind {p.kind!r} ({p.name}) is not supported yet")
                 how = "zero"
@@ -410,7 +412,10 @@ class Model:
                 ty = ptypes.get(key, REAL)
                 v = vals.get(key, 0.0)
                 extra[data] = _convert(self.name, data, v, ty, bshape, dict(self.gen.strings))
-        state = {"init": out, "temperature": inp_temperature(inp, self.ir, bshape), "labels": labels,
+        # eval's $temperature is the setup temperature even when init does not read it (asmhemt
+        # uses $temperature only in eval: Tdev = $temperature + Temp(rth))
+        temp = np.broadcast_to(np.asarray(temperature, np.float64), bshape).copy()
+        state = {"init": out, "temperature": temp, "labels": labels,
                  "mfactor": np.broadcast_to(np.asarray(self._mfactor_of(params), np.float64), bshape),
                  "given": {p.name: np.full(bshape, self._is_given(params, p.name), np.bool_)
                            for p in self.ir.eval.params if p.kind == "param_given"},
@@ -607,7 +612,8 @@ class Model:
         return f
 
     def eval_traceable(self, state: dict[str, Any], V: Any, *, analysis: str | int = "dc",
-                       prev_state: Any = None, enable_lim: Any = False) -> dict[str, Any]:
+                       prev_state: Any = None, enable_lim: Any = False,
+                       enable_integration: Any = None) -> dict[str, Any]:
         """Like :meth:`eval` but a pure JAX function of ``V`` (N, n) for use inside ``jax.jit``
         (e.g. a simulator's Newton loop): no host round-trips, no padding. ``state`` must come from
         :meth:`setup` with N instances. Returns a dict of arrays (``residual_resist``, …)."""
@@ -624,6 +630,8 @@ class Model:
                "temperature": jnp.asarray(state["temperature"]), "mfactor": jnp.asarray(state["mfactor"]),
                "analysis": jnp.full((nb,), flags, jnp.int32),
                "enable_lim": jnp.broadcast_to(jnp.asarray(enable_lim), (nb,)), "prev_state": ps}
+        if enable_integration is not None:
+            inp["enable_integration"] = jnp.broadcast_to(jnp.asarray(enable_integration, bool), (nb,))
         return self._eval_jax_batch(inp, state["sp"])
 
     def _batch_inputs(self, inp: dict[str, Any], nb: int, xp) -> tuple[dict[str, Any], Any]:
@@ -657,6 +665,8 @@ class Model:
                 ein[value] = inp["enable_lim"]
             elif how == "prev_state":
                 ein[value] = inp["prev_state"][:, data]
+            elif how == "enable_integration":
+                ein[value] = _enable_integration(inp, nb, xp)
             elif how == "true":
                 ein[value] = xp.ones(nb, bool)
             else:
@@ -722,11 +732,15 @@ class Model:
         return self._batch_assemble(self._module.eval(ein, sp), lab, nb, jnp)
 
     def eval(self, state: dict[str, Any], voltages: Any, *, analysis: str | int = "dc",
-             prev_state: Any = None, enable_lim: bool = False, backend: str = "jax") -> EvalOutput:
+             prev_state: Any = None, enable_lim: bool = False, enable_integration: bool | None = None,
+             backend: str = "jax") -> EvalOutput:
         """Evaluate residuals and Jacobians at node voltages ``voltages`` (…, n) in V (A for flow
         unknowns), descriptor order. ``analysis`` is a name (``dc``, ``tran``, ``ac``, …) or OSDI
         ANALYSIS_* bits. ``backend="jax"`` runs jit+vmap-compiled code (fast after compiling);
         ``backend="numpy"`` runs the same generated code eagerly with NumPy (no compile).
+        ``enable_integration`` (OSDI's flag for ``idt`` states): ``None`` follows OSDI's eval with
+        the reactive Jacobian computed, i.e. True unless ``analysis`` has the ``ic`` bit; pass
+        False for a DC operating point without reactive parts (``idt(x, ic)`` then equals ic).
         Returns an :class:`EvalOutput` with the batch shape of ``state``."""
         jax = _jax()
         V = np.asarray(voltages, np.float64)
@@ -754,6 +768,8 @@ class Model:
                "temperature": state["temperature"], "mfactor": state["mfactor"],
                "analysis": np.full(nb, flags, np.int32), "enable_lim": np.full(nb, bool(enable_lim)),
                "prev_state": ps}
+        if enable_integration is not None:
+            inp["enable_integration"] = np.full(nb, bool(enable_integration))
         flat = inp
         if backend == "numpy":
             out = self._eval_numpy(flat, state["sp"], nb)
@@ -768,11 +784,18 @@ class Model:
         return EvalOutput(out)
 
 
-def inp_temperature(inp, ir, bshape):
-    for p in ir.init.params:
-        if p.kind == "temperature":
-            return inp[p.value]
-    return np.full(bshape, 300.15)
+def _enable_integration(inp: Mapping[str, Any], nb: int, xp) -> Any:
+    """OSDI's ``enable_integration`` eval input, (N,) bool: whether ``idt`` states integrate.
+
+    OpenVAF lowers ``idt(x, ic)`` to an implicit unknown y with resistive residual −x and
+    reactive residual y (so dy/dt = x) when integration is enabled, else y − ic and 0. OSDI's eval
+    sets it to ``CALC_REACT_JACOBIAN and not ANALYSIS_IC``; eval always computes the reactive
+    Jacobian, so it is ``not ANALYSIS_IC`` unless the caller overrides it (``inp`` key
+    ``enable_integration``, e.g. False for a DC operating point as SPICE simulators do).
+    """
+    if inp.get("enable_integration") is not None:
+        return xp.broadcast_to(xp.asarray(inp["enable_integration"], bool), (nb,))
+    return (xp.asarray(inp["analysis"]) & _ANALYSIS["ic"]) == 0
 
 
 def _show(params, name, idx):

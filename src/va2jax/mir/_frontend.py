@@ -147,45 +147,68 @@ def _source_text(path: Path, seen: set[Path] | None = None) -> str:
     return "\n".join(parts)
 
 
+def _value_number(v: str) -> int:
+    m = re.search(r"(\d+)$", v)
+    return int(m.group(1)) if m else -1
+
+
+def _source_string_compares(source: Path) -> list[tuple[str, str]]:
+    """``(identifier, literal)`` of every ``ident == "lit"`` / ``"lit" != ident`` in source order."""
+    out: list[tuple[str, str]] = []
+    for m in _STRCMP_RE.finditer(_source_text(source)):
+        ident, lit = (m.group(1), m.group(2)) if m.group(1) else (m.group(4), m.group(3))
+        out.append((ident.lower(), lit))
+    return out
+
+
 def _recover_init_strings(fn: Function, source: Path) -> dict[str, str]:
     """Values of init's string constants, which openvaf-py 0.1.5 does not export; {value: text}.
 
     Init only compares strings (``seq``/``sne``). An undefined operand compared with a string
-    *parameter* ``P`` is the literal that the source compares ``P`` with (``P == "lit"`` or
-    ``"lit" != P``); it is recovered only when that literal is unique, otherwise an error names
-    the parameter (never a guess).
+    *parameter* ``P`` is one of the literals the source compares ``P`` with (``P == "lit"`` or
+    ``"lit" != P``). OpenVAF lowers the analog block in source order, numbering values as it
+    creates them and interning constants (one value per distinct literal, shared between
+    parameters), so the unexported operands sorted by value number are the distinct literals
+    compared with these parameters in order of first appearance. The pairing is accepted only
+    when the counts match and every parameter gets only literals the source compares it with;
+    otherwise an error names the parameter (never a guess).
     """
     defined = {p.value for p in fn.params} | set(fn.constants)
     for ins in fn.instructions():
         if ins.result:
             defined.add(ins.result)
     pname = {p.value: p.name for p in fn.params if p.kind == "param"}
-    found: dict[str, str] = {}
-    lits: dict[str, set[str]] | None = None
+    unknown: dict[str, set[str]] = {}  # unexported operand -> parameters compared with it
     for ins in fn.instructions():
         if ins.opcode not in ("seq", "sne"):
             continue  # other unexported strings are $strobe formats or $simparam names
         for u in ins.operands:
-            if u in defined or u in found:
+            if u in defined:
                 continue
             other = [o for o in ins.operands if o != u]
             if not other or other[0] not in pname:
                 raise Va2JaxError(
                     f"{source}: the init function compares value {u}, a string constant that "
                     f"openvaf-py does not export, with a computed string; va2jax cannot translate it")
-            if lits is None:
-                lits = {}
-                for m in _STRCMP_RE.finditer(_source_text(source)):
-                    ident, lit = (m.group(1), m.group(2)) if m.group(1) else (m.group(4), m.group(3))
-                    lits.setdefault(ident, set()).add(lit)
-            name = pname[other[0]]
-            cands = lits.get(name, set())
-            if len(cands) != 1:
+            unknown.setdefault(u, set()).add(pname[other[0]].lower())
+    if not unknown:
+        return {}
+    names = set().union(*unknown.values())
+    compares = [(ident, lit) for ident, lit in _source_string_compares(source) if ident in names]
+    literals = list(dict.fromkeys(lit for _ident, lit in compares))
+    per_param: dict[str, set[str]] = {}
+    for ident, lit in compares:
+        per_param.setdefault(ident, set()).add(lit)
+    ordered = sorted(unknown, key=_value_number)
+    found = dict(zip(ordered, literals)) if len(ordered) == len(literals) else {}
+    for u, params in unknown.items():
+        for name in sorted(params):
+            if u not in found or found[u] not in per_param.get(name, set()):
                 raise Va2JaxError(
-                    f"{source}: cannot recover the string that parameter {name!r} is compared with "
-                    f"in the init function (candidates in the source: {sorted(cands) or 'none'}); "
-                    f"openvaf-py does not export init string constants")
-            found[u] = next(iter(cands))
+                    f"{source}: cannot recover the strings that parameter {name!r} is compared "
+                    f"with in the init function (literals in the source: "
+                    f"{sorted(per_param.get(name, set())) or 'none'}); openvaf-py does not export "
+                    f"init string constants")
     return found
 
 
