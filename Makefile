@@ -42,13 +42,16 @@ test: install corpus
 test-all: install corpus
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# Corpus conformance report: docs/conformance.md + docs/conformance/*.png (NumPy backend; the
-# report is written even when some models fail, which the command's exit status tells).
-CONFORMANCE_ARGS ?= --points 50 --param-sets 2
+# Corpus conformance reports (NumPy backend; written even when some models fail, which the
+# command's exit status tells): docs/conformance.md against openvaf-r's default build (-O3) and
+# docs/conformance-O0.md against its -O0 build (no fast-math rewriting of derivative code).
+CONFORMANCE_ARGS ?= --points 1000 --param-sets 3
 conformance: install corpus
-	rm -f docs/conformance/*.png
+	rm -f docs/conformance/*.png docs/conformance-O0/*.png
 	VA2JAX_CORPUS=$(CORPUS_DIR) $(BIN)/va2jax validate --corpus --backend numpy --report docs $(CONFORMANCE_ARGS) \
-	  || echo "conformance: some corpus models fail (see docs/conformance.md)"
+	  || echo "conformance: some corpus models fail against -O3 (see docs/conformance.md)"
+	VA2JAX_CORPUS=$(CORPUS_DIR) $(BIN)/va2jax validate --corpus --backend numpy --report docs --reference-opt-level 0 $(CONFORMANCE_ARGS) \
+	  || echo "conformance: some corpus models fail against -O0 (see docs/conformance-O0.md)"
 
 bench: bench-models
 

@@ -59,7 +59,11 @@ def _run_corpus(args: argparse.Namespace) -> int:
         from ._report import plot_name, write_plot
 
         report.mkdir(parents=True, exist_ok=True)
-        pdir = report / "conformance"
+        # The default reference keeps the name conformance.md; another opt level gets its own
+        # report (conformance-O0.md + conformance-O0/) so the two sit side by side in docs/.
+        stem = "conformance" + (f"-O{args.reference_opt_level}"
+                                if args.reference_opt_level is not None else "")
+        pdir = report / stem
 
         def on_result(entry, res):
             if res is None:
@@ -67,7 +71,7 @@ def _run_corpus(args: argparse.Namespace) -> int:
             name = plot_name(entry["file"])
             try:
                 if write_plot(res, pdir / name, f"{entry['file']} ({entry['module']})"):
-                    plots[entry["file"]] = f"conformance/{name}"
+                    plots[entry["file"]] = f"{stem}/{name}"
             except Exception as exc:  # a plot that cannot be drawn is noted, never an abort
                 entry["plot_error"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
             finally:
@@ -81,7 +85,7 @@ def _run_corpus(args: argparse.Namespace) -> int:
     if report is not None:
         from ._report import write_markdown
 
-        write_markdown(entries, report / "conformance.md", plots=plots,
+        write_markdown(entries, report / f"{stem}.md", plots=plots,
                        meta={"backend": args.backend, "points": args.points,
                              "param_sets": args.param_sets,
                              **({"reference": f"openvaf-r -O{args.reference_opt_level}"}
