@@ -98,7 +98,7 @@ rg2 (outn 0) r r=1meg
 
 control
   options tran_method="gear2"
-  analysis tran1 tran step=10u stop={stop} maxstep=10u
+  analysis tran1 tran step=10u stop={stop} maxstep=5u
 endc
 """
 

@@ -43,3 +43,18 @@ def test_ring9_psp103_period_vs_vacask(tmp_path):
 def test_ring9_bsim4_period_vs_vacask(tmp_path):
     p_ours, p_ref = _periods("ring9_bsim4.sim", tmp_path, skip=1)
     assert abs(p_ours / p_ref - 1) < TOL, (p_ours, p_ref)
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(reason="sp_bsim4v8 (SPICE-in-VA BSIM4) does not set up yet: init compares the "
+                          "string parameter version with \"4.8.3\" (string constants unsupported)",
+                   strict=False)
+def test_ring9_bsim4_period_vs_ngspice(tmp_path):
+    """Third leg: the SPICE netlist (level 54 → sp_bsim4v8, ngspice's own BSIM4 code in
+    Verilog-A) against ngspice's built-in BSIM4. (VACASK with spice/bsim4v8.osdi gives
+    1.1022 ns, ngspice 1.1021 ns; the Berkeley bsim4v8.va gives 1.1093 ns at these parameters.)"""
+    ours = Simulation.from_file(CIRCUITS / "ring9_bsim4.cir").run()["tran1"]
+    ref = run_ngspice(CIRCUITS / "ring9_bsim4.cir", tmp_path)
+    p_ours, _ = oscillation_period(ours["time"], ours["n1"], VDD / 2, skip=1)
+    p_ref, _ = oscillation_period(ref["time"], ref["v(n1)"], VDD / 2, skip=1)
+    assert abs(p_ours / p_ref - 1) < TOL, (p_ours, p_ref)

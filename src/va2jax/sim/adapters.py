@@ -299,7 +299,8 @@ class GeneratedGroup:
             shapes = (jax.ShapeDtypeStruct((N, n), jnp.float64), jax.ShapeDtypeStruct((N, n), jnp.float64),
                       jax.ShapeDtypeStruct((N, n, n), jnp.float64),
                       jax.ShapeDtypeStruct((N, n, n), jnp.float64))
-            return jax.pure_callback(self._host_eval, shapes, V)
+            # under vmap (batched circuits) the callback runs once per batch element
+            return jax.pure_callback(self._host_eval, shapes, V, vmap_method="sequential")
         out = self.m.eval_traceable(self.state, V, analysis="tran")  # as the OSDI adapter
         return out["residual_resist"], out["residual_react"], out["jacobian_resist"], out["jacobian_react"]
 

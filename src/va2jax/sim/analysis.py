@@ -169,6 +169,7 @@ class Engine:
         self._newton = jax.jit(newton).lower(*args).compile()
         # device models compiled outside the Newton loop (GeneratedGroup in "separate" mode)
         dev_s = sum(float(getattr(g.group, "compile_s", 0.0)) for g in system.groups)
+        self.device_compile_s = dev_s
         self.compile_s = time.perf_counter() - t0 + dev_s
         self._assemble = jax.jit(assemble)
         self.iterations = 0
