@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -263,8 +264,6 @@ class GeneratedGroup:
 
     def prepare(self) -> None:
         """Compile the separate evaluator (no-op when inlined or done); adds to ``compile_s``."""
-        import time
-
         if self.mode == "separate" and self._evaluator is None:
             t0 = time.perf_counter()
             self._evaluator = self.m.evaluator(self.state, analysis="tran")  # compiles or loads
