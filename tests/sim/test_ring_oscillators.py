@@ -27,6 +27,13 @@ def _periods(name: str, tmp_path, skip: int):
     return p_ours, p_ref
 
 
+def test_ring3_mos1_period_vs_vacask(tmp_path):
+    """Fast-suite ring: SPICE level-1 MOSFETs (sp_mos1, small enough to inline in the Newton
+    loop); start-up takes two periods."""
+    p_ours, p_ref = _periods("ring3_mos1.sim", tmp_path, skip=2)
+    assert abs(p_ours / p_ref - 1) < TOL, (p_ours, p_ref)
+
+
 @pytest.mark.slow
 def test_ring3_psp103_period_vs_vacask(tmp_path):
     p_ours, p_ref = _periods("ring3_psp103.sim", tmp_path, skip=1)
