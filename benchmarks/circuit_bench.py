@@ -27,6 +27,7 @@ CIRCUITS = {
     "rc": ("rc.sim", False, None),
     "graetz": ("graetz.sim", False, None),
     "multiplier": ("multiplier.sim", False, None),
+    "ring3-mos1": ("ring3_mos1.sim", True, "n1"),
     "ring3": ("ring3_psp103.sim", True, "n1"),
     "ring9": ("ring9_psp103.sim", True, "n1"),
     "ring9-bsim4": ("ring9_bsim4.sim", True, "n1"),
@@ -51,7 +52,7 @@ def run_vacask(netlist: Path, node: str | None) -> tuple[float, int, float]:
         period = float("nan")
         if node is not None:
             ref = read_raw(Path(d) / "tran1.raw")[0]
-            period = oscillation_period(ref["time"], ref[node], VDD / 2)[0]
+            period = oscillation_period(ref["time"], ref[node], VDD / 2, skip=2)[0]
     m = re.search(r"Accepted timepoints:\s+(\d+)", out)
     return wall, int(m.group(1)) if m else 0, period
 
@@ -59,7 +60,7 @@ def run_vacask(netlist: Path, node: str | None) -> tuple[float, int, float]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", default="builtin", choices=("auto", "builtin", "osdi", "va"))
-    ap.add_argument("--circuits", default="rc,graetz,multiplier,ring3,ring9,ring9-bsim4",
+    ap.add_argument("--circuits", default="rc,graetz,multiplier,ring3-mos1,ring3,ring9,ring9-bsim4",
                     help=f"comma-separated subset of {', '.join(CIRCUITS)}")
     args = ap.parse_args()
     from va2jax.sim import Simulation
@@ -73,7 +74,8 @@ def main() -> None:
         sim = Simulation.from_file(path, prefer="auto" if mos else args.models)
         res = sim.run()["tran1"]
         total = time.perf_counter() - t0
-        period = oscillation_period(res["time"], res[node], VDD / 2)[0] if node else float("nan")
+        period = (oscillation_period(res["time"], res[node], VDD / 2, skip=2)[0] if node
+                  else float("nan"))
         vc_wall, vc_pts, vc_period = run_vacask(path, node)
         rows.append((name, res.stats.points, res.stats.newton_iterations, res.stats.run_s,
                      sim.engine.compile_s, sim.engine.device_compile_s, total, period, vc_pts,
