@@ -10,7 +10,8 @@ n1 after start-up). Run::
 
 The circuits with transistors (rings) always use ``auto`` (generated JAX from the Verilog-A
 sources); ``--models`` applies to the diode/RC circuits. Wall-clock numbers on a shared machine
-are noisy: compare within a row.
+are noisy: compare within a row. The full default set takes the better part of an hour on a loaded
+2-core machine (the 9-stage PSP103 and BSIM4 rings ≈ 10–15 min each); ``--circuits`` picks a subset.
 """
 from __future__ import annotations
 
