@@ -330,6 +330,11 @@ def build_system(circ: FlatCircuit, resolve: ModelResolver, temperature: float =
                     idx[k, j] = idx[k, a] if a >= 0 else -1
         groups.append(GroupRef(model, grp, idx, [m[0].name for m in members]))
 
+    groups = _merge_groups(groups)
+    for g in groups:
+        prepare = getattr(g.group, "prepare", None)
+        if prepare is not None:  # compile device evaluators that run outside the Newton loop
+            prepare()
     n = len(names)
     for g in groups:
         g.idx[g.idx < 0] = n
@@ -346,6 +351,24 @@ def build_system(circ: FlatCircuit, resolve: ModelResolver, temperature: float =
                     node_index, np.array(gmin, float), np.array(lte, float), inst_locs)
     check_topology(circ, system, resolved)
     return system
+
+
+def _merge_groups(groups: list[GroupRef]) -> list[GroupRef]:
+    """Groups of one model with different model cards → one group, where the model's group type
+    can merge (``merge(groups)``): one device evaluation per Newton iteration per model."""
+    by_model: dict[int, list[GroupRef]] = {}
+    for g in groups:
+        by_model.setdefault(id(g.model), []).append(g)
+    out: list[GroupRef] = []
+    for gs in by_model.values():
+        merge = getattr(gs[0].group, "merge", None)
+        if len(gs) == 1 or merge is None or any(type(g.group) is not type(gs[0].group) for g in gs):
+            out.extend(gs)
+            continue
+        grp = merge([g.group for g in gs])
+        out.append(GroupRef(gs[0].model, grp, np.concatenate([g.idx for g in gs]),
+                            [nm for g in gs for nm in g.names]))
+    return out
 
 
 def _hashable(v: Value) -> object:
