@@ -115,6 +115,58 @@ class Result:
                               + suggest(key, self.names)) from None
 
 
+def make_newton(system: System, opts: Options,
+                assemble: Callable[[jax.Array], tuple[jax.Array, ...]] | None = None) -> Callable:
+    """The pure (traceable) Newton solve of ``system``:
+    ``newton(x0, b, a0, hist, gshunt, maxiter, dvmax) -> (x, iterations, converged, singular, q, F)``.
+
+    ``assemble`` defaults to ``system.make_assemble()``; :mod:`.batch` passes one whose element
+    values are traced inputs (the masks and tolerances still come from ``system``).
+    """
+    n = system.n
+    assemble = assemble or system.make_assemble()
+    gmask = jnp.asarray(system.gmin_mask)
+    tolabs = jnp.where(jnp.asarray(system.is_current), opts.abstol, opts.vntol)
+    reltol = opts.reltol
+    vmask = jnp.asarray(~system.is_current)
+
+    def newton(x0: jax.Array, b: jax.Array, a0: jax.Array, hist: jax.Array, gshunt: jax.Array,
+               maxiter: jax.Array, dvmax: jax.Array):
+        def resid(x):
+            f, q, Jf, Jq = assemble(x)
+            F = f - b + a0 * q + hist + gshunt * gmask * x
+            J = Jf + a0 * Jq + jnp.diag(gshunt * gmask)
+            return F, J, q, Jq
+
+        def cond(s):
+            return (~s[2]) & (s[1] < maxiter) & (~s[3])
+
+        def body(s):
+            x, it, _, _, _, _, _ = s
+            F, J, q, Jq = resid(x)
+            # equilibrate rows and columns (as KLU does) before the LU solve
+            rs = jnp.max(jnp.abs(J), axis=1)
+            rs = jnp.where(rs > 0, rs, 1.0)
+            Js = J / rs[:, None]
+            cs = jnp.max(jnp.abs(Js), axis=0)
+            cs = jnp.where(cs > 0, cs, 1.0)
+            dx = jnp.linalg.solve(Js / cs[None, :], -F / rs) / cs
+            bad = ~jnp.all(jnp.isfinite(dx))
+            clipped = jnp.where(vmask, jnp.clip(dx, -dvmax, dvmax), dx)
+            xn = x + clipped
+            ok = jnp.all(jnp.abs(clipped) <= reltol * jnp.maximum(jnp.abs(x), jnp.abs(xn)) + tolabs)
+            ok = ok & jnp.all(clipped == dx) & ~bad
+            qn = q + Jq @ clipped
+            return xn, it + 1, ok, bad, qn, F, J
+
+        z = jnp.zeros(n)
+        init = (x0, jnp.int32(0), jnp.bool_(False), jnp.bool_(False), z, z, jnp.zeros((n, n)))
+        x, it, conv, bad, q, F, J = jax.lax.while_loop(cond, body, init)
+        return x, it, conv, bad, q, F
+
+    return newton
+
+
 class Engine:
     """Compiled Newton solver for one :class:`System`."""
 
@@ -123,45 +175,7 @@ class Engine:
         self.opts = opts
         n = system.n
         assemble = system.make_assemble()
-        gmask = jnp.asarray(system.gmin_mask)
-        tolabs = jnp.where(jnp.asarray(system.is_current), opts.abstol, opts.vntol)
-        reltol = opts.reltol
-        vmask = jnp.asarray(~system.is_current)
-
-        def newton(x0: jax.Array, b: jax.Array, a0: jax.Array, hist: jax.Array, gshunt: jax.Array,
-                   maxiter: jax.Array, dvmax: jax.Array):
-            def resid(x):
-                f, q, Jf, Jq = assemble(x)
-                F = f - b + a0 * q + hist + gshunt * gmask * x
-                J = Jf + a0 * Jq + jnp.diag(gshunt * gmask)
-                return F, J, q, Jq
-
-            def cond(s):
-                return (~s[2]) & (s[1] < maxiter) & (~s[3])
-
-            def body(s):
-                x, it, _, _, _, _, _ = s
-                F, J, q, Jq = resid(x)
-                # equilibrate rows and columns (as KLU does) before the LU solve
-                rs = jnp.max(jnp.abs(J), axis=1)
-                rs = jnp.where(rs > 0, rs, 1.0)
-                Js = J / rs[:, None]
-                cs = jnp.max(jnp.abs(Js), axis=0)
-                cs = jnp.where(cs > 0, cs, 1.0)
-                dx = jnp.linalg.solve(Js / cs[None, :], -F / rs) / cs
-                bad = ~jnp.all(jnp.isfinite(dx))
-                clipped = jnp.where(vmask, jnp.clip(dx, -dvmax, dvmax), dx)
-                xn = x + clipped
-                ok = jnp.all(jnp.abs(clipped) <= reltol * jnp.maximum(jnp.abs(x), jnp.abs(xn)) + tolabs)
-                ok = ok & jnp.all(clipped == dx) & ~bad
-                qn = q + Jq @ clipped
-                return xn, it + 1, ok, bad, qn, F, J
-
-            z = jnp.zeros(n)
-            init = (x0, jnp.int32(0), jnp.bool_(False), jnp.bool_(False), z, z, jnp.zeros((n, n)))
-            x, it, conv, bad, q, F, J = jax.lax.while_loop(cond, body, init)
-            return x, it, conv, bad, q, F
-
+        newton = make_newton(system, opts, assemble)
         self._newton_py = newton
         t0 = time.perf_counter()
         args = (jnp.zeros(n), jnp.zeros(n), jnp.float64(0), jnp.zeros(n), jnp.float64(0),
