@@ -1,0 +1,290 @@
+"""Batched parameter sweeps (va2jax.sim.batch): vmapped == one-by-one, sharded == unsharded,
+and points checked against analytic formulas."""
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.optimize import brentq
+
+from va2jax.errors import Va2JaxError
+from va2jax.sim import Simulation
+from va2jax.sim.batch import BatchSweep, sweep
+
+ROOT = Path(__file__).resolve().parents[2]
+KT_Q = 1.380649e-23 * 300.15 / 1.602176634e-19  # thermal voltage at 27 °C
+
+DIODE = """diode and resistor
+load "resistor.osdi"
+load "spice/diode.osdi"
+model r resistor
+model vsource vsource
+model dmod sp_diode ( is={is_} n={n} rs={rs} )
+v1 (a 0) vsource dc={v}
+r1 (a b) r r={r}
+d1 (b 0) dmod
+control
+  analysis op1 op
+endc
+"""
+
+RC = """RC low-pass, pulse
+load "resistor.osdi"
+load "capacitor.osdi"
+model r resistor
+model c capacitor
+model vsource vsource
+vs (in 0) vsource dc=0 type="pulse" val0=0 val1={a} delay=0 rise=1u fall=1u width=1m period=2m
+r1 (in out) r r={r}
+c1 (out 0) c c={c}
+control
+  options tran_method="trap"
+  analysis tran1 tran step=1u stop=0.5m maxstep=20u
+endc
+"""
+
+RECT = """half-wave rectifier with RC load
+load "resistor.osdi"
+load "capacitor.osdi"
+load "spice/diode.osdi"
+model r resistor
+model c capacitor
+model vsource vsource
+model dmod sp_diode ( is=1e-14 n=1.2 rs=5 cjo=2p )
+vs (in 0) vsource dc=1 type="sine" sinedc=0 ampl=2 freq=1meg
+r0 (in a) r r=100
+d1 (a out) dmod
+rl (out 0) r r=10k
+cl (out 0) c c=1n
+control
+  analysis tran1 tran step=1n stop=2u maxstep=20n
+endc
+"""
+
+DIODE_NOM = dict(is_="1e-14", n="1.5", rs="2", v="1", r="1k")
+RC_NOM = dict(a="1", r="1k", c="1u")
+
+
+def _num(x: float) -> str:
+    """Shortest text that reads back as the same float."""
+    return repr(float(x))
+
+
+def _write(path: Path, template: str, **kw: str) -> Path:
+    path.write_text(template.format(**kw))
+    return path
+
+
+def _diode_values(n: int, seed: int = 1) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {"r1": rng.uniform(200.0, 2e3, n), "v1": rng.uniform(0.2, 1.5, n),
+            "dmod.is": 10.0 ** rng.uniform(-15, -13, n), "dmod.n": rng.uniform(1.0, 2.0, n),
+            "dmod.rs": rng.uniform(0.5, 20.0, n)}
+
+
+def _diode_analytic(v: float, r: float, is_: float, n: float, rs: float) -> float:
+    """V(b) of v1 – r1 – diode(is, n, rs, gmin = 1e-12 S in parallel with the junction)."""
+    vt = n * KT_Q
+
+    def kcl(vj: float) -> float:  # junction voltage vj; the diode current flows through r + rs
+        i = is_ * math.expm1(vj / vt) + 1e-12 * vj
+        return v - vj - i * (r + rs)
+
+    vj = brentq(kcl, -1.0, v, xtol=1e-15, rtol=1e-15)
+    i = (v - vj) / (r + rs)
+    return v - i * r
+
+
+@pytest.fixture(scope="module")
+def diode_sweep(tmp_path_factory):
+    net = _write(tmp_path_factory.mktemp("batch") / "diode.sim", DIODE, **DIODE_NOM)
+    bs = BatchSweep(net, ["r1", "v1", "dmod.is", "dmod.n", "dmod.rs"], prefer="builtin")
+    vals = _diode_values(64)
+    return net, bs, vals, bs.op(vals), bs.op_sequential(vals)
+
+
+def test_op_batched_equals_sequential(diode_sweep):
+    _, _, vals, batched, seq = diode_sweep
+    assert batched.x.shape == (64, len(batched.names))
+    assert np.all(batched.status == 0)
+    np.testing.assert_allclose(batched.x, seq.x, rtol=1e-12, atol=1e-15)
+
+
+def test_op_against_analytic_diode(diode_sweep):
+    _, _, vals, batched, _ = diode_sweep
+    for i in (0, 17, 63):
+        ref = _diode_analytic(vals["v1"][i], vals["r1"][i], vals["dmod.is"][i], vals["dmod.n"][i],
+                              vals["dmod.rs"][i])
+        # Newton stops once its update is below reltol·|x| (1e-3); quadratic convergence
+        # leaves an error of order reltol²·|x| (measured up to 1.2e-6 relative over 64 sets)
+        assert abs(batched["b"][i] - ref) <= 1e-5 * abs(ref), (i, batched["b"][i], ref)
+
+
+def test_op_lane_equals_simulator_run(diode_sweep, tmp_path):
+    """A lane equals the ordinary simulator run on the netlist written with that set's values."""
+    _, _, vals, batched, _ = diode_sweep
+    for i in (3, 40):
+        net = _write(tmp_path / f"d{i}.sim", DIODE, is_=_num(vals["dmod.is"][i]),
+                     n=_num(vals["dmod.n"][i]), rs=_num(vals["dmod.rs"][i]), v=_num(vals["v1"][i]),
+                     r=_num(vals["r1"][i]))
+        res = Simulation.from_file(net, prefer="builtin").run()["op1"]
+        for node in ("a", "b"):
+            np.testing.assert_allclose(batched[node][i], res[node][0], rtol=1e-12)
+
+
+@pytest.fixture(scope="module")
+def rc_sweep(tmp_path_factory):
+    net = _write(tmp_path_factory.mktemp("batch") / "rc.sim", RC, **RC_NOM)
+    bs = BatchSweep(net, ["vs.val1", "r1", "c1"])
+    rng = np.random.default_rng(2)
+    vals = {"vs.val1": rng.uniform(0.5, 2.0, 32), "r1": rng.uniform(500.0, 2e3, 32),
+            "c1": rng.uniform(0.2e-6, 1e-6, 32)}
+    batched = bs.tran(vals, 0.5e-3, 1e-6, 20e-6, "trap")
+    return net, bs, vals, batched
+
+
+def test_tran_batched_equals_sequential(rc_sweep):
+    _, bs, vals, batched = rc_sweep
+    seq = bs.tran_sequential(vals, 0.5e-3, step=1e-6, maxstep=20e-6, method="trap")
+    assert np.all(batched.status == 0)
+    np.testing.assert_array_equal(batched.npoints, seq.npoints)
+    for i in range(len(batched.npoints)):
+        tb, xb = batched.lane(i)
+        ts, xs = seq.lane(i)
+        np.testing.assert_allclose(tb, ts, rtol=1e-12, atol=0)
+        np.testing.assert_allclose(xb, xs, rtol=1e-12, atol=1e-15)
+
+
+def test_tran_against_analytic_rc(rc_sweep):
+    """v_out = A·(1 − (τ/tr)·(e^{−(t−tr)/τ} − e^{−t/τ})) after the 1 µs ramp (τ = RC)."""
+    _, _, vals, batched = rc_sweep
+    tr = 1e-6
+    for i in (0, 9, 31):
+        t, _ = batched.lane(i)
+        out = batched["out"][i, : batched.npoints[i]]
+        a, tau = vals["vs.val1"][i], vals["r1"][i] * vals["c1"][i]
+        sel = t > 2 * tr
+        exact = a * (1 - (tau / tr) * (np.exp(-(t[sel] - tr) / tau) - np.exp(-t[sel] / tau)))
+        assert np.max(np.abs(out[sel] - exact)) < 1e-3 * a
+
+
+def test_tran_lane_equals_simulator_run(rc_sweep, tmp_path):
+    _, _, vals, batched = rc_sweep
+    i = 5
+    net = _write(tmp_path / "rc5.sim", RC, a=_num(vals["vs.val1"][i]), r=_num(vals["r1"][i]),
+                 c=_num(vals["c1"][i]))
+    res = Simulation.from_file(net).run()["tran1"]
+    t, x = batched.lane(i)
+    np.testing.assert_allclose(t, res["time"], rtol=1e-12, atol=0)
+    np.testing.assert_allclose(batched["out"][i, : len(t)], res["out"], rtol=1e-12, atol=1e-15)
+
+
+def test_sweep_api_and_interpolation(rc_sweep):
+    net, _, _, _ = rc_sweep
+    res = sweep(net, {"r1": [1e3, 2e3]}, ("op", "tran"))
+    assert res["op"]["out"].shape == (2,)
+    grid = np.linspace(0.0, 0.5e-3, 6)
+    w = res["tran"].at(grid, "out")
+    assert w.shape == (2, 6)
+    # larger R: slower charging
+    assert np.all(w[1, 1:] < w[0, 1:])
+
+
+def test_errors(rc_sweep):
+    net, bs, _, _ = rc_sweep
+    with pytest.raises(Va2JaxError, match="r9"):
+        BatchSweep(net, ["r9"])
+    with pytest.raises(Va2JaxError, match="timing"):
+        BatchSweep(net, ["vs.delay"])
+    with pytest.raises(Va2JaxError, match="different lengths"):
+        bs.table({"r1": [1.0, 2.0], "c1": [1.0, 2.0, 3.0]})
+
+
+_SHARD_SCRIPT = r"""
+import json, sys
+import numpy as np
+import jax
+from va2jax.sim.batch import BatchSweep
+assert len(jax.devices()) == 4, jax.devices()
+what, net, vals_file, out_file = sys.argv[1:]
+vals = dict(np.load(vals_file))
+bs = BatchSweep(net, list(vals), prefer="builtin" if what == "op" else None)
+if what == "op":
+    res = bs.op(vals, mode="sharded")
+    np.savez(out_file, x=res.x)
+else:
+    res = bs.tran(vals, 0.5e-3, 1e-6, 20e-6, "trap", mode="sharded")
+    np.savez(out_file, time=res.time, x=res.x, npoints=res.npoints)
+"""
+
+
+def _run_sharded(tmp_path: Path, what: str, net: Path, vals: dict[str, np.ndarray]) -> dict:
+    """Run a sweep on four forced host devices (XLA_FLAGS must be set before JAX starts, hence
+    a subprocess); returns its arrays."""
+    env = dict(os.environ)
+    env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4").strip()
+    env["JAX_PLATFORMS"] = "cpu"
+    env["PYTHONPATH"] = str(ROOT / "src") + os.pathsep + env.get("PYTHONPATH", "")
+    vfile, ofile = tmp_path / "vals.npz", tmp_path / "out.npz"
+    np.savez(vfile, **vals)
+    proc = subprocess.run([sys.executable, "-c", _SHARD_SCRIPT, what, str(net), str(vfile), str(ofile)],
+                          env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return dict(np.load(ofile))
+
+
+def test_sharded_equals_unsharded(rc_sweep, tmp_path):
+    """30 sets (padded to 32) on 4 devices == the same sets vmapped on one device."""
+    net, _, vals, batched = rc_sweep
+    sub = {k: v[:30] for k, v in vals.items()}
+    res = _run_sharded(tmp_path, "tran", net, sub)
+    assert res["x"].shape[0] == 30
+    np.testing.assert_array_equal(res["npoints"], batched.npoints[:30])
+    np.testing.assert_allclose(res["time"], batched.time[:30], rtol=1e-12, atol=0)
+    np.testing.assert_allclose(res["x"], batched.x[:30], rtol=1e-12, atol=1e-15)
+
+
+def test_sharded_equals_unsharded_diode(diode_sweep, tmp_path):
+    net, _, vals, batched, _ = diode_sweep
+    sub = {k: v[:61] for k, v in vals.items()}
+    res = _run_sharded(tmp_path, "op", net, sub)
+    np.testing.assert_allclose(res["x"], batched.x[:61], rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.slow
+def test_thousand_sets_generated_model(tmp_path):
+    """1,000 parameter sets of a diode rectifier with the generated SPICE diode (the default
+    model source): op and transient, batched == one by one."""
+    net = tmp_path / "rect.sim"
+    net.write_text(RECT)
+    bs = BatchSweep(net, ["r0", "dmod.is", "dmod.n", "dmod.rs", "vs.ampl", "cl"])
+    rng = np.random.default_rng(4)
+    n = 1000
+    vals = {"r0": rng.uniform(50, 200, n), "dmod.is": 10 ** rng.uniform(-15, -13, n),
+            "dmod.n": rng.uniform(1, 2, n), "dmod.rs": rng.uniform(1, 10, n),
+            "vs.ampl": rng.uniform(1, 3, n), "cl": rng.uniform(0.5e-9, 2e-9, n)}
+    op_b, op_s = bs.op(vals), bs.op_sequential(vals)
+    np.testing.assert_allclose(op_b.x, op_s.x, rtol=1e-12, atol=1e-15)
+    tr_b = bs.tran(vals, 2e-6, 1e-9, 20e-9)
+    tr_s = bs.tran_sequential(vals, 2e-6, step=1e-9, maxstep=20e-9)
+    np.testing.assert_array_equal(tr_b.npoints, tr_s.npoints)
+    np.testing.assert_allclose(tr_b.time, tr_s.time, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(tr_b.x, tr_s.x, rtol=1e-12, atol=1e-13)
+    # the batch's first lane equals the simulator run of the netlist with its values
+    i = 0
+    txt = (RECT.replace("r r=100", f"r r={float(vals['r0'][i])!r}")
+           .replace("is=1e-14 n=1.2 rs=5", f"is={float(vals['dmod.is'][i])!r} n={float(vals['dmod.n'][i])!r} "
+                                           f"rs={float(vals['dmod.rs'][i])!r}")
+           .replace("ampl=2", f"ampl={float(vals['vs.ampl'][i])!r}")
+           .replace("c c=1n", f"c c={float(vals['cl'][i])!r}"))
+    one = tmp_path / "rect0.sim"
+    one.write_text(txt)
+    res = Simulation.from_file(one).run()["tran1"]
+    t, _ = tr_b.lane(i)
+    np.testing.assert_allclose(t, res["time"], rtol=1e-12, atol=0)
+    np.testing.assert_allclose(tr_b["out"][i, : len(t)], res["out"], rtol=1e-9, atol=1e-12)
