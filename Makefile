@@ -9,7 +9,7 @@ CORPUS_STAMP := $(CORPUS_DIR)/.complete
 SYSDEPS_STAMP := .cache/.sysdeps
 PYTEST_ARGS ?=
 
-.PHONY: install sysdeps corpus demo test test-all conformance bench bench-models bench-circuits clean
+.PHONY: install sysdeps corpus demo test test-all conformance bench bench-models bench-circuits bench-batch clean
 
 install: $(STAMP) $(SYSDEPS_STAMP)
 
@@ -53,13 +53,17 @@ conformance: install corpus
 	VA2JAX_CORPUS=$(CORPUS_DIR) $(BIN)/va2jax validate --corpus --backend numpy --report docs --reference-opt-level 0 $(CONFORMANCE_ARGS) \
 	  || echo "conformance: some corpus models fail against -O0 (see docs/conformance-O0.md)"
 
-bench: bench-models
+bench: bench-models bench-batch
 
 bench-models: install corpus
 	$(BIN)/python benchmarks/model_bench.py
 
 bench-circuits: install corpus
 	$(BIN)/python benchmarks/circuit_bench.py
+
+# 1,000 parameter sets: sequential loop vs vmap vs sharded over 4 forced host devices
+bench-batch: install corpus
+	$(BIN)/python benchmarks/batch_bench.py --n 1000 --devices 4
 
 clean:
 	rm -rf $(VENV) .cache build dist src/*.egg-info
