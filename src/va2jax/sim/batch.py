@@ -357,7 +357,7 @@ class BatchSweep:
         return op_one
 
     def tran_function(self, stop: float, step: float | None = None, maxstep: float | None = None,
-                      method: str | None = None, max_points: int = 4096, chunk: int = 64
+                      method: str | None = None, max_points: int = 2048, chunk: int = 64
                       ) -> Callable[[jax.Array], dict[str, jax.Array]]:
         """Pure function ``p (K,) -> {"time": (L,), "x": (L, n), "npoints", "status", ...}``:
         the transient of :func:`va2jax.sim.tran.run_tran` (from the operating point, same
@@ -476,7 +476,7 @@ class BatchSweep:
         return res
 
     def tran(self, values: Mapping[str, Any] | np.ndarray, stop: float, step: float | None = None,
-             maxstep: float | None = None, method: str | None = None, max_points: int = 4096,
+             maxstep: float | None = None, method: str | None = None, max_points: int = 2048,
              mode: str = "vmap", on_failure: str = "raise") -> "BatchTran":
         """Transients of all parameter sets; arguments as :func:`va2jax.sim.tran.run_tran`."""
         tab = self.table(values)
@@ -804,7 +804,7 @@ class BatchTran(_Batch):
 def sweep(netlist: "str | Path | Any", params: Mapping[str, Any],
           analyses: Sequence[str] = ("op",), *, stop: float | None = None,
           step: float | None = None, maxstep: float | None = None, method: str | None = None,
-          max_points: int = 4096, mode: str = "vmap", on_failure: str = "raise",
+          max_points: int = 2048, mode: str = "vmap", on_failure: str = "raise",
           prefer: str | None = None) -> dict[str, BatchOp | BatchTran]:
     """Monte-Carlo / corner run: every analysis for all N parameter sets at once.
 
