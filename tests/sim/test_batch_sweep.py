@@ -14,7 +14,7 @@ from scipy.optimize import brentq
 
 from va2jax.errors import Va2JaxError
 from va2jax.sim import Simulation
-from va2jax.sim.batch import BatchSweep, sweep
+from va2jax.sim import BatchSweep, sweep
 
 ROOT = Path(__file__).resolve().parents[2]
 KT_Q = 1.380649e-23 * 300.15 / 1.602176634e-19  # thermal voltage at 27 °C
@@ -195,8 +195,13 @@ def test_sweep_api_and_interpolation(rc_sweep):
     assert np.all(w[1, 1:] < w[0, 1:])
 
 
-def test_errors(rc_sweep):
+def test_errors(rc_sweep, diode_sweep):
     net, bs, _, _ = rc_sweep
+    dnet, dbs, _, _, _ = diode_sweep
+    with pytest.raises(Va2JaxError, match="model parameter"):
+        BatchSweep(dbs.sim, ["d1.is"])
+    with pytest.raises(Va2JaxError, match="unknown parameter 'bogus'"):
+        BatchSweep(dbs.sim, ["dmod.bogus"])
     with pytest.raises(Va2JaxError, match="r9"):
         BatchSweep(net, ["r9"])
     with pytest.raises(Va2JaxError, match="timing"):

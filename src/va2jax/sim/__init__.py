@@ -6,6 +6,8 @@
 
 Netlists: VACASK ``.sim`` (:mod:`.parse_vacask`) and a SPICE subset (:mod:`.parse_spice`).
 Devices: :mod:`.devices` (interface), :mod:`.adapters` (generated JAX / OSDI / built-in).
+Batched Monte-Carlo / corner runs over N parameter sets (vmapped, optionally sharded):
+:func:`sweep`, :class:`BatchSweep` (:mod:`.batch`).
 """
 from __future__ import annotations
 
@@ -25,7 +27,8 @@ from .expr import ExprError, evaluate
 from .mna import System, build_system
 from .netlist import AnalysisDecl, FlatCircuit, Netlist, NetlistError, elaborate
 
-__all__ = ["simulate", "Simulation", "read_netlist", "Result", "Options", "ConvergenceError"]
+__all__ = ["simulate", "Simulation", "read_netlist", "Result", "Options", "ConvergenceError",
+           "sweep", "BatchSweep"]
 
 _SPICE_EXT = {".cir", ".sp", ".spi", ".spice", ".net", ".ckt"}
 
@@ -178,3 +181,6 @@ class Simulation:
 def simulate(path: str | Path, prefer: str | None = None) -> dict[str, Result]:
     """Parse, elaborate and run all analyses of a netlist file."""
     return Simulation.from_file(path, prefer=prefer).run()
+
+
+from .batch import BatchSweep, sweep  # noqa: E402  (needs Simulation defined above)
