@@ -66,6 +66,26 @@ control
 endc
 """
 
+RL = """RL high-pass with controlled sources
+load "resistor.osdi"
+load "inductor.osdi"
+model r resistor
+model l inductor
+model vsource vsource
+model vcvs vcvs
+model vccs vccs
+v1 (a 0) vsource dc=0 type="pulse" val0=0 val1=1 delay=0 rise=1u fall=1u width=1m period=2m
+r1 (a b) r r=1k
+l1 (b 0) l l=1
+e1 (o 0 b 0) vcvs gain=2
+r3 (o 0) r r=1k
+g1 (p 0 a 0) vccs gain=1m
+r4 (p 0) r r=1k
+control
+  analysis tran1 tran step=1u stop=2m maxstep=20u
+endc
+"""
+
 DIODE_NOM = dict(is_="1e-14", n="1.5", rs="2", v="1", r="1k")
 RC_NOM = dict(a="1", r="1k", c="1u")
 
@@ -182,6 +202,34 @@ def test_tran_lane_equals_simulator_run(rc_sweep, tmp_path):
     t, x = batched.lane(i)
     np.testing.assert_allclose(t, res["time"], rtol=1e-12, atol=0)
     np.testing.assert_allclose(batched["out"][i, : len(t)], res["out"], rtol=1e-12, atol=1e-15)
+
+
+def test_inductor_and_controlled_sources(tmp_path):
+    """Swept L, VCVS and VCCS gains, R and amplitude: the nominal lane equals the simulator run;
+    before the falling edge v(b) = A·(τ/tr)·(e^{−(t−tr)/τ} − e^{−t/τ}) (τ = L/R),
+    v(o) = gain_e·v(b), v(p) = −gain_g·r4·v(a)."""
+    net = tmp_path / "rl.sim"
+    net.write_text(RL)
+    vals = {"l1": [0.5, 1.0, 2.0], "e1": [3.0, 2.0, 0.5], "g1": [2e-3, 1e-3, 5e-4],
+            "r1": [500.0, 1e3, 4e3], "v1.val1": [2.0, 1.0, 0.5]}
+    res = BatchSweep(net, list(vals)).tran(vals, 2e-3, 1e-6, 20e-6)
+    ref = Simulation.from_file(net).run()["tran1"]
+    t, _ = res.lane(1)
+    np.testing.assert_allclose(t, ref["time"], rtol=1e-12, atol=0)
+    for node in ("a", "b", "o", "p", "l1:flow(br)"):
+        np.testing.assert_allclose(res[node][1, : len(t)], ref[node], rtol=1e-12, atol=1e-15)
+    tr = 1e-6
+    for i in (0, 2):
+        t, _ = res.lane(i)
+        sel = (t > 2 * tr) & (t < 1e-3)
+        a, tau = vals["v1.val1"][i], vals["l1"][i] / vals["r1"][i]
+        vb = res["b"][i, : len(t)][sel]
+        exact = a * (tau / tr) * (np.exp(-(t[sel] - tr) / tau) - np.exp(-t[sel] / tau))
+        assert np.max(np.abs(vb - exact)) < 1e-3 * a
+        np.testing.assert_allclose(res["o"][i, : len(t)], vals["e1"][i] * res["b"][i, : len(t)],
+                                   rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(res["p"][i, : len(t)], -vals["g1"][i] * 1e3 * res["a"][i, : len(t)],
+                                   rtol=1e-12, atol=1e-15)
 
 
 def test_sweep_api_and_interpolation(rc_sweep):
