@@ -55,6 +55,22 @@ def configure_xla() -> None:
 
 configure_xla()
 
+#: Batch buckets at least this large compile eval with XLA's fusion passes back on (per
+#: compilation, through ``compiler_options``; ``VA2JAX_FUSE_MIN_BATCH``, ``0`` = never). Fusion
+#: makes each compile ≈ 2× slower but runs large batches ≈ 3× faster (docs/performance.md), so it
+#: pays where throughput matters and stays off for the small batches a first result needs.
+FUSE_MIN_BATCH = int(os.environ.get("VA2JAX_FUSE_MIN_BATCH", "1024"))
+
+#: ``compiler_options`` that undo :data:`FAST_COMPILE_XLA_FLAGS` for one compilation.
+FUSION_ON = {"xla_disable_hlo_passes": ""}
+
+
+def _compiler_options(size: int) -> dict[str, str] | None:
+    """XLA options for compiling eval at padded batch ``size`` (``None``: the process defaults)."""
+    if FUSE_MIN_BATCH > 0 and size >= FUSE_MIN_BATCH and "xla_disable_hlo_passes" in os.environ.get("XLA_FLAGS", ""):
+        return dict(FUSION_ON)
+    return None
+
 
 _JAX_READY = False
 
@@ -456,7 +472,7 @@ class Model:
         size = 1 << max(0, (nb - 1).bit_length())
         fn = self._eval_jit.get(size)
         if fn is None:
-            fn = self._eval_jit[size] = jax.jit(self._eval_jax_batch)
+            fn = self._eval_jit[size] = jax.jit(self._eval_jax_batch, compiler_options=_compiler_options(size))
         out = fn(jax.tree_util.tree_map(self._padder(size), inp), sp)
         return {k: np.asarray(v)[:nb] for k, v in out.items()}
 
@@ -468,7 +484,8 @@ class Model:
         fns = self._eval_jit.get(("parts", size))
         if fns is None:
             pre = jax.jit(lambda i: self._batch_inputs(i, size, jax.numpy))
-            parts = [jax.jit(p) for p in self._module.EVAL_PARTS]
+            opts = _compiler_options(size)
+            parts = [jax.jit(p, compiler_options=opts) for p in self._module.EVAL_PARTS]
             post = jax.jit(lambda outs, lab: self._batch_assemble(outs, lab, size, jax.numpy))
             fns = self._eval_jit[("parts", size)] = (pre, parts, post)
         pre, parts, post = fns
@@ -599,7 +616,8 @@ class Model:
                 res = post(self._final_outputs(ein, env), lab)
                 return {k: v[:nb] for k, v in res.items()}
         else:
-            g = jax.jit(lambda st, V: self._eval_jax_batch({**st, "V": V}, sp))
+            g = jax.jit(lambda st, V: self._eval_jax_batch({**st, "V": V}, sp),
+                        compiler_options=_compiler_options(size))
 
             def f(V):
                 res = g(static, jnp.asarray(pad(np.asarray(V, np.float64))))
@@ -847,9 +865,9 @@ def _own_code_digest() -> str:
 def _versions() -> str:
     from importlib.metadata import version
 
-    from ._generate import PART_SIZE
+    from ._generate import OPTIMIZE, PART_SIZE
 
-    parts = [f"gen{GENERATOR_VERSION}", _own_code_digest(), f"part{PART_SIZE}"]
+    parts = [f"gen{GENERATOR_VERSION}", _own_code_digest(), f"part{PART_SIZE}", f"opt{int(OPTIMIZE)}"]
     for pkg in ("openvaf-py", "jax"):
         try:
             parts.append(f"{pkg}={version(pkg)}")
