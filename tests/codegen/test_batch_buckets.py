@@ -28,8 +28,10 @@ class _LoweringCounter:
         monitoring.unregister_event_duration_listener(self)
 
 
-def test_batch_sizes_in_one_bucket_share_the_compiled_eval(corpus):
+def test_batch_sizes_in_one_bucket_share_the_compiled_eval(corpus, monkeypatch):
     from va2jax import compile_va
+
+    monkeypatch.setenv("VA2JAX_EXE_CACHE", "0")  # every executable compiled here, none loaded
 
     model = compile_va(corpus / "spice" / "diode.va")
     rng = np.random.default_rng(1)

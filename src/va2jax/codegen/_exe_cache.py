@@ -85,9 +85,9 @@ class CachedJit:
         self.fn = fn
         self.key = key
         self.options = options
-        self._exe: Any = None
+        self._exes: dict[str, Any] = {}  # default device → executable
 
-    def _path(self, args: tuple) -> Path | None:
+    def _path(self, args: tuple, device: str) -> Path | None:
         if self.key is None or not exe_cache_enabled():
             return None
         import jax
@@ -96,7 +96,7 @@ class CachedJit:
         leaves, tree = jax.tree_util.tree_flatten(args)
         avals = [(np.shape(x), str(getattr(x, "dtype", type(x).__name__))) for x in leaves]
         h = hashlib.sha256((self.key + repr(sorted((self.options or {}).items())) + str(tree)
-                            + repr(avals) + _environment_key()).encode()).hexdigest()[:32]
+                            + repr(avals) + device + _environment_key()).encode()).hexdigest()[:32]
         return cache_dir() / "exe" / f"{h}.bin"
 
     def _load(self, path: Path):
@@ -132,16 +132,20 @@ class CachedJit:
         return exe
 
     def __call__(self, *args):
-        if self._exe is not None:
-            return self._exe(*args)
-        path = self._path(args)
+        import jax
+
+        dev = str(jax.config.jax_default_device)  # jax.default_device(...) picks another executable
+        exe = self._exes.get(dev)
+        if exe is not None:
+            return exe(*args)
+        path = self._path(args, dev)
         if path is not None and path.is_file():
             try:
                 exe = self._load(path)
                 res = exe(*args)
-                self._exe = exe
+                self._exes[dev] = exe
                 return res
             except Exception:  # stale, corrupt or unloadable: compile again
                 path.unlink(missing_ok=True)
-        self._exe = self._compile(args, path)
-        return self._exe(*args)
+        exe = self._exes[dev] = self._compile(args, path)
+        return exe(*args)
