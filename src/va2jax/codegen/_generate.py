@@ -19,6 +19,7 @@ from ..errors import Va2JaxError
 from ..mir import REAL, STR, Function, Instr, ModuleIR
 from ..simparams import DEFAULT_SIM_PARAMS
 from ._emit import FunctionEmitter, Stmt, eliminate_dead, render, _names_in
+from ._opt import CseStats, cse
 
 GENERATOR_VERSION = "1"
 
@@ -216,6 +217,11 @@ def _describe(fn: Function) -> dict[str, str]:
     return {p.value: f"{p.kind} {p.name}" for p in fn.params}
 
 
+#: Common-subexpression elimination before emission (``VA2JAX_OPT=0`` turns it off); value-
+#: preserving, see :mod:`._opt`. ``OPT_STATS`` holds the last run's counts per function name.
+OPTIMIZE = __import__("os").environ.get("VA2JAX_OPT", "1") != "0"
+OPT_STATS: dict[str, CseStats] = {}
+
 #: Statements per separately compiled part of ``eval`` (XLA compile time grows faster than
 #: linearly with function size; parts keep each compilation small).
 PART_SIZE = int(__import__("os").environ.get("VA2JAX_PART_SIZE", "1500"))
@@ -243,6 +249,9 @@ def _gen_function(fn: Function, outputs: dict[str, str], lowering: _Lowering, fn
         for k, var in lowering.stores.items():
             outputs[f"ns{k}"] = var
     stmts = eliminate_dead(stmts, set(outputs.values()))
+    if OPTIMIZE:
+        OPT_STATS[fname] = CseStats()
+        stmts = eliminate_dead(cse(stmts, OPT_STATS[fname]), set(outputs.values()))
     ret = "{" + ", ".join(f"{k!r}: {v}" for k, v in outputs.items()) + "}"
     if part_size is None or len(stmts) <= part_size:
         return [f"def {fname}(inp, sp):"] + render(stmts) + [f"    return {ret}"]

@@ -12,13 +12,14 @@ Conventions (identical to :mod:`va2jax.osdi`, so results compare entry by entry)
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-import importlib.util
 import numbers
 import os
 import pickle
 import re
 import tempfile
+import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -29,6 +30,7 @@ from .._paths import cache_dir
 from ..errors import Va2JaxError, suggest
 from ..mir import INT, REAL, STR, ModuleIR
 from ..simparams import DEFAULT_SIM_PARAMS
+from ._exe_cache import CachedJit, load_code
 from ._generate import GENERATOR_VERSION, GeneratedModule, generate
 
 _ANALYSIS = {"noise": 1024, "dc": 2048, "ac": 4096, "tran": 8192, "ic": 16384, "static": 32768,
@@ -54,6 +56,22 @@ def configure_xla() -> None:
 
 
 configure_xla()
+
+#: Batch buckets at least this large compile eval with XLA's fusion passes back on (per
+#: compilation, through ``compiler_options``; ``VA2JAX_FUSE_MIN_BATCH``, ``0`` = never). Fusion
+#: makes each compile ≈ 2× slower but runs large batches ≈ 3× faster (docs/performance.md), so it
+#: pays where throughput matters and stays off for the small batches a first result needs.
+FUSE_MIN_BATCH = int(os.environ.get("VA2JAX_FUSE_MIN_BATCH", "0"))
+
+#: ``compiler_options`` that undo :data:`FAST_COMPILE_XLA_FLAGS` for one compilation.
+FUSION_ON = {"xla_disable_hlo_passes": ""}
+
+
+def _compiler_options(size: int) -> dict[str, str] | None:
+    """XLA options for compiling eval at padded batch ``size`` (``None``: the process defaults)."""
+    if FUSE_MIN_BATCH > 0 and size >= FUSE_MIN_BATCH and "xla_disable_hlo_passes" in os.environ.get("XLA_FLAGS", ""):
+        return dict(FUSION_ON)
+    return None
 
 
 _JAX_READY = False
@@ -121,8 +139,12 @@ class Model:
     generated Python code), ``source_path`` (where it is cached).
     """
 
-    def __init__(self, ir: ModuleIR, gen: GeneratedModule, source_path: Path):
+    def __init__(self, ir: ModuleIR, gen: GeneratedModule, source_path: Path, *,
+                 used_eval_values: set[str] | None = None, cache_key: str | None = None):
         self.ir = ir
+        self._used_eval = used_eval_values
+        #: key of the generated code in the cache (None: not cached); names compiled executables
+        self._cache_key = cache_key
         self.gen = gen
         self.name = ir.name
         self.nodes = tuple(n.name for n in ir.nodes)
@@ -152,16 +174,16 @@ class Model:
         self._build_tables()
 
     # ---------------------------------------------------------------------------------------
-    @staticmethod
-    def _import(path: Path):
+    def _import(self, path: Path):
+        """The generated module (JAX); its code object is cached next to it (see ``_exe_cache``)."""
         name = "va2jax_generated_" + hashlib.sha1(str(path).encode()).hexdigest()[:12]
-        spec = importlib.util.spec_from_file_location(name, path)
-        mod = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-        spec.loader.exec_module(mod)  # type: ignore[union-attr]
+        mod = types.ModuleType(name)
+        mod.__file__ = str(path)
+        code = load_code(path.read_text(), str(path), path.with_name("jax") if self._cache_key else None)
+        exec(code, mod.__dict__)
         return mod
 
-    @staticmethod
-    def _import_numpy(path: Path) -> dict[str, Any]:
+    def _import_numpy(self, path: Path) -> dict[str, Any]:
         """The same generated source executed with NumPy stand-ins (see ``_rt_np``)."""
         from . import _rt_np
 
@@ -171,7 +193,8 @@ class Model:
             raise Va2JaxError(f"{path}: not a va2jax-generated module (header missing)")
         ns: dict[str, Any] = {"jnp": _rt_np.jnp, "lax": _rt_np.lax, "rt": _rt_np,
                               "__name__": "va2jax_generated_numpy"}
-        exec(compile(code.replace(header, ""), str(path), "exec"), ns)
+        exec(load_code(code.replace(header, ""), str(path),
+                       path.with_name("numpy") if self._cache_key else None), ns)
         return ns
 
     def _build_tables(self) -> None:
@@ -190,7 +213,7 @@ class Model:
         implicit = [i for i, nd in enumerate(ir.nodes) if nd.kind == "Implicit"]
         # eval inputs: how each is obtained
         self._eval_inputs: list[tuple[str, str, Any]] = []  # (value, how, data)
-        used = _used_values(ir.eval)
+        used = self._used_eval if self._used_eval is not None else _used_values(ir.eval)
         for p in ir.eval.params:
             if p.kind == "new_state":
                 continue
@@ -461,7 +484,8 @@ class Model:
         size = 1 << max(0, (nb - 1).bit_length())
         fn = self._eval_jit.get(size)
         if fn is None:
-            fn = self._eval_jit[size] = jax.jit(self._eval_jax_batch)
+            fn = self._eval_jit[size] = CachedJit(self._eval_jax_batch, self._exe_key("eval", size),
+                                                  _compiler_options(size))
         out = fn(jax.tree_util.tree_map(self._padder(size), inp), sp)
         return {k: np.asarray(v)[:nb] for k, v in out.items()}
 
@@ -472,9 +496,12 @@ class Model:
         pad = self._padder(size)
         fns = self._eval_jit.get(("parts", size))
         if fns is None:
-            pre = jax.jit(lambda i: self._batch_inputs(i, size, jax.numpy))
-            parts = [jax.jit(p) for p in self._module.EVAL_PARTS]
-            post = jax.jit(lambda outs, lab: self._batch_assemble(outs, lab, size, jax.numpy))
+            pre = CachedJit(lambda i: self._batch_inputs(i, size, jax.numpy), self._exe_key("pre", size))
+            opts = _compiler_options(size)
+            parts = [CachedJit(p, self._exe_key(f"part{k}", size), opts)
+                     for k, p in enumerate(self._module.EVAL_PARTS)]
+            post = CachedJit(lambda outs, lab: self._batch_assemble(outs, lab, size, jax.numpy),
+                             self._exe_key("post", size))
             fns = self._eval_jit[("parts", size)] = (pre, parts, post)
         pre, parts, post = fns
         pin = jax.tree_util.tree_map(pad, inp)
@@ -485,6 +512,12 @@ class Model:
         outs = self._final_outputs(ein, env)
         res = post(outs, lab)
         return {k: np.asarray(v)[:nb] for k, v in res.items()}
+
+    def _exe_key(self, what: str, size: int) -> str | None:
+        """Name of a compiled piece of eval in the executable cache (None: do not cache)."""
+        if self._cache_key is None:
+            return None
+        return f"{self._cache_key}:{what}:{size}:scales={self._with_scales}"
 
     def _final_outputs(self, ein, env):
         """Map output keys (rr0, jr3, …) to values held in ``env`` (or constants)."""
@@ -604,7 +637,8 @@ class Model:
                 res = post(self._final_outputs(ein, env), lab)
                 return {k: v[:nb] for k, v in res.items()}
         else:
-            g = jax.jit(lambda st, V: self._eval_jax_batch({**st, "V": V}, sp))
+            g = jax.jit(lambda st, V: self._eval_jax_batch({**st, "V": V}, sp),
+                        compiler_options=_compiler_options(size))
 
             def f(V):
                 res = g(static, jnp.asarray(pad(np.asarray(V, np.float64))))
@@ -870,9 +904,9 @@ def _own_code_digest() -> str:
 def _versions() -> str:
     from importlib.metadata import version
 
-    from ._generate import PART_SIZE
+    from ._generate import OPTIMIZE, PART_SIZE
 
-    parts = [f"gen{GENERATOR_VERSION}", _own_code_digest(), f"part{PART_SIZE}"]
+    parts = [f"gen{GENERATOR_VERSION}", _own_code_digest(), f"part{PART_SIZE}", f"opt{int(OPTIMIZE)}"]
     for pkg in ("openvaf-py", "jax"):
         try:
             parts.append(f"{pkg}={version(pkg)}")
@@ -917,8 +951,8 @@ def compile_va(path: str | os.PathLike[str], module: str | None = None, *, inclu
     src = folder / "model.py"
     if use_cache and meta.is_file() and src.is_file():
         try:
-            ir, gen = pickle.loads(meta.read_bytes())
-            return Model(ir, gen, src)
+            ir, gen, used = pickle.loads(meta.read_bytes())
+            return Model(ir, gen, src, used_eval_values=used, cache_key=key)
         except Exception:
             pass  # stale or corrupt cache entry: regenerate
     from ..mir import load_modules
@@ -932,6 +966,15 @@ def compile_va(path: str | os.PathLike[str], module: str | None = None, *, inclu
     else:
         ir = mods[0]
     gen = generate(ir)
+    used = _used_values(ir.eval)
     _atomic_write(src, gen.source.encode())
-    _atomic_write(meta, pickle.dumps((ir, gen)))
-    return Model(ir, gen, src)
+    _atomic_write(meta, pickle.dumps((_slim(ir), gen, used)))
+    return Model(ir, gen, src, used_eval_values=used, cache_key=key)
+
+
+def _slim(ir: ModuleIR) -> ModuleIR:
+    """``ir`` without the instructions of init and eval (a :class:`Model` needs only their inputs):
+    the cached copy loads several times faster."""
+    def strip(fn):
+        return dataclasses.replace(fn, blocks={}, constants={}, types={})
+    return dataclasses.replace(ir, eval=strip(ir.eval), init=strip(ir.init))

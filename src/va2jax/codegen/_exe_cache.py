@@ -1,0 +1,151 @@
+"""On-disk caches that make a warm start cheap: Python code objects and compiled XLA executables.
+
+* :func:`load_code` compiles generated source once and keeps the code object (``marshal``) next to
+  it, so later processes skip Python's compiler (seconds for a PSP103-sized module).
+* :class:`CachedJit` compiles a function ahead of time on its first call and stores the executable
+  (``jax.experimental.serialize_executable``) under ``$VA2JAX_CACHE/exe``; a later process loads it
+  without tracing or lowering the function again (JAX's own persistent cache still needs both to
+  compute its key). ``VA2JAX_EXE_CACHE=0`` turns it off.
+
+Keys hold everything that changes the executable: the caller's key (the generated code's cache
+key), the padded batch size, the XLA compiler options and flags, jax/jaxlib versions, x64 and the
+device kind. A corrupt or unloadable entry is recompiled and overwritten.
+"""
+from __future__ import annotations
+
+import hashlib
+import marshal
+import os
+import pickle
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+from .._paths import cache_dir
+
+_CACHE_HIT = "/jax/compilation_cache/cache_hits"
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load_code(source: str, filename: str, cache_path: Path | None):
+    """``compile(source, filename, "exec")``, read from / written to ``cache_path`` when given
+    (named by the interpreter's cache tag and the source hash, so a stale file is never used)."""
+    if cache_path is None:
+        return compile(source, filename, "exec")
+    digest = hashlib.sha1(source.encode()).hexdigest()[:16]
+    path = cache_path.with_name(f"{cache_path.name}.{sys.implementation.cache_tag}.{digest}.code")
+    if path.is_file():
+        try:
+            return marshal.loads(path.read_bytes())
+        except Exception:  # corrupt entry: recompile
+            pass
+    code = compile(source, filename, "exec")
+    try:
+        _atomic_write(path, marshal.dumps(code))
+    except OSError:  # read-only cache: still usable
+        pass
+    return code
+
+
+def exe_cache_enabled() -> bool:
+    return os.environ.get("VA2JAX_EXE_CACHE", "1") != "0"
+
+
+def _environment_key() -> str:
+    import jax
+    import jaxlib
+
+    dev = jax.devices()[0]
+    return repr((jax.__version__, jaxlib.__version__, bool(jax.config.jax_enable_x64), dev.platform,
+                 getattr(dev, "device_kind", ""), os.environ.get("XLA_FLAGS", "")))
+
+
+class CachedJit:
+    """``jax.jit(fn, compiler_options=options)`` compiled ahead of time on the first call, the
+    executable kept in memory and on disk under ``key`` (see the module docstring).
+
+    Calls must keep the first call's argument structure, shapes and dtypes (the callers pad
+    batches to fixed buckets).
+    """
+
+    def __init__(self, fn: Callable, key: str | None, options: dict[str, str] | None = None):
+        self.fn = fn
+        self.key = key
+        self.options = options
+        self._exes: dict[str, Any] = {}  # default device → executable
+
+    def _path(self, args: tuple, device: str) -> Path | None:
+        if self.key is None or not exe_cache_enabled():
+            return None
+        import jax
+        import numpy as np
+
+        leaves, tree = jax.tree_util.tree_flatten(args)
+        avals = [(np.shape(x), str(getattr(x, "dtype", type(x).__name__))) for x in leaves]
+        h = hashlib.sha256((self.key + repr(sorted((self.options or {}).items())) + str(tree)
+                            + repr(avals) + device + _environment_key()).encode()).hexdigest()[:32]
+        return cache_dir() / "exe" / f"{h}.bin"
+
+    def _load(self, path: Path):
+        from jax.experimental import serialize_executable as se
+
+        payload, in_tree, out_tree = pickle.loads(path.read_bytes())
+        return se.deserialize_and_load(payload, in_tree, out_tree)
+
+    def _compile(self, args: tuple, path: Path | None):
+        import jax
+        from jax._src import monitoring
+
+        hits: list[str] = []
+
+        def listen(event: str, **kwargs) -> None:
+            if event == _CACHE_HIT:
+                hits.append(event)
+
+        jax.monitoring.register_event_listener(listen)
+        try:
+            exe = jax.jit(self.fn, compiler_options=self.options).lower(*args).compile()
+        finally:
+            monitoring.unregister_event_listener(listen)
+        # an executable JAX loaded from its own persistent cache does not serialise again
+        # correctly (its kernels are missing when deserialised): store only fresh compilations
+        if path is not None and not hits:
+            from jax.experimental import serialize_executable as se
+
+            try:
+                _atomic_write(path, pickle.dumps(se.serialize(exe)))
+            except Exception:  # not serialisable on this backend, or read-only cache
+                pass
+        return exe
+
+    def __call__(self, *args):
+        import jax
+
+        dev = str(jax.config.jax_default_device)  # jax.default_device(...) picks another executable
+        exe = self._exes.get(dev)
+        if exe is not None:
+            return exe(*args)
+        path = self._path(args, dev)
+        if path is not None and path.is_file():
+            try:
+                exe = self._load(path)
+                res = exe(*args)
+                self._exes[dev] = exe
+                return res
+            except Exception:  # stale, corrupt or unloadable: compile again
+                path.unlink(missing_ok=True)
+        exe = self._exes[dev] = self._compile(args, path)
+        return exe(*args)

@@ -1,0 +1,60 @@
+"""A new batch size inside a padded bucket (powers of two) reuses the compiled eval: no lowering."""
+from __future__ import annotations
+
+import numpy as np
+
+_LOWER_EVENT = "/jax/core/compile/jaxpr_to_mlir_module_duration"
+
+
+class _LoweringCounter:
+    """Counts JAX lowerings (one per compilation request, cache hit or not) while active."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, event: str, duration: float, **kwargs) -> None:
+        if event == _LOWER_EVENT:
+            self.count += 1
+
+    def __enter__(self) -> "_LoweringCounter":
+        import jax
+
+        jax.monitoring.register_event_duration_secs_listener(self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        from jax._src import monitoring
+
+        monitoring.unregister_event_duration_listener(self)
+
+
+def test_batch_sizes_in_one_bucket_share_the_compiled_eval(corpus, monkeypatch):
+    from va2jax import compile_va
+
+    monkeypatch.setenv("VA2JAX_EXE_CACHE", "0")  # every executable compiled here, none loaded
+
+    model = compile_va(corpus / "spice" / "diode.va")
+    rng = np.random.default_rng(1)
+
+    def run(n: int) -> int:
+        state = model.setup({"is": np.full(n, 1e-14)})
+        V = rng.uniform(-0.5, 0.7, (n, len(model.nodes)))
+        with _LoweringCounter() as c:
+            out = model.eval(state, V)
+        assert out.residual_resist.shape == (n, len(model.nodes))
+        return c.count
+
+    assert run(5) >= 1  # bucket 8: compiled (or loaded) now
+    assert run(6) == 0  # same bucket: the executable is reused
+    assert run(8) == 0
+    assert run(9) >= 1  # bucket 16: a new compilation
+
+
+def test_fusion_only_for_large_buckets(monkeypatch):
+    from va2jax.codegen import _model
+
+    monkeypatch.setattr(_model, "FUSE_MIN_BATCH", 1024)
+    assert _model._compiler_options(512) is None
+    assert _model._compiler_options(1024) == {"xla_disable_hlo_passes": ""}
+    monkeypatch.setattr(_model, "FUSE_MIN_BATCH", 0)
+    assert _model._compiler_options(1 << 20) is None
