@@ -40,6 +40,14 @@ KNOWN_FAILURES = {
     "vajax/bsimimg/bsimimg.va": FASTMATH,
     "vajax/ekv/ekv.va": FASTMATH,
     "vajax/hisim2/hisim2.va": FASTMATH,
+    "bosdi/bsim4v8.va": FASTMATH,
+    "bosdi/spice/full/mos3.va": FASTMATH,
+    "bosdi/spice/mos9.va": FASTMATH,
+    "bosdi/spice/full/mos9.va": FASTMATH,
+    "bosdi/spice/sn/mos9.va": FASTMATH,
+    "bosdi/vbic/vbic_4T_et_cf.va": FASTMATH,
+    "vajax/ekv_longchannel/ekv_longchannel.va": FASTMATH,
+    "vajax/mvsg_cmc/mvsg_cmc.va": FASTMATH,
 }
 
 QUICK = [
@@ -154,14 +162,18 @@ def test_corpus_model(corpus, rel):
     _check(res)
 
 
-def _fastmath_params():
-    return [pytest.param(rel, id=rel) for rel, why in KNOWN_FAILURES.items() if why == FASTMATH]
+def _all_params():
+    return [p if p.values[0] is None else pytest.param(p.values[0], id=p.id)
+            for p in _corpus_params()]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("rel", _fastmath_params())
+@pytest.mark.parametrize("rel", _all_params())
 def test_corpus_model_against_O0(corpus, rel):
-    """The Jacobian-cancellation failures conform to the openvaf-r -O0 build."""
+    """Every corpus file is bit-identical (within 1e-12) to the openvaf-r -O0 build: the -O3
+    differences above are LLVM's fast-math rewriting of derivative code."""
+    if rel is None:
+        pytest.skip("corpus not fetched")
     res = validate_file(corpus / rel, points=50, param_sets=2, backend="numpy", sweeps=True,
                         params=CORPUS_PARAMS.get(rel), reference_opt_level=0)
     _check(res)
