@@ -525,6 +525,10 @@ class Model:
         give derivatives with respect to parameters and temperature, not only voltages. Other
         parameters take ``fixed`` values or their defaults; node collapsing is decided once from
         the values at which ``f`` is built (``fixed`` plus each name's default).
+
+        ``f`` runs the generated code with the gradient-safe runtime (``_rt_grad``): the same
+        values, finite derivatives through untaken branches, and loops as a bounded ``lax.scan``
+        so that reverse mode works too (docs/codegen.md, "Gradients").
         """
         jax = _jax()
         import jax.numpy as jnp

@@ -51,8 +51,8 @@ def _finite_grad(fn, safe: float):
         raw = fn(*args)
         if not _jnp.issubdtype(_jnp.result_type(raw), _jnp.floating):
             return raw  # integer multiply
-        bad = ~_jnp.isfinite(raw)
-        return _jnp.where(bad, _lax.stop_gradient(raw), fn(*(_jnp.where(bad, safe, a) for a in args)))
+        ok = _jnp.isfinite(raw)
+        return _jnp.where(ok, fn(*(_jnp.where(ok, a, safe) for a in args)), _lax.stop_gradient(raw))
     op.__name__ = getattr(fn, "__name__", "op")
     return op
 
