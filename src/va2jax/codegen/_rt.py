@@ -17,6 +17,19 @@ BOOL = np.bool_
 
 
 
+
+
+
+
+
+
+
+
+
+
+
+
+
 def idiv(a, b):
     """C integer division (truncates toward zero); division by zero gives 0 instead of trapping."""
     a = jnp.asarray(a, jnp.int32)
