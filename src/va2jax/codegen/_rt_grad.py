@@ -22,9 +22,7 @@ from __future__ import annotations
 import jax.numpy as _jnp
 from jax import lax as _lax
 
-from ._rt import (BOOL, F64, I32, analysis, any_active, bfcast, bicast, broadcast_carry, clog2,  # noqa: F401
-                  fbcast, ficast, fne, ibcast, idiv, ifcast, irem, ishl, ishr, keep_finished, not_,
-                  select)
+from ._rt import *  # noqa: F401,F403 — every helper not replaced below
 
 #: Iterations a loop may take in the gradient-safe runtime (see :func:`while_loop`).
 MAX_LOOP_ITERATIONS = 256
