@@ -165,9 +165,14 @@ def _check_against_osdi(path, fixed, x, steps, bias, outputs, T=300.15, rel=1e-6
                 ad = np.asarray(jac[0][name][b])
                 fd = richardson(lambda s: osdi({**x, name: s}, T, V), x[name], steps[name])
             assert np.all(np.isfinite(ad)), (name, ad)
+            # relative ≤ rel, except derivatives at the level of the differences' rounding noise
+            # (≈ eps·|f|/h; bounded by 1e-12·|f|/|x|): PSP103's dQg/dUO in linear operation is
+            # −1.3960e-22 C with AD; OSDI differences give −1.3963e-22, −1.3992e-22, −1.3704e-22
+            # for h = 1e-2, 1e-3, 1e-4 × UO (|Qg| = 1.7e-13 C, noise ~1e-24)
+            scale = np.abs(osdi(x, T, V)) / abs(T if name == "T" else x[name])
             err = np.abs(ad - fd) / np.maximum(np.abs(fd), 1e-300)
             report.append((b, name, ad, fd, err))
-            assert np.all(err <= rel), (bias[b], name, ad, fd, err)
+            assert np.all((err <= rel) | (np.abs(ad - fd) <= 1e-12 * scale)), (bias[b], name, ad, fd, err)
             if reverse:
                 rv = np.array([np.asarray(gr[k][1][b] if name == "T" else gr[k][0][name][b])
                                for k in range(len(idx))])
