@@ -6,13 +6,14 @@ extrapolation for derivatives) or from the analytic derivative of the small test
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from va2jax._paths import corpus_dir
 
-HERE = __import__("pathlib").Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parent
 GUARD_VA = HERE.parent / "data" / "va" / "gradguard.va"
 CORPUS = corpus_dir()
 needs_corpus = pytest.mark.skipif(not (CORPUS / "bosdi").is_dir(), reason="corpus not fetched (make corpus)")
