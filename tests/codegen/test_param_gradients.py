@@ -214,11 +214,6 @@ def test_psp103_parameter_gradients_vs_osdi():
 
 @needs_corpus
 @pytest.mark.slow
-@pytest.mark.xfail(reason="open: jacfwd over (vth0, u0, toxe, l) together gives NaN for every entry "
-                   "at saturation, while the jvp along vth0 alone is finite and matches OSDI "
-                   "(−1.94346e-3 vs −1.9434553e-3); presumably an operation on the taken path with a "
-                   "finite value and an infinite partial derivative (0 · inf in the other directions)",
-                   strict=False)
 def test_bsim4_parameter_gradients_vs_osdi():
     """BSIM4: d(drain current, gate charge)/d(vth0, u0, toxe, l, T), saturation and linear
     operation, forward mode, vs OSDI central differences (relative ≤ 1e-6)."""

@@ -12,7 +12,9 @@ what reverse-mode differentiation sees:
   parameter left at 0, say) passes no derivative: ``y = where(bad, stop_gradient(f(x)),
   f(where(bad, safe, x)))``. Such a value is usually used only on a side not taken, where its
   (zero) cotangent would otherwise meet an infinite partial derivative. Forward-mode tangents of a
-  non-finite value are 0 instead of inf/NaN;
+  non-finite value are 0 instead of inf/NaN. The same holds for ``sqrt(0)`` (finite value,
+  infinite slope: BSIM4 takes ``sqrt(p/x)`` with a parameter ``p = 0``, whose zero tangent
+  would give 0 · inf = NaN in every direction);
 * **loops** — ``lax.scan`` over :data:`MAX_LOOP_ITERATIONS` applications of the body instead of
   ``lax.while_loop`` (which reverse mode cannot differentiate). Lanes that stopped keep their
   carry, so values are the same; a lane still iterating after the bound gets NaN.
@@ -43,13 +45,15 @@ def while_loop(body, carry):
                  for v in out)
 
 
-def _finite_grad(fn, safe: float):
-    """``fn`` whose derivative is cut (0) where its result is not finite; values unchanged."""
+def _finite_grad(fn, safe: float, regular=None):
+    """``fn`` whose derivative is cut (0) where its result is not finite, or where
+    ``regular(*args)`` is false (a finite value with an infinite partial derivative, like
+    ``sqrt(0)``); values unchanged."""
     def op(*args):
         raw = fn(*args)
         if not _jnp.issubdtype(_jnp.result_type(raw), _jnp.floating):
             return raw  # integer multiply
-        ok = _jnp.isfinite(raw)
+        ok = _jnp.isfinite(raw) if regular is None else _jnp.isfinite(raw) & regular(*args)
         return _jnp.where(ok, fn(*(_jnp.where(ok, a, safe) for a in args)), _lax.stop_gradient(raw))
     op.__name__ = getattr(fn, "__name__", "op")
     return op
@@ -69,5 +73,6 @@ class _Namespace:
 _SAFE = {"div": 1.0, "mul": 1.0, "pow": 1.0, "rem": 1.0, "atan2": 1.0, "sqrt": 1.0, "log": 1.0,
          "exp": 0.0, "sinh": 0.0, "cosh": 0.0, "tan": 0.0, "asin": 0.0, "acos": 0.0, "atanh": 0.0,
          "acosh": 2.0}
-lax = _Namespace(_lax, **{k: _finite_grad(getattr(_lax, k), v) for k, v in _SAFE.items()})
+_REGULAR = {"sqrt": lambda x: x > 0}
+lax = _Namespace(_lax, **{k: _finite_grad(getattr(_lax, k), v, _REGULAR.get(k)) for k, v in _SAFE.items()})
 jnp = _Namespace(_jnp, log10=_finite_grad(_jnp.log10, 1.0), hypot=_finite_grad(_jnp.hypot, 1.0))
