@@ -48,6 +48,15 @@ _FUNC1 = {"sqrt": "lax.sqrt", "exp": "lax.exp", "ln": "lax.log", "log": "jnp.log
           "ibcast": "rt.ibcast", "fbcast": "rt.fbcast", "bnot": "rt.not_",
           "inot": "lax.bitwise_not", "clog2": "rt.clog2"}
 
+#: Real operations that are undefined or singular somewhere (NaN/inf value or derivative), with the
+#: operand to guard and a value inside the domain where the derivative is finite. In an
+#: if-converted block the operand becomes ``rt.guard(pred, x, safe)`` (``x`` where the block runs),
+#: so that the untaken lane of a ``select`` cannot poison reverse-mode gradients (0 · inf = NaN).
+GUARDED = {"sqrt": (0, "1.0"), "ln": (0, "1.0"), "log": (0, "1.0"), "exp": (0, "0.0"),
+           "sinh": (0, "0.0"), "cosh": (0, "0.0"), "tan": (0, "0.0"), "asin": (0, "0.0"),
+           "acos": (0, "0.0"), "atanh": (0, "0.0"), "acosh": (0, "2.0"), "fdiv": (1, "1.0"),
+           "frem": (1, "1.0"), "pow": (0, "1.0"), "atan2": (1, "1.0"), "hypot": (1, "1.0")}
+
 ZERO_OF = {REAL: "rt.F64(0.0)", INT: "rt.I32(0)", BOOL: "rt.BOOL(False)", STR: "rt.I32(0)"}
 
 
@@ -98,6 +107,8 @@ class FunctionEmitter:
                     self.preds[s].append(b)
         self.defined_consts: set[str] = set()
         self.extra_defs: dict[str, list[Stmt]] = {}
+        #: inside a loop body: the name of "this lane still iterates" (None at the top level)
+        self._active: str | None = None
 
     # -- helpers ------------------------------------------------------------------------------
     def _assign_loops(self, loops: list[Loop]) -> None:
@@ -286,7 +297,7 @@ class FunctionEmitter:
             if ins.opcode == "call":
                 out.extend(self.cb.lower(self, ins, b))
                 continue
-            out.append(self._emit_op(ins))
+            out.append(self._emit_op(ins, self._guard_pred(b, ins, out)))
 
     def _emit_phi(self, b: str, ins: Instr, node_of, out: list[Stmt], cache: dict) -> list[Stmt]:
         assert ins.result is not None
@@ -318,9 +329,25 @@ class FunctionEmitter:
             uses.append(v)
         return [Stmt((ins.result,), tuple(uses), f"{ins.result} = {expr}")]
 
-    def _emit_op(self, ins: Instr) -> Stmt:
+    def _guard_pred(self, b: str, ins: Instr, out: list[Stmt]) -> str | None:
+        """Predicate under which ``ins`` (in block ``b``) is really executed, when it is an operation
+        of :data:`GUARDED` on reals that does not always run; else None (no guard needed)."""
+        if ins.opcode not in GUARDED or self.type_of(ins.result or "") != REAL:
+            return None
+        p = self.global_pred(b, out)
+        if self._active is not None:
+            p = self._active if p == TRUE else f"{self._active} & {p}"
+        return None if p == TRUE else p
+
+    def _emit_op(self, ins: Instr, guard: str | None = None) -> Stmt:
         op, r, a = ins.opcode, ins.result, ins.operands
         assert r is not None
+        uses = tuple(a)
+        if guard is not None:
+            k, safe = GUARDED[op]
+            a = list(a)
+            a[k] = f"rt.guard({guard}, {a[k]}, rt.F64({safe}))"
+            uses = uses + tuple(_names_in(guard))
         if op in _BINOP:
             text = f"{r} = {a[0]} {_BINOP[op]} {a[1]}"
         elif op == "optbarrier":
@@ -334,7 +361,7 @@ class FunctionEmitter:
         desc = self.describe(r)
         if desc:
             text += f"  # {desc}"
-        return Stmt((r,), tuple(a), text)
+        return Stmt((r,), uses, text)
 
     # -- loops --------------------------------------------------------------------------------
     def _emit_loop(self, lp: Loop, outer_entry: str, outer_node_of, out: list[Stmt], outer_cache: dict) -> None:
@@ -387,10 +414,16 @@ class FunctionEmitter:
         carry_in = self.tmp("c")
         unpack = [f"{ph.result} = {carry_in}[{k}]" for k, ph in enumerate(header_phis)]
         inner_blocks = [b for b in body_blocks]
+        # lanes that iterate: this loop's flag, and the enclosing loop's
+        outer_active = self._active
+        active = f"{lid}_on"
+        unpack.append(f"{active} = {carry_in}[-1]" + (f" & {outer_active}" if outer_active else ""))
+        self._active = active
         # header phis come from the carry: emit the header without its phis
         self._skip_phis_in = h
         self._emit_level_loop_body(inner_blocks, h, lp.children, body)
         self._skip_phis_in = None
+        self._active = outer_active
         body_cache, body_node_of = self._level_cache, self._level_node_of
         latches = [b for b in self.preds[h] if b in lp.blocks]
         # next values of header phis
@@ -419,7 +452,7 @@ class FunctionEmitter:
         body.append(Stmt((), tuple(ret), f"return rt.keep_finished({carry_in}, ({', '.join(ret)},))", keep=True))
         self._level_cache, self._level_entry, self._level_node_of, self._loop_exit_flags = saved
         # values used inside the body but defined outside (closure captures)
-        body_defs = {d for s in body for d in s.defs} | set(carry_names)
+        body_defs = {d for s in body for d in s.defs} | set(carry_names) | {active}
         captured = sorted({u for s in body for u in s.uses if u not in body_defs and not u.startswith("rt.")})
         res_name = self.tmp("r")
         out_defs = tuple(carry_names[:-1])
@@ -427,7 +460,7 @@ class FunctionEmitter:
         st = Stmt(out_defs, tuple(captured) + tuple(n for e in init_exprs for n in _names_in(e)),
                   body=body, keep=False)
         st.body_head = [f"def {lid}_body({carry_in}):"] + ["    " + u for u in unpack]
-        st.text = (f"{res_name} = lax.while_loop(rt.any_active, {lid}_body, rt.broadcast_carry(({init_tuple},), inp))\n"
+        st.text = (f"{res_name} = rt.while_loop({lid}_body, rt.broadcast_carry(({init_tuple},), inp))\n"
                    f"({', '.join(carry_names[:-1])}, _) = {res_name}")
         # header phis' values after the loop are the last iteration's (carried separately as live)
         out.append(st)

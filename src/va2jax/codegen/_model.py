@@ -167,6 +167,7 @@ class Model:
             self._lookup.setdefault(nm, "$mfactor")
         self._module = self._import(source_path)
         self._np = self._import_numpy(source_path)
+        self._grad: dict[str, Any] | None = None
         self._output_vars = gen.eval_output_vars
         self._const_outputs = gen.eval_output_consts
         self._with_scales = False  # validation asks for Σ|terms| of collapsed sums
@@ -187,15 +188,29 @@ class Model:
         """The same generated source executed with NumPy stand-ins (see ``_rt_np``)."""
         from . import _rt_np
 
+        return Model._exec_with(path, _rt_np, _rt_np.jnp, _rt_np.lax, "numpy", bool(self._cache_key))
+
+    @staticmethod
+    def _exec_with(path: Path, rt: Any, jnp: Any, lax: Any, tag: str, cache: bool = False) -> dict[str, Any]:
+        """Execute the generated source at ``path`` with other ``rt``/``jnp``/``lax`` namespaces
+        (its code object cached next to it as ``<tag>.*.code`` when ``cache``)."""
         code = path.read_text()
         header = "import jax.numpy as jnp\nfrom jax import lax\n\nfrom va2jax.codegen import _rt as rt\n"
         if header not in code:
             raise Va2JaxError(f"{path}: not a va2jax-generated module (header missing)")
-        ns: dict[str, Any] = {"jnp": _rt_np.jnp, "lax": _rt_np.lax, "rt": _rt_np,
-                              "__name__": "va2jax_generated_numpy"}
-        exec(load_code(code.replace(header, ""), str(path),
-                       path.with_name("numpy") if self._cache_key else None), ns)
+        ns: dict[str, Any] = {"jnp": jnp, "lax": lax, "rt": rt, "__name__": f"va2jax_generated_{tag}"}
+        exec(load_code(code.replace(header, ""), str(path), path.with_name(tag) if cache else None), ns)
         return ns
+
+    def _gradient_safe_module(self) -> dict[str, Any]:
+        """The generated source executed with the gradient-safe runtime (``_rt_grad``): same
+        values, finite reverse-mode derivatives through untaken branches and loops."""
+        if self._grad is None:
+            from . import _rt_grad
+
+            self._grad = self._exec_with(self.source_path, _rt_grad, _rt_grad.jnp, _rt_grad.lax, "grad",
+                                         bool(self._cache_key))
+        return self._grad
 
     def _build_tables(self) -> None:
         ir = self.ir
@@ -544,6 +559,10 @@ class Model:
         give derivatives with respect to parameters and temperature, not only voltages. Other
         parameters take ``fixed`` values or their defaults; node collapsing is decided once from
         the values at which ``f`` is built (``fixed`` plus each name's default).
+
+        ``f`` runs the generated code with the gradient-safe runtime (``_rt_grad``): the same
+        values, finite derivatives through untaken branches, and loops as a bounded ``lax.scan``
+        so that reverse mode works too (docs/codegen.md, "Gradients").
         """
         jax = _jax()
         import jax.numpy as jnp
@@ -558,6 +577,7 @@ class Model:
         ptypes = {p.name.lower(): p.type for p in self.ir.params}
         wanted = {c.lower(): nm for c, nm in zip(canon, names)}
         strings = dict(self.gen.strings)
+        grad_module = self._gradient_safe_module()
 
         def mfactor(values: Mapping[str, Any]):
             # "m" is $mfactor only when the module has no parameter of its own called m
@@ -584,7 +604,7 @@ class Model:
                     inp[p.value] = mfactor(values)
                 else:
                     inp[p.value] = jnp.bool_(True)
-            init = self._module.init(inp, sp)
+            init = grad_module["init"](inp, sp)
             extra = {}
             for _v, how, data in self._eval_inputs:
                 if how == "param" and f"param:{data}" not in init:
@@ -598,7 +618,7 @@ class Model:
                   "analysis": jnp.int32(flags), "enable_lim": jnp.bool_(False),
                   "prev_state": jnp.zeros((self.num_states,))}
             one = jax.tree_util.tree_map(lambda x: jnp.reshape(jnp.asarray(x), (1,) + jnp.shape(x)), ev)
-            res = self._eval_jax_batch(one, sp)
+            res = self._eval_jax_batch(one, sp, grad_module)
             return {k: v[0] for k, v in res.items()}
 
         return f
@@ -647,10 +667,12 @@ class Model:
 
     def eval_traceable(self, state: dict[str, Any], V: Any, *, analysis: str | int = "dc",
                        prev_state: Any = None, enable_lim: Any = False,
-                       enable_integration: Any = None) -> dict[str, Any]:
+                       enable_integration: Any = None, gradient_safe: bool = False) -> dict[str, Any]:
         """Like :meth:`eval` but a pure JAX function of ``V`` (N, n) for use inside ``jax.jit``
         (e.g. a simulator's Newton loop): no host round-trips, no padding. ``state`` must come from
-        :meth:`setup` with N instances. Returns a dict of arrays (``residual_resist``, …)."""
+        :meth:`setup` with N instances. Returns a dict of arrays (``residual_resist``, …).
+        ``gradient_safe``: trace the gradient-safe runtime (same values; reverse-mode derivatives
+        stay finite through untaken branches, see docs/codegen.md) at the cost of extra selects."""
         _jax()  # float64 on
         import jax.numpy as jnp
 
@@ -666,7 +688,7 @@ class Model:
                "enable_lim": jnp.broadcast_to(jnp.asarray(enable_lim), (nb,)), "prev_state": ps}
         if enable_integration is not None:
             inp["enable_integration"] = jnp.broadcast_to(jnp.asarray(enable_integration, bool), (nb,))
-        return self._eval_jax_batch(inp, state["sp"])
+        return self._eval_jax_batch(inp, state["sp"], self._gradient_safe_module() if gradient_safe else None)
 
     def _batch_inputs(self, inp: dict[str, Any], nb: int, xp) -> tuple[dict[str, Any], Any]:
         """Batch of voltages and setup results → the generated eval's inputs (arrays (N,)).
@@ -756,14 +778,16 @@ class Model:
             out = self._np["eval"](ein, {k: np.float64(v) for k, v in sp.items()})
         return self._batch_assemble(out, lab, nb, np)
 
-    def _eval_jax_batch(self, inp: dict[str, Any], sp: dict[str, Any]) -> dict[str, Any]:
+    def _eval_jax_batch(self, inp: dict[str, Any], sp: dict[str, Any], module: Any = None) -> dict[str, Any]:
         """Batch-native JAX eval (traceable): the generated code works on (N,) arrays directly,
-        which traces several times faster than ``vmap`` over one instance."""
+        which traces several times faster than ``vmap`` over one instance. ``module``: a namespace
+        with the generated ``eval`` (default: the normal JAX module)."""
         import jax.numpy as jnp
 
         nb = inp["V"].shape[0]
         ein, lab = self._batch_inputs(inp, nb, jnp)
-        return self._batch_assemble(self._module.eval(ein, sp), lab, nb, jnp)
+        ev = self._module.eval if module is None else module["eval"]
+        return self._batch_assemble(ev(ein, sp), lab, nb, jnp)
 
     def eval(self, state: dict[str, Any], voltages: Any, *, analysis: str | int = "dc",
              prev_state: Any = None, enable_lim: bool = False, enable_integration: bool | None = None,

@@ -65,8 +65,16 @@ def any_active(carry):
     return jnp.any(carry[-1])
 
 
+def guard(pred, x, safe):
+    """Operand ``x`` of an operation in a block that runs where ``pred`` holds: ``x`` itself here;
+    the gradient-safe runtime (:mod:`._rt_grad`) puts ``safe`` in the lanes that do not run."""
+    return x
 
 
+def while_loop(body, carry):
+    """A loop of generated code: ``lax.while_loop`` while some lane's flag (last carry entry) is
+    set; ``body`` keeps the carry of lanes that stopped (:func:`keep_finished`)."""
+    return lax.while_loop(any_active, body, carry)
 
 
 def select(c, a, b):

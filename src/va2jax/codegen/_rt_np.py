@@ -97,6 +97,16 @@ def select(c, a, b):
     return np.where(c, a, b)
 
 
+def guard(pred, x, safe):
+    """Operand of an operation in a conditional block: unchanged (see ``_rt.guard``)."""
+    return x
+
+
+def while_loop(body, carry):
+    """A loop of generated code (see ``_rt.while_loop``)."""
+    return _while_loop(any_active, body, carry)
+
+
 def not_(x):
     return np.logical_not(x)
 
