@@ -18,7 +18,6 @@ import numbers
 import os
 import pickle
 import re
-import tempfile
 import types
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,7 @@ from .._paths import cache_dir
 from ..errors import Va2JaxError, suggest
 from ..mir import INT, REAL, STR, ModuleIR
 from ..simparams import DEFAULT_SIM_PARAMS
-from ._exe_cache import CachedJit, load_code
+from ._exe_cache import CachedJit, _atomic_write, load_code
 from ._generate import GENERATOR_VERSION, GeneratedModule, generate
 
 _ANALYSIS = {"noise": 1024, "dc": 2048, "ac": 4096, "tran": 8192, "ic": 16384, "static": 32768,
@@ -937,19 +936,6 @@ def _versions() -> str:
         except Exception:  # pragma: no cover
             parts.append(f"{pkg}=?")
     return ",".join(parts)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def compile_va(path: str | os.PathLike[str], module: str | None = None, *, include_dirs=(),
