@@ -35,6 +35,23 @@ import numpy as np
 from ..errors import Va2JaxError
 from .mna import System
 
+
+def loop_compiler_options() -> dict[str, str]:
+    """XLA options for the simulator's compiled Newton and time loops.
+
+    va2jax turns XLA's operator fusion off process-wide (it makes compile time of large model code
+    super-linear, see docs/performance.md). The simulator's loops are small — large models are
+    evaluated by their own compiled evaluator through a callback (``sim/adapters.py``) — so fusion
+    is switched back on for them: fewer, larger kernels per Newton iteration. Fused code may round
+    the inlined small models' arithmetic differently in the last ulp (contraction); waveforms are
+    compared with peers at the mV level. ``VA2JAX_SIM_FUSION=0`` keeps the process default.
+    """
+    import os
+
+    if os.environ.get("VA2JAX_SIM_FUSION", "1") == "0":
+        return {}
+    return {"xla_disable_hlo_passes": ""}
+
 jax.config.update("jax_enable_x64", True)
 
 
@@ -180,7 +197,7 @@ class Engine:
         t0 = time.perf_counter()
         args = (jnp.zeros(n), jnp.zeros(n), jnp.float64(0), jnp.zeros(n), jnp.float64(0),
                 jnp.int32(1), jnp.float64(1.0))
-        self._newton = jax.jit(newton).lower(*args).compile()
+        self._newton = jax.jit(newton).lower(*args).compile(compiler_options=loop_compiler_options())
         # device models compiled outside the Newton loop (GeneratedGroup in "separate" mode)
         dev_s = sum(float(getattr(g.group, "compile_s", 0.0)) for g in system.groups)
         self.device_compile_s = dev_s

@@ -32,6 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+
 if TYPE_CHECKING:
     from .analysis import Engine, Result
 
@@ -173,7 +174,7 @@ def run_tran(eng: "Engine", name: str, stop: float, step: float | None = None,
     ``stop``, ``step``, ``maxstep``, ``start`` in seconds; ``maxstep`` defaults to ``stop/50``.
     Every accepted time point is returned.
     """
-    from .analysis import ConvergenceError, Result, Stats
+    from .analysis import ConvergenceError, Result, Stats, loop_compiler_options
 
     o = eng.opts
     sysm = eng.sys
@@ -187,7 +188,8 @@ def run_tran(eng: "Engine", name: str, stop: float, step: float | None = None,
         kern = eng._tran_kernels[method] = TranKernel(eng, method)
     if not kern.compiled:
         z = np.zeros(sysm.n)
-        kern._run = kern._run.lower(kern.initial_state(z, z, stop, step, maxstep, bps)).compile()
+        kern._run = kern._run.lower(kern.initial_state(z, z, stop, step, maxstep, bps)).compile(
+            compiler_options=loop_compiler_options())
         kern.compiled = True
         eng.compile_s += time.perf_counter() - t_c
     t0w = time.perf_counter()
