@@ -123,7 +123,12 @@ def write_markdown(entries: list[dict[str, Any]], path: Path, *, meta: dict[str,
         + (f", {nerr} failed to run" if nerr else "") + ". "
         f"Pass: every output entry within relative error {REL_TOL:g} (entries below {ABS_FLOOR:g} "
         "absolutely), same non-finite entries. Failures are analysed in "
-        "[conformance-triage.md](conformance-triage.md).",
+        "[conformance-triage.md](conformance-triage.md)"
+        + ("" if meta.get("reference", "").endswith("-O0") else
+           " (root cause of the Jacobian-only differences: openvaf-r builds derivative code with "
+           "LLVM fast-math flags `reassoc nnan arcp` and its optimiser reorders it; minimal "
+           "reproducer `tests/data/va/fastmath_recip.va`; the same files against the -O0 build: "
+           "[conformance-O0.md](conformance-O0.md))") + ".",
         "",
         "Points per file: per parameter set, bias sweeps within ±2 V (MOS: V_DS/V_GS/V_BS families in "
         "both polarities; BJT: output curves, forward/reverse Gummel; two-terminal: reverse to "
