@@ -53,9 +53,6 @@ def test_ring9_bsim4_period_vs_vacask(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="sp_bsim4v8 (SPICE-in-VA BSIM4) does not set up yet: init compares the "
-                          "string parameter version with \"4.8.3\" (string constants unsupported)",
-                   strict=False)
 def test_ring9_bsim4_period_vs_ngspice(tmp_path):
     """Third leg: the SPICE netlist (level 54 → sp_bsim4v8, ngspice's own BSIM4 code in
     Verilog-A) against ngspice's built-in BSIM4. (VACASK with spice/bsim4v8.osdi gives
