@@ -35,20 +35,9 @@ def test_ring3_mos1_period_vs_vacask(tmp_path):
 
 
 @pytest.mark.slow
-def test_ring3_psp103_period_vs_vacask(tmp_path):
-    p_ours, p_ref = _periods("ring3_psp103.sim", tmp_path, skip=1)
-    assert abs(p_ours / p_ref - 1) < TOL, (p_ours, p_ref)
-
-
-@pytest.mark.slow
-def test_ring9_psp103_period_vs_vacask(tmp_path):
-    p_ours, p_ref = _periods("ring9_psp103.sim", tmp_path, skip=1)
-    assert abs(p_ours / p_ref - 1) < TOL, (p_ours, p_ref)
-
-
-@pytest.mark.slow
-def test_ring9_bsim4_period_vs_vacask(tmp_path):
-    p_ours, p_ref = _periods("ring9_bsim4.sim", tmp_path, skip=1)
+@pytest.mark.parametrize("netlist", ["ring3_psp103.sim", "ring9_psp103.sim", "ring9_bsim4.sim"])
+def test_ring_period_vs_vacask(tmp_path, netlist):
+    p_ours, p_ref = _periods(netlist, tmp_path, skip=1)
     assert abs(p_ours / p_ref - 1) < TOL, (p_ours, p_ref)
 
 
