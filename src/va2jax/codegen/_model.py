@@ -507,7 +507,13 @@ class Model:
         """Large models: each generated part is jit+vmap-compiled on its own (see PART_SIZE)."""
         jax = _jax()
         size = 1 << max(0, (nb - 1).bit_length())
-        pad = self._padder(size)
+        res = self._parts_padded(jax.tree_util.tree_map(self._padder(size), inp), sp, size)
+        return {k: np.asarray(v)[:nb] for k, v in res.items()}
+
+    def _parts_padded(self, pin: dict[str, Any], sp: dict[str, Any], size: int) -> dict[str, Any]:
+        """Eval of a split model on inputs already padded to ``size``: inputs (``pre``), the parts
+        in order, outputs (``post``), each a compiled piece; results keep the padding."""
+        jax = _jax()
         fns = self._eval_jit.get(("parts", size))
         if fns is None:
             pre = CachedJit(lambda i: self._batch_inputs(i, size, jax.numpy), self._exe_key("pre", size))
@@ -516,37 +522,26 @@ class Model:
                      for k, p in enumerate(self._module.EVAL_PARTS)]
             post = CachedJit(lambda outs, lab: self._batch_assemble(outs, lab, size, jax.numpy),
                              self._exe_key("post", size))
-            fns = self._eval_jit[("parts", size)] = (pre, parts, post)
-        pre, parts, post = fns
-        pin = jax.tree_util.tree_map(pad, inp)
+            # constant outputs do not depend on the inputs: made once per bucket, not per call
+            # (an eager JAX op costs ~0.1 ms at small batch)
+            consts = {key: jax.numpy.full((size,), self._const_outputs[var])
+                      for key, var in self._output_vars.items() if var in self._const_outputs}
+            fns = self._eval_jit[("parts", size)] = (pre, parts, post, consts)
+        pre, parts, post, consts = fns
         ein, lab = pre(pin)
         env: dict[str, Any] = {}
         for part, (inp_names, env_names) in zip(parts, self._module.EVAL_PART_INPUTS):
             env.update(part({k: ein[k] for k in inp_names}, {k: env[k] for k in env_names}, sp))
-        outs = self._final_outputs(ein, env)
-        res = post(outs, lab)
-        return {k: np.asarray(v)[:nb] for k, v in res.items()}
+        # output keys (rr0, jr3, …) → values held in env, eval's inputs, or constants
+        outs = {key: consts[key] if key in consts else (env[var] if var in env else ein[var])
+                for key, var in self._output_vars.items()}
+        return post(outs, lab)
 
     def _exe_key(self, what: str, size: int) -> str | None:
         """Name of a compiled piece of eval in the executable cache (None: do not cache)."""
         if self._cache_key is None:
             return None
         return f"{self._cache_key}:{what}:{size}:scales={self._with_scales}"
-
-    def _final_outputs(self, ein, env):
-        """Map output keys (rr0, jr3, …) to values held in ``env`` (or constants)."""
-        import jax.numpy as jnp
-
-        out = {}
-        for key, var in self._output_vars.items():
-            if var in env:
-                out[key] = env[var]
-            elif var in ein:
-                out[key] = ein[var]
-            else:  # a constant output
-                val = self._const_outputs[var]
-                out[key] = jnp.full(next(iter(ein.values())).shape, val)
-        return out
 
     def function(self, names: list[str], fixed: Mapping[str, Any] | None = None, *,
                  analysis: str | int = "dc", sim_params: Mapping[str, float] | None = None):
@@ -643,32 +638,21 @@ class Model:
                   "prev_state": np.zeros((nb, self.num_states))}
         static = jax.tree_util.tree_map(lambda x: jnp.asarray(pad(np.broadcast_to(x, (nb,) + np.shape(x)[1:]))), static)
         sp = state["sp"]
+        # padding lanes dropped in one compiled call (not one eager slice per output)
+        trim = (lambda res: res) if nb == size else jax.jit(
+            lambda res: {k: v[:nb] for k, v in res.items()})
         if hasattr(self._module, "EVAL_PARTS"):
-            self._run_parts({**static, "V": np.zeros((size, self._n))}, sp, size)  # compile
-            pre, parts, post = self._eval_jit[("parts", size)]
-            names = self._module.EVAL_PART_INPUTS
-            # Constant outputs do not depend on V: made once here, not per call (eager JAX ops
-            # cost ~0.1 ms each at small batch).
-            consts = {key: jnp.full((size,), self._const_outputs[var])
-                      for key, var in self._output_vars.items() if var in self._const_outputs}
-
             def f(V):
-                ein, lab = pre({**static, "V": jnp.asarray(pad(np.asarray(V, np.float64)))})
-                env: dict[str, Any] = {}
-                for part, (inp_names, env_names) in zip(parts, names):
-                    env.update(part({k: ein[k] for k in inp_names}, {k: env[k] for k in env_names}, sp))
-                outs = {key: consts[key] if key in consts else (env[var] if var in env else ein[var])
-                        for key, var in self._output_vars.items()}
-                return trim(post(outs, lab))
+                return trim(self._parts_padded({**static, "V": jnp.asarray(pad(np.asarray(V, np.float64)))},
+                                               sp, size))
+
+            f(np.zeros((nb, self._n)))  # compile (or load) the pieces now
         else:
             g = jax.jit(lambda st, V: self._eval_jax_batch({**st, "V": V}, sp),
                         compiler_options=_compiler_options(size))
 
             def f(V):
                 return trim(g(static, jnp.asarray(pad(np.asarray(V, np.float64)))))
-        # padding lanes dropped in one compiled call (not one eager slice per output)
-        trim = (lambda res: res) if nb == size else jax.jit(
-            lambda res: {k: v[:nb] for k, v in res.items()})
         return f
 
     def eval_traceable(self, state: dict[str, Any], V: Any, *, analysis: str | int = "dc",

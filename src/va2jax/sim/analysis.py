@@ -48,9 +48,11 @@ def loop_compiler_options() -> dict[str, str]:
     """
     import os
 
+    from ..codegen._model import FUSION_ON
+
     if os.environ.get("VA2JAX_SIM_FUSION", "1") == "0":
         return {}
-    return {"xla_disable_hlo_passes": ""}
+    return dict(FUSION_ON)
 
 jax.config.update("jax_enable_x64", True)
 

@@ -32,7 +32,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-
 if TYPE_CHECKING:
     from .analysis import Engine, Result
 
