@@ -54,7 +54,11 @@ def test_fusion_only_for_large_buckets(monkeypatch):
     from va2jax.codegen import _model
 
     monkeypatch.setattr(_model, "FUSE_MIN_BATCH", 1024)
+    monkeypatch.setattr(_model, "_FUSION_EXACT", True)
     assert _model._compiler_options(512) is None
     assert _model._compiler_options(1024) == {"xla_disable_hlo_passes": ""}
     monkeypatch.setattr(_model, "FUSE_MIN_BATCH", 0)
+    assert _model._compiler_options(1 << 20) is None
+    monkeypatch.setattr(_model, "FUSE_MIN_BATCH", 1024)
+    monkeypatch.setattr(_model, "_FUSION_EXACT", False)  # fusion would contract a*b+c: stay unfused
     assert _model._compiler_options(1 << 20) is None

@@ -25,6 +25,13 @@ from typing import Any, Callable
 from .._paths import cache_dir
 
 _CACHE_HIT = "/jax/compilation_cache/cache_hits"
+_COMPILE_REQUEST = "/jax/compilation_cache/compile_requests_use_cache"
+
+
+def _persistent_cache_on() -> bool:
+    import jax
+
+    return bool(jax.config.jax_compilation_cache_dir)
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -86,6 +93,7 @@ class CachedJit:
         self.key = key
         self.options = options
         self._exes: dict[str, Any] = {}  # default device → executable
+        self._unverified: dict[str, Any] = {}  # loaded by prepare(), not run yet
 
     def _path(self, args: tuple, device: str) -> Path | None:
         if self.key is None or not exe_cache_enabled():
@@ -107,22 +115,34 @@ class CachedJit:
 
     def _compile(self, args: tuple, path: Path | None):
         import jax
+
+        return self._finish(jax.jit(self.fn, compiler_options=self.options).lower(*args), path)
+
+    def _finish(self, lowered, path: Path | None):
+        """XLA-compile ``lowered`` and store the executable under ``path`` (thread-safe: JAX's
+        persistent-cache hits are attributed to the thread that compiles)."""
+        import threading
+
+        import jax
         from jax._src import monitoring
 
-        hits: list[str] = []
+        me = threading.get_ident()
+        events: list[str] = []
 
         def listen(event: str, **kwargs) -> None:
-            if event == _CACHE_HIT:
-                hits.append(event)
+            if event in (_CACHE_HIT, _COMPILE_REQUEST) and threading.get_ident() == me:
+                events.append(event)
 
         jax.monitoring.register_event_listener(listen)
         try:
-            exe = jax.jit(self.fn, compiler_options=self.options).lower(*args).compile()
+            exe = lowered.compile()
         finally:
             monitoring.unregister_event_listener(listen)
         # an executable JAX loaded from its own persistent cache does not serialise again
-        # correctly (its kernels are missing when deserialised): store only fresh compilations
-        if path is not None and not hits:
+        # correctly (its kernels are missing when deserialised), nor does one JAX took from its
+        # in-memory cache (no compile request seen): store only fresh compilations
+        fresh = _CACHE_HIT not in events and (_COMPILE_REQUEST in events or not _persistent_cache_on())
+        if path is not None and fresh:
             from jax.experimental import serialize_executable as se
 
             try:
@@ -130,6 +150,42 @@ class CachedJit:
             except Exception:  # not serialisable on this backend, or read-only cache
                 pass
         return exe
+
+    def ready(self) -> bool:
+        """Whether an executable for the current default device is in memory."""
+        import jax
+
+        return str(jax.config.jax_default_device) in self._exes
+
+    def prepare(self, args: tuple, executor) -> tuple[Any, Any]:
+        """Make an executable for ``args`` (arrays or ``jax.ShapeDtypeStruct``) available without
+        running it: from memory, from disk, or lowered here and XLA-compiled on ``executor``.
+
+        Returns ``(out_info, future)``: the output shapes/dtypes (to lower the next piece before
+        this one is compiled) and the pending compilation (``None`` if nothing is pending).
+        Several pieces compile in parallel this way; XLA's compiler does not hold the GIL.
+        """
+        import jax
+
+        dev = str(jax.config.jax_default_device)
+        exe = self._exes.get(dev)
+        if exe is not None:
+            return exe.out_info, None
+        path = self._path(args, dev)
+        if dev in self._unverified:
+            return self._unverified[dev].out_info, None
+        if path is not None and path.is_file():
+            try:
+                exe = self._unverified[dev] = self._load(path)
+                return exe.out_info, None
+            except Exception:  # stale, corrupt or unloadable: compile again
+                path.unlink(missing_ok=True)
+        lowered = jax.jit(self.fn, compiler_options=self.options).lower(*args)
+
+        def work():
+            self._exes[dev] = self._finish(lowered, path)
+
+        return lowered.out_info, executor.submit(work)
 
     def __call__(self, *args):
         import jax
@@ -139,13 +195,19 @@ class CachedJit:
         if exe is not None:
             return exe(*args)
         path = self._path(args, dev)
-        if path is not None and path.is_file():
+        exe = self._unverified.pop(dev, None)
+        if exe is None and path is not None and path.is_file():
             try:
                 exe = self._load(path)
+            except Exception:  # corrupt or unloadable: compile again
+                path.unlink(missing_ok=True)
+        if exe is not None:
+            try:
                 res = exe(*args)
                 self._exes[dev] = exe
                 return res
-            except Exception:  # stale, corrupt or unloadable: compile again
-                path.unlink(missing_ok=True)
+            except Exception:  # stale: compile again
+                if path is not None:
+                    path.unlink(missing_ok=True)
         exe = self._exes[dev] = self._compile(args, path)
         return exe(*args)

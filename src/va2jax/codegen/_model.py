@@ -41,34 +41,81 @@ _ANALYSIS = {"noise": 1024, "dc": 2048, "ac": 4096, "tran": 8192, "ic": 16384, "
 #: function compiles in seconds instead of minutes. ``VA2JAX_XLA_FUSION=1`` keeps XLA's defaults.
 FAST_COMPILE_XLA_FLAGS = "--xla_disable_hlo_passes=fusion,cpu-instruction-fusion,multi_output_fusion"
 
+#: Highest x86 instruction set XLA's CPU code generator may use. XLA compiles with LLVM's
+#: ``AllowFPOpFusion = Fast``, so wherever a multiply and an add end up in one fused kernel LLVM
+#: contracts them into an FMA instruction (one rounding instead of two) — and OpenVAF's OSDI code
+#: rounds twice. Without FMA in the target (AVX, not AVX2/FMA3) there is nothing to contract into:
+#: fused and unfused kernels give the same bits (measured on PSP103 at 1,024 and 16,384 instances,
+#: docs/performance.md). ``VA2JAX_XLA_MAX_ISA`` overrides it; empty leaves XLA's default.
+SAFE_MAX_ISA = "AVX"
+
 
 def configure_xla() -> None:
-    """Add :data:`FAST_COMPILE_XLA_FLAGS` to ``XLA_FLAGS`` unless disabled or already present.
+    """Add va2jax's XLA flags to ``XLA_FLAGS`` (each unless the user already set that flag).
 
-    Must run before JAX initialises its backend; it is called when va2jax.codegen is imported.
+    :data:`FAST_COMPILE_XLA_FLAGS` (unless ``VA2JAX_XLA_FUSION=1``) and, on x86-64,
+    ``--xla_cpu_max_isa`` = :data:`SAFE_MAX_ISA` (``VA2JAX_XLA_MAX_ISA``). Must run before JAX
+    initialises its CPU backend; it is called when va2jax.codegen is imported.
     """
-    if os.environ.get("VA2JAX_XLA_FUSION", "0") == "1":
-        return
+    import platform
+
     flags = os.environ.get("XLA_FLAGS", "")
-    if "xla_disable_hlo_passes" not in flags:
-        os.environ["XLA_FLAGS"] = (flags + " " + FAST_COMPILE_XLA_FLAGS).strip()
+    if os.environ.get("VA2JAX_XLA_FUSION", "0") != "1" and "xla_disable_hlo_passes" not in flags:
+        flags = (flags + " " + FAST_COMPILE_XLA_FLAGS).strip()
+    isa = os.environ.get("VA2JAX_XLA_MAX_ISA", SAFE_MAX_ISA)
+    if isa and "xla_cpu_max_isa" not in flags and platform.machine().lower() in ("x86_64", "amd64"):
+        flags = (flags + f" --xla_cpu_max_isa={isa}").strip()
+    if flags:
+        os.environ["XLA_FLAGS"] = flags
 
 
 configure_xla()
 
 #: Batch buckets at least this large compile eval with XLA's fusion passes back on (per
 #: compilation, through ``compiler_options``; ``VA2JAX_FUSE_MIN_BATCH``, ``0`` = never). Fusion
-#: makes each compile ≈ 2× slower but runs large batches ≈ 3× faster (docs/performance.md), so it
+#: makes each compile ≈ 2× slower and runs large batches faster (PSP103 at 16,384: 1.4×,
+#: docs/performance.md), with the same bits as unfused code (see :data:`SAFE_MAX_ISA`), so it
 #: pays where throughput matters and stays off for the small batches a first result needs.
-FUSE_MIN_BATCH = int(os.environ.get("VA2JAX_FUSE_MIN_BATCH", "0"))
+FUSE_MIN_BATCH = int(os.environ.get("VA2JAX_FUSE_MIN_BATCH", "4096"))
+
+#: Threads that XLA-compile the pieces of a split eval at once (``VA2JAX_PARALLEL_COMPILE``;
+#: default: the CPU count, at most 4; ``1`` = one after the other, as they are first called).
+PARALLEL_COMPILE = int(os.environ.get("VA2JAX_PARALLEL_COMPILE", "0")) or min(4, os.cpu_count() or 1)
 
 #: ``compiler_options`` that undo :data:`FAST_COMPILE_XLA_FLAGS` for one compilation.
 FUSION_ON = {"xla_disable_hlo_passes": ""}
 
 
+_FUSION_EXACT: bool | None = None
+
+
+def fusion_is_exact() -> bool:
+    """Whether fused XLA code rounds ``a*b + c`` twice, like OSDI (probed once per process).
+
+    False where the ISA cap of :func:`configure_xla` is not in force: another ISA, a user's own
+    ``--xla_cpu_max_isa``, or JAX's CPU backend started before va2jax was imported. The probe:
+    ``(1 + 2⁻³⁰)(1 − 2⁻³⁰) − 1`` is exactly 0 with two roundings and −2⁻⁶⁰ with one.
+    """
+    global _FUSION_EXACT
+    if _FUSION_EXACT is None:
+        jax = _jax()
+        import jax.numpy as jnp
+
+        a = jnp.full(8, 1.0 + 2.0 ** -30)
+        b = jnp.full(8, 1.0 - 2.0 ** -30)
+        c = jnp.full(8, -1.0)
+        fn = jax.jit(lambda a, b, c: a * b + c, compiler_options=FUSION_ON)
+        _FUSION_EXACT = bool(np.all(np.asarray(fn(a, b, c)) == 0.0))
+    return _FUSION_EXACT
+
+
 def _compiler_options(size: int) -> dict[str, str] | None:
-    """XLA options for compiling eval at padded batch ``size`` (``None``: the process defaults)."""
-    if FUSE_MIN_BATCH > 0 and size >= FUSE_MIN_BATCH and "xla_disable_hlo_passes" in os.environ.get("XLA_FLAGS", ""):
+    """XLA options for compiling eval at padded batch ``size`` (``None``: the process defaults).
+
+    Fusion for buckets of at least :data:`FUSE_MIN_BATCH`, and only where it gives OSDI's bits
+    (:func:`fusion_is_exact`)."""
+    if (FUSE_MIN_BATCH > 0 and size >= FUSE_MIN_BATCH
+            and "xla_disable_hlo_passes" in os.environ.get("XLA_FLAGS", "") and fusion_is_exact()):
         return dict(FUSION_ON)
     return None
 
@@ -510,13 +557,25 @@ class Model:
         res = self._parts_padded(jax.tree_util.tree_map(self._padder(size), inp), sp, size)
         return {k: np.asarray(v)[:nb] for k, v in res.items()}
 
-    def _parts_padded(self, pin: dict[str, Any], sp: dict[str, Any], size: int) -> dict[str, Any]:
+    def _parts_padded(self, pin: dict[str, Any], sp: dict[str, Any], size: int,
+                      static: dict[str, Any] | None = None) -> dict[str, Any]:
         """Eval of a split model on inputs already padded to ``size``: inputs (``pre``), the parts
-        in order, outputs (``post``), each a compiled piece; results keep the padding."""
+        in order, outputs (``post``), each a compiled piece; results keep the padding.
+
+        ``static``: the eval inputs that do not depend on the voltages, made once by
+        :meth:`evaluator` (then ``pin`` holds only ``V`` and ``labels`` and ``pre`` computes only
+        the voltage inputs). Only inputs some piece reads are made: PSP103's eval has ≈ 2,900
+        inputs (1,630 of them unused zeros), and every array a compiled call returns costs µs."""
         jax = _jax()
-        fns = self._eval_jit.get(("parts", size))
-        if fns is None:
-            pre = CachedJit(lambda i: self._batch_inputs(i, size, jax.numpy), self._exe_key("pre", size))
+        which = "all" if static is None else "volt"
+        pre = self._eval_jit.get(("pre", size, which))
+        if pre is None:
+            needs = self._part_needs()
+            pre = self._eval_jit[("pre", size, which)] = CachedJit(
+                lambda i: self._batch_inputs(i, size, jax.numpy, needs, which), self._exe_key(f"pre-{which}", size))
+        rest = self._eval_jit.get(("parts", size))
+        fresh = rest is None or not pre.ready()
+        if rest is None:  # parts and post are shared by both kinds of pre
             opts = _compiler_options(size)
             parts = [CachedJit(p, self._exe_key(f"part{k}", size), opts)
                      for k, p in enumerate(self._module.EVAL_PARTS)]
@@ -526,16 +585,60 @@ class Model:
             # (an eager JAX op costs ~0.1 ms at small batch)
             consts = {key: jax.numpy.full((size,), self._const_outputs[var])
                       for key, var in self._output_vars.items() if var in self._const_outputs}
-            fns = self._eval_jit[("parts", size)] = (pre, parts, post, consts)
+            rest = self._eval_jit[("parts", size)] = (parts, post, consts)
+        fns = (pre, *rest)
+        if fresh and PARALLEL_COMPILE > 1:
+            self._prepare_parts(fns, pin, sp, static)
+        return self._chain(fns, pin, sp, lambda piece, *args: piece(*args), static)
+
+    def _part_needs(self) -> frozenset[str]:
+        """Eval inputs that a part or an output of a split eval reads."""
+        needs = set(self._output_vars.values())
+        for inp_names, _env in self._module.EVAL_PART_INPUTS:
+            needs.update(inp_names)
+        return frozenset(needs)
+
+    def _chain(self, fns, pin, sp, call, static=None):
+        """Data flow of a split eval: ``pre`` → parts (each fed the values it reads) → ``post``.
+        ``call(piece, *args)`` runs one piece — or, given shapes, only prepares it."""
         pre, parts, post, consts = fns
-        ein, lab = pre(pin)
+        ein, lab = call(pre, pin)
+        if static is not None:
+            ein = {**static, **ein}
         env: dict[str, Any] = {}
         for part, (inp_names, env_names) in zip(parts, self._module.EVAL_PART_INPUTS):
-            env.update(part({k: ein[k] for k in inp_names}, {k: env[k] for k in env_names}, sp))
+            env.update(call(part, {k: ein[k] for k in inp_names}, {k: env[k] for k in env_names}, sp))
         # output keys (rr0, jr3, …) → values held in env, eval's inputs, or constants
         outs = {key: consts[key] if key in consts else (env[var] if var in env else ein[var])
                 for key, var in self._output_vars.items()}
-        return post(outs, lab)
+        return call(post, outs, lab)
+
+    def _prepare_parts(self, fns, pin, sp, static=None) -> None:
+        """Compile the pieces of a split eval in parallel: each is lowered in turn (the next one's
+        input shapes come from this one's outputs, nothing runs) and XLA-compiled on a thread
+        pool of :data:`PARALLEL_COMPILE` workers while the next is lowered; pieces already in the
+        executable cache are only loaded."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        jax = _jax()
+        pending = []
+
+        def shapes(tree):
+            return jax.tree_util.tree_map(
+                lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, weak_type=getattr(a, "weak_type", False)), tree)
+
+        def prepare(piece, *args):
+            out, fut = piece.prepare(args, pool)
+            if fut is not None:
+                pending.append(fut)
+            return shapes(out)
+
+        with ThreadPoolExecutor(PARALLEL_COMPILE) as pool:
+            try:
+                self._chain(fns, pin, sp, prepare, static)
+            finally:
+                for fut in pending:
+                    fut.result()
 
     def _exe_key(self, what: str, size: int) -> str | None:
         """Name of a compiled piece of eval in the executable cache (None: do not cache)."""
@@ -642,9 +745,14 @@ class Model:
         trim = (lambda res: res) if nb == size else jax.jit(
             lambda res: {k: v[:nb] for k, v in res.items()})
         if hasattr(self._module, "EVAL_PARTS"):
+            # inputs that do not depend on V: made once here, not on every call
+            ein_static, _ = jax.jit(lambda st: self._batch_inputs(st, size, jnp, self._part_needs(),
+                                                                  "static"))(static)
+            labels = static["labels"]
+
             def f(V):
-                return trim(self._parts_padded({**static, "V": jnp.asarray(pad(np.asarray(V, np.float64)))},
-                                               sp, size))
+                return trim(self._parts_padded({"V": jnp.asarray(pad(np.asarray(V, np.float64))),
+                                                "labels": labels}, sp, size, ein_static))
 
             f(np.zeros((nb, self._n)))  # compile (or load) the pieces now
         else:
@@ -680,20 +788,27 @@ class Model:
             inp["enable_integration"] = jnp.broadcast_to(jnp.asarray(enable_integration, bool), (nb,))
         return self._eval_jax_batch(inp, state["sp"], self._gradient_safe_module() if gradient_safe else None)
 
-    def _batch_inputs(self, inp: dict[str, Any], nb: int, xp) -> tuple[dict[str, Any], Any]:
+    def _batch_inputs(self, inp: dict[str, Any], nb: int, xp, only: Any = None,
+                      which: str = "all") -> tuple[dict[str, Any], Any]:
         """Batch of voltages and setup results → the generated eval's inputs (arrays (N,)).
 
         ``xp`` is ``numpy`` or ``jax.numpy``; returns (inputs, node labels with ground → n).
+        ``only``: the input names wanted (default all); ``which``: ``"volt"`` for the node-voltage
+        inputs only (``inp`` needs just ``V`` and ``labels``), ``"static"`` for all others (no
+        ``V`` needed), ``"all"``.
         """
         n = self._n
-        V = xp.asarray(inp["V"], xp.float64)
         labels = xp.asarray(inp["labels"])
         lab = xp.where(labels < 0, n, labels)
-        vext = xp.concatenate([V, xp.zeros((nb, 1))], axis=1)
-        vused = xp.take_along_axis(vext, lab, axis=1)
-        init = inp["init"]
-        ein: dict[str, Any] = {"analysis": inp["analysis"]}
+        if which != "static":
+            V = xp.asarray(inp["V"], xp.float64)
+            vext = xp.concatenate([V, xp.zeros((nb, 1))], axis=1)
+            vused = xp.take_along_axis(vext, lab, axis=1)
+        init = inp.get("init", {})
+        ein: dict[str, Any] = {} if which == "volt" else {"analysis": inp["analysis"]}
         for value, how, data in self._eval_inputs:
+            if (only is not None and value not in only) or (which != "all" and (how == "volt") != (which == "volt")):
+                continue
             if how == "volt":
                 a, b = data
                 ein[value] = vused[:, a] - vused[:, b] if b >= 0 else vused[:, a]
