@@ -66,3 +66,61 @@ def test_split_eval_and_evaluator_agree_with_unsplit(corpus, monkeypatch):
     for k in ("residual_resist", "residual_react", "jacobian_resist", "jacobian_react"):
         assert np.array_equal(np.asarray(ref[k]), np.asarray(got[k])), k
         assert np.array_equal(np.asarray(ref[k]), np.asarray(ev[k])), k
+
+
+_STORE_TWICE = r"""
+import sys, numpy as np
+import va2jax.codegen._model as m
+jax = m._jax()
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+import jax.numpy as jnp
+from va2jax.codegen._exe_cache import CachedJit
+
+def f(x):
+    for k in range(40):
+        x = jnp.sin(x) * 1.5 + jnp.cos(x * 0.5)
+    return x
+
+x = jnp.linspace(0.0, 1.0, 16)
+# two pieces wrapping the same function under different keys: the second compilation is one JAX
+# takes from its in-memory (or persistent) cache and must not be stored as a fresh executable
+a = CachedJit(f, sys.argv[1] + ":a")(x)
+b = CachedJit(f, sys.argv[1] + ":b")(x)
+print(float(jnp.sum(a)), float(jnp.sum(b)))
+"""
+
+_LOAD_ALL = r"""
+import glob, pickle, sys
+import va2jax.codegen._model as m
+jax = m._jax()
+import jax.numpy as jnp
+from jax.experimental import serialize_executable as se
+for p in glob.glob(sys.argv[1] + "/exe/*.bin"):
+    payload, it, ot = pickle.loads(open(p, "rb").read())
+    exe = se.deserialize_and_load(payload, it, ot)
+    jax.block_until_ready(exe(jnp.linspace(0.0, 1.0, 16)))  # raises if kernels are missing
+print(len(glob.glob(sys.argv[1] + "/exe/*.bin")))
+"""
+
+
+def test_only_fresh_compilations_are_stored(tmp_path):
+    """JAX's in-memory and persistent caches hand back executables whose kernels do not serialise;
+    storing one made every later process fail with 'Function … not found'."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "VA2JAX_CACHE": str(tmp_path)}
+    env.pop("XLA_FLAGS", None)
+
+    def run(code: str, *args: str) -> str:
+        return subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True,
+                              text=True, timeout=300, check=True).stdout.split()
+
+    first = run(_STORE_TWICE, "k1")  # fresh process: a compiled fresh, b from memory
+    assert run(_LOAD_ALL, str(tmp_path)) == ["1"]  # only a's executable was stored
+    for p in (tmp_path / "exe").glob("*.bin"):
+        p.unlink()
+    again = run(_STORE_TWICE, "k2")  # persistent cache warm: nothing fresh, nothing stored
+    assert again == first
+    assert run(_LOAD_ALL, str(tmp_path)) == ["0"]
