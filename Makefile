@@ -9,7 +9,7 @@ CORPUS_STAMP := $(CORPUS_DIR)/.complete
 SYSDEPS_STAMP := .cache/.sysdeps
 PYTEST_ARGS ?=
 
-.PHONY: install sysdeps corpus demo test test-all conformance bench bench-models bench-circuits bench-batch clean
+.PHONY: install sysdeps corpus demo test test-all conformance bench bench-models bench-circuits bench-batch bench-solver clean
 
 install: $(STAMP) $(SYSDEPS_STAMP)
 
@@ -62,6 +62,9 @@ bench-circuits: install corpus
 	$(BIN)/python benchmarks/circuit_bench.py
 
 # 1,000 parameter sets: sequential loop vs vmap vs sharded over 4 forced host devices
+bench-solver: install
+	$(BIN)/python benchmarks/solver_bench.py --sizes 25,100,400
+
 bench-batch: install corpus
 	$(BIN)/python benchmarks/batch_bench.py --n 1000 --devices 4
 

@@ -286,6 +286,19 @@ class GeneratedGroup:
         state["batched"] = True
         return GeneratedGroup(first.m, state, np.concatenate([g.node_alias for g in groups]))
 
+    @property
+    def num_states(self) -> int:
+        """``$limit`` states per instance that the Newton loop carries (inlined models only: the
+        separate evaluator of a large model is called without limiting)."""
+        return self.m.num_states if self.mode == "inline" else 0
+
+    def eval_limited(self, V: jax.Array, prev_state: jax.Array, enable: Any):
+        """:meth:`eval` with OSDI limiting: also the limiting RHS and the new ``$limit`` states."""
+        out = self.m.eval_traceable(self.state, V, analysis="tran", prev_state=prev_state,
+                                    enable_lim=enable)
+        return (out["residual_resist"], out["residual_react"], out["jacobian_resist"],
+                out["jacobian_react"], out["lim_rhs_resist"], out["lim_rhs_react"], out["states"])
+
     def _host_eval(self, V: np.ndarray):
         self.prepare()
         out = self._evaluator(np.asarray(V, np.float64))

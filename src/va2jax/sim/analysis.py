@@ -78,6 +78,8 @@ class Options:
     tran_method: str = "trap"
     tran_lteratio: float = 3.5
     temp: float = 27.0
+    solver: str = "dense"  # Newton's linear solver: dense (LAPACK LU) or klu (sparse, klujax)
+    limiting: int = 1  # models' own junction limiting ($limit) in Newton: 1 on, 0 off
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Options":
@@ -100,6 +102,13 @@ class Options:
             raise Va2JaxError(f"option tran_method: unknown method {o.tran_method!r} (be, trap, gear2)")
         if o.tran_method == "euler":
             o.tran_method = "be"
+        if o.solver not in ("dense", "klu"):
+            raise Va2JaxError(f"option solver: unknown linear solver {o.solver!r} (dense, klu)")
+        if o.solver == "klu":
+            try:
+                import klujax  # noqa: F401
+            except ImportError:
+                raise Va2JaxError("option solver=klu needs the klujax package (pip install klujax)") from None
         return o
 
 
@@ -136,53 +145,89 @@ class Result:
                               + suggest(key, self.names)) from None
 
 
-def make_newton(system: System, opts: Options,
-                assemble: Callable[[jax.Array], tuple[jax.Array, ...]] | None = None) -> Callable:
+def is_singular_error(e: Exception) -> bool:
+    """Whether a runtime error is KLU's report of a singular matrix."""
+    return "singular" in str(e)
+
+
+def _linear_solver(system: System, solver: str) -> Callable[[jax.Array, jax.Array], jax.Array]:
+    """``solve(A, b)`` for Newton's (equilibrated, dense-assembled) matrix.
+
+    ``dense``: LAPACK LU (``jnp.linalg.solve``), O(n³) per iteration, best for small circuits.
+    ``klu``: the entries on the circuit's static sparsity pattern (:meth:`System.sparsity`) are
+    gathered and solved by KLU through ``klujax`` (O(nnz) fill-reducing factorisation), for large
+    circuits. A singular matrix gives non-finite values with either (reported as singular).
+    """
+    if solver == "dense":
+        return jnp.linalg.solve
+    import klujax
+
+    Ai, Aj = (jnp.asarray(a) for a in system.sparsity())
+
+    def solve(A: jax.Array, b: jax.Array) -> jax.Array:
+        return klujax.solve(Ai, Aj, A[Ai, Aj], b)
+
+    return solve
+
+
+def make_newton(system: System, opts: Options, values: System | None = None) -> Callable:
     """The pure (traceable) Newton solve of ``system``:
     ``newton(x0, b, a0, hist, gshunt, maxiter, dvmax) -> (x, iterations, converged, singular, q, F)``.
 
-    ``assemble`` defaults to ``system.make_assemble()``; :mod:`.batch` passes one whose element
-    values are traced inputs (the masks and tolerances still come from ``system``).
+    ``values``: the system whose element values are assembled (default ``system``; :mod:`.batch`
+    passes one with traced values — the masks and tolerances still come from ``system``).
+
+    Model limiting (``options limiting=1``, the default): models with ``$limit`` states (pnjlim,
+    fetlim, … in inlined generated models) limit their junction voltages against the previous
+    iteration's limited values. Each solve starts from the states of its initial guess (an
+    evaluation without limiting, so the first iteration is never limited — as SPICE's ``vold`` is
+    the last accepted value), carries them through the iterations and solves
+    ``J·Δx = −F + lim_f + a0·lim_q`` (OSDI's limiting RHS). Node-voltage clipping at ``dvmax``
+    stays on top of it.
     """
     n = system.n
-    assemble = assemble or system.make_assemble()
+    vsys = values if values is not None else system
+    assemble = vsys.make_assemble_limited()
+    limiting = bool(opts.limiting) and bool(system.stateful_groups())
     gmask = jnp.asarray(system.gmin_mask)
     tolabs = jnp.where(jnp.asarray(system.is_current), opts.abstol, opts.vntol)
     reltol = opts.reltol
     vmask = jnp.asarray(~system.is_current)
+    linsolve = _linear_solver(system, opts.solver)
 
     def newton(x0: jax.Array, b: jax.Array, a0: jax.Array, hist: jax.Array, gshunt: jax.Array,
                maxiter: jax.Array, dvmax: jax.Array):
-        def resid(x):
-            f, q, Jf, Jq = assemble(x)
+        def resid(x, states):
+            f, q, Jf, Jq, lf, lq, new_states = assemble(x, states, True)
             F = f - b + a0 * q + hist + gshunt * gmask * x
             J = Jf + a0 * Jq + jnp.diag(gshunt * gmask)
-            return F, J, q, Jq
+            return F, J, q, Jq, lf + a0 * lq, (new_states if limiting else None)
 
         def cond(s):
             return (~s[2]) & (s[1] < maxiter) & (~s[3])
 
         def body(s):
-            x, it, _, _, _, _, _ = s
-            F, J, q, Jq = resid(x)
+            x, it, _, _, _, _, _, states = s
+            F, J, q, Jq, L, states = resid(x, states)
             # equilibrate rows and columns (as KLU does) before the LU solve
             rs = jnp.max(jnp.abs(J), axis=1)
             rs = jnp.where(rs > 0, rs, 1.0)
             Js = J / rs[:, None]
             cs = jnp.max(jnp.abs(Js), axis=0)
             cs = jnp.where(cs > 0, cs, 1.0)
-            dx = jnp.linalg.solve(Js / cs[None, :], -F / rs) / cs
+            dx = linsolve(Js / cs[None, :], (L - F) / rs) / cs
             bad = ~jnp.all(jnp.isfinite(dx))
             clipped = jnp.where(vmask, jnp.clip(dx, -dvmax, dvmax), dx)
             xn = x + clipped
             ok = jnp.all(jnp.abs(clipped) <= reltol * jnp.maximum(jnp.abs(x), jnp.abs(xn)) + tolabs)
             ok = ok & jnp.all(clipped == dx) & ~bad
             qn = q + Jq @ clipped
-            return xn, it + 1, ok, bad, qn, F, J
+            return xn, it + 1, ok, bad, qn, F, J, states
 
         z = jnp.zeros(n)
-        init = (x0, jnp.int32(0), jnp.bool_(False), jnp.bool_(False), z, z, jnp.zeros((n, n)))
-        x, it, conv, bad, q, F, J = jax.lax.while_loop(cond, body, init)
+        states0 = assemble(x0, vsys.zero_states(), False)[6] if limiting else None
+        init = (x0, jnp.int32(0), jnp.bool_(False), jnp.bool_(False), z, z, jnp.zeros((n, n)), states0)
+        x, it, conv, bad, q, F, J, _ = jax.lax.while_loop(cond, body, init)
         return x, it, conv, bad, q, F
 
     return newton
@@ -196,7 +241,7 @@ class Engine:
         self.opts = opts
         n = system.n
         assemble = system.make_assemble()
-        newton = make_newton(system, opts, assemble)
+        newton = make_newton(system, opts)
         self._newton_py = newton
         t0 = time.perf_counter()
         args = (jnp.zeros(n), jnp.zeros(n), jnp.float64(0), jnp.zeros(n), jnp.float64(0),
@@ -214,10 +259,16 @@ class Engine:
               gshunt: float = 0.0, maxiter: int | None = None):
         """One Newton solve. Returns ``(x, iterations, converged, singular, q, F_last)``."""
         n = self.sys.n
-        out = self._newton(np.asarray(x0, float), np.asarray(b, float), np.float64(a0),
-                           np.zeros(n) if hist is None else np.asarray(hist, float),
-                           np.float64(gshunt), np.int32(maxiter or self.opts.op_itl),
-                           np.float64(self.opts.dvmax))
+        try:
+            out = self._newton(np.asarray(x0, float), np.asarray(b, float), np.float64(a0),
+                               np.zeros(n) if hist is None else np.asarray(hist, float),
+                               np.float64(gshunt), np.int32(maxiter or self.opts.op_itl),
+                               np.float64(self.opts.dvmax))
+        except jax.errors.JaxRuntimeError as e:
+            if not is_singular_error(e):
+                raise
+            # KLU stops on a singular matrix (LAPACK returns non-finite values): same outcome
+            return np.asarray(x0, float), 0, False, True, np.zeros(n), np.zeros(n)
         x, it, conv, bad, q, F = (np.asarray(o) for o in out)
         self.iterations += int(it)
         return x, int(it), bool(conv), bool(bad), q, F

@@ -351,7 +351,7 @@ class BatchSweep:
         """Pure function ``p (K,) -> {"x": (n,), "status": ()}``: the DC operating point."""
         def op_one(p: jax.Array) -> dict[str, jax.Array]:
             sysm = self.system_at(p)
-            newton = make_newton(self.system, self.opts, sysm.make_assemble())
+            newton = make_newton(self.system, self.opts, sysm)
             x, ok = _dc_op(newton, self._dc_vector(sysm), self.system.n, self.opts)
             return {"x": x, "status": jnp.where(ok, OK, OP_FAILED).astype(jnp.int32)}
         return op_one
@@ -374,7 +374,7 @@ class BatchSweep:
         def tran_one(p: jax.Array) -> dict[str, jax.Array]:
             sysm = self.system_at(p)
             assemble = sysm.make_assemble()
-            newton = make_newton(self.system, o, assemble)
+            newton = make_newton(self.system, o, sysm)
             b_of_t = sysm.make_source_fn()
             x0, op_ok = _dc_op(newton, b_of_t(jnp.float64(0.0)), n, o)
             q0 = assemble(x0)[1]

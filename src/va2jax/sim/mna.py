@@ -130,31 +130,78 @@ class System:
             bps.update(s.wave.breakpoints(stop))
         return np.array(sorted(bps))
 
+    def sparsity(self) -> tuple[np.ndarray, np.ndarray]:
+        """Row and column indices ``(Ai, Aj)`` of every Jacobian entry that can be non-zero: the
+        linear stamps, every pair of unknowns one device instance touches, and the diagonal
+        (gmin/gshunt). Sorted row-major, ground excluded."""
+        n = self.n
+        mask = (self.G != 0) | (self.C != 0) | np.eye(n, dtype=bool)
+        for g in self.groups:
+            idx = np.asarray(g.idx)
+            r = np.repeat(idx[:, :, None], idx.shape[1], axis=2).ravel()
+            c = np.repeat(idx[:, None, :], idx.shape[1], axis=1).ravel()
+            keep = (r < n) & (c < n)
+            mask[r[keep], c[keep]] = True
+        Ai, Aj = np.nonzero(mask)
+        return Ai.astype(np.int32), Aj.astype(np.int32)
+
+    def stateful_groups(self) -> list[int]:
+        """Indices of the device groups whose model keeps ``$limit`` states (Newton limiting)."""
+        return [k for k, g in enumerate(self.groups) if getattr(g.group, "num_states", 0) > 0]
+
     def make_assemble(self) -> Callable[[jax.Array], tuple[jax.Array, jax.Array, jax.Array, jax.Array]]:
         """Return ``assemble(x) -> (f_dev+G·x, q, Jf, Jq)`` (without ``−b``); jit-traceable."""
+        full = self.make_assemble_limited()
+        return lambda x: full(x, None, False)[:4]
+
+    def make_assemble_limited(self) -> Callable:
+        """Return ``assemble(x, states, enable) -> (f, q, Jf, Jq, lim_f, lim_q, new_states)``.
+
+        ``states``: a tuple with one ``(N, num_states)`` array per group of
+        :meth:`stateful_groups` (the ``$limit`` states of the previous Newton iteration), or
+        ``None`` to evaluate every group without limiting. With ``enable`` the models limit their
+        junction voltages against those states: ``f``/``q`` and the Jacobians are then taken at
+        the limited voltages and ``lim_f``/``lim_q`` (OSDI's limiting RHS, ``J·(v_lim − v)`` of
+        the limited branches) correct the Newton right-hand side. ``new_states`` are the states
+        to pass to the next iteration (the unlimited voltages when ``enable`` is false)."""
         n = self.n
         G = jnp.asarray(self.G)
         C = jnp.asarray(self.C)
         groups = [(g.group, jnp.asarray(g.idx)) for g in self.groups]
+        stateful = self.stateful_groups()
 
-        def assemble(x: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+        def assemble(x: jax.Array, states, enable):
             xe = jnp.concatenate([x, jnp.zeros(1, x.dtype)])
             f = jnp.zeros(n + 1).at[:n].add(G @ x)
             q = jnp.zeros(n + 1).at[:n].add(C @ x)
+            lf = jnp.zeros(n + 1)
+            lq = jnp.zeros(n + 1)
             Jf = jnp.zeros((n + 1, n + 1)).at[:n, :n].add(G)
             Jq = jnp.zeros((n + 1, n + 1)).at[:n, :n].add(C)
-            for grp, idx in groups:
+            new_states = []
+            for k, (grp, idx) in enumerate(groups):
                 V = xe[idx]
-                fl, ql, jfl, jql = grp.eval(V)
+                if states is not None and k in stateful:
+                    fl, ql, jfl, jql, lfl, lql, st = grp.eval_limited(V, states[stateful.index(k)], enable)
+                    lf = lf.at[idx].add(lfl)
+                    lq = lq.at[idx].add(lql)
+                    new_states.append(st)
+                else:
+                    fl, ql, jfl, jql = grp.eval(V)
                 f = f.at[idx].add(fl)
                 q = q.at[idx].add(ql)
                 r = idx[:, :, None]
                 c = idx[:, None, :]
                 Jf = Jf.at[r, c].add(jfl)
                 Jq = Jq.at[r, c].add(jql)
-            return f[:n], q[:n], Jf[:n, :n], Jq[:n, :n]
+            return f[:n], q[:n], Jf[:n, :n], Jq[:n, :n], lf[:n], lq[:n], tuple(new_states)
 
         return assemble
+
+    def zero_states(self) -> tuple[jax.Array, ...]:
+        """Placeholder ``$limit`` states (zeros) for :meth:`make_assemble_limited`."""
+        return tuple(jnp.zeros((self.groups[k].idx.shape[0], self.groups[k].group.num_states))
+                     for k in self.stateful_groups())
 
 
 ModelResolver = Callable[[str, Loc], CompiledModel | None]

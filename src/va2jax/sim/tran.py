@@ -173,7 +173,7 @@ def run_tran(eng: "Engine", name: str, stop: float, step: float | None = None,
     ``stop``, ``step``, ``maxstep``, ``start`` in seconds; ``maxstep`` defaults to ``stop/50``.
     Every accepted time point is returned.
     """
-    from .analysis import ConvergenceError, Result, Stats, loop_compiler_options
+    from .analysis import ConvergenceError, Result, Stats, is_singular_error, loop_compiler_options
 
     o = eng.opts
     sysm = eng.sys
@@ -206,6 +206,11 @@ def run_tran(eng: "Engine", name: str, stop: float, step: float | None = None,
         except TypeError:  # breakpoint table grew past the compiled size: recompile
             kern._run = jax.jit(kern._run)  # pragma: no cover
             raise
+        except jax.errors.JaxRuntimeError as e:  # KLU (option solver=klu) stops on a singular matrix
+            if not is_singular_error(e):
+                raise
+            raise ConvergenceError(f"transient {name}: singular matrix after t={float(state[_T]):.6g} s "
+                                   "(option solver=klu)") from None
         k = int(state[_K])
         ts.append(np.asarray(state[_OUT_T])[:k])
         xs.append(np.asarray(state[_OUT_X])[:k])
