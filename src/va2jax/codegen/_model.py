@@ -636,9 +636,12 @@ class Model:
         with ThreadPoolExecutor(PARALLEL_COMPILE) as pool:
             try:
                 self._chain(fns, pin, sp, prepare, static)
-            finally:
+            except BaseException:
                 for fut in pending:
-                    fut.result()
+                    fut.cancel()
+                raise
+            for fut in pending:
+                fut.result()  # a compilation's own error surfaces here
 
     def _exe_key(self, what: str, size: int) -> str | None:
         """Name of a compiled piece of eval in the executable cache (None: do not cache)."""
@@ -739,15 +742,16 @@ class Model:
                   "extra": state["extra"], "temperature": state["temperature"], "mfactor": state["mfactor"],
                   "analysis": np.full(nb, flags, np.int32), "enable_lim": np.full(nb, bool(enable_lim)),
                   "prev_state": np.zeros((nb, self.num_states))}
-        static = jax.tree_util.tree_map(lambda x: jnp.asarray(pad(np.broadcast_to(x, (nb,) + np.shape(x)[1:]))), static)
+        static_np = jax.tree_util.tree_map(lambda x: pad(np.broadcast_to(x, (nb,) + np.shape(x)[1:])), static)
+        static = jax.tree_util.tree_map(jnp.asarray, static_np)
         sp = state["sp"]
         # padding lanes dropped in one compiled call (not one eager slice per output)
         trim = (lambda res: res) if nb == size else jax.jit(
             lambda res: {k: v[:nb] for k, v in res.items()})
         if hasattr(self._module, "EVAL_PARTS"):
-            # inputs that do not depend on V: made once here, not on every call
-            ein_static, _ = jax.jit(lambda st: self._batch_inputs(st, size, jnp, self._part_needs(),
-                                                                  "static"))(static)
+            # inputs that do not depend on V: made once here (NumPy: no compilation), not per call
+            ein_np, _ = self._batch_inputs(static_np, size, np, self._part_needs(), "static")
+            ein_static = {k: jnp.asarray(v) for k, v in ein_np.items()}
             labels = static["labels"]
 
             def f(V):
