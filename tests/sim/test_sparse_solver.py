@@ -63,3 +63,21 @@ def test_klu_in_batched_sweep(tmp_path):
     a, b = ref["tran"], batched["tran"]
     assert np.array_equal(a.npoints, b.npoints)
     np.testing.assert_allclose(np.nan_to_num(b.x), np.nan_to_num(a.x), rtol=0, atol=1e-12)
+
+
+def test_klu_singular_matrix_is_recognised():
+    """KLU stops on a singular matrix (LAPACK returns NaN instead); the simulator recognises the
+    error so that a singular Newton matrix is handled the same way with both solvers."""
+    import jax
+    import jax.numpy as jnp
+    import klujax
+    import pytest
+
+    from va2jax.sim.analysis import is_singular_error
+
+    Ai = jnp.array([0, 0, 1, 1], dtype=jnp.int32)
+    Aj = jnp.array([0, 1, 0, 1], dtype=jnp.int32)
+    with pytest.raises(jax.errors.JaxRuntimeError) as err:
+        jax.block_until_ready(klujax.solve(Ai, Aj, jnp.ones(4, jnp.float64), jnp.array([1.0, 2.0])))
+    assert is_singular_error(err.value)
+    assert not is_singular_error(RuntimeError("some other failure"))

@@ -146,8 +146,10 @@ class Result:
 
 
 def is_singular_error(e: Exception) -> bool:
-    """Whether a runtime error is KLU's report of a singular matrix."""
-    return "singular" in str(e)
+    """Whether a runtime error is KLU's report of a singular matrix (klujax raises
+    ``klu_factor/z_factor failed (singular matrix?)``)."""
+    msg = str(e)
+    return "klu" in msg and "singular" in msg
 
 
 def _linear_solver(system: System, solver: str) -> Callable[[jax.Array, jax.Array], jax.Array]:
@@ -156,7 +158,8 @@ def _linear_solver(system: System, solver: str) -> Callable[[jax.Array, jax.Arra
     ``dense``: LAPACK LU (``jnp.linalg.solve``), O(n³) per iteration, best for small circuits.
     ``klu``: the entries on the circuit's static sparsity pattern (:meth:`System.sparsity`) are
     gathered and solved by KLU through ``klujax`` (O(nnz) fill-reducing factorisation), for large
-    circuits. A singular matrix gives non-finite values with either (reported as singular).
+    circuits. On a singular matrix LAPACK returns non-finite values; KLU stops with an error,
+    which :meth:`Engine.solve` and the transient map to the same "singular" outcome.
     """
     if solver == "dense":
         return jnp.linalg.solve
