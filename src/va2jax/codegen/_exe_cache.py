@@ -107,11 +107,19 @@ class CachedJit:
                             + repr(avals) + device + _environment_key()).encode()).hexdigest()[:32]
         return cache_dir() / "exe" / f"{h}.bin"
 
-    def _load(self, path: Path):
+    def _load(self, path: Path | None):
+        """The stored executable at ``path``, or ``None`` (none stored; a corrupt or unloadable
+        entry is removed so that it is compiled again)."""
+        if path is None or not path.is_file():
+            return None
         from jax.experimental import serialize_executable as se
 
-        payload, in_tree, out_tree = pickle.loads(path.read_bytes())
-        return se.deserialize_and_load(payload, in_tree, out_tree)
+        try:
+            payload, in_tree, out_tree = pickle.loads(path.read_bytes())
+            return se.deserialize_and_load(payload, in_tree, out_tree)
+        except Exception:
+            path.unlink(missing_ok=True)
+            return None
 
     def _compile(self, args: tuple, path: Path | None):
         import jax
@@ -171,15 +179,13 @@ class CachedJit:
         exe = self._exes.get(dev)
         if exe is not None:
             return exe.out_info, None
-        path = self._path(args, dev)
         if dev in self._unverified:
             return self._unverified[dev].out_info, None
-        if path is not None and path.is_file():
-            try:
-                exe = self._unverified[dev] = self._load(path)
-                return exe.out_info, None
-            except Exception:  # stale, corrupt or unloadable: compile again
-                path.unlink(missing_ok=True)
+        path = self._path(args, dev)
+        exe = self._load(path)
+        if exe is not None:
+            self._unverified[dev] = exe
+            return exe.out_info, None
         lowered = jax.jit(self.fn, compiler_options=self.options).lower(*args)
 
         def work():
@@ -196,11 +202,8 @@ class CachedJit:
             return exe(*args)
         path = self._path(args, dev)
         exe = self._unverified.pop(dev, None)
-        if exe is None and path is not None and path.is_file():
-            try:
-                exe = self._load(path)
-            except Exception:  # corrupt or unloadable: compile again
-                path.unlink(missing_ok=True)
+        if exe is None:
+            exe = self._load(path)
         if exe is not None:
             try:
                 res = exe(*args)

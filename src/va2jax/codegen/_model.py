@@ -743,7 +743,6 @@ class Model:
                   "analysis": np.full(nb, flags, np.int32), "enable_lim": np.full(nb, bool(enable_lim)),
                   "prev_state": np.zeros((nb, self.num_states))}
         static_np = jax.tree_util.tree_map(lambda x: pad(np.broadcast_to(x, (nb,) + np.shape(x)[1:])), static)
-        static = jax.tree_util.tree_map(jnp.asarray, static_np)
         sp = state["sp"]
         # padding lanes dropped in one compiled call (not one eager slice per output)
         trim = (lambda res: res) if nb == size else jax.jit(
@@ -752,7 +751,7 @@ class Model:
             # inputs that do not depend on V: made once here (NumPy: no compilation), not per call
             ein_np, _ = self._batch_inputs(static_np, size, np, self._part_needs(), "static")
             ein_static = {k: jnp.asarray(v) for k, v in ein_np.items()}
-            labels = static["labels"]
+            labels = jnp.asarray(static_np["labels"])
 
             def f(V):
                 return trim(self._parts_padded({"V": jnp.asarray(pad(np.asarray(V, np.float64))),
@@ -760,6 +759,7 @@ class Model:
 
             f(np.zeros((nb, self._n)))  # compile (or load) the pieces now
         else:
+            static = jax.tree_util.tree_map(jnp.asarray, static_np)  # the whole state, on the device
             g = jax.jit(lambda st, V: self._eval_jax_batch({**st, "V": V}, sp),
                         compiler_options=_compiler_options(size))
 
