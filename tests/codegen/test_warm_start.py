@@ -131,3 +131,29 @@ def test_only_fresh_compilations_are_stored(tmp_path):
     again = run(_STORE_TWICE, "k2")  # persistent cache warm: nothing fresh, nothing stored
     assert again == first
     assert run(_LOAD_ALL, str(tmp_path)) == ["0"]
+
+
+def test_limiting_evaluator_matches_eval(corpus, monkeypatch):
+    """evaluator(limiting=True): previous $limit states and enable_lim per call, split or not, give
+    what eval(prev_state=…, enable_lim=…) gives — limiting RHS and new states included."""
+    from va2jax import compile_va
+    from va2jax.codegen import _generate
+
+    path = corpus / "spice" / "diode.va"
+    whole = compile_va(path)
+    monkeypatch.setattr(_generate, "PART_SIZE", 200)
+    split = compile_va(path)
+    assert whole.num_states > 0 and hasattr(split._module, "EVAL_PARTS")
+    rng = np.random.default_rng(11)
+    V = rng.uniform(-0.5, 1.5, (5, len(whole.nodes)))
+    ps = rng.uniform(-0.2, 0.8, (5, whole.num_states))
+    p = {"is": np.full(5, 3e-14), "rs": np.full(5, 2.0)}
+    for enable in (True, False):
+        ref = whole.eval(whole.setup(p), V, analysis="tran", prev_state=ps, enable_lim=enable).as_dict()
+        if enable:
+            assert np.any(np.asarray(ref["lim_rhs_resist"]) != 0)  # limiting is active at these points
+        for m in (whole, split):
+            got = m.evaluator(m.setup(p), analysis="tran", limiting=True)(V, ps, enable)
+            for k in ("residual_resist", "residual_react", "jacobian_resist", "jacobian_react",
+                      "lim_rhs_resist", "lim_rhs_react", "states"):
+                assert np.array_equal(np.asarray(ref[k]), np.asarray(got[k])), (k, enable)

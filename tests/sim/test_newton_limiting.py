@@ -58,3 +58,18 @@ def test_limiting_converges_in_fewer_iterations(tmp_path, diode_va, v, r):
         # Newton's own tolerance: reltol·|V| + vntol = 1e-3·0.8 + 1e-6 V; both land far inside it
         assert abs(res["k"][0] - exact) < 1e-5, (lim, res["k"][0], exact)
     assert runs[1].stats.newton_iterations < runs[0].stats.newton_iterations
+
+
+def test_limiting_through_the_separate_evaluator(tmp_path, diode_va, monkeypatch):
+    """Large models run in their own compiled evaluator, called from the Newton loop: limiting
+    there (states passed in and out through the callback) takes the same iterations to the same
+    operating point as the model traced into the loop."""
+    p = tmp_path / "d.sim"
+    p.write_text(NET.format(va=diode_va, v=5.0, r=100.0, lim=1))
+    runs = {}
+    for mode in ("inline", "separate"):
+        monkeypatch.setenv("VA2JAX_SIM_DEVICE_EVAL", mode)
+        runs[mode] = Simulation.from_file(p).run()["op1"]
+    assert abs(runs["separate"]["k"][0] - _exact(5.0, 100.0)) < 1e-5
+    assert runs["separate"].stats.newton_iterations == runs["inline"].stats.newton_iterations
+    assert runs["separate"]["k"][0] == pytest.approx(runs["inline"]["k"][0], rel=1e-12, abs=0)

@@ -86,6 +86,11 @@ PARALLEL_COMPILE = int(os.environ.get("VA2JAX_PARALLEL_COMPILE", "0")) or min(4,
 #: ``compiler_options`` that undo :data:`FAST_COMPILE_XLA_FLAGS` for one compilation.
 FUSION_ON = {"xla_disable_hlo_passes": ""}
 
+#: Eval-input kinds that an evaluator takes per call (see ``Model._batch_inputs``): the node
+#: voltages, and with Newton limiting also the previous ``$limit`` states and ``enable_lim``.
+_VOLT_DYNAMIC = frozenset({"volt"})
+_LIMIT_DYNAMIC = frozenset({"volt", "prev_state", "enable_lim"})
+
 #: Whether eval compiled for a GPU (or another accelerator) is fused (``VA2JAX_GPU_FUSION``).
 GPU_FUSION = os.environ.get("VA2JAX_GPU_FUSION", "1") != "0"
 
@@ -575,21 +580,27 @@ class Model:
         return {k: np.asarray(v)[:nb] for k, v in res.items()}
 
     def _parts_padded(self, pin: dict[str, Any], sp: dict[str, Any], size: int,
-                      static: dict[str, Any] | None = None) -> dict[str, Any]:
+                      static: dict[str, Any] | None = None,
+                      dynamic: frozenset[str] | None = None) -> dict[str, Any]:
         """Eval of a split model on inputs already padded to ``size``: inputs (``pre``), the parts
         in order, outputs (``post``), each a compiled piece; results keep the padding.
 
         ``static``: the eval inputs that do not depend on the voltages, made once by
         :meth:`evaluator` (then ``pin`` holds only ``V`` and ``labels`` and ``pre`` computes only
         the voltage inputs). Only inputs some piece reads are made: PSP103's eval has ≈ 2,900
-        inputs (1,630 of them unused zeros), and every array a compiled call returns costs µs."""
+        inputs (1,630 of them unused zeros), and every array a compiled call returns costs µs.
+        ``dynamic``: the input kinds ``pin`` provides per call (see :meth:`_batch_inputs`)."""
         jax = _jax()
         which = "all" if static is None else "volt"
-        pre = self._eval_jit.get(("pre", size, which))
+        dynamic = _VOLT_DYNAMIC if dynamic is None else dynamic
+        key = ("pre", size, which, dynamic)
+        pre = self._eval_jit.get(key)
         if pre is None:
             needs = self._part_needs()
-            pre = self._eval_jit[("pre", size, which)] = CachedJit(
-                lambda i: self._batch_inputs(i, size, jax.numpy, needs, which), self._exe_key(f"pre-{which}", size))
+            tag = which if dynamic == _VOLT_DYNAMIC else f"{which}-lim"
+            pre = self._eval_jit[key] = CachedJit(
+                lambda i: self._batch_inputs(i, size, jax.numpy, needs, which, dynamic),
+                self._exe_key(f"pre-{tag}", size))
         rest = self._eval_jit.get(("parts", size))
         fresh = rest is None or not pre.ready()
         if rest is None:  # parts and post are shared by both kinds of pre
@@ -740,7 +751,8 @@ class Model:
 
         return f
 
-    def evaluator(self, state: dict[str, Any], *, analysis: str | int = "dc", enable_lim: bool = False):
+    def evaluator(self, state: dict[str, Any], *, analysis: str | int = "dc", enable_lim: bool = False,
+                  limiting: bool = False):
         """A compiled evaluator with the setup state kept on the device: ``f(V) -> dict``.
 
         ``V`` is (N, n) node voltages for the N instances of ``state`` (V; A for flow unknowns).
@@ -748,6 +760,11 @@ class Model:
         repeated evaluation (Newton loops, benchmarks). ``V`` may be a JAX array already on the
         device (e.g. a GPU): it is used there, not copied through the host. Padding and
         compilation as :meth:`eval`.
+
+        ``limiting=True``: ``f(V, prev_state, enable)`` instead, with the ``$limit`` states of the
+        previous Newton iteration ``prev_state`` (N, :attr:`num_states`) and OSDI's
+        ``enable_lim`` flag ``enable`` given per call (``enable_lim`` is then ignored); the
+        result also holds ``lim_rhs_resist``/``lim_rhs_react`` and the new ``states``.
         """
         jax = _jax()
         import jax.numpy as jnp
@@ -756,6 +773,7 @@ class Model:
         size = 1 << max(0, (nb - 1).bit_length())
         flags = _ANALYSIS[analysis] if isinstance(analysis, str) else int(analysis)
         pad = self._padder(size)
+        dynamic = _LIMIT_DYNAMIC if limiting else _VOLT_DYNAMIC
 
         static = {"labels": state["labels"], "init": state["init"], "given": state["given"],
                   "extra": state["extra"], "temperature": state["temperature"], "mfactor": state["mfactor"],
@@ -767,28 +785,48 @@ class Model:
         trim = (lambda res: res) if nb == size else jax.jit(
             lambda res: {k: v[:nb] for k, v in res.items()})
 
-        def volts(V):
-            if isinstance(V, jax.Array):  # on the device already: pad there (last row repeated)
-                V = V.astype(jnp.float64)
-                return V if nb == size else jnp.concatenate([V, jnp.repeat(V[-1:], size - nb, axis=0)])
-            return jnp.asarray(pad(np.asarray(V, np.float64)))
+        def padded(x):
+            """(nb, …) → (size, …) float64 on the device, last row repeated (device arrays stay there)."""
+            if isinstance(x, jax.Array):
+                x = x.astype(jnp.float64)
+                return x if nb == size else jnp.concatenate([x, jnp.repeat(x[-1:], size - nb, axis=0)])
+            return jnp.asarray(pad(np.asarray(x, np.float64)))
+
+        def per_call(V, prev_state, enable):
+            pin = {"V": padded(V)}
+            if limiting:
+                pin["prev_state"] = padded(prev_state)
+                pin["enable_lim"] = jnp.broadcast_to(jnp.asarray(enable, bool), (size,))
+            return pin
+
         if hasattr(self._module, "EVAL_PARTS"):
-            # inputs that do not depend on V: made once here (NumPy: no compilation), not per call
-            ein_np, _ = self._batch_inputs(static_np, size, np, self._part_needs(), "static")
+            # inputs that do not change between calls: made once here (NumPy: no compilation)
+            ein_np, _ = self._batch_inputs(static_np, size, np, self._part_needs(), "static", dynamic)
             ein_static = {k: jnp.asarray(v) for k, v in ein_np.items()}
             labels = jnp.asarray(static_np["labels"])
 
-            def f(V):
-                return trim(self._parts_padded({"V": volts(V), "labels": labels}, sp, size, ein_static))
-
-            f(np.zeros((nb, self._n)))  # compile (or load) the pieces now
+            def run(V, prev_state=None, enable=False):
+                pin = {**per_call(V, prev_state, enable), "labels": labels}
+                return trim(self._parts_padded(pin, sp, size, ein_static, dynamic))
         else:
-            static = jax.tree_util.tree_map(jnp.asarray, static_np)  # the whole state, on the device
-            g = jax.jit(lambda st, V: self._eval_jax_batch({**st, "V": V}, sp),
+            const = jax.tree_util.tree_map(jnp.asarray, static_np)  # the whole state, on the device
+            g = jax.jit(lambda st, pin: self._eval_jax_batch({**st, **pin}, sp),
                         compiler_options=_compiler_options(size, target_platform()))
 
+            def run(V, prev_state=None, enable=False):
+                return trim(g(const, per_call(V, prev_state, enable)))
+
+        zeros = np.zeros((nb, self._n))
+        if limiting:
+            def f(V, prev_state, enable):
+                return run(V, prev_state, enable)
+
+            f(zeros, np.zeros((nb, self.num_states)), False)  # compile (or load) now
+        else:
             def f(V):
-                return trim(g(static, volts(V)))
+                return run(V)
+
+            f(zeros)
         return f
 
     def eval_traceable(self, state: dict[str, Any], V: Any, *, analysis: str | int = "dc",
@@ -817,14 +855,16 @@ class Model:
         return self._eval_jax_batch(inp, state["sp"], self._gradient_safe_module() if gradient_safe else None)
 
     def _batch_inputs(self, inp: dict[str, Any], nb: int, xp, only: Any = None,
-                      which: str = "all") -> tuple[dict[str, Any], Any]:
+                      which: str = "all", dynamic: frozenset[str] = None) -> tuple[dict[str, Any], Any]:
         """Batch of voltages and setup results → the generated eval's inputs (arrays (N,)).
 
         ``xp`` is ``numpy`` or ``jax.numpy``; returns (inputs, node labels with ground → n).
-        ``only``: the input names wanted (default all); ``which``: ``"volt"`` for the node-voltage
-        inputs only (``inp`` needs just ``V`` and ``labels``), ``"static"`` for all others (no
-        ``V`` needed), ``"all"``.
+        ``only``: the input names wanted (default all); ``which``: ``"volt"`` for the inputs that
+        change from call to call (kinds in ``dynamic``, default the node voltages: ``inp`` then
+        needs just ``V``, ``labels`` and, for the limiting kinds, ``prev_state``/``enable_lim``),
+        ``"static"`` for all others (no ``V`` needed), ``"all"``.
         """
+        dynamic = _VOLT_DYNAMIC if dynamic is None else dynamic
         n = self._n
         labels = xp.asarray(inp["labels"])
         lab = xp.where(labels < 0, n, labels)
@@ -835,7 +875,7 @@ class Model:
         init = inp.get("init", {})
         ein: dict[str, Any] = {} if which == "volt" else {"analysis": inp["analysis"]}
         for value, how, data in self._eval_inputs:
-            if (only is not None and value not in only) or (which != "all" and (how == "volt") != (which == "volt")):
+            if (only is not None and value not in only) or (which != "all" and (how in dynamic) != (which == "volt")):
                 continue
             if how == "volt":
                 a, b = data

@@ -261,12 +261,17 @@ class GeneratedGroup:
         self.mode = _device_eval_mode(model)
         self.compile_s = 0.0
         self._evaluator = None
+        self._limited = None  # the separate evaluator with $limit states per call
 
     def prepare(self) -> None:
-        """Compile the separate evaluator (no-op when inlined or done); adds to ``compile_s``."""
+        """Compile the separate evaluators (no-op when inlined or done); adds to ``compile_s``.
+        A model with ``$limit`` states gets a second evaluator that takes them per call; it
+        shares all compiled parts with the first except the small input piece."""
         if self.mode == "separate" and self._evaluator is None:
             t0 = time.perf_counter()
             self._evaluator = self.m.evaluator(self.state, analysis="tran")  # compiles or loads
+            if self.m.num_states:
+                self._limited = self.m.evaluator(self.state, analysis="tran", limiting=True)
             self.compile_s += time.perf_counter() - t0
 
     @staticmethod
@@ -288,16 +293,28 @@ class GeneratedGroup:
 
     @property
     def num_states(self) -> int:
-        """``$limit`` states per instance that the Newton loop carries (inlined models only: the
-        separate evaluator of a large model is called without limiting)."""
-        return self.m.num_states if self.mode == "inline" else 0
+        """``$limit`` states per instance that the Newton loop carries."""
+        return self.m.num_states
+
+    _LIMITED_KEYS = ("residual_resist", "residual_react", "jacobian_resist", "jacobian_react",
+                     "lim_rhs_resist", "lim_rhs_react", "states")
+
+    def _host_eval_limited(self, V: np.ndarray, prev_state: np.ndarray, enable: np.ndarray):
+        self.prepare()
+        out = self._limited(np.asarray(V, np.float64), np.asarray(prev_state, np.float64), bool(enable))
+        return tuple(np.asarray(out[k], np.float64) for k in self._LIMITED_KEYS)
 
     def eval_limited(self, V: jax.Array, prev_state: jax.Array, enable: Any):
         """:meth:`eval` with OSDI limiting: also the limiting RHS and the new ``$limit`` states."""
+        if self.mode == "separate":
+            N, n, s = self.size, len(self.m.nodes), self.m.num_states
+            vec, mat = jax.ShapeDtypeStruct((N, n), jnp.float64), jax.ShapeDtypeStruct((N, n, n), jnp.float64)
+            shapes = (vec, vec, mat, mat, vec, vec, jax.ShapeDtypeStruct((N, s), jnp.float64))
+            return jax.pure_callback(self._host_eval_limited, shapes, V, prev_state,
+                                     jnp.asarray(enable, bool), vmap_method="sequential")
         out = self.m.eval_traceable(self.state, V, analysis="tran", prev_state=prev_state,
                                     enable_lim=enable)
-        return (out["residual_resist"], out["residual_react"], out["jacobian_resist"],
-                out["jacobian_react"], out["lim_rhs_resist"], out["lim_rhs_react"], out["states"])
+        return tuple(out[k] for k in self._LIMITED_KEYS)
 
     def _host_eval(self, V: np.ndarray):
         self.prepare()
