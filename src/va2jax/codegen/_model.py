@@ -180,7 +180,10 @@ class EvalOutput:
     """Result of :meth:`Model.eval` (arrays with the batch shape in front).
 
     ``residual_resist`` (…, n) A, ``residual_react`` (…, n) C, ``jacobian_resist`` (…, n, n) S,
-    ``jacobian_react`` (…, n, n) F, ``lim_rhs_resist``/``lim_rhs_react`` (…, n), ``states`` (…, s).
+    ``jacobian_react`` (…, n, n) F, ``lim_rhs_resist``/``lim_rhs_react`` (…, n): what OSDI's
+    ``load_limit_rhs_*`` load, ``J·(v − v_lim)`` of the branches ``$limit`` limited (A resp. C; a
+    simulator adds it to the residual: ``J·Δx = −(residual + lim_rhs)``), ``states`` (…, s): the
+    ``$limit`` states for the next iteration.
     """
 
     def __init__(self, d: dict[str, Any]):
@@ -938,7 +941,10 @@ class Model:
             if self.num_states else xp.zeros((nb, 0))
         res = {"residual_resist": vec("rr"), "residual_react": vec("rq"),
                "jacobian_resist": mat("jr"), "jacobian_react": mat("jq"),
-               "lim_rhs_resist": vec("lr"), "lim_rhs_react": vec("lq"), "states": states}
+               # OSDI's load_limit_rhs_* load the negated MIR value: J·(v − v_lim) of the limited
+               # branches, added to the residual by the simulator
+               "lim_rhs_resist": vec("lr", lambda x: -x), "lim_rhs_react": vec("lq", lambda x: -x),
+               "states": states}
         if self._with_scales:
             res.update(scale_residual_resist=vec("rr", xp.abs), scale_residual_react=vec("rq", xp.abs),
                        scale_jacobian_resist=mat("jr", xp.abs), scale_jacobian_react=mat("jq", xp.abs))

@@ -376,6 +376,7 @@ class OsdiGroup:
 
         self.n = len(model.node_names)
         self._calc = osdi_mod.DEFAULT_CALC
+        self._enable_lim = osdi_mod.flags.ENABLE_LIM
         self._analysis = osdi_mod.flags.ANALYSIS_TRAN
         try:
             self.omodel = model.m.model(dict(model_params))
@@ -388,22 +389,40 @@ class OsdiGroup:
                                      for j, r in enumerate(inst.node_mapping)]
                                     for inst in self.insts], dtype=np.int64).reshape(self.size, self.n)
 
-    def _host_eval(self, V: np.ndarray):
+    @property
+    def num_states(self) -> int:
+        """``$limit`` states per instance (OSDI's ``num_states``) that the Newton loop carries."""
+        return int(self.omodel.module.num_states) if self.insts else 0
+
+    def _host_eval_limited(self, V: np.ndarray, prev_state: np.ndarray | None, enable: Any):
+        """The library's eval for every instance: residuals, Jacobians, limiting RHS, states.
+        ``prev_state`` ``None``: no states given (zeros), limiting off."""
         n, N = self.n, self.size
         V = np.asarray(V)
-        f = np.zeros((N, n))
-        q = np.zeros((N, n))
+        f, q, lf, lq = (np.zeros((N, n)) for _ in range(4))
         jf = np.zeros((N, n, n))
         jq = np.zeros((N, n, n))
+        st = np.zeros((N, self.num_states))
+        calc = self._calc | (self._enable_lim if prev_state is not None and bool(enable) else 0)
         for k, inst in enumerate(self.insts):
-            r = inst.eval(V[k], calc=self._calc, analysis=self._analysis)
+            r = inst.eval(V[k], states=None if prev_state is None else prev_state[k], calc=calc,
+                          analysis=self._analysis)
             f[k], q[k] = r.residual_resist, r.residual_react
             jf[k], jq[k] = r.jacobian_resist, r.jacobian_react
-        return f, q, jf, jq
+            lf[k], lq[k], st[k] = r.lim_rhs_resist, r.lim_rhs_react, r.next_states
+        return f, q, jf, jq, lf, lq, st
+
+    def _shapes(self):
+        N, n = self.size, self.n
+        vec, mat = jax.ShapeDtypeStruct((N, n), jnp.float64), jax.ShapeDtypeStruct((N, n, n), jnp.float64)
+        return (vec, vec, mat, mat, vec, vec, jax.ShapeDtypeStruct((N, self.num_states), jnp.float64))
 
     def eval(self, V: jax.Array):
-        n, N = self.n, self.size
-        shapes = (jax.ShapeDtypeStruct((N, n), jnp.float64), jax.ShapeDtypeStruct((N, n), jnp.float64),
-                  jax.ShapeDtypeStruct((N, n, n), jnp.float64),
-                  jax.ShapeDtypeStruct((N, n, n), jnp.float64))
-        return jax.pure_callback(self._host_eval, shapes, V)
+        return jax.pure_callback(lambda v: self._host_eval_limited(v, None, False)[:4],
+                                 self._shapes()[:4], V)
+
+    def eval_limited(self, V: jax.Array, prev_state: jax.Array, enable: Any):
+        """:meth:`eval` with OSDI limiting (``ENABLE_LIM`` when ``enable``, states in and out)."""
+        return jax.pure_callback(
+            lambda v, ps, en: self._host_eval_limited(v, np.asarray(ps, np.float64), en),
+            self._shapes(), V, prev_state, jnp.asarray(enable, bool))

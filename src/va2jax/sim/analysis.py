@@ -185,8 +185,9 @@ def make_newton(system: System, opts: Options, values: System | None = None) -> 
     iteration's limited values. Each solve starts from the states of its initial guess (an
     evaluation without limiting, so the first iteration is never limited — as SPICE's ``vold`` is
     the last accepted value), carries them through the iterations and solves
-    ``J·Δx = −F + lim_f + a0·lim_q`` (OSDI's limiting RHS). Node-voltage clipping at ``dvmax``
-    stays on top of it.
+    ``J·Δx = −(F + lim_f + a0·lim_q)`` with OSDI's limiting RHS (``load_limit_rhs_*``:
+    ``J·(x − x_lim)`` of the limited branches, added to the residual as VACASK does).
+    Node-voltage clipping at ``dvmax`` stays on top of it.
     """
     n = system.n
     vsys = values if values is not None else system
@@ -218,7 +219,7 @@ def make_newton(system: System, opts: Options, values: System | None = None) -> 
             Js = J / rs[:, None]
             cs = jnp.max(jnp.abs(Js), axis=0)
             cs = jnp.where(cs > 0, cs, 1.0)
-            dx = linsolve(Js / cs[None, :], (L - F) / rs) / cs
+            dx = linsolve(Js / cs[None, :], -(F + L) / rs) / cs
             bad = ~jnp.all(jnp.isfinite(dx))
             clipped = jnp.where(vmask, jnp.clip(dx, -dvmax, dvmax), dx)
             xn = x + clipped
