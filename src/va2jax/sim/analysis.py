@@ -152,27 +152,6 @@ def is_singular_error(e: Exception) -> bool:
     return "klu" in msg and "singular" in msg
 
 
-def _linear_solver(system: System, solver: str) -> Callable[[jax.Array, jax.Array], jax.Array]:
-    """``solve(A, b)`` for Newton's (equilibrated, dense-assembled) matrix.
-
-    ``dense``: LAPACK LU (``jnp.linalg.solve``), O(n³) per iteration, best for small circuits.
-    ``klu``: the entries on the circuit's static sparsity pattern (:meth:`System.sparsity`) are
-    gathered and solved by KLU through ``klujax`` (O(nnz) fill-reducing factorisation), for large
-    circuits. On a singular matrix LAPACK returns non-finite values; KLU stops with an error,
-    which :meth:`Engine.solve` and the transient map to the same "singular" outcome.
-    """
-    if solver == "dense":
-        return jnp.linalg.solve
-    import klujax
-
-    Ai, Aj = (jnp.asarray(a) for a in system.sparsity())
-
-    def solve(A: jax.Array, b: jax.Array) -> jax.Array:
-        return klujax.solve(Ai, Aj, A[Ai, Aj], b)
-
-    return solve
-
-
 def make_newton(system: System, opts: Options, values: System | None = None) -> Callable:
     """The pure (traceable) Newton solve of ``system``:
     ``newton(x0, b, a0, hist, gshunt, maxiter, dvmax) -> (x, iterations, converged, singular, q, F)``.
@@ -188,23 +167,69 @@ def make_newton(system: System, opts: Options, values: System | None = None) -> 
     ``J·Δx = −(F + lim_f + a0·lim_q)`` with OSDI's limiting RHS (``load_limit_rhs_*``:
     ``J·(x − x_lim)`` of the limited branches, added to the residual as VACASK does).
     Node-voltage clipping at ``dvmax`` stays on top of it.
+
+    Linear solve (``options solver``): ``dense`` assembles dense matrices and solves with LAPACK's
+    LU (``jnp.linalg.solve``), O(n³) per iteration, best for small circuits; ``klu`` assembles the
+    Jacobian's values directly on the circuit's static pattern (:meth:`System.sparsity`, COO) and
+    solves with KLU through ``klujax`` — O(nnz) assembly and fill-reducing factorisation, for large
+    circuits. Both equilibrate rows and columns first. On a singular matrix LAPACK returns
+    non-finite values; KLU stops with an error, which :meth:`Engine.solve` and the transient map
+    to the same "singular" outcome.
     """
     n = system.n
     vsys = values if values is not None else system
-    assemble = vsys.make_assemble_limited()
+    sparse = opts.solver == "klu"
+    pattern = system.coo_lookup() if sparse else None
+    assemble = vsys.make_assemble_limited(pattern)
     limiting = bool(opts.limiting) and bool(system.stateful_groups())
     gmask = jnp.asarray(system.gmin_mask)
     tolabs = jnp.where(jnp.asarray(system.is_current), opts.abstol, opts.vntol)
     reltol = opts.reltol
     vmask = jnp.asarray(~system.is_current)
-    linsolve = _linear_solver(system, opts.solver)
+    if sparse:
+        # the Jacobian as values on the circuit's static pattern (COO), never a dense matrix
+        import klujax
+
+        Ai, Aj, lut = pattern
+        diag = jnp.asarray(lut[np.arange(n), np.arange(n)])
+        Ai, Aj = jnp.asarray(Ai), jnp.asarray(Aj)
+
+        def add_diag(J, d):
+            return J.at[diag].add(d)
+
+        def equilibrated_solve(J, r):
+            # the dense path's row/column equilibration, on the pattern (same values, same order)
+            rs = jax.ops.segment_max(jnp.abs(J), Ai, num_segments=n)
+            rs = jnp.where(rs > 0, rs, 1.0)
+            Js = J / rs[Ai]
+            cs = jax.ops.segment_max(jnp.abs(Js), Aj, num_segments=n)
+            cs = jnp.where(cs > 0, cs, 1.0)
+            return klujax.solve(Ai, Aj, Js / cs[Aj], r / rs) / cs
+
+        def matvec(M, v):
+            return jax.ops.segment_sum(M * v[Aj], Ai, num_segments=n)
+    else:
+        def add_diag(J, d):
+            return J + jnp.diag(d)
+
+        def equilibrated_solve(J, r):
+            # equilibrate rows and columns (as KLU does) before the LU solve
+            rs = jnp.max(jnp.abs(J), axis=1)
+            rs = jnp.where(rs > 0, rs, 1.0)
+            Js = J / rs[:, None]
+            cs = jnp.max(jnp.abs(Js), axis=0)
+            cs = jnp.where(cs > 0, cs, 1.0)
+            return jnp.linalg.solve(Js / cs[None, :], r / rs) / cs
+
+        def matvec(M, v):
+            return M @ v
 
     def newton(x0: jax.Array, b: jax.Array, a0: jax.Array, hist: jax.Array, gshunt: jax.Array,
                maxiter: jax.Array, dvmax: jax.Array):
         def resid(x, states):
             f, q, Jf, Jq, lf, lq, new_states = assemble(x, states, True)
             F = f - b + a0 * q + hist + gshunt * gmask * x
-            J = Jf + a0 * Jq + jnp.diag(gshunt * gmask)
+            J = add_diag(Jf + a0 * Jq, gshunt * gmask)
             return F, J, q, Jq, lf + a0 * lq, (new_states if limiting else None)
 
         def cond(s):
@@ -213,24 +238,19 @@ def make_newton(system: System, opts: Options, values: System | None = None) -> 
         def body(s):
             x, it, _, _, _, _, _, states = s
             F, J, q, Jq, L, states = resid(x, states)
-            # equilibrate rows and columns (as KLU does) before the LU solve
-            rs = jnp.max(jnp.abs(J), axis=1)
-            rs = jnp.where(rs > 0, rs, 1.0)
-            Js = J / rs[:, None]
-            cs = jnp.max(jnp.abs(Js), axis=0)
-            cs = jnp.where(cs > 0, cs, 1.0)
-            dx = linsolve(Js / cs[None, :], -(F + L) / rs) / cs
+            dx = equilibrated_solve(J, -(F + L))
             bad = ~jnp.all(jnp.isfinite(dx))
             clipped = jnp.where(vmask, jnp.clip(dx, -dvmax, dvmax), dx)
             xn = x + clipped
             ok = jnp.all(jnp.abs(clipped) <= reltol * jnp.maximum(jnp.abs(x), jnp.abs(xn)) + tolabs)
             ok = ok & jnp.all(clipped == dx) & ~bad
-            qn = q + Jq @ clipped
+            qn = q + matvec(Jq, clipped)
             return xn, it + 1, ok, bad, qn, F, J, states
 
         z = jnp.zeros(n)
         states0 = assemble(x0, vsys.zero_states(), False)[6] if limiting else None
-        init = (x0, jnp.int32(0), jnp.bool_(False), jnp.bool_(False), z, z, jnp.zeros((n, n)), states0)
+        J0 = jnp.zeros(Ai.shape if sparse else (n, n))
+        init = (x0, jnp.int32(0), jnp.bool_(False), jnp.bool_(False), z, z, J0, states0)
         x, it, conv, bad, q, F, J, _ = jax.lax.while_loop(cond, body, init)
         return x, it, conv, bad, q, F
 

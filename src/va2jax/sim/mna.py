@@ -154,8 +154,22 @@ class System:
         full = self.make_assemble_limited()
         return lambda x: full(x, None, False)[:4]
 
-    def make_assemble_limited(self) -> Callable:
+    def coo_lookup(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(Ai, Aj, lut)``: the pattern of :meth:`sparsity` and an (n+1, n+1) table giving the
+        position of entry (i, j) in it (``nnz`` — a discarded slot — for ground rows/columns)."""
+        Ai, Aj = self.sparsity()
+        n, nnz = self.n, len(Ai)
+        lut = np.full((n + 1, n + 1), nnz, dtype=np.int32)
+        lut[Ai, Aj] = np.arange(nnz, dtype=np.int32)
+        return Ai, Aj, lut
+
+    def make_assemble_limited(self, pattern: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+                              ) -> Callable:
         """Return ``assemble(x, states, enable) -> (f, q, Jf, Jq, lim_f, lim_q, new_states)``.
+
+        ``pattern``: ``(Ai, Aj, lut)`` of :meth:`coo_lookup` (of the circuit with concrete values:
+        ``G``/``C`` here may be traced) — then ``Jf``/``Jq`` are the values on that pattern (nnz,),
+        added there directly (COO: O(nnz) per assembly instead of O(n²)); otherwise dense (n, n).
 
         ``states``: a tuple with one ``(N, num_states)`` array per group of
         :meth:`stateful_groups` (the ``$limit`` states of the previous Newton iteration), or
@@ -169,15 +183,32 @@ class System:
         C = jnp.asarray(self.C)
         groups = [(g.group, jnp.asarray(g.idx)) for g in self.groups]
         stateful = self.stateful_groups()
+        sparse = pattern is not None
+        if sparse:
+            Ai, Aj, lut = pattern
+            nnz = len(Ai)
+            lin_g = jnp.concatenate([G[Ai, Aj], jnp.zeros(1)])
+            lin_c = jnp.concatenate([C[Ai, Aj], jnp.zeros(1)])
+            Ai_j, Aj_j = jnp.asarray(Ai), jnp.asarray(Aj)
+            pos = [jnp.asarray(lut[np.asarray(g.idx)[:, :, None], np.asarray(g.idx)[:, None, :]])
+                   for g in self.groups]
+
+            def linear(vals, x):  # (sparse linear stamps) · x
+                return jax.ops.segment_sum(vals[:nnz] * x[Aj_j], Ai_j, num_segments=n)
 
         def assemble(x: jax.Array, states, enable):
             xe = jnp.concatenate([x, jnp.zeros(1, x.dtype)])
-            f = jnp.zeros(n + 1).at[:n].add(G @ x)
-            q = jnp.zeros(n + 1).at[:n].add(C @ x)
             lf = jnp.zeros(n + 1)
             lq = jnp.zeros(n + 1)
-            Jf = jnp.zeros((n + 1, n + 1)).at[:n, :n].add(G)
-            Jq = jnp.zeros((n + 1, n + 1)).at[:n, :n].add(C)
+            if sparse:
+                f = jnp.zeros(n + 1).at[:n].add(linear(lin_g, x))
+                q = jnp.zeros(n + 1).at[:n].add(linear(lin_c, x))
+                Jf, Jq = lin_g, lin_c
+            else:
+                f = jnp.zeros(n + 1).at[:n].add(G @ x)
+                q = jnp.zeros(n + 1).at[:n].add(C @ x)
+                Jf = jnp.zeros((n + 1, n + 1)).at[:n, :n].add(G)
+                Jq = jnp.zeros((n + 1, n + 1)).at[:n, :n].add(C)
             new_states = []
             for k, (grp, idx) in enumerate(groups):
                 V = xe[idx]
@@ -190,10 +221,16 @@ class System:
                     fl, ql, jfl, jql = grp.eval(V)
                 f = f.at[idx].add(fl)
                 q = q.at[idx].add(ql)
-                r = idx[:, :, None]
-                c = idx[:, None, :]
-                Jf = Jf.at[r, c].add(jfl)
-                Jq = Jq.at[r, c].add(jql)
+                if sparse:
+                    Jf = Jf.at[pos[k]].add(jfl)
+                    Jq = Jq.at[pos[k]].add(jql)
+                else:
+                    r = idx[:, :, None]
+                    c = idx[:, None, :]
+                    Jf = Jf.at[r, c].add(jfl)
+                    Jq = Jq.at[r, c].add(jql)
+            if sparse:
+                return f[:n], q[:n], Jf[:nnz], Jq[:nnz], lf[:n], lq[:n], tuple(new_states)
             return f[:n], q[:n], Jf[:n, :n], Jq[:n, :n], lf[:n], lq[:n], tuple(new_states)
 
         return assemble
