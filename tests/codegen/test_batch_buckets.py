@@ -93,3 +93,39 @@ def test_cached_jit_options_follow_the_target_platform():
     with jax.default_device(jax.devices("cpu")[0]):
         np.testing.assert_array_equal(np.asarray(f(np.arange(3.0))), [0.0, 2.0, 4.0])
     assert seen and set(seen) == {"cpu"}
+
+
+def test_cached_jit_same_executable_inside_a_callback():
+    """``jax.pure_callback`` runs its callback under ``jax.default_device(cpu:0)``: a CachedJit
+    compiled outside (no default device) must reuse its executable there, not trace, lower and
+    compile again (the simulator calls split models' evaluators from its Newton loop this way)."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from va2jax.codegen._exe_cache import CachedJit, device_key
+
+    traces = []
+
+    def fn(x):
+        traces.append(1)
+        return x * 2.0
+
+    f = CachedJit(fn, None)
+    x = np.arange(3.0)
+    np.testing.assert_array_equal(np.asarray(f(x)), [0.0, 2.0, 4.0])
+    dev = jax.devices()[0]
+    assert device_key() == f"{dev.platform}:{dev.id}"
+    with jax.default_device(dev):
+        assert device_key() == f"{dev.platform}:{dev.id}"
+        f(x)
+    with jax.default_device(dev.platform):
+        f(x)
+
+    def cb(v):
+        assert f.ready()
+        return np.asarray(f(v))
+
+    out = jax.jit(lambda v: jax.pure_callback(cb, jax.ShapeDtypeStruct((3,), jnp.float64), v))(x)
+    np.testing.assert_array_equal(np.asarray(out), [0.0, 2.0, 4.0])
+    assert len(traces) == 1

@@ -78,6 +78,29 @@ def target_platform() -> str:
     return getattr(dev, "platform", None) or str(dev).split(":")[0]
 
 
+_DEVICE_KEYS: dict[Any, str] = {}
+
+
+def device_key() -> str:
+    """The device a compilation or call started now targets, as ``"platform:id"``.
+
+    ``jax.default_device`` may be unset (JAX's default: the first device of the default backend),
+    a platform name or a device; all three name the same device in the common case, and must give
+    one key: :func:`jax.pure_callback` runs its callback under ``jax.default_device(<the calling
+    computation's device>)``, so an evaluator prepared outside a callback and called inside one
+    (the simulator's Newton loop) would otherwise miss its executables and trace, lower and
+    compile every piece a second time (≈ 5–10 s for PSP103)."""
+    import jax
+
+    raw = jax.config.jax_default_device
+    key = _DEVICE_KEYS.get(raw)
+    if key is None:
+        dev = (jax.devices()[0] if raw is None else jax.devices(raw)[0] if isinstance(raw, str)
+               else raw)
+        key = _DEVICE_KEYS[raw] = f"{dev.platform}:{dev.id}"
+    return key
+
+
 def exe_cache_enabled() -> bool:
     return os.environ.get("VA2JAX_EXE_CACHE", "1") != "0"
 
@@ -106,7 +129,7 @@ class CachedJit:
         self.fn = fn
         self.key = key
         self.options = options
-        self._exes: dict[str, Any] = {}  # default device → executable
+        self._exes: dict[str, Any] = {}  # device_key() → executable
         self._unverified: dict[str, Any] = {}  # loaded by prepare(), not run yet
 
     def _path(self, args: tuple, device: str) -> Path | None:
@@ -181,9 +204,7 @@ class CachedJit:
 
     def ready(self) -> bool:
         """Whether an executable for the current default device is in memory."""
-        import jax
-
-        return str(jax.config.jax_default_device) in self._exes
+        return device_key() in self._exes
 
     def prepare(self, args: tuple, executor) -> tuple[Any, Any]:
         """Make an executable for ``args`` (arrays or ``jax.ShapeDtypeStruct``) available without
@@ -195,7 +216,7 @@ class CachedJit:
         """
         import jax
 
-        dev = str(jax.config.jax_default_device)
+        dev = device_key()
         exe = self._exes.get(dev)
         if exe is not None:
             return exe.out_info, None
@@ -214,9 +235,7 @@ class CachedJit:
         return lowered.out_info, executor.submit(work)
 
     def __call__(self, *args):
-        import jax
-
-        dev = str(jax.config.jax_default_device)  # jax.default_device(...) picks another executable
+        dev = device_key()  # jax.default_device(<another device>) picks another executable
         exe = self._exes.get(dev)
         if exe is not None:
             return exe(*args)
