@@ -70,12 +70,7 @@ def load_code(source: str, filename: str, cache_path: Path | None):
 def target_platform() -> str:
     """Platform (``"cpu"``, ``"gpu"`` …) that a compilation started now targets: JAX's default
     device where one is set (``jax.default_device``), else its default backend."""
-    import jax
-
-    dev = jax.config.jax_default_device
-    if dev is None:
-        return jax.default_backend()
-    return getattr(dev, "platform", None) or str(dev).split(":")[0]
+    return device_key().split(":")[0]
 
 
 _DEVICE_KEYS: dict[Any, str] = {}

@@ -269,9 +269,12 @@ class GeneratedGroup:
         shares all compiled parts with the first except the small input piece."""
         if self.mode == "separate" and self._evaluator is None:
             t0 = time.perf_counter()
-            self._evaluator = self.m.evaluator(self.state, analysis="tran")  # compiles or loads
-            if self.m.num_states:
-                self._limited = self.m.evaluator(self.state, analysis="tran", limiting=True)
+            # under the default device the Newton loop's pure_callback sets (the CPU), so that
+            # the evaluators' small jitted helpers are not compiled again on the first callback
+            with jax.default_device(jax.devices("cpu")[0]):
+                self._evaluator = self.m.evaluator(self.state, analysis="tran")  # compiles or loads
+                if self.m.num_states:
+                    self._limited = self.m.evaluator(self.state, analysis="tran", limiting=True)
             self.compile_s += time.perf_counter() - t0
 
     @staticmethod
