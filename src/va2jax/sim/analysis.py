@@ -161,9 +161,9 @@ def make_newton(system: System, opts: Options, values: System | None = None) -> 
 
     Model limiting (``options limiting=1``, the default): models with ``$limit`` states (pnjlim,
     fetlim, … in inlined generated models) limit their junction voltages against the previous
-    iteration's limited values. Each solve starts from the states of its initial guess (an
-    evaluation without limiting, so the first iteration is never limited — as SPICE's ``vold`` is
-    the last accepted value), carries them through the iterations and solves
+    iteration's limited values. The first iteration of each solve is not limited (its states
+    become the initial guess's own values, as SPICE's ``vold`` is the last accepted value); the
+    states are carried through the iterations and each solves
     ``J·Δx = −(F + lim_f + a0·lim_q)`` with OSDI's limiting RHS (``load_limit_rhs_*``:
     ``J·(x − x_lim)`` of the limited branches, added to the residual as VACASK does).
     Node-voltage clipping at ``dvmax`` stays on top of it.
@@ -226,8 +226,8 @@ def make_newton(system: System, opts: Options, values: System | None = None) -> 
 
     def newton(x0: jax.Array, b: jax.Array, a0: jax.Array, hist: jax.Array, gshunt: jax.Array,
                maxiter: jax.Array, dvmax: jax.Array):
-        def resid(x, states):
-            f, q, Jf, Jq, lf, lq, new_states = assemble(x, states, True)
+        def resid(x, states, enable):
+            f, q, Jf, Jq, lf, lq, new_states = assemble(x, states, enable)
             F = f - b + a0 * q + hist + gshunt * gmask * x
             J = add_diag(Jf + a0 * Jq, gshunt * gmask)
             return F, J, q, Jq, lf + a0 * lq, (new_states if limiting else None)
@@ -237,7 +237,10 @@ def make_newton(system: System, opts: Options, values: System | None = None) -> 
 
         def body(s):
             x, it, _, _, _, _, _, states = s
-            F, J, q, Jq, L, states = resid(x, states)
+            # the first iteration is not limited: its states are then the initial guess's own
+            # junction values (what limiting against them would return unchanged), the limits
+            # of later iterations refer to them — no separate evaluation for the start states
+            F, J, q, Jq, L, states = resid(x, states, it > 0)
             dx = equilibrated_solve(J, -(F + L))
             bad = ~jnp.all(jnp.isfinite(dx))
             clipped = jnp.where(vmask, jnp.clip(dx, -dvmax, dvmax), dx)
@@ -248,7 +251,7 @@ def make_newton(system: System, opts: Options, values: System | None = None) -> 
             return xn, it + 1, ok, bad, qn, F, J, states
 
         z = jnp.zeros(n)
-        states0 = assemble(x0, vsys.zero_states(), False)[6] if limiting else None
+        states0 = vsys.zero_states() if limiting else None
         J0 = jnp.zeros(Ai.shape if sparse else (n, n))
         init = (x0, jnp.int32(0), jnp.bool_(False), jnp.bool_(False), z, z, J0, states0)
         x, it, conv, bad, q, F, J, _ = jax.lax.while_loop(cond, body, init)
