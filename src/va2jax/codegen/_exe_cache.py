@@ -108,6 +108,8 @@ class CachedJit:
         self.options = options
         self._exes: dict[str, Any] = {}  # default device → executable
         self._unverified: dict[str, Any] = {}  # loaded by prepare(), not run yet
+        self._last_default: Any = None  # the last call's default device and executable
+        self._last_exe: Any = None
 
     def _path(self, args: tuple, device: str) -> Path | None:
         if self.key is None or not exe_cache_enabled():
@@ -216,9 +218,13 @@ class CachedJit:
     def __call__(self, *args):
         import jax
 
-        dev = str(jax.config.jax_default_device)  # jax.default_device(...) picks another executable
+        default = jax.config.jax_default_device  # jax.default_device(...) picks another executable
+        if default is self._last_default and self._last_exe is not None:
+            return self._last_exe(*args)  # the common case, without building the device key
+        dev = str(default)
         exe = self._exes.get(dev)
         if exe is not None:
+            self._last_default, self._last_exe = default, exe
             return exe(*args)
         path = self._path(args, dev)
         exe = self._unverified.pop(dev, None)

@@ -235,6 +235,7 @@ class Model:
         self._const_outputs = gen.eval_output_consts
         self._with_scales = False  # validation asks for Σ|terms| of collapsed sums
         self._eval_jit: dict = {}
+        self._selected_inputs: dict = {}  # (only, which) → eval inputs (_batch_inputs)
         self._build_tables()
 
     # ---------------------------------------------------------------------------------------
@@ -564,14 +565,23 @@ class Model:
         if fn is None:
             fn = self._eval_jit[size] = CachedJit(self._eval_jax_batch, self._exe_key("eval", size),
                                                   _options_for(size))
-        out = fn(jax.tree_util.tree_map(self._padder(size), inp), sp)
+        # padding walks every leaf of the state (µs each): only where there is something to pad
+        out = fn(inp if size == nb else jax.tree_util.tree_map(self._padder(size), inp), sp)
         return {k: np.asarray(v)[:nb] for k, v in out.items()}
 
     def _run_parts(self, inp: dict[str, Any], sp: dict[str, Any], nb: int) -> dict[str, Any]:
         """Large models: each generated part is jit+vmap-compiled on its own (see PART_SIZE)."""
-        jax = _jax()
         size = 1 << max(0, (nb - 1).bit_length())
-        res = self._parts_padded(jax.tree_util.tree_map(self._padder(size), inp), sp, size)
+        pad = self._padder(size)
+        # as in evaluator(): the voltage-independent inputs made with NumPy (only those a piece
+        # reads, padded one by one) instead of padding the whole state (PSP103: ≈ 1,500 arrays)
+        # and handing all of it to `pre`
+        ein, _ = self._batch_inputs(inp, nb, np, self._part_needs(), "static")
+        static = {}
+        for k, v in ein.items():
+            v = np.asarray(v)
+            static[k] = pad(v if v.shape[:1] == (nb,) else np.broadcast_to(v, (nb,) + v.shape[1:]))
+        res = self._parts_padded({"V": pad(inp["V"]), "labels": pad(inp["labels"])}, sp, size, static)
         return {k: np.asarray(v)[:nb] for k, v in res.items()}
 
     def _parts_padded(self, pin: dict[str, Any], sp: dict[str, Any], size: int,
@@ -610,10 +620,13 @@ class Model:
 
     def _part_needs(self) -> frozenset[str]:
         """Eval inputs that a part or an output of a split eval reads."""
-        needs = set(self._output_vars.values())
-        for inp_names, _env in self._module.EVAL_PART_INPUTS:
-            needs.update(inp_names)
-        return frozenset(needs)
+        needs = self.__dict__.get("_part_needs_set")
+        if needs is None:
+            needs = set(self._output_vars.values())
+            for inp_names, _env in self._module.EVAL_PART_INPUTS:
+                needs.update(inp_names)
+            needs = self._part_needs_set = frozenset(needs)
+        return needs
 
     def _chain(self, fns, pin, sp, call, static=None):
         """Data flow of a split eval: ``pre`` → parts (each fed the values it reads) → ``post``.
@@ -771,7 +784,9 @@ class Model:
             if isinstance(V, jax.Array):  # on the device already: pad there (last row repeated)
                 V = V.astype(jnp.float64)
                 return V if nb == size else jnp.concatenate([V, jnp.repeat(V[-1:], size - nb, axis=0)])
-            return jnp.asarray(pad(np.asarray(V, np.float64)))
+            # NumPy goes to the compiled call as it is: it copies it over itself, for less than
+            # an eager jnp.asarray costs (≈ 0.1 ms)
+            return pad(np.asarray(V, np.float64))
         if hasattr(self._module, "EVAL_PARTS"):
             # inputs that do not depend on V: made once here (NumPy: no compilation), not per call
             ein_np, _ = self._batch_inputs(static_np, size, np, self._part_needs(), "static")
@@ -834,9 +849,12 @@ class Model:
             vused = xp.take_along_axis(vext, lab, axis=1)
         init = inp.get("init", {})
         ein: dict[str, Any] = {} if which == "volt" else {"analysis": inp["analysis"]}
-        for value, how, data in self._eval_inputs:
-            if (only is not None and value not in only) or (which != "all" and (how == "volt") != (which == "volt")):
-                continue
+        sel = self._selected_inputs.get((only, which))
+        if sel is None:  # PSP103: 2,868 eval inputs, ≈ 500 of them read
+            sel = self._selected_inputs[(only, which)] = [
+                (value, how, data) for value, how, data in self._eval_inputs
+                if (only is None or value in only) and (which == "all" or (how == "volt") == (which == "volt"))]
+        for value, how, data in sel:
             if how == "volt":
                 a, b = data
                 ein[value] = vused[:, a] - vused[:, b] if b >= 0 else vused[:, a]
