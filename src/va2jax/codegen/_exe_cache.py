@@ -126,6 +126,8 @@ class CachedJit:
         self.options = options
         self._exes: dict[str, Any] = {}  # device_key() → executable
         self._unverified: dict[str, Any] = {}  # loaded by prepare(), not run yet
+        self._last_default: Any = None  # the last call's default device and executable
+        self._last_exe: Any = None
 
     def _path(self, args: tuple, device: str) -> Path | None:
         if self.key is None or not exe_cache_enabled():
@@ -230,9 +232,15 @@ class CachedJit:
         return lowered.out_info, executor.submit(work)
 
     def __call__(self, *args):
+        import jax
+
+        default = jax.config.jax_default_device
+        if default is self._last_default and self._last_exe is not None:
+            return self._last_exe(*args)  # the common case, without building the device key
         dev = device_key()  # jax.default_device(<another device>) picks another executable
         exe = self._exes.get(dev)
         if exe is not None:
+            self._last_default, self._last_exe = default, exe
             return exe(*args)
         path = self._path(args, dev)
         exe = self._unverified.pop(dev, None)

@@ -243,6 +243,7 @@ class Model:
         self._const_outputs = gen.eval_output_consts
         self._with_scales = False  # validation asks for Σ|terms| of collapsed sums
         self._eval_jit: dict = {}
+        self._selected_inputs: dict = {}  # (only, which) → eval inputs (_batch_inputs)
         self._build_tables()
 
     # ---------------------------------------------------------------------------------------
@@ -572,14 +573,23 @@ class Model:
         if fn is None:
             fn = self._eval_jit[size] = CachedJit(self._eval_jax_batch, self._exe_key("eval", size),
                                                   _options_for(size))
-        out = fn(jax.tree_util.tree_map(self._padder(size), inp), sp)
+        # padding walks every leaf of the state (µs each): only where there is something to pad
+        out = fn(inp if size == nb else jax.tree_util.tree_map(self._padder(size), inp), sp)
         return {k: np.asarray(v)[:nb] for k, v in out.items()}
 
     def _run_parts(self, inp: dict[str, Any], sp: dict[str, Any], nb: int) -> dict[str, Any]:
         """Large models: each generated part is jit+vmap-compiled on its own (see PART_SIZE)."""
-        jax = _jax()
         size = 1 << max(0, (nb - 1).bit_length())
-        res = self._parts_padded(jax.tree_util.tree_map(self._padder(size), inp), sp, size)
+        pad = self._padder(size)
+        # as in evaluator(): the voltage-independent inputs made with NumPy (only those a piece
+        # reads, padded one by one) instead of padding the whole state (PSP103: ≈ 1,500 arrays)
+        # and handing all of it to `pre`
+        ein, _ = self._batch_inputs(inp, nb, np, self._part_needs(), "static")
+        static = {}
+        for k, v in ein.items():
+            v = np.asarray(v)
+            static[k] = pad(v if v.shape[:1] == (nb,) else np.broadcast_to(v, (nb,) + v.shape[1:]))
+        res = self._parts_padded({"V": pad(inp["V"]), "labels": pad(inp["labels"])}, sp, size, static)
         return {k: np.asarray(v)[:nb] for k, v in res.items()}
 
     def _parts_padded(self, pin: dict[str, Any], sp: dict[str, Any], size: int,
@@ -624,10 +634,13 @@ class Model:
 
     def _part_needs(self) -> frozenset[str]:
         """Eval inputs that a part or an output of a split eval reads."""
-        needs = set(self._output_vars.values())
-        for inp_names, _env in self._module.EVAL_PART_INPUTS:
-            needs.update(inp_names)
-        return frozenset(needs)
+        needs = self.__dict__.get("_part_needs_set")
+        if needs is None:
+            needs = set(self._output_vars.values())
+            for inp_names, _env in self._module.EVAL_PART_INPUTS:
+                needs.update(inp_names)
+            needs = self._part_needs_set = frozenset(needs)
+        return needs
 
     def _chain(self, fns, pin, sp, call, static=None):
         """Data flow of a split eval: ``pre`` → parts (each fed the values it reads) → ``post``.
@@ -789,17 +802,19 @@ class Model:
             lambda res: {k: v[:nb] for k, v in res.items()})
 
         def padded(x):
-            """(nb, …) → (size, …) float64 on the device, last row repeated (device arrays stay there)."""
+            """(nb, …) → (size, …) float64, last row repeated. Device arrays are padded on the
+            device; NumPy goes to the compiled call as it is (it copies it over itself, for less
+            than an eager ``jnp.asarray`` costs, ≈ 0.1 ms)."""
             if isinstance(x, jax.Array):
                 x = x.astype(jnp.float64)
                 return x if nb == size else jnp.concatenate([x, jnp.repeat(x[-1:], size - nb, axis=0)])
-            return jnp.asarray(pad(np.asarray(x, np.float64)))
+            return pad(np.asarray(x, np.float64))
 
         def per_call(V, prev_state, enable):
             pin = {"V": padded(V)}
             if limiting:
                 pin["prev_state"] = padded(prev_state)
-                pin["enable_lim"] = jnp.broadcast_to(jnp.asarray(enable, bool), (size,))
+                pin["enable_lim"] = np.full(size, bool(enable))
             return pin
 
         if hasattr(self._module, "EVAL_PARTS"):
@@ -877,9 +892,12 @@ class Model:
             vused = xp.take_along_axis(vext, lab, axis=1)
         init = inp.get("init", {})
         ein: dict[str, Any] = {} if which == "volt" else {"analysis": inp["analysis"]}
-        for value, how, data in self._eval_inputs:
-            if (only is not None and value not in only) or (which != "all" and (how in dynamic) != (which == "volt")):
-                continue
+        sel = self._selected_inputs.get((only, which, dynamic))
+        if sel is None:  # PSP103: 2,868 eval inputs, ≈ 500 of them read
+            sel = self._selected_inputs[(only, which, dynamic)] = [
+                (value, how, data) for value, how, data in self._eval_inputs
+                if (only is None or value in only) and (which == "all" or (how in dynamic) == (which == "volt"))]
+        for value, how, data in sel:
             if how == "volt":
                 a, b = data
                 ein[value] = vused[:, a] - vused[:, b] if b >= 0 else vused[:, a]
