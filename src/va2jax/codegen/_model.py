@@ -243,7 +243,7 @@ class Model:
         self._const_outputs = gen.eval_output_consts
         self._with_scales = False  # validation asks for Σ|terms| of collapsed sums
         self._eval_jit: dict = {}
-        self._selected_inputs: dict = {}  # (only, which) → eval inputs (_batch_inputs)
+        self._selected_inputs: dict = {}  # (only, which, dynamic) → eval inputs (_batch_inputs)
         self._build_tables()
 
     # ---------------------------------------------------------------------------------------

@@ -160,7 +160,8 @@ def make_newton(system: System, opts: Options, values: System | None = None) -> 
     passes one with traced values — the masks and tolerances still come from ``system``).
 
     Model limiting (``options limiting=1``, the default): models with ``$limit`` states (pnjlim,
-    fetlim, … in inlined generated models) limit their junction voltages against the previous
+    fetlim, …; generated models, inlined or in their own evaluator, and OSDI libraries) limit
+    their junction voltages against the previous
     iteration's limited values. The first iteration of each solve is not limited (its states
     become the initial guess's own values, as SPICE's ``vold`` is the last accepted value); the
     states are carried through the iterations and each solves
