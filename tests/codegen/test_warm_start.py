@@ -89,8 +89,8 @@ def f(x):
     return x
 
 x = jnp.linspace(0.0, 1.0, 16)
-# two pieces wrapping the same function under different keys: the second compilation is one JAX
-# takes from its in-memory (or persistent) cache and must not be stored as a fresh executable
+# two pieces wrapping the same function under different keys: each is compiled under its own name
+# (an executable JAX takes from its in-memory or persistent cache must never be stored)
 a = CachedJit(f, sys.argv[1] + ":a")(x)
 b = CachedJit(f, sys.argv[1] + ":b")(x)
 print(float(jnp.sum(a)), float(jnp.sum(b)))
@@ -124,13 +124,18 @@ def test_only_fresh_compilations_are_stored(tmp_path):
         return subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True,
                               text=True, timeout=300, check=True).stdout.split()
 
-    first = run(_STORE_TWICE, "k1")  # fresh process: a compiled fresh, b from memory
-    assert run(_LOAD_ALL, str(tmp_path)) == ["1"]  # only a's executable was stored
+    first = run(_STORE_TWICE, "k1")  # fresh process: a and b (other keys) both compiled fresh
+    assert run(_LOAD_ALL, str(tmp_path)) == ["2"]  # both stored, and both load and run
     for p in (tmp_path / "exe").glob("*.bin"):
         p.unlink()
-    again = run(_STORE_TWICE, "k2")  # persistent cache warm: nothing fresh, nothing stored
+    # JAX's persistent cache holds both, but under the old keys' names: new keys (as after an
+    # upgrade) compile fresh and are stored, instead of coming from JAX's cache in every process
+    again = run(_STORE_TWICE, "k2")
     assert again == first
-    assert run(_LOAD_ALL, str(tmp_path)) == ["0"]
+    assert run(_LOAD_ALL, str(tmp_path)) == ["2"]
+    again = run(_STORE_TWICE, "k1")  # the first keys once more: JAX's cache hits, nothing stored
+    assert again == first
+    assert run(_LOAD_ALL, str(tmp_path)) == ["2"]
 
 
 def test_limiting_evaluator_matches_eval(corpus, monkeypatch):

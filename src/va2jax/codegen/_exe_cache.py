@@ -161,10 +161,29 @@ class CachedJit:
             return self.options
         return self.options(target_platform())
 
-    def _compile(self, args: tuple, path: Path | None):
+    def _jitted(self, path: Path | None):
+        """``jax.jit`` of the function, named after its executable-cache entry.
+
+        JAX's persistent cache keys an entry by the module's name plus its HLO. An executable JAX
+        loads from there cannot be stored here (see :meth:`_finish`), so, were the name the
+        same for every key, a piece whose HLO is unchanged but whose key is new (e.g. after a
+        va2jax upgrade) would come from JAX's cache in every process and never reach this cache —
+        traced and lowered again each time. Named after the entry, it is compiled fresh once and
+        stored."""
         import jax
 
-        return self._finish(jax.jit(self.fn, compiler_options=self._options()).lower(*args), path)
+        fn = self.fn
+        if path is not None:
+            inner = fn
+
+            def fn(*args):
+                return inner(*args)
+
+            fn.__name__ = fn.__qualname__ = f"va2jax_{path.stem}"
+        return jax.jit(fn, compiler_options=self._options())
+
+    def _compile(self, args: tuple, path: Path | None):
+        return self._finish(self._jitted(path).lower(*args), path)
 
     def _finish(self, lowered, path: Path | None):
         """XLA-compile ``lowered`` and store the executable under ``path`` (thread-safe: JAX's
@@ -224,7 +243,7 @@ class CachedJit:
         if exe is not None:
             self._unverified[dev] = exe
             return exe.out_info, None
-        lowered = jax.jit(self.fn, compiler_options=self._options()).lower(*args)
+        lowered = self._jitted(path).lower(*args)
 
         def work():
             self._exes[dev] = self._finish(lowered, path)
