@@ -184,6 +184,11 @@ def _time_calls(fn, min_time: float, reps: int) -> tuple[float, float]:
     return float(np.median(samples)), float(np.min(samples))
 
 
+def _rates(batch: int, first_s: float, med: float, best: float) -> dict[str, float]:
+    return {"first_call_s": first_s, "s_per_call_median": med, "s_per_call_min": best,
+            "evals_per_s_median": batch / med, "evals_per_s_max": batch / best}
+
+
 def worker_throughput(args: argparse.Namespace) -> None:
     """Model.eval throughput per batch size (compile excluded); prints JSON, saves agreement rows."""
     import jax
@@ -220,8 +225,7 @@ def worker_throughput(args: argparse.Namespace) -> None:
                     return o.jacobian_react
 
                 med, best = _time_calls(call, args.min_time, args.reps)
-            entry[kind] = {"first_call_s": compile_s, "s_per_call_median": med, "s_per_call_min": best,
-                           "evals_per_s_median": b / med, "evals_per_s_max": b / best}
+            entry[kind] = _rates(b, compile_s, med, best)
             agree_out = args.agree_out if kind == "cpu" else f"{args.agree_out}.{kind}.npz"
             if b >= AGREE_ROWS and args.agree_out and not os.path.exists(agree_out):
                 k = AGREE_ROWS
@@ -238,9 +242,7 @@ def worker_throughput(args: argparse.Namespace) -> None:
                     jax.block_until_ready(f(Vd))
                     ev_first = time.perf_counter() - t0
                     med, best = _time_calls(lambda: jax.block_until_ready(f(Vd)), args.min_time, args.reps)
-                entry[f"{kind}_resident"] = {"first_call_s": ev_first, "s_per_call_median": med,
-                                             "s_per_call_min": best, "evals_per_s_median": b / med,
-                                             "evals_per_s_max": b / best}
+                entry[f"{kind}_resident"] = _rates(b, ev_first, med, best)
                 print(f"progress: batch {b} {kind} resident: {b / med:.3g} evals/s", file=sys.stderr,
                       flush=True)
         res["batches"][str(b)] = entry

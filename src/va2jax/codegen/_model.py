@@ -581,16 +581,23 @@ class Model:
         """Large models: each generated part is jit+vmap-compiled on its own (see PART_SIZE)."""
         size = 1 << max(0, (nb - 1).bit_length())
         pad = self._padder(size)
-        # as in evaluator(): the voltage-independent inputs made with NumPy (only those a piece
-        # reads, padded one by one) instead of padding the whole state (PSP103: ≈ 1,500 arrays)
-        # and handing all of it to `pre`
-        ein, _ = self._batch_inputs(inp, nb, np, self._part_needs(), "static")
-        static = {}
-        for k, v in ein.items():
-            v = np.asarray(v)
-            static[k] = pad(v if v.shape[:1] == (nb,) else np.broadcast_to(v, (nb,) + v.shape[1:]))
+        static = self._static_inputs(inp, nb, size)
         res = self._parts_padded({"V": pad(inp["V"]), "labels": pad(inp["labels"])}, sp, size, static)
         return {k: np.asarray(v)[:nb] for k, v in res.items()}
+
+    def _static_inputs(self, inp: dict[str, Any], nb: int, size: int,
+                       dynamic: frozenset[str] | None = None) -> dict[str, np.ndarray]:
+        """The eval inputs of a split eval that do not change between calls (kinds not in
+        ``dynamic``), made with NumPy — only those a piece reads, each padded to ``size`` —
+        instead of padding the whole setup state (PSP103: ≈ 1,500 arrays) and handing it to
+        ``pre``. ``inp``: the setup state and flags of ``nb`` instances (leading axis 1 or nb)."""
+        pad = self._padder(size)
+        ein, _ = self._batch_inputs(inp, nb, np, self._part_needs, "static", dynamic)
+        out = {}
+        for k, v in ein.items():
+            v = np.asarray(v)
+            out[k] = pad(v if v.shape[:1] == (nb,) else np.broadcast_to(v, (nb,) + v.shape[1:]))
+        return out
 
     def _parts_padded(self, pin: dict[str, Any], sp: dict[str, Any], size: int,
                       static: dict[str, Any] | None = None,
@@ -609,7 +616,7 @@ class Model:
         key = ("pre", size, which, dynamic)
         pre = self._eval_jit.get(key)
         if pre is None:
-            needs = self._part_needs()
+            needs = self._part_needs
             tag = which if dynamic == _VOLT_DYNAMIC else f"{which}-lim"
             pre = self._eval_jit[key] = CachedJit(
                 lambda i: self._batch_inputs(i, size, jax.numpy, needs, which, dynamic),
@@ -632,15 +639,13 @@ class Model:
             self._prepare_parts(fns, pin, sp, static)
         return self._chain(fns, pin, sp, lambda piece, *args: piece(*args), static)
 
+    @functools.cached_property
     def _part_needs(self) -> frozenset[str]:
         """Eval inputs that a part or an output of a split eval reads."""
-        needs = self.__dict__.get("_part_needs_set")
-        if needs is None:
-            needs = set(self._output_vars.values())
-            for inp_names, _env in self._module.EVAL_PART_INPUTS:
-                needs.update(inp_names)
-            needs = self._part_needs_set = frozenset(needs)
-        return needs
+        needs = set(self._output_vars.values())
+        for inp_names, _env in self._module.EVAL_PART_INPUTS:
+            needs.update(inp_names)
+        return frozenset(needs)
 
     def _chain(self, fns, pin, sp, call, static=None):
         """Data flow of a split eval: ``pre`` → parts (each fed the values it reads) → ``post``.
@@ -795,7 +800,6 @@ class Model:
                   "extra": state["extra"], "temperature": state["temperature"], "mfactor": state["mfactor"],
                   "analysis": np.full(nb, flags, np.int32), "enable_lim": np.full(nb, bool(enable_lim)),
                   "prev_state": np.zeros((nb, self.num_states))}
-        static_np = jax.tree_util.tree_map(lambda x: pad(np.broadcast_to(x, (nb,) + np.shape(x)[1:])), static)
         sp = state["sp"]
         # padding lanes dropped in one compiled call (not one eager slice per output)
         trim = (lambda res: res) if nb == size else jax.jit(
@@ -819,15 +823,16 @@ class Model:
 
         if hasattr(self._module, "EVAL_PARTS"):
             # inputs that do not change between calls: made once here (NumPy: no compilation)
-            ein_np, _ = self._batch_inputs(static_np, size, np, self._part_needs(), "static", dynamic)
-            ein_static = {k: jnp.asarray(v) for k, v in ein_np.items()}
-            labels = jnp.asarray(static_np["labels"])
+            ein_static = {k: jnp.asarray(v) for k, v in self._static_inputs(static, nb, size, dynamic).items()}
+            labels = jnp.asarray(pad(np.broadcast_to(state["labels"], (nb,) + np.shape(state["labels"])[1:])))
 
             def run(V, prev_state=None, enable=False):
                 pin = {**per_call(V, prev_state, enable), "labels": labels}
                 return trim(self._parts_padded(pin, sp, size, ein_static, dynamic))
         else:
-            const = jax.tree_util.tree_map(jnp.asarray, static_np)  # the whole state, on the device
+            # the whole state, padded, on the device
+            const = jax.tree_util.tree_map(
+                lambda x: jnp.asarray(pad(np.broadcast_to(x, (nb,) + np.shape(x)[1:]))), static)
             g = jax.jit(lambda st, pin: self._eval_jax_batch({**st, **pin}, sp),
                         compiler_options=_compiler_options(size, target_platform()))
 
