@@ -14,10 +14,10 @@ PYTEST_ARGS ?=
 install: $(STAMP) $(SYSDEPS_STAMP)
 
 # Python environment: venv + pinned dependencies + this package (editable).
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q --upgrade 'pip==26.3'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
 	touch $@
 
 # System packages: a C compiler (test harnesses) and ngspice (reference simulator).
