@@ -459,7 +459,7 @@ def handler_ir(*, symbol: str, kernel_address: int, n_shared: int, n_in: int, n_
     for nm, buf in bufs.items():
         check(eq(ld(b, buf, B, "dtype"), f64), f"{signature}; {nm} is not float64")
         rank = 1 if nm == "shared" else 2
-        check(eq(ld(b, buf, B, "rank"), rank), f"{signature}; {nm} does not have rank {rank}")
+        check(eq(ld(b, buf, B, "rank"), rank), f"{signature}; {nm} is not of rank {rank}")
         d = ld(b, buf, B, "dims")
         dims[nm] = [b.load(at(b, d, 8 * k), typ=i64) for k in range(rank)]
     check(eq(dims["shared"][0], n_shared), f"{signature}; shared does not have {n_shared} elements")
