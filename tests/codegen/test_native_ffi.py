@@ -363,8 +363,8 @@ def test_grad_voltage_uses_kernel_jacobian(kernels):
     grad = jax.jit(jax.grad(lambda v: f(SHARED, rows, v)[:, 0].sum()))(v)[:, 0]
     assert same_bits(grad, g_kernel)  # J·dv with dv = 1: exactly the kernel's g
     np.testing.assert_allclose(grad, g_exact, rtol=RTOL)
-    jf = jax.jacfwd(lambda v: f(SHARED, rows, v)[:, 0])(v)[:, :, 0]
-    jr = jax.jacrev(lambda v: f(SHARED, rows, v)[:, 0])(v)[:, :, 0]
+    jf = jax.jit(jax.jacfwd(lambda v: f(SHARED, rows, v)[:, 0]))(v)[:, :, 0]
+    jr = jax.jit(jax.jacrev(lambda v: f(SHARED, rows, v)[:, 0]))(v)[:, :, 0]
     assert same_bits(jf, np.diag(g_kernel)) and same_bits(jr, np.diag(g_kernel))
     per_row = jax.jit(jax.vmap(jax.grad(lambda vv, r: f(SHARED, r, vv)[0])))(v, rows)
     assert same_bits(per_row[:, 0], g_kernel)
@@ -380,11 +380,12 @@ def test_grad_parameters_use_fallback(kernels):
     d_is = jax.jit(jax.grad(lambda s: f(s, rows, v)[:, 0].sum()))(SHARED)
     np.testing.assert_allclose(d_is, [np.sum(area * (e - 1.0)),
                                       np.sum(area * IS * e * (-rows[:, 0] / VT**2))], rtol=RTOL)
-    d_area = jax.grad(lambda r: f(SHARED, r, v)[:, 0].sum())(rows)
+    d_area = jax.jit(jax.grad(lambda r: f(SHARED, r, v)[:, 0].sum()))(rows)
     np.testing.assert_allclose(d_area[:, 1], IS * (e - 1.0), rtol=RTOL)
     assert np.all(d_area[:, 0] == 0)  # column 0 is overridden by v
     # both at once, forward mode
-    _, t = jax.jvp(lambda s, vv: f(s, rows, vv)[:, 0], (SHARED, v), (np.array([1e-15, 0.0]), np.ones_like(v)))
+    _, t = jax.jit(lambda s, vv, ts, tv: jax.jvp(lambda s, vv: f(s, rows, vv)[:, 0], (s, vv), (ts, tv)))(
+        SHARED, v, np.array([1e-15, 0.0]), np.ones_like(v))
     np.testing.assert_allclose(t, 1e-15 * area * (e - 1.0) + area * IS * e / VT, rtol=RTOL)
 
 
@@ -393,7 +394,7 @@ def test_second_derivative_through_fallback(kernels):
     derivative from the fallback's tangent of that (non-residual) column."""
     f = _diode(kernels)
     rows = diode_rows(3, seed=9)
-    h = jax.hessian(lambda v: f(SHARED, rows[:1], v)[0, 0])(rows[0, :1])
+    h = jax.jit(jax.hessian(lambda v: f(SHARED, rows[:1], v)[0, 0]))(rows[0, :1])
     np.testing.assert_allclose(h[0, 0], rows[0, 1] * IS * np.exp(rows[0, 0] / VT) / VT**2, rtol=RTOL)
 
 
