@@ -398,6 +398,31 @@ def test_second_derivative_through_fallback(kernels):
     np.testing.assert_allclose(h[0, 0], rows[0, 1] * IS * np.exp(rows[0, 0] / VT) / VT**2, rtol=RTOL)
 
 
+def test_jacobian_columns_as_constants_skip_fallback(kernels):
+    """With ``differentiate_jacobian=False`` a first derivative w.r.t. v never traces the fallback."""
+    def trap(shared, rows):
+        raise AssertionError("fallback traced")
+    call = _ffi.native_call(kernels["diode"], 2, 2, 2, label="diode")
+    f = _ffi.native_jvp(call, voltage_cols=[0], residual_cols=[0], jacobian=[(0, 0, 1)], fallback=trap,
+                        differentiate_jacobian=False)
+    rows = diode_rows(4, seed=10)
+    grad = jax.jit(jax.grad(lambda v: f(SHARED, rows, v)[:, 0].sum()))(rows[:, :1])
+    assert same_bits(grad[:, 0], ctypes_eval(kernels["diode"], SHARED, rows, 2)[:, 1])
+    with pytest.raises(AssertionError, match="fallback traced"):
+        jax.grad(lambda s: f(s, rows, rows[:, :1])[:, 0].sum())(SHARED)
+
+
+def test_kernel_calls_reads_abi_attributes(kernels):
+    from types import SimpleNamespace
+    k = SimpleNamespace(init_batch_address=kernels["mix"], eval_batch_address=kernels["diode"], n_shared=2,
+                        n_in_init=3, n_out_init=3, n_in_eval=2, n_out_eval=2)
+    init, ev = _ffi.kernel_calls(k, label="fake")
+    rows = diode_rows(5)
+    assert same_bits(ev(SHARED, rows), ctypes_eval(kernels["diode"], SHARED, rows, 2))
+    x = np.random.default_rng(2).uniform(0.1, 3.0, (4, 3))
+    assert same_bits(init(SHARED, x), ctypes_eval(kernels["mix"], SHARED, x, 3))  # mix ignores shared
+
+
 def test_native_jvp_rejects_bad_jacobian(kernels):
     call = _ffi.native_call(kernels["diode"], 2, 2, 2, label="diode")
     with pytest.raises(ValueError, match="input column 1 is not in voltage_cols"):

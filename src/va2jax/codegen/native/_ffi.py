@@ -32,7 +32,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-__all__ = ["CHeader", "c_header", "ffi_target", "native_call", "native_jvp", "KERNEL_CFUNCTYPE"]
+__all__ = ["CHeader", "c_header", "ffi_target", "kernel_calls", "native_call", "native_jvp", "KERNEL_CFUNCTYPE"]
 
 #: ctypes prototype of a kernel: ``void (int64_t n, const double *shared, const double *in, double *out)``.
 KERNEL_CFUNCTYPE = ctypes.CFUNCTYPE(None, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
@@ -657,8 +657,20 @@ def native_call(kernel_address: int, n_shared: int, n_in: int, n_out: int, *, la
     return call
 
 
+def kernel_calls(kernel: Any, *, label: str = "model", min_rows_per_task: int = 64) -> tuple[Callable, Callable]:
+    """``(init_call, eval_call)``: :func:`native_call` for the two entry points of a compiled model
+    that exposes the native ABI's attributes (``init_batch_address``, ``eval_batch_address``,
+    ``n_shared``, ``n_in_init``, ``n_out_init``, ``n_in_eval``, ``n_out_eval``)."""
+    init = native_call(kernel.init_batch_address, kernel.n_shared, kernel.n_in_init, kernel.n_out_init,
+                       label=f"{label}_init", min_rows_per_task=min_rows_per_task)
+    ev = native_call(kernel.eval_batch_address, kernel.n_shared, kernel.n_in_eval, kernel.n_out_eval,
+                     label=f"{label}_eval", min_rows_per_task=min_rows_per_task)
+    return init, ev
+
+
 def native_jvp(call: Callable, *, voltage_cols: Sequence[int], residual_cols: Sequence[int],
-               jacobian: Sequence[tuple[int, int, int]], fallback: Callable | None = None) -> Callable:
+               jacobian: Sequence[tuple[int, int, int]], fallback: Callable | None = None,
+               differentiate_jacobian: bool = True) -> Callable:
     """Make a native call differentiable: ``f(shared, rows, v) -> out`` with a ``jax.custom_jvp`` rule.
 
     ``rows`` is ``(..., n_in)``; ``v`` ``(..., len(voltage_cols))`` holds the values of the input
@@ -676,6 +688,9 @@ def native_jvp(call: Callable, *, voltage_cols: Sequence[int], residual_cols: Se
 
     Without ``fallback``, a tangent of ``shared`` or ``rows`` raises ``ValueError`` at trace time and
     non-residual columns do not depend on ``v`` for differentiation (as under ``lax.stop_gradient``).
+    ``differentiate_jacobian=False`` asks for that last behaviour even with a ``fallback``, so that
+    first derivatives w.r.t. ``v`` never trace the (possibly large) JAX path; second derivatives
+    w.r.t. ``v`` are then zero.
     Works with ``jax.jvp``/``jacfwd``/``grad``/``jacrev``/``hessian`` (with ``fallback``) and ``vmap``.
     """
     import jax
@@ -726,7 +741,7 @@ def native_jvp(call: Callable, *, voltage_cols: Sequence[int], residual_cols: Se
             if ent_r:
                 prod = out[..., jidx] * dv[..., vidx]
                 dout = dout.at[..., ridx].add(prod)
-            if fallback is not None and not res_mask.all():
+            if fallback is not None and differentiate_jacobian and not res_mask.all():
                 t0 = jnp.zeros_like(full).at[..., vcol_idx].set(dv, unique_indices=True)
                 _, t_v = jax.jvp(fallback, (jnp.asarray(shared, out.dtype), full),
                                  (jnp.zeros(jnp.shape(shared), out.dtype), t0))
