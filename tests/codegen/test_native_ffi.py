@@ -185,6 +185,7 @@ def test_eager_and_jit_equal_ctypes(kernels):
     # leading batch dims and a single row
     assert same_bits(jax.jit(call)(SHARED, rows[:36].reshape(4, 9, 2)), ref[:36].reshape(4, 9, 2))
     assert same_bits(call(SHARED, rows[3]), ref[3])
+    assert jax.jit(call)(SHARED, rows[:0]).shape == (0, 2)  # an empty batch is a no-op
     mix = _ffi.native_call(kernels["mix"], 0, 3, 3, label="mix")
     x = np.random.default_rng(1).uniform(0.1, 3.0, (11, 3))
     assert same_bits(jax.jit(mix)(np.zeros(0), x), ctypes_eval(kernels["mix"], np.zeros(0), x, 3))
