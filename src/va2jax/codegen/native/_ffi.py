@@ -238,7 +238,7 @@ def handler_ir(*, symbol: str, kernel_address: int, n_shared: int, n_in: int, n_
 
     h = header or c_header()
     libc = libc or {k: _libc_address(k) for k in ("malloc", "free", "sched_yield")}
-    i8, i32, i64, i1 = ir.IntType(8), ir.IntType(32), ir.IntType(64), ir.IntType(1)
+    i8, i32, i64 = ir.IntType(8), ir.IntType(32), ir.IntType(64)
     ptr = ir.PointerType()
     void = ir.VoidType()
     null = ir.Constant(ptr, None)
@@ -276,7 +276,10 @@ def handler_ir(*, symbol: str, kernel_address: int, n_shared: int, n_in: int, n_
         return b.load(at(b, base, f.offset), typ=ty_of(f))
 
     def st(b, value, base, struct, path):
-        b.store(value, at(b, base, h.field(struct, path).offset))
+        f = h.field(struct, path)
+        if value.type != ty_of(f):  # a width mismatch would corrupt the neighbouring member
+            raise AssertionError(f"{struct}.{path}: storing {value.type} into a {f.size}-byte {f.kind}")
+        b.store(value, at(b, base, f.offset))
 
     def alloca(b, ty):
         a = b.alloca(ty)
@@ -476,6 +479,12 @@ def handler_ir(*, symbol: str, kernel_address: int, n_shared: int, n_in: int, n_
     b.ret(null)
 
     b.position_at_end(try_par)
+    # the pool entries exist only in an XLA_FFI_Api at least as new as our header's (struct_size)
+    pool_api = fn.append_basic_block("pool_api")
+    pool_end = h.field("XLA_FFI_Api", "XLA_FFI_ThreadPool_NumThreads")
+    b.cbranch(b.icmp_unsigned(">=", ld(b, api, "XLA_FFI_Api", "struct_size"), c64(pool_end.offset + pool_end.size)),
+              pool_api, serial)
+    b.position_at_end(pool_api)
     nt = b.call(nthr, [api, ctx])
     b.cbranch(b.icmp_signed(">", nt, c64(1)), par, serial)
     b.position_at_end(par)
@@ -557,7 +566,6 @@ def jit_ir(text: str, symbols: Sequence[str]) -> dict[str, int]:
     tm = llvm.Target.from_default_triple().create_target_machine(opt=2)
     engine = llvm.create_mcjit_compiler(mod, tm)
     engine.finalize_object()
-    engine.run_static_constructors()
     with _lock:
         _engines.append(engine)
     return {s: engine.get_function_address(s) for s in symbols}
