@@ -12,8 +12,8 @@ Prints:
    the same loop doing the arithmetic in XLA instead — the crossing's own cost — and total);
 2. a jitted batch-1 call from Python (``f(shared, x).block_until_ready()``), median µs;
 3. the same through the differentiable wrapper (``native_jvp``), primal only;
-4. ``diode`` at 16,384 rows: one thread vs XLA's thread pool (ns per row), and the number of
-   pool threads XLA reports (``os.cpu_count()`` on CPU by default).
+4. how many threads ran the rows of one 512-row call of a slow kernel (the pool split at work);
+5. ``diode`` at 16,384 rows: one thread vs XLA's thread pool (ns per row).
 
 Wall-clock numbers on a shared machine are noisy; each figure is a median of repeats.
 
@@ -24,6 +24,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 import statistics
 import sys
@@ -93,6 +94,30 @@ body:
 done:
   ret void
 }
+"""
+
+
+def _thread_id_ir(pthread_self: int, usleep: int) -> str:
+    """A kernel writing, per row, the id of the thread that ran it (after sleeping 50 µs)."""
+    return f"""
+define void @tid(i64 %n, ptr %sh, ptr %in, ptr %out) {{
+entry:
+  br label %loop
+loop:
+  %i = phi i64 [0, %entry], [%i1, %body]
+  %c = icmp slt i64 %i, %n
+  br i1 %c, label %body, label %done
+body:
+  %u = call i32 inttoptr (i64 {usleep} to ptr)(i32 50)
+  %t = call i64 inttoptr (i64 {pthread_self} to ptr)()
+  %d = sitofp i64 %t to double
+  %q = getelementptr double, ptr %out, i64 %i
+  store double %d, ptr %q
+  %i1 = add i64 %i, 1
+  br label %loop
+done:
+  ret void
+}}
 """
 
 
@@ -205,6 +230,12 @@ def main(argv=None) -> int:
     one = jax.jit(_ffi.native_call(addr["diode"], 2, 2, 2, label="diode", min_rows_per_task=10**9))
     many = jax.jit(_ffi.native_call(addr["diode"], 2, 2, 2, label="diode", min_rows_per_task=64))
     assert np.array_equal(np.asarray(one(shared, rows)), np.asarray(many(shared, rows)))
+    libc = ctypes.CDLL(None)
+    tid_addr = _ffi.jit_ir(_thread_id_ir(*(ctypes.cast(getattr(libc, k), ctypes.c_void_p).value
+                                           for k in ("pthread_self", "usleep"))), ["tid"])["tid"]
+    tid = jax.jit(_ffi.native_call(tid_addr, 0, 1, 1, label="tid", min_rows_per_task=8))
+    ids = np.asarray(tid(shared0, jnp.zeros((512, 1))))
+    print(f"threads that ran rows of one 512-row call (50 µs per row): {np.unique(ids).size}")
     for label, fn in (("one thread", one), ("thread pool", many)):
         fn(shared, rows).block_until_ready()
         t = _median_time(lambda: [fn(shared, rows).block_until_ready() for _ in range(50)], args.repeats) / 50
