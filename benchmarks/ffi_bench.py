@@ -199,9 +199,10 @@ def main(argv=None) -> int:
 
     bare_addr = _ffi.jit_ir(_bare_handler_ir(_ffi.c_header()), ["bare"])["bare"]
     jax.ffi.register_ffi_target("va2jax_bench_bare", jax.ffi.pycapsule(bare_addr), platform="cpu", api_version=1)
-    native = lambda x: step(shared0, x)  # noqa: E731
-    bare = lambda x: jax.ffi.ffi_call("va2jax_bench_bare", jax.ShapeDtypeStruct(x.shape, x.dtype))(shared0, x)  # noqa: E731
-    in_xla = lambda x: x * 0.5 + 1.0  # noqa: E731
+    native = lambda x: step(shared0, x)
+    bare = lambda x: jax.ffi.ffi_call("va2jax_bench_bare",
+                                      jax.ShapeDtypeStruct(x.shape, x.dtype))(shared0, x)
+    in_xla = lambda x: x * 0.5 + 1.0
     for name, runner in (("fori_loop", loop), ("while_loop", wloop)):
         t_nat, t_bare, t_xla = runner(native), runner(bare), runner(in_xla)
         print(f"{name:10s}: FFI call {t_nat:.3f} µs/iter (bare do-nothing handler {t_bare:.3f}), same loop "
@@ -238,7 +239,7 @@ def main(argv=None) -> int:
     print(f"threads that ran rows of one 512-row call (50 µs per row): {np.unique(ids).size}")
     for label, fn in (("one thread", one), ("thread pool", many)):
         fn(shared, rows).block_until_ready()
-        t = _median_time(lambda: [fn(shared, rows).block_until_ready() for _ in range(50)], args.repeats) / 50
+        t = _median_time(lambda fn=fn: [fn(shared, rows).block_until_ready() for _ in range(50)], args.repeats) / 50
         print(f"diode, 16384 rows, {label:11s}: {t * 1e6:8.1f} µs per call, {t / 16384 * 1e9:.2f} ns per row")
     return 0
 

@@ -7,8 +7,6 @@ from the analytic formulas (derivatives).
 """
 from __future__ import annotations
 
-import ctypes
-import re
 import shutil
 import subprocess
 
@@ -17,11 +15,11 @@ import pytest
 
 jax = pytest.importorskip("jax")
 pytest.importorskip("llvmlite")
-import jax.numpy as jnp  # noqa: E402
+import jax.numpy as jnp
 
 jax.config.update("jax_enable_x64", True)  # as va2jax.Model does: native kernels are float64
 
-from va2jax.codegen.native import _ffi  # noqa: E402
+from va2jax.codegen.native import _ffi
 
 # Diode: shared = [is, vt]; in = [v, area]; out = [i, g] with
 #   i = area·is·(exp(v/vt) − 1)  (A),   g = ∂i/∂v = area·is·exp(v/vt)/vt  (S)

@@ -29,10 +29,11 @@ import hashlib
 import os
 import re
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
-__all__ = ["CHeader", "c_header", "ffi_target", "kernel_calls", "native_call", "native_jvp", "KERNEL_CFUNCTYPE"]
+__all__ = ["KERNEL_CFUNCTYPE", "CHeader", "c_header", "ffi_target", "kernel_calls", "native_call", "native_jvp"]
 
 #: ctypes prototype of a kernel: ``void (int64_t n, const double *shared, const double *in, double *out)``.
 KERNEL_CFUNCTYPE = ctypes.CFUNCTYPE(None, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
@@ -83,17 +84,17 @@ class CHeader:
     """
 
     def __init__(self, text: str):
-        t = re.sub(r"/\*.*?\*/", " ", text, flags=re.S)
+        t = re.sub(r"/\*.*?\*/", " ", text, flags=re.DOTALL)
         t = re.sub(r"//[^\n]*", "", t)
         t = t.replace("\\\n", " ")
         self.defines: dict[str, int] = {m.group(1): int(m.group(2)) for m in
-                                        re.finditer(r"^\s*#\s*define\s+(\w+)\s+(-?\d+)\s*$", t, re.M)}
-        t = re.sub(r"^\s*#[^\n]*", "", t, flags=re.M)
+                                        re.finditer(r"^\s*#\s*define\s+(\w+)\s+(-?\d+)\s*$", t, re.MULTILINE)}
+        t = re.sub(r"^\s*#[^\n]*", "", t, flags=re.MULTILINE)
         t = re.sub(r"\b_XLA_FFI_API_STRUCT_FIELD\(\s*(\w+)\s*\)", r"\1* \1", t)
         self._last = dict(re.findall(r"XLA_FFI_DEFINE_STRUCT_TRAITS\(\s*(\w+)\s*,\s*(\w+)\s*\)", t))
         self.constants: dict[str, int] = {}
         self._enums: set[str] = set()
-        for m in re.finditer(r"(?:typedef\s+)?enum\s*(\w*)\s*\{(.*?)\}\s*(\w*)\s*;", t, re.S):
+        for m in re.finditer(r"(?:typedef\s+)?enum\s*(\w*)\s*\{(.*?)\}\s*(\w*)\s*;", t, re.DOTALL):
             self._enums.update(x for x in (m.group(1), m.group(3)) if x)
             value = -1
             for item in m.group(2).split(","):
@@ -103,9 +104,9 @@ class CHeader:
                 name, _, expr = item.partition("=")
                 value = self._int(expr) if expr.strip() else value + 1
                 self.constants[name.strip()] = value
-        t = re.sub(r"(?:typedef\s+)?enum\s*\w*\s*\{.*?\}\s*\w*\s*;", "", t, flags=re.S)
-        self._alias = dict((b, a) for a, b in re.findall(r"\btypedef\s+(\w+)\s+(\w+)\s*;", t))
-        self._bodies = {m.group(1): m.group(2) for m in re.finditer(r"\bstruct\s+(\w+)\s*\{(.*?)\}", t, re.S)}
+        t = re.sub(r"(?:typedef\s+)?enum\s*\w*\s*\{.*?\}\s*\w*\s*;", "", t, flags=re.DOTALL)
+        self._alias = {b: a for a, b in re.findall(r"\btypedef\s+(\w+)\s+(\w+)\s*;", t)}
+        self._bodies = {m.group(1): m.group(2) for m in re.finditer(r"\bstruct\s+(\w+)\s*\{(.*?)\}", t, re.DOTALL)}
         self._cache: dict[str, Struct] = {}
 
     def _int(self, expr: str) -> int:
