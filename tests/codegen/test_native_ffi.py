@@ -263,6 +263,30 @@ def test_while_loop_newton_equals_ctypes(kernels):
         assert same_bits(vb[i], vr) and int(kb[i]) == kr
 
 
+def test_newton_with_jvp_inside_while_loop(kernels):
+    """The derivative for Newton taken by ``jax.jvp`` of the differentiable wrapper inside the loop:
+    the tangent for dv = 1 is exactly the kernel's g column, so the iterates are again bit for bit
+    those of the Python loop around the ctypes-called kernel."""
+    f = _diode(kernels, fallback=None)
+    target, area, tol, max_iter = 1e-3, 1.5, 1e-15, 100
+    rows = np.array([[0.0, area]])
+
+    def body(c):
+        v, _, k = c
+        i, di = jax.jvp(lambda vv: f(SHARED, rows, vv)[0, 0], (v,), (jnp.ones_like(v),))
+        dv = (i - target) / di
+        return v - dv, dv, k + 1
+
+    def solve(v0):
+        v0 = jnp.reshape(v0, (1,))
+        return jax.lax.while_loop(lambda c: (jnp.abs(c[1]) > tol) & (c[2] < max_iter), body,
+                                  body((v0, 0.0, 0)))
+
+    v, _, k = jax.jit(solve)(0.8)
+    v_ref, k_ref = _newton_python(kernels["diode"], target, 0.8, area, tol, max_iter)
+    assert int(k) == k_ref and same_bits(v[0], v_ref)
+
+
 def test_scan_and_fori_loop_equal_ctypes(kernels):
     call = _ffi.native_call(kernels["diode"], 2, 2, 2, label="diode")
     seq = diode_rows(40, seed=3).reshape(10, 4, 2)
