@@ -551,10 +551,10 @@ _engines: list[Any] = []            # kept alive forever: XLA may call a registe
 _targets: dict[tuple, str] = {}     # (kernel address, dims, threading) -> registered target name
 
 
-def jit_ir(text: str, symbols: Sequence[str]) -> dict[str, int]:
-    """Compile LLVM IR text in this process (MCJIT, -O2, no fast-math) and return the addresses of
-    ``symbols``. The engine is kept for the life of the process. Raises ``ValueError`` with LLVM's
-    message when the IR does not verify."""
+def jit_ir(text: str, symbols: Sequence[str], *, opt: int = 2) -> dict[str, int]:
+    """Compile LLVM IR text in this process (MCJIT, code generation at ``opt``, no fast-math) and
+    return the addresses of ``symbols``. The engine is kept for the life of the process. Raises
+    ``ValueError`` with LLVM's message when the IR does not verify."""
     import llvmlite.binding as llvm
 
     llvm.initialize_native_target()
@@ -564,7 +564,7 @@ def jit_ir(text: str, symbols: Sequence[str]) -> dict[str, int]:
         mod.verify()
     except RuntimeError as exc:
         raise ValueError(f"LLVM rejected the IR of {', '.join(symbols)}: {exc}") from None
-    tm = llvm.Target.from_default_triple().create_target_machine(opt=2)
+    tm = llvm.Target.from_default_triple().create_target_machine(opt=opt)
     engine = llvm.create_mcjit_compiler(mod, tm)
     engine.finalize_object()
     with _lock:
@@ -597,7 +597,9 @@ def ffi_target(kernel_address: int, n_shared: int, n_in: int, n_out: int, *, lab
     name = f"va2jax_{safe}_{digest}"
     text = handler_ir(symbol=name, kernel_address=key[0], n_shared=key[1], n_in=key[2], n_out=key[3],
                       min_rows_per_task=min_rows_per_task, label=label)
-    addr = jit_ir(text, [name])[name]
+    # -O0 code generation: 4-9 ms instead of 25-40 ms per handler, and the handler's few loads and
+    # compares cost nothing next to XLA's own ≈ 0.17 µs dispatch (benchmarks/ffi_bench.py)
+    addr = jit_ir(text, [name], opt=0)[name]
     with _lock:
         if key in _targets:        # another thread won the race; its handler is equivalent
             return _targets[key]
