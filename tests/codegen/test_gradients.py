@@ -21,7 +21,7 @@ def test_spice_diode_parameter_and_temperature_gradients():
 
     f = CORPUS / "bosdi/spice/diode.va"
     model = compile_va(f)
-    ref = load_library(compile_va_to_osdi(f)).module(model.name)
+    ref = load_library(compile_va_to_osdi(f, opt_level=0)).module(model.name)
     fixed = {"cjo": 1e-12, "rs": 10.0}
     x = {"is": 1e-14, "n": 1.05}
     fn = model.function(list(x), fixed=fixed)

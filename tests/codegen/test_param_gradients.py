@@ -70,7 +70,7 @@ def test_untaken_branches_give_finite_exact_gradients(guard_model, p, v):
 
     x = {"p": p, "q": 1.0}
     i, di_dp, di_dq, _ = _guard_current(p, 1.0, 4, v)
-    ref = load_library(compile_va_to_osdi(GUARD_VA)).module(m.name)
+    ref = load_library(compile_va_to_osdi(GUARD_VA, opt_level=0)).module(m.name)
     osdi = ref.instance({"p": p, "q": 1.0, "n": 4}, temperature=300.0).eval(V).residual_resist[0]
     assert float(current(x, 300.0)) == pytest.approx(osdi, rel=1e-14, abs=0)
     assert osdi == pytest.approx(i, rel=1e-13)
@@ -136,7 +136,7 @@ def _check_against_osdi(path, fixed, x, steps, bias, outputs, T=300.15, rel=1e-6
     from va2jax.osdi import compile_va_to_osdi, load_library
 
     m = compile_va(path)
-    ref = load_library(compile_va_to_osdi(path)).module(m.name)
+    ref = load_library(compile_va_to_osdi(path, opt_level=0)).module(m.name)
     fn = m.function(list(x), fixed=fixed)
     Vs = np.array([_voltages(m.nodes, b) for b in bias])
     idx = [(kind, m.nodes.index(node)) for kind, node in outputs]

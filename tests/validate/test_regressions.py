@@ -19,8 +19,10 @@ endmodule
 def test_module_parameter_named_m_is_not_mfactor(tmp_path):
     va = tmp_path / "cap_m.va"
     va.write_text(PARAM_M)
-    res = validate_file(va, points=20, param_sets=1, params={"m": 3.0, "C": 2e-12}, backend="numpy")
+    res = validate_file(va, points=20, param_sets=1, params={"m": 3.0, "C": 2e-12}, backend="numpy",
+                        reference_opt_level=0)
     assert res.passed, res.max_rel_err
+    assert set(res.max_abs_err.values()) == {0.0}, res.max_abs_err  # bit-identical to -O0
     assert res.points == 20 and res.param_sets[0]["m"] == 3.0
 
 
@@ -49,8 +51,10 @@ def test_param_given_in_model_code_is_not_default_selection(tmp_path):
     va = tmp_path / "pgiven.va"
     va.write_text(PARAM_GIVEN)
     for params in ({}, {"p": 4.0}, {"q": 5.0}, {"p": 4.0, "q": 5.0}):
-        res = validate_file(va, points=10, param_sets=1, params=params, backend="numpy")
+        res = validate_file(va, points=10, param_sets=1, params=params, backend="numpy",
+                            reference_opt_level=0)
         assert res.passed, (params, res.max_rel_err)
+        assert set(res.max_abs_err.values()) == {0.0}, res.max_abs_err
 
 
 # hisim2.va: a loop header entered both from a preceding loop's exit and from a branch selected
@@ -82,8 +86,10 @@ endmodule
 def test_loop_entered_from_previous_loop_exit(tmp_path):
     va = tmp_path / "loops.va"
     va.write_text(LOOP_AFTER_LOOP)
-    res = validate_file(va, points=40, param_sets=1, backend="numpy")
+    res = validate_file(va, points=40, param_sets=1, backend="numpy",
+                        reference_opt_level=0)
     assert res.passed, res.max_rel_err
+    assert set(res.max_abs_err.values()) == {0.0}, res.max_abs_err  # bit-identical to -O0
 
 
 # bsimimg.va: a model parameter with an expression default (EOT1P = EOT1) whose given flag the
@@ -108,5 +114,7 @@ def test_model_parameter_expression_default_with_given_flag(tmp_path):
     va = tmp_path / "pexpr.va"
     va.write_text(EXPR_DEFAULT)
     for params in ({}, {"a": 5.0}, {"b": 7.0}):
-        res = validate_file(va, points=10, param_sets=1, params=params, backend="numpy")
+        res = validate_file(va, points=10, param_sets=1, params=params, backend="numpy",
+                            reference_opt_level=0)
         assert res.passed, (params, res.max_rel_err)
+        assert set(res.max_abs_err.values()) == {0.0}, res.max_abs_err
