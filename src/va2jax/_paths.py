@@ -32,7 +32,7 @@ def data_dir() -> Path:
 
 def safe_stem(name: str) -> str:
     """A file-name stem for ``name`` (a module or analysis name taken from user input) that
-    cannot reach another folder: letters, digits and ``_`` only, never empty.
+    cannot reach another folder: a Python identifier (letters, digits and ``_``).
 
     A name that is already of that form (and does not start with a digit) is kept; any other has
     its other characters replaced by ``_`` and gets ``_`` plus 8 hex digits of its SHA-256, so
@@ -44,6 +44,8 @@ def safe_stem(name: str) -> str:
     if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
         return name
     clean = re.sub(r"[^A-Za-z0-9_]+", "_", name).strip("_") or "name"
+    if clean[0].isdigit():
+        clean = "n" + clean  # an identifier, so a generated module stays importable
     return f"{clean}_{hashlib.sha256(name.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
 
 
