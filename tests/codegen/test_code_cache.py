@@ -139,3 +139,18 @@ def test_verified_file_round_trip(tmp_path):
     f.write_bytes(f.read_bytes()[:-1])  # truncated
     with pytest.warns(CacheWarning, match="damaged"):
         assert read_verified(f) is None
+
+
+def test_unusable_cache_runs_uncached(tmp_path, monkeypatch):
+    """``VA2JAX_CACHE`` naming a file: a warning, and the model works without the cache."""
+    from va2jax import compile_va
+
+    va = VA_DIR / "nodes.va"
+    ref = _results(compile_va(va, use_cache=False))
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    monkeypatch.setenv("VA2JAX_CACHE", str(blocker))
+    with pytest.warns(CacheWarning, match="running without it"):
+        m = compile_va(va)
+    _same(_results(m), ref)
+    assert blocker.read_text() == "x"

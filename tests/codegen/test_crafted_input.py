@@ -27,6 +27,7 @@ ALIAS = r'\al""";__import__("os").system("touch\x20MARK8");"""z '
 SDEFAULT = r'''"\"\"\";__import__('os').system('touch MARK6');\"\"\"\n'];import os;os.system('touch MARK7')#"'''
 SLIT = "x'];__import__('os').system('touch MARK9')#"
 
+# (the second $strobe holds non-ASCII characters, among them Unicode line separators)
 CRAFTED = f"""`include "disciplines.vams"
 module {MOD}({NODE}, B);
   inout {NODE}, B;
@@ -40,6 +41,7 @@ module {MOD}({NODE}, B);
     g = 1.0 / {PAR};
     if ({SPAR}== "{SLIT}") g = 2 * g;
     $strobe("\\"\\"\\";__import__('os').system('touch MARK10');\\"\\"\\" %g", g);
+    $strobe("\u00b5\u2028\u0085\\"\\"\\";__import__('os').system('touch MARK11')#\u2029 %g", g);
     I({NODE}, {INTERNAL}) <+ g * V({NODE}, {INTERNAL});
     I({INTERNAL}, B) <+ g * V({INTERNAL}, B);
   end

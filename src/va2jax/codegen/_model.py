@@ -1165,7 +1165,14 @@ def compile_va(path: str | os.PathLike[str], module: str | None = None, *, inclu
         ir = mods[0]
     gen = generate(ir)
     used = _used_values(ir.eval)
-    _code_cache.store_entry(folder, _slim(ir), gen, used)
+    try:
+        _code_cache.store_entry(folder, _slim(ir), gen, used)
+    except OSError as exc:  # read-only or unusable cache: run uncached
+        import warnings
+
+        warnings.warn(f"va2jax: cannot write the code cache {folder} ({exc.strerror or exc}); "
+                      "running without it", _code_cache.CacheWarning, stacklevel=2)
+        return Model(ir, gen, src, used_eval_values=used, cache_key=None)
     return Model(ir, gen, src, used_eval_values=used, cache_key=key)
 
 
