@@ -1157,7 +1157,7 @@ def compile_va(path: str | os.PathLike[str], module: str | None = None, *, inclu
 
     mods = load_modules(p, incs, defs)
     if module is not None:
-        sel = [m for m in mods if module.lower() in (m.name.lower(), m.osdi_name.lower())]
+        sel = [m for m in mods if module.lower() in (m.name.lower(), (m.osdi_name or m.name).lower())]
         if not sel:
             raise Va2JaxError(f"{path}: no module {module!r}" + suggest(module, [m.name for m in mods]))
         ir = sel[0]
