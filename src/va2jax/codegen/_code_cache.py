@@ -70,15 +70,12 @@ def write_verified(path: Path, data: bytes) -> None:
 
 
 def read_verified(path: Path) -> bytes | None:
-    """The data stored by :func:`write_verified` at ``path``; ``None`` when there is no file, and
-    ``None`` with a :class:`CacheWarning` when the file is damaged (digest mismatch, truncated)."""
+    """The data stored by :func:`write_verified` at ``path``; ``None`` when there is no readable
+    file, and ``None`` with a :class:`CacheWarning` when it is damaged (digest mismatch,
+    truncated)."""
     try:
         raw = Path(path).read_bytes()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        warnings.warn(f"va2jax: cannot read cache file {path} ({exc.strerror}); rebuilding it",
-                      CacheWarning, stacklevel=2)
+    except OSError:  # missing or unreadable: the caller rebuilds it (and warns if it cannot store)
         return None
     head = len(_MAGIC) + _DIGEST
     if len(raw) >= head and raw.startswith(_MAGIC):
