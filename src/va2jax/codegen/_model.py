@@ -30,7 +30,7 @@ from ..errors import Va2JaxError, suggest
 from ..mir import INT, REAL, STR, ModuleIR
 from ..simparams import DEFAULT_SIM_PARAMS
 from . import _code_cache
-from ._exe_cache import CachedJit, load_code, target_platform
+from ._exe_cache import CachedJit, _atomic_write, load_code, target_platform  # noqa: F401 (importers)
 from ._generate import GENERATOR_VERSION, GeneratedModule, generate
 
 _ANALYSIS = {"noise": 1024, "dc": 2048, "ac": 4096, "tran": 8192, "ic": 16384, "static": 32768,
