@@ -162,8 +162,8 @@ def load_entry(folder: Path):
                           "entry; restored", CacheWarning, stacklevel=2)
         try:
             atomic_write(src, want)
-        except OSError:
-            return None
+        except OSError:  # read-only cache: the entry is still good (its source is executed)
+            pass
     return ir, gen, used
 
 
