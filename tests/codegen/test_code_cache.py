@@ -1,7 +1,7 @@
 """The on-disk caches: deterministic generation, complete keys, damaged entries rebuilt.
 
-Expected results are those of the same model generated without the cache (bit for bit) or of
-OpenVAF's OSDI library.
+A rebuilt model must equal the same model generated without the cache bit for bit (JAX path)
+and OpenVAF's ``-O0`` OSDI library exactly (NumPy path); parameter defaults come from the source.
 """
 from __future__ import annotations
 
@@ -31,6 +31,14 @@ def _results(m) -> dict[str, np.ndarray]:
     V = np.random.default_rng(1).uniform(-0.5, 0.8, (4, len(m.nodes)))
     out = m.eval(m.setup({}), V).as_dict()
     return {k: np.asarray(v) for k, v in out.items()}
+
+
+def _matches_osdi(va: Path) -> None:
+    """The cached model (NumPy backend) equals OpenVAF's ``-O0`` OSDI library exactly."""
+    from va2jax.validate import validate_file
+
+    res = validate_file(va, points=5, param_sets=1, backend="numpy", reference_opt_level=0)
+    assert res.passed and all(v == 0.0 for v in res.max_rel_err.values()), res.max_rel_err
 
 
 def _same(a: dict, b: dict) -> None:
@@ -100,6 +108,7 @@ def test_changed_cached_module_is_restored(cache):
         again = compile_va(va)
     assert again.source_path.read_text() == m.source
     _same(_results(again), ref)
+    _matches_osdi(va)
 
 
 def test_damaged_cache_entries_are_rebuilt(cache, tmp_path):
@@ -126,6 +135,7 @@ def test_damaged_cache_entries_are_rebuilt(cache, tmp_path):
     names = " ".join(str(w.message) for w in seen)
     assert "entry.pickle" in names and ".code" in names and ".bin" in names, names
     _same(res, ref)
+    _matches_osdi(va)
 
 
 def test_verified_file_round_trip(tmp_path):
