@@ -28,3 +28,33 @@ def corpus_dir() -> Path:
 def data_dir() -> Path:
     """Folder of the Verilog-A models bundled with va2jax."""
     return Path(__file__).resolve().parent / "data"
+
+
+def safe_stem(name: str) -> str:
+    """A file-name stem for ``name`` (a module or analysis name taken from user input) that
+    cannot reach another folder: a Python identifier (letters, digits and ``_``).
+
+    A name that is already of that form (and does not start with a digit) is kept; any other has
+    its other characters replaced by ``_`` and gets ``_`` plus 8 hex digits of its SHA-256, so
+    that distinct names stay distinct (``\\a/b`` and ``\\a.b`` give different files).
+    """
+    import hashlib
+    import re
+
+    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        return name
+    clean = re.sub(r"[^A-Za-z0-9_]+", "_", name).strip("_") or "name"
+    if clean[0].isdigit():
+        clean = "n" + clean  # an identifier, so a generated module stays importable
+    return f"{clean}_{hashlib.sha256(name.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
+
+
+def path_inside(folder: str | os.PathLike[str], file_name: str) -> Path:
+    """``folder / file_name``, refused (:class:`~va2jax.errors.Va2JaxError`) unless it lies
+    directly in ``folder`` (a file name derived from input must not name another folder)."""
+    from .errors import Va2JaxError
+
+    if file_name in ("", ".", "..") or os.path.basename(file_name) != file_name or "/" in file_name \
+            or (os.altsep and os.altsep in file_name):
+        raise Va2JaxError(f"{file_name!r}: output file name would leave the folder {folder}")
+    return Path(folder) / file_name

@@ -40,3 +40,14 @@ def test_constants_with_different_bits_differ():
              _st("a = lax.add(x, z)", "x", "z"), _st("b = lax.add(x, m)", "x", "m")]
     out = cse(stmts)
     assert out[4].text == "b = lax.add(x, m)"
+
+
+def test_names_inside_string_literals_are_data():
+    """A Verilog-A string that happens to contain a value name (``'a v3 b'`` with ``v3`` a copy
+    of ``v2``) is not the string ``'a v2 b'``: comparisons with the two stay distinct."""
+    stmts = [_st("v1 = inp['v1']", remat=True), _st("v2 = inp['v2']", remat=True),
+             _st("v3 = v2", "v2"),
+             _st("v4 = rt.I32(STR['a v3 b'])", remat=True), _st("v5 = rt.I32(STR['a v2 b'])", remat=True),
+             _st("v6 = lax.eq(v4, v1)", "v4", "v1"), _st("v7 = lax.eq(v5, v1)", "v5", "v1")]
+    text = {s.defs[0]: s.text for s in cse(stmts)}
+    assert text["v7"] == "v7 = lax.eq(v5, v1)"

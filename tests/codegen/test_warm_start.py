@@ -102,8 +102,9 @@ import va2jax.codegen._model as m
 jax = m._jax()
 import jax.numpy as jnp
 from jax.experimental import serialize_executable as se
+from va2jax.codegen._code_cache import read_verified
 for p in glob.glob(sys.argv[1] + "/exe/*.bin"):
-    payload, it, ot = pickle.loads(open(p, "rb").read())
+    payload, it, ot = pickle.loads(read_verified(p))  # None (a TypeError) if damaged
     exe = se.deserialize_and_load(payload, it, ot)
     jax.block_until_ready(exe(jnp.linspace(0.0, 1.0, 16)))  # raises if kernels are missing
 print(len(glob.glob(sys.argv[1] + "/exe/*.bin")))

@@ -8,7 +8,9 @@ from ..errors import Va2JaxError
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ._model import _atomic_write, compile_va
+    from .._paths import path_inside, safe_stem
+    from ._code_cache import atomic_write
+    from ._model import compile_va
 
     from ..validate._cli import _parse_kv
 
@@ -16,8 +18,9 @@ def _run(args: argparse.Namespace) -> int:
     out = Path(args.output)
     if out.exists() and not out.is_dir():
         raise Va2JaxError(f"{out}: exists and is not a directory")
-    target = out / f"{model.name}.py"
-    _atomic_write(target, model.source.encode())
+    # the module name comes from the source: only a sanitised form of it names the file
+    target = path_inside(out, f"{safe_stem(model.name)}.py")
+    atomic_write(target, model.source.encode(), user_file=True)
     print(f"{target}  ({model.source.count(chr(10))} lines; nodes: {', '.join(model.nodes)})")
     return 0
 

@@ -134,7 +134,7 @@ class FunctionEmitter:
         elif t == BOOL:
             lit = f"rt.BOOL({bool(val)})"
         else:
-            lit = f"rt.I32(STR[{val!r}])"
+            lit = f"rt.I32(STR[{val!a}])"  # ascii(): a safe literal of any string
         return Stmt((v,), (), f"{v} = {lit}", remat=True)
 
     # -- predicates ---------------------------------------------------------------------------

@@ -9,7 +9,8 @@
 
 Keys hold everything that changes the executable: the caller's key (the generated code's cache
 key), the padded batch size, the XLA compiler options and flags, jax/jaxlib versions, x64 and the
-device kind. A corrupt or unloadable entry is recompiled and overwritten.
+device kind. Entries are written atomically with a SHA-256 of their contents (see
+:mod:`._code_cache`); a damaged or unloadable entry is recompiled and overwritten.
 """
 from __future__ import annotations
 
@@ -18,11 +19,11 @@ import marshal
 import os
 import pickle
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
 from .._paths import cache_dir
+from ._code_cache import atomic_write, read_verified, write_verified
 
 _CACHE_HIT = "/jax/compilation_cache/cache_hits"
 _COMPILE_REQUEST = "/jax/compilation_cache/compile_requests_use_cache"
@@ -34,34 +35,26 @@ def _persistent_cache_on() -> bool:
     return bool(jax.config.jax_compilation_cache_dir)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+_atomic_write = atomic_write  # the name other modules import
 
 
 def load_code(source: str, filename: str, cache_path: Path | None):
     """``compile(source, filename, "exec")``, read from / written to ``cache_path`` when given
-    (named by the interpreter's cache tag and the source hash, so a stale file is never used)."""
+    (named by the interpreter's cache tag and the source hash, so a stale file is never used;
+    checksummed, so a damaged one is recompiled)."""
     if cache_path is None:
         return compile(source, filename, "exec")
-    digest = hashlib.sha1(source.encode()).hexdigest()[:16]
+    digest = hashlib.sha256(source.encode()).hexdigest()[:24]
     path = cache_path.with_name(f"{cache_path.name}.{sys.implementation.cache_tag}.{digest}.code")
-    if path.is_file():
+    data = read_verified(path)
+    if data is not None:
         try:
-            return marshal.loads(path.read_bytes())
-        except Exception:  # corrupt entry: recompile
+            return marshal.loads(data)
+        except Exception:  # written by another interpreter build: recompile
             pass
     code = compile(source, filename, "exec")
     try:
-        _atomic_write(path, marshal.dumps(code))
+        write_verified(path, marshal.dumps(code))
     except OSError:  # read-only cache: still usable
         pass
     return code
@@ -149,7 +142,10 @@ class CachedJit:
         from jax.experimental import serialize_executable as se
 
         try:
-            payload, in_tree, out_tree = pickle.loads(path.read_bytes())
+            data = read_verified(path)
+            if data is None:
+                raise ValueError("damaged entry")
+            payload, in_tree, out_tree = pickle.loads(data)
             return se.deserialize_and_load(payload, in_tree, out_tree)
         except Exception:
             path.unlink(missing_ok=True)
@@ -213,7 +209,7 @@ class CachedJit:
             from jax.experimental import serialize_executable as se
 
             try:
-                _atomic_write(path, pickle.dumps(se.serialize(exe)))
+                write_verified(path, pickle.dumps(se.serialize(exe)))
             except Exception:  # not serialisable on this backend, or read-only cache
                 pass
         return exe

@@ -12,6 +12,7 @@ name (``inp``) plus the simulator parameters (``sp``, a dict of float64 scalars)
 """
 from __future__ import annotations
 
+import keyword
 import re
 from dataclasses import dataclass, field
 
@@ -77,11 +78,11 @@ class _Lowering:
         r = ins.result
         if name in DEFAULT_SIM_PARAMS:
             self.simparams.add(name)
-            return [Stmt((r,), (), f"{r} = sp[{name!r}]  # $simparam({name!r})")]  # type: ignore[arg-type]
+            return [Stmt((r,), (), f"{r} = sp[{name!a}]  # $simparam({_comment(name)})")]  # type: ignore[arg-type]
         if with_default:
             d = ins.operands[1]
             cast = "rt.ifcast" if em.type_of(d) != REAL else ""
-            return [Stmt((r,), (d,), f"{r} = {cast}({d})  # $simparam({name!r}, default) — not a known simulator parameter")]  # type: ignore[arg-type]
+            return [Stmt((r,), (d,), f"{r} = {cast}({d})  # $simparam({_comment(name)}, default): not a known simulator parameter")]  # type: ignore[arg-type]
         raise Va2JaxError(f"{self.mod.source}: $simparam({name!r}) has no default and is not a simulator parameter va2jax knows")
 
     def lower(self, em: FunctionEmitter, ins: Instr, block: str) -> list[Stmt]:
@@ -113,11 +114,11 @@ class _Lowering:
             name = f"_flag{k}"
             params = self._flag_params(em, block)
             self.flags.append(InitFlag(f"flag{k}", params, "bound"))
-            out.append(Stmt((name,), tuple(_names_in(pred)), f"{name} = rt.BOOL(True) & ({pred})  # bound check failed: {', '.join(params) or '?'}"))
+            out.append(Stmt((name,), tuple(_names_in(pred)), f"{name} = rt.BOOL(True) & ({pred})  # bound check failed: {_comment(', '.join(params)) or '?'}"))
             return out
         if kind == "Analysis":
             name = self._str(ins.operands[0])
-            return [Stmt((r,), ("analysis",), f"{r} = rt.analysis(analysis, {name!r})")]  # type: ignore[arg-type]
+            return [Stmt((r,), ("analysis",), f"{r} = rt.analysis(analysis, {name!a})")]  # type: ignore[arg-type]
         if kind == "StoreLimit":
             m = re.search(r"lim_state(\d+)", cb.text)  # type: ignore[union-attr]
             k = int(m.group(1)) if m else 0
@@ -136,7 +137,7 @@ class _Lowering:
             return out
         if kind in ("WhiteNoise", "FlickerNoise", "NoiseTable"):
             # a noise source contributes nothing to the large-signal residual
-            return [Stmt((r,), (), f"{r} = rt.F64(0.0)  # {cb.text}")] if r else []  # type: ignore[union-attr]
+            return [Stmt((r,), (), f"{r} = rt.F64(0.0)  # {_comment(cb.text)}")] if r else []  # type: ignore[union-attr]
         if kind == "SetRetFlag":
             return []
         raise Va2JaxError(
@@ -213,6 +214,41 @@ def _param_final_values(fn: Function) -> dict[str, str]:
     return res
 
 
+_PRINTABLE = re.compile(r"[^ -~]")
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _comment(text: str) -> str:
+    """``text`` (a name or string from the Verilog-A source) made safe inside a ``#`` comment:
+    printable ASCII only (no line break can end the comment early)."""
+    return _PRINTABLE.sub("?", text)
+
+
+def _doc(text: str) -> str:
+    """``text`` made safe inside a triple-quoted docstring: printable ASCII without quotes or
+    backslashes (none can end the docstring or start an escape)."""
+    return _comment(text).replace('"', "?").replace("\\", "?")
+
+
+def _check_identifiers(mod: ModuleIR) -> None:
+    """Every MIR name that becomes a Python identifier must be one (defence in depth: they come
+    from openvaf-py's numbering, never from the Verilog-A source, but generated code is executed)."""
+    for fn in (mod.eval, mod.init):
+        names = [p.value for p in fn.params] + list(fn.constants) + list(fn.blocks)
+        for ins in fn.instructions():
+            names.extend(ins.operands)
+            names.extend(v for _, v in ins.phi_operands)
+            if ins.result:
+                names.append(ins.result)
+        for n in names:
+            if not _IDENT.fullmatch(n) or keyword.iskeyword(n):
+                raise Va2JaxError(f"{mod.source}: module {mod.name!r}: unexpected MIR value name "
+                                  f"{n!r} in the {fn.name} function")
+    for v, _ in mod.cache:
+        if not _IDENT.fullmatch(v):
+            raise Va2JaxError(f"{mod.source}: module {mod.name!r}: unexpected cache value name {v!r}")
+
+
 def _describe(fn: Function) -> dict[str, str]:
     return {p.value: f"{p.kind} {p.name}" for p in fn.params}
 
@@ -234,9 +270,10 @@ def _gen_function(fn: Function, outputs: dict[str, str], lowering: _Lowering, fn
     stmts: list[Stmt] = []
     for p in fn.params:
         if p.kind == "new_state":
-            stmts.append(Stmt((p.value,), (), f"{p.value} = rt.F64(0.0)  # new_state {p.name} (set by $limit)"))
+            stmts.append(Stmt((p.value,), (), f"{p.value} = rt.F64(0.0)  # new_state {_comment(p.name)} (set by $limit)"))
         else:
-            stmts.append(Stmt((p.value,), (), f"{p.value} = inp[{p.value!r}]  # {p.kind} {p.name}", remat=True))
+            stmts.append(Stmt((p.value,), (), f"{p.value} = inp[{p.value!r}]  # {p.kind} {_comment(p.name)}",
+                              remat=True))
     for x in extra_inputs:
         stmts.append(Stmt((x,), (), f"{x} = inp[{x!r}]", remat=True))
     stmts.extend(em.emit())
@@ -252,7 +289,7 @@ def _gen_function(fn: Function, outputs: dict[str, str], lowering: _Lowering, fn
     if OPTIMIZE:
         OPT_STATS[fname] = CseStats()
         stmts = eliminate_dead(cse(stmts, OPT_STATS[fname]), set(outputs.values()))
-    ret = "{" + ", ".join(f"{k!r}: {v}" for k, v in outputs.items()) + "}"
+    ret = "{" + ", ".join(f"{k!a}: {v}" for k, v in outputs.items()) + "}"
     if part_size is None or len(stmts) <= part_size:
         return [f"def {fname}(inp, sp):"] + render(stmts) + [f"    return {ret}"]
     return _render_parts(stmts, outputs, fname, part_size)
@@ -317,7 +354,7 @@ def _render_parts(stmts: list[Stmt], outputs: dict[str, str], fname: str, size: 
         lines.append("")
         defined_before |= defs
     lines.append(f"{fname.upper()}_PARTS = [" + ", ".join(f"{fname}_part{k}" for k in range(len(chunks))) + "]")
-    lines.append("#: per part: (names read from inp, names read from env) — callers pass only these")
+    lines.append("#: per part: (names read from inp, names read from env): callers pass only these")
     lines.append(f"{fname.upper()}_PART_INPUTS = {part_inputs!r}")
     lines.append("")
     lines.append("")
@@ -327,17 +364,16 @@ def _render_parts(stmts: list[Stmt], outputs: dict[str, str], fname: str, size: 
     lines.append("        env.update(part(inp, env, sp))")
     lines.append("    " + "\n    ".join(f"{v} = env[{v!r}]" if v not in remat else remat[v].text
                                        for v in sorted(set(outputs.values()))))
-    lines.append("    return {" + ", ".join(f"{k!r}: {v}" for k, v in outputs.items()) + "}")
+    lines.append("    return {" + ", ".join(f"{k!a}: {v}" for k, v in outputs.items()) + "}")
     return lines
 
 
 def generate(mod: ModuleIR) -> GeneratedModule:
     """Generate the Python/JAX source of one module."""
-    strings: dict[str, int] = {}
-    for fn in (mod.eval, mod.init):
-        for k, (t, v) in fn.constants.items():
-            if t == STR and v not in strings:
-                strings[str(v)] = len(strings)
+    _check_identifiers(mod)
+    # string ids in sorted order: the constants' order comes from openvaf-py's hash maps
+    texts = sorted({str(v) for fn in (mod.eval, mod.init) for t, v in fn.constants.values() if t == STR})
+    strings: dict[str, int] = {t: k for k, t in enumerate(texts)}
     # init outputs
     init_out: dict[str, str] = {}
     for slot, (iv, _ep) in enumerate(mod.cache):
@@ -370,9 +406,9 @@ def generate(mod: ModuleIR) -> GeneratedModule:
     init_lines = _gen_function(mod.init, init_out, init_low, "init", [])
     eval_lines = _gen_function(mod.eval, ev_out, eval_low, "eval", ["analysis"], PART_SIZE)
     header = [
-        f'"""JAX code for Verilog-A module {mod.name!r} — generated by va2jax (generator {GENERATOR_VERSION}).',
+        f'"""JAX code for Verilog-A module {_doc(mod.name)}, generated by va2jax (generator {GENERATOR_VERSION}).',
         "",
-        f"Source: {mod.source}",
+        f"Source: {_doc(mod.source)}",
         "Do not edit: regenerate with `va2jax compile`.",
         '"""',
         "import jax.numpy as jnp",
@@ -380,7 +416,7 @@ def generate(mod: ModuleIR) -> GeneratedModule:
         "",
         "from va2jax.codegen import _rt as rt",
         "",
-        f"STR = {strings!r}",
+        f"STR = {strings!a}",
         "",
         "",
     ]

@@ -17,7 +17,6 @@ import functools
 import hashlib
 import numbers
 import os
-import pickle
 import re
 import types
 from dataclasses import dataclass
@@ -30,7 +29,8 @@ from .._paths import cache_dir
 from ..errors import Va2JaxError, suggest
 from ..mir import INT, REAL, STR, ModuleIR
 from ..simparams import DEFAULT_SIM_PARAMS
-from ._exe_cache import CachedJit, _atomic_write, load_code, target_platform
+from . import _code_cache
+from ._exe_cache import CachedJit, _atomic_write, load_code, target_platform  # noqa: F401 (importers)
 from ._generate import GENERATOR_VERSION, GeneratedModule, generate
 
 _ANALYSIS = {"noise": 1024, "dc": 2048, "ac": 4096, "tran": 8192, "ic": 16384, "static": 32768,
@@ -252,7 +252,7 @@ class Model:
         name = "va2jax_generated_" + hashlib.sha1(str(path).encode()).hexdigest()[:12]
         mod = types.ModuleType(name)
         mod.__file__ = str(path)
-        code = load_code(path.read_text(), str(path), path.with_name("jax") if self._cache_key else None)
+        code = load_code(self.source, str(path), path.with_name("jax") if self._cache_key else None)
         exec(code, mod.__dict__)
         return mod
 
@@ -260,13 +260,16 @@ class Model:
         """The same generated source executed with NumPy stand-ins (see ``_rt_np``)."""
         from . import _rt_np
 
-        return Model._exec_with(path, _rt_np, _rt_np.jnp, _rt_np.lax, "numpy", bool(self._cache_key))
+        return Model._exec_with(path, _rt_np, _rt_np.jnp, _rt_np.lax, "numpy", bool(self._cache_key),
+                                self.source)
 
     @staticmethod
-    def _exec_with(path: Path, rt: Any, jnp: Any, lax: Any, tag: str, cache: bool = False) -> dict[str, Any]:
-        """Execute the generated source at ``path`` with other ``rt``/``jnp``/``lax`` namespaces
-        (its code object cached next to it as ``<tag>.*.code`` when ``cache``)."""
-        code = path.read_text()
+    def _exec_with(path: Path, rt: Any, jnp: Any, lax: Any, tag: str, cache: bool = False,
+                   source: str | None = None) -> dict[str, Any]:
+        """Execute the generated source (``source``, else the file at ``path``) with other
+        ``rt``/``jnp``/``lax`` namespaces (its code object cached next to ``path`` as
+        ``<tag>.*.code`` when ``cache``)."""
+        code = path.read_text() if source is None else source
         header = "import jax.numpy as jnp\nfrom jax import lax\n\nfrom va2jax.codegen import _rt as rt\n"
         if header not in code:
             raise Va2JaxError(f"{path}: not a va2jax-generated module (header missing)")
@@ -281,7 +284,7 @@ class Model:
             from . import _rt_grad
 
             self._grad = self._exec_with(self.source_path, _rt_grad, _rt_grad.jnp, _rt_grad.lax, "grad",
-                                         bool(self._cache_key))
+                                         bool(self._cache_key), self.source)
         return self._grad
 
     def _build_tables(self) -> None:
@@ -420,7 +423,7 @@ class Model:
             return cache[key]
         from ..osdi import compile_va_to_osdi, load_library
 
-        mod = load_library(compile_va_to_osdi(self.ir.source)).module(self.name)
+        mod = load_library(compile_va_to_osdi(self.ir.source)).module(self.ir.osdi_name or self.name)
         scalar = {k: (np.asarray(v).reshape(-1)[0].item() if not isinstance(v, str) else v)
                   for k, v in model_params.items()}
         m = mod.model(scalar)
@@ -1099,23 +1102,6 @@ def _convert(mod: str, pname: str, value: Any, ty: str, shape, strings: dict[str
 
 
 # -------------------------------------------------------------------------------------------------
-def _source_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    seen: set[Path] = set()
-
-    def add(p: Path) -> None:
-        if p in seen or not p.is_file():
-            return
-        seen.add(p)
-        data = p.read_bytes()
-        h.update(str(p.name).encode() + b"\0" + data)
-        for m in re.finditer(rb'`include\s+"([^"]+)"', data):
-            add((p.parent / m.group(1).decode(errors="replace")).resolve())
-
-    add(path)
-    return h.hexdigest()
-
-
 def _own_code_digest() -> str:
     """Hash of va2jax's front-end and generator sources, so a changed generator never reuses stale code."""
     h = hashlib.sha256()
@@ -1148,31 +1134,30 @@ def compile_va(path: str | os.PathLike[str], module: str | None = None, *, inclu
     ``include_dirs`` are searched for `` `include``d files after the source's folder; ``defines``
     maps macro names to values (`` `define NAME VALUE``).
 
-    The generated code is cached under ``$VA2JAX_CACHE/codegen`` keyed by the source (and every
-    included file), va2jax's generator version, openvaf-py and jax versions; written atomically.
+    The generated code is cached under ``$VA2JAX_CACHE/codegen`` keyed by the source's path and
+    every file it may include (:func:`._code_cache.source_key`), va2jax's front-end and generator
+    code, openvaf-py and jax versions; each entry is one atomically written file with a SHA-256
+    that is checked on load (a damaged entry is rebuilt, with a warning).
     """
     p = Path(path).resolve()
     if not p.is_file():
         raise Va2JaxError(f"{path}: no such Verilog-A file")
     incs = [str(Path(d).resolve()) for d in include_dirs]
     defs = {str(k): str(v) for k, v in (defines or {}).items()}
-    extra_digest = "".join(_source_digest(f) for d in incs for f in sorted(Path(d).glob("*")) if f.is_file())
-    key = hashlib.sha256((_source_digest(p) + _versions() + (module or "") + repr(incs) + repr(sorted(defs.items()))
-                          + extra_digest).encode()).hexdigest()[:24]
+    key = hashlib.sha256(repr((str(p), _code_cache.source_key(p, [Path(d) for d in incs]), _versions(),
+                               module or "", incs, sorted(defs.items()))).encode()).hexdigest()[:24]
     folder = cache_dir() / "codegen" / key
-    meta = folder / "module.pickle"
-    src = folder / "model.py"
-    if use_cache and meta.is_file() and src.is_file():
-        try:
-            ir, gen, used = pickle.loads(meta.read_bytes())
+    src = folder / _code_cache.SOURCE
+    if use_cache:
+        entry = _code_cache.load_entry(folder)
+        if entry is not None:
+            ir, gen, used = entry
             return Model(ir, gen, src, used_eval_values=used, cache_key=key)
-        except Exception:
-            pass  # stale or corrupt cache entry: regenerate
     from ..mir import load_modules
 
     mods = load_modules(p, incs, defs)
     if module is not None:
-        sel = [m for m in mods if m.name.lower() == module.lower()]
+        sel = [m for m in mods if module.lower() in (m.name.lower(), (m.osdi_name or m.name).lower())]
         if not sel:
             raise Va2JaxError(f"{path}: no module {module!r}" + suggest(module, [m.name for m in mods]))
         ir = sel[0]
@@ -1180,8 +1165,14 @@ def compile_va(path: str | os.PathLike[str], module: str | None = None, *, inclu
         ir = mods[0]
     gen = generate(ir)
     used = _used_values(ir.eval)
-    _atomic_write(src, gen.source.encode())
-    _atomic_write(meta, pickle.dumps((_slim(ir), gen, used)))
+    try:
+        _code_cache.store_entry(folder, _slim(ir), gen, used)
+    except OSError as exc:  # read-only or unusable cache: run uncached
+        import warnings
+
+        warnings.warn(f"va2jax: cannot write the code cache {folder} ({exc.strerror or exc}); "
+                      "running without it", _code_cache.CacheWarning, stacklevel=2)
+        return Model(ir, gen, src, used_eval_values=used, cache_key=None)
     return Model(ir, gen, src, used_eval_values=used, cache_key=key)
 
 

@@ -20,6 +20,8 @@ from ._emit import Stmt
 
 _ASSIGN = re.compile(r"^([A-Za-z_][A-Za-z_0-9]*) = (.*)$", re.S)
 _NAME = re.compile(r"(?<![.'\"\w])([A-Za-z_][A-Za-z_0-9]*)(?![\w'\"(])")
+#: a Python string literal as ``ascii()`` writes it (the only strings in emitted statements)
+_STRING = re.compile(r"""('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")""")
 
 
 @dataclass
@@ -79,7 +81,11 @@ def cse(stmts: list[Stmt], stats: CseStats | None = None) -> list[Stmt]:
     replaced = 0
 
     def canon(expr: str) -> str:
-        return _NAME.sub(lambda m: rep.get(m.group(1), m.group(1)), expr)
+        # names outside string literals only: a literal's text (a Verilog-A string) is data
+        parts = _STRING.split(expr)
+        for k in range(0, len(parts), 2):
+            parts[k] = _NAME.sub(lambda m: rep.get(m.group(1), m.group(1)), parts[k])
+        return "".join(parts)
 
     for st in stmts:
         if st.body is not None or st.keep or len(st.defs) != 1 or "\n" in st.text:

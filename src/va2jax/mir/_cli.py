@@ -11,7 +11,7 @@ def _run(args: argparse.Namespace) -> int:
 
     mods = load_modules(args.file)
     if args.module:
-        sel = [m for m in mods if m.name.lower() == args.module.lower()]
+        sel = [m for m in mods if args.module.lower() in (m.name.lower(), (m.osdi_name or m.name).lower())]
         if not sel:
             raise Va2JaxError(f"{args.file}: no module {args.module!r}" + suggest(args.module, [m.name for m in mods]))
         mods = sel

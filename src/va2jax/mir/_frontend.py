@@ -131,7 +131,14 @@ def _source_simparams(path: Path, seen: set[Path] | None = None) -> list[tuple[s
     return res
 
 
-_STRCMP_RE = re.compile(r'(?:\b([A-Za-z_]\w*)\s*(?:==|!=)\s*"([^"]*)")|(?:"([^"]*)"\s*(?:==|!=)\s*([A-Za-z_]\w*)\b)')
+_IDENT = r"(?:\b[A-Za-z_]\w*\b|\\\S+\s)"  # simple or escaped identifier
+_STRCMP_RE = re.compile(rf'(?:({_IDENT})\s*(?:==|!=)\s*"([^"]*)")|(?:"([^"]*)"\s*(?:==|!=)\s*({_IDENT}))')
+
+
+def _ident_name(token: str) -> str:
+    """The name OpenVAF gives an identifier token (an escaped one loses its ``\\``, the white
+    space ending it and — OpenVAF's quirk, see :func:`_declared_name` — its last character)."""
+    return token[1:].rstrip()[:-1] if token.startswith("\\") else token
 
 
 def _source_text(path: Path, seen: set[Path] | None = None) -> str:
@@ -157,7 +164,7 @@ def _source_string_compares(source: Path) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     for m in _STRCMP_RE.finditer(_source_text(source)):
         ident, lit = (m.group(1), m.group(2)) if m.group(1) else (m.group(4), m.group(3))
-        out.append((ident.lower(), lit))
+        out.append((_ident_name(ident).lower(), lit))
     return out
 
 
@@ -459,8 +466,9 @@ def convert_module(m, source: Path) -> ModuleIR:
         b = ns["node2"]
         b = None if b in ("gnd", "ground", _GROUND, str(_GROUND)) else int(b)
         noise.append(NoiseSource(ns["name"], int(ns["node1"]), b))
+    name = _declared_name(m.name, source)
     mod = ModuleIR(
-        name=m.name, source=str(source), nodes=nodes, num_terminals=nt, params=params,
+        name=name, osdi_name=m.name if name != m.name else "", source=str(source), nodes=nodes, num_terminals=nt, params=params,
         eval=evalf, init=initf,
         cache=[(f"v{iv}" if not str(iv).startswith("v") else str(iv), ep) for iv, ep in cache_map],
         residuals=residuals, jacobian=jac, collapsible=collapsible, noise_sources=noise,
@@ -470,6 +478,22 @@ def convert_module(m, source: Path) -> ModuleIR:
     for fn in (evalf, initf):
         fn.types = infer_types(fn, ptypes)
     return mod
+
+
+_ESCAPED_MODULE_RE = re.compile(r"\b(?:macro)?module\s+\\(\S+)")
+
+
+def _declared_name(name: str, source: Path) -> str:
+    """The module's name as declared in the source.
+
+    A Verilog-A escaped identifier is ``\\`` followed by printable characters up to the next
+    white space, which ends it and is not part of the name (IEEE 1364 §3.7.1). openvaf-py (and
+    openvaf-r) drop its last character (``module \\escaped_evil (a);`` is named ``escaped_evi``);
+    the escaped declaration whose text less its last character is ``name`` gives the real name.
+    """
+    found = {m.group(1) for m in _ESCAPED_MODULE_RE.finditer(_source_text(source))
+             if m.group(1)[:-1] == name}
+    return found.pop() if len(found) == 1 else name
 
 
 def _mark_collapse_hints(fn: Function, pairs: list[CollapsePair]) -> None:

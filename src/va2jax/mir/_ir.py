@@ -217,3 +217,6 @@ class ModuleIR:
     noise_sources: list[NoiseSource]
     num_states: int
     has_bound_step: bool
+    #: the module's name in OpenVAF's OSDI library, when it differs from ``name`` (OpenVAF drops
+    #: the last character of an escaped identifier: ``\abc `` is ``ab`` there)
+    osdi_name: str = ""

@@ -25,8 +25,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _suffixed(path: str, name: str, many: bool) -> Path:
+    """``path`` with ``_<analysis name>`` inserted before its suffix when there are ``many``
+    (the name comes from the netlist: only its sanitised form, see :func:`safe_stem`)."""
+    from .._paths import path_inside, safe_stem
+
     p = Path(path)
-    return p.with_name(f"{p.stem}_{name}{p.suffix}") if many else p
+    return path_inside(p.parent, f"{p.stem}_{safe_stem(name)}{p.suffix}") if many else p
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -58,9 +62,11 @@ def _run(args: argparse.Namespace) -> int:
     if args.output:
         write_raw(args.output, res_list, title=sim.circuit.title)
     else:
+        from .._paths import path_inside, safe_stem
+
         outdir = Path(args.circuit).resolve().parent
-        for r in res_list:
-            write_raw(outdir / f"{r.name}.raw", [r], title=sim.circuit.title)
+        for r in res_list:  # the analysis name comes from the netlist: never a path
+            write_raw(path_inside(outdir, f"{safe_stem(r.name)}.raw"), [r], title=sim.circuit.title)
     if args.csv:
         for r in res_list:
             write_csv(_suffixed(args.csv, r.name, len(res_list) > 1), r)

@@ -145,6 +145,10 @@ class ModelLibrary:
             cm = GeneratedModel(m)
             self.modules[cm.name.lower()] = cm
             self.sources[cm.name.lower()] = "generated"
+            # also under OpenVAF's name for it (netlists written for the OSDI library use that)
+            osdi_name = getattr(getattr(m, "ir", None), "osdi_name", "")
+            if osdi_name:
+                self.modules.setdefault(osdi_name.lower(), cm)
 
     def _load_osdi(self, path: Path, loc: Loc) -> None:
         from .. import osdi as osdi_mod
