@@ -195,7 +195,7 @@ def _param_final_values(fn: Function) -> dict[str, str]:
         t = b.terminator
         if t is not None and t.opcode == "br":
             branch_on[b.name] = t.operands[0]
-    from ..mir._cfg import dominators
+    from ..mir import dominators
     idom = dominators(fn)
     res: dict[str, str] = {}
     for b in fn.blocks.values():

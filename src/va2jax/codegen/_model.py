@@ -375,6 +375,21 @@ class Model:
                               + suggest(name, list(self._lookup)))
         return self._lookup[key]
 
+    @property
+    def is_split(self) -> bool:
+        """Whether the generated eval is split into parts compiled separately (large models)."""
+        return hasattr(self._module, "EVAL_PARTS")
+
+    def resolved_params(self, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """``params`` by canonical lower-case name plus the defaults OpenVAF's model setup gives
+        the others (see :meth:`_resolve_params`)."""
+        return self._resolve_params(params or {})[0]
+
+    def request_scales(self, on: bool = True) -> None:
+        """Make eval also return ``scales`` (Σ|terms| of each collapsed sum, for validation
+        tolerances); off by default."""
+        self._with_scales = bool(on)
+
     def _resolve_params(self, params: Mapping[str, Any]) -> tuple[dict[str, Any], set[str]]:
         """User values by canonical lower-case name, plus the values of parameters OpenVAF's
         *model* setup would default (openvaf-py does not export that function).

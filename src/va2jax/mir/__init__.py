@@ -3,7 +3,7 @@
 Public API: :func:`load_modules` (Verilog-A file → list of :class:`ModuleIR`), the IR classes,
 CFG utilities and :func:`dump_module`.
 """
-from ._cfg import Loop, dominators, is_reducible, natural_loops, reverse_postorder
+from ._cfg import Loop, dominators, is_reducible, natural_loops, reverse_postorder, successors
 from ._frontend import load_modules
 from ._ir import (
     BOOL, INT, REAL, STR, Block, Callback, CollapsePair, Function, Instr, JacobianEntry, ModuleIR,
@@ -15,5 +15,5 @@ __all__ = [
     "BOOL", "INT", "REAL", "STR", "Block", "Callback", "CollapsePair", "Function", "Instr",
     "JacobianEntry", "Loop", "ModuleIR", "NodeInfo", "NoiseSource", "Param", "ParamInfo",
     "Residual", "dominators", "dump_function", "dump_module", "is_reducible", "load_modules",
-    "natural_loops", "reverse_postorder",
+    "natural_loops", "reverse_postorder", "successors",
 ]

@@ -300,3 +300,9 @@ DESCRIPTOR_TYPES: dict[tuple[int, int], type[C.Structure]] = {
     (0, 4): OsdiDescriptor04,
     (0, 5): OsdiDescriptor05,
 }
+
+
+#: The C library's ``free``: OSDI libraries hand out ``malloc``'ed messages that the caller frees.
+libc_free = C.CDLL(None).free
+libc_free.argtypes = [C.c_void_p]
+libc_free.restype = None

@@ -24,7 +24,7 @@ import numpy as np
 
 from .._paths import corpus_dir
 from ..errors import Va2JaxError
-from .devices import BUILTIN_MODELS, CompiledModel
+from .devices import BUILTIN_MODELS, CompiledModel, DeviceGroup
 from .netlist import Loc, NetlistError
 
 log = logging.getLogger(__name__)
@@ -64,9 +64,9 @@ def _find(name: str, dirs: Sequence[Path]) -> Path | None:
 
 def codegen_available() -> bool:
     try:
-        import va2jax
+        from .. import codegen
 
-        return hasattr(va2jax, "compile_va")
+        return hasattr(codegen, "compile_va")
     except ImportError:  # pragma: no cover
         return False
 
@@ -135,10 +135,10 @@ class ModelLibrary:
         if not codegen_available():
             raise NetlistError(loc, f"cannot load {path.name}: the va2jax code generator "
                                     "(va2jax.compile_va) is not available in this build")
-        import va2jax
+        from ..codegen import compile_va
 
         try:
-            models = va2jax.compile_va(str(path))  # type: ignore[attr-defined]
+            models = compile_va(str(path))
         except Va2JaxError as exc:
             raise NetlistError(loc, f"{path.name}: {exc}") from None
         for m in (models if isinstance(models, (list, tuple)) else [models]):
@@ -194,6 +194,11 @@ class GeneratedModel:
             if hasattr(model, "node_is_flow") else tuple(
             n.startswith("flow(") or ":flow" in n for n in self.node_names)
 
+    def canonical(self, name: str) -> str | None:
+        """The model's own spelling of parameter ``name`` (aliases allowed), ``None`` if unknown."""
+        e = self._kind.get(name.lower())
+        return None if e is None else e[0]
+
     def param_kind(self, name: str) -> str | None:
         e = self._kind.get(name.lower())
         return None if e is None else e[1]
@@ -244,10 +249,10 @@ def _device_eval_mode(model: Any) -> str:
         return env
     if env:
         raise Va2JaxError(f"VA2JAX_SIM_DEVICE_EVAL={env!r}: expected 'inline' or 'separate'")
-    return "separate" if hasattr(getattr(model, "_module", None), "EVAL_PARTS") else "inline"
+    return "separate" if model.is_split else "inline"
 
 
-class GeneratedGroup:
+class GeneratedGroup(DeviceGroup):
     """``N`` instances of a generated model sharing one setup state.
 
     ``compile_s`` is the time spent compiling the separate evaluator (0 when inlined).
@@ -277,8 +282,8 @@ class GeneratedGroup:
                     self._limited = self.m.evaluator(self.state, analysis="tran", limiting=True)
             self.compile_s += time.perf_counter() - t0
 
-    @staticmethod
-    def merge(groups: Sequence["GeneratedGroup"]) -> "GeneratedGroup":
+    @classmethod
+    def merge(cls, groups: Sequence["GeneratedGroup"]) -> "GeneratedGroup":
         """One group holding the instances of several groups of the same model (e.g. NMOS and
         PMOS cards): the setup states are concatenated along the instance axis, so the model is
         evaluated once per Newton iteration instead of once per model card."""
@@ -370,7 +375,7 @@ class OsdiModel:
         return OsdiGroup(self, instance_params, model_params, temperature)
 
 
-class OsdiGroup:
+class OsdiGroup(DeviceGroup):
     """Instances of an OSDI module sharing one model; ``eval`` runs the library on the host."""
 
     def __init__(self, model: OsdiModel, instance_params: Sequence[Mapping[str, float]],
