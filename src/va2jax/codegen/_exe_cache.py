@@ -22,6 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
+from .. import _config
 from .._paths import cache_dir
 
 _CACHE_HIT = "/jax/compilation_cache/cache_hits"
@@ -97,7 +98,7 @@ def device_key() -> str:
 
 
 def exe_cache_enabled() -> bool:
-    return os.environ.get("VA2JAX_EXE_CACHE", "1") != "0"
+    return _config.get("EXE_CACHE")
 
 
 def _environment_key() -> str:

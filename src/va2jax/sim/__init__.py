@@ -11,12 +11,16 @@ Batched Monte-Carlo / corner runs over N parameter sets (vmapped, optionally sha
 """
 from __future__ import annotations
 
-from .analysis import run_ac, run_dc_sweep, run_op, run_tran  # noqa: F401
-from .batch import BatchSweep, sweep
-from .engine import ConvergenceError, Engine, Options  # noqa: F401
-from .mna import System, build_system  # noqa: F401
-from .results import Result, Stats  # noqa: F401
-from .simulation import Simulation, read_netlist, simulate
+from .. import _config
+
+_config.enable_x64()  # float64 throughout the simulator, set before its modules load
+
+from .analysis import run_ac, run_dc_sweep, run_op, run_tran  # noqa: E402,F401
+from .batch import BatchSweep, sweep  # noqa: E402
+from .engine import ConvergenceError, Engine, Options  # noqa: E402,F401
+from .mna import System, build_system  # noqa: E402,F401
+from .results import Result, Stats  # noqa: E402,F401
+from .simulation import Simulation, read_netlist, simulate  # noqa: E402
 
 __all__ = ["simulate", "Simulation", "read_netlist", "Result", "Options", "ConvergenceError",
            "sweep", "BatchSweep"]

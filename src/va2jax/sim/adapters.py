@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .. import _config
 from .._paths import corpus_dir
 from ..errors import Va2JaxError
 from .devices import BUILTIN_MODELS, CompiledModel, DeviceGroup
@@ -48,7 +49,7 @@ def osdi_dirs() -> list[Path]:
 
 
 def va_dirs() -> list[Path]:
-    env = os.environ.get("VA2JAX_MODEL_PATH")
+    env = _config.get("MODEL_PATH")
     dirs = [Path(p) for p in env.split(os.pathsep)] if env else []
     c = corpus_dir()
     return dirs + [c / "bosdi", c / "vajax", c]
@@ -244,11 +245,9 @@ def _device_eval_mode(model: Any) -> str:
     padded batch size), land in JAX's persistent compilation cache, and the Newton loop compiles in
     seconds. ``$VA2JAX_SIM_DEVICE_EVAL`` (``inline`` | ``separate``) overrides the choice.
     """
-    env = os.environ.get("VA2JAX_SIM_DEVICE_EVAL", "").strip().lower()
-    if env in ("inline", "separate"):
+    env = _config.get("SIM_DEVICE_EVAL")
+    if env is not None:
         return env
-    if env:
-        raise Va2JaxError(f"VA2JAX_SIM_DEVICE_EVAL={env!r}: expected 'inline' or 'separate'")
     return "separate" if model.is_split else "inline"
 
 

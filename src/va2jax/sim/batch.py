@@ -54,8 +54,6 @@ from .mna import LINEAR_MODULES, GroupRef, System
 from .netlist import FlatCircuit, FlatInstance
 from .tran import TranKernel
 
-jax.config.update("jax_enable_x64", True)
-
 __all__ = ["BatchSweep", "BatchOp", "BatchTran", "sweep", "run_sharded"]
 
 #: lane status codes

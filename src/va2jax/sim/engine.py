@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .. import _config
 from ..errors import Va2JaxError
 from .assembly import assemble_fn, limited_assemble_fn, zero_states
 from .mna import System
@@ -43,15 +44,11 @@ def loop_compiler_options() -> dict[str, str]:
     may be contracted into one rounding — waveforms are compared with peers at the mV level, so the
     loops stay fused either way. ``VA2JAX_SIM_FUSION=0`` keeps the process default.
     """
-    import os
-
     from ..codegen import FUSION_ON
 
-    if os.environ.get("VA2JAX_SIM_FUSION", "1") == "0":
+    if not _config.get("SIM_FUSION"):
         return {}
     return dict(FUSION_ON)
-
-jax.config.update("jax_enable_x64", True)
 
 
 class ConvergenceError(Va2JaxError):

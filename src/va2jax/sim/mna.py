@@ -29,8 +29,6 @@ from .expr import Value
 from .netlist import FlatCircuit, FlatInstance, Loc, NetlistError
 from .sources import Waveform, make_waveform
 
-jax.config.update("jax_enable_x64", True)
-
 #: Built-in linear / source elements: module name → (terminal count, main parameter, aliases)
 LINEAR_MODULES = {
     "resistor": (2, ("r", "resistance")),

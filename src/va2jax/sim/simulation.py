@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import _config
 from ..errors import Va2JaxError
 from .adapters import ModelLibrary
 from .analysis import run_ac, run_dc_sweep, run_op, run_tran
@@ -57,9 +58,7 @@ class Simulation:
     def from_file(cls, path: str | Path, prefer: str | None = None) -> "Simulation":
         """Build a simulation; ``prefer`` (default ``$VA2JAX_SIM_MODELS`` or ``auto``) picks the
         model source for ``load`` statements: ``auto``, ``va`` (generated), ``osdi``, ``builtin``."""
-        import os
-
-        prefer = prefer or os.environ.get("VA2JAX_SIM_MODELS", "auto")
+        prefer = prefer or _config.get("SIM_MODELS")
         if prefer not in ("auto", "va", "osdi", "builtin"):
             raise Va2JaxError(f"unknown model source {prefer!r} (auto, va, osdi, builtin)")
         t0 = time.perf_counter()

@@ -39,8 +39,6 @@ if TYPE_CHECKING:
     from .engine import Engine, Options
     from .mna import System
 
-jax.config.update("jax_enable_x64", True)
-
 
 def _dd2(t0, t1, t2, x0, x1, x2):
     """Second divided difference (≈ half the second derivative)."""
