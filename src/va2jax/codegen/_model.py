@@ -33,9 +33,9 @@ from ..mir import INT, REAL, STR, ModuleIR
 from ..simparams import DEFAULT_SIM_PARAMS
 from ._exe_cache import CachedJit, _atomic_write, load_code, target_platform
 from ._generate import GENERATOR_VERSION, GeneratedModule, generate
+from ._rt_ops import ANALYSIS_BITS
 
-_ANALYSIS = {"noise": 1024, "dc": 2048, "ac": 4096, "tran": 8192, "ic": 16384, "static": 32768,
-             "nodeset": 65536}
+_ANALYSIS = ANALYSIS_BITS
 
 
 #: XLA passes va2jax disables by default: operator fusion makes XLA's compile time of large

@@ -7,13 +7,13 @@ from ._cfg import Loop, dominators, is_reducible, natural_loops, reverse_postord
 from ._frontend import load_modules
 from ._ir import (
     BOOL, INT, REAL, STR, Block, Callback, CollapsePair, Function, Instr, JacobianEntry, ModuleIR,
-    NodeInfo, NoiseSource, Param, ParamInfo, Residual,
+    ModuleNode, ModuleParam, NoiseSource, Param, Residual,
 )
 from ._text import dump_function, dump_module
 
 __all__ = [
     "BOOL", "INT", "REAL", "STR", "Block", "Callback", "CollapsePair", "Function", "Instr",
-    "JacobianEntry", "Loop", "ModuleIR", "NodeInfo", "NoiseSource", "Param", "ParamInfo",
+    "JacobianEntry", "Loop", "ModuleIR", "ModuleNode", "ModuleParam", "NoiseSource", "Param",
     "Residual", "dominators", "dump_function", "dump_module", "is_reducible", "load_modules",
     "natural_loops", "reverse_postorder", "successors",
 ]

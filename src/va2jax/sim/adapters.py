@@ -155,7 +155,7 @@ class ModelLibrary:
         except Va2JaxError as exc:
             raise NetlistError(loc, f"{path.name}: {exc}") from None
         for module in lib.modules:
-            cm = OsdiModel(module)
+            cm = OsdiLibraryModel(module)
             self.modules[cm.name.lower()] = cm
             self.sources[cm.name.lower()] = "osdi"
 
@@ -345,7 +345,7 @@ class GeneratedGroup(DeviceGroup):
 # OSDI libraries through va2jax.osdi + jax.pure_callback
 # ---------------------------------------------------------------------------------------------
 
-class OsdiModel:
+class OsdiLibraryModel:
     """Adapter: one module of an OSDI library (:class:`va2jax.osdi.ModuleInfo`) →
     :class:`CompiledModel`; evaluated on the host through :func:`jax.pure_callback`."""
 
@@ -377,7 +377,7 @@ class OsdiModel:
 class OsdiGroup(DeviceGroup):
     """Instances of an OSDI module sharing one model; ``eval`` runs the library on the host."""
 
-    def __init__(self, model: OsdiModel, instance_params: Sequence[Mapping[str, float]],
+    def __init__(self, model: OsdiLibraryModel, instance_params: Sequence[Mapping[str, float]],
                  model_params: Mapping[str, float], temperature: float):
         from .. import osdi as osdi_mod
 
