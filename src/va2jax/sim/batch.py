@@ -49,18 +49,24 @@ from ..errors import Va2JaxError, suggest
 from .adapters import GeneratedModel
 from .assembly import assemble_fn
 from .devices import DeviceGroup, JaxFunctionGroup, JaxFunctionModel
-from .engine import ConvergenceError, OpStatus, Options, dc_op, make_newton
+from .engine import ConvergenceError, OpStatus, Options, StatusCode, dc_op, make_newton
 from .mna import LINEAR_MODULES, GroupRef, System
 from .netlist import FlatCircuit, FlatInstance
 from .tran import TranKernel
 
-__all__ = ["BatchSweep", "BatchOp", "BatchTran", "sweep", "run_sharded"]
+__all__ = ["BatchSweep", "BatchOp", "BatchTran", "sweep", "run_sharded", "LaneStatus"]
 
-#: lane status codes
-OK, OP_FAILED, TRAN_FAILED, OVERFLOW = 0, 1, 2, 3
-_STATUS = {OP_FAILED: "the operating point did not converge",
-           TRAN_FAILED: "Newton failed in the transient (time step too small)",
-           OVERFLOW: "more accepted time points than max_points"}
+
+class LaneStatus(StatusCode):
+    """How one parameter set (lane) of a batch ended (``BatchOp.status``, ``BatchTran.status``)."""
+
+    OK = 0, "converged"
+    OP_FAILED = 1, "the operating point did not converge"
+    TRAN_FAILED = 2, "Newton failed in the transient (time step too small)"
+    OVERFLOW = 3, "more accepted time points than max_points"
+
+
+OK, OP_FAILED, TRAN_FAILED, OVERFLOW = LaneStatus
 
 #: default parameter of a linear element (``"r1"`` means ``"r1.r"``)
 _DEFAULT_PARAM = {"resistor": "r", "capacitor": "c", "inductor": "l", "vsource": "dc",
@@ -684,7 +690,7 @@ class _Batch:
             i = int(bad[0])
             pset = ", ".join(f"{k}={v:g}" for k, v in zip(self.keys, self.values[i]))
             raise ConvergenceError(f"sweep: {bad.size} of {len(status)} parameter sets failed; "
-                                   f"first: set {i} ({pset}): {_STATUS[int(status[i])]}")
+                                   f"first: set {i} ({pset}): {LaneStatus(int(status[i])).message}")
         for a in arrays:
             a[bad] = np.nan
 

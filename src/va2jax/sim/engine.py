@@ -220,17 +220,22 @@ def make_newton(system: System, opts: Options, values: System | None = None) -> 
     return newton
 
 
-class OpStatus(enum.IntEnum):
-    """How :func:`dc_op` ended. Members are ``int`` codes (usable as ``int32`` in traced code,
-    e.g. ``jnp.where(ok, OpStatus.OK, OpStatus.SINGULAR)``) that carry a ``message``."""
+class StatusCode(enum.IntEnum):
+    """Base of the status enums whose members are ``int`` codes (usable as ``int32`` in traced
+    code, e.g. ``jnp.where(ok, OpStatus.OK, OpStatus.SINGULAR)``) carrying a ``message`` for the
+    host: ``NAME = code, "message"``."""
 
     message: str
 
-    def __new__(cls, code: int, message: str) -> "OpStatus":
+    def __new__(cls, code: int, message: str) -> "StatusCode":
         obj = int.__new__(cls, code)
         obj._value_ = code
         obj.message = message
         return obj
+
+
+class OpStatus(StatusCode):
+    """How :func:`dc_op` ended."""
 
     OK = 0, "converged"
     SINGULAR = 1, "singular matrix"
@@ -304,8 +309,8 @@ def dc_op(newton: Callable, b: jax.Array, x0: jax.Array, opts: Options) -> OpSol
     i0 = jnp.int32(0)
     init = (jnp.int32(PLAIN), i0, x0, z, jnp.float64(0.0), jnp.float64(0.1), x0, i0, i0, z)
     phase, _, _, _, _, _, x, iters, it, F = jax.lax.while_loop(cond, body, init)
-    status = jnp.select([phase == DONE, phase == SINGULAR], [int(OpStatus.OK), int(OpStatus.SINGULAR)],
-                        int(OpStatus.NO_CONVERGENCE)).astype(jnp.int32)
+    status = jnp.select([phase == DONE, phase == SINGULAR], [OpStatus.OK, OpStatus.SINGULAR],
+                        OpStatus.NO_CONVERGENCE).astype(jnp.int32)
     return OpSolution(x, status, iters, it, F)
 
 
