@@ -163,7 +163,9 @@ def test_stage_order():
 
 
 def test_checker_sees_relative_and_function_level_imports():
-    """The checker itself: a relative import inside a function is an edge to the right module."""
+    """The checker itself: relative imports at module level (``sim.tran``) and inside a function
+    (``sim.adapters`` imports the code generator only when a netlist loads a .va file) are edges."""
     mods, edges = _graph()
     targets = {t for t, _, _ in edges["va2jax.sim.tran"]}
     assert "va2jax.sim.engine" in targets and "va2jax.sim.results" in targets
+    assert "va2jax.codegen" in {t for t, _, _ in edges["va2jax.sim.adapters"]}
