@@ -174,8 +174,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from .codegen import compile_va
-    from .validate import validate_file
-    from .validate._compare import REL_TOL
+    from .validate import REL_TOL, validate_file
 
     console = Console()
     src = data_dir() / "diode.va"

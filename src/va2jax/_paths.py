@@ -4,10 +4,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from . import _config
+
 
 def cache_dir() -> Path:
     """Root of va2jax's on-disk caches (``$VA2JAX_CACHE``, else ``$XDG_CACHE_HOME/va2jax``)."""
-    env = os.environ.get("VA2JAX_CACHE")
+    env = _config.get("CACHE")
     if env:
         return Path(env)
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
@@ -19,7 +21,7 @@ def corpus_dir() -> Path:
 
     ``$VA2JAX_CORPUS`` if set, else ``.cache/corpus`` at the repository root.
     """
-    env = os.environ.get("VA2JAX_CORPUS")
+    env = _config.get("CORPUS")
     if env:
         return Path(env)
     return Path(__file__).resolve().parents[2] / ".cache" / "corpus"

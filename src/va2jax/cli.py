@@ -10,6 +10,7 @@ import importlib
 import logging
 import sys
 
+from . import _config
 from .errors import Va2JaxError
 
 #: Modules that contribute sub-commands, in the order they are listed in ``--help``.
@@ -37,6 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        _config.check_all()  # a bad VA2JAX_* value stops here, before any package reads it
+    except Va2JaxError as exc:
+        print(f"va2jax: error: {exc}", file=sys.stderr)
+        return 2
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

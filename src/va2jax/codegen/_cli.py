@@ -12,9 +12,9 @@ def _run(args: argparse.Namespace) -> int:
     from ._code_cache import atomic_write
     from ._model import compile_va
 
-    from ..validate._cli import _parse_kv
+    from .._cli_common import parse_kv
 
-    model = compile_va(args.file, args.module, include_dirs=args.include, defines=_parse_kv(args.define))
+    model = compile_va(args.file, args.module, include_dirs=args.include, defines=parse_kv(args.define))
     out = Path(args.output)
     if out.exists() and not out.is_dir():
         raise Va2JaxError(f"{out}: exists and is not a directory")

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from ..errors import Va2JaxError
 from ..mir import BOOL, INT, REAL, STR, Function, Instr
-from ..mir._cfg import Loop, dominators, natural_loops, reverse_postorder, successors
+from ..mir import Loop, dominators, natural_loops, reverse_postorder, successors
 
 TRUE = "True"
 

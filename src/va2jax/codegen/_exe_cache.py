@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
+from .. import _config
 from .._paths import cache_dir
 from ._code_cache import atomic_write, read_verified, write_verified
 
@@ -90,7 +91,7 @@ def device_key() -> str:
 
 
 def exe_cache_enabled() -> bool:
-    return os.environ.get("VA2JAX_EXE_CACHE", "1") != "0"
+    return _config.get("EXE_CACHE")
 
 
 def _environment_key() -> str:

@@ -16,6 +16,7 @@ import keyword
 import re
 from dataclasses import dataclass, field
 
+from .. import _config
 from ..errors import Va2JaxError
 from ..mir import REAL, STR, Function, Instr, ModuleIR
 from ..simparams import DEFAULT_SIM_PARAMS
@@ -196,7 +197,7 @@ def _param_final_values(fn: Function) -> dict[str, str]:
         t = b.terminator
         if t is not None and t.opcode == "br":
             branch_on[b.name] = t.operands[0]
-    from ..mir._cfg import dominators
+    from ..mir import dominators
     idom = dominators(fn)
     res: dict[str, str] = {}
     for b in fn.blocks.values():
@@ -255,12 +256,12 @@ def _describe(fn: Function) -> dict[str, str]:
 
 #: Common-subexpression elimination before emission (``VA2JAX_OPT=0`` turns it off); value-
 #: preserving, see :mod:`._opt`. ``OPT_STATS`` holds the last run's counts per function name.
-OPTIMIZE = __import__("os").environ.get("VA2JAX_OPT", "1") != "0"
+OPTIMIZE = _config.get("OPT")
 OPT_STATS: dict[str, CseStats] = {}
 
 #: Statements per separately compiled part of ``eval`` (XLA compile time grows faster than
 #: linearly with function size; parts keep each compilation small).
-PART_SIZE = int(__import__("os").environ.get("VA2JAX_PART_SIZE", "1500"))
+PART_SIZE = _config.get("PART_SIZE")
 
 
 def _gen_function(fn: Function, outputs: dict[str, str], lowering: _Lowering, fname: str,

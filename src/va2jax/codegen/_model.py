@@ -25,6 +25,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from .. import _config
 from .._paths import cache_dir
 from ..errors import Va2JaxError, suggest
 from ..mir import INT, REAL, STR, ModuleIR
@@ -32,9 +33,9 @@ from ..simparams import DEFAULT_SIM_PARAMS
 from . import _code_cache
 from ._exe_cache import CachedJit, _atomic_write, load_code, target_platform  # noqa: F401 (importers)
 from ._generate import GENERATOR_VERSION, GeneratedModule, generate
+from ._rt_ops import ANALYSIS_BITS
 
-_ANALYSIS = {"noise": 1024, "dc": 2048, "ac": 4096, "tran": 8192, "ic": 16384, "static": 32768,
-             "nodeset": 65536}
+_ANALYSIS = ANALYSIS_BITS
 
 
 #: XLA passes va2jax disables by default: operator fusion makes XLA's compile time of large
@@ -61,9 +62,10 @@ def configure_xla() -> None:
     import platform
 
     flags = os.environ.get("XLA_FLAGS", "")
-    if os.environ.get("VA2JAX_XLA_FUSION", "0") != "1" and "xla_disable_hlo_passes" not in flags:
+    if not _config.get("XLA_FUSION") and "xla_disable_hlo_passes" not in flags:
         flags = (flags + " " + FAST_COMPILE_XLA_FLAGS).strip()
-    isa = os.environ.get("VA2JAX_XLA_MAX_ISA", SAFE_MAX_ISA)
+    isa = _config.get("XLA_MAX_ISA")
+    isa = SAFE_MAX_ISA if isa is None else isa
     if isa and "xla_cpu_max_isa" not in flags and platform.machine().lower() in ("x86_64", "amd64"):
         flags = (flags + f" --xla_cpu_max_isa={isa}").strip()
     if flags:
@@ -77,11 +79,11 @@ configure_xla()
 #: makes each compile ≈ 2× slower and runs large batches faster (PSP103 at 16,384: 1.4×,
 #: docs/performance.md), with the same bits as unfused code (see :data:`SAFE_MAX_ISA`), so it
 #: pays where throughput matters and stays off for the small batches a first result needs.
-FUSE_MIN_BATCH = int(os.environ.get("VA2JAX_FUSE_MIN_BATCH", "4096"))
+FUSE_MIN_BATCH = _config.get("FUSE_MIN_BATCH")
 
 #: Threads that XLA-compile the pieces of a split eval at once (``VA2JAX_PARALLEL_COMPILE``;
 #: default: the CPU count, at most 4; ``1`` = one after the other, as they are first called).
-PARALLEL_COMPILE = int(os.environ.get("VA2JAX_PARALLEL_COMPILE", "0")) or min(4, os.cpu_count() or 1)
+PARALLEL_COMPILE = _config.get("PARALLEL_COMPILE") or min(4, os.cpu_count() or 1)
 
 #: ``compiler_options`` that undo :data:`FAST_COMPILE_XLA_FLAGS` for one compilation.
 FUSION_ON = {"xla_disable_hlo_passes": ""}
@@ -92,7 +94,7 @@ _VOLT_DYNAMIC = frozenset({"volt"})
 _LIMIT_DYNAMIC = frozenset({"volt", "prev_state", "enable_lim"})
 
 #: Whether eval compiled for a GPU (or another accelerator) is fused (``VA2JAX_GPU_FUSION``).
-GPU_FUSION = os.environ.get("VA2JAX_GPU_FUSION", "1") != "0"
+GPU_FUSION = _config.get("GPU_FUSION")
 
 
 _FUSION_EXACT: bool | None = None
@@ -153,8 +155,8 @@ def _jax():
     import jax
 
     if not _JAX_READY:
-        jax.config.update("jax_enable_x64", True)
-        if (os.environ.get("VA2JAX_XLA_CACHE", "1") != "0"
+        _config.enable_x64()
+        if (_config.get("XLA_CACHE")
                 and not jax.config.jax_compilation_cache_dir):
             jax.config.update("jax_compilation_cache_dir", str(cache_dir() / "xla"))
             jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
@@ -377,6 +379,21 @@ class Model:
             raise Va2JaxError(f"module {self.name}: unknown parameter {name!r}"
                               + suggest(name, list(self._lookup)))
         return self._lookup[key]
+
+    @property
+    def is_split(self) -> bool:
+        """Whether the generated eval is split into parts compiled separately (large models)."""
+        return hasattr(self._module, "EVAL_PARTS")
+
+    def resolved_params(self, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """``params`` by canonical lower-case name plus the defaults OpenVAF's model setup gives
+        the others (see :meth:`_resolve_params`)."""
+        return self._resolve_params(params or {})[0]
+
+    def request_scales(self, on: bool = True) -> None:
+        """Make eval also return ``scales`` (Σ|terms| of each collapsed sum, for validation
+        tolerances); off by default."""
+        self._with_scales = bool(on)
 
     def _resolve_params(self, params: Mapping[str, Any]) -> tuple[dict[str, Any], set[str]]:
         """User values by canonical lower-case name, plus the values of parameters OpenVAF's

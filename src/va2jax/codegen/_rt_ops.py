@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-#: OSDI analysis bits (osdi_0_5.h).
-ANALYSIS_BITS = {"noise": 1024, "dc": 2048, "ac": 4096, "tran": 8192, "ic": 16384,
-                 "static": 32768, "nodeset": 65536}
+from ..osdi import flags as _osdi_flags
+
+#: OSDI analysis bits (osdi_0_5.h), name → bit
+ANALYSIS_BITS = _osdi_flags.ANALYSIS_BITS
 
 
 def make_ops(xp) -> SimpleNamespace:

@@ -3,17 +3,17 @@
 Public API: :func:`load_modules` (Verilog-A file → list of :class:`ModuleIR`), the IR classes,
 CFG utilities and :func:`dump_module`.
 """
-from ._cfg import Loop, dominators, is_reducible, natural_loops, reverse_postorder
+from ._cfg import Loop, dominators, is_reducible, natural_loops, reverse_postorder, successors
 from ._frontend import load_modules
 from ._ir import (
     BOOL, INT, REAL, STR, Block, Callback, CollapsePair, Function, Instr, JacobianEntry, ModuleIR,
-    NodeInfo, NoiseSource, Param, ParamInfo, Residual,
+    ModuleNode, ModuleParam, NoiseSource, Param, Residual,
 )
 from ._text import dump_function, dump_module
 
 __all__ = [
     "BOOL", "INT", "REAL", "STR", "Block", "Callback", "CollapsePair", "Function", "Instr",
-    "JacobianEntry", "Loop", "ModuleIR", "NodeInfo", "NoiseSource", "Param", "ParamInfo",
+    "JacobianEntry", "Loop", "ModuleIR", "ModuleNode", "ModuleParam", "NoiseSource", "Param",
     "Residual", "dominators", "dump_function", "dump_module", "is_reducible", "load_modules",
-    "natural_loops", "reverse_postorder",
+    "natural_loops", "reverse_postorder", "successors",
 ]

@@ -25,7 +25,7 @@ from pathlib import Path
 from ..errors import Va2JaxError
 from ._ir import (
     BOOL, INT, REAL, STR, Block, Callback, CollapsePair, Function, Instr, JacobianEntry, ModuleIR,
-    NodeInfo, NoiseSource, Param, ParamInfo, Residual, ValueType,
+    ModuleNode, ModuleParam, NoiseSource, Param, Residual, ValueType,
 )
 from ._types import infer_types
 
@@ -430,7 +430,7 @@ def convert_module(m, source: Path) -> ModuleIR:
     dae = m.get_dae_system()
     desc = m.get_osdi_descriptor()
     nt = int(dae["num_terminals"])
-    nodes = [NodeInfo(n["name"], n["kind"], i < nt) for i, n in enumerate(dae["nodes"])]
+    nodes = [ModuleNode(n["name"], n["kind"], i < nt) for i, n in enumerate(dae["nodes"])]
     zero_values = {k for k, (t, v) in evalf.constants.items() if t == REAL and v == 0.0}
     residuals = [Residual(int(r["node_idx"]), _value_or_none(r.get("resist_var"), zero_values),
                           _value_or_none(r.get("react_var"), zero_values),
@@ -453,12 +453,12 @@ def convert_module(m, source: Path) -> ModuleIR:
     _mark_collapse_hints(initf, collapsible)
     collapsible = _attach_hints(evalf, initf, collapsible, jac)
     defaults = m.get_param_defaults()
-    params: list[ParamInfo] = []
+    params: list[ModuleParam] = []
     for p in desc["params"]:
         flags = int(p["flags"])
         ty: ValueType = {0: REAL, 1: INT, 2: STR}.get(flags & 3, REAL)
         dft = defaults.get(p["name"].lower())
-        params.append(ParamInfo(p["name"], tuple(p.get("aliases") or ()), ty, bool(p["is_instance"]),
+        params.append(ModuleParam(p["name"], tuple(p.get("aliases") or ()), ty, bool(p["is_instance"]),
                                 p.get("units") or "", p.get("description") or "",
                                 None if dft is None else float(dft)))
     noise = []

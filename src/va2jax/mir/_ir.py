@@ -128,7 +128,7 @@ class Function:
 
 
 @dataclass(frozen=True)
-class NodeInfo:
+class ModuleNode:
     """An unknown of the device's equations, in OSDI descriptor order.
 
     ``kind`` is ``KirchoffLaw`` (a node voltage), ``BranchCurrent`` (a flow unknown, e.g.
@@ -141,7 +141,7 @@ class NodeInfo:
 
 
 @dataclass(frozen=True)
-class ParamInfo:
+class ModuleParam:
     """A Verilog-A parameter as the OSDI descriptor lists it.
 
     ``type`` is ``real``/``int``/``str``; ``is_instance`` says whether it is an instance parameter.
@@ -205,9 +205,9 @@ class ModuleIR:
 
     name: str
     source: str
-    nodes: list[NodeInfo]
+    nodes: list[ModuleNode]
     num_terminals: int
-    params: list[ParamInfo]
+    params: list[ModuleParam]
     eval: Function
     init: Function
     cache: list[tuple[str, int]]  # (init value, eval param index)

@@ -6,14 +6,16 @@ import logging
 import math
 import numbers
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
 from ..errors import Va2JaxError
 from ..simparams import DEFAULT_SIM_PARAMS, DEFAULT_SIM_PARAMS_STR, INIT_LIM_SIM_PARAM
 from . import _structs as S
-from ._library import ModuleInfo, ParamInfo, _libc_free
+
+if TYPE_CHECKING:  # type annotations only: _library imports this module
+    from ._library import ModuleInfo, ParamInfo
 
 log = logging.getLogger("va2jax.osdi")
 
@@ -202,7 +204,7 @@ def _check_init(module: ModuleInfo, info: S.OsdiInitInfo, what: str, store: _Par
         for k in range(n):
             errs.append((int(info.errors[k].code), int(info.errors[k].parameter_id)))
     if info.errors:
-        _libc_free(C.cast(info.errors, C.c_void_p))
+        S.libc_free(C.cast(info.errors, C.c_void_p))
         info.errors = None
     msgs = []
     details = []

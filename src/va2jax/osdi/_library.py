@@ -247,10 +247,7 @@ _LOG_LEVELS = {
     S.LOG_LVL_ERR: logging.ERROR,
     S.LOG_LVL_FATAL: logging.CRITICAL,
 }
-_libc = C.CDLL(None)
-_libc_free = _libc.free
-_libc_free.argtypes = [C.c_void_p]
-_libc_free.restype = None
+_libc_free = S.libc_free
 
 
 def _osdi_log(handle: int | None, msg: int | None, lvl: int) -> None:

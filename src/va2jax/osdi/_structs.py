@@ -47,6 +47,9 @@ ANALYSIS_TRAN = 8192
 ANALYSIS_IC = 16384
 ANALYSIS_STATIC = 32768
 ANALYSIS_NODESET = 65536
+#: analysis name → bit (the one table of them in va2jax)
+ANALYSIS_BITS = {"noise": ANALYSIS_NOISE, "dc": ANALYSIS_DC, "ac": ANALYSIS_AC, "tran": ANALYSIS_TRAN,
+                 "ic": ANALYSIS_IC, "static": ANALYSIS_STATIC, "nodeset": ANALYSIS_NODESET}
 
 EVAL_RET_FLAG_LIM = 1
 EVAL_RET_FLAG_FATAL = 2
@@ -111,12 +114,15 @@ class OsdiSimInfo(C.Structure):
     ]
 
 
-class OsdiInitError(C.Structure):
+class OsdiInitErrorEntry(C.Structure):
+    """C ``OsdiInitError`` (one entry of ``OsdiInitInfo.errors``); the exception raised for it is
+    :class:`va2jax.osdi.OsdiInitError`."""
+
     _fields_ = [("code", u32), ("parameter_id", u32)]  # payload is a union of one uint32
 
 
 class OsdiInitInfo(C.Structure):
-    _fields_ = [("flags", u32), ("num_errors", u32), ("errors", P(OsdiInitError))]
+    _fields_ = [("flags", u32), ("num_errors", u32), ("errors", P(OsdiInitErrorEntry))]
 
 
 class OsdiNodePair(C.Structure):
@@ -300,3 +306,9 @@ DESCRIPTOR_TYPES: dict[tuple[int, int], type[C.Structure]] = {
     (0, 4): OsdiDescriptor04,
     (0, 5): OsdiDescriptor05,
 }
+
+
+#: The C library's ``free``: OSDI libraries hand out ``malloc``'ed messages that the caller frees.
+libc_free = C.CDLL(None).free
+libc_free.argtypes = [C.c_void_p]
+libc_free.restype = None

@@ -22,9 +22,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .. import _config
 from .._paths import corpus_dir
 from ..errors import Va2JaxError
-from .devices import BUILTIN_MODELS, CompiledModel
+from .devices import BUILTIN_MODELS, CompiledModel, DeviceGroup
 from .netlist import Loc, NetlistError
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ def osdi_dirs() -> list[Path]:
 
 
 def va_dirs() -> list[Path]:
-    env = os.environ.get("VA2JAX_MODEL_PATH")
+    env = _config.get("MODEL_PATH")
     dirs = [Path(p) for p in env.split(os.pathsep)] if env else []
     c = corpus_dir()
     return dirs + [c / "bosdi", c / "vajax", c]
@@ -64,9 +65,9 @@ def _find(name: str, dirs: Sequence[Path]) -> Path | None:
 
 def codegen_available() -> bool:
     try:
-        import va2jax
+        from .. import codegen
 
-        return hasattr(va2jax, "compile_va")
+        return hasattr(codegen, "compile_va")
     except ImportError:  # pragma: no cover
         return False
 
@@ -135,10 +136,10 @@ class ModelLibrary:
         if not codegen_available():
             raise NetlistError(loc, f"cannot load {path.name}: the va2jax code generator "
                                     "(va2jax.compile_va) is not available in this build")
-        import va2jax
+        from ..codegen import compile_va
 
         try:
-            models = va2jax.compile_va(str(path))  # type: ignore[attr-defined]
+            models = compile_va(str(path))
         except Va2JaxError as exc:
             raise NetlistError(loc, f"{path.name}: {exc}") from None
         for m in (models if isinstance(models, (list, tuple)) else [models]):
@@ -158,7 +159,7 @@ class ModelLibrary:
         except Va2JaxError as exc:
             raise NetlistError(loc, f"{path.name}: {exc}") from None
         for module in lib.modules:
-            cm = OsdiModel(module)
+            cm = OsdiLibraryModel(module)
             self.modules[cm.name.lower()] = cm
             self.sources[cm.name.lower()] = "osdi"
 
@@ -197,6 +198,11 @@ class GeneratedModel:
             self.node_names))()[i]) for i in range(len(self.node_names))) \
             if hasattr(model, "node_is_flow") else tuple(
             n.startswith("flow(") or ":flow" in n for n in self.node_names)
+
+    def canonical(self, name: str) -> str | None:
+        """The model's own spelling of parameter ``name`` (aliases allowed), ``None`` if unknown."""
+        e = self._kind.get(name.lower())
+        return None if e is None else e[0]
 
     def param_kind(self, name: str) -> str | None:
         e = self._kind.get(name.lower())
@@ -243,15 +249,13 @@ def _device_eval_mode(model: Any) -> str:
     padded batch size), land in JAX's persistent compilation cache, and the Newton loop compiles in
     seconds. ``$VA2JAX_SIM_DEVICE_EVAL`` (``inline`` | ``separate``) overrides the choice.
     """
-    env = os.environ.get("VA2JAX_SIM_DEVICE_EVAL", "").strip().lower()
-    if env in ("inline", "separate"):
+    env = _config.get("SIM_DEVICE_EVAL")
+    if env is not None:
         return env
-    if env:
-        raise Va2JaxError(f"VA2JAX_SIM_DEVICE_EVAL={env!r}: expected 'inline' or 'separate'")
-    return "separate" if hasattr(getattr(model, "_module", None), "EVAL_PARTS") else "inline"
+    return "separate" if model.is_split else "inline"
 
 
-class GeneratedGroup:
+class GeneratedGroup(DeviceGroup):
     """``N`` instances of a generated model sharing one setup state.
 
     ``compile_s`` is the time spent compiling the separate evaluator (0 when inlined).
@@ -281,8 +285,8 @@ class GeneratedGroup:
                     self._limited = self.m.evaluator(self.state, analysis="tran", limiting=True)
             self.compile_s += time.perf_counter() - t0
 
-    @staticmethod
-    def merge(groups: Sequence["GeneratedGroup"]) -> "GeneratedGroup":
+    @classmethod
+    def merge(cls, groups: Sequence["GeneratedGroup"]) -> "GeneratedGroup":
         """One group holding the instances of several groups of the same model (e.g. NMOS and
         PMOS cards): the setup states are concatenated along the instance axis, so the model is
         evaluated once per Newton iteration instead of once per model card."""
@@ -345,7 +349,7 @@ class GeneratedGroup:
 # OSDI libraries through va2jax.osdi + jax.pure_callback
 # ---------------------------------------------------------------------------------------------
 
-class OsdiModel:
+class OsdiLibraryModel:
     """Adapter: one module of an OSDI library (:class:`va2jax.osdi.ModuleInfo`) →
     :class:`CompiledModel`; evaluated on the host through :func:`jax.pure_callback`."""
 
@@ -374,10 +378,10 @@ class OsdiModel:
         return OsdiGroup(self, instance_params, model_params, temperature)
 
 
-class OsdiGroup:
+class OsdiGroup(DeviceGroup):
     """Instances of an OSDI module sharing one model; ``eval`` runs the library on the host."""
 
-    def __init__(self, model: OsdiModel, instance_params: Sequence[Mapping[str, float]],
+    def __init__(self, model: OsdiLibraryModel, instance_params: Sequence[Mapping[str, float]],
                  model_params: Mapping[str, float], temperature: float):
         from .. import osdi as osdi_mod
 

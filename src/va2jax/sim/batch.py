@@ -39,7 +39,6 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import jax
@@ -47,20 +46,27 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..errors import Va2JaxError, suggest
-from .analysis import ConvergenceError, Options, make_newton
+from .adapters import GeneratedModel
+from .assembly import assemble_fn
+from .devices import DeviceGroup, JaxFunctionGroup, JaxFunctionModel
+from .engine import ConvergenceError, OpStatus, Options, StatusCode, dc_op, make_newton
 from .mna import LINEAR_MODULES, GroupRef, System
 from .netlist import FlatCircuit, FlatInstance
-from .tran import _DONE, _FAIL, _ITERS, _K, _OUT_T, _OUT_X, _QH, _REJ, _XH, TranKernel
+from .tran import TranKernel
 
-jax.config.update("jax_enable_x64", True)
+__all__ = ["BatchSweep", "BatchOp", "BatchTran", "sweep", "run_sharded", "LaneStatus"]
 
-__all__ = ["BatchSweep", "BatchOp", "BatchTran", "sweep", "run_sharded"]
 
-#: lane status codes
-OK, OP_FAILED, TRAN_FAILED, OVERFLOW = 0, 1, 2, 3
-_STATUS = {OP_FAILED: "the operating point did not converge",
-           TRAN_FAILED: "Newton failed in the transient (time step too small)",
-           OVERFLOW: "more accepted time points than max_points"}
+class LaneStatus(StatusCode):
+    """How one parameter set (lane) of a batch ended (``BatchOp.status``, ``BatchTran.status``)."""
+
+    OK = 0, "converged"
+    OP_FAILED = 1, "the operating point did not converge"
+    TRAN_FAILED = 2, "Newton failed in the transient (time step too small)"
+    OVERFLOW = 3, "more accepted time points than max_points"
+
+
+OK, OP_FAILED, TRAN_FAILED, OVERFLOW = LaneStatus
 
 #: default parameter of a linear element (``"r1"`` means ``"r1.r"``)
 _DEFAULT_PARAM = {"resistor": "r", "capacitor": "c", "inductor": "l", "vsource": "dc",
@@ -121,7 +127,7 @@ class BatchSweep:
     """
 
     def __init__(self, netlist: "str | Path | Any", keys: Sequence[str], prefer: str | None = None):
-        from . import Simulation
+        from .simulation import Simulation
 
         sim = netlist if isinstance(netlist, Simulation) else Simulation.from_file(netlist, prefer)
         self.sim = sim
@@ -278,13 +284,11 @@ class BatchSweep:
                 raise Va2JaxError(f"sweep: parameter {canon} is not a number")
             return float(v)
         grp = self.system.groups[gi].group
-        params = getattr(grp, "params", None)
-        if isinstance(params, dict) and canon in params:  # built-in model: defaults are bound
-            return float(np.asarray(params[canon])[row])
-        m = getattr(self.system.groups[gi].model, "m", None)
-        if m is not None:  # generated model: the default it resolves
-            vals, _ = m._resolve_params({})
-            v = vals.get(canon.lower())
+        model = self.system.groups[gi].model
+        if isinstance(grp, JaxFunctionGroup) and canon in grp.params:  # built-in: defaults bound
+            return float(np.asarray(grp.params[canon])[row])
+        if isinstance(model, GeneratedModel):  # generated model: the default it resolves
+            v = model.m.resolved_params().get(canon.lower())
             if isinstance(v, (int, float, np.floating, np.integer)):
                 return float(v)
         return math.nan
@@ -352,8 +356,9 @@ class BatchSweep:
         def op_one(p: jax.Array) -> dict[str, jax.Array]:
             sysm = self.system_at(p)
             newton = make_newton(self.system, self.opts, sysm)
-            x, ok = _dc_op(newton, self._dc_vector(sysm), self.system.n, self.opts)
-            return {"x": x, "status": jnp.where(ok, OK, OP_FAILED).astype(jnp.int32)}
+            op = dc_op(newton, self._dc_vector(sysm), jnp.zeros(self.system.n), self.opts)
+            ok = op.status == OpStatus.OK
+            return {"x": op.x, "status": jnp.where(ok, OK, OP_FAILED).astype(jnp.int32)}
         return op_one
 
     def tran_function(self, stop: float, step: float | None = None, maxstep: float | None = None,
@@ -373,42 +378,39 @@ class BatchSweep:
 
         def tran_one(p: jax.Array) -> dict[str, jax.Array]:
             sysm = self.system_at(p)
-            assemble = sysm.make_assemble()
+            assemble = assemble_fn(sysm)
             newton = make_newton(self.system, o, sysm)
             b_of_t = sysm.make_source_fn()
-            x0, op_ok = _dc_op(newton, b_of_t(jnp.float64(0.0)), n, o)
+            op = dc_op(newton, b_of_t(jnp.float64(0.0)), jnp.zeros(n), o)
+            x0, op_ok = op.x, op.status == OpStatus.OK
             q0 = assemble(x0)[1]
             # the kernel reads the sources (traced) and, for its step control, only the
             # structure of C (nominal)
-            eng = SimpleNamespace(_newton_py=newton, opts=o,
-                                  sys=dataclasses.replace(self.system, sources=sysm.sources))
-            kern = TranKernel(eng, method, chunk=chunk)  # type: ignore[arg-type]
+            kern = TranKernel(newton, dataclasses.replace(self.system, sources=sysm.sources), o,
+                              method, chunk=chunk)
             z = np.zeros(n)
-            st = list(kern.initial_state(z, z, stop, step, maxstep, bps))
-            st[_XH] = jnp.stack([x0, x0, x0])
-            st[_QH] = jnp.stack([q0, q0, q0])
-            st[_FAIL] = ~op_ok
+            st = kern.initial_state(z, z, stop, step, maxstep, bps)._replace(
+                xh=jnp.stack([x0, x0, x0]), qh=jnp.stack([q0, q0, q0]), fail=~op_ok)
             buf_t = jnp.zeros(L)
             buf_x = jnp.zeros((L, n)).at[0].set(x0)
 
             def cond(c):
                 s, _, _, count = c
-                return (~s[_DONE]) & (~s[_FAIL]) & (count <= max_points)
+                return (~s.done) & (~s.fail) & (count <= max_points)
 
             def body(c):
                 s, bt, bx, count = c
-                s = kern._run(tuple(s))
-                bt = jax.lax.dynamic_update_slice(bt, s[_OUT_T], (count,))
-                bx = jax.lax.dynamic_update_slice(bx, s[_OUT_X], (count, jnp.int32(0)))
-                count = count + s[_K]
-                s = s[:_K] + (jnp.int32(0),) + s[_K + 1:]
-                return s, bt, bx, count
+                s = kern._run(s)
+                bt = jax.lax.dynamic_update_slice(bt, s.out_t, (count,))
+                bx = jax.lax.dynamic_update_slice(bx, s.out_x, (count, jnp.int32(0)))
+                count = count + s.k
+                return s._replace(k=jnp.int32(0)), bt, bx, count
 
-            s, bt, bx, count = jax.lax.while_loop(cond, body, (tuple(st), buf_t, buf_x, jnp.int32(1)))
+            s, bt, bx, count = jax.lax.while_loop(cond, body, (st, buf_t, buf_x, jnp.int32(1)))
             status = jnp.where(~op_ok, OP_FAILED, jnp.where(
-                s[_FAIL], TRAN_FAILED, jnp.where(s[_DONE], OK, OVERFLOW))).astype(jnp.int32)
+                s.fail, TRAN_FAILED, jnp.where(s.done, OK, OVERFLOW))).astype(jnp.int32)
             return {"time": bt, "x": bx, "npoints": count, "status": status,
-                    "rejected": s[_REJ], "iterations": s[_ITERS]}
+                    "rejected": s.rej, "iterations": s.iters}
 
         return tran_one
 
@@ -497,11 +499,10 @@ class BatchSweep:
 
 
 def _canonical(model: Any, name: str) -> str:
-    if hasattr(model, "canonical"):  # built-in JaxFunctionModel
+    if isinstance(model, JaxFunctionModel):
         return model.canonical(name) or name
-    kinds = getattr(model, "_kind", None)
-    if isinstance(kinds, dict) and name.lower() in kinds:  # GeneratedModel
-        return kinds[name.lower()][0]
+    if isinstance(model, GeneratedModel) and model.canonical(name) is not None:
+        return model.canonical(name)
     raise Va2JaxError(f"model {getattr(model, 'name', '?')}: parameters of this model source "
                       "cannot be traced (OSDI libraries run on the host); load the .va file")
 
@@ -518,13 +519,13 @@ class _TracedGroup:
         self.node_alias = np.asarray(ref.group.node_alias)
         model = ref.model
         T = owner.temperature
-        if hasattr(model, "fn"):  # built-in JaxFunctionModel: its params are per-instance arrays
+        if isinstance(model, JaxFunctionModel):  # built-in: its params are per-instance arrays
             self.kind = "builtin"
             base = {k: np.asarray(v) for k, v in ref.group.params.items()}
             self.base = base
             self._group_cls = type(ref.group)
             return
-        if not hasattr(model, "m"):
+        if not isinstance(model, GeneratedModel):
             _canonical(model, "")  # raises: OSDI
         self.kind = "generated"
         m = model.m
@@ -555,7 +556,7 @@ class _TracedGroup:
         self.names = names
         self.given = given
         # nominal per-instance values of the traced names (defaults where not given)
-        defaults, _ = m._resolve_params({k: v for k, v in given[0].items() if k in fixed})
+        defaults = m.resolved_params({k: v for k, v in given[0].items() if k in fixed})
         self.values0 = {nm: np.array([float(g.get(nm, defaults.get(nm.lower(), np.nan)))
                                       for g in given]) for nm in names}
         fixed_all = dict(fixed)
@@ -577,9 +578,7 @@ class _TracedGroup:
             return self._group_cls(grp.model, self._values(p, self.base), self.node_alias,
                                    grp.temperature)
         vals = self._values(p, self.values0)
-        fn, T = self.fn, self.T
-        return SimpleNamespace(size=self.size, node_alias=self.node_alias,
-                               eval=lambda V: _eval_generated(fn, vals, T, V))
+        return _TracedGeneratedGroup(self.size, self.node_alias, self.fn, vals, self.T)
 
     def check(self, tab: np.ndarray) -> None:
         """Every parameter set must be valid (bounds) and collapse nodes as the nominal one."""
@@ -616,58 +615,19 @@ class _TracedGroup:
                                   f"of {self.ref.names[r]} (not supported in one batch)")
 
 
-def _eval_generated(fn: Callable, vals: Mapping[str, jax.Array], T: float, V: jax.Array):
-    out = jax.vmap(fn, in_axes=(0, None, 0))(dict(vals), jnp.float64(T), V)
-    return (out["residual_resist"], out["residual_react"], out["jacobian_resist"],
-            out["jacobian_react"])
+class _TracedGeneratedGroup(DeviceGroup):
+    """Instances of a generated model evaluated by its traceable function
+    (:meth:`va2jax.Model.function`) with parameter values ``vals`` that may be traced."""
 
+    def __init__(self, size: int, node_alias: np.ndarray, fn: Callable,
+                 vals: Mapping[str, jax.Array], T: float):
+        self.size, self.node_alias = size, node_alias
+        self._fn, self._vals, self._T = fn, dict(vals), T
 
-def _dc_op(newton: Callable, b: jax.Array, n: int, o: Options) -> tuple[jax.Array, jax.Array]:
-    """:meth:`Engine.op` as a traceable function: plain Newton from 0, then gmin stepping
-    (1e-2 … 1e-12 S), then adaptive source stepping; returns ``(x, converged)``.
-
-    One ``lax.while_loop`` over Newton solves whose phase (plain, gmin step ``i``, final,
-    source step) picks the solve's start, source scale and shunt, so the model code is compiled
-    once; the sequence of solves is exactly :meth:`Engine.op`'s."""
-    z = jnp.zeros(n)
-    itl, dvmax, g0 = jnp.int32(o.op_itl), jnp.float64(o.dvmax), jnp.float64(o.gshunt)
-    gs = jnp.asarray(np.maximum(10.0 ** np.arange(-2, -13, -1), o.gshunt))
-    ng = gs.shape[0]
-    PLAIN, GMIN, FINAL, SOURCE, DONE, FAIL = range(6)
-
-    def cond(s):
-        return s[0] < DONE
-
-    def body(s):
-        phase, i, xg, xs, lam, dlam, x = s
-        nl = jnp.minimum(1.0, lam + dlam)
-        x0 = jnp.where(phase == SOURCE, xs, jnp.where(phase == PLAIN, z, xg))
-        scale = jnp.where(phase == SOURCE, nl, 1.0)
-        gsh = jnp.where(phase == GMIN, gs[jnp.minimum(i, ng - 1)], g0)
-        xn, _, conv, bad, _, _ = newton(x0, b * scale, jnp.float64(0.0), z, gsh, itl, dvmax)
-        # plain Newton
-        p_next = jnp.where(conv, DONE, jnp.where(bad, FAIL, GMIN))
-        # gmin stepping (the start of each step is the previous result, converged or not)
-        g_next = jnp.where(conv, jnp.where(i + 1 >= ng, FINAL, GMIN), SOURCE)
-        # final solve without the shunt
-        f_next = jnp.where(conv, DONE, SOURCE)
-        # source stepping
-        dl_fail = dlam / 4
-        s_next = jnp.where(conv, jnp.where(nl >= 1.0, DONE, SOURCE),
-                           jnp.where(dl_fail < 1e-6, FAIL, SOURCE))
-        nxt = jnp.select([phase == PLAIN, phase == GMIN, phase == FINAL], [p_next, g_next, f_next],
-                         s_next).astype(jnp.int32)
-        in_s = phase == SOURCE
-        return (nxt, jnp.where(phase == GMIN, i + 1, i),
-                jnp.where(phase == GMIN, xn, xg),
-                jnp.where(in_s & conv, xn, xs),
-                jnp.where(in_s & conv, nl, lam),
-                jnp.where(in_s, jnp.where(conv, jnp.minimum(dlam * 2, 0.5), dl_fail), dlam),
-                jnp.where(conv & (phase != GMIN), xn, x))
-
-    init = (jnp.int32(PLAIN), jnp.int32(0), z, z, jnp.float64(0.0), jnp.float64(0.1), z)
-    s = jax.lax.while_loop(cond, body, init)
-    return s[6], s[0] == DONE
+    def eval(self, V: jax.Array):
+        out = jax.vmap(self._fn, in_axes=(0, None, 0))(self._vals, jnp.float64(self._T), V)
+        return (out["residual_resist"], out["residual_react"], out["jacobian_resist"],
+                out["jacobian_react"])
 
 
 def run_sharded(fn: Callable[[jax.Array], Any], tab: np.ndarray, devices: Sequence[Any] | None = None,
@@ -730,7 +690,7 @@ class _Batch:
             i = int(bad[0])
             pset = ", ".join(f"{k}={v:g}" for k, v in zip(self.keys, self.values[i]))
             raise ConvergenceError(f"sweep: {bad.size} of {len(status)} parameter sets failed; "
-                                   f"first: set {i} ({pset}): {_STATUS[int(status[i])]}")
+                                   f"first: set {i} ({pset}): {LaneStatus(int(status[i])).message}")
         for a in arrays:
             a[bad] = np.nan
 

@@ -24,6 +24,7 @@ generator nor the OSDI loader is available. Adapters for the other two sources l
 """
 from __future__ import annotations
 
+import abc
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -33,21 +34,47 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-jax.config.update("jax_enable_x64", True)
-
 Array = Any
 
 
-@runtime_checkable
-class DeviceGroup(Protocol):
-    """``N`` instances of one model, evaluated together."""
+class DeviceGroup(abc.ABC):
+    """``N`` instances of one model, evaluated together: everything the engine calls.
+
+    Required: ``size``, ``node_alias`` and :meth:`eval`. Optional, with defaults here: ``$limit``
+    states (:attr:`num_states`, :meth:`eval_limited`), an evaluator compiled outside the Newton
+    loop (:meth:`prepare`, :attr:`compile_s`), and merging groups of one model (:meth:`merge`).
+    """
 
     size: int
     node_alias: np.ndarray  # (N, n) int
+    #: seconds spent compiling an evaluator outside the Newton loop (by :meth:`prepare`)
+    compile_s: float = 0.0
 
+    @abc.abstractmethod
     def eval(self, V: Array) -> tuple[Array, Array, Array, Array]:
         """``V (N, n)`` → ``(f (N,n), q (N,n), Jf (N,n,n), Jq (N,n,n))``; jit-traceable."""
-        ...
+
+    @property
+    def num_states(self) -> int:
+        """``$limit`` states per instance that the Newton loop carries (0: no limiting)."""
+        return 0
+
+    def eval_limited(self, V: Array, prev_state: Array, enable: Array
+                     ) -> tuple[Array, Array, Array, Array, Array, Array, Array]:
+        """:meth:`eval` with the model's junction limiting against ``prev_state (N, num_states)``
+        when ``enable``: ``(f, q, Jf, Jq, lim_f, lim_q, new_states)`` (OSDI's limiting RHS
+        ``lim_*``). Called only when :attr:`num_states` > 0."""
+        raise NotImplementedError(f"{type(self).__name__} has no $limit states")
+
+    def prepare(self) -> None:
+        """Compile what runs outside the Newton loop (called once by the engine); adds the time
+        to :attr:`compile_s`. Default: nothing to compile."""
+
+    @classmethod
+    def merge(cls, groups: Sequence["DeviceGroup"]) -> "DeviceGroup | None":
+        """One group holding the instances of ``groups`` (all of this class and one model, with
+        different model cards), or ``None`` where the class cannot merge (the default)."""
+        return None
 
 
 @runtime_checkable
@@ -149,7 +176,7 @@ class JaxFunctionModel:
                                 float(temperature))
 
 
-class JaxFunctionGroup:
+class JaxFunctionGroup(DeviceGroup):
     def __init__(self, model: JaxFunctionModel, params: dict[str, Array], alias: np.ndarray,
                  temperature: float):
         self.model = model

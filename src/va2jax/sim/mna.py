@@ -1,4 +1,4 @@
-"""Modified nodal analysis: unknown numbering, linear stamps, device groups, residual assembly.
+"""Modified nodal analysis: unknown numbering, linear stamps, sources and device groups.
 
 The circuit equations are ``F(x) = f(x) + d/dt q(x) = 0`` over the unknowns ``x`` (node voltages
 and branch currents). Linear elements are stamped once into constant matrices::
@@ -7,8 +7,9 @@ and branch currents). Linear elements are stamped once into constant matrices::
 
 Nonlinear devices are grouped by (model, parameter set); each group gathers its local unknowns
 ``V = x[idx]`` (ground and collapsed nodes read 0 from a dump slot), evaluates ``(f, q, Jf, Jq)`` and
-scatter-adds them into the global vectors and dense matrices. :meth:`System.assemble` is a pure
-function of ``x`` and ``b``, so the whole Newton iteration can be jitted.
+scatter-adds them into the global vectors and matrices. That assembly belongs to the engine
+(:mod:`.assembly`); this module describes the circuit only (:class:`System`: unknowns, stamps,
+sources, device groups) and holds no compiled state.
 
 Sign conventions (OSDI / SPICE): ``f`` at a node row is the current *leaving* the node through the
 device; a voltage source's branch current flows from its + node through the source to its − node.
@@ -27,8 +28,6 @@ from .devices import CompiledModel, DeviceGroup
 from .expr import Value
 from .netlist import FlatCircuit, FlatInstance, Loc, NetlistError
 from .sources import Waveform, make_waveform
-
-jax.config.update("jax_enable_x64", True)
 
 #: Built-in linear / source elements: module name → (terminal count, main parameter, aliases)
 LINEAR_MODULES = {
@@ -147,12 +146,7 @@ class System:
 
     def stateful_groups(self) -> list[int]:
         """Indices of the device groups whose model keeps ``$limit`` states (Newton limiting)."""
-        return [k for k, g in enumerate(self.groups) if getattr(g.group, "num_states", 0) > 0]
-
-    def make_assemble(self) -> Callable[[jax.Array], tuple[jax.Array, jax.Array, jax.Array, jax.Array]]:
-        """Return ``assemble(x) -> (f_dev+G·x, q, Jf, Jq)`` (without ``−b``); jit-traceable."""
-        full = self.make_assemble_limited()
-        return lambda x: full(x, None, False)[:4]
+        return [k for k, g in enumerate(self.groups) if g.group.num_states > 0]
 
     def coo_lookup(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(Ai, Aj, lut)``: the pattern of :meth:`sparsity` and an (n+1, n+1) table giving the
@@ -162,84 +156,6 @@ class System:
         lut = np.full((n + 1, n + 1), nnz, dtype=np.int32)
         lut[Ai, Aj] = np.arange(nnz, dtype=np.int32)
         return Ai, Aj, lut
-
-    def make_assemble_limited(self, pattern: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-                              ) -> Callable:
-        """Return ``assemble(x, states, enable) -> (f, q, Jf, Jq, lim_f, lim_q, new_states)``.
-
-        ``pattern``: ``(Ai, Aj, lut)`` of :meth:`coo_lookup` (of the circuit with concrete values:
-        ``G``/``C`` here may be traced) — then ``Jf``/``Jq`` are the values on that pattern (nnz,),
-        added there directly (COO: O(nnz) per assembly instead of O(n²)); otherwise dense (n, n).
-
-        ``states``: a tuple with one ``(N, num_states)`` array per group of
-        :meth:`stateful_groups` (the ``$limit`` states of the previous Newton iteration), or
-        ``None`` to evaluate every group without limiting. With ``enable`` the models limit their
-        junction voltages against those states: ``f``/``q`` and the Jacobians are then taken at
-        the limited voltages and ``lim_f``/``lim_q`` (OSDI's limiting RHS, ``J·(v_lim − v)`` of
-        the limited branches) correct the Newton right-hand side. ``new_states`` are the states
-        to pass to the next iteration (the unlimited voltages when ``enable`` is false)."""
-        n = self.n
-        G = jnp.asarray(self.G)
-        C = jnp.asarray(self.C)
-        groups = [(g.group, jnp.asarray(g.idx)) for g in self.groups]
-        stateful = self.stateful_groups()
-        sparse = pattern is not None
-        if sparse:
-            Ai, Aj, lut = pattern
-            nnz = len(Ai)
-            lin_g = jnp.concatenate([G[Ai, Aj], jnp.zeros(1)])
-            lin_c = jnp.concatenate([C[Ai, Aj], jnp.zeros(1)])
-            Ai_j, Aj_j = jnp.asarray(Ai), jnp.asarray(Aj)
-            pos = [jnp.asarray(lut[np.asarray(g.idx)[:, :, None], np.asarray(g.idx)[:, None, :]])
-                   for g in self.groups]
-
-            def linear(vals, x):  # (sparse linear stamps) · x
-                return jax.ops.segment_sum(vals[:nnz] * x[Aj_j], Ai_j, num_segments=n)
-
-        def assemble(x: jax.Array, states, enable):
-            xe = jnp.concatenate([x, jnp.zeros(1, x.dtype)])
-            lf = jnp.zeros(n + 1)
-            lq = jnp.zeros(n + 1)
-            if sparse:
-                f = jnp.zeros(n + 1).at[:n].add(linear(lin_g, x))
-                q = jnp.zeros(n + 1).at[:n].add(linear(lin_c, x))
-                Jf, Jq = lin_g, lin_c
-            else:
-                f = jnp.zeros(n + 1).at[:n].add(G @ x)
-                q = jnp.zeros(n + 1).at[:n].add(C @ x)
-                Jf = jnp.zeros((n + 1, n + 1)).at[:n, :n].add(G)
-                Jq = jnp.zeros((n + 1, n + 1)).at[:n, :n].add(C)
-            new_states = []
-            for k, (grp, idx) in enumerate(groups):
-                V = xe[idx]
-                if states is not None and k in stateful:
-                    fl, ql, jfl, jql, lfl, lql, st = grp.eval_limited(V, states[stateful.index(k)], enable)
-                    lf = lf.at[idx].add(lfl)
-                    lq = lq.at[idx].add(lql)
-                    new_states.append(st)
-                else:
-                    fl, ql, jfl, jql = grp.eval(V)
-                f = f.at[idx].add(fl)
-                q = q.at[idx].add(ql)
-                if sparse:
-                    Jf = Jf.at[pos[k]].add(jfl)
-                    Jq = Jq.at[pos[k]].add(jql)
-                else:
-                    r = idx[:, :, None]
-                    c = idx[:, None, :]
-                    Jf = Jf.at[r, c].add(jfl)
-                    Jq = Jq.at[r, c].add(jql)
-            if sparse:
-                return f[:n], q[:n], Jf[:nnz], Jq[:nnz], lf[:n], lq[:n], tuple(new_states)
-            return f[:n], q[:n], Jf[:n, :n], Jq[:n, :n], lf[:n], lq[:n], tuple(new_states)
-
-        return assemble
-
-    def zero_states(self) -> tuple[jax.Array, ...]:
-        """Placeholder ``$limit`` states (zeros) for :meth:`make_assemble_limited`."""
-        return tuple(jnp.zeros((self.groups[k].idx.shape[0], self.groups[k].group.num_states))
-                     for k in self.stateful_groups())
-
 
 ModelResolver = Callable[[str, Loc], CompiledModel | None]
 
@@ -253,108 +169,144 @@ def _num_param(params: Mapping[str, Value], names: tuple[str, ...], where: str, 
     raise NetlistError(loc, f"{where}: missing parameter {names[0]}")
 
 
+Resolved = tuple[FlatInstance, str, dict[str, Value], dict[str, Value]]
+
+
 def build_system(circ: FlatCircuit, resolve: ModelResolver, temperature: float = 300.15) -> System:
     """Number the unknowns, stamp linear elements and bind device groups.
 
     ``resolve(module_name, loc)`` returns the :class:`CompiledModel` of a non-linear module or
     ``None`` if the name is unknown (→ an error naming the instance and suggesting near names).
+
+    Steps: number every instance's terminals (netlist order) → stamp each linear element or
+    queue a device instance under its (model, model-card) key → bind each queue to a device
+    group (numbering the models' internal unknowns) → merge groups of one model → assemble the
+    matrices and check the topology.
     """
-    node_index: dict[str, int] = {}
-    names: list[str] = []
-    is_cur: list[bool] = []
-    lte: list[bool] = []
-    gmin: list[bool] = []
+    b = _Builder(circ)
+    resolved = b.number_terminals()
+    for inst, module, mparams, iparams in resolved:
+        b.add_instance(inst, module, mparams, iparams, resolve)
+    groups = _merge_groups(b.bind_groups(temperature))
+    system = b.finish(groups)
+    check_topology(circ, system, resolved)
+    return system
 
-    def new_unknown(name: str, current: bool, lte_check: bool) -> int:
-        names.append(name)
-        is_cur.append(current)
-        lte.append(lte_check)
-        gmin.append(not current)
-        return len(names) - 1
 
-    def node(name: str) -> int:
+class _Builder:
+    """The unknowns, stamps and queued device instances of :func:`build_system` while it runs."""
+
+    def __init__(self, circ: FlatCircuit):
+        self.circ = circ
+        self.node_index: dict[str, int] = {}
+        self.names: list[str] = []
+        self.is_cur: list[bool] = []
+        self.lte: list[bool] = []
+        self.gmin: list[bool] = []
+        self.G_entries: list[tuple[int, int, float]] = []
+        self.C_entries: list[tuple[int, int, float]] = []
+        self.sources: list[SourceRef] = []
+        self.pending: dict[tuple[int, tuple], list[tuple[FlatInstance, dict[str, Value]]]] = {}
+        self.pend_models: dict[tuple[int, tuple], tuple[CompiledModel, dict[str, Value]]] = {}
+        self.inst_locs: dict[str, Loc] = {}
+
+    def new_unknown(self, name: str, current: bool, lte_check: bool) -> int:
+        self.names.append(name)
+        self.is_cur.append(current)
+        self.lte.append(lte_check)
+        self.gmin.append(not current)
+        return len(self.names) - 1
+
+    def node(self, name: str) -> int:
         if name == "0":
             return -1
-        if name not in node_index:
-            node_index[name] = new_unknown(name, False, True)
-        return node_index[name]
+        if name not in self.node_index:
+            self.node_index[name] = self.new_unknown(name, False, True)
+        return self.node_index[name]
 
-    # pass 1: terminals of all instances (stable numbering in netlist order)
-    resolved: list[tuple[FlatInstance, str, dict[str, Value], dict[str, Value]]] = []
-    known_modules = set(LINEAR_MODULES)
-    for inst in circ.instances:
-        key = inst.master.lower()
-        if key in circ.models:
-            card = circ.models[key]
-            module, mparams = card.module, dict(card.params)
+    def number_terminals(self) -> list[Resolved]:
+        """Pass 1: every instance's module, parameters and terminals (stable numbering in netlist
+        order)."""
+        resolved: list[Resolved] = []
+        circ = self.circ
+        for inst in circ.instances:
+            key = inst.master.lower()
+            if key in circ.models:
+                card = circ.models[key]
+                module, mparams = card.module, dict(card.params)
+            else:
+                module, mparams = inst.master, {}
+            resolved.append((inst, module, mparams, dict(inst.params)))
+            for nd in inst.nodes:
+                self.node(nd)
+        return resolved
+
+    def add_instance(self, inst: FlatInstance, module: str, mparams: dict[str, Value],
+                     iparams: dict[str, Value], resolve: ModelResolver) -> None:
+        self.inst_locs[inst.name] = inst.loc
+        nodes = [self.node(nd) for nd in inst.nodes]
+        if module.lower() in LINEAR_MODULES:
+            self.stamp_linear(inst, module.lower(), nodes, {**mparams, **iparams})
         else:
-            module, mparams = inst.master, {}
-        resolved.append((inst, module, mparams, dict(inst.params)))
-        for nd in inst.nodes:
-            node(nd)
+            self.queue_device(inst, module, nodes, mparams, iparams, resolve)
 
-    G_entries: list[tuple[int, int, float]] = []
-    C_entries: list[tuple[int, int, float]] = []
-    sources: list[SourceRef] = []
-    pending: dict[tuple[int, tuple], list[tuple[FlatInstance, dict[str, Value]]]] = {}
-    pend_models: dict[tuple[int, tuple], tuple[CompiledModel, dict[str, Value]]] = {}
-    inst_locs: dict[str, Loc] = {}
-
-    def stamp_g(p: int, nn: int, g: float) -> None:
-        G_entries.extend([(p, p, g), (nn, nn, g), (p, nn, -g), (nn, p, -g)])
-
-    for inst, module, mparams, iparams in resolved:
-        inst_locs[inst.name] = inst.loc
-        mod = module.lower()
-        nodes = [node(nd) for nd in inst.nodes]
+    def stamp_linear(self, inst: FlatInstance, mod: str, nodes: list[int],
+                     allp: dict[str, Value]) -> None:
+        """Stamp a built-in linear element or source into ``G``/``C``/the sources."""
+        G_entries, C_entries = self.G_entries, self.C_entries
         where = f"instance {inst.name}"
-        if mod in LINEAR_MODULES:
-            nterm, _ = LINEAR_MODULES[mod]
-            if len(nodes) != nterm:
-                raise NetlistError(inst.loc, f"{where} ({mod}) needs {nterm} nodes, got {len(nodes)}")
-            allp = {**mparams, **iparams}
-            if mod == "resistor":
-                _check_params(allp, {"r", "resistance", "m", "noisy", "tc1", "tc2"}, where, inst.loc)
-                r = _num_param(allp, ("r", "resistance"), where, inst.loc)
-                if r == 0:
-                    raise NetlistError(inst.loc, f"{where}: zero resistance")
-                stamp_g(nodes[0], nodes[1], 1.0 / r)
-            elif mod == "capacitor":
-                _check_params(allp, {"c", "capacitance", "m", "ic"}, where, inst.loc)
-                c = _num_param(allp, ("c", "capacitance"), where, inst.loc)
-                C_entries.extend([(nodes[0], nodes[0], c), (nodes[1], nodes[1], c),
-                                  (nodes[0], nodes[1], -c), (nodes[1], nodes[0], -c)])
-            elif mod == "inductor":
-                _check_params(allp, {"l", "inductance", "m", "ic"}, where, inst.loc)
-                ind = _num_param(allp, ("l", "inductance"), where, inst.loc)
-                br = new_unknown(f"{inst.name}:flow(br)", True, True)
-                p, nn = nodes
+        nterm, _ = LINEAR_MODULES[mod]
+        if len(nodes) != nterm:
+            raise NetlistError(inst.loc, f"{where} ({mod}) needs {nterm} nodes, got {len(nodes)}")
+        if mod == "resistor":
+            _check_params(allp, {"r", "resistance", "m", "noisy", "tc1", "tc2"}, where, inst.loc)
+            r = _num_param(allp, ("r", "resistance"), where, inst.loc)
+            if r == 0:
+                raise NetlistError(inst.loc, f"{where}: zero resistance")
+            p, nn, g = nodes[0], nodes[1], 1.0 / r
+            G_entries.extend([(p, p, g), (nn, nn, g), (p, nn, -g), (nn, p, -g)])
+        elif mod == "capacitor":
+            _check_params(allp, {"c", "capacitance", "m", "ic"}, where, inst.loc)
+            c = _num_param(allp, ("c", "capacitance"), where, inst.loc)
+            C_entries.extend([(nodes[0], nodes[0], c), (nodes[1], nodes[1], c),
+                              (nodes[0], nodes[1], -c), (nodes[1], nodes[0], -c)])
+        elif mod == "inductor":
+            _check_params(allp, {"l", "inductance", "m", "ic"}, where, inst.loc)
+            ind = _num_param(allp, ("l", "inductance"), where, inst.loc)
+            br = self.new_unknown(f"{inst.name}:flow(br)", True, True)
+            p, nn = nodes
+            G_entries.extend([(p, br, 1.0), (nn, br, -1.0), (br, p, 1.0), (br, nn, -1.0)])
+            C_entries.append((br, br, -ind))
+        elif mod in ("vsource", "isource"):
+            _check_params(allp, _SOURCE_PARAMS, where, inst.loc)
+            wf = make_waveform(allp, f"{inst.loc}: {where}")
+            p, nn = nodes
+            if mod == "vsource":
+                br = self.new_unknown(f"{inst.name}:flow(br)", True, False)
                 G_entries.extend([(p, br, 1.0), (nn, br, -1.0), (br, p, 1.0), (br, nn, -1.0)])
-                C_entries.append((br, br, -ind))
-            elif mod in ("vsource", "isource"):
-                _check_params(allp, _SOURCE_PARAMS, where, inst.loc)
-                wf = make_waveform(allp, f"{inst.loc}: {where}")
-                p, nn = nodes
-                if mod == "vsource":
-                    br = new_unknown(f"{inst.name}:flow(br)", True, False)
-                    G_entries.extend([(p, br, 1.0), (nn, br, -1.0), (br, p, 1.0), (br, nn, -1.0)])
-                    sources.append(SourceRef(inst.name, "v", br, p, nn, wf))
-                else:
-                    sources.append(SourceRef(inst.name, "i", -1, p, nn, wf))
-            elif mod == "vcvs":
-                gain = _num_param(allp, ("gain",), where, inst.loc)
-                br = new_unknown(f"{inst.name}:flow(br)", True, False)
-                op, on, ip, inn = nodes
-                G_entries.extend([(op, br, 1.0), (on, br, -1.0), (br, op, 1.0), (br, on, -1.0),
-                                  (br, ip, -gain), (br, inn, gain)])
-            elif mod == "vccs":
-                gm = _num_param(allp, ("gain", "gm"), where, inst.loc)
-                op, on, ip, inn = nodes
-                G_entries.extend([(op, ip, gm), (op, inn, -gm), (on, ip, -gm), (on, inn, gm)])
-            continue
+                self.sources.append(SourceRef(inst.name, "v", br, p, nn, wf))
+            else:
+                self.sources.append(SourceRef(inst.name, "i", -1, p, nn, wf))
+        elif mod == "vcvs":
+            gain = _num_param(allp, ("gain",), where, inst.loc)
+            br = self.new_unknown(f"{inst.name}:flow(br)", True, False)
+            op, on, ip, inn = nodes
+            G_entries.extend([(op, br, 1.0), (on, br, -1.0), (br, op, 1.0), (br, on, -1.0),
+                              (br, ip, -gain), (br, inn, gain)])
+        elif mod == "vccs":
+            gm = _num_param(allp, ("gain", "gm"), where, inst.loc)
+            op, on, ip, inn = nodes
+            G_entries.extend([(op, ip, gm), (op, inn, -gm), (on, ip, -gm), (on, inn, gm)])
+
+    def queue_device(self, inst: FlatInstance, module: str, nodes: list[int],
+                     mparams: dict[str, Value], iparams: dict[str, Value],
+                     resolve: ModelResolver) -> None:
+        """Check a device instance against its model and queue it under (model, model card)."""
+        circ = self.circ
+        where = f"instance {inst.name}"
         model = resolve(module, inst.loc)
         if model is None:
-            cands = list(known_modules) + list(circ.models)
+            cands = list(LINEAR_MODULES) + list(circ.models)
             raise NetlistError(inst.loc, f"{where}: unknown model or device {inst.master!r}"
                                          + suggest(inst.master, cands))
         if len(nodes) != model.num_terminals:
@@ -380,61 +332,61 @@ def build_system(circ: FlatCircuit, resolve: ModelResolver, temperature: float =
                                              "set it on the model card")
             inst_p[k] = v
         gkey = (id(model), tuple(sorted((k.lower(), _hashable(v)) for k, v in mod_p.items())))
-        pend_models[gkey] = (model, mod_p)
-        pending.setdefault(gkey, []).append((inst, inst_p))
+        self.pend_models[gkey] = (model, mod_p)
+        self.pending.setdefault(gkey, []).append((inst, inst_p))
 
-    groups: list[GroupRef] = []
-    for gkey, members in pending.items():
-        model, mod_p = pend_models[gkey]
-        grp = model.bind([ip for _, ip in members], mod_p, temperature)
-        alias = np.asarray(grp.node_alias)
-        nloc = len(model.node_names)
-        flow = model.node_is_flow()
-        idx = np.zeros((len(members), nloc), dtype=np.int64)
-        for k, (inst, _) in enumerate(members):
-            for j in range(nloc):
-                if j < model.num_terminals:
-                    idx[k, j] = node(inst.nodes[j])
-            for j in range(model.num_terminals, nloc):
-                a = int(alias[k, j])
-                if a == j:
-                    nm = model.node_names[j]
-                    label = f"{inst.name}:flow({nm})" if flow[j] else f"{inst.name}:{nm}"
-                    idx[k, j] = new_unknown(label, flow[j], not flow[j])
-                elif a < 0:
-                    idx[k, j] = -1
-            for j in range(model.num_terminals, nloc):
-                a = int(alias[k, j])
-                if 0 <= a != j:
-                    # follow chains of aliases
-                    seen = 0
-                    while 0 <= a and int(alias[k, a]) != a and seen < nloc:
-                        a = int(alias[k, a])
-                        seen += 1
-                    idx[k, j] = idx[k, a] if a >= 0 else -1
-        groups.append(GroupRef(model, grp, idx, [m[0].name for m in members]))
+    def bind_groups(self, temperature: float) -> list[GroupRef]:
+        """Bind each queue of instances to a device group and number the models' internal
+        unknowns (collapsed nodes follow their alias chains; ``-1`` is ground)."""
+        groups: list[GroupRef] = []
+        for gkey, members in self.pending.items():
+            model, mod_p = self.pend_models[gkey]
+            grp = model.bind([ip for _, ip in members], mod_p, temperature)
+            alias = np.asarray(grp.node_alias)
+            nloc = len(model.node_names)
+            flow = model.node_is_flow()
+            idx = np.zeros((len(members), nloc), dtype=np.int64)
+            for k, (inst, _) in enumerate(members):
+                for j in range(nloc):
+                    if j < model.num_terminals:
+                        idx[k, j] = self.node(inst.nodes[j])
+                for j in range(model.num_terminals, nloc):
+                    a = int(alias[k, j])
+                    if a == j:
+                        nm = model.node_names[j]
+                        label = f"{inst.name}:flow({nm})" if flow[j] else f"{inst.name}:{nm}"
+                        idx[k, j] = self.new_unknown(label, flow[j], not flow[j])
+                    elif a < 0:
+                        idx[k, j] = -1
+                for j in range(model.num_terminals, nloc):
+                    a = int(alias[k, j])
+                    if 0 <= a != j:
+                        # follow chains of aliases
+                        seen = 0
+                        while 0 <= a and int(alias[k, a]) != a and seen < nloc:
+                            a = int(alias[k, a])
+                            seen += 1
+                        idx[k, j] = idx[k, a] if a >= 0 else -1
+            groups.append(GroupRef(model, grp, idx, [m[0].name for m in members]))
+        return groups
 
-    groups = _merge_groups(groups)
-    for g in groups:
-        prepare = getattr(g.group, "prepare", None)
-        if prepare is not None:  # compile device evaluators that run outside the Newton loop
-            prepare()
-    n = len(names)
-    for g in groups:
-        g.idx[g.idx < 0] = n
-    for s in sources:
-        s.p = n if s.p < 0 else s.p
-        s.n = n if s.n < 0 else s.n
-    Gm = np.zeros((n + 1, n + 1))
-    for r, c, v in G_entries:
-        Gm[r, c] += v  # index -1 lands in the dump row/col n
-    Cm = np.zeros((n + 1, n + 1))
-    for r, c, v in C_entries:
-        Cm[r, c] += v
-    system = System(names, np.array(is_cur, bool), Gm[:n, :n], Cm[:n, :n], sources, groups,
-                    node_index, np.array(gmin, float), np.array(lte, float), inst_locs)
-    check_topology(circ, system, resolved)
-    return system
+    def finish(self, groups: list[GroupRef]) -> System:
+        """Ground (``-1``) → the dump slot ``n``; the matrices from the stamps."""
+        n = len(self.names)
+        for g in groups:
+            g.idx[g.idx < 0] = n
+        for s in self.sources:
+            s.p = n if s.p < 0 else s.p
+            s.n = n if s.n < 0 else s.n
+        Gm = np.zeros((n + 1, n + 1))
+        for r, c, v in self.G_entries:
+            Gm[r, c] += v  # index -1 lands in the dump row/col n
+        Cm = np.zeros((n + 1, n + 1))
+        for r, c, v in self.C_entries:
+            Cm[r, c] += v
+        return System(self.names, np.array(self.is_cur, bool), Gm[:n, :n], Cm[:n, :n], self.sources,
+                      groups, self.node_index, np.array(self.gmin, float), np.array(self.lte, float),
+                      self.inst_locs)
 
 
 def _merge_groups(groups: list[GroupRef]) -> list[GroupRef]:
@@ -445,11 +397,13 @@ def _merge_groups(groups: list[GroupRef]) -> list[GroupRef]:
         by_model.setdefault(id(g.model), []).append(g)
     out: list[GroupRef] = []
     for gs in by_model.values():
-        merge = getattr(gs[0].group, "merge", None)
-        if len(gs) == 1 or merge is None or any(type(g.group) is not type(gs[0].group) for g in gs):
+        cls = type(gs[0].group)
+        grp = None
+        if len(gs) > 1 and all(type(g.group) is cls for g in gs):
+            grp = cls.merge([g.group for g in gs])
+        if grp is None:
             out.extend(gs)
             continue
-        grp = merge([g.group for g in gs])
         out.append(GroupRef(gs[0].model, grp, np.concatenate([g.idx for g in gs]),
                             [nm for g in gs for nm in g.names]))
     return out
@@ -465,8 +419,7 @@ def _check_params(params: Mapping[str, Value], allowed: set[str], where: str, lo
             raise NetlistError(loc, f"{where}: unknown parameter {k!r}" + suggest(k, allowed))
 
 
-def check_topology(circ: FlatCircuit, system: System,
-                   resolved: list[tuple[FlatInstance, str, dict[str, Value], dict[str, Value]]]) -> None:
+def check_topology(circ: FlatCircuit, system: System, resolved: list[Resolved]) -> None:
     """Reject circuits whose matrix is singular by construction.
 
     * a loop of voltage sources / inductors (their branch currents are undetermined): the message

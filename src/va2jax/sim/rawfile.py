@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import Va2JaxError
-from .analysis import Result
+from .results import Result
 
 _PLOTNAMES = {"op": "Operating Point", "tran": "Transient Analysis",
               "dc": "DC transfer characteristic", "ac": "AC Analysis"}

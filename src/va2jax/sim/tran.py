@@ -26,16 +26,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-if TYPE_CHECKING:
-    from .analysis import Engine, Result
+from .engine import ConvergenceError, is_singular_error, loop_compiler_options
+from .results import Result, Stats
 
-jax.config.update("jax_enable_x64", True)
+if TYPE_CHECKING:
+    from .engine import Engine, Options
+    from .mna import System
 
 
 def _dd2(t0, t1, t2, x0, x1, x2):
@@ -50,23 +52,46 @@ def _dd3(t0, t1, t2, t3, x0, x1, x2, x3):
 
 _LTE_CONST = {"be": 1.0, "trap": 0.5, "gear2": 4.0 / 3.0}
 
-# state tuple slots
-_T, _H, _XH, _TH, _QH, _QDOT, _NH, _AFTER, _BPI, _K, _OUT_T, _OUT_X, _REJ, _ITERS, _DONE, _FAIL, \
-    _FLAST, _HMIN, _MAXSTEP, _STOP, _BPS, _STEP = range(22)
+class TranState(NamedTuple):
+    """State of the transient loop (a pytree carried by :func:`jax.lax.while_loop`).
+
+    Histories hold the last three accepted points, oldest first (``xh[2]`` is the latest)."""
+
+    t: Any  #: () time of the last accepted point (s)
+    h: Any  #: () next step to try (s)
+    xh: Any  #: (3, n) solutions at the last three accepted points
+    th: Any  #: (3,) their times (s)
+    qh: Any  #: (3, n) their charges / fluxes (C, Wb)
+    qdot: Any  #: (n,) dq/dt at the last accepted point (trap history)
+    nh: Any  #: () int32 accepted points so far (valid history entries)
+    after_bp: Any  #: () bool: the last accepted point is a breakpoint (next step uses BE)
+    bpi: Any  #: () int32 index of the next breakpoint
+    k: Any  #: () int32 points accepted in this chunk
+    out_t: Any  #: (chunk,) accepted times of this chunk (s)
+    out_x: Any  #: (chunk, n) accepted solutions of this chunk
+    rej: Any  #: () int32 rejected steps
+    iters: Any  #: () int32 Newton iterations
+    done: Any  #: () bool: ``stop`` reached
+    fail: Any  #: () bool: Newton failed with ``h < hmin``
+    flast: Any  #: (n,) residual of the last failed Newton solve (diagnostics)
+    hmin: Any  #: () smallest step (s)
+    maxstep: Any  #: () largest step (s)
+    stop: Any  #: () end time (s)
+    bps: Any  #: (B,) breakpoints, padded with +inf (s)
+    step: Any  #: () nominal step: bound of the step after a breakpoint (s)
 
 
 class TranKernel:
-    """Compiled transient loop for one engine and integration method."""
+    """The transient loop of one circuit and integration method (jitted, compiled on first use).
 
-    def __init__(self, eng: "Engine", method: str, chunk: int = 512):
-        self.eng = eng
-        sysm = eng.sys
-        o = eng.opts
+    ``newton``: the circuit's traceable Newton solve (:func:`.engine.make_newton`); ``sysm``: the
+    circuit (its sources give ``b(t)``, its structure the step control); ``o``: the options."""
+
+    def __init__(self, newton: Callable, sysm: "System", o: "Options", method: str, chunk: int = 512):
         n = sysm.n
         self.n = n
         self.chunk = chunk
         self.compiled = False
-        newton = eng._newton_py
         b_of_t = sysm.make_source_fn()
         has_lte = bool(np.any(sysm.C != 0)) or bool(sysm.groups)
         chgtol = o.chgtol
@@ -75,9 +100,10 @@ class TranKernel:
         reltol, lteratio = o.reltol, o.tran_lteratio
         itl, gshunt, dvmax = o.tran_itl, o.gshunt, o.dvmax
 
-        def attempt(s):
-            (t, h, xh, th, qh, qdot, nh, after_bp, bpi, k, out_t, out_x, rej, iters, done, fail,
-             Flast, hmin, maxstep, stop, bps, step) = s
+        def attempt(s: TranState) -> TranState:
+            t, h, xh, th, qh, qdot, nh, after_bp = s.t, s.h, s.xh, s.th, s.qh, s.qdot, s.nh, s.after_bp
+            k, out_t, out_x = s.k, s.out_t, s.out_x
+            hmin, maxstep, stop, bps, step = s.hmin, s.maxstep, s.stop, s.bps, s.step
             nb = bps.shape[0]
             bpi = jnp.searchsorted(bps, t * (1 + 1e-12) + 1e-300, side="right")
             next_bp = jnp.where(bpi < nb, bps[jnp.minimum(bpi, nb - 1)], stop)
@@ -132,16 +158,17 @@ class TranKernel:
             qh_n = jnp.where(accept, jnp.stack([qh[1], qh[2], qn]), qh)
             out_t = jnp.where(accept, out_t.at[k].set(tn), out_t)
             out_x = jnp.where(accept, out_x.at[k].set(xn), out_x)
-            return (jnp.where(accept, tn, t), jnp.where(accept, h_acc, h_rej), xh_n, th_n, qh_n,
-                    jnp.where(accept, qdot_new, qdot), jnp.where(accept, nh + 1, nh),
-                    jnp.where(accept, hit, after_bp), bpi.astype(jnp.int32),
-                    jnp.where(accept, k + 1, k), out_t, out_x,
-                    rej + jnp.where(accept, 0, 1), iters + it,
-                    accept & (tn >= stop * (1 - 1e-12)), fail_now, jnp.where(accept, Flast, F),
-                    hmin, maxstep, stop, bps, step)
+            return s._replace(
+                t=jnp.where(accept, tn, t), h=jnp.where(accept, h_acc, h_rej), xh=xh_n, th=th_n,
+                qh=qh_n, qdot=jnp.where(accept, qdot_new, qdot), nh=jnp.where(accept, nh + 1, nh),
+                after_bp=jnp.where(accept, hit, after_bp), bpi=bpi.astype(jnp.int32),
+                k=jnp.where(accept, k + 1, k), out_t=out_t, out_x=out_x,
+                rej=s.rej + jnp.where(accept, 0, 1), iters=s.iters + it,
+                done=accept & (tn >= stop * (1 - 1e-12)), fail=fail_now,
+                flast=jnp.where(accept, s.flast, F))
 
-        def cond(s):
-            return (~s[_DONE]) & (~s[_FAIL]) & (s[_K] < chunk)
+        def cond(s: TranState):
+            return (~s.done) & (~s.fail) & (s.k < chunk)
 
         def run(state):
             return jax.lax.while_loop(cond, attempt, state)
@@ -150,7 +177,7 @@ class TranKernel:
         self._run = jax.jit(run)
 
     def initial_state(self, x0: np.ndarray, q0: np.ndarray, stop: float, step: float,
-                      maxstep: float, bps: np.ndarray) -> tuple:
+                      maxstep: float, bps: np.ndarray) -> TranState:
         n, chunk = self.n, self.chunk
         size = 1 << max(4, int(np.ceil(np.log2(len(bps) + 1))))
         bpp = np.full(size, np.inf)
@@ -158,11 +185,13 @@ class TranKernel:
         h0 = min(step, maxstep) * 0.1
         hmin = 1e-14 * max(stop, 1e-9)
         f = np.float64
-        return (f(0.0), f(h0), np.stack([x0, x0, x0]), np.array([-2.0, -1.0, 0.0]) * h0,
-                np.stack([q0, q0, q0]), np.zeros(n), np.int32(1), np.bool_(True), np.int32(0),
-                np.int32(0), np.zeros(chunk), np.zeros((chunk, n)), np.int32(0), np.int32(0),
-                np.bool_(False), np.bool_(False), np.zeros(n), f(hmin), f(maxstep), f(stop),
-                bpp, f(step))
+        return TranState(
+            t=f(0.0), h=f(h0), xh=np.stack([x0, x0, x0]), th=np.array([-2.0, -1.0, 0.0]) * h0,
+            qh=np.stack([q0, q0, q0]), qdot=np.zeros(n), nh=np.int32(1), after_bp=np.bool_(True),
+            bpi=np.int32(0), k=np.int32(0), out_t=np.zeros(chunk), out_x=np.zeros((chunk, n)),
+            rej=np.int32(0), iters=np.int32(0), done=np.bool_(False), fail=np.bool_(False),
+            flast=np.zeros(n), hmin=f(hmin), maxstep=f(maxstep), stop=f(stop), bps=bpp,
+            step=f(step))
 
 
 def run_tran(eng: "Engine", name: str, stop: float, step: float | None = None,
@@ -173,8 +202,6 @@ def run_tran(eng: "Engine", name: str, stop: float, step: float | None = None,
     ``stop``, ``step``, ``maxstep``, ``start`` in seconds; ``maxstep`` defaults to ``stop/50``.
     Every accepted time point is returned.
     """
-    from .analysis import ConvergenceError, Result, Stats, is_singular_error, loop_compiler_options
-
     o = eng.opts
     sysm = eng.sys
     method = method or o.tran_method
@@ -184,7 +211,7 @@ def run_tran(eng: "Engine", name: str, stop: float, step: float | None = None,
     t_c = time.perf_counter()
     kern = eng._tran_kernels.get(method)
     if kern is None:
-        kern = eng._tran_kernels[method] = TranKernel(eng, method)
+        kern = eng._tran_kernels[method] = TranKernel(eng.newton, sysm, o, method)
     if not kern.compiled:
         z = np.zeros(sysm.n)
         kern._run = kern._run.lower(kern.initial_state(z, z, stop, step, maxstep, bps)).compile(
@@ -209,27 +236,27 @@ def run_tran(eng: "Engine", name: str, stop: float, step: float | None = None,
         except jax.errors.JaxRuntimeError as e:  # KLU (option solver=klu) stops on a singular matrix
             if not is_singular_error(e):
                 raise
-            raise ConvergenceError(f"transient {name}: singular matrix after t={float(state[_T]):.6g} s "
+            raise ConvergenceError(f"transient {name}: singular matrix after t={float(state.t):.6g} s "
                                    "(option solver=klu)") from None
-        k = int(state[_K])
-        ts.append(np.asarray(state[_OUT_T])[:k])
-        xs.append(np.asarray(state[_OUT_X])[:k])
+        k = int(state.k)
+        ts.append(np.asarray(state.out_t)[:k])
+        xs.append(np.asarray(state.out_x)[:k])
         if progress is not None:
-            progress(float(state[_T]))
-        if bool(state[_FAIL]):
-            F = np.asarray(state[_FLAST])
-            tfail = float(state[_T]) + float(state[_H]) * 8
+            progress(float(state.t))
+        if bool(state.fail):
+            F = np.asarray(state.flast)
+            tfail = float(state.t) + float(state.h) * 8
             raise ConvergenceError(
                 f"transient {name}: Newton did not converge at t={tfail:.6g} s after "
                 f"{o.tran_itl} iterations (time step too small); {eng.worst(F)}")
-        if bool(state[_DONE]):
+        if bool(state.done):
             break
-        state = state[:_K] + (np.int32(0),) + state[_K + 1:]
-    iters = int(state[_ITERS])
+        state = state._replace(k=np.int32(0))
+    iters = int(state.iters)
     eng.iterations += iters
     times = np.concatenate(ts)
     data = np.concatenate(xs)
-    st = Stats(points=len(times), rejected=int(state[_REJ]),
+    st = Stats(points=len(times), rejected=int(state.rej),
                newton_iterations=eng.iterations - it0, run_s=time.perf_counter() - t0w)
     keep = times >= start
     return Result(name, "tran", "time", times[keep], list(sysm.names), data[keep], st)

@@ -6,20 +6,8 @@ import json
 import math
 from pathlib import Path
 
+from .._cli_common import parse_kv as _parse_kv
 from ..errors import Va2JaxError
-
-
-def _parse_kv(items: list[str]) -> dict[str, object]:
-    out: dict[str, object] = {}
-    for it in items or []:
-        if "=" not in it:
-            raise Va2JaxError(f"--param {it!r}: expected NAME=VALUE")
-        k, v = it.split("=", 1)
-        try:
-            out[k.strip()] = int(v) if v.strip().lstrip("+-").isdigit() else float(v)
-        except ValueError:
-            out[k.strip()] = v
-    return out
 
 
 def _check_counts(args: argparse.Namespace) -> None:

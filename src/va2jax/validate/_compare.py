@@ -150,7 +150,7 @@ def validate_file(path: str | Path, *, points: int = 100, param_sets: int = 3, s
     lib = load_library(so)
     t0 = time.perf_counter()
     model = compile_va(path, module, include_dirs=include_dirs, defines=defines)
-    model._with_scales = True
+    model.request_scales()
     omod = lib.module(model.ir.osdi_name or model.name)
     if tuple(omod.node_names) != tuple(model.nodes):
         raise Va2JaxError(f"{path}: node lists differ: OSDI {omod.node_names} vs va2jax {model.nodes}")

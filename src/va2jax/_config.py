@@ -1,0 +1,145 @@
+"""Every ``VA2JAX_*`` environment variable: its meaning, default and check, in one place.
+
+Read a variable with :func:`get` (``get("CACHE")`` for ``VA2JAX_CACHE``); an unknown name is a
+programming error (``KeyError``), a bad value a one-line :class:`~va2jax.errors.Va2JaxError` that
+names the variable. :func:`check_all` validates every variable that is set (the CLI calls it
+first, so a typo fails before any work).
+
+Two kinds of variables:
+
+* **per use** — read from the environment at each :func:`get`, so a process (or a test) may change
+  them between calls: caches, corpus and model paths, the simulator's model choice;
+* **per process** — read when the module that uses them is first imported (XLA flags must be set
+  before JAX starts; code-generation settings change the generated code, which is cached), marked
+  "import" below; changing them later has no effect.
+
+======================== ========== =============================================================
+variable                 read       meaning (default)
+======================== ========== =============================================================
+VA2JAX_CACHE             per use    root of the on-disk caches ($XDG_CACHE_HOME/va2jax)
+VA2JAX_CORPUS            per use    third-party Verilog-A corpus (.cache/corpus in the repository)
+VA2JAX_MODEL_PATH        per use    extra folders (os.pathsep-separated) searched for .va models
+VA2JAX_SIM_MODELS        per use    model source for netlist ``load``: auto | va | osdi | builtin
+VA2JAX_SIM_DEVICE_EVAL   per use    device evaluation in the simulator: inline | separate (by size)
+VA2JAX_SIM_FUSION        per use    1: XLA fusion on in the simulator's loops; 0: process default
+VA2JAX_EXE_CACHE         per use    1: keep compiled executables on disk; 0: off
+VA2JAX_XLA_MAX_ISA       import     highest x86 ISA XLA may use (AVX); empty: XLA's default
+VA2JAX_XLA_FUSION        import     1: keep XLA's fusion passes for model code (0: disabled)
+VA2JAX_XLA_CACHE         import     1: JAX's persistent compilation cache under the cache; 0: off
+VA2JAX_FUSE_MIN_BATCH    import     batch size from which eval is compiled fused (4096; 0 never)
+VA2JAX_PARALLEL_COMPILE  import     threads compiling a split eval's parts (0: min(4, CPUs))
+VA2JAX_GPU_FUSION        import     1: eval compiled for an accelerator is fused; 0: unfused
+VA2JAX_OPT               import     1: common-subexpression elimination in generated code; 0: off
+VA2JAX_PART_SIZE         import     statements per separately compiled part of eval (1500)
+======================== ========== =============================================================
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import Va2JaxError
+
+
+def _flag(raw: str) -> bool:
+    if raw not in ("0", "1"):
+        raise ValueError("expected 0 or 1")
+    return raw == "1"
+
+
+def _count(raw: str) -> int:
+    try:
+        v = int(raw)
+    except ValueError:
+        raise ValueError("expected a whole number") from None
+    if v < 0:
+        raise ValueError("expected a number >= 0")
+    return v
+
+
+def _positive(raw: str) -> int:
+    v = _count(raw)
+    if v == 0:
+        raise ValueError("expected a number > 0")
+    return v
+
+
+def _choice(*options: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str | None:
+        v = raw.strip().lower()
+        if not v:
+            return None
+        if v not in options:
+            raise ValueError("expected " + " or ".join(repr(o) for o in options))
+        return v
+    return parse
+
+
+def _text(raw: str) -> str:
+    return raw
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One environment variable: ``VA2JAX_<name>``."""
+
+    name: str
+    default: Any  #: value when unset (or set to the empty string, unless ``empty_is_value``)
+    parse: Callable[[str], Any]  #: raw text → value; raises ValueError with the reason
+    doc: str
+    empty_is_value: bool = False  #: ``""`` is a value of its own (not "unset")
+
+    @property
+    def env(self) -> str:
+        return f"VA2JAX_{self.name}"
+
+
+_VARS = [
+    Variable("CACHE", None, _text, "root of the on-disk caches"),
+    Variable("CORPUS", None, _text, "folder of the third-party Verilog-A corpus"),
+    Variable("MODEL_PATH", None, _text, "extra folders searched for .va models (os.pathsep list)"),
+    Variable("SIM_MODELS", "auto", _text, "model source for netlist loads (auto, va, osdi, builtin)"),
+    Variable("SIM_DEVICE_EVAL", None, _choice("inline", "separate"),
+             "device evaluation in the simulator (inline, separate); unset: by model size"),
+    Variable("SIM_FUSION", True, _flag, "XLA fusion in the simulator's compiled loops"),
+    Variable("EXE_CACHE", True, _flag, "on-disk cache of compiled executables"),
+    Variable("XLA_MAX_ISA", None, _text, "highest x86 ISA XLA may use (empty: XLA's default)",
+             empty_is_value=True),
+    Variable("XLA_FUSION", False, _flag, "keep XLA's fusion passes for model code"),
+    Variable("XLA_CACHE", True, _flag, "JAX's persistent compilation cache under VA2JAX_CACHE"),
+    Variable("FUSE_MIN_BATCH", 4096, _count, "batch size from which eval is compiled fused (0: never)"),
+    Variable("PARALLEL_COMPILE", 0, _count, "threads compiling a split eval's parts (0: automatic)"),
+    Variable("GPU_FUSION", True, _flag, "eval compiled for an accelerator is fused"),
+    Variable("OPT", True, _flag, "common-subexpression elimination in generated code"),
+    Variable("PART_SIZE", 1500, _positive, "statements per separately compiled part of eval"),
+]
+#: every variable by short name (``"CACHE"`` for ``VA2JAX_CACHE``)
+VARIABLES: dict[str, Variable] = {v.name: v for v in _VARS}
+
+
+def get(name: str) -> Any:
+    """The value of ``VA2JAX_<name>`` now (its default when unset), checked."""
+    var = VARIABLES[name]
+    raw = os.environ.get(var.env)
+    if raw is None or (raw == "" and not var.empty_is_value):
+        return var.default
+    try:
+        return var.parse(raw)
+    except ValueError as exc:
+        raise Va2JaxError(f"{var.env}={raw!r}: {exc}") from None
+
+
+def check_all() -> None:
+    """Validate every ``VA2JAX_*`` variable of :data:`VARIABLES` that is set."""
+    for name in VARIABLES:
+        get(name)
+
+
+def enable_x64() -> None:
+    """Turn on JAX's float64 (va2jax computes in double precision, as OSDI libraries do); called
+    once by the public entry points (:mod:`va2jax.codegen`, :mod:`va2jax.sim`)."""
+    import jax
+
+    jax.config.update("jax_enable_x64", True)

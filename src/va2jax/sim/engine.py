@@ -1,0 +1,394 @@
+"""The simulation engine: Newton–Raphson on an MNA :class:`~.mna.System` and the DC operating
+point built on it (plain Newton → gmin stepping → source stepping), as traceable functions.
+
+Newton iteration (one compiled ``lax.while_loop``)::
+
+    F(x) = f(x) − b + a0·q(x) + h + gshunt·x_v
+    J(x) = ∂f/∂x + a0·∂q/∂x + gshunt·I_v
+    x ← x + clip(−J⁻¹F, ±dvmax on node voltages)
+
+``a0`` and ``h`` encode the integration formula for ``dq/dt`` (both 0 for DC). Convergence:
+``|Δx_i| ≤ reltol·max(|x_i|, |x_i'|) + (vntol | abstol)`` for every unknown, with no clipping.
+
+The operating point (:func:`dc_op`) is one traced function used by :meth:`Engine.op` (compiled
+once per circuit) and by the batched sweeps of :mod:`.batch` (vmapped over parameter sets); it
+reports how it ended as an :class:`OpStatus` code, which only the host turns into a message.
+"""
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .. import _config
+from ..errors import Va2JaxError
+from .assembly import assemble_fn, limited_assemble_fn, zero_states
+from .mna import System
+
+
+def loop_compiler_options() -> dict[str, str]:
+    """XLA options for the simulator's compiled Newton and time loops.
+
+    va2jax turns XLA's operator fusion off process-wide (it makes compile time of large model code
+    super-linear, see docs/performance.md). The simulator's loops are small — large models are
+    evaluated by their own compiled evaluator through a callback (``sim/adapters.py``) — so fusion
+    is switched back on for them: fewer, larger kernels per Newton iteration. With va2jax's ISA cap
+    in force (``codegen._model.fusion_is_exact``) fused code rounds like unfused code; without it
+    (JAX started before va2jax, a user's own ``--xla_cpu_max_isa``) an inlined model's ``a*b + c``
+    may be contracted into one rounding — waveforms are compared with peers at the mV level, so the
+    loops stay fused either way. ``VA2JAX_SIM_FUSION=0`` keeps the process default.
+    """
+    from ..codegen import FUSION_ON
+
+    if not _config.get("SIM_FUSION"):
+        return {}
+    return dict(FUSION_ON)
+
+
+class ConvergenceError(Va2JaxError):
+    """Newton failed (message names the time, iteration count and worst node)."""
+
+
+@dataclass
+class Options:
+    """Simulator options (VACASK names; SPICE ``.options`` are mapped onto them)."""
+
+    reltol: float = 1e-3
+    vntol: float = 1e-6
+    abstol: float = 1e-12
+    chgtol: float = 1e-14
+    gshunt: float = 0.0
+    op_itl: int = 100
+    tran_itl: int = 20
+    dvmax: float = 2.0
+    tran_method: str = "trap"
+    tran_lteratio: float = 3.5
+    temp: float = 27.0
+    solver: str = "dense"  # Newton's linear solver: dense (LAPACK LU) or klu (sparse, klujax)
+    limiting: int = 1  # models' own junction limiting ($limit) in Newton: 1 on, 0 off
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Options":
+        o = cls()
+        alias = {"itl1": "op_itl", "itl4": "tran_itl", "method": "tran_method", "trtol": "tran_lteratio",
+                 "nr_itl": "op_itl"}
+        for k, v in d.items():
+            key = alias.get(k.lower(), k.lower())
+            if hasattr(o, key):
+                cur = getattr(o, key)
+                try:
+                    setattr(o, key, type(cur)(v.lower() if isinstance(v, str) else v))
+                except (TypeError, ValueError):
+                    raise Va2JaxError(f"option {k}: bad value {v!r}") from None
+        if o.tran_method in ("trapezoidal",):
+            o.tran_method = "trap"
+        if o.tran_method in ("gear", "bdf2"):
+            o.tran_method = "gear2"
+        if o.tran_method not in ("be", "euler", "trap", "gear2"):
+            raise Va2JaxError(f"option tran_method: unknown method {o.tran_method!r} (be, trap, gear2)")
+        if o.tran_method == "euler":
+            o.tran_method = "be"
+        if o.solver not in ("dense", "klu"):
+            raise Va2JaxError(f"option solver: unknown linear solver {o.solver!r} (dense, klu)")
+        if o.solver == "klu":
+            try:
+                import klujax  # noqa: F401
+            except ImportError:
+                raise Va2JaxError("option solver=klu needs the klujax package (pip install klujax)") from None
+        return o
+
+
+def is_singular_error(e: Exception) -> bool:
+    """Whether a runtime error is KLU's report of a singular matrix (klujax raises
+    ``klu_factor/z_factor failed (singular matrix?)``)."""
+    msg = str(e)
+    return "klu" in msg and "singular" in msg
+
+
+def make_newton(system: System, opts: Options, values: System | None = None) -> Callable:
+    """The pure (traceable) Newton solve of ``system``:
+    ``newton(x0, b, a0, hist, gshunt, maxiter, dvmax) -> (x, iterations, converged, singular, q, F)``.
+
+    ``values``: the system whose element values are assembled (default ``system``; :mod:`.batch`
+    passes one with traced values — the masks and tolerances still come from ``system``).
+
+    Model limiting (``options limiting=1``, the default): models with ``$limit`` states (pnjlim,
+    fetlim, …; generated models, inlined or in their own evaluator, and OSDI libraries) limit
+    their junction voltages against the previous
+    iteration's limited values. The first iteration of each solve is not limited (its states
+    become the initial guess's own values, as SPICE's ``vold`` is the last accepted value); the
+    states are carried through the iterations and each solves
+    ``J·Δx = −(F + lim_f + a0·lim_q)`` with OSDI's limiting RHS (``load_limit_rhs_*``:
+    ``J·(x − x_lim)`` of the limited branches, added to the residual as VACASK does).
+    Node-voltage clipping at ``dvmax`` stays on top of it.
+
+    Linear solve (``options solver``): ``dense`` assembles dense matrices and solves with LAPACK's
+    LU (``jnp.linalg.solve``), O(n³) per iteration, best for small circuits; ``klu`` assembles the
+    Jacobian's values directly on the circuit's static pattern (:meth:`System.sparsity`, COO) and
+    solves with KLU through ``klujax`` — O(nnz) assembly and fill-reducing factorisation, for large
+    circuits. Both equilibrate rows and columns first. On a singular matrix LAPACK returns
+    non-finite values; KLU stops with an error, which :meth:`Engine.solve` and the transient map
+    to the same "singular" outcome.
+    """
+    n = system.n
+    vsys = values if values is not None else system
+    sparse = opts.solver == "klu"
+    pattern = system.coo_lookup() if sparse else None
+    assemble = limited_assemble_fn(vsys, pattern)
+    limiting = bool(opts.limiting) and bool(system.stateful_groups())
+    gmask = jnp.asarray(system.gmin_mask)
+    tolabs = jnp.where(jnp.asarray(system.is_current), opts.abstol, opts.vntol)
+    reltol = opts.reltol
+    vmask = jnp.asarray(~system.is_current)
+    if sparse:
+        # the Jacobian as values on the circuit's static pattern (COO), never a dense matrix
+        import klujax
+
+        Ai, Aj, lut = pattern
+        diag = jnp.asarray(lut[np.arange(n), np.arange(n)])
+        Ai, Aj = jnp.asarray(Ai), jnp.asarray(Aj)
+
+        def add_diag(J, d):
+            return J.at[diag].add(d)
+
+        def equilibrated_solve(J, r):
+            # the dense path's row/column equilibration, on the pattern (same values, same order)
+            rs = jax.ops.segment_max(jnp.abs(J), Ai, num_segments=n)
+            rs = jnp.where(rs > 0, rs, 1.0)
+            Js = J / rs[Ai]
+            cs = jax.ops.segment_max(jnp.abs(Js), Aj, num_segments=n)
+            cs = jnp.where(cs > 0, cs, 1.0)
+            return klujax.solve(Ai, Aj, Js / cs[Aj], r / rs) / cs
+
+        def matvec(M, v):
+            return jax.ops.segment_sum(M * v[Aj], Ai, num_segments=n)
+    else:
+        def add_diag(J, d):
+            return J + jnp.diag(d)
+
+        def equilibrated_solve(J, r):
+            # equilibrate rows and columns (as KLU does) before the LU solve
+            rs = jnp.max(jnp.abs(J), axis=1)
+            rs = jnp.where(rs > 0, rs, 1.0)
+            Js = J / rs[:, None]
+            cs = jnp.max(jnp.abs(Js), axis=0)
+            cs = jnp.where(cs > 0, cs, 1.0)
+            return jnp.linalg.solve(Js / cs[None, :], r / rs) / cs
+
+        def matvec(M, v):
+            return M @ v
+
+    def newton(x0: jax.Array, b: jax.Array, a0: jax.Array, hist: jax.Array, gshunt: jax.Array,
+               maxiter: jax.Array, dvmax: jax.Array):
+        def resid(x, states, enable):
+            f, q, Jf, Jq, lf, lq, new_states = assemble(x, states, enable)
+            F = f - b + a0 * q + hist + gshunt * gmask * x
+            J = add_diag(Jf + a0 * Jq, gshunt * gmask)
+            return F, J, q, Jq, lf + a0 * lq, (new_states if limiting else None)
+
+        def cond(s):
+            return (~s[2]) & (s[1] < maxiter) & (~s[3])
+
+        def body(s):
+            x, it, _, _, _, _, _, states = s
+            # the first iteration is not limited: its states are then the initial guess's own
+            # junction values (what limiting against them would return unchanged), the limits
+            # of later iterations refer to them — no separate evaluation for the start states
+            F, J, q, Jq, L, states = resid(x, states, it > 0)
+            dx = equilibrated_solve(J, -(F + L))
+            bad = ~jnp.all(jnp.isfinite(dx))
+            clipped = jnp.where(vmask, jnp.clip(dx, -dvmax, dvmax), dx)
+            xn = x + clipped
+            ok = jnp.all(jnp.abs(clipped) <= reltol * jnp.maximum(jnp.abs(x), jnp.abs(xn)) + tolabs)
+            ok = ok & jnp.all(clipped == dx) & ~bad
+            qn = q + matvec(Jq, clipped)
+            return xn, it + 1, ok, bad, qn, F, J, states
+
+        z = jnp.zeros(n)
+        states0 = zero_states(vsys) if limiting else None
+        J0 = jnp.zeros(Ai.shape if sparse else (n, n))
+        init = (x0, jnp.int32(0), jnp.bool_(False), jnp.bool_(False), z, z, J0, states0)
+        x, it, conv, bad, q, F, J, _ = jax.lax.while_loop(cond, body, init)
+        return x, it, conv, bad, q, F
+
+    return newton
+
+
+class StatusCode(enum.IntEnum):
+    """Base of the status enums whose members are ``int`` codes (usable as ``int32`` in traced
+    code, e.g. ``jnp.where(ok, OpStatus.OK, OpStatus.SINGULAR)``) carrying a ``message`` for the
+    host: ``NAME = code, "message"``."""
+
+    message: str
+
+    def __new__(cls, code: int, message: str) -> "StatusCode":
+        obj = int.__new__(cls, code)
+        obj._value_ = code
+        obj.message = message
+        return obj
+
+
+class OpStatus(StatusCode):
+    """How :func:`dc_op` ended."""
+
+    OK = 0, "converged"
+    SINGULAR = 1, "singular matrix"
+    NO_CONVERGENCE = 2, "Newton did not converge (gmin and source stepping failed)"
+
+
+class OpSolution(NamedTuple):
+    """Result of :func:`dc_op` (a pytree: every field is an array)."""
+
+    x: Any  #: (n,) the operating point (on failure: the last solve's iterate)
+    status: Any  #: () int32 :class:`OpStatus` code
+    iterations: Any  #: () Newton iterations of all solves together
+    last_iterations: Any  #: () iterations of the last solve
+    residual: Any  #: (n,) residual F of the last solve's last iteration
+
+
+def dc_op(newton: Callable, b: jax.Array, x0: jax.Array, opts: Options) -> OpSolution:
+    """The DC operating point as a traceable function of the source vector ``b`` (n,) and the
+    start ``x0`` (n,); ``newton`` as returned by :func:`make_newton`.
+
+    1. plain Newton from ``x0`` (``gshunt = opts.gshunt``); a singular matrix stops here
+       (:attr:`OpStatus.SINGULAR`);
+    2. gmin stepping from ``x0``: Newton with a shunt conductance ``g = max(10⁻ᵏ, gshunt)`` S
+       from every node to ground, ``k = 2 … 12``, each step starting from the previous step's
+       result, then a final solve with ``gshunt`` alone;
+    3. source stepping from 0: sources scaled by ``λ``, raised by ``Δλ`` (0.1 at first; ×2 after
+       a converged step, at most 0.5; ÷4 after a failed one) until ``λ = 1``, or
+       :attr:`OpStatus.NO_CONVERGENCE` once ``Δλ < 10⁻⁶``.
+
+    One ``lax.while_loop`` over Newton solves whose phase (plain, gmin step ``i``, final, source
+    step) picks the solve's start, source scale and shunt, so the model code is traced once.
+    """
+    n = b.shape[0]
+    z = jnp.zeros(n)
+    itl, dvmax, g0 = jnp.int32(opts.op_itl), jnp.float64(opts.dvmax), jnp.float64(opts.gshunt)
+    gs = jnp.asarray(np.maximum(10.0 ** np.arange(-2, -13, -1), opts.gshunt))
+    ng = gs.shape[0]
+    PLAIN, GMIN, FINAL, SOURCE, DONE, SINGULAR, FAIL = range(7)
+
+    def cond(s):
+        return s[0] < DONE
+
+    def body(s):
+        phase, i, xg, xs, lam, dlam, x, iters, _, _ = s
+        nl = jnp.minimum(1.0, lam + dlam)
+        start = jnp.where(phase == SOURCE, xs, jnp.where(phase == PLAIN, x0, xg))
+        scale = jnp.where(phase == SOURCE, nl, 1.0)
+        gsh = jnp.where(phase == GMIN, gs[jnp.minimum(i, ng - 1)], g0)
+        xn, it, conv, bad, _, F = newton(start, b * scale, jnp.float64(0.0), z, gsh, itl, dvmax)
+        # plain Newton
+        p_next = jnp.where(conv, DONE, jnp.where(bad, SINGULAR, GMIN))
+        # gmin stepping (the start of each step is the previous result, converged or not)
+        g_next = jnp.where(conv, jnp.where(i + 1 >= ng, FINAL, GMIN), SOURCE)
+        # final solve without the extra shunt
+        f_next = jnp.where(conv, DONE, SOURCE)
+        # source stepping
+        dl_fail = dlam / 4
+        s_next = jnp.where(conv, jnp.where(nl >= 1.0, DONE, SOURCE),
+                           jnp.where(dl_fail < 1e-6, FAIL, SOURCE))
+        nxt = jnp.select([phase == PLAIN, phase == GMIN, phase == FINAL], [p_next, g_next, f_next],
+                         s_next).astype(jnp.int32)
+        in_s = phase == SOURCE
+        keep = (conv & (phase != GMIN)) | (nxt > DONE)  # the answer, or the failed solve's iterate
+        return (nxt, jnp.where(phase == GMIN, i + 1, i),
+                jnp.where(phase == GMIN, xn, xg),
+                jnp.where(in_s & conv, xn, xs),
+                jnp.where(in_s & conv, nl, lam),
+                jnp.where(in_s, jnp.where(conv, jnp.minimum(dlam * 2, 0.5), dl_fail), dlam),
+                jnp.where(keep, xn, x), iters + it, it, F)
+
+    i0 = jnp.int32(0)
+    init = (jnp.int32(PLAIN), i0, x0, z, jnp.float64(0.0), jnp.float64(0.1), x0, i0, i0, z)
+    phase, _, _, _, _, _, x, iters, it, F = jax.lax.while_loop(cond, body, init)
+    status = jnp.select([phase == DONE, phase == SINGULAR], [OpStatus.OK, OpStatus.SINGULAR],
+                        OpStatus.NO_CONVERGENCE).astype(jnp.int32)
+    return OpSolution(x, status, iters, it, F)
+
+
+class Engine:
+    """A :class:`System` with its compiled solvers: the operating point (:func:`dc_op`), the
+    residual/Jacobian assembly, and (built on demand by :mod:`.tran`) the transient kernels."""
+
+    def __init__(self, system: System, opts: Options):
+        self.sys = system
+        self.opts = opts
+        n = system.n
+        for g in system.groups:  # compile device evaluators that run outside the Newton loop
+            g.group.prepare()
+        newton = self._newton_fn = make_newton(system, opts)
+        t0 = time.perf_counter()
+
+        def op_fn(x0: jax.Array, b: jax.Array) -> OpSolution:
+            return dc_op(newton, b, x0, opts)
+
+        self._op = jax.jit(op_fn).lower(jnp.zeros(n), jnp.zeros(n)).compile(
+            compiler_options=loop_compiler_options())
+        # device models compiled outside the Newton loop (GeneratedGroup in "separate" mode)
+        dev_s = sum(float(g.group.compile_s) for g in system.groups)
+        self.device_compile_s = dev_s
+        self.compile_s = time.perf_counter() - t0 + dev_s
+        self._assemble = jax.jit(assemble_fn(system))
+        self.iterations = 0
+        self._tran_kernels: dict = {}
+
+    @property
+    def newton(self) -> Callable:
+        """The traceable Newton solve of this engine's circuit (see :func:`make_newton`)."""
+        return self._newton_fn
+
+    def jacobians(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        f, q, Jf, Jq = self._assemble(jnp.asarray(x))
+        return np.asarray(f), np.asarray(q), np.asarray(Jf), np.asarray(Jq)
+
+    # -- diagnostics -------------------------------------------------------------------------
+    def worst(self, F: np.ndarray) -> str:
+        if F.size == 0 or not np.all(np.isfinite(F)):
+            bad = np.where(~np.isfinite(F))[0]
+            return f"non-finite residual at {self.sys.names[int(bad[0])]!r}" if bad.size else ""
+        i = int(np.argmax(np.abs(F)))
+        unit = "A" if not self.sys.is_current[i] else "V"
+        return f"largest residual at {self.sys.names[i]!r} ({abs(F[i]):.3g} {unit})"
+
+    def singular_message(self, x: np.ndarray, b: np.ndarray) -> str:
+        _, _, Jf, _ = self.jacobians(np.nan_to_num(x))
+        zero_rows = np.where(np.all(Jf == 0, axis=1))[0]
+        if zero_rows.size:
+            return f"singular matrix: unknown {self.sys.names[int(zero_rows[0])]!r} has no equation"
+        try:
+            _, s, vh = np.linalg.svd(Jf)
+            k = int(np.argmax(np.abs(vh[-1])))
+            return f"singular matrix (involving {self.sys.names[k]!r})"
+        except np.linalg.LinAlgError:
+            return "singular matrix"
+
+    # -- DC ----------------------------------------------------------------------------------
+    def op(self, b: np.ndarray, x0: np.ndarray | None = None, what: str = "operating point") -> np.ndarray:
+        """DC operating point (:func:`dc_op`, compiled); a failure raises :class:`ConvergenceError`
+        naming ``what`` and the cause."""
+        x0 = np.zeros(self.sys.n) if x0 is None else np.asarray(x0, float)
+        b = np.asarray(b, float)
+        try:
+            sol = OpSolution(*(np.asarray(a) for a in self._op(x0, b)))
+        except jax.errors.JaxRuntimeError as e:
+            if not is_singular_error(e):
+                raise
+            # KLU stops on a singular matrix (LAPACK returns non-finite values): same outcome
+            raise ConvergenceError(f"{what}: {self.singular_message(x0, b)}") from None
+        self.iterations += int(sol.iterations)
+        status = OpStatus(int(sol.status))
+        if status is OpStatus.OK:
+            return sol.x
+        if status is OpStatus.SINGULAR:
+            raise ConvergenceError(f"{what}: {self.singular_message(sol.x, b)}")
+        raise ConvergenceError(f"{what}: Newton did not converge after {int(sol.last_iterations)} "
+                               f"iterations (gmin and source stepping failed); "
+                               f"{self.worst(sol.residual)}")

@@ -1,0 +1,171 @@
+"""Netlist → :class:`Simulation` (elaborated circuit, MNA system, compiled engine) → results."""
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .. import _config
+from ..errors import Va2JaxError
+from .adapters import ModelLibrary
+from .analysis import run_ac, run_dc_sweep, run_op, run_tran
+from .engine import Engine, Options
+from .expr import ExprError, evaluate
+from .mna import System, build_system
+from .netlist import AnalysisDecl, FlatCircuit, Netlist, NetlistError, elaborate
+from .results import Result
+
+_SPICE_EXT = {".cir", ".sp", ".spi", ".spice", ".net", ".ckt"}
+
+
+def read_netlist(path: str | Path) -> Netlist:
+    """Parse a netlist; ``.sim`` is VACASK, ``.cir/.sp/.spice/...`` SPICE, otherwise sniffed."""
+    path = Path(path)
+    if not path.is_file():
+        raise Va2JaxError(f"netlist {str(path)!r} not found")
+    text = path.read_text(errors="replace")
+    if path.suffix.lower() in _SPICE_EXT or (path.suffix.lower() != ".sim" and _looks_spice(text)):
+        from .parse_spice import parse_spice
+
+        return parse_spice(path, text)
+    from .parse_vacask import parse_vacask
+
+    return parse_vacask(path, text)
+
+
+def _looks_spice(text: str) -> bool:
+    return any(ln.strip().lower().startswith((".tran", ".end", ".op", ".dc", ".ac", ".model"))
+               for ln in text.splitlines()[1:])
+
+
+@dataclass
+class Simulation:
+    """A netlist elaborated into an MNA system with a compiled Newton solver."""
+
+    circuit: FlatCircuit
+    system: System
+    engine: Engine
+    options: Options
+    library: ModelLibrary
+    compile_s: float
+    results: dict[str, Result] = field(default_factory=dict)
+
+    @classmethod
+    def from_file(cls, path: str | Path, prefer: str | None = None) -> "Simulation":
+        """Build a simulation; ``prefer`` (default ``$VA2JAX_SIM_MODELS`` or ``auto``) picks the
+        model source for ``load`` statements: ``auto``, ``va`` (generated), ``osdi``, ``builtin``."""
+        prefer = prefer or _config.get("SIM_MODELS")
+        if prefer not in ("auto", "va", "osdi", "builtin"):
+            raise Va2JaxError(f"unknown model source {prefer!r} (auto, va, osdi, builtin)")
+        t0 = time.perf_counter()
+        net = read_netlist(path)
+        circ = elaborate(net)
+        opts = Options.from_dict(circ.options)
+        lib = ModelLibrary(Path(path).resolve().parent, prefer=prefer)
+        for fname, loc in circ.loads:
+            lib.load(fname, loc)
+        system = build_system(circ, lib.resolve, temperature=opts.temp + 273.15)
+        eng = Engine(system, opts)
+        return cls(circ, system, eng, opts, lib, time.perf_counter() - t0)
+
+    def _num(self, decl: AnalysisDecl, key: str, default: float | None = None) -> float | None:
+        for k, v in decl.params.items():
+            if k.lower() == key:
+                try:
+                    val = evaluate(v, self.circuit.params)
+                except ExprError as exc:
+                    raise NetlistError(decl.loc, f"analysis {decl.name}: {exc}") from None
+                if not isinstance(val, (int, float)):
+                    raise NetlistError(decl.loc, f"analysis {decl.name}: {key} must be a number")
+                return float(val)
+        return default
+
+    def _str(self, decl: AnalysisDecl, key: str, default: str) -> str:
+        for k, v in decl.params.items():
+            if k.lower() == key:
+                return v.strip().strip('"').lower()
+        return default
+
+    def run(self, progress: Callable[[str, float, float], None] | None = None) -> dict[str, Result]:
+        """Run every analysis of the netlist; returns name → :class:`Result`."""
+        if not self.circuit.analyses:
+            raise Va2JaxError(f"{self.circuit.path}: no analysis in the netlist")
+        for decl in self.circuit.analyses:
+            self.results[decl.name] = self.run_analysis(decl, progress)
+        return self.results
+
+    def run_analysis(self, decl: AnalysisDecl,
+                     progress: Callable[[str, float, float], None] | None = None) -> Result:
+        eng = self.engine
+        eng.iterations = 0
+        kind = decl.kind
+        if decl.sweep is not None and kind == "op":
+            kind = "dc"
+        if kind == "op":
+            res = run_op(eng, decl.name)
+        elif kind == "dc":
+            sw = decl.sweep or {}
+            src = (sw.get("instance") or "").strip('"')
+            if not src:
+                raise NetlistError(decl.loc, f"analysis {decl.name}: dc sweep needs a source "
+                                             "(sweep ... instance=\"v1\" parameter=\"dc\")")
+            par = (sw.get("parameter") or '"dc"').strip('"').lower()
+            if par != "dc":
+                raise NetlistError(decl.loc, f"analysis {decl.name}: only sweeps of a source's dc "
+                                             f"value are supported, not {par!r}")
+            fake = AnalysisDecl(decl.name, "dc", sw, decl.loc)
+            start = self._num(fake, "from")
+            stop = self._num(fake, "to")
+            step = self._num(fake, "step")
+            if start is None or stop is None or not step:
+                raise NetlistError(decl.loc, f"analysis {decl.name}: sweep needs from, to, step")
+            npts = int(math.floor((stop - start) / step + 1e-9)) + 1
+            values = start + step * np.arange(npts)
+            res = run_dc_sweep(eng, decl.name, src, values)
+        elif kind == "tran":
+            stop = self._num(decl, "stop")
+            if not stop or stop <= 0:
+                raise NetlistError(decl.loc, f"analysis {decl.name}: tran needs stop > 0")
+            step = self._num(decl, "step")
+            maxstep = self._num(decl, "maxstep")
+            start = self._num(decl, "start", 0.0) or 0.0
+            icmode = self._str(decl, "icmode", "op")
+            method = self._str(decl, "method", self.options.tran_method)
+            cb = None
+            if progress is not None:
+                name = decl.name
+                cb = lambda t: progress(name, t, stop)  # noqa: E731
+            res = run_tran(eng, decl.name, stop, step, maxstep, start,
+                           method=Options.from_dict({"tran_method": method}).tran_method,
+                           uic=icmode == "uic", progress=cb)
+        elif kind == "ac":
+            f0 = self._num(decl, "from")
+            f1 = self._num(decl, "to")
+            mode = self._str(decl, "mode", "dec")
+            if f0 is None or f1 is None or f0 <= 0 and mode != "lin":
+                raise NetlistError(decl.loc, f"analysis {decl.name}: ac needs from > 0 and to")
+            if mode == "lin":
+                pts = int(self._num(decl, "points", 0) or 0)
+                step = self._num(decl, "step")
+                freqs = (np.linspace(f0, f1, pts) if pts else np.arange(f0, f1 * (1 + 1e-12), step))
+            else:
+                pts = int(self._num(decl, "points", 10) or 10)
+                base = 10.0 if mode == "dec" else 2.0
+                nd = math.log(f1 / f0, base)
+                freqs = f0 * base ** (np.arange(int(math.floor(nd * pts + 1e-9)) + 1) / pts)
+            res = run_ac(eng, decl.name, freqs)
+        else:
+            raise NetlistError(decl.loc, f"analysis {decl.name}: unsupported type {decl.kind!r} "
+                                         "(op, dc, tran, ac)")
+        res.stats.compile_s = eng.compile_s
+        return res
+
+
+def simulate(path: str | Path, prefer: str | None = None) -> dict[str, Result]:
+    """Parse, elaborate and run all analyses of a netlist file."""
+    return Simulation.from_file(path, prefer=prefer).run()
+
