@@ -67,6 +67,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.plot:
         _plot(args.plot, res_list, sim.circuit.title)
     compile_s = sim.engine.compile_s
+    for line in sim.library.summary():  # which implementation each loaded module uses
+        print(line, file=sys.stderr)
     for r in res_list:
         s = r.stats
         extra = f", {s.rejected} rejected" if r.kind == "tran" else ""

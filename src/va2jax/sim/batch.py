@@ -167,7 +167,7 @@ class BatchSweep:
                 raise Va2JaxError(f"sweep parameter {key!r}: no instance or model card "
                                   f"{head or low!r}" + suggest(head or low, cands))
         module, card_params = self._module(inst)
-        if module in LINEAR_MODULES:
+        if module in LINEAR_MODULES and self.sim.library.resolve(module, None) is None:
             return self._resolve_linear(key, inst, module, pname, {**card_params, **inst.params})
         if pname is None:
             raise Va2JaxError(f"sweep parameter {key!r}: name a parameter of device "

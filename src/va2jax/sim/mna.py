@@ -308,7 +308,7 @@ def build_system(circ: FlatCircuit, resolve: ModelResolver, temperature: float =
         mod = module.lower()
         nodes = [node(nd) for nd in inst.nodes]
         where = f"instance {inst.name}"
-        if mod in LINEAR_MODULES:
+        if mod in LINEAR_MODULES and resolve(module, inst.loc) is None:  # not a loaded library
             nterm, _ = LINEAR_MODULES[mod]
             if len(nodes) != nterm:
                 raise NetlistError(inst.loc, f"{where} ({mod}) needs {nterm} nodes, got {len(nodes)}")
@@ -354,6 +354,9 @@ def build_system(circ: FlatCircuit, resolve: ModelResolver, temperature: float =
             continue
         model = resolve(module, inst.loc)
         if model is None:
+            if inst.master.lower() in circ.models:  # the card exists, its module does not
+                raise NetlistError(inst.loc, f"{where}: model {inst.master} names device "
+                                             f"{module!r}, which no loaded library defines")
             cands = list(known_modules) + list(circ.models)
             raise NetlistError(inst.loc, f"{where}: unknown model or device {inst.master!r}"
                                          + suggest(inst.master, cands))
