@@ -491,6 +491,15 @@ class Model:
         if len(shape) > 1:
             raise Va2JaxError(f"module {self.name}: parameters must be scalars or 1-D arrays")
         bshape = shape if shape else (1,)
+        try:
+            tarr = np.asarray(temperature, np.float64)
+        except (TypeError, ValueError):
+            raise Va2JaxError(f"module {self.name}: temperature must be a number in K, got "
+                              f"{temperature!r}") from None
+        bad_t = ~(np.isfinite(tarr) & (tarr > 0))
+        if bad_t.any():  # as the OSDI path (va2jax.osdi) refuses it
+            raise Va2JaxError(f"module {self.name}: temperature must be a finite number of kelvin "
+                              f"above 0, got {float(tarr.flat[int(np.argmax(bad_t))])!r}")
         vals, given_set = self._resolve_params(params)
         inp = self._init_inputs(vals, given_set, temperature, bshape)
         sp = {k: jnp.float64(v) for k, v in DEFAULT_SIM_PARAMS.items()}
@@ -840,17 +849,49 @@ class Model:
                 return trim(g(const, per_call(V, prev_state, enable)))
 
         zeros = np.zeros((nb, self._n))
+        wider: dict[int, Any] = {}  # one-instance state evaluated at m operating points: m → f
+
+        def rows(V) -> int:
+            shp = np.shape(V)
+            if len(shp) != 2 or shp[1] != self._n:
+                raise Va2JaxError(f"module {self.name}: evaluator expects (N, {self._n}) node "
+                                  f"voltages {self.nodes}, got shape {shp}")
+            if shp[0] != nb and nb != 1:
+                raise Va2JaxError(f"module {self.name}: {shp[0]} operating points for {nb} "
+                                  "instances")
+            return shp[0]
+
+        def broadcast(m: int):
+            """The evaluator of the one-instance state repeated ``m`` times (as :meth:`eval`)."""
+            if m not in wider:
+                wider[m] = self.evaluator(self._tile_state(state, m), analysis=analysis,
+                                          enable_lim=enable_lim, limiting=limiting)
+            return wider[m]
+
         if limiting:
             def f(V, prev_state, enable):
-                return run(V, prev_state, enable)
+                m = rows(V)
+                return run(V, prev_state, enable) if m == nb else broadcast(m)(V, prev_state, enable)
 
             f(zeros, np.zeros((nb, self.num_states)), False)  # compile (or load) now
         else:
             def f(V):
-                return run(V)
+                m = rows(V)
+                return run(V) if m == nb else broadcast(m)(V)
 
             f(zeros)
         return f
+
+    @staticmethod
+    def _tile_state(state: dict[str, Any], nb: int) -> dict[str, Any]:
+        """A setup state of one instance repeated ``nb`` times along the instance axis."""
+        jax = _jax()
+        out = dict(state)
+        for k in ("labels", "init", "given", "temperature", "mfactor", "extra"):
+            out[k] = jax.tree_util.tree_map(
+                lambda x: np.broadcast_to(np.asarray(x)[:1], (nb,) + np.shape(x)[1:]), state[k])
+        out["batched"] = True
+        return out
 
     def eval_traceable(self, state: dict[str, Any], V: Any, *, analysis: str | int = "dc",
                        prev_state: Any = None, enable_lim: Any = False,
@@ -994,8 +1035,8 @@ class Model:
     def eval(self, state: dict[str, Any], voltages: Any, *, analysis: str | int = "dc",
              prev_state: Any = None, enable_lim: bool = False, enable_integration: bool | None = None,
              backend: str = "jax") -> EvalOutput:
-        """Evaluate residuals and Jacobians at node voltages ``voltages`` (…, n) in V (A for flow
-        unknowns), descriptor order. ``analysis`` is a name (``dc``, ``tran``, ``ac``, …) or OSDI
+        """Evaluate residuals and Jacobians at node voltages ``voltages`` (n,) or (N, n) in V (A for
+        flow unknowns), descriptor order. ``analysis`` is a name (``dc``, ``tran``, ``ac``, …) or OSDI
         ANALYSIS_* bits. ``backend="jax"`` runs jit+vmap-compiled code (fast after compiling);
         ``backend="numpy"`` runs the same generated code eagerly with NumPy (no compile).
         ``enable_integration`` (OSDI's flag for ``idt`` states): ``None`` follows OSDI's eval with
@@ -1003,17 +1044,20 @@ class Model:
         False for a DC operating point without reactive parts (``idt(x, ic)`` then equals ic).
         Returns an :class:`EvalOutput` with the batch shape of ``state``."""
         jax = _jax()
-        V = np.asarray(voltages, np.float64)
+        try:
+            V = np.asarray(voltages, np.float64)
+        except (TypeError, ValueError):
+            raise Va2JaxError(f"module {self.name}: node voltages must be numbers, got "
+                              f"{type(voltages).__name__}") from None
         nb = state["labels"].shape[0]
-        if V.shape[-1] != self._n:
-            raise Va2JaxError(f"module {self.name}: expected {self._n} node voltages {self.nodes}, got shape {V.shape}")
+        if V.ndim not in (1, 2) or V.shape[-1] != self._n:
+            raise Va2JaxError(f"module {self.name}: expected {self._n} node voltages {self.nodes} "
+                              f"as shape ({self._n},) or (N, {self._n}), got shape {V.shape}")
         batched = bool(state["batched"]) or V.ndim > 1
-        V2 = V.reshape(-1, self._n) if V.ndim > 1 else V[None, :]
+        V2 = V if V.ndim > 1 else V[None, :]
         if nb == 1 and V2.shape[0] > 1:  # one instance evaluated at many operating points
             nb = V2.shape[0]
-            state = dict(state)
-            for k in ("labels", "init", "given", "temperature", "mfactor", "extra"):
-                state[k] = jax.tree_util.tree_map(lambda x: np.broadcast_to(np.asarray(x)[:1], (nb,) + np.shape(x)[1:]), state[k])
+            state = self._tile_state(state, nb)
         try:
             V = np.broadcast_to(V2, (nb, self._n))
         except ValueError:
