@@ -16,6 +16,8 @@ def _run(args: argparse.Namespace) -> int:
     out = Path(args.output)
     if out.exists() and not out.is_dir():
         raise Va2JaxError(f"{out}: exists and is not a directory")
+    if not out.exists():
+        raise Va2JaxError(f"{out}: output directory does not exist")
     target = out / f"{model.name}.py"
     _atomic_write(target, model.source.encode())
     print(f"{target}  ({model.source.count(chr(10))} lines; nodes: {', '.join(model.nodes)})")

@@ -25,7 +25,7 @@ from .analysis import (ConvergenceError, Engine, Options, Result, Stats, run_ac,
                        run_op, run_tran)
 from .expr import ExprError, evaluate
 from .mna import System, build_system
-from .netlist import AnalysisDecl, FlatCircuit, Netlist, NetlistError, elaborate
+from .netlist import AnalysisDecl, FlatCircuit, Netlist, NetlistError, elaborate, private
 
 __all__ = ["simulate", "Simulation", "read_netlist", "Result", "Options", "ConvergenceError",
            "sweep", "BatchSweep"]
@@ -75,13 +75,18 @@ class Simulation:
         if prefer not in ("auto", "va", "osdi", "builtin"):
             raise Va2JaxError(f"unknown model source {prefer!r} (auto, va, osdi, builtin)")
         t0 = time.perf_counter()
-        net = read_netlist(path)
-        circ = elaborate(net)
-        opts = Options.from_dict(circ.options)
-        lib = ModelLibrary(Path(path).resolve().parent, prefer=prefer)
-        for fname, loc in circ.loads:
-            lib.load(fname, loc)
-        system = build_system(circ, lib.resolve, temperature=opts.temp + 273.15)
+        try:
+            net = read_netlist(path)
+            circ = elaborate(net)
+            opts = Options.from_dict(circ.options)
+            lib = ModelLibrary(Path(path).resolve().parent, prefer=prefer)
+            for fname, loc in circ.loads:
+                lib.load(fname, loc)
+            system = build_system(circ, lib.resolve, temperature=opts.temp + 273.15)
+        except NetlistError as exc:  # never quote an included file that is not a netlist
+            raise private(exc, Path(path)) from None
+        if system.n == 0:
+            raise Va2JaxError(f"{path}: the circuit has no nodes (no elements to simulate)")
         eng = Engine(system, opts)
         return cls(circ, system, eng, opts, lib, time.perf_counter() - t0)
 

@@ -39,6 +39,9 @@ def _run(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     t0 = time.perf_counter()
     sim = Simulation.from_file(args.circuit, prefer=args.models)
+    if not sim.circuit.analyses:
+        raise Va2JaxError(f"{args.circuit}: no analysis in the netlist (add a control block with "
+                          "'analysis NAME op|dc|tran|ac ...')")
     setup_s = time.perf_counter() - t0
     show = not args.no_progress and console.is_terminal
     results = {}

@@ -123,6 +123,45 @@ class FlatCircuit:
     params: dict[str, Value]  # top-level parameters
 
 
+#: suffixes of netlist files: text of others (e.g. an included system file) is never quoted
+NETLIST_SUFFIXES = {".sim", ".inc", ".include", ".lib", ".cir", ".sp", ".spi", ".spice", ".net",
+                    ".ckt", ".mod", ".model", ".l", ".scs"}
+
+
+def read_include(loc: Loc, including: Path, fname: str, stack: tuple[Path, ...]) -> tuple[Path, str]:
+    """Resolve ``include "fname"`` of the file ``including`` (relative to its folder) and read it.
+
+    ``stack``: the files being read (resolved), outermost first. A file that includes itself,
+    directly or through others, is an error naming it; so is binary or non-UTF-8 content.
+    """
+    inc = Path(fname) if Path(fname).is_absolute() else including.parent / fname
+    if not inc.is_file():
+        raise NetlistError(loc, f"included file {fname!r} not found")
+    if inc.resolve() in stack:
+        raise NetlistError(loc, f"recursive include of {fname}")
+    try:
+        data = inc.read_bytes()
+    except OSError as exc:
+        raise NetlistError(loc, f"cannot read included file {fname!r}: {exc.strerror}") from None
+    try:
+        if b"\0" in data:
+            raise UnicodeError
+        return inc, data.decode("utf-8")
+    except UnicodeError:
+        raise NetlistError(loc, f"included file {fname!r} is not a netlist (binary content)") from None
+
+
+def private(exc: NetlistError, top: Path) -> NetlistError:
+    """``exc`` without its text when it concerns a file other than the netlist ``top`` whose
+    suffix is not a netlist's (its message would quote that file's content)."""
+    loc = exc.loc
+    if loc is None or Path(loc.file).suffix.lower() in NETLIST_SUFFIXES:
+        return exc
+    if Path(loc.file).resolve() == Path(top).resolve():
+        return exc
+    return NetlistError(loc, "not a netlist (cannot parse it; its content is not shown)")
+
+
 def start_netlist(path: str | Path, text: str | None, dialect: str) -> tuple[Netlist, Subckt, str]:
     """Read ``path`` (unless ``text`` is given) and create its :class:`Netlist` (title = first
     line) with an empty top level. Returns (netlist, top level, text)."""
