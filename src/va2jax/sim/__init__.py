@@ -25,7 +25,8 @@ from .analysis import (ConvergenceError, Engine, Options, Result, Stats, run_ac,
                        run_op, run_tran)
 from .expr import ExprError, evaluate
 from .mna import System, build_system
-from .netlist import AnalysisDecl, FlatCircuit, Netlist, NetlistError, elaborate, private
+from .netlist import (AnalysisDecl, FlatCircuit, Netlist, NetlistError, check_tran_times, elaborate,
+                      private)
 
 __all__ = ["simulate", "Simulation", "read_netlist", "Result", "Options", "ConvergenceError",
            "sweep", "BatchSweep"]
@@ -150,6 +151,7 @@ class Simulation:
                 raise NetlistError(decl.loc, f"analysis {decl.name}: tran needs stop > 0")
             step = self._num(decl, "step")
             maxstep = self._num(decl, "maxstep")
+            check_tran_times(stop, step, maxstep, decl.loc, f"analysis {decl.name}")
             start = self._num(decl, "start", 0.0) or 0.0
             icmode = self._str(decl, "icmode", "op")
             method = self._str(decl, "method", self.options.tran_method)

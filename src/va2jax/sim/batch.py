@@ -49,7 +49,7 @@ import numpy as np
 from ..errors import Va2JaxError, suggest
 from .analysis import ConvergenceError, Options, make_newton
 from .mna import LINEAR_MODULES, GroupRef, System
-from .netlist import FlatCircuit, FlatInstance
+from .netlist import FlatCircuit, FlatInstance, check_tran_times
 from .tran import _DONE, _FAIL, _ITERS, _K, _OUT_T, _OUT_X, _QH, _REJ, _XH, TranKernel
 
 jax.config.update("jax_enable_x64", True)
@@ -363,6 +363,7 @@ class BatchSweep:
         the transient of :func:`va2jax.sim.tran.run_tran` (from the operating point, same
         defaults: ``maxstep = stop/50``, ``step = stop/1000``), accepted points first."""
         o = self.opts
+        check_tran_times(stop, step, maxstep)
         method = method or o.tran_method
         method = Options.from_dict({"tran_method": method}).tran_method
         maxstep = maxstep if maxstep and maxstep > 0 else stop / 50

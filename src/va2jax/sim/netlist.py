@@ -7,6 +7,7 @@ numeric parameters. Every object keeps its :class:`Loc` so that errors name file
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -126,6 +127,17 @@ class FlatCircuit:
 #: suffixes of netlist files: text of others (e.g. an included system file) is never quoted
 NETLIST_SUFFIXES = {".sim", ".inc", ".include", ".lib", ".cir", ".sp", ".spi", ".spice", ".net",
                     ".ckt", ".mod", ".model", ".l", ".scs"}
+
+
+def check_tran_times(stop: float, step: float | None = None, maxstep: float | None = None,
+                     loc: Loc | None = None, what: str = "tran") -> None:
+    """Refuse a transient whose ``stop`` (s), ``step`` or ``maxstep`` (s; ``None``: default) is
+    not a finite number > 0 — a zero or negative step would never advance (or run backwards)."""
+    for name, v in (("stop", stop), ("step", step), ("maxstep", maxstep)):
+        if v is None and name != "stop":
+            continue
+        if v is None or not math.isfinite(float(v)) or float(v) <= 0:
+            raise NetlistError(loc, f"{what}: {name} must be a finite time > 0 s, got {v!r}")
 
 
 def read_include(loc: Loc, including: Path, fname: str, stack: tuple[Path, ...]) -> tuple[Path, str]:
