@@ -413,6 +413,53 @@ class Model:
                     vals[key] = ref[key]
         return vals, given
 
+    def _declared_bounds(self) -> dict[str, Any]:
+        """Parameter name (lower case) → (default expression, ``from``/``exclude`` clauses) in the
+        Verilog-A source (read once; openvaf-py does not export OpenVAF's bound checks, see :mod:`va2jax.mir._bounds`)."""
+        if "_bounds" not in self.__dict__:
+            from ..mir._bounds import read_bounds
+
+            try:
+                self._bounds = read_bounds(self.ir.source).get(self.name.lower(), {})
+            except (OSError, RecursionError):  # pragma: no cover - source gone: nothing to check
+                self._bounds = {}
+        return self._bounds
+
+    def _check_bounds(self, params: Mapping[str, Any], batched: bool) -> None:
+        """Raise :class:`Va2JaxError` for a given parameter value outside its declared bounds,
+        as OpenVAF's setup_model/setup_instance refuse it (value NaN lies in no range). Bounds
+        that name other parameters see their given values, else their literal defaults."""
+        from ..mir._bounds import violations
+
+        from ..mir._bounds import evaluate
+
+        decl = self._declared_bounds()
+        if not any(b for _d, b in decl.values()):
+            return
+        given = {self.canonical_param(k).lower(): v for k, v in params.items()}
+        scope: dict[str, Any] = {p.name.lower(): p.default for p in self.ir.params
+                                 if p.default is not None}
+        scope.update(given)
+        for key, (default, _b) in decl.items():  # source order: earlier parameters first
+            if key not in scope:
+                v = evaluate(default, scope)
+                if v is not None:
+                    scope[key] = v
+        names = {p.name.lower(): p.name for p in self.ir.params}
+        for key in sorted(given):
+            bounds = decl.get(key, ("", ()))[1]
+            if not bounds:
+                continue
+            arr = np.asarray(given[key])
+            bad, text = violations(arr, bounds, scope)
+            if np.any(bad):
+                idx = int(np.argmax(np.ravel(bad)))
+                shown = np.ravel(arr)[idx] if arr.ndim else arr[()]
+                shown = shown.item() if hasattr(shown, "item") else shown
+                raise Va2JaxError(f"module {self.name}: parameter {names.get(key, key)} = {shown!r} "
+                                  f"is out of bounds ({text})"
+                                  + (f" (instance {idx})" if batched and arr.ndim else ""))
+
     def _osdi_defaults(self, model_params: dict[str, Any]) -> dict[str, Any]:
         key = tuple(sorted((k, repr(v)) for k, v in model_params.items()))
         cache = self.__dict__.setdefault("_osdi_default_cache", {})
@@ -500,6 +547,7 @@ class Model:
         if bad_t.any():  # as the OSDI path (va2jax.osdi) refuses it
             raise Va2JaxError(f"module {self.name}: temperature must be a finite number of kelvin "
                               f"above 0, got {float(tarr.flat[int(np.argmax(bad_t))])!r}")
+        self._check_bounds(params, bool(shape))
         vals, given_set = self._resolve_params(params)
         inp = self._init_inputs(vals, given_set, temperature, bshape)
         sp = {k: jnp.float64(v) for k, v in DEFAULT_SIM_PARAMS.items()}
