@@ -437,14 +437,16 @@ class Model:
         if not any(b for _d, b in decl.values()):
             return
         given = {self.canonical_param(k).lower(): v for k, v in params.items()}
-        scope: dict[str, Any] = {p.name.lower(): p.default for p in self.ir.params
-                                 if p.default is not None}
-        scope.update(given)
-        for key, (default, _b) in decl.items():  # source order: earlier parameters first
-            if key not in scope:
-                v = evaluate(default, scope)
-                if v is not None:
-                    scope[key] = v
+        if "_bound_defaults" not in self.__dict__:  # defaults, evaluated once (source order)
+            dflt: dict[str, Any] = {p.name.lower(): p.default for p in self.ir.params
+                                    if p.default is not None}
+            for key, (default, _b) in decl.items():
+                if key not in dflt:
+                    v = evaluate(default, dflt)
+                    if v is not None:
+                        dflt[key] = v
+            self._bound_defaults = dflt
+        scope = {**self._bound_defaults, **given}
         names = {p.name.lower(): p.name for p in self.ir.params}
         for key in sorted(given):
             bounds = decl.get(key, ("", ()))[1]
