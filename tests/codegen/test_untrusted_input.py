@@ -110,10 +110,11 @@ def test_compile_output_folder_not_writable(tmp_path):
         ro.chmod(0o700)
 
 
-def test_unusable_cache_runs_uncached(tmp_path):
-    """A cache path under a regular file: one warning, the command still works."""
+@pytest.mark.parametrize("where", ["file/cache", "file"])
+def test_unusable_cache_runs_uncached(tmp_path, where):
+    """A cache path under a regular file, or the file itself: one warning, the command works."""
     (tmp_path / "file").write_text("x")
-    env = dict(os.environ, VA2JAX_CACHE=str(tmp_path / "file" / "cache"))
+    env = dict(os.environ, VA2JAX_CACHE=str(tmp_path / where))
     r = _cli("compile", str(VA_DIR / "nodes.va"), "-o", str(tmp_path), env=env)
     assert r.returncode == 0, r.stderr
     assert "Traceback" not in r.stderr and r.stderr.count("running uncached") == 1, r.stderr
