@@ -1093,7 +1093,7 @@ class Model:
         the reactive Jacobian computed, i.e. True unless ``analysis`` has the ``ic`` bit; pass
         False for a DC operating point without reactive parts (``idt(x, ic)`` then equals ic).
         Returns an :class:`EvalOutput` with the batch shape of ``state``."""
-        jax = _jax()
+        _jax()  # float64 on
         try:
             V = np.asarray(voltages, np.float64)
         except (TypeError, ValueError):
