@@ -28,14 +28,12 @@ def _read_text(path: Path) -> str:
         raise Va2JaxError(f"{path}: cannot read: {exc.strerror}") from None
     if b"\0" in data:
         raise Va2JaxError(f"{path}: not Verilog-A (binary content)")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise Va2JaxError(f"{path}: not Verilog-A (not UTF-8 text at byte {exc.start})") from None
+    # OpenVAF accepts other 8-bit text (e.g. Latin-1 comments): so does this scan
+    return data.decode("utf-8", errors="replace")
 
 
 def check_source(path: str | os.PathLike[str], include_dirs=()) -> None:
-    """Refuse binary or non-UTF-8 files and `` `include`` cycles in ``path`` and what it includes.
+    """Refuse binary files (NUL bytes) and `` `include`` cycles in ``path`` and what it includes.
 
     Includes resolve as OpenVAF resolves them: relative to the including file, then
     ``include_dirs``; names found nowhere are left for OpenVAF to report.

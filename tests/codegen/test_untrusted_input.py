@@ -56,6 +56,14 @@ def test_binary_source(tmp_path):
     _one_line_error(_cli("compile", str(f), "-o", str(tmp_path)), "bin.va", "not Verilog-A")
 
 
+def test_latin1_comment_accepted(tmp_path):
+    """8-bit text that is not UTF-8 (a Latin-1 comment) is Verilog-A to OpenVAF: not refused."""
+    f = tmp_path / "lat.va"
+    f.write_bytes(HEADER.encode() + b"// caf\xe9, 5 \xb5m\nmodule lat(a, b);\n inout a, b;\n"
+                  b" electrical a, b;\n analog I(a, b) <+ V(a, b);\nendmodule\n")
+    assert compile_va(f).name == "lat"
+
+
 def test_garbage_text_no_panic_no_crash_log(tmp_path):
     """Text that makes openvaf-py panic (a BaseException): the compiler's file:line:col message,
     and no crash log of ours left in /tmp."""

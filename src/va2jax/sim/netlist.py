@@ -144,7 +144,7 @@ def read_include(loc: Loc, including: Path, fname: str, stack: tuple[Path, ...])
     """Resolve ``include "fname"`` of the file ``including`` (relative to its folder) and read it.
 
     ``stack``: the files being read (resolved), outermost first. A file that includes itself,
-    directly or through others, is an error naming it; so is binary or non-UTF-8 content.
+    directly or through others, is an error naming it; so is binary content (NUL bytes).
     """
     inc = Path(fname) if Path(fname).is_absolute() else including.parent / fname
     if not inc.is_file():
@@ -155,12 +155,9 @@ def read_include(loc: Loc, including: Path, fname: str, stack: tuple[Path, ...])
         data = inc.read_bytes()
     except OSError as exc:
         raise NetlistError(loc, f"cannot read included file {fname!r}: {exc.strerror}") from None
-    try:
-        if b"\0" in data:
-            raise UnicodeError
-        return inc, data.decode("utf-8")
-    except UnicodeError:
-        raise NetlistError(loc, f"included file {fname!r} is not a netlist (binary content)") from None
+    if b"\0" in data:
+        raise NetlistError(loc, f"included file {fname!r} is not a netlist (binary content)")
+    return inc, data.decode("utf-8", errors="replace")  # as the top-level netlist is read
 
 
 def private(exc: NetlistError, top: Path) -> NetlistError:
