@@ -163,7 +163,7 @@ class ModelLibrary:
             self.origin[mod] = "built-in linear element"
             return
         va_name = _VA_FOR_OSDI.get(low, key[:-5] + ".va")
-        va = _find(va_name, va_dirs())
+        va = _find(va_name, user + va_dirs())  # a source beside the netlist comes first
         if va is not None and codegen_available() and self.prefer in ("auto", "va"):
             self._load_va(va, loc)
             return
