@@ -156,3 +156,18 @@ def test_suggest_never_repeats_the_name():
 
     assert suggest("r", ["r", "R", "c"]) == ""
     assert "rs" in suggest("rss", ["rss", "rs"]) and "rss," not in suggest("rss", ["rss", "rs"])
+
+
+def test_local_source_of_a_missing_library(tmp_path):
+    """``load "mydev.osdi"`` with only ``mydev.va`` beside the netlist: that source is compiled."""
+    from va2jax.sim import Simulation
+
+    (tmp_path / "mydev.va").write_text(DIODE_VA)
+    (tmp_path / "d.sim").write_text('diode\nload "mydev.osdi"\nmodel d diode\nmodel isource isource\n'
+                                    "i1 (0 a) isource dc=1m\nd1 (a 0) d\n"
+                                    "control\n  analysis op1 op\nendc\n")
+    sim = Simulation.from_file(tmp_path / "d.sim")
+    assert sim.library.summary() == [f"model diode: generated from {tmp_path / 'mydev.va'}"]
+    vt = K_B * 300.15 / Q_E
+    # Newton's tolerance on a node voltage, as above
+    assert abs(sim.run()["op1"]["a"][0] - vt * math.log(1e-3 / 1e-12 + 1)) < 1e-5
