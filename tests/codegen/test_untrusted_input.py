@@ -277,3 +277,19 @@ def test_model_without_ports(tmp_path):
     assert m.eval(st, np.zeros((4, 0))).residual_resist.shape == (4, 0)
     with pytest.raises(Va2JaxError, match="expected 0 node voltages"):
         m.eval(st, 0.7)
+
+
+def test_netlist_parameter_out_of_bounds_both_paths(tmp_path):
+    """IS = -1e-14 on a model card: refused with the netlist line, by the generated model and by
+    the OSDI library built from the same source (beside the netlist, so it is used as it is)."""
+    import shutil
+
+    from va2jax.osdi import compile_va_to_osdi
+
+    shutil.copy(compile_va_to_osdi(DIODE, opt_level=0), tmp_path / "vd.osdi")
+    for lib in (str(DIODE), "vd.osdi"):
+        net = tmp_path / "b.sim"
+        net.write_text(f'b\nload "{lib}"\nmodel d va2jax_diode is=-1e-14\nmodel isource isource\n'
+                       "i1 (0 a) isource dc=1m\nd1 (a 0) d\ncontrol\n  analysis op1 op\nendc\n")
+        _one_line_error(_cli("sim", str(net), "--no-progress"), "b.sim:", "'IS'" if lib == "vd.osdi"
+                        else "IS = -1e-14", "out of bounds")

@@ -15,6 +15,7 @@ device; a voltage source's branch current flows from its + node through the sour
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -389,7 +390,15 @@ def build_system(circ: FlatCircuit, resolve: ModelResolver, temperature: float =
     groups: list[GroupRef] = []
     for gkey, members in pending.items():
         model, mod_p = pend_models[gkey]
-        grp = model.bind([ip for _, ip in members], mod_p, temperature)
+        try:
+            grp = model.bind([ip for _, ip in members], mod_p, temperature)
+        except NetlistError:
+            raise
+        except Va2JaxError as exc:  # e.g. a parameter out of bounds: name the netlist line
+            msg = str(exc)
+            m = re.search(r" \(instance (\d+)\)$", msg)
+            first = members[int(m.group(1)) if m and int(m.group(1)) < len(members) else 0][0]
+            raise NetlistError(first.loc, f"instance {first.name}: {msg[:m.start()] if m else msg}") from None
         alias = np.asarray(grp.node_alias)
         nloc = len(model.node_names)
         flow = model.node_is_flow()
