@@ -191,6 +191,10 @@ def test_netlist_self_include(tmp_path):
     _one_line_error(_cli("sim", str(tmp_path / "self.sim")), "self.sim:2: recursive include of self.sim")
     (tmp_path / "s.cir").write_text('* t\n.include "s.cir"\n.end\n')
     _one_line_error(_cli("sim", str(tmp_path / "s.cir")), "s.cir:2: recursive include of s.cir")
+    # a one-line included file that includes itself: its line 1 (included files have no title)
+    (tmp_path / "a.inc").write_text('include "a.inc"')
+    (tmp_path / "top.sim").write_text('title\ninclude "a.inc"\n')
+    _one_line_error(_cli("sim", str(tmp_path / "top.sim")), "a.inc:1: recursive include of a.inc")
 
 
 def test_netlist_include_line_numbers(tmp_path):
