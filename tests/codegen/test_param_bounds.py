@@ -78,6 +78,16 @@ def test_expression_bound_uses_the_other_parameter(both):
         assert (_ours_refuses(model, p) is not None) == _osdi_refuses(osdi, p), p
 
 
+def test_defaults_checked_with_model_level_values(both):
+    """OpenVAF checks defaults too: DEP's default 2 against a given LIM; a model parameter's bound
+    sees model-level values only (MD from [0:LI] ignores the instance parameter LI given)."""
+    model, osdi = both
+    for p in ({"lim": 1.0}, {"lim": 2.5}, {"li": 0.1}, {"li": 0.1, "md": 0.9}, {"md": 1.5}):
+        msg = _ours_refuses(model, p)
+        assert (msg is not None) == _osdi_refuses(osdi, p), (p, msg)
+    assert "parameter dep = 2.0 (its default) is out of bounds" in _ours_refuses(model, {"lim": 1.0})
+
+
 def test_batch_names_the_instance(both):
     model, _ = both
     with pytest.raises(Va2JaxError, match=r"parameter m = 0\.95 is out of bounds \(from \[0:0\.9\]\) \(instance 2\)"):

@@ -445,22 +445,32 @@ class Model:
                     v = evaluate(default, dflt)
                     if v is not None:
                         dflt[key] = v
-            self._bound_defaults = dflt
-        scope = {**self._bound_defaults, **given}
+            # OpenVAF checks defaults too (a bound may name a given parameter: bsimcmg's FPITCH
+            # from [TFIN:inf)); only literal defaults are checked, others may depend on givens
+            literal = {k for k, (d, b) in decl.items() if b and evaluate(d, {}) is not None}
+            self._bound_defaults = (dflt, literal)
+        dflt, literal = self._bound_defaults
+        inst = {p.name.lower() for p in self.ir.params if p.is_instance}
+        scope = {**dflt, **given}
+        # OSDI's setup_model checks model parameters seeing model-level values only (an instance
+        # parameter given per instance is not one: hisim2's PARL2 from (-inf:L) with L given)
+        model_scope = {**dflt, **{k: v for k, v in given.items() if k not in inst}}
         names = {p.name.lower(): p.name for p in self.ir.params}
-        for key in sorted(given):
+        for key in sorted(set(given) | {k for k in literal if k in dflt}):
             bounds = decl.get(key, ("", ()))[1]
             if not bounds:
                 continue
-            arr = np.asarray(given[key])
-            bad, text = violations(arr, bounds, scope)
+            sc = scope if key in inst else model_scope
+            arr = np.asarray(sc[key])
+            bad, text = violations(arr, bounds, sc)
             if np.any(bad):
                 idx = int(np.argmax(np.ravel(bad)))
                 shown = np.ravel(arr)[idx] if arr.ndim else arr[()]
                 shown = shown.item() if hasattr(shown, "item") else shown
-                raise Va2JaxError(f"module {self.name}: parameter {names.get(key, key)} = {shown!r} "
-                                  f"is out of bounds ({text})"
-                                  + (f" (instance {idx})" if batched and arr.ndim else ""))
+                what = "" if key in given else " (its default)"
+                raise Va2JaxError(f"module {self.name}: parameter {names.get(key, key)} = {shown!r}"
+                                  f"{what} is out of bounds ({text})"
+                                  + (f" (instance {idx})" if batched and np.ndim(bad) else ""))
 
     def _osdi_defaults(self, model_params: dict[str, Any]) -> dict[str, Any]:
         key = tuple(sorted((k, repr(v)) for k, v in model_params.items()))

@@ -17,6 +17,7 @@ check of a string set accepts only its first value).
 from __future__ import annotations
 
 import ast
+import functools
 import math
 import operator
 import re
@@ -89,6 +90,12 @@ def _split_args(text: str, start: int) -> tuple[list[str], int] | None:
             cur.append(c)
         i += 1
     return None
+
+
+#: macros of OpenVAF's built-in ``constants.vams`` (also served as ``constants.h``) that bounds use (values as OpenVAF's MIR has
+#: them: ``$vt`` = P_K·T/P_Q with these), defined when that file is not found on disk
+_BUILTIN_CONSTANTS = {"P_CELSIUS0": "273.15", "P_K": "1.3806503e-23", "P_Q": "1.602176462e-19",
+                      "M_PI": "3.14159265358979323846"}
 
 
 class _Pre:
@@ -197,6 +204,10 @@ class _Pre:
                         if cand.is_file():
                             out.extend(self.file(cand, depth + 1))
                             break
+                    else:
+                        if Path(im.group(1)).name in ("constants.vams", "constants.h"):  # built in
+                            for k, v in _BUILTIN_CONSTANTS.items():
+                                self.macros.setdefault(k, (None, v))
         return out
 
 
@@ -307,14 +318,21 @@ _FUNCS = {"abs": abs, "min": min, "max": max, "exp": math.exp, "ln": math.log, "
           "sqrt": math.sqrt, "pow": math.pow}
 
 
+@functools.lru_cache(maxsize=65536)
+def _parse(expr: str) -> ast.Expression | None:
+    text = _NUM.sub(lambda m: repr(float(m.group(1)) * _SCALE.get(m.group(2) or "", 1.0)), expr.strip())
+    try:
+        return ast.parse(text, mode="eval")
+    except (SyntaxError, ValueError, RecursionError):
+        return None
+
+
 def evaluate(expr: str, names: Mapping[str, Any]) -> Any:
     """Value of a bound expression (numbers, ``inf``, + − × ÷ ``**``, a few functions, parameter
     names from ``names``, string literals); ``None`` when it uses anything else. Never runs code:
     the expression is parsed by :mod:`ast` and only those node kinds are interpreted."""
-    text = _NUM.sub(lambda m: repr(float(m.group(1)) * _SCALE.get(m.group(2) or "", 1.0)), expr.strip())
-    try:
-        tree = ast.parse(text, mode="eval")
-    except (SyntaxError, ValueError):
+    tree = _parse(expr)
+    if tree is None:
         return None
 
     def ev(node: ast.AST) -> Any:
