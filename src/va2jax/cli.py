@@ -54,6 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     except Va2JaxError as exc:
         print(f"va2jax: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # an output or cache path that cannot be written or read
+        where = exc.filename if exc.filename is not None else ""
+        what = exc.strerror or str(exc).splitlines()[0]
+        print(f"va2jax: error: {where}{': ' if where else ''}{what}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("va2jax: interrupted", file=sys.stderr)
         return 130

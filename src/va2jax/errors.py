@@ -15,7 +15,7 @@ class Va2JaxError(Exception):
 
 def suggest(name: str, candidates: Iterable[str], n: int = 3) -> str:
     """Return ``" (did you mean: a, b?)"`` with the nearest candidate names, or ``""``."""
-    cands = list(candidates)
+    cands = [c for c in candidates if c.lower() != name.lower()]  # never suggest the name itself
     low = {c.lower(): c for c in cands}
     close = difflib.get_close_matches(name.lower(), list(low), n=n, cutoff=0.5)
     if not close:

@@ -136,7 +136,7 @@ def test_cli_corpus_error_entry(tmp_path, capsys, monkeypatch):
 @pytest.mark.parametrize("argv, msg", [
     (["validate"], "give a Verilog-A FILE"),
     (["validate", "--corpus", "--only", "no-such-model"], "no corpus file matches"),
-    (["validate", "--corpus", "--points", "-1"], "--points must be >= 0"),
+    (["validate", "--corpus", "--points", "-1"], "--points must be >= 1 (or 0 with bias sweeps)"),
     (["validate", "x.va", "--report", "out"], "--report and --only go with --corpus"),
 ])
 def test_cli_user_mistakes(corpus, capsys, monkeypatch, argv, msg):

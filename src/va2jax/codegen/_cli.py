@@ -18,6 +18,8 @@ def _run(args: argparse.Namespace) -> int:
     out = Path(args.output)
     if out.exists() and not out.is_dir():
         raise Va2JaxError(f"{out}: exists and is not a directory")
+    if not out.exists():
+        raise Va2JaxError(f"{out}: output directory does not exist")
     # the module name comes from the source: only a sanitised form of it names the file
     target = path_inside(out, f"{safe_stem(model.name)}.py")
     atomic_write(target, model.source.encode(), user_file=True)

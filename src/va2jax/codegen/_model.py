@@ -433,6 +433,65 @@ class Model:
                     vals[key] = ref[key]
         return vals, given
 
+    def _declared_bounds(self) -> dict[str, Any]:
+        """Parameter name (lower case) → (default expression, ``from``/``exclude`` clauses) in the
+        Verilog-A source (read once; openvaf-py does not export OpenVAF's bound checks, see :mod:`va2jax.mir._bounds`)."""
+        if "_bounds" not in self.__dict__:
+            from ..mir._bounds import read_bounds
+
+            try:
+                self._bounds = read_bounds(self.ir.source).get(self.name.lower(), {})
+            except (OSError, RecursionError):  # pragma: no cover - source gone: nothing to check
+                self._bounds = {}
+        return self._bounds
+
+    def _check_bounds(self, params: Mapping[str, Any], batched: bool) -> None:
+        """Raise :class:`Va2JaxError` for a given parameter value outside its declared bounds,
+        as OpenVAF's setup_model/setup_instance refuse it (value NaN lies in no range). Bounds
+        that name other parameters see their given values, else their literal defaults."""
+        from ..mir._bounds import violations
+
+        from ..mir._bounds import evaluate
+
+        decl = self._declared_bounds()
+        if not any(b for _d, b in decl.values()):
+            return
+        given = {self.canonical_param(k).lower(): v for k, v in params.items()}
+        if "_bound_defaults" not in self.__dict__:  # defaults, evaluated once (source order)
+            dflt: dict[str, Any] = {p.name.lower(): p.default for p in self.ir.params
+                                    if p.default is not None}
+            for key, (default, _b) in decl.items():
+                if key not in dflt:
+                    v = evaluate(default, dflt)
+                    if v is not None:
+                        dflt[key] = v
+            # OpenVAF checks defaults too (a bound may name a given parameter: bsimcmg's FPITCH
+            # from [TFIN:inf)); only literal defaults are checked, others may depend on givens
+            literal = {k for k, (d, b) in decl.items() if b and evaluate(d, {}) is not None}
+            self._bound_defaults = (dflt, literal)
+        dflt, literal = self._bound_defaults
+        inst = {p.name.lower() for p in self.ir.params if p.is_instance}
+        scope = {**dflt, **given}
+        # OSDI's setup_model checks model parameters seeing model-level values only (an instance
+        # parameter given per instance is not one: hisim2's PARL2 from (-inf:L) with L given)
+        model_scope = {**dflt, **{k: v for k, v in given.items() if k not in inst}}
+        names = {p.name.lower(): p.name for p in self.ir.params}
+        for key in sorted(set(given) | {k for k in literal if k in dflt}):
+            bounds = decl.get(key, ("", ()))[1]
+            if not bounds:
+                continue
+            sc = scope if key in inst else model_scope
+            arr = np.asarray(sc[key])
+            bad, text = violations(arr, bounds, sc)
+            if np.any(bad):
+                idx = int(np.argmax(np.ravel(bad)))
+                shown = np.ravel(arr)[idx] if arr.ndim else arr[()]
+                shown = shown.item() if hasattr(shown, "item") else shown
+                what = "" if key in given else " (its default)"
+                raise Va2JaxError(f"module {self.name}: parameter {names.get(key, key)} = {shown!r}"
+                                  f"{what} is out of bounds ({text})"
+                                  + (f" (instance {idx})" if batched and np.ndim(bad) else ""))
+
     def _osdi_defaults(self, model_params: dict[str, Any]) -> dict[str, Any]:
         key = tuple(sorted((k, repr(v)) for k, v in model_params.items()))
         cache = self.__dict__.setdefault("_osdi_default_cache", {})
@@ -511,6 +570,16 @@ class Model:
         if len(shape) > 1:
             raise Va2JaxError(f"module {self.name}: parameters must be scalars or 1-D arrays")
         bshape = shape if shape else (1,)
+        try:
+            tarr = np.asarray(temperature, np.float64)
+        except (TypeError, ValueError):
+            raise Va2JaxError(f"module {self.name}: temperature must be a number in K, got "
+                              f"{temperature!r}") from None
+        bad_t = ~(np.isfinite(tarr) & (tarr > 0))
+        if bad_t.any():  # as the OSDI path (va2jax.osdi) refuses it
+            raise Va2JaxError(f"module {self.name}: temperature must be a finite number of kelvin "
+                              f"above 0, got {float(tarr.flat[int(np.argmax(bad_t))])!r}")
+        self._check_bounds(params, bool(shape))
         vals, given_set = self._resolve_params(params)
         inp = self._init_inputs(vals, given_set, temperature, bshape)
         sp = {k: jnp.float64(v) for k, v in DEFAULT_SIM_PARAMS.items()}
@@ -860,17 +929,49 @@ class Model:
                 return trim(g(const, per_call(V, prev_state, enable)))
 
         zeros = np.zeros((nb, self._n))
+        wider: dict[int, Any] = {}  # one-instance state evaluated at m operating points: m → f
+
+        def rows(V) -> int:
+            shp = np.shape(V)
+            if len(shp) != 2 or shp[1] != self._n:
+                raise Va2JaxError(f"module {self.name}: evaluator expects (N, {self._n}) node "
+                                  f"voltages {self.nodes}, got shape {shp}")
+            if shp[0] != nb and nb != 1:
+                raise Va2JaxError(f"module {self.name}: {shp[0]} operating points for {nb} "
+                                  "instances")
+            return shp[0]
+
+        def broadcast(m: int):
+            """The evaluator of the one-instance state repeated ``m`` times (as :meth:`eval`)."""
+            if m not in wider:
+                wider[m] = self.evaluator(self._tile_state(state, m), analysis=analysis,
+                                          enable_lim=enable_lim, limiting=limiting)
+            return wider[m]
+
         if limiting:
             def f(V, prev_state, enable):
-                return run(V, prev_state, enable)
+                m = rows(V)
+                return run(V, prev_state, enable) if m == nb else broadcast(m)(V, prev_state, enable)
 
             f(zeros, np.zeros((nb, self.num_states)), False)  # compile (or load) now
         else:
             def f(V):
-                return run(V)
+                m = rows(V)
+                return run(V) if m == nb else broadcast(m)(V)
 
             f(zeros)
         return f
+
+    @staticmethod
+    def _tile_state(state: dict[str, Any], nb: int) -> dict[str, Any]:
+        """A setup state of one instance repeated ``nb`` times along the instance axis."""
+        jax = _jax()
+        out = dict(state)
+        for k in ("labels", "init", "given", "temperature", "mfactor", "extra"):
+            out[k] = jax.tree_util.tree_map(
+                lambda x: np.broadcast_to(np.asarray(x)[:1], (nb,) + np.shape(x)[1:]), state[k])
+        out["batched"] = True
+        return out
 
     def eval_traceable(self, state: dict[str, Any], V: Any, *, analysis: str | int = "dc",
                        prev_state: Any = None, enable_lim: Any = False,
@@ -1014,26 +1115,29 @@ class Model:
     def eval(self, state: dict[str, Any], voltages: Any, *, analysis: str | int = "dc",
              prev_state: Any = None, enable_lim: bool = False, enable_integration: bool | None = None,
              backend: str = "jax") -> EvalOutput:
-        """Evaluate residuals and Jacobians at node voltages ``voltages`` (…, n) in V (A for flow
-        unknowns), descriptor order. ``analysis`` is a name (``dc``, ``tran``, ``ac``, …) or OSDI
+        """Evaluate residuals and Jacobians at node voltages ``voltages`` (n,) or (N, n) in V (A for
+        flow unknowns), descriptor order. ``analysis`` is a name (``dc``, ``tran``, ``ac``, …) or OSDI
         ANALYSIS_* bits. ``backend="jax"`` runs jit+vmap-compiled code (fast after compiling);
         ``backend="numpy"`` runs the same generated code eagerly with NumPy (no compile).
         ``enable_integration`` (OSDI's flag for ``idt`` states): ``None`` follows OSDI's eval with
         the reactive Jacobian computed, i.e. True unless ``analysis`` has the ``ic`` bit; pass
         False for a DC operating point without reactive parts (``idt(x, ic)`` then equals ic).
         Returns an :class:`EvalOutput` with the batch shape of ``state``."""
-        jax = _jax()
-        V = np.asarray(voltages, np.float64)
+        _jax()  # float64 on
+        try:
+            V = np.asarray(voltages, np.float64)
+        except (TypeError, ValueError):
+            raise Va2JaxError(f"module {self.name}: node voltages must be numbers, got "
+                              f"{type(voltages).__name__}") from None
         nb = state["labels"].shape[0]
-        if V.shape[-1] != self._n:
-            raise Va2JaxError(f"module {self.name}: expected {self._n} node voltages {self.nodes}, got shape {V.shape}")
+        if V.ndim not in (1, 2) or V.shape[-1] != self._n:
+            raise Va2JaxError(f"module {self.name}: expected {self._n} node voltages {self.nodes} "
+                              f"as shape ({self._n},) or (N, {self._n}), got shape {V.shape}")
         batched = bool(state["batched"]) or V.ndim > 1
-        V2 = V.reshape(-1, self._n) if V.ndim > 1 else V[None, :]
+        V2 = V if V.ndim > 1 else V[None, :]
         if nb == 1 and V2.shape[0] > 1:  # one instance evaluated at many operating points
             nb = V2.shape[0]
-            state = dict(state)
-            for k in ("labels", "init", "given", "temperature", "mfactor", "extra"):
-                state[k] = jax.tree_util.tree_map(lambda x: np.broadcast_to(np.asarray(x)[:1], (nb,) + np.shape(x)[1:]), state[k])
+            state = self._tile_state(state, nb)
         try:
             V = np.broadcast_to(V2, (nb, self._n))
         except ValueError:

@@ -22,6 +22,7 @@ import re
 import tempfile
 from pathlib import Path
 
+from .._vasource import check_source, redact
 from ..errors import Va2JaxError
 from ._ir import (
     BOOL, INT, REAL, STR, Block, Callback, CollapsePair, Function, Instr, JacobianEntry, ModuleIR,
@@ -75,20 +76,41 @@ def compile_openvaf_py(path: str | os.PathLike[str]):
     p = Path(path)
     if not p.is_file():
         raise Va2JaxError(f"{p}: no such Verilog-A file")
-    with _capture_fd2() as box:
+    check_source(p)
+    panic = None
+    with _capture_fd2() as box, tempfile.TemporaryDirectory(prefix="va2jax-openvaf-") as tmp:
+        old_tmp = os.environ.get("TMPDIR")
+        os.environ["TMPDIR"] = tmp  # where a crash log would go: removed with the folder
         try:
             mods = openvaf_py.compile_va(str(p))
         except (ValueError, RuntimeError) as exc:
             err = exc
+        except BaseException as exc:  # pyo3's PanicException derives from BaseException
+            if type(exc).__name__ != "PanicException":
+                raise
+            err = panic = exc
         else:
             err = None
+        finally:
+            if old_tmp is None:
+                os.environ.pop("TMPDIR", None)
+            else:
+                os.environ["TMPDIR"] = old_tmp
     diag = box[0] if box else ""
+    if panic is not None:
+        # openvaf-py panicked while rendering its diagnostic: openvaf-r gives the message
+        from ..osdi._compile import compile_va_to_osdi
+
+        compile_va_to_osdi(p)  # raises the compiler's file:line:col message
+        raise Va2JaxError(f"{p}: OpenVAF's front end failed ({str(panic).splitlines()[0]})")
     if err is not None:
         if "resolve path" in str(err) or "No such file" in diag:
             m = re.search(r"-->\s*(.+?):(\d+)", _ANSI.sub("", diag))
             where = f"{m.group(1)}:{m.group(2)}" if m else str(p)
             raise Va2JaxError(f"{where}: missing include file or unreadable source ({err})")
-        raise Va2JaxError(_first_error(diag, p))
+        raise Va2JaxError(redact(_first_error(diag, p), p))
+    if not mods:
+        raise Va2JaxError(f"{p}: no module in the file (nothing to compile)")
     return mods
 
 

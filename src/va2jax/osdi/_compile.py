@@ -5,12 +5,14 @@ import functools
 import hashlib
 import os
 import re
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 from typing import Iterable, Mapping
 
 from .._paths import cache_dir
+from .._vasource import check_source, redact
 from ..errors import Va2JaxError
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -108,6 +110,7 @@ def compile_va_to_osdi(
     src = Path(va_path)
     if not src.is_file():
         raise Va2JaxError(f"{src}: no such Verilog-A file")
+    check_source(src, include_dirs)
     if opt_level is not None and (isinstance(opt_level, bool) or opt_level not in (0, 1, 2, 3)):
         raise Va2JaxError(f"{src}: opt_level must be 0, 1, 2 or 3, got {opt_level!r}")
     incs = [Path(d).resolve() for d in include_dirs]
@@ -153,15 +156,17 @@ def compile_va_to_osdi(
     for k, v in defs.items():
         if k not in value_defs:
             args += ["-D", k]
+    crash_dir = tempfile.mkdtemp(prefix="va2jax-openvaf-")  # a crash log lands here, not in /tmp
     try:
         r = subprocess.run(args, capture_output=True, text=True, timeout=1800,
-                           env={**os.environ, "NO_COLOR": "1", "CLICOLOR": "0"})
+                           env={**os.environ, "NO_COLOR": "1", "CLICOLOR": "0", "TMPDIR": crash_dir})
         if r.returncode != 0 or not os.path.getsize(tmp):
-            raise Va2JaxError(_first_error(r.stdout + "\n" + r.stderr, src))
+            raise Va2JaxError(redact(_first_error(r.stdout + "\n" + r.stderr, src), src))
         os.replace(tmp, out)
     except subprocess.TimeoutExpired:
         raise Va2JaxError(f"{src}: openvaf-r timed out") from None
     finally:
+        shutil.rmtree(crash_dir, ignore_errors=True)
         for f in (tmp, wrapper):
             if f and os.path.exists(f):
                 os.unlink(f)

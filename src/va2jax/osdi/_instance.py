@@ -327,8 +327,9 @@ class OsdiInstance(_ParamStore):
         self._handle = C.create_string_buffer(name.encode())
         self.name = name
         self.sim_paras = model.sim_paras if sim_params is None else _SimParas(sim_params, model.sim_paras.strings)
-        if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real) or not math.isfinite(temperature):
-            raise Va2JaxError(f"temperature must be a finite number in K, got {temperature!r}")
+        if (isinstance(temperature, bool) or not isinstance(temperature, numbers.Real)
+                or not math.isfinite(temperature) or temperature <= 0):
+            raise Va2JaxError(f"temperature must be a finite number of kelvin above 0, got {temperature!r}")
         self.temperature = float(temperature)
         if num_terminals is None:
             num_terminals = m.num_terminals

@@ -336,6 +336,9 @@ class OsdiLibrary:
             raise OsdiLoadError(f"{p}: cannot read: {exc.strerror}") from None
         if magic != _ELF_MAGIC:
             raise OsdiLoadError(f"{p}: not a shared library (no ELF header)")
+        problem = _elf_problem(p)
+        if problem:  # dlopen of a truncated file dies with SIGBUS when it touches a missing page
+            raise OsdiLoadError(f"{p}: damaged shared library ({problem})")
         try:
             lib = C.CDLL(str(p.resolve()), mode=os.RTLD_NOW | os.RTLD_LOCAL)
         except OSError as exc:
@@ -514,6 +517,55 @@ class OsdiLibrary:
 
     def __repr__(self) -> str:
         return f"OsdiLibrary({str(self.path)!r}, version={self.version}, modules={self.module_names})"
+
+
+def _elf_problem(path: Path) -> str | None:
+    """Why the ELF file at ``path`` cannot be mapped safely, or ``None`` when it looks whole.
+
+    Checks the ELF header (class, byte order), that the program-header and section-header tables
+    lie inside the file, and that every segment's and every section's file bytes do (``PT_LOAD``
+    segments are mapped by the dynamic loader; touching a page past the end of the file raises
+    SIGBUS). Layout per the System V ABI (``Elf32_Ehdr``/``Elf64_Ehdr``, ``_Phdr``, ``_Shdr``).
+    """
+    import struct
+
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        return f"cannot read: {exc.strerror}"
+    size = len(data)
+    if size < 16:
+        return f"{size} bytes, shorter than an ELF header"
+    cls, order = data[4], data[5]
+    if cls not in (1, 2) or order not in (1, 2):
+        return f"unknown ELF class {cls} or byte order {order}"
+    bo = "<" if order == 1 else ">"
+    if cls == 2:  # 64-bit
+        ehdr, hdr_size = bo + "16xHHIQQQIHHHHHH", 64
+        ph_fmt, ph_off, ph_filesz = bo + "IIQQQQQQ", 2, 5
+        sh_fmt, sh_type, sh_off, sh_size = bo + "IIQQQQIIQQ", 1, 4, 5
+    else:
+        ehdr, hdr_size = bo + "16xHHIIIIIHHHHHH", 52
+        ph_fmt, ph_off, ph_filesz = bo + "IIIIIIII", 1, 4
+        sh_fmt, sh_type, sh_off, sh_size = bo + "IIIIIIIIII", 1, 4, 5
+    if size < hdr_size:
+        return f"{size} bytes, shorter than its {hdr_size}-byte ELF header"
+    (_t, _m, _v, _e, phoff, shoff, _f, _eh, phentsize, phnum, shentsize, shnum,
+     _x) = struct.unpack_from(ehdr, data)
+    for what, off, ent, num, fmt in (("program headers", phoff, phentsize, phnum, ph_fmt),
+                                     ("section headers", shoff, shentsize, shnum, sh_fmt)):
+        if num and (ent < struct.calcsize(fmt) or off + ent * num > size):
+            return f"file is {size} bytes but its {what} end at byte {off + ent * num}"
+    for k in range(phnum):
+        f = struct.unpack_from(ph_fmt, data, phoff + k * phentsize)
+        if f[ph_off] + f[ph_filesz] > size:
+            return f"file is {size} bytes but segment {k} ends at byte {f[ph_off] + f[ph_filesz]}"
+    for k in range(shnum):
+        f = struct.unpack_from(sh_fmt, data, shoff + k * shentsize)
+        if f[sh_type] != 8 and f[sh_off] + f[sh_size] > size:  # 8 = SHT_NOBITS (.bss): no bytes
+            return f"file is {size} bytes but section {k} ends at byte {f[sh_off] + f[sh_size]}"
+    return None
 
 
 def load_library(path: str | os.PathLike[str]) -> OsdiLibrary:

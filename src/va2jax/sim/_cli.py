@@ -43,6 +43,9 @@ def _run(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     t0 = time.perf_counter()
     sim = Simulation.from_file(args.circuit, prefer=args.models)
+    if not sim.circuit.analyses:
+        raise Va2JaxError(f"{args.circuit}: no analysis in the netlist (add a control block with "
+                          "'analysis NAME op|dc|tran|ac ...')")
     setup_s = time.perf_counter() - t0
     show = not args.no_progress and console.is_terminal
     results = {}
@@ -73,6 +76,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.plot:
         _plot(args.plot, res_list, sim.circuit.title)
     compile_s = sim.engine.compile_s
+    for line in sim.library.summary():  # which implementation each loaded module uses
+        print(line, file=sys.stderr)
     for r in res_list:
         s = r.stats
         extra = f", {s.rejected} rejected" if r.kind == "tran" else ""

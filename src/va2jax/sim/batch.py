@@ -51,7 +51,7 @@ from .assembly import assemble_fn
 from .devices import DeviceGroup, JaxFunctionGroup, JaxFunctionModel
 from .engine import ConvergenceError, OpStatus, Options, StatusCode, dc_op, make_newton
 from .mna import LINEAR_MODULES, GroupRef, System
-from .netlist import FlatCircuit, FlatInstance
+from .netlist import FlatCircuit, FlatInstance, check_tran_times
 from .tran import TranKernel
 
 __all__ = ["BatchSweep", "BatchOp", "BatchTran", "sweep", "run_sharded", "LaneStatus"]
@@ -173,7 +173,7 @@ class BatchSweep:
                 raise Va2JaxError(f"sweep parameter {key!r}: no instance or model card "
                                   f"{head or low!r}" + suggest(head or low, cands))
         module, card_params = self._module(inst)
-        if module in LINEAR_MODULES:
+        if module in LINEAR_MODULES and self.sim.library.resolve(module, None) is None:
             return self._resolve_linear(key, inst, module, pname, {**card_params, **inst.params})
         if pname is None:
             raise Va2JaxError(f"sweep parameter {key!r}: name a parameter of device "
@@ -368,6 +368,7 @@ class BatchSweep:
         the transient of :func:`va2jax.sim.tran.run_tran` (from the operating point, same
         defaults: ``maxstep = stop/50``, ``step = stop/1000``), accepted points first."""
         o = self.opts
+        check_tran_times(stop, step, maxstep)
         method = method or o.tran_method
         method = Options.from_dict({"tran_method": method}).tran_method
         maxstep = maxstep if maxstep and maxstep > 0 else stop / 50

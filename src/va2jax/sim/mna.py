@@ -16,6 +16,7 @@ device; a voltage source's branch current flows from its + node through the sour
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -245,7 +246,7 @@ class _Builder:
                      iparams: dict[str, Value], resolve: ModelResolver) -> None:
         self.inst_locs[inst.name] = inst.loc
         nodes = [self.node(nd) for nd in inst.nodes]
-        if module.lower() in LINEAR_MODULES:
+        if module.lower() in LINEAR_MODULES and resolve(module, inst.loc) is None:  # no library
             self.stamp_linear(inst, module.lower(), nodes, {**mparams, **iparams})
         else:
             self.queue_device(inst, module, nodes, mparams, iparams, resolve)
@@ -306,6 +307,9 @@ class _Builder:
         where = f"instance {inst.name}"
         model = resolve(module, inst.loc)
         if model is None:
+            if inst.master.lower() in circ.models:  # the card exists, its module does not
+                raise NetlistError(inst.loc, f"{where}: model {inst.master} names device "
+                                             f"{module!r}, which no loaded library defines")
             cands = list(LINEAR_MODULES) + list(circ.models)
             raise NetlistError(inst.loc, f"{where}: unknown model or device {inst.master!r}"
                                          + suggest(inst.master, cands))
@@ -341,7 +345,16 @@ class _Builder:
         groups: list[GroupRef] = []
         for gkey, members in self.pending.items():
             model, mod_p = self.pend_models[gkey]
-            grp = model.bind([ip for _, ip in members], mod_p, temperature)
+            try:
+                grp = model.bind([ip for _, ip in members], mod_p, temperature)
+            except NetlistError:
+                raise
+            except Va2JaxError as exc:  # e.g. a parameter out of bounds: name the netlist line
+                msg = str(exc)
+                m = re.search(r" \(instance (\d+)\)$", msg)
+                first = members[int(m.group(1)) if m and int(m.group(1)) < len(members) else 0][0]
+                raise NetlistError(first.loc, f"instance {first.name}: "
+                                              f"{msg[:m.start()] if m else msg}") from None
             alias = np.asarray(grp.node_alias)
             nloc = len(model.node_names)
             flow = model.node_is_flow()

@@ -7,6 +7,7 @@ numeric parameters. Every object keeps its :class:`Loc` so that errors name file
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -121,6 +122,53 @@ class FlatCircuit:
     dialect: str
     path: Path | None
     params: dict[str, Value]  # top-level parameters
+
+
+#: suffixes of netlist files: text of others (e.g. an included system file) is never quoted
+NETLIST_SUFFIXES = {".sim", ".inc", ".include", ".lib", ".cir", ".sp", ".spi", ".spice", ".net",
+                    ".ckt", ".mod", ".model", ".l", ".scs"}
+
+
+def check_tran_times(stop: float, step: float | None = None, maxstep: float | None = None,
+                     loc: Loc | None = None, what: str = "tran") -> None:
+    """Refuse a transient whose ``stop`` (s), ``step`` or ``maxstep`` (s; ``None``: default) is
+    not a finite number > 0 — a zero or negative step would never advance (or run backwards)."""
+    for name, v in (("stop", stop), ("step", step), ("maxstep", maxstep)):
+        if v is None and name != "stop":
+            continue
+        if v is None or not math.isfinite(float(v)) or float(v) <= 0:
+            raise NetlistError(loc, f"{what}: {name} must be a finite time > 0 s, got {v!r}")
+
+
+def read_include(loc: Loc, including: Path, fname: str, stack: tuple[Path, ...]) -> tuple[Path, str]:
+    """Resolve ``include "fname"`` of the file ``including`` (relative to its folder) and read it.
+
+    ``stack``: the files being read (resolved), outermost first. A file that includes itself,
+    directly or through others, is an error naming it; so is binary content (NUL bytes).
+    """
+    inc = Path(fname) if Path(fname).is_absolute() else including.parent / fname
+    if not inc.is_file():
+        raise NetlistError(loc, f"included file {fname!r} not found")
+    if inc.resolve() in stack:
+        raise NetlistError(loc, f"recursive include of {fname}")
+    try:
+        data = inc.read_bytes()
+    except OSError as exc:
+        raise NetlistError(loc, f"cannot read included file {fname!r}: {exc.strerror}") from None
+    if b"\0" in data:
+        raise NetlistError(loc, f"included file {fname!r} is not a netlist (binary content)")
+    return inc, data.decode("utf-8", errors="replace")  # as the top-level netlist is read
+
+
+def private(exc: NetlistError, top: Path) -> NetlistError:
+    """``exc`` without its text when it concerns a file other than the netlist ``top`` whose
+    suffix is not a netlist's (its message would quote that file's content)."""
+    loc = exc.loc
+    if loc is None or Path(loc.file).suffix.lower() in NETLIST_SUFFIXES:
+        return exc
+    if Path(loc.file).resolve() == Path(top).resolve():
+        return exc
+    return NetlistError(loc, "not a netlist (cannot parse it; its content is not shown)")
 
 
 def start_netlist(path: str | Path, text: str | None, dialect: str) -> tuple[Netlist, Subckt, str]:

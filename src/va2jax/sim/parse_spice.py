@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 
 from .netlist import (AnalysisDecl, InstanceDecl, Loc, ModelCard, Netlist, NetlistError, Subckt,
-                      start_netlist)
+                      read_include, start_netlist)
 
 _SRC_ARGS = {
     "pulse": ["val0", "val1", "delay", "rise", "fall", "width", "period"],
@@ -32,10 +32,13 @@ _MOS_LEVELS = {"14": ("sp_bsim4v8", "spice/bsim4v8.osdi"), "54": ("sp_bsim4v8", 
                "49": ("sp_bsim3v3", "spice/bsim3v3.osdi")}
 
 
-def _lines(text: str, fname: str) -> list[tuple[str, Loc]]:
+def _lines(text: str, fname: str, title: bool = True) -> list[tuple[str, Loc]]:
+    """Logical lines with their place (``title``: line 1 is the title, skipped; an included
+    file has none)."""
     raw = text.split("\n")
     out: list[tuple[str, Loc]] = []
-    for i, line in enumerate(raw[1:], start=2):
+    first = 1 if title else 0
+    for i, line in enumerate(raw[first:], start=first + 1):
         s = line.rstrip("\r")
         if not s.strip() or s.lstrip().startswith("*"):
             continue
@@ -101,7 +104,7 @@ def parse_spice(path: str | Path, text: str | None = None) -> Netlist:
     net, top, text = start_netlist(path, text, "spice")
     net.ground.add("gnd")
     state = {"loads": set()}
-    _parse(net, text, path, top, state, 0)
+    _parse(net, text, path, top, state, (path.resolve(),))
     return net
 
 
@@ -111,11 +114,13 @@ def _need(net: Netlist, state: dict, lib: str, loc: Loc) -> None:
         net.loads.append((lib, loc))
 
 
-def _parse(net: Netlist, text: str, path: Path, top: Subckt, state: dict, depth: int) -> None:
+def _parse(net: Netlist, text: str, path: Path, top: Subckt, state: dict,
+           stack: tuple[Path, ...]) -> None:
+    """Cards of ``text`` (of ``path``); ``stack``: the files being read, this one last."""
     cur = top
     in_control = False
     ntran = {"op": 0, "dc": 0, "tran": 0, "ac": 0}
-    for line, loc in _lines(text, str(path)):
+    for line, loc in _lines(text, str(path), title=len(stack) == 1):
         low = line.lower()
         if in_control:
             if low.startswith(".endc"):
@@ -145,10 +150,10 @@ def _parse(net: Netlist, text: str, path: Path, top: Subckt, state: dict, depth:
                 if len(toks) < 2:
                     raise NetlistError(loc, f"{head} needs a file name")
                 fname = toks[1].strip("'\"")
-                inc = path.parent / fname
-                if not inc.is_file():
-                    raise NetlistError(loc, f"included file {fname!r} not found")
-                _parse(net, "\n" + inc.read_text(), inc, cur, state, depth + 1)
+                if len(stack) > 20:
+                    raise NetlistError(loc, "include nesting too deep")
+                inc, inc_text = read_include(loc, path, fname, stack)
+                _parse(net, inc_text, inc, cur, state, stack + (inc.resolve(),))
             elif head == ".model":
                 _model(net, cur, toks, loc, state)
             elif head == ".options" or head == ".option":

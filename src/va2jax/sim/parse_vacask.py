@@ -30,7 +30,7 @@ import re
 from pathlib import Path
 
 from .netlist import (AnalysisDecl, InstanceDecl, Loc, ModelCard, Netlist, NetlistError, Subckt,
-                      start_netlist)
+                      read_include, start_netlist)
 
 
 def _strip_comments(text: str) -> str:
@@ -166,11 +166,13 @@ def parse_vacask(path: str | Path, text: str | None = None) -> Netlist:
     path = Path(path)
     net, top, text = start_netlist(path, text, "vacask")
     body = text.split("\n", 1)[1] if "\n" in text else ""
-    _parse_body(net, "\n" + body, path, top, depth=0)
+    _parse_body(net, "\n" + body, path, top, (path.resolve(),))  # line 1 is the title
     return net
 
 
-def _parse_body(net: Netlist, text: str, path: Path, top: Subckt, depth: int) -> None:
+def _parse_body(net: Netlist, text: str, path: Path, top: Subckt, stack: tuple[Path, ...]) -> None:
+    """Statements of ``text`` (line 1 of ``text`` is line 1 of ``path``); ``stack``: the files
+    being read, this one last (for include cycles)."""
     stmts = _statements(_strip_comments(text), str(path))
     cur = top
     in_control = False
@@ -210,12 +212,10 @@ def _parse_body(net: Netlist, text: str, path: Path, top: Subckt, depth: int) ->
             if low == "load":
                 net.loads.append((fname, loc))
             else:
-                inc = (path.parent / fname) if not Path(fname).is_absolute() else Path(fname)
-                if not inc.is_file():
-                    raise NetlistError(loc, f"included file {fname!r} not found")
-                if depth > 20:
+                if len(stack) > 20:
                     raise NetlistError(loc, "include nesting too deep")
-                _parse_body(net, "\n" + inc.read_text(), inc, cur, depth + 1)
+                inc, inc_text = read_include(loc, path, fname, stack)
+                _parse_body(net, inc_text, inc, cur, stack + (inc.resolve(),))
         elif low == "ground":
             net.ground.update(rest.split())
         elif low == "global":

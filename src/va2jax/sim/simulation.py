@@ -16,7 +16,8 @@ from .analysis import run_ac, run_dc_sweep, run_op, run_tran
 from .engine import Engine, Options
 from .expr import ExprError, evaluate
 from .mna import System, build_system
-from .netlist import AnalysisDecl, FlatCircuit, Netlist, NetlistError, elaborate
+from .netlist import (AnalysisDecl, FlatCircuit, Netlist, NetlistError, check_tran_times, elaborate,
+                      private)
 from .results import Result
 
 _SPICE_EXT = {".cir", ".sp", ".spi", ".spice", ".net", ".ckt"}
@@ -62,13 +63,18 @@ class Simulation:
         if prefer not in ("auto", "va", "osdi", "builtin"):
             raise Va2JaxError(f"unknown model source {prefer!r} (auto, va, osdi, builtin)")
         t0 = time.perf_counter()
-        net = read_netlist(path)
-        circ = elaborate(net)
-        opts = Options.from_dict(circ.options)
-        lib = ModelLibrary(Path(path).resolve().parent, prefer=prefer)
-        for fname, loc in circ.loads:
-            lib.load(fname, loc)
-        system = build_system(circ, lib.resolve, temperature=opts.temp + 273.15)
+        try:
+            net = read_netlist(path)
+            circ = elaborate(net)
+            opts = Options.from_dict(circ.options)
+            lib = ModelLibrary(Path(path).resolve().parent, prefer=prefer)
+            for fname, loc in circ.loads:
+                lib.load(fname, loc)
+            system = build_system(circ, lib.resolve, temperature=opts.temp + 273.15)
+        except NetlistError as exc:  # never quote an included file that is not a netlist
+            raise private(exc, Path(path)) from None
+        if system.n == 0:
+            raise Va2JaxError(f"{path}: the circuit has no nodes (no elements to simulate)")
         eng = Engine(system, opts)
         return cls(circ, system, eng, opts, lib, time.perf_counter() - t0)
 
@@ -132,6 +138,7 @@ class Simulation:
                 raise NetlistError(decl.loc, f"analysis {decl.name}: tran needs stop > 0")
             step = self._num(decl, "step")
             maxstep = self._num(decl, "maxstep")
+            check_tran_times(stop, step, maxstep, decl.loc, f"analysis {decl.name}")
             start = self._num(decl, "start", 0.0) or 0.0
             icmode = self._str(decl, "icmode", "op")
             method = self._str(decl, "method", self.options.tran_method)

@@ -11,8 +11,10 @@ from ..errors import Va2JaxError
 
 
 def _check_counts(args: argparse.Namespace) -> None:
-    if args.points < 0:
-        raise Va2JaxError(f"--points must be >= 0, got {args.points}")
+    sweeps = (not args.no_sweeps) if args.corpus else args.sweeps
+    if args.points < 0 or (args.points == 0 and not sweeps):
+        raise Va2JaxError(f"--points must be >= 1 (or 0 with bias sweeps), got {args.points}: "
+                          "nothing would be compared")
     if args.param_sets < 1:
         raise Va2JaxError(f"--param-sets must be >= 1, got {args.param_sets}")
 
@@ -117,6 +119,9 @@ def _run(args: argparse.Namespace) -> int:
               f"openvaf-r -O{3 if res.reference_opt_level is None else res.reference_opt_level})")
         for k in res.max_rel_err:
             print(f"  {k:18s} max rel {res.max_rel_err[k]:.3e}   max abs {res.max_abs_err[k]:.3e}")
+        if res.nonfinite_reference:
+            print("  non-finite reference entries (NaN/inf, compared by kind only): "
+                  + ", ".join(f"{k} {n}" for k, n in res.nonfinite_reference.items()))
         print(f"  openvaf-r {res.openvaf_r_seconds:.2f} s, va2jax first result {res.va2jax_seconds:.2f} s")
         print("PASSED" if res.passed else "FAILED")
     return 0 if res.passed else 1

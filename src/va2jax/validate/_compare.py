@@ -5,7 +5,9 @@ residuals and Jacobians; per output we report the largest absolute error and the
 error ``|jax - osdi| / max(|jax|, |osdi|)`` over the entries whose magnitude exceeds the absolute
 floor ``ABS_FLOOR`` (entries below it must agree to within ``ABS_FLOOR`` absolutely). A run passes
 when every relative error is ≤ ``REL_TOL`` (1e-12) and every sub-floor entry within the floor, and
-both paths agree on which entries are non-finite.
+both paths agree on which entries are non-finite and how (NaN, +inf, −inf). Non-finite reference
+entries are counted in ``nonfinite_reference`` and reported by the CLI (they are compared by kind
+only); a run with no points is refused.
 """
 from __future__ import annotations
 
@@ -42,13 +44,16 @@ class ValidationResult:
     data: dict[str, Any] | None = field(default=None, repr=False)
     #: ``openvaf-r -O`` level of the OSDI reference (``None``: openvaf-r's default, 3)
     reference_opt_level: int | None = None
+    #: per output, how many reference entries were NaN or ±inf (compared by kind only)
+    nonfinite_reference: dict[str, int] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         return {"file": self.file, "module": self.module, "points": self.points,
                 "max_rel_err": self.max_rel_err, "max_abs_err": self.max_abs_err,
                 "passed": self.passed, "openvaf_r_seconds": self.openvaf_r_seconds,
                 "va2jax_seconds": self.va2jax_seconds, "param_sets": self.param_sets,
-                "reference_opt_level": self.reference_opt_level}
+                "reference_opt_level": self.reference_opt_level,
+                "nonfinite_reference": self.nonfinite_reference}
 
 
 def _compare(a: np.ndarray, b: np.ndarray, scale: np.ndarray | None = None) -> tuple[float, float, bool, Any]:
@@ -59,7 +64,9 @@ def _compare(a: np.ndarray, b: np.ndarray, scale: np.ndarray | None = None) -> t
     carries the rounding error of its largest term, whatever order it is added in).
     """
     fa, fb = np.isfinite(a), np.isfinite(b)
-    ok = bool(np.array_equal(fa, fb))
+    # non-finite entries must match in kind: NaN with NaN, +inf with +inf, -inf with -inf
+    ok = bool(np.array_equal(fa, fb) and np.array_equal(np.isnan(a), np.isnan(b))
+              and np.array_equal(np.isposinf(a), np.isposinf(b)))
     both = fa & fb
     with np.errstate(invalid="ignore"):
         diff = np.where(both, np.abs(a - b), 0.0)
@@ -177,10 +184,14 @@ def validate_file(path: str | Path, *, points: int = 100, param_sets: int = 3, s
     data: dict[str, Any] | None = {"bias": bias, "rel": {o: [] for o in OUTPUTS}, "sets": labels,
                                    "failed_sets": [], "nodes": model.nodes} if keep else None
     total = 0
+    nonfinite = {o: 0 for o in OUTPUTS}
     for si, (ps, temp) in enumerate(sets):
         V = random_voltages(list(model.node_kinds), points, rng, vmax)
         if bias is not None:
             V = np.concatenate([bias.V, V])
+        if len(V) == 0:
+            raise Va2JaxError(f"{path}: no operating points to compare (points={points}; give "
+                              "points >= 1 or sweeps)")
         total += len(V)
         ref = eval_batch(omod, V, ps, temperature=temp)
         npts = len(V)
@@ -200,6 +211,7 @@ def validate_file(path: str | Path, *, points: int = 100, param_sets: int = 3, s
         for o in OUTPUTS:
             sc = np.asarray(scales[o]) if o in scales else None
             r, a, ok, w = _compare(np.asarray(out[o]), ref[o], sc)
+            nonfinite[o] += int(np.size(ref[o]) - np.count_nonzero(np.isfinite(ref[o])))
             if data is not None:
                 data["rel"][o].append(_rel_errors(np.asarray(out[o]), ref[o], sc))
             if r >= max_rel[o]:
@@ -214,7 +226,8 @@ def validate_file(path: str | Path, *, points: int = 100, param_sets: int = 3, s
             data["failed_sets"].append(labels[si])
     return ValidationResult(str(path), model.name, total,
                             [dict(p, temperature=t) for p, t in sets], max_rel, max_abs, passed,
-                            t_osdi, t_jax, worst, data, reference_opt_level)
+                            t_osdi, t_jax, worst, data, reference_opt_level,
+                            {o: n for o, n in nonfinite.items() if n})
 
 
 def _rel_errors(a: np.ndarray, b: np.ndarray, scale: np.ndarray | None) -> np.ndarray:
