@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import atexit
-import logging
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 from . import _config
+from .errors import CacheWarning
 
 
 def _configured_cache_dir() -> Path:
@@ -41,9 +42,9 @@ def cache_dir() -> Path:
         except OSError as exc:
             got = Path(tempfile.mkdtemp(prefix="va2jax-nocache-"))
             atexit.register(shutil.rmtree, got, True)
-            logging.getLogger("va2jax").warning(
-                "cache folder %s is not usable (%s); running uncached", want,
-                exc.strerror or type(exc).__name__)
+            warnings.warn(f"cache folder {want} is not usable "
+                          f"({exc.strerror or type(exc).__name__}); running uncached",
+                          CacheWarning, stacklevel=2)
         _usable[want] = got
     return got
 

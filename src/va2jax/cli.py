@@ -9,6 +9,7 @@ import argparse
 import importlib
 import logging
 import sys
+import warnings
 
 from . import _config
 from .errors import Va2JaxError
@@ -49,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    # warnings meant for the user (cache fallbacks, rebuilt entries) as one line each
+    warnings.formatwarning = _one_line_warning
     try:
         rc = args.func(args)
     except Va2JaxError as exc:
@@ -63,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
         print("va2jax: interrupted", file=sys.stderr)
         return 130
     return int(rc or 0)
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"va2jax: warning: {message}\n"
 
 
 if __name__ == "__main__":  # pragma: no cover

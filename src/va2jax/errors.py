@@ -13,6 +13,11 @@ class Va2JaxError(Exception):
     """
 
 
+class CacheWarning(UserWarning):
+    """A cache could not be used (va2jax then runs without it), or a damaged or changed cache
+    entry was found and rebuilt. Results are unaffected; only speed is."""
+
+
 def suggest(name: str, candidates: Iterable[str], n: int = 3) -> str:
     """Return ``" (did you mean: a, b?)"`` with the nearest candidate names, or ``""``."""
     cands = [c for c in candidates if c.lower() != name.lower()]  # never suggest the name itself

@@ -144,6 +144,7 @@ def test_escaped_module_name_keeps_its_last_character(tmp_path):
     assert compile_va(va, "escaped_evil").name == "escaped_evil"
     _exact(va)
     out = tmp_path / "out"
+    out.mkdir()
     r = _cli("compile", str(va), "-o", str(out), cwd=tmp_path)
     assert r.returncode == 0 and [p.name for p in out.iterdir()] == ["escaped_evil.py"], r.stderr
 

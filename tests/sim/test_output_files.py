@@ -51,6 +51,7 @@ def test_compile_output_gets_the_umask(tmp_path):
     va = ROOT / "tests" / "data" / "va" / "nodes.va"
     for mask, mode in ((0o022, 0o644), (0o077, 0o600), (0o002, 0o664)):
         out = tmp_path / f"out{mask:o}"
+        out.mkdir()
         r = _run(["compile", str(va), "-o", str(out)], cwd=tmp_path, umask=mask)
         assert r.returncode == 0, r.stderr
         (f,) = out.iterdir()

@@ -25,8 +25,7 @@ _MAGIC = b"va2jax-sha256\n"
 _DIGEST = 32  # bytes of a SHA-256
 
 
-class CacheWarning(UserWarning):
-    """A cache entry was damaged or changed and has been rebuilt."""
+from ..errors import CacheWarning  # noqa: E402  (one warning class for every cache)
 
 
 def current_umask() -> int:
@@ -82,7 +81,7 @@ def read_verified(path: Path) -> bytes | None:
         data = raw[head:]
         if hashlib.sha256(data).digest() == raw[len(_MAGIC):head]:
             return data
-    warnings.warn(f"va2jax: cache file {path} is damaged (checksum mismatch); rebuilding it",
+    warnings.warn(f"cache file {path} is damaged (checksum mismatch); rebuilding it",
                   CacheWarning, stacklevel=2)
     return None
 
@@ -158,7 +157,7 @@ def load_entry(folder: Path):
         have = None
     if have != want:
         if have is not None:
-            warnings.warn(f"va2jax: cached generated module {src} differs from its verified "
+            warnings.warn(f"cached generated module {src} differs from its verified "
                           "entry; restored", CacheWarning, stacklevel=2)
         try:
             atomic_write(src, want)

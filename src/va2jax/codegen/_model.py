@@ -437,7 +437,7 @@ class Model:
         """Parameter name (lower case) → (default expression, ``from``/``exclude`` clauses) in the
         Verilog-A source (read once; openvaf-py does not export OpenVAF's bound checks, see :mod:`va2jax.mir._bounds`)."""
         if "_bounds" not in self.__dict__:
-            from ..mir._bounds import read_bounds
+            from ..mir import read_bounds
 
             try:
                 self._bounds = read_bounds(self.ir.source).get(self.name.lower(), {})
@@ -449,9 +449,9 @@ class Model:
         """Raise :class:`Va2JaxError` for a given parameter value outside its declared bounds,
         as OpenVAF's setup_model/setup_instance refuse it (value NaN lies in no range). Bounds
         that name other parameters see their given values, else their literal defaults."""
-        from ..mir._bounds import violations
+        from ..mir import violations
 
-        from ..mir._bounds import evaluate
+        from ..mir import evaluate_bound as evaluate
 
         decl = self._declared_bounds()
         if not any(b for _d, b in decl.values()):
@@ -1291,7 +1291,7 @@ def compile_va(path: str | os.PathLike[str], module: str | None = None, *, inclu
     except OSError as exc:  # read-only or unusable cache: run uncached
         import warnings
 
-        warnings.warn(f"va2jax: cannot write the code cache {folder} ({exc.strerror or exc}); "
+        warnings.warn(f"cannot write the code cache {folder} ({exc.strerror or exc}); "
                       "running without it", _code_cache.CacheWarning, stacklevel=2)
         return Model(ir, gen, src, used_eval_values=used, cache_key=None)
     return Model(ir, gen, src, used_eval_values=used, cache_key=key)

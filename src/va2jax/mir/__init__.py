@@ -3,6 +3,8 @@
 Public API: :func:`load_modules` (Verilog-A file → list of :class:`ModuleIR`), the IR classes,
 CFG utilities and :func:`dump_module`.
 """
+from ._bounds import evaluate as evaluate_bound
+from ._bounds import read_bounds, violations
 from ._cfg import Loop, dominators, is_reducible, natural_loops, reverse_postorder, successors
 from ._frontend import load_modules
 from ._ir import (
@@ -14,6 +16,6 @@ from ._text import dump_function, dump_module
 __all__ = [
     "BOOL", "INT", "REAL", "STR", "Block", "Callback", "CollapsePair", "Function", "Instr",
     "JacobianEntry", "Loop", "ModuleIR", "ModuleNode", "ModuleParam", "NoiseSource", "Param",
-    "Residual", "dominators", "dump_function", "dump_module", "is_reducible", "load_modules",
+    "Residual", "dominators", "evaluate_bound", "read_bounds", "violations", "dump_function", "dump_module", "is_reducible", "load_modules",
     "natural_loops", "reverse_postorder", "successors",
 ]

@@ -99,7 +99,7 @@ def compile_openvaf_py(path: str | os.PathLike[str]):
     diag = box[0] if box else ""
     if panic is not None:
         # openvaf-py panicked while rendering its diagnostic: openvaf-r gives the message
-        from ..osdi._compile import compile_va_to_osdi
+        from ..osdi import compile_va_to_osdi
 
         compile_va_to_osdi(p)  # raises the compiler's file:line:col message
         raise Va2JaxError(f"{p}: OpenVAF's front end failed ({str(panic).splitlines()[0]})")
