@@ -997,7 +997,8 @@ class Model:
         """Evaluate residuals and Jacobians at node voltages ``voltages`` (…, n) in V (A for flow
         unknowns), descriptor order. ``analysis`` is a name (``dc``, ``tran``, ``ac``, …) or OSDI
         ANALYSIS_* bits. ``backend="jax"`` runs jit+vmap-compiled code (fast after compiling);
-        ``backend="numpy"`` runs the same generated code eagerly with NumPy (no compile).
+        ``backend="numpy"`` runs the same generated code eagerly with NumPy (no compile);
+        ``backend="native"`` the model compiled to machine code by LLVM (:mod:`.native`).
         ``enable_integration`` (OSDI's flag for ``idt`` states): ``None`` follows OSDI's eval with
         the reactive Jacobian computed, i.e. True unless ``analysis`` has the ``ic`` bit; pass
         False for a DC operating point without reactive parts (``idt(x, ic)`` then equals ic).
@@ -1033,8 +1034,12 @@ class Model:
         flat = inp
         if backend == "numpy":
             out = self._eval_numpy(flat, state["sp"], nb)
+        elif backend == "native":
+            from .native._kernel import eval_model
+
+            out = eval_model(self, flat, state["sp"], nb)
         elif backend != "jax":
-            raise Va2JaxError(f"unknown backend {backend!r} (jax or numpy)")
+            raise Va2JaxError(f"unknown backend {backend!r} (jax, numpy or native)")
         elif hasattr(self._module, "EVAL_PARTS"):
             out = self._run_parts(flat, state["sp"], nb)
         else:
@@ -1165,7 +1170,9 @@ def compile_va(path: str | os.PathLike[str], module: str | None = None, *, inclu
     if use_cache and meta.is_file() and src.is_file():
         try:
             ir, gen, used = pickle.loads(meta.read_bytes())
-            return Model(ir, gen, src, used_eval_values=used, cache_key=key)
+            m = Model(ir, gen, src, used_eval_values=used, cache_key=key)
+            m._origin = (str(p), incs, defs, module)  # the native backend may reload the full IR
+            return m
         except Exception:
             pass  # stale or corrupt cache entry: regenerate
     from ..mir import load_modules
@@ -1182,7 +1189,9 @@ def compile_va(path: str | os.PathLike[str], module: str | None = None, *, inclu
     used = _used_values(ir.eval)
     _atomic_write(src, gen.source.encode())
     _atomic_write(meta, pickle.dumps((_slim(ir), gen, used)))
-    return Model(ir, gen, src, used_eval_values=used, cache_key=key)
+    m = Model(ir, gen, src, used_eval_values=used, cache_key=key)
+    m._origin = (str(p), incs, defs, module)
+    return m
 
 
 def _slim(ir: ModuleIR) -> ModuleIR:
