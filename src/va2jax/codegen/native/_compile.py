@@ -76,20 +76,27 @@ def _target_machine(llvm, level: int):
                                         opt=level, reloc="pic", codemodel="jitdefault")
 
 
-def compile_objects(modules: list, what: str, level: int | None = None) -> tuple[list[bytes], dict[str, float]]:
+def compile_objects(modules: list, what: str, levels: list[tuple[int, int]] | None = None
+                    ) -> tuple[list[bytes], dict[str, float]]:
     """Object code for each llvmlite ``ir.Module`` (verified, optimised, code-generated).
 
-    ``what`` names the model in errors. Returns the objects and timings (s) per phase.
+    ``levels``: per module, (optimisation pipeline level, code generator level); default
+    (:func:`opt_level`, same). Modules compile in parallel threads (LLVM runs without the GIL).
+    ``what`` names the model in errors. Returns the objects and timings (s) per phase and module.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     llvm = _init_llvm()
-    level = opt_level() if level is None else level
-    times: dict[str, float] = {"parse": 0.0, "opt": 0.0, "codegen": 0.0}
-    objs = []
-    tm = _target_machine(llvm, level)
-    for m in modules:
+    if levels is None:
+        levels = [(opt_level(), opt_level())] * len(modules)
+    texts = [str(m) for m in modules]  # the Python side first (holds the GIL)
+
+    def one(k: int):
+        m, (pl, cl) = modules[k], levels[k]
+        tm = _target_machine(llvm, cl)
         t0 = time.perf_counter()
         try:
-            ref = llvm.parse_assembly(str(m))
+            ref = llvm.parse_assembly(texts[k])
             ref.verify()
         except RuntimeError as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid IR"
@@ -97,21 +104,25 @@ def compile_objects(modules: list, what: str, level: int | None = None) -> tuple
         ref.triple = tm.triple
         ref.data_layout = str(tm.target_data)
         t1 = time.perf_counter()
-        if level > 0:
-            pto = llvm.create_pipeline_tuning_options(speed_level=level)
-            pto.loop_vectorization = False  # rows are independent calls; nothing to vectorise
+        if pl > 0:
+            pto = llvm.create_pipeline_tuning_options(speed_level=pl)
+            pto.loop_vectorization = False  # rows are separate calls: no loop worth vectorising
             pb = llvm.create_pass_builder(tm, pto)
             pb.getModulePassManager().run(ref, pb)
         t2 = time.perf_counter()
         try:
-            objs.append(tm.emit_object(ref))
+            obj = tm.emit_object(ref)
         except RuntimeError as exc:
             raise Va2JaxError(f"{what}: LLVM could not compile IR function {m.name}: {exc}") from None
         t3 = time.perf_counter()
-        times["parse"] += t1 - t0
-        times["opt"] += t2 - t1
-        times["codegen"] += t3 - t2
-    return objs, times
+        return obj, {f"{m.name}.parse": t1 - t0, f"{m.name}.opt": t2 - t1, f"{m.name}.codegen": t3 - t2}
+
+    with ThreadPoolExecutor(max_workers=max(1, len(modules))) as ex:
+        res = list(ex.map(one, range(len(modules))))
+    times: dict[str, float] = {}
+    for _o, t in res:
+        times.update(t)
+    return [o for o, _t in res], times
 
 
 def load_objects(objs: list[bytes], names: list[str]) -> dict[str, int]:

@@ -85,8 +85,8 @@ class _FnLowering:
 
     # -- helpers ----------------------------------------------------------------------------------
     def err(self, msg: str) -> Va2JaxError:
-        return Va2JaxError(f"{self.mod.source}: module {self.mod.name}: native backend, {self.fn.name} "
-                           f"function ({self.what}): {msg}")
+        return Va2JaxError(f"{self.mod.source}: module {self.mod.name}: native backend, IR function "
+                           f"{self.fn.name or self.what}: {msg}")
 
     def type_of(self, v: str) -> str:
         if v in self.fn.constants:
