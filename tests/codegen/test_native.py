@@ -43,9 +43,22 @@ def _check(path, n: int = 200, params=None, temperature: float = 300.15, seed: i
     V = _voltages(model, n, seed)
     params = dict(params or {})
     ref = eval_batch(omod, V, params, temperature=temperature)
-    st = model.setup({k: np.full(n, v) for k, v in params.items()}, temperature=np.full(n, temperature))
+    pj = {k: np.full(n, v) for k, v in params.items()}
+    st = model.setup(pj, temperature=np.full(n, temperature))
+    st_nat = model.setup(pj, temperature=np.full(n, temperature), backend="native")
+    assert list(st_nat["init"]) == list(st["init"])
+    for k, v in st["init"].items():  # native init == NumPy init, value and dtype
+        # except cache slots computed in a branch not taken: the NumPy backend computes every
+        # branch, the native code (as OSDI) only the taken one and leaves the slot 0; eval reads
+        # such a slot only on the same branch (the eval outputs below are compared exactly)
+        if not k.startswith("cache"):
+            assert st_nat["init"][k].dtype == v.dtype and _same(st_nat["init"][k], v).all(), k
     with np.errstate(all="ignore"):
         nat = model.eval(st, V, backend="native").as_dict()
+        nat2 = model.eval(st_nat, V, backend="native").as_dict()
+    for o in nat:  # eval from the native setup's state == eval from the NumPy setup's
+        assert _same(nat2[o], nat[o]).all(), o
+    with np.errstate(all="ignore"):
         npy = model.eval(st, V, backend="numpy").as_dict()
     for o in OUTPUTS:
         assert _same(nat[o], ref[o]).all(), f"{path.name}: {o} differs from openvaf-r -O0"

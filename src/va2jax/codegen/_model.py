@@ -471,13 +471,14 @@ class Model:
         return any(self._lookup.get(k.lower()) == canon for k in params)
 
     def setup(self, params: Mapping[str, Any] | None = None, *, temperature: Any = 300.15,
-              sim_params: Mapping[str, float] | None = None) -> dict[str, Any]:
+              sim_params: Mapping[str, float] | None = None, backend: str = "numpy") -> dict[str, Any]:
         """Run the module's setup (OSDI ``setup_model`` + ``setup_instance``) for a batch of instances.
 
         ``params`` maps parameter names (any alias, case-insensitive) to scalars or arrays; all
         arrays broadcast to one batch shape. ``temperature`` in K. Returns a state pytree for
         :meth:`eval`. Raises :class:`~va2jax.Va2JaxError` naming the parameter when a value is out
-        of its declared bounds (as OSDI's setup does).
+        of its declared bounds (as OSDI's setup does). ``backend``: ``"numpy"`` runs the generated
+        init eagerly with NumPy, ``"native"`` the LLVM-compiled init (same outputs).
         """
         _jax()  # float64 on
         import jax.numpy as jnp
@@ -499,8 +500,15 @@ class Model:
                 raise Va2JaxError(f"simulator parameter {k!r} must be a number, got {v!r}")
             sp[k] = jnp.float64(v)
         # setup runs eagerly with NumPy (same generated code): no XLA compile for a one-off
-        with np.errstate(all="ignore"):
-            out = self._np["init"](inp, {k: np.float64(v) for k, v in sp.items()})
+        if backend == "native":
+            from .native._kernel import init_rows
+
+            out = init_rows(self, inp, sp, bshape[0])
+        elif backend != "numpy":
+            raise Va2JaxError(f"unknown setup backend {backend!r} (numpy or native)")
+        else:
+            with np.errstate(all="ignore"):
+                out = self._np["init"](inp, {k: np.float64(v) for k, v in sp.items()})
         out = {k: np.broadcast_to(np.asarray(v), bshape) for k, v in out.items()}
         # bound checks
         for f in self.gen.flags:

@@ -71,8 +71,15 @@ class _FnLowering:
         self.out_names = lay.init_out if self.is_init else lay.eval_out
         self.out_col = {n: i for i, n in enumerate(self.out_names)}
         values = lay.init_values if self.is_init else lay.eval_values
+        # an output that is an ``optbarrier`` copy is written where the copied value is defined:
+        # the copy may sit in a block that does not run (the NumPy backend computes every block)
+        copy_of = {i.result: i.operands[0] for i in fn.instructions() if i.opcode == "optbarrier"}
         self.out_of_value: dict[str, list[int]] = {}
         for n, v in values.items():
+            seen = set()
+            while v in copy_of and v not in seen:
+                seen.add(v)
+                v = copy_of[v]
             self.out_of_value.setdefault(v, []).append(self.out_col[n])
         ft = ir.FunctionType(ir.VoidType(), [PTR, PTR, PTR])
         self.func = ir.Function(module, ft, name=f"{prefix}_{what}_row")
@@ -172,7 +179,6 @@ class _FnLowering:
         entry = self.func.append_basic_block("entry")
         blocks = {name: self.func.append_basic_block(f"b_{name}") for name in order}
         ret = self.func.append_basic_block("ret")
-        ir.IRBuilder(ret).ret_void()
         b = ir.IRBuilder(entry)
         one = ir.Constant(F64, 1.0)
         zero = ir.Constant(F64, 0.0)
@@ -253,6 +259,7 @@ class _FnLowering:
                 pb = ir.IRBuilder(blocks[p])
                 pb.position_before(blocks[p].terminator)
                 ph.add_incoming(self.get(pb, inc[p], ph.type), blocks[p])
+        ir.IRBuilder(ret).ret_void()
         return self.func
 
     # -- instructions -----------------------------------------------------------------------------
