@@ -1,4 +1,4 @@
-"""Typed MIR function → LLVM IR function (``llvmlite.ir``), control flow kept as it is.
+"""Typed MIR function → LLVM IR function (text, see :mod:`._llir`), control flow kept as it is.
 
 Every reachable MIR block becomes one LLVM block and every phi one LLVM phi (no if-conversion):
 an untaken branch costs nothing, as in the OSDI library. Values are ``double`` (real), ``i32``
@@ -24,7 +24,7 @@ columns of values it never computed as initialised, 0).
 """
 from __future__ import annotations
 
-from llvmlite import ir
+from . import _llir as ir
 
 from ...errors import Va2JaxError
 from ...mir import BOOL, INT, REAL, STR, Function, ModuleIR
