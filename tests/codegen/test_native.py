@@ -8,6 +8,7 @@ the NumPy backend (the same generated semantics run eagerly). Comparisons are ex
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,8 +16,6 @@ import pytest
 from va2jax.codegen import compile_va
 from va2jax.errors import Va2JaxError
 from va2jax.osdi import compile_va_to_osdi, eval_batch, load_library
-
-from pathlib import Path
 
 VA_DIR = Path(__file__).resolve().parents[1] / "data" / "va"
 
@@ -151,7 +150,7 @@ def test_unsupported_opcode_is_one_clear_error():
     import dataclasses
 
     from va2jax.codegen.native import build_kernel
-    from va2jax.mir import Instr, load_modules
+    from va2jax.mir import load_modules
 
     ir = load_modules(VA_DIR / "nodes.va", [], {})[0]
     blk = next(b for b in ir.eval.blocks.values() if any(i.result for i in b.instrs))

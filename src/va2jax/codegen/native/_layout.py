@@ -66,7 +66,7 @@ def visit_order(fn: Function) -> list[str]:
 def _strings(mod: ModuleIR) -> dict[str, int]:
     strings: dict[str, int] = {}
     for fn in (mod.eval, mod.init):
-        for _k, (t, v) in fn.constants.items():
+        for t, v in fn.constants.values():
             if t == STR and v not in strings:
                 strings[str(v)] = len(strings)
     return strings

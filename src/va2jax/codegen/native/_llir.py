@@ -26,19 +26,19 @@ class Type:
         return hash(self.s)
 
 
-def DoubleType() -> Type:  # noqa: N802  (llvmlite.ir's names)
+def DoubleType() -> Type:
     return Type("double")
 
 
-def IntType(bits: int) -> Type:  # noqa: N802
+def IntType(bits: int) -> Type:
     return Type(f"i{bits}")
 
 
-def PointerType(_pointee: Type | None = None) -> Type:  # noqa: N802
+def PointerType(_pointee: Type | None = None) -> Type:
     return Type("ptr")
 
 
-def VoidType() -> Type:  # noqa: N802
+def VoidType() -> Type:
     return Type("void")
 
 
@@ -48,7 +48,7 @@ class FunctionType:
 
 
 class Value:
-    __slots__ = ("type", "ref")
+    __slots__ = ("ref", "type")
 
     def __init__(self, type_: Type, ref: str):
         self.type, self.ref = type_, ref
@@ -57,7 +57,7 @@ class Value:
         return self.ref
 
 
-def Constant(type_: Type, value) -> Value:  # noqa: N802
+def Constant(type_: Type, value) -> Value:
     if type_.s == "double":
         return Value(type_, "0x%016X" % struct.unpack("<Q", struct.pack("<d", float(value)))[0])
     if type_.s == "i1":
@@ -79,12 +79,12 @@ class Argument(Value):
 class _Term:
     """Marks the position of a block's terminator (for ``position_before``)."""
 
-    def __init__(self, block: "Block"):
+    def __init__(self, block: Block):
         self.block = block
 
 
 class Block:
-    def __init__(self, fn: "Function", name: str):
+    def __init__(self, fn: Function, name: str):
         self.fn, self.name = fn, name
         self.lines: list = []
         self.is_terminated = False
@@ -114,7 +114,7 @@ class _Attrs(set):
 
 
 class Function:
-    def __init__(self, module: "Module", ftype: FunctionType, name: str):
+    def __init__(self, module: Module, ftype: FunctionType, name: str):
         self.module, self.ftype, self.name = module, ftype, name
         self.args = [Argument(t, f"%a{i}") for i, t in enumerate(ftype.args)]
         self.blocks: list[Block] = []
