@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import functools
 import hashlib
 import time
 from pathlib import Path
@@ -64,6 +65,11 @@ class NativeKernel:
     eval_out_types: list[str]
     from_cache: bool = False
     timings: dict[str, float] = dataclasses.field(default_factory=dict)
+
+    @functools.cached_property
+    def eval_in_set(self) -> frozenset[str]:
+        """``eval_in_names`` as a set (``Model._batch_inputs`` builds only these inputs)."""
+        return frozenset(self.eval_in_names)
 
     @property
     def n_shared(self) -> int:
@@ -207,7 +213,7 @@ def eval_rows(model, inp: dict[str, Any], sp: dict[str, Any], nb: int) -> tuple[
     """The native eval's outputs by name for the batch ``inp`` (as ``Model.eval`` builds it), and
     the node labels (``Model._batch_inputs``)."""
     k = model_kernel(model)
-    ein, lab = model._batch_inputs(inp, nb, np)
+    ein, lab = model._batch_inputs(inp, nb, np, k.eval_in_set)
     rows = np.empty((nb, k.n_in_eval), np.float64)
     for c, name in enumerate(k.eval_in_names):
         rows[:, c] = _column(ein[name], nb)

@@ -146,9 +146,13 @@ def make_layout(mod: ModuleIR) -> Layout:
                     eval_out.append(f"ns{k}")
                 store_of[(b, i)] = k
     init_col = {n: c for c, n in enumerate(init_out)}
+    # only inputs something reads get a column (PSP103's eval: 2,868 inputs, ≈ 500 read)
+    used_init = _used(mod.init) | set(init_vals.values())
+    used_eval = _used(mod.eval) | set(ev_vals.values())
     lay = Layout(
-        init_in=[p.value for p in mod.init.params],
-        eval_in=[p.value for p in mod.eval.params if p.kind != "new_state"] + ["analysis"],
+        init_in=[p.value for p in mod.init.params if p.value in used_init],
+        eval_in=[p.value for p in mod.eval.params if p.kind != "new_state" and p.value in used_eval]
+        + ["analysis"],
         shared=[], init_out=init_out, eval_out=eval_out, init_out_types=[], eval_out_types=[],
         strings=_strings(mod), init_values=init_vals, eval_values=ev_vals)
     lay.flag_of = {loc: init_col[f"flag{k}"] for k, loc in enumerate(flag_blocks)}
@@ -165,3 +169,12 @@ def _out_type(fn: Function, v: str | None) -> str:
     if v in fn.constants:
         return fn.constants[v][0]
     return fn.types.get(v, "real")
+
+
+def _used(fn: Function) -> set[str]:
+    """Values read by some instruction of ``fn`` (operands and phi operands)."""
+    used: set[str] = set()
+    for ins in fn.instructions():
+        used.update(ins.operands)
+        used.update(v for _, v in ins.phi_operands)
+    return used

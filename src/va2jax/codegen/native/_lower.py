@@ -185,8 +185,8 @@ class _FnLowering:
             b.store(zero, self.slot(b, self.out_arg, col))
         col_of_in = {v: i for i, v in enumerate(self.ins_names)}
         for p in fn.params:
-            if p.kind == "new_state":
-                continue
+            if p.kind == "new_state" or p.value not in col_of_in:
+                continue  # (an input nothing reads has no column)
             x = b.load(self.slot(b, self.in_arg, col_of_in[p.value]))
             self.vals[p.value] = self.from_double(b, x, self.type_of(p.value))
         self.analysis = None
