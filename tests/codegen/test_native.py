@@ -160,6 +160,19 @@ def test_unsupported_opcode_is_one_clear_error():
         build_kernel(ir, None)
 
 
+def test_compile_cli_writes_native_object(tmp_path):
+    import hashlib
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "va2jax.cli", "compile", str(VA_DIR / "nodes.va"), "-o",
+                        str(tmp_path), "--native"], capture_output=True, text=True, check=False)
+    assert r.returncode == 0, r.stderr
+    meta = json.loads((tmp_path / "va2jax_nodes.native.json").read_text())
+    blob = (tmp_path / "va2jax_nodes.native.o").read_bytes()
+    assert hashlib.sha256(blob).hexdigest() == meta["sha256"] and sum(meta["sizes"]) == len(blob)
+
+
 @pytest.mark.parametrize("rel", ["diode.va", "bsim4v8.va", "psp103v4/psp103.va"])
 def test_corpus_subset_exact(corpus, rel):
     """Quick corpus subset (diode, BSIM4, PSP103): exact against openvaf-r -O0 and NumPy."""

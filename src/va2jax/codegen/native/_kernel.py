@@ -242,3 +242,21 @@ def init_rows(model, inp: dict[str, Any], sp: dict[str, Any], nb: int) -> dict[s
         col = out[:, c]
         res[name] = (col != 0) if ty == "bool" else col.astype(_NP_TYPE.get(ty, np.float64))
     return res
+
+
+def write_artifact(model, folder: Path) -> list[Path]:
+    """Write ``model``'s native kernel next to its Python module: ``<name>.native.o`` (init's and
+    eval's object files, host-specific, concatenated; their sizes in the JSON) and
+    ``<name>.native.json`` (column layout, sizes, sha256, host). Returns the paths."""
+    from ..._paths import cache_dir
+
+    k = model_kernel(model)
+    src = cache_dir() / "native"
+    hit = _compile.cache_read(src, k.key)
+    if hit is None:
+        raise Va2JaxError(f"module {model.name}: the native kernel is not in the cache (compiled without a key)")
+    objs, meta = hit
+    obj, js = folder / f"{model.name}.native.o", folder / f"{model.name}.native.json"
+    _compile._atomic_write(obj, b"".join(objs))
+    _compile._atomic_write(js, (src / f"{k.key}.json").read_bytes())
+    return [obj, js]
