@@ -119,6 +119,7 @@ class NativeKernel:
 
 def kernel_key(model_key: str, level: int) -> str:
     return hashlib.sha256(f"{model_key}|{_own_digest()}|{_compile.llvm_version()}|{_compile.host_id()}|O{level}"
+                          f"|cg{_compile.codegen_level()}"
                           .encode()).hexdigest()[:24]
 
 
@@ -156,7 +157,7 @@ def build_kernel(ir: ModuleIR, model_key: str | None, *, cache_folder: Path | No
     # init runs once per parameter set: optimised lightly, fast instruction selection and register
     # allocation (PSP103's init: 0.7 s instead of 3.3 s); eval at the full level
     objs, times = _compile.compile_objects(list(mods), f"{ir.source}: module {ir.name}",
-                                           [(min(level, 1), 0), (level, level)])
+                                           [(min(level, 1), 0), (level, _compile.codegen_level())])
     meta = {"shared": lay.shared, "init_in": lay.init_in, "init_out": lay.init_out,
             "eval_in": lay.eval_in, "eval_out": lay.eval_out,
             "init_out_types": lay.init_out_types, "eval_out_types": lay.eval_out_types}
