@@ -178,3 +178,20 @@ def test_corpus_subset_exact(corpus, rel):
     """Quick corpus subset (diode, BSIM4, PSP103): exact against openvaf-r -O0 and NumPy."""
     _check(corpus / rel, n=64)
     _check(corpus / rel, n=32, temperature=400.0, seed=1)
+
+
+def test_cached_model_reloads_its_ir_for_a_new_kernel(monkeypatch):
+    """A model loaded from the code cache keeps only its inputs' IR: building a kernel the object
+    cache does not hold (here: another optimisation level) reloads the full IR with the same
+    include folders and defines. Checked against openvaf-r -O0 with those defines."""
+    src, inc, defs = VA_DIR / "incdef.va", VA_DIR / "inc", {"RVAL": 250.0, "GSHUNT": 1e-3}
+    compile_va(src, include_dirs=[inc], defines=defs)
+    model = compile_va(src, include_dirs=[inc], defines=defs)  # from the cache: slim IR
+    assert not model.ir.eval.blocks
+    monkeypatch.setenv("VA2JAX_NATIVE_OPT", "1")
+    V = _voltages(model, 50, 2)
+    omod = load_library(compile_va_to_osdi(src, [inc], defs, opt_level=0)).module(model.name)
+    ref = eval_batch(omod, V, {})
+    out = model.eval(model.setup({}, temperature=np.full(50, 300.15)), V, backend="native").as_dict()
+    for o in OUTPUTS:
+        assert _same(out[o], ref[o]).all(), o
