@@ -24,6 +24,11 @@ def _run(args: argparse.Namespace) -> int:
     target = path_inside(out, f"{safe_stem(model.name)}.py")
     atomic_write(target, model.source.encode(), user_file=True)
     print(f"{target}  ({model.source.count(chr(10))} lines; nodes: {', '.join(model.nodes)})")
+    if args.native:
+        from .native._kernel import write_artifact
+
+        for f in write_artifact(model, out):
+            print(f)
     return 0
 
 
@@ -35,4 +40,6 @@ def register(sub) -> None:
     p.add_argument("-I", dest="include", action="append", default=[], help="include directory")
     p.add_argument("-D", dest="define", action="append", default=[], metavar="NAME=VALUE",
                    help="define a macro (`define NAME VALUE)")
+    p.add_argument("--native", action="store_true",
+                   help="also write the native CPU kernel (MODULE.native.o, with its layout in MODULE.native.json)")
     p.set_defaults(func=_run)

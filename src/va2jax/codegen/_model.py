@@ -550,13 +550,14 @@ class Model:
         return any(self._lookup.get(k.lower()) == canon for k in params)
 
     def setup(self, params: Mapping[str, Any] | None = None, *, temperature: Any = 300.15,
-              sim_params: Mapping[str, float] | None = None) -> dict[str, Any]:
+              sim_params: Mapping[str, float] | None = None, backend: str = "numpy") -> dict[str, Any]:
         """Run the module's setup (OSDI ``setup_model`` + ``setup_instance``) for a batch of instances.
 
         ``params`` maps parameter names (any alias, case-insensitive) to scalars or arrays; all
         arrays broadcast to one batch shape. ``temperature`` in K. Returns a state pytree for
         :meth:`eval`. Raises :class:`~va2jax.Va2JaxError` naming the parameter when a value is out
-        of its declared bounds (as OSDI's setup does).
+        of its declared bounds (as OSDI's setup does). ``backend``: ``"numpy"`` runs the generated
+        init eagerly with NumPy, ``"native"`` the LLVM-compiled init (same outputs).
         """
         _jax()  # float64 on
         import jax.numpy as jnp
@@ -588,8 +589,15 @@ class Model:
                 raise Va2JaxError(f"simulator parameter {k!r} must be a number, got {v!r}")
             sp[k] = jnp.float64(v)
         # setup runs eagerly with NumPy (same generated code): no XLA compile for a one-off
-        with np.errstate(all="ignore"):
-            out = self._np["init"](inp, {k: np.float64(v) for k, v in sp.items()})
+        if backend == "native":
+            from .native._kernel import init_rows
+
+            out = init_rows(self, inp, sp, bshape[0])
+        elif backend != "numpy":
+            raise Va2JaxError(f"unknown setup backend {backend!r} (numpy or native)")
+        else:
+            with np.errstate(all="ignore"):
+                out = self._np["init"](inp, {k: np.float64(v) for k, v in sp.items()})
         out = {k: np.broadcast_to(np.asarray(v), bshape) for k, v in out.items()}
         # bound checks
         for f in self.gen.flags:
@@ -1118,7 +1126,8 @@ class Model:
         """Evaluate residuals and Jacobians at node voltages ``voltages`` (n,) or (N, n) in V (A for
         flow unknowns), descriptor order. ``analysis`` is a name (``dc``, ``tran``, ``ac``, …) or OSDI
         ANALYSIS_* bits. ``backend="jax"`` runs jit+vmap-compiled code (fast after compiling);
-        ``backend="numpy"`` runs the same generated code eagerly with NumPy (no compile).
+        ``backend="numpy"`` runs the same generated code eagerly with NumPy (no compile);
+        ``backend="native"`` the model compiled to machine code by LLVM (:mod:`.native`).
         ``enable_integration`` (OSDI's flag for ``idt`` states): ``None`` follows OSDI's eval with
         the reactive Jacobian computed, i.e. True unless ``analysis`` has the ``ic`` bit; pass
         False for a DC operating point without reactive parts (``idt(x, ic)`` then equals ic).
@@ -1157,8 +1166,12 @@ class Model:
         flat = inp
         if backend == "numpy":
             out = self._eval_numpy(flat, state["sp"], nb)
+        elif backend == "native":
+            from .native._kernel import eval_model
+
+            out = eval_model(self, flat, state["sp"], nb)
         elif backend != "jax":
-            raise Va2JaxError(f"unknown backend {backend!r} (jax or numpy)")
+            raise Va2JaxError(f"unknown backend {backend!r} (jax, numpy or native)")
         elif hasattr(self._module, "EVAL_PARTS"):
             out = self._run_parts(flat, state["sp"], nb)
         else:
@@ -1273,7 +1286,9 @@ def compile_va(path: str | os.PathLike[str], module: str | None = None, *, inclu
         entry = _code_cache.load_entry(folder)
         if entry is not None:
             ir, gen, used = entry
-            return Model(ir, gen, src, used_eval_values=used, cache_key=key)
+            m = Model(ir, gen, src, used_eval_values=used, cache_key=key)
+            m._origin = (str(p), incs, defs, module)  # the native backend may reload the full IR
+            return m
     from ..mir import load_modules
 
     mods = load_modules(p, incs, defs)
@@ -1293,8 +1308,10 @@ def compile_va(path: str | os.PathLike[str], module: str | None = None, *, inclu
 
         warnings.warn(f"cannot write the code cache {folder} ({exc.strerror or exc}); "
                       "running without it", _code_cache.CacheWarning, stacklevel=2)
-        return Model(ir, gen, src, used_eval_values=used, cache_key=None)
-    return Model(ir, gen, src, used_eval_values=used, cache_key=key)
+        key = None
+    m = Model(ir, gen, src, used_eval_values=used, cache_key=key)
+    m._origin = (str(p), incs, defs, module)
+    return m
 
 
 def _slim(ir: ModuleIR) -> ModuleIR:

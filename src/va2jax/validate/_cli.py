@@ -139,7 +139,7 @@ def register(sub) -> None:
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
     p.add_argument("--temp", type=float, default=300.15, help="temperature in K")
     p.add_argument("--module", help="module name (default: the first)")
-    p.add_argument("--backend", choices=("jax", "numpy"), default=None,
+    p.add_argument("--backend", choices=("jax", "numpy", "native"), default=None,
                    help="generated-code backend (default: jax for a FILE, numpy for --corpus)")
     p.add_argument("--sweeps", action="store_true",
                    help="FILE: add region bias sweeps and temperature/geometry/polarity parameter sets")
