@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 
 from ...mir import STR, Function, ModuleIR
-from ...mir._cfg import Loop, natural_loops, reverse_postorder
+from ...mir import Loop, natural_loops, reverse_postorder
 from .._generate import _param_final_values
 
 

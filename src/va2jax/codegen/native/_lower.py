@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from ...errors import Va2JaxError
 from ...mir import BOOL, INT, REAL, STR, Function, ModuleIR
-from ...mir._cfg import reverse_postorder, successors
+from ...mir import reverse_postorder, successors
 from ...simparams import DEFAULT_SIM_PARAMS
 from .._rt_ops import ANALYSIS_BITS
 from . import _llir as ir
