@@ -31,6 +31,8 @@ VA2JAX_PARALLEL_COMPILE  import     threads compiling a split eval's parts (0: m
 VA2JAX_GPU_FUSION        import     1: eval compiled for an accelerator is fused; 0: unfused
 VA2JAX_OPT               import     1: common-subexpression elimination in generated code; 0: off
 VA2JAX_PART_SIZE         import     statements per separately compiled part of eval (1500)
+VA2JAX_NATIVE_OPT        per use    LLVM optimisation level of native eval kernels, 0-3 (2)
+VA2JAX_NATIVE_CODEGEN    per use    LLVM code-generator level of native eval kernels, 0-3 (1)
 ======================== ========== =============================================================
 """
 from __future__ import annotations
@@ -77,6 +79,13 @@ def _choice(*options: str) -> Callable[[str], str]:
     return parse
 
 
+def _level(raw: str) -> int:
+    v = _count(raw)
+    if v > 3:
+        raise ValueError("expected 0, 1, 2 or 3")
+    return v
+
+
 def _text(raw: str) -> str:
     return raw
 
@@ -114,6 +123,8 @@ _VARS = [
     Variable("GPU_FUSION", True, _flag, "eval compiled for an accelerator is fused"),
     Variable("OPT", True, _flag, "common-subexpression elimination in generated code"),
     Variable("PART_SIZE", 1500, _positive, "statements per separately compiled part of eval"),
+    Variable("NATIVE_OPT", 2, _level, "LLVM optimisation level of native eval kernels (0-3)"),
+    Variable("NATIVE_CODEGEN", 1, _level, "LLVM code-generator level of native eval kernels (0-3)"),
 ]
 #: every variable by short name (``"CACHE"`` for ``VA2JAX_CACHE``)
 VARIABLES: dict[str, Variable] = {v.name: v for v in _VARS}

@@ -19,6 +19,7 @@ import threading
 import time
 from pathlib import Path
 
+from ... import _config
 from ...errors import Va2JaxError
 
 _lock = threading.Lock()
@@ -29,20 +30,14 @@ _ENGINES: list = []
 
 def opt_level() -> int:
     """LLVM optimisation pipeline level of eval (``VA2JAX_NATIVE_OPT``, default 2)."""
-    try:
-        return max(0, min(3, int(os.environ.get("VA2JAX_NATIVE_OPT", "2"))))
-    except ValueError:
-        return 2
+    return _config.get("NATIVE_OPT")
 
 
 def codegen_level() -> int:
     """Code generator level of eval (``VA2JAX_NATIVE_CODEGEN``, default 1). Measured at 16,384
     instances, pipeline -O2: code generator -O1 runs BSIM4's eval 1.3× and PSP103's 1.17× as
     fast as -O2 (and -O3), and compiles faster; the bits are the same at every level."""
-    try:
-        return max(0, min(3, int(os.environ.get("VA2JAX_NATIVE_CODEGEN", "1"))))
-    except ValueError:
-        return 1
+    return _config.get("NATIVE_CODEGEN")
 
 
 def _init_llvm():
