@@ -302,25 +302,34 @@ class GeneratedModel:
 
 
 def _device_eval_mode(model: Any) -> str:
-    """``inline`` (the model is traced into the simulator's jitted Newton loop) or ``separate``
-    (the model's own compiled evaluator, called from the loop through :func:`jax.pure_callback`).
+    """``native``, ``inline`` or ``separate``: how the simulator's Newton loop evaluates a
+    generated model.
 
-    Large models — those the code generator splits into separately compiled parts — default to
-    ``separate``: inlined, their ≈ 20,000 operations would be compiled again inside every circuit's
-    Newton loop (minutes of XLA time per circuit); separate, they are compiled once per (model,
-    padded batch size), land in JAX's persistent compilation cache, and the Newton loop compiles in
-    seconds. ``$VA2JAX_SIM_DEVICE_EVAL`` (``inline`` | ``separate``) overrides the choice.
+    ``native`` (the default when JAX computes on the CPU): the model's machine code from the
+    native engine (:mod:`va2jax.codegen.native`), called inside the compiled loop through the XLA
+    FFI — one call per group and Newton iteration, no Python, no model code for XLA to compile.
+    Elsewhere (a GPU): ``inline`` (the model traced into the loop) for small models,
+    ``separate`` for large ones — those the code generator splits into separately compiled parts:
+    inlined, their ≈ 20,000 operations would be compiled again inside every circuit's Newton loop
+    (minutes of XLA time per circuit); separate, they are compiled once per (model, padded batch
+    size), land in JAX's persistent compilation cache, and are called through
+    :func:`jax.pure_callback`. ``$VA2JAX_SIM_DEVICE_EVAL`` (``native`` | ``inline`` |
+    ``separate``) overrides the choice.
     """
     env = _config.get("SIM_DEVICE_EVAL")
     if env is not None:
         return env
+    if jax.default_backend() == "cpu":
+        return "native"
     return "separate" if model.is_split else "inline"
 
 
 class GeneratedGroup(DeviceGroup):
     """``N`` instances of a generated model sharing one setup state.
 
-    ``compile_s`` is the time spent compiling the separate evaluator (0 when inlined).
+    ``compile_s`` is the time spent compiling the separate evaluator or building (or loading)
+    the native kernel (0 when inlined). A model the native engine cannot compile falls back to
+    the mode it would have had off the CPU, with a warning.
     """
 
     def __init__(self, model: Any, state: Any, alias: np.ndarray):
@@ -332,11 +341,39 @@ class GeneratedGroup(DeviceGroup):
         self.compile_s = 0.0
         self._evaluator = None
         self._limited = None  # the separate evaluator with $limit states per call
+        self._native = None  # (DevicePlan, eval call) in "native" mode
+
+    def _native_plan(self):
+        """The native kernel's plan and FFI call (built on first use; adds to ``compile_s``).
+        Falls back to ``separate``/``inline`` where the native engine fails on the model."""
+        if self._native is None:
+            from ..codegen.native import device_plan
+            from ..codegen.native._ffi import kernel_calls
+
+            t0 = time.perf_counter()
+            try:
+                plan = device_plan(self.m, self.state, analysis="tran")
+            except (Va2JaxError, ImportError) as exc:
+                self.mode = "separate" if self.m.is_split else "inline"
+                log.warning("%s: native kernel unavailable (%s); evaluating it %s", self.m.name, exc,
+                            self.mode)
+                return None
+            _init, ev = kernel_calls(plan.kernel, label=f"sim_{self.m.name}")
+            self._native = (plan, ev, jnp.asarray(plan.shared))
+            self.compile_s += time.perf_counter() - t0
+        return self._native
+
+    def _native_eval(self, V: jax.Array, prev_state: Any, enable: Any) -> dict[str, jax.Array]:
+        plan, ev, shared = self._native
+        return plan.dense(ev(shared, plan.rows(V, prev_state, enable)))
 
     def prepare(self) -> None:
         """Compile the separate evaluators (no-op when inlined or done); adds to ``compile_s``.
         A model with ``$limit`` states gets a second evaluator that takes them per call; it
-        shares all compiled parts with the first except the small input piece."""
+        shares all compiled parts with the first except the small input piece. Native mode:
+        builds (or loads) the model's native kernel."""
+        if self.mode == "native":
+            self._native_plan()
         if self.mode == "separate" and self._evaluator is None:
             t0 = time.perf_counter()
             # under the default device the Newton loop's pure_callback sets (the CPU), so that
@@ -379,6 +416,9 @@ class GeneratedGroup(DeviceGroup):
 
     def eval_limited(self, V: jax.Array, prev_state: jax.Array, enable: Any):
         """:meth:`eval` with OSDI limiting: also the limiting RHS and the new ``$limit`` states."""
+        if self.mode == "native" and self._native_plan() is not None:
+            out = self._native_eval(V, prev_state, enable)
+            return tuple(out[k] for k in self._LIMITED_KEYS)
         if self.mode == "separate":
             N, n, s = self.size, len(self.m.nodes), self.m.num_states
             vec, mat = jax.ShapeDtypeStruct((N, n), jnp.float64), jax.ShapeDtypeStruct((N, n, n), jnp.float64)
@@ -396,6 +436,9 @@ class GeneratedGroup(DeviceGroup):
                      ("residual_resist", "residual_react", "jacobian_resist", "jacobian_react"))
 
     def eval(self, V: jax.Array):
+        if self.mode == "native" and self._native_plan() is not None:
+            out = self._native_eval(V, None, False)
+            return out["residual_resist"], out["residual_react"], out["jacobian_resist"], out["jacobian_react"]
         if self.mode == "separate":
             N, n = self.size, len(self.m.nodes)
             shapes = (jax.ShapeDtypeStruct((N, n), jnp.float64), jax.ShapeDtypeStruct((N, n), jnp.float64),

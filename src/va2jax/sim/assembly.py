@@ -26,6 +26,41 @@ def assemble_fn(system: System) -> Callable[[jax.Array], tuple[jax.Array, jax.Ar
     return lambda x: full(x, None, False)[:4]
 
 
+#: Most contributions to one position for which assembly by gathers is used (see below).
+_MAX_GATHER_LEVELS = 4
+
+
+def _gather_table(targets: list[np.ndarray], size: int) -> np.ndarray:
+    """Scatter-add as gathers: ``targets[k]`` gives, for each entry of group ``k``'s output
+    (flattened in C order), its position in the global array of ``size`` entries (``≥ size``:
+    dropped). Returns ``tab`` (m, size) of indices into the concatenation of the flattened
+    outputs followed by one 0.0 (index ``total``), so that ``acc + cat[tab[0]] + cat[tab[1]] + …``
+    adds each position's contributions in the order a scatter-add of group 0, 1, … adds them."""
+    flats = [np.asarray(t, np.int64).ravel() for t in targets]
+    total = sum(f.size for f in flats)
+    tg = np.concatenate(flats) if flats else np.zeros(0, np.int64)
+    src = np.arange(total)
+    keep = (tg >= 0) & (tg < size)
+    tg, src = tg[keep], src[keep]
+    order = np.argsort(tg, kind="stable")  # per position: sources in their original order
+    tg, src = tg[order], src[order]
+    lvl = np.arange(tg.size) - np.searchsorted(tg, tg, side="left")
+    m = int(lvl.max()) + 1 if tg.size else 1
+    tab = np.full((m, size), total, np.int32)
+    tab[lvl, tg] = src
+    return tab
+
+
+def _gathered(acc: jax.Array, outs: list[jax.Array], tab: np.ndarray) -> jax.Array:
+    """``acc`` plus the outputs ``outs`` placed by :func:`_gather_table`'s ``tab``."""
+    if not outs:
+        return acc
+    cat = jnp.concatenate([o.ravel() for o in outs] + [jnp.zeros(1, acc.dtype)])
+    for lvl in range(tab.shape[0]):
+        acc = acc + cat[tab[lvl]]
+    return acc
+
+
 def limited_assemble_fn(system: System, pattern: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
                         ) -> Callable:
     """Return ``assemble(x, states, enable) -> (f, q, Jf, Jq, lim_f, lim_q, new_states)``.
@@ -58,6 +93,52 @@ def limited_assemble_fn(system: System, pattern: tuple[np.ndarray, np.ndarray, n
 
         def linear(vals, x):  # (sparse linear stamps) · x
             return jax.ops.segment_sum(vals[:nnz] * x[Aj_j], Ai_j, num_segments=n)
+
+    # device stamps: on a small circuit, added by a few gathers from static tables (XLA's CPU
+    # scatter-add costs several µs per call there; the gathers add the same terms in the same
+    # order, bit for bit); where a position gets many contributions (a supply node shared by
+    # many transistors) each extra level is one more gather, and the scatter-add wins
+    gidx = [np.asarray(g.idx) for g in system.groups]
+    vec_tab = _gather_table(gidx, n)
+    lim_tab = _gather_table([gidx[k] for k in stateful], n)
+    if sparse:
+        mat_tab = _gather_table([np.asarray(p) for p in pos], nnz)
+    else:
+        mat_tab = _gather_table([np.where((i[:, :, None] < n) & (i[:, None, :] < n),
+                                          i[:, :, None] * n + i[:, None, :], n * n) for i in gidx], n * n)
+    use_gather = max(vec_tab.shape[0], lim_tab.shape[0], mat_tab.shape[0]) <= _MAX_GATHER_LEVELS
+
+    def assemble_gather(x: jax.Array, states, enable):
+        if sparse:
+            f, q = linear(lin_g, x), linear(lin_c, x)
+            Jf, Jq = lin_g[:nnz], lin_c[:nnz]
+        else:
+            f, q = G @ x, C @ x
+            Jf, Jq = G.ravel(), C.ravel()
+        new_states = []
+        fs, qs, jfs, jqs, lfs, lqs = [], [], [], [], [], []
+        xe = jnp.concatenate([x, jnp.zeros(1, x.dtype)])
+        for k, (grp, idx) in enumerate(groups):
+            V = xe[idx]
+            if states is not None and k in stateful:
+                fl, ql, jfl, jql, lfl, lql, st = grp.eval_limited(V, states[stateful.index(k)], enable)
+                new_states.append(st)
+            else:
+                fl, ql, jfl, jql = grp.eval(V)
+                lfl = lql = jnp.zeros_like(fl)
+            fs.append(fl)
+            qs.append(ql)
+            jfs.append(jfl)
+            jqs.append(jql)
+            if k in stateful:
+                lfs.append(lfl)
+                lqs.append(lql)
+        f, q = _gathered(f, fs, vec_tab), _gathered(q, qs, vec_tab)
+        lf, lq = _gathered(jnp.zeros(n), lfs, lim_tab), _gathered(jnp.zeros(n), lqs, lim_tab)
+        Jf, Jq = _gathered(Jf, jfs, mat_tab), _gathered(Jq, jqs, mat_tab)
+        if sparse:
+            return f, q, Jf, Jq, lf, lq, tuple(new_states)
+        return f, q, Jf.reshape(n, n), Jq.reshape(n, n), lf, lq, tuple(new_states)
 
     def assemble(x: jax.Array, states, enable):
         xe = jnp.concatenate([x, jnp.zeros(1, x.dtype)])
@@ -96,7 +177,8 @@ def limited_assemble_fn(system: System, pattern: tuple[np.ndarray, np.ndarray, n
             return f[:n], q[:n], Jf[:nnz], Jq[:nnz], lf[:n], lq[:n], tuple(new_states)
         return f[:n], q[:n], Jf[:n, :n], Jq[:n, :n], lf[:n], lq[:n], tuple(new_states)
 
-    return assemble
+    return assemble_gather if use_gather else assemble
+
 
 def zero_states(system: System) -> tuple[jax.Array, ...]:
     """Placeholder ``$limit`` states (zeros) for :func:`limited_assemble_fn`."""

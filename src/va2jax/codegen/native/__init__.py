@@ -3,8 +3,10 @@ called from JAX through the XLA FFI (:mod:`._ffi`: one handler per kernel, emitt
 
 Public surface: :class:`NativeKernel` (addresses of ``init_batch``/``eval_batch`` with the C ABI
 described in :mod:`._kernel`, column names and counts, cache key), :func:`build_kernel` (from a
-:class:`~va2jax.mir.ModuleIR`) and :func:`model_kernel` (from a :class:`va2jax.Model`).
+:class:`~va2jax.mir.ModuleIR`), :func:`model_kernel` (from a :class:`va2jax.Model`) and
+:func:`device_plan` (a simulator's packing of a model's rows and assembly of its outputs).
 """
+from ._device import DevicePlan, device_plan
 from ._kernel import NativeKernel, build_kernel, model_kernel
 
-__all__ = ["NativeKernel", "build_kernel", "model_kernel"]
+__all__ = ["DevicePlan", "NativeKernel", "build_kernel", "device_plan", "model_kernel"]
