@@ -347,8 +347,7 @@ class GeneratedGroup(DeviceGroup):
         """The native kernel's plan and FFI call (built on first use; adds to ``compile_s``).
         Falls back to ``separate``/``inline`` where the native engine fails on the model."""
         if self._native is None:
-            from ..codegen.native import device_plan
-            from ..codegen.native._ffi import kernel_calls
+            from ..codegen.native import device_plan, kernel_calls
 
             t0 = time.perf_counter()
             try:

@@ -7,6 +7,8 @@ described in :mod:`._kernel`, column names and counts, cache key), :func:`build_
 :func:`device_plan` (a simulator's packing of a model's rows and assembly of its outputs).
 """
 from ._device import DevicePlan, device_plan
+from ._ffi import kernel_calls, native_call, native_jvp
 from ._kernel import NativeKernel, build_kernel, model_kernel
 
-__all__ = ["DevicePlan", "NativeKernel", "build_kernel", "device_plan", "model_kernel"]
+__all__ = ["DevicePlan", "NativeKernel", "build_kernel", "device_plan", "kernel_calls", "model_kernel",
+           "native_call", "native_jvp"]
