@@ -870,7 +870,7 @@ class Model:
         return f
 
     def evaluator(self, state: dict[str, Any], *, analysis: str | int = "dc", enable_lim: bool = False,
-                  limiting: bool = False):
+                  limiting: bool = False, backend: str | None = None):
         """A compiled evaluator with the setup state kept on the device: ``f(V) -> dict``.
 
         ``V`` is (N, n) node voltages for the N instances of ``state`` (V; A for flow unknowns).
@@ -883,13 +883,25 @@ class Model:
         previous Newton iteration ``prev_state`` (N, :attr:`num_states`) and OSDI's
         ``enable_lim`` flag ``enable`` given per call (``enable_lim`` is then ignored); the
         result also holds ``lim_rhs_resist``/``lim_rhs_react`` and the new ``states``.
+
+        ``backend``: as :meth:`eval` (``"numpy"`` is not offered here). The native evaluator packs
+        the state once into kernel rows; each call is one jitted program around one XLA FFI call
+        of the kernel, and ``f`` may itself be called inside ``jax.jit``/``lax.while_loop``.
         """
         jax = _jax()
         import jax.numpy as jnp
+        from .native._backend import choose_backend
 
         nb = state["labels"].shape[0]
         size = 1 << max(0, (nb - 1).bit_length())
         flags = _ANALYSIS[analysis] if isinstance(analysis, str) else int(analysis)
+        backend = choose_backend(backend)
+        if backend == "native":
+            from .native._backend import evaluator
+
+            return evaluator(self, state, flags, enable_lim, limiting)
+        if backend != "jax":
+            raise Va2JaxError(f"module {self.name}: the evaluator runs on the jax or native backend, not {backend!r}")
         pad = self._padder(size)
         dynamic = _LIMIT_DYNAMIC if limiting else _VOLT_DYNAMIC
 
@@ -953,7 +965,7 @@ class Model:
             """The evaluator of the one-instance state repeated ``m`` times (as :meth:`eval`)."""
             if m not in wider:
                 wider[m] = self.evaluator(self._tile_state(state, m), analysis=analysis,
-                                          enable_lim=enable_lim, limiting=limiting)
+                                          enable_lim=enable_lim, limiting=limiting, backend="jax")
             return wider[m]
 
         if limiting:
@@ -1122,10 +1134,11 @@ class Model:
 
     def eval(self, state: dict[str, Any], voltages: Any, *, analysis: str | int = "dc",
              prev_state: Any = None, enable_lim: bool = False, enable_integration: bool | None = None,
-             backend: str = "jax") -> EvalOutput:
+             backend: str | None = None) -> EvalOutput:
         """Evaluate residuals and Jacobians at node voltages ``voltages`` (n,) or (N, n) in V (A for
         flow unknowns), descriptor order. ``analysis`` is a name (``dc``, ``tran``, ``ac``, …) or OSDI
-        ANALYSIS_* bits. ``backend="jax"`` runs jit+vmap-compiled code (fast after compiling);
+        ANALYSIS_* bits. ``backend`` (default: ``VA2JAX_BACKEND``, else native on a CPU, jax on
+        an accelerator): ``"jax"`` runs jit+vmap-compiled code (fast after compiling);
         ``backend="numpy"`` runs the same generated code eagerly with NumPy (no compile);
         ``backend="native"`` the model compiled to machine code by LLVM (:mod:`.native`).
         ``enable_integration`` (OSDI's flag for ``idt`` states): ``None`` follows OSDI's eval with
@@ -1164,12 +1177,15 @@ class Model:
         if enable_integration is not None:
             inp["enable_integration"] = np.full(nb, bool(enable_integration))
         flat = inp
+        from .native._backend import choose_backend
+
+        backend = choose_backend(backend)
         if backend == "numpy":
             out = self._eval_numpy(flat, state["sp"], nb)
         elif backend == "native":
-            from .native._kernel import eval_model
+            from .native._backend import eval_numpy
 
-            out = eval_model(self, flat, state["sp"], nb)
+            out = eval_numpy(self, flat, state["sp"], nb)
         elif backend != "jax":
             raise Va2JaxError(f"unknown backend {backend!r} (jax, numpy or native)")
         elif hasattr(self._module, "EVAL_PARTS"):
