@@ -145,6 +145,7 @@ class _Assembly:
         no = p.kernel.n_out_eval
         S = nb * no
         self.with_scales = with_scales
+        self._spec: dict[int, list] = {}
         self.zero = (3 if with_scales else 2) * S
         inst = np.arange(nb)[:, None]
         specs = [("residual_resist", "rr", 0), ("residual_react", "rq", 0),
@@ -184,36 +185,61 @@ class _Assembly:
         off += nb * ns
         tgt, src = np.concatenate(tgts), np.concatenate(srcs)
         rank = _ranks(tgt)
-        self.passes: list[np.ndarray] = []
-        for r in range(int(rank.max()) + 1 if len(rank) else 1):
-            idx = np.full(off, self.zero, np.int64)
-            sel = rank == r
-            idx[tgt[sel]] = src[sel]
-            self.passes.append(idx)
         self.size = off
+        # pass 0: every position's first source (or the zero slot); positions with several
+        # sources (collapsed nodes, m of them) are summed in a compact (m,) vector, pass by pass
+        first = np.full(off, self.zero, np.int64)
+        first[tgt[rank == 0]] = src[rank == 0]
+        multi = np.unique(tgt[rank == 1]) if len(rank) else np.zeros(0, np.int64)
+        where_multi = np.full(off, -1, np.int64)
+        where_multi[multi] = np.arange(len(multi))
+        extra = []
+        for r in range(int(rank.max()) + 1 if len(rank) else 0):
+            idx = np.full(len(multi), self.zero, np.int64)
+            sel = (rank == r) & (where_multi[tgt] >= 0)
+            idx[where_multi[tgt[sel]]] = src[sel]
+            extra.append(idx)
+        self.m = len(multi)
+        self.n_extra = len(extra) if self.m else 0
+        # final position → pass-0 value (index < off) or summed value (off + k)
+        pick = np.arange(off)
+        pick[multi] = off + np.arange(len(multi))
+        self.passes = [first] + (extra if self.m else []) + [pick]
 
-    def _run(self, out, xp, passes=None) -> dict[str, Any]:
-        nb = out.shape[0]
+    def flat(self, out, xp, passes=None):
+        """All dense outputs concatenated: (nb, size) with uniform labels, else (1, nb·size)."""
         rows = out if self.uniform else out.reshape(1, -1)
         parts = [rows, -rows] + ([xp.abs(rows)] if self.with_scales else []) + [xp.zeros((rows.shape[0], 1), out.dtype)]
         src = xp.concatenate(parts, axis=1)
-        acc = xp.zeros((rows.shape[0], self.size), out.dtype)
-        idx = np.concatenate(self.passes) if passes is None else passes[0]
+        idx = np.concatenate(self.passes[:-1]) if passes is None else passes[0]
+        pick = self.passes[-1] if passes is None else passes[1]
         g = src[:, idx]  # one gather for all passes
-        for t in range(len(self.passes)):
-            acc = acc + g[:, t * self.size:(t + 1) * self.size]
-        if xp is not np:  # computed once, not once per output that XLA would fuse it into
-            import jax
+        zero = xp.zeros((rows.shape[0], 1), out.dtype)
+        acc = zero + g[:, :self.size]  # 0 + x, as the NumPy assembly adds into zeros
+        if not self.m:
+            return acc
+        e = zero
+        for t in range(self.n_extra):
+            o = self.size + t * self.m
+            e = e + g[:, o:o + self.m]
+        return xp.concatenate([acc, e], axis=1)[:, pick]
 
-            acc = jax.lax.optimization_barrier(acc)
-        return {name: acc[:, o:o + int(np.prod(shape))].reshape((nb,) + shape[1:])
-                for name, o, shape in self.outputs}
+    def split(self, acc, nb: int) -> dict[str, Any]:
+        """:meth:`flat`'s result → the outputs by name."""
+        spec = self._spec.get(nb)
+        if spec is None:
+            spec = self._spec[nb] = [(name, o, o + int(np.prod(shape)), (nb,) + shape[1:])
+                                     for name, o, shape in self.outputs]
+        return {name: acc[:, a:b].reshape(shape) for name, a, b, shape in spec}
+
+    def _run(self, out, xp, passes=None) -> dict[str, Any]:
+        return self.split(self.flat(out, xp, passes), out.shape[0])
 
     def numpy(self, out: np.ndarray) -> dict[str, np.ndarray]:
         return self._run(out, np)
 
     def jax(self, out, passes) -> dict[str, Any]:
-        """In a traced function; ``passes``: :attr:`passes` as traced arguments (not constants)."""
+        """In a traced function; ``passes``: the concatenated :attr:`passes` (constant or traced)."""
         import jax.numpy as jnp
 
         return self._run(out, jnp, passes)
@@ -287,7 +313,7 @@ def evaluator(model, state: dict[str, Any], flags: int, enable_lim: bool, limiti
     if (ia == ia[:1]).all() and (ib == ib[:1]).all():
         ia, ib = ia[:1], ib[:1]
     consts = (rows0, p.kernel.shared_values(state["sp"]), ia, ib,
-              (np.concatenate(asm.passes).astype(np.int32),))
+              (np.concatenate(asm.passes[:-1]).astype(np.int32), asm.passes[-1].astype(np.int32)))
     if sum(np.asarray(x).nbytes for x in jax.tree_util.tree_leaves(consts)) > (1 << 20):
         # large batches: the state goes to the device once and is passed as arguments
         consts = jax.tree_util.tree_map(jnp.asarray, consts)
@@ -296,7 +322,23 @@ def evaluator(model, state: dict[str, Any], flags: int, enable_lim: bool, limiti
         # small ones: NumPy constants baked into the program (each argument costs dispatch time)
         baked, consts = consts, None
 
-    def body(consts, V, prev_state, enable):
+    uniform_rows = ia.shape[0] == 1
+    if uniform_rows and len(dyn_cols):  # a full-width gather and one select: one fused loop
+        mask = np.zeros((1, p.kernel.n_in_eval), bool)
+        mask[0, dyn_cols] = True
+        colmap = np.zeros(p.kernel.n_in_eval, np.int32)
+        colmap[dyn_cols] = np.arange(len(dyn_cols))
+    consts = (rows0, p.kernel.shared_values(state["sp"]), ia, ib,
+              (np.concatenate(asm.passes[:-1]).astype(np.int32), asm.passes[-1].astype(np.int32)))
+    if sum(np.asarray(x).nbytes for x in jax.tree_util.tree_leaves(consts)) > (1 << 20):
+        # large batches: the state goes to the device once and is passed as arguments
+        consts = jax.tree_util.tree_map(jnp.asarray, consts)
+        baked = None
+    else:
+        # small ones: NumPy constants baked into the program (each argument costs dispatch time)
+        baked, consts = consts, None
+
+    def kernel_out(consts, V, prev_state, enable):
         rows0, shared, ia, ib, passes = baked if consts is None else consts
         V = jnp.asarray(V, jnp.float64)
         parts = [V, jnp.zeros((nb, 1), V.dtype)]
@@ -308,18 +350,31 @@ def evaluator(model, state: dict[str, Any], flags: int, enable_lim: bool, limiti
         if len(dyn_cols):
             ia_, ib_ = jnp.broadcast_to(ia, (nb, ia.shape[1])), jnp.broadcast_to(ib, (nb, ib.shape[1]))
             dyn = jnp.take_along_axis(src, ia_, axis=1) - jnp.take_along_axis(src, ib_, axis=1)
-            rows = rows.at[:, dyn_cols].set(dyn, unique_indices=True)
-        return asm.jax(eval_call(shared, rows), passes)
+            if uniform_rows:
+                rows = jnp.where(mask, dyn[:, colmap], rows)
+            else:
+                rows = rows.at[:, dyn_cols].set(dyn, unique_indices=True)
+        return eval_call(shared, rows), passes
+
+    def body(consts, V, prev_state, enable):
+        out, passes = kernel_out(consts, V, prev_state, enable)
+        return asm.jax(out, passes)
 
     from .._model import FUSION_ON
 
-    # fusion on (the gathers and adds here are exact whatever XLA fuses: no multiply to contract)
-    jitted = jax.jit(body, compiler_options=FUSION_ON)
+    def flat_body(consts, V, prev_state, enable):
+        out, passes = kernel_out(consts, V, prev_state, enable)
+        return asm.flat(out, jnp, passes)
+
+    # called eagerly: one output buffer (each output of a jitted call costs dispatch time), split
+    # into NumPy views (zero-copy on the CPU). Fusion on: the gathers, selects and adds here are
+    # exact whatever XLA fuses (no multiplication to contract); fewer kernels, less latency.
+    jitted = jax.jit(flat_body, compiler_options=FUSION_ON)
 
     def g(consts, V, prev_state, enable):
         if any(isinstance(x, jax.core.Tracer) for x in (V, prev_state, enable)):
             return body(consts, V, prev_state, enable)  # inside the caller's jit / loop
-        return jitted(consts, V, prev_state, enable)
+        return asm.split(np.asarray(jitted(consts, V, prev_state, enable)), nb)
 
     def check(V) -> int:
         shp = np.shape(V)
@@ -349,7 +404,7 @@ def evaluator(model, state: dict[str, Any], flags: int, enable_lim: bool, limiti
             return g(consts, V, None, False) if m == nb else broadcast(m)(V)
 
         f(np.zeros((nb, n)))
-    f.jitted, f.consts = jitted, consts
+    f.jitted, f.consts, f.body = jitted, consts, body
     return f
 
 
