@@ -796,7 +796,8 @@ class Model:
         return f"{self._cache_key}:{what}:{size}:scales={self._with_scales}"
 
     def function(self, names: list[str], fixed: Mapping[str, Any] | None = None, *,
-                 analysis: str | int = "dc", sim_params: Mapping[str, float] | None = None):
+                 analysis: str | int = "dc", sim_params: Mapping[str, float] | None = None,
+                 backend: str | None = None):
         """A pure, differentiable JAX function of some parameters, the temperature and the voltages.
 
         Returns ``f(values, temperature, V) -> dict`` for ONE instance, where ``values`` maps each
@@ -809,6 +810,11 @@ class Model:
         ``f`` runs the generated code with the gradient-safe runtime (``_rt_grad``): the same
         values, finite derivatives through untaken branches, and loops as a bounded ``lax.scan``
         so that reverse mode works too (docs/codegen.md, "Gradients").
+
+        ``backend`` (default as :meth:`eval`: native on a CPU): ``"native"`` computes the values
+        with the native kernels (XLA FFI) under a ``jax.custom_jvp`` whose voltage tangents of the
+        residuals are ``J·dV`` from the kernel's Jacobian and whose other tangents come from the
+        JAX function above; ``"jax"`` returns the JAX function itself.
         """
         jax = _jax()
         import jax.numpy as jnp
@@ -831,7 +837,7 @@ class Model:
                 return jnp.asarray(values[wanted["$mfactor"]], jnp.float64)
             return jnp.asarray(vals.get("$mfactor", 1.0), jnp.float64)
 
-        def f(values: Mapping[str, Any], temperature: Any, V: Any) -> dict[str, Any]:
+        def init_inputs(values: Mapping[str, Any], temperature: Any) -> dict[str, Any]:
             inp: dict[str, Any] = {}
             for p in self.ir.init.params:
                 key = p.name.lower()
@@ -850,13 +856,20 @@ class Model:
                     inp[p.value] = mfactor(values)
                 else:
                     inp[p.value] = jnp.bool_(True)
-            init = grad_module["init"](inp, sp)
+            return inp
+
+        def extra_inputs(init: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
             extra = {}
             for _v, how, data in self._eval_inputs:
                 if how == "param" and f"param:{data}" not in init:
                     key = data.lower()
                     extra[data] = (jnp.asarray(values[wanted[key]], jnp.float64) if key in wanted
                                    else jnp.asarray(vals.get(key, 0.0)))
+            return extra
+
+        def f(values: Mapping[str, Any], temperature: Any, V: Any) -> dict[str, Any]:
+            init = grad_module["init"](init_inputs(values, temperature), sp)
+            extra = extra_inputs(init, values)
             ev = {"V": jnp.asarray(V, jnp.float64), "labels": labels, "init": init,
                   "given": {k: jnp.bool_(k.lower() in given or k.lower() in wanted) for k in probe["given"]},
                   "extra": extra, "temperature": jnp.asarray(temperature, jnp.float64),
@@ -867,6 +880,12 @@ class Model:
             res = self._eval_jax_batch(one, sp, grad_module)
             return {k: v[0] for k, v in res.items()}
 
+        from .native._backend import choose_backend
+
+        if choose_backend(backend) == "native":  # values from the kernel, f for the tangents
+            from .native._backend import function as native_function
+
+            return native_function(self, f, init_inputs, extra_inputs, mfactor, probe, given | set(wanted), flags)
         return f
 
     def evaluator(self, state: dict[str, Any], *, analysis: str | int = "dc", enable_lim: bool = False,

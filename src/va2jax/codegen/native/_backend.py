@@ -423,3 +423,106 @@ def choose_backend(backend: str | None) -> str:
     if backend not in ("jax", "numpy", "native"):
         raise Va2JaxError(f"unknown backend {backend!r} (jax, numpy or native)")
     return backend
+
+
+def function(model, jax_f, init_inputs, extra_inputs, mfactor, probe: dict[str, Any], given: set[str],
+             flags: int):
+    """``Model.function`` on the native backend: ``f(values, temperature, V) -> dict`` for one
+    instance, the values from the native init and eval (XLA FFI, traceable), derivatives from a
+    ``jax.custom_jvp`` rule (module docstring). ``jax_f`` is the JAX function ``Model.function``
+    built (same signature and outputs); ``init_inputs``/``extra_inputs``/``mfactor`` its helpers;
+    ``probe`` the setup state node collapsing was decided from; ``given`` the parameter names
+    (lower case) that count as given."""
+    import jax
+    import jax.numpy as jnp
+    from jax.custom_derivatives import SymbolicZero
+
+    from .._model import _ANALYSIS
+
+    p = plan(model)
+    k = p.kernel
+    init_call, eval_call = _calls(model)
+    shared = k.shared_values(probe["sp"])
+    lab = np.asarray(probe["labels"])[:1]
+    lab = np.where(lab < 0, p.n, lab)  # ground → the zero column, as Model._batch_inputs
+    asm = _Assembly(p, lab, model._with_scales)
+    how = {v: (h, d) for v, h, d in model._eval_inputs}
+    init_col = {nm: c for c, nm in enumerate(k.init_out_names)}
+    integrate = float((flags & _ANALYSIS["ic"]) == 0)
+    n = p.n
+
+    def primal(values, temperature, V):
+        inp = init_inputs(values, temperature)
+        irow = jnp.stack([jnp.asarray(inp[nm], jnp.float64) for nm in k.init_in_names])[None, :] \
+            if k.n_in_init else jnp.zeros((1, 0))
+        iout = init_call(shared, irow)[0]
+        extra = extra_inputs({nm: None for nm in k.init_out_names}, values)
+        vext = jnp.concatenate([jnp.asarray(V, jnp.float64).reshape(n), jnp.zeros(1)])
+        temp = jnp.asarray(temperature, jnp.float64)
+        cols = []
+        for nm in k.eval_in_names:
+            if nm == "analysis":
+                cols.append(float(flags))
+                continue
+            h, d = how[nm]
+            if h == "volt":
+                va = vext[lab[0, d[0]]]
+                cols.append(va - vext[lab[0, d[1]]] if d[1] >= 0 else va)
+            elif h == "param":
+                cols.append(iout[init_col[f"param:{d}"]] if f"param:{d}" in init_col else extra[d])
+            elif h == "given":
+                cols.append(float(d.lower() in given))
+            elif h == "temp":
+                cols.append(temp)
+            elif h == "mfactor":
+                cols.append(mfactor(values))
+            elif h == "cache":
+                cols.append(iout[init_col[f"cache{d}"]])
+            elif h == "enable_integration":
+                cols.append(integrate)
+            elif h == "true":
+                cols.append(1.0)
+            else:  # enable_lim, prev_state (no limiting here), zero
+                cols.append(0.0)
+        row = jnp.stack([jnp.asarray(c, jnp.float64) for c in cols])[None, :]
+        res = asm.jax(eval_call(shared, row), None)
+        return {key: v[0] for key, v in res.items()}
+
+    def is_zero(t) -> bool:
+        return isinstance(t, SymbolicZero)
+
+    def materialise(t, x):
+        return jnp.zeros(jnp.shape(x), jnp.float64) if is_zero(t) else jnp.asarray(t, jnp.float64)
+
+    @jax.custom_jvp
+    def f(values, temperature, V):
+        return primal(values, temperature, V)
+
+    def rule(primals, tangents):
+        values, temperature, V = primals
+        dvals, dT, dV = tangents
+        out = f(values, temperature, V)
+        tan = {key: jnp.zeros_like(v) for key, v in out.items()}
+        zp = all(is_zero(t) for t in jax.tree_util.tree_leaves(dvals, is_leaf=is_zero)) and is_zero(dT)
+        zv = is_zero(dV)
+        zero_vals = jax.tree_util.tree_map(lambda x: jnp.zeros(jnp.shape(x), jnp.float64), values)
+        zero_V = jnp.zeros(jnp.shape(V), jnp.float64)
+        if not zp:  # parameters and temperature: forward mode through the JAX function
+            tv = jax.tree_util.tree_map(materialise, dvals, values, is_leaf=is_zero)
+            _, t_p = jax.jvp(jax_f, primals, (tv, materialise(dT, temperature), zero_V))
+            tan = {key: tan[key] + t_p[key] for key in tan}
+        if not zv:
+            dV = jnp.asarray(dV, jnp.float64)
+            # residuals: the kernel's own Jacobian; the other outputs: the JAX function
+            _, t_v = jax.jvp(jax_f, primals, (zero_vals, jnp.zeros(jnp.shape(temperature), jnp.float64), dV))
+            for key in tan:
+                if key == "residual_resist":
+                    tan[key] = tan[key] + out["jacobian_resist"] @ dV
+                elif key == "residual_react":
+                    tan[key] = tan[key] + out["jacobian_react"] @ dV
+                else:
+                    tan[key] = tan[key] + t_v[key]
+        return out, tan
+
+    f.defjvp(rule, symbolic_zeros=True)
+    return f
