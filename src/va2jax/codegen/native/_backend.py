@@ -50,6 +50,17 @@ class _Plan:
     res: dict[str, tuple[np.ndarray, np.ndarray]]  # prefix → (output columns, node)
     jac: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]  # prefix → (columns, row, col)
     ns: list[int | None]  # output column of each $limit state (None: absent → 0)
+    assemblies: dict = dataclasses.field(default_factory=dict)  # (labels of one instance, scales) →
+
+    def assembly(self, lab: np.ndarray, with_scales: bool) -> "_Assembly":
+        """The :class:`_Assembly` for node labels ``lab`` (N, n); cached when all rows are equal."""
+        if not (lab == lab[:1]).all():
+            return _Assembly(self, lab, with_scales)
+        key = (lab[0].tobytes(), with_scales)
+        a = self.assemblies.get(key)
+        if a is None:
+            a = self.assemblies[key] = _Assembly(self, lab[:1], with_scales)
+        return a
 
 
 def plan(model) -> _Plan:
@@ -250,7 +261,7 @@ def eval_numpy(model, inp: dict[str, Any], sp: dict[str, Any], nb: int) -> dict[
     p = plan(model)
     rows, lab = _rows(model, p, inp, nb)
     out = p.kernel.eval(p.kernel.shared_values(sp), rows)
-    return _Assembly(p, np.asarray(lab), model._with_scales).numpy(out)
+    return p.assembly(np.asarray(lab), model._with_scales).numpy(out)
 
 
 def _calls(model):
@@ -292,7 +303,7 @@ def evaluator(model, state: dict[str, Any], flags: int, enable_lim: bool, limiti
     lab = np.asarray(lab)
     if len(p.enable_lim) and not limiting:
         rows0[:, p.enable_lim] = float(bool(enable_lim))
-    asm = _Assembly(p, lab, model._with_scales)
+    asm = p.assembly(lab, model._with_scales)
     _init_call, eval_call = _calls(model)
     # per-call columns: row source [V, 0, prev_state, enable]; column = src[ia] - src[ib] (ib → the
     # 0 slot for single-node probes: x − 0.0 is x), the labels folded into ia/ib
