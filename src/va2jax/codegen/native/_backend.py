@@ -31,6 +31,8 @@ from ...errors import Va2JaxError
 from ._kernel import NativeKernel, model_kernel
 
 _RES = ("rr", "rq", "lr", "lq")
+#: batches up to this size are assembled inside the jitted call (latency); larger ones by NumPy
+_SMALL = 64
 _JAC = ("jr", "jq")
 
 
@@ -333,7 +335,9 @@ def evaluator(model, state: dict[str, Any], flags: int, enable_lim: bool, limiti
         # small ones: NumPy constants baked into the program (each argument costs dispatch time)
         baked, consts = consts, None
 
-    uniform_rows = ia.shape[0] == 1
+    # small batches: a full-width gather and one select (one fused loop: least latency); large
+    # ones: a scatter of the few per-call columns (XLA's gathers cost ≈ 10 ns per element)
+    uniform_rows = ia.shape[0] == 1 and nb <= _SMALL
     if uniform_rows and len(dyn_cols):  # a full-width gather and one select: one fused loop
         mask = np.zeros((1, p.kernel.n_in_eval), bool)
         mask[0, dyn_cols] = True
@@ -382,9 +386,15 @@ def evaluator(model, state: dict[str, Any], flags: int, enable_lim: bool, limiti
     # exact whatever XLA fuses (no multiplication to contract); fewer kernels, less latency.
     jitted = jax.jit(flat_body, compiler_options=FUSION_ON)
 
+    # large batches called eagerly: the kernel's outputs assembled by NumPy on the host (its
+    # gathers are ≈ 10× faster than XLA's CPU gather; the outputs are NumPy views either way)
+    jitted_out = jax.jit(lambda *a: kernel_out(*a)[0])
+
     def g(consts, V, prev_state, enable):
         if any(isinstance(x, jax.core.Tracer) for x in (V, prev_state, enable)):
             return body(consts, V, prev_state, enable)  # inside the caller's jit / loop
+        if nb > _SMALL:
+            return asm.numpy(np.asarray(jitted_out(consts, V, prev_state, enable)))
         return asm.split(np.asarray(jitted(consts, V, prev_state, enable)), nb)
 
     def check(V) -> int:
