@@ -54,7 +54,7 @@ class _Plan:
     ns: list[int | None]  # output column of each $limit state (None: absent → 0)
     assemblies: dict = dataclasses.field(default_factory=dict)  # (labels of one instance, scales) →
 
-    def assembly(self, lab: np.ndarray, with_scales: bool) -> "_Assembly":
+    def assembly(self, lab: np.ndarray, with_scales: bool) -> _Assembly:
         """The :class:`_Assembly` for node labels ``lab`` (N, n); cached when all rows are equal."""
         if not (lab == lab[:1]).all():
             return _Assembly(self, lab, with_scales)
