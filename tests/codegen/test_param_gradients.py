@@ -113,7 +113,7 @@ def test_loop_beyond_its_bound_gives_nan(guard_model, monkeypatch):
     finished by then is NaN rather than wrong."""
     from va2jax.codegen import _rt_grad
 
-    fn = guard_model.function(["p"], fixed={"n": 4, "q": 1.0})
+    fn = guard_model.function(["p"], fixed={"n": 4, "q": 1.0}, backend="jax")  # the JAX runtime's bound
     V = np.array([0.3, 0.0])
     ok = float(fn({"p": 2.0}, 300.0, V)["residual_resist"][0])
     assert ok == pytest.approx(_guard_current(2.0, 1.0, 4, 0.3)[0], rel=1e-13)

@@ -30,10 +30,10 @@ def test_cached_executable_is_loaded_without_lowering(corpus):
     path = corpus / "spice" / "diode.va"
     first = compile_va(path)
     V = np.random.default_rng(3).uniform(-0.5, 0.7, (3, len(first.nodes)))
-    n1, out1 = _lowerings(lambda: first.eval(first.setup({"is": np.full(3, 2e-14)}), V))
+    n1, out1 = _lowerings(lambda: first.eval(first.setup({"is": np.full(3, 2e-14)}), V, backend="jax"))
     again = compile_va(path)  # a fresh Model: nothing compiled in memory
     assert again is not first and not again._eval_jit
-    n2, out2 = _lowerings(lambda: again.eval(again.setup({"is": np.full(3, 2e-14)}), V))
+    n2, out2 = _lowerings(lambda: again.eval(again.setup({"is": np.full(3, 2e-14)}), V, backend="jax"))
     assert n1 >= 1 and n2 == 0
     for k, v in out1.as_dict().items():
         assert np.array_equal(np.asarray(v), np.asarray(out2.as_dict()[k])), k
@@ -60,14 +60,14 @@ def test_split_eval_and_evaluator_agree_with_unsplit(corpus, monkeypatch):
     assert hasattr(split._module, "EVAL_PARTS") and not hasattr(whole._module, "EVAL_PARTS")
     V = np.random.default_rng(5).uniform(-0.5, 0.7, (5, len(whole.nodes)))
     p = {"is": np.full(5, 3e-14), "cjo": np.full(5, 1e-12)}
-    ref = whole.eval(whole.setup(p), V).as_dict()
-    got = split.eval(split.setup(p), V).as_dict()
-    ev = split.evaluator(split.setup(p))(V)
+    ref = whole.eval(whole.setup(p), V, backend="jax").as_dict()
+    got = split.eval(split.setup(p), V, backend="jax").as_dict()
+    ev = split.evaluator(split.setup(p), backend="jax")(V)
     import jax.numpy as jnp
 
     # V already a JAX (device) array: used as is, padded on the device (5 → bucket 8)
-    ev_dev = split.evaluator(split.setup(p))(jnp.asarray(V))
-    ev_whole = whole.evaluator(whole.setup(p))(jnp.asarray(V))
+    ev_dev = split.evaluator(split.setup(p), backend="jax")(jnp.asarray(V))
+    ev_whole = whole.evaluator(whole.setup(p), backend="jax")(jnp.asarray(V))
     for k in ("residual_resist", "residual_react", "jacobian_resist", "jacobian_react"):
         assert np.array_equal(np.asarray(ref[k]), np.asarray(got[k])), k
         assert np.array_equal(np.asarray(ref[k]), np.asarray(ev[k])), k
@@ -155,11 +155,12 @@ def test_limiting_evaluator_matches_eval(corpus, monkeypatch):
     ps = rng.uniform(-0.2, 0.8, (5, whole.num_states))
     p = {"is": np.full(5, 3e-14), "rs": np.full(5, 2.0)}
     for enable in (True, False):
-        ref = whole.eval(whole.setup(p), V, analysis="tran", prev_state=ps, enable_lim=enable).as_dict()
+        ref = whole.eval(whole.setup(p), V, analysis="tran", prev_state=ps, enable_lim=enable,
+                         backend="jax").as_dict()
         if enable:
             assert np.any(np.asarray(ref["lim_rhs_resist"]) != 0)  # limiting is active at these points
         for m in (whole, split):
-            got = m.evaluator(m.setup(p), analysis="tran", limiting=True)(V, ps, enable)
+            got = m.evaluator(m.setup(p), analysis="tran", limiting=True, backend="jax")(V, ps, enable)
             for k in ("residual_resist", "residual_react", "jacobian_resist", "jacobian_react",
                       "lim_rhs_resist", "lim_rhs_react", "states"):
                 assert np.array_equal(np.asarray(ref[k]), np.asarray(got[k])), (k, enable)

@@ -796,7 +796,8 @@ class Model:
         return f"{self._cache_key}:{what}:{size}:scales={self._with_scales}"
 
     def function(self, names: list[str], fixed: Mapping[str, Any] | None = None, *,
-                 analysis: str | int = "dc", sim_params: Mapping[str, float] | None = None):
+                 analysis: str | int = "dc", sim_params: Mapping[str, float] | None = None,
+                 backend: str | None = None):
         """A pure, differentiable JAX function of some parameters, the temperature and the voltages.
 
         Returns ``f(values, temperature, V) -> dict`` for ONE instance, where ``values`` maps each
@@ -809,6 +810,11 @@ class Model:
         ``f`` runs the generated code with the gradient-safe runtime (``_rt_grad``): the same
         values, finite derivatives through untaken branches, and loops as a bounded ``lax.scan``
         so that reverse mode works too (docs/codegen.md, "Gradients").
+
+        ``backend`` (default as :meth:`eval`: native on a CPU): ``"native"`` computes the values
+        with the native kernels (XLA FFI) under a ``jax.custom_jvp`` whose voltage tangents of the
+        residuals are ``J·dV`` from the kernel's Jacobian and whose other tangents come from the
+        JAX function above; ``"jax"`` returns the JAX function itself.
         """
         jax = _jax()
         import jax.numpy as jnp
@@ -831,7 +837,7 @@ class Model:
                 return jnp.asarray(values[wanted["$mfactor"]], jnp.float64)
             return jnp.asarray(vals.get("$mfactor", 1.0), jnp.float64)
 
-        def f(values: Mapping[str, Any], temperature: Any, V: Any) -> dict[str, Any]:
+        def init_inputs(values: Mapping[str, Any], temperature: Any) -> dict[str, Any]:
             inp: dict[str, Any] = {}
             for p in self.ir.init.params:
                 key = p.name.lower()
@@ -850,13 +856,20 @@ class Model:
                     inp[p.value] = mfactor(values)
                 else:
                     inp[p.value] = jnp.bool_(True)
-            init = grad_module["init"](inp, sp)
+            return inp
+
+        def extra_inputs(init: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
             extra = {}
             for _v, how, data in self._eval_inputs:
                 if how == "param" and f"param:{data}" not in init:
                     key = data.lower()
                     extra[data] = (jnp.asarray(values[wanted[key]], jnp.float64) if key in wanted
                                    else jnp.asarray(vals.get(key, 0.0)))
+            return extra
+
+        def f(values: Mapping[str, Any], temperature: Any, V: Any) -> dict[str, Any]:
+            init = grad_module["init"](init_inputs(values, temperature), sp)
+            extra = extra_inputs(init, values)
             ev = {"V": jnp.asarray(V, jnp.float64), "labels": labels, "init": init,
                   "given": {k: jnp.bool_(k.lower() in given or k.lower() in wanted) for k in probe["given"]},
                   "extra": extra, "temperature": jnp.asarray(temperature, jnp.float64),
@@ -867,10 +880,16 @@ class Model:
             res = self._eval_jax_batch(one, sp, grad_module)
             return {k: v[0] for k, v in res.items()}
 
+        from .native._backend import choose_backend
+
+        if choose_backend(backend) == "native":  # values from the kernel, f for the tangents
+            from .native._backend import function as native_function
+
+            return native_function(self, f, init_inputs, extra_inputs, mfactor, probe, given | set(wanted), flags)
         return f
 
     def evaluator(self, state: dict[str, Any], *, analysis: str | int = "dc", enable_lim: bool = False,
-                  limiting: bool = False):
+                  limiting: bool = False, backend: str | None = None):
         """A compiled evaluator with the setup state kept on the device: ``f(V) -> dict``.
 
         ``V`` is (N, n) node voltages for the N instances of ``state`` (V; A for flow unknowns).
@@ -883,13 +902,25 @@ class Model:
         previous Newton iteration ``prev_state`` (N, :attr:`num_states`) and OSDI's
         ``enable_lim`` flag ``enable`` given per call (``enable_lim`` is then ignored); the
         result also holds ``lim_rhs_resist``/``lim_rhs_react`` and the new ``states``.
+
+        ``backend``: as :meth:`eval` (``"numpy"`` is not offered here). The native evaluator packs
+        the state once into kernel rows; each call is one jitted program around one XLA FFI call
+        of the kernel, and ``f`` may itself be called inside ``jax.jit``/``lax.while_loop``.
         """
         jax = _jax()
         import jax.numpy as jnp
+        from .native._backend import choose_backend
 
         nb = state["labels"].shape[0]
         size = 1 << max(0, (nb - 1).bit_length())
         flags = _ANALYSIS[analysis] if isinstance(analysis, str) else int(analysis)
+        backend = choose_backend(backend)
+        if backend == "native":
+            from .native._backend import evaluator
+
+            return evaluator(self, state, flags, enable_lim, limiting)
+        if backend != "jax":
+            raise Va2JaxError(f"module {self.name}: the evaluator runs on the jax or native backend, not {backend!r}")
         pad = self._padder(size)
         dynamic = _LIMIT_DYNAMIC if limiting else _VOLT_DYNAMIC
 
@@ -953,7 +984,7 @@ class Model:
             """The evaluator of the one-instance state repeated ``m`` times (as :meth:`eval`)."""
             if m not in wider:
                 wider[m] = self.evaluator(self._tile_state(state, m), analysis=analysis,
-                                          enable_lim=enable_lim, limiting=limiting)
+                                          enable_lim=enable_lim, limiting=limiting, backend="jax")
             return wider[m]
 
         if limiting:
@@ -1122,10 +1153,11 @@ class Model:
 
     def eval(self, state: dict[str, Any], voltages: Any, *, analysis: str | int = "dc",
              prev_state: Any = None, enable_lim: bool = False, enable_integration: bool | None = None,
-             backend: str = "jax") -> EvalOutput:
+             backend: str | None = None) -> EvalOutput:
         """Evaluate residuals and Jacobians at node voltages ``voltages`` (n,) or (N, n) in V (A for
         flow unknowns), descriptor order. ``analysis`` is a name (``dc``, ``tran``, ``ac``, …) or OSDI
-        ANALYSIS_* bits. ``backend="jax"`` runs jit+vmap-compiled code (fast after compiling);
+        ANALYSIS_* bits. ``backend`` (default: ``VA2JAX_BACKEND``, else native on a CPU, jax on
+        an accelerator): ``"jax"`` runs jit+vmap-compiled code (fast after compiling);
         ``backend="numpy"`` runs the same generated code eagerly with NumPy (no compile);
         ``backend="native"`` the model compiled to machine code by LLVM (:mod:`.native`).
         ``enable_integration`` (OSDI's flag for ``idt`` states): ``None`` follows OSDI's eval with
@@ -1164,12 +1196,15 @@ class Model:
         if enable_integration is not None:
             inp["enable_integration"] = np.full(nb, bool(enable_integration))
         flat = inp
+        from .native._backend import choose_backend
+
+        backend = choose_backend(backend)
         if backend == "numpy":
             out = self._eval_numpy(flat, state["sp"], nb)
         elif backend == "native":
-            from .native._kernel import eval_model
+            from .native._backend import eval_numpy
 
-            out = eval_model(self, flat, state["sp"], nb)
+            out = eval_numpy(self, flat, state["sp"], nb)
         elif backend != "jax":
             raise Va2JaxError(f"unknown backend {backend!r} (jax, numpy or native)")
         elif hasattr(self._module, "EVAL_PARTS"):

@@ -51,8 +51,9 @@ def _run_corpus(args: argparse.Namespace) -> int:
         report.mkdir(parents=True, exist_ok=True)
         # The default reference keeps the name conformance.md; another opt level gets its own
         # report (conformance-O0.md + conformance-O0/) so the two sit side by side in docs/.
-        stem = "conformance" + (f"-O{args.reference_opt_level}"
-                                if args.reference_opt_level is not None else "")
+        # The native backend's reports sit beside them too (conformance-native-O0.md).
+        stem = "conformance" + ("-native" if args.backend == "native" else "") + (
+            f"-O{args.reference_opt_level}" if args.reference_opt_level is not None else "")
         pdir = report / stem
 
         def on_result(entry, res):
@@ -92,7 +93,7 @@ def _run_corpus(args: argparse.Namespace) -> int:
                                                   if v and v > REL_TOL)
                 print(f"FAILED {e['file']}: {why}")
         print(f"{npass} of {len(entries)} corpus files pass"
-              + (f"; report: {report / 'conformance.md'}" if report is not None else ""))
+              + (f"; report: {report / (stem + '.md')}" if report is not None else ""))
     return 0 if npass == len(entries) else 1
 
 

@@ -1,0 +1,549 @@
+"""The native kernel behind :class:`va2jax.Model`: ``eval``, ``evaluator`` and ``function``.
+
+Hooks called from ``codegen/_model.py`` (one line each there):
+
+* :func:`eval_numpy` — ``Model.eval(..., backend="native")``: NumPy in, NumPy out, the kernel called
+  through ctypes; input rows built column-vectorised, outputs assembled with one ``np.add.at`` per
+  output (no JAX import, no per-entry Python loop).
+* :func:`evaluator` — ``Model.evaluator`` on the native backend: the setup state is packed once into
+  kernel rows on the device; each call is one jitted program (branch voltages gathered from ``V``,
+  written into the rows, one XLA FFI call of the kernel, dense outputs scattered). The returned
+  ``f`` is traceable: it may be called inside ``jax.jit``/``lax.while_loop``/``scan``.
+* :func:`function` — ``Model.function`` on the native backend: the values come from the native init
+  and eval (XLA FFI), derivatives from a ``jax.custom_jvp`` rule: voltage tangents of the residuals
+  are ``J · dV`` from the kernel's own Jacobian outputs; every other tangent (parameters,
+  temperature, the Jacobian's own voltage tangents) is forward-mode JAX through the model's
+  gradient-safe JAX function, traced only when such a tangent is not symbolically zero.
+
+Assembly order: a collapsed node receives the contributions of all nodes mapped onto it; they are
+added to 0 one by one in entry order (as OSDI's load functions and the NumPy backend do). In JAX
+this is done by scatter passes with unique indices (pass *t* adds each target's *t*-th entry), so
+the sums are bit for bit those of NumPy whatever XLA's scatter order.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from ...errors import Va2JaxError
+from ._kernel import NativeKernel, model_kernel
+
+_RES = ("rr", "rq", "lr", "lq")
+#: batches up to this size are assembled inside the jitted call (latency); larger ones by NumPy
+_SMALL = 64
+_JAC = ("jr", "jq")
+
+
+@dataclasses.dataclass
+class _Plan:
+    """Where each kernel column comes from / goes to, for one model."""
+
+    kernel: NativeKernel
+    n: int  # unknowns (dense width)
+    num_states: int
+    volt_ab: np.ndarray  # (m, 3): column, node a, node b (b ≥ 0)
+    volt_a: np.ndarray  # (m, 2): column, node a (single-node probes, flows)
+    prev: np.ndarray  # (m, 2): column, state index
+    enable_lim: np.ndarray  # columns
+    static_cols: list[tuple[int, str]]  # (column, MIR value name) filled from the setup state
+    analysis_col: int
+    res: dict[str, tuple[np.ndarray, np.ndarray]]  # prefix → (output columns, node)
+    jac: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]  # prefix → (columns, row, col)
+    ns: list[int | None]  # output column of each $limit state (None: absent → 0)
+    assemblies: dict = dataclasses.field(default_factory=dict)  # (labels of one instance, scales) →
+
+    def assembly(self, lab: np.ndarray, with_scales: bool) -> _Assembly:
+        """The :class:`_Assembly` for node labels ``lab`` (N, n); cached when all rows are equal."""
+        if not (lab == lab[:1]).all():
+            return _Assembly(self, lab, with_scales)
+        key = (lab[0].tobytes(), with_scales)
+        a = self.assemblies.get(key)
+        if a is None:
+            a = self.assemblies[key] = _Assembly(self, lab[:1], with_scales)
+        return a
+
+
+def plan(model) -> _Plan:
+    """The column plan of ``model``'s native kernel (built once per model)."""
+    p = getattr(model, "_native_plan", None)
+    if p is not None:
+        return p
+    k = model_kernel(model)
+    how = {v: (h, d) for v, h, d in model._eval_inputs}
+    ab, a1, prev, en, static = [], [], [], [], []
+    analysis_col = -1
+    for c, name in enumerate(k.eval_in_names):
+        if name == "analysis":
+            analysis_col = c
+            continue
+        h, d = how[name]
+        if h == "volt":
+            (ab if d[1] >= 0 else a1).append((c, d[0], d[1]) if d[1] >= 0 else (c, d[0]))
+        elif h == "prev_state":
+            prev.append((c, d))
+        elif h == "enable_lim":
+            en.append(c)
+        else:
+            static.append((c, name))
+    col = {nm: c for c, nm in enumerate(k.eval_out_names)}
+    res = {}
+    for pre in _RES:
+        ent = [(col[f"{pre}{i}"], i) for i in range(model._n) if f"{pre}{i}" in col]
+        res[pre] = (np.array([e[0] for e in ent], np.int64), np.array([e[1] for e in ent], np.int64))
+    jac = {}
+    for pre in _JAC:
+        ent = [(col[f"{pre}{kk}"], i, j) for kk, i, j in model._jr if f"{pre}{kk}" in col]
+        jac[pre] = tuple(np.array([e[t] for e in ent], np.int64) for t in range(3))
+    p = _Plan(k, model._n, model.num_states, np.array(ab, np.int64).reshape(-1, 3),
+              np.array(a1, np.int64).reshape(-1, 2), np.array(prev, np.int64).reshape(-1, 2),
+              np.array(en, np.int64), static, analysis_col, res, jac,
+              [col.get(f"ns{s}") for s in range(model.num_states)])
+    model._native_plan = p
+    return p
+
+
+def _rows(model, p: _Plan, inp: dict[str, Any], nb: int, *, dynamic: bool = True) -> np.ndarray:
+    """Kernel input rows (nb, n_in) from an eval input dict as ``Model.eval`` builds it.
+    ``dynamic=False`` leaves the voltage, ``prev_state`` and ``enable_lim`` columns 0."""
+    k = p.kernel
+    rows = np.zeros((nb, k.n_in_eval), np.float64)
+    ein, lab = model._batch_inputs(inp, nb, np, frozenset(n for _c, n in p.static_cols), which="static")
+    for c, name in p.static_cols:
+        rows[:, c] = ein[name]
+    rows[:, p.analysis_col] = inp["analysis"]
+    if dynamic:
+        vext = np.concatenate([np.asarray(inp["V"], np.float64), np.zeros((nb, 1))], axis=1)
+        vused = np.take_along_axis(vext, lab, axis=1)
+        if len(p.volt_ab):
+            rows[:, p.volt_ab[:, 0]] = vused[:, p.volt_ab[:, 1]] - vused[:, p.volt_ab[:, 2]]
+        if len(p.volt_a):
+            rows[:, p.volt_a[:, 0]] = vused[:, p.volt_a[:, 1]]
+        if len(p.prev):
+            rows[:, p.prev[:, 0]] = np.asarray(inp["prev_state"], np.float64)[:, p.prev[:, 1]]
+        if len(p.enable_lim):
+            rows[:, p.enable_lim] = np.asarray(inp["enable_lim"], np.float64)[:, None]
+    return rows, lab
+
+
+def _ranks(target: np.ndarray) -> np.ndarray:
+    """For each position, how many earlier positions have the same target (0 for the first)."""
+    if not len(target):
+        return np.zeros(0, np.int64)
+    order = np.argsort(target, kind="stable")
+    t = target[order]
+    start = np.r_[0, np.flatnonzero(t[1:] != t[:-1]) + 1]
+    first = np.repeat(start, np.diff(np.r_[start, len(t)]))
+    rank = np.empty(len(t), np.int64)
+    rank[order] = np.arange(len(t)) - first
+    return rank
+
+
+class _Assembly:
+    """The dense outputs as gathers from the kernel's outputs, for fixed node labels.
+
+    Every dense output element (of every output, concatenated) is ``((0 + s_0) + s_1) + …`` over
+    the kernel output entries collapsed onto it, in entry order; pass ``t`` gathers each element's
+    ``t``-th source (or a zero slot). Sources: the kernel outputs, their negations (``lim_rhs_*``)
+    and, with scales, their absolute values."""
+
+    def __init__(self, p: _Plan, lab: np.ndarray, with_scales: bool):
+        # equal labels for all instances (the usual case): index arrays for one instance, applied
+        # row by row; otherwise for the whole batch flattened into one row
+        self.uniform = bool((lab == lab[:1]).all())
+        if self.uniform:
+            lab = lab[:1]
+        nb, n = lab.shape[0], p.n
+        no = p.kernel.n_out_eval
+        S = nb * no
+        self.with_scales = with_scales
+        self._spec: dict[int, list] = {}
+        self.zero = (3 if with_scales else 2) * S
+        inst = np.arange(nb)[:, None]
+        specs = [("residual_resist", "rr", 0), ("residual_react", "rq", 0),
+                 ("jacobian_resist", "jr", 0), ("jacobian_react", "jq", 0),
+                 ("lim_rhs_resist", "lr", S), ("lim_rhs_react", "lq", S)]
+        if with_scales:
+            specs += [("scale_residual_resist", "rr", 2 * S), ("scale_residual_react", "rq", 2 * S),
+                      ("scale_jacobian_resist", "jr", 2 * S), ("scale_jacobian_react", "jq", 2 * S)]
+        self.outputs: list[tuple[str, int, tuple[int, ...]]] = []  # name, offset, shape
+        tgts, srcs = [], []
+        off = 0
+        for name, pre, base in specs:
+            if pre in p.res:
+                cols, node = p.res[pre]
+                li = lab[:, node]
+                keep = li < n
+                tgt = inst * n + li
+                shape = (nb, n)
+            else:
+                cols, i, j = p.jac[pre]
+                li, lj = lab[:, i], lab[:, j]
+                keep = (li < n) & (lj < n)
+                tgt = (inst * n + li) * n + lj
+                shape = (nb, n, n)
+            src = base + inst * no + cols[None, :]
+            tgts.append(off + tgt[keep])  # row-major: instance by instance, entries in order
+            srcs.append(src[keep])
+            self.outputs.append((name, off, shape))
+            off += int(np.prod(shape))
+        ns = p.num_states
+        if ns:
+            c = np.array([-1 if x is None else x for x in p.ns], np.int64)
+            src = np.where(c[None, :] >= 0, inst * no + c[None, :], self.zero)
+            tgts.append(off + (inst * ns + np.arange(ns)[None, :]).ravel())
+            srcs.append(src.ravel())
+        self.outputs.append(("states", off, (nb, ns)))
+        off += nb * ns
+        tgt, src = np.concatenate(tgts), np.concatenate(srcs)
+        rank = _ranks(tgt)
+        self.size = off
+        # pass 0: every position's first source (or the zero slot); positions with several
+        # sources (collapsed nodes, m of them) are summed in a compact (m,) vector, pass by pass
+        first = np.full(off, self.zero, np.int64)
+        first[tgt[rank == 0]] = src[rank == 0]
+        multi = np.unique(tgt[rank == 1]) if len(rank) else np.zeros(0, np.int64)
+        where_multi = np.full(off, -1, np.int64)
+        where_multi[multi] = np.arange(len(multi))
+        extra = []
+        for r in range(int(rank.max()) + 1 if len(rank) else 0):
+            idx = np.full(len(multi), self.zero, np.int64)
+            sel = (rank == r) & (where_multi[tgt] >= 0)
+            idx[where_multi[tgt[sel]]] = src[sel]
+            extra.append(idx)
+        self.m = len(multi)
+        self.n_extra = len(extra) if self.m else 0
+        # final position → pass-0 value (index < off) or summed value (off + k)
+        pick = np.arange(off)
+        pick[multi] = off + np.arange(len(multi))
+        self.passes = [first] + (extra if self.m else []) + [pick]
+
+    def flat(self, out, xp, passes=None):
+        """All dense outputs concatenated: (nb, size) with uniform labels, else (1, nb·size)."""
+        rows = out if self.uniform else out.reshape(1, -1)
+        parts = [rows, -rows] + ([xp.abs(rows)] if self.with_scales else []) + [xp.zeros((rows.shape[0], 1), out.dtype)]
+        src = xp.concatenate(parts, axis=1)
+        idx = np.concatenate(self.passes[:-1]) if passes is None else passes[0]
+        pick = self.passes[-1] if passes is None else passes[1]
+        g = src[:, idx]  # one gather for all passes
+        zero = xp.zeros((rows.shape[0], 1), out.dtype)
+        acc = zero + g[:, :self.size]  # 0 + x, as the NumPy assembly adds into zeros
+        if not self.m:
+            return acc
+        e = zero
+        for t in range(self.n_extra):
+            o = self.size + t * self.m
+            e = e + g[:, o:o + self.m]
+        return xp.concatenate([acc, e], axis=1)[:, pick]
+
+    def split(self, acc, nb: int) -> dict[str, Any]:
+        """:meth:`flat`'s result → the outputs by name."""
+        spec = self._spec.get(nb)
+        if spec is None:
+            spec = self._spec[nb] = [(name, o, o + int(np.prod(shape)), (nb,) + shape[1:])
+                                     for name, o, shape in self.outputs]
+        return {name: acc[:, a:b].reshape(shape) for name, a, b, shape in spec}
+
+    def _run(self, out, xp, passes=None) -> dict[str, Any]:
+        return self.split(self.flat(out, xp, passes), out.shape[0])
+
+    def numpy(self, out: np.ndarray) -> dict[str, np.ndarray]:
+        return self._run(out, np)
+
+    def jax(self, out, passes) -> dict[str, Any]:
+        """In a traced function; ``passes``: the concatenated :attr:`passes` (constant or traced)."""
+        import jax.numpy as jnp
+
+        return self._run(out, jnp, passes)
+
+
+def eval_numpy(model, inp: dict[str, Any], sp: dict[str, Any], nb: int) -> dict[str, np.ndarray]:
+    """``Model.eval(..., backend="native")``: the kernel through ctypes, NumPy in and out."""
+    p = plan(model)
+    rows, lab = _rows(model, p, inp, nb)
+    out = p.kernel.eval(p.kernel.shared_values(sp), rows)
+    return p.assembly(np.asarray(lab), model._with_scales).numpy(out)
+
+
+def _calls(model):
+    """``(init_call, eval_call)`` XLA FFI functions of the model's kernel (registered once)."""
+    c = getattr(model, "_native_calls", None)
+    if c is None:
+        from ._ffi import kernel_calls
+
+        k = model_kernel(model)
+        c = model._native_calls = kernel_calls(k, label=model.name, min_rows_per_task=min_rows_per_task(model))
+    return c
+
+
+def min_rows_per_task(model) -> int:
+    """Rows per thread-pool task: about 50 µs of kernel work (pool wake-ups cost 5–50 µs).
+
+    The kernel's time per row is estimated from its size: ≈ 1 ns per output column plus
+    ≈ 1 ns per input column is a lower bound measured on diode-size kernels (15 ns per row with 16
+    columns), PSP103 (455 in, 106 out) runs ≈ 1.6–2.6 µs per row; ``max(8, 50 µs / estimate)``
+    keeps tasks at tens of µs for both."""
+    k = model_kernel(model)
+    est_ns = 4.0 * (k.n_in_eval + k.n_out_eval) + 10.0  # PSP103: ≈ 2.3 µs; diode: ≈ 80 ns
+    return max(8, int(50_000.0 / est_ns))
+
+
+def evaluator(model, state: dict[str, Any], flags: int, enable_lim: bool, limiting: bool):
+    """``Model.evaluator`` on the native backend (see the module docstring); ``f`` as there."""
+    import jax
+    import jax.numpy as jnp
+
+    p = plan(model)
+    nb = state["labels"].shape[0]
+    n = p.n
+    static = {"labels": state["labels"], "init": state["init"], "given": state["given"],
+              "extra": state["extra"], "temperature": state["temperature"], "mfactor": state["mfactor"],
+              "analysis": np.full(nb, flags, np.int32), "enable_lim": np.full(nb, bool(enable_lim)),
+              "prev_state": np.zeros((nb, model.num_states))}
+    rows0, lab = _rows(model, p, static, nb, dynamic=False)
+    lab = np.asarray(lab)
+    if len(p.enable_lim) and not limiting:
+        rows0[:, p.enable_lim] = float(bool(enable_lim))
+    asm = p.assembly(lab, model._with_scales)
+    _init_call, eval_call = _calls(model)
+    # per-call columns: row source [V, 0, prev_state, enable]; column = src[ia] - src[ib] (ib → the
+    # 0 slot for single-node probes: x − 0.0 is x), the labels folded into ia/ib
+    ns = model.num_states
+    dyn_cols, ia, ib = [], [], []
+    for c, a, b in p.volt_ab:
+        dyn_cols.append(c), ia.append(lab[:, a]), ib.append(lab[:, b])
+    for c, a in p.volt_a:
+        dyn_cols.append(c), ia.append(lab[:, a]), ib.append(np.full(nb, n))
+    if limiting:
+        for c, k in p.prev:
+            dyn_cols.append(c), ia.append(np.full(nb, n + 1 + k)), ib.append(np.full(nb, n))
+        for c in p.enable_lim:
+            dyn_cols.append(c), ia.append(np.full(nb, n + 1 + ns)), ib.append(np.full(nb, n))
+    dyn_cols = np.array(dyn_cols, np.int64)
+    ia = np.stack(ia, axis=1).astype(np.int32) if len(dyn_cols) else np.zeros((nb, 0), np.int32)
+    ib = np.stack(ib, axis=1).astype(np.int32) if len(dyn_cols) else np.zeros((nb, 0), np.int32)
+    if (ia == ia[:1]).all() and (ib == ib[:1]).all():
+        ia, ib = ia[:1], ib[:1]
+    consts = (rows0, p.kernel.shared_values(state["sp"]), ia, ib,
+              (np.concatenate(asm.passes[:-1]).astype(np.int32), asm.passes[-1].astype(np.int32)))
+    if sum(np.asarray(x).nbytes for x in jax.tree_util.tree_leaves(consts)) > (1 << 20):
+        # large batches: the state goes to the device once and is passed as arguments
+        consts = jax.tree_util.tree_map(jnp.asarray, consts)
+        baked = None
+    else:
+        # small ones: NumPy constants baked into the program (each argument costs dispatch time)
+        baked, consts = consts, None
+
+    # small batches: a full-width gather and one select (one fused loop: least latency); large
+    # ones: a scatter of the few per-call columns (XLA's gathers cost ≈ 10 ns per element)
+    uniform_rows = ia.shape[0] == 1 and nb <= _SMALL
+    if uniform_rows and len(dyn_cols):  # a full-width gather and one select: one fused loop
+        mask = np.zeros((1, p.kernel.n_in_eval), bool)
+        mask[0, dyn_cols] = True
+        colmap = np.zeros(p.kernel.n_in_eval, np.int32)
+        colmap[dyn_cols] = np.arange(len(dyn_cols))
+    consts = (rows0, p.kernel.shared_values(state["sp"]), ia, ib,
+              (np.concatenate(asm.passes[:-1]).astype(np.int32), asm.passes[-1].astype(np.int32)))
+    if sum(np.asarray(x).nbytes for x in jax.tree_util.tree_leaves(consts)) > (1 << 20):
+        # large batches: the state goes to the device once and is passed as arguments
+        consts = jax.tree_util.tree_map(jnp.asarray, consts)
+        baked = None
+    else:
+        # small ones: NumPy constants baked into the program (each argument costs dispatch time)
+        baked, consts = consts, None
+
+    def kernel_out(consts, V, prev_state, enable):
+        rows0, shared, ia, ib, passes = baked if consts is None else consts
+        V = jnp.asarray(V, jnp.float64)
+        parts = [V, jnp.zeros((nb, 1), V.dtype)]
+        if limiting:
+            parts += [jnp.broadcast_to(jnp.asarray(prev_state, jnp.float64), (nb, ns)),
+                      jnp.broadcast_to(jnp.asarray(enable, jnp.float64), (nb, 1))]
+        src = jnp.concatenate(parts, axis=1)
+        rows = jnp.asarray(rows0)
+        if len(dyn_cols):
+            ia_, ib_ = jnp.broadcast_to(ia, (nb, ia.shape[1])), jnp.broadcast_to(ib, (nb, ib.shape[1]))
+            dyn = jnp.take_along_axis(src, ia_, axis=1) - jnp.take_along_axis(src, ib_, axis=1)
+            if uniform_rows:
+                rows = jnp.where(mask, dyn[:, colmap], rows)
+            else:
+                rows = rows.at[:, dyn_cols].set(dyn, unique_indices=True)
+        return eval_call(shared, rows), passes
+
+    def body(consts, V, prev_state, enable):
+        out, passes = kernel_out(consts, V, prev_state, enable)
+        return asm.jax(out, passes)
+
+    from .._model import FUSION_ON
+
+    def flat_body(consts, V, prev_state, enable):
+        out, passes = kernel_out(consts, V, prev_state, enable)
+        return asm.flat(out, jnp, passes)
+
+    # called eagerly: one output buffer (each output of a jitted call costs dispatch time), split
+    # into NumPy views (zero-copy on the CPU). Fusion on: the gathers, selects and adds here are
+    # exact whatever XLA fuses (no multiplication to contract); fewer kernels, less latency.
+    jitted = jax.jit(flat_body, compiler_options=FUSION_ON)
+
+    # large batches called eagerly: the kernel's outputs assembled by NumPy on the host (its
+    # gathers are ≈ 10× faster than XLA's CPU gather; the outputs are NumPy views either way)
+    jitted_out = jax.jit(lambda *a: kernel_out(*a)[0])
+
+    def g(consts, V, prev_state, enable):
+        if any(isinstance(x, jax.core.Tracer) for x in (V, prev_state, enable)):
+            return body(consts, V, prev_state, enable)  # inside the caller's jit / loop
+        if nb > _SMALL:
+            return asm.numpy(np.asarray(jitted_out(consts, V, prev_state, enable)))
+        return asm.split(np.asarray(jitted(consts, V, prev_state, enable)), nb)
+
+    def check(V) -> int:
+        shp = np.shape(V)
+        if len(shp) != 2 or shp[1] != n:
+            raise Va2JaxError(f"module {model.name}: evaluator expects (N, {n}) node "
+                              f"voltages {model.nodes}, got shape {shp}")
+        if shp[0] != nb and nb != 1:
+            raise Va2JaxError(f"module {model.name}: {shp[0]} operating points for {nb} instances")
+        return shp[0]
+
+    wider: dict[int, Any] = {}
+
+    def broadcast(m: int):
+        if m not in wider:
+            wider[m] = evaluator(model, model._tile_state(state, m), flags, enable_lim, limiting)
+        return wider[m]
+
+    if limiting:
+        def f(V, prev_state, enable):
+            m = check(V)
+            return g(consts, V, prev_state, enable) if m == nb else broadcast(m)(V, prev_state, enable)
+
+        f(np.zeros((nb, n)), np.zeros((nb, model.num_states)), False)
+    else:
+        def f(V):
+            m = check(V)
+            return g(consts, V, None, False) if m == nb else broadcast(m)(V)
+
+        f(np.zeros((nb, n)))
+    f.jitted, f.consts, f.body = jitted, consts, body
+    return f
+
+
+def choose_backend(backend: str | None) -> str:
+    """The backend ``Model.eval``/``evaluator`` use: ``backend`` when given, else
+    ``VA2JAX_BACKEND``, else ``"native"`` when computations go to the CPU and ``"jax"`` otherwise
+    (an accelerator). Never a silent fallback: a native kernel that cannot be built is an error."""
+    if backend is None:
+        from ... import _config
+
+        backend = _config.get("BACKEND")
+    if backend is None:
+        from .._exe_cache import target_platform
+
+        backend = "native" if target_platform() == "cpu" else "jax"
+    if backend not in ("jax", "numpy", "native"):
+        raise Va2JaxError(f"unknown backend {backend!r} (jax, numpy or native)")
+    return backend
+
+
+def function(model, jax_f, init_inputs, extra_inputs, mfactor, probe: dict[str, Any], given: set[str],
+             flags: int):
+    """``Model.function`` on the native backend: ``f(values, temperature, V) -> dict`` for one
+    instance, the values from the native init and eval (XLA FFI, traceable), derivatives from a
+    ``jax.custom_jvp`` rule (module docstring). ``jax_f`` is the JAX function ``Model.function``
+    built (same signature and outputs); ``init_inputs``/``extra_inputs``/``mfactor`` its helpers;
+    ``probe`` the setup state node collapsing was decided from; ``given`` the parameter names
+    (lower case) that count as given."""
+    import jax
+    import jax.numpy as jnp
+    from jax.custom_derivatives import SymbolicZero
+
+    from .._model import _ANALYSIS
+
+    p = plan(model)
+    k = p.kernel
+    init_call, eval_call = _calls(model)
+    shared = k.shared_values(probe["sp"])
+    lab = np.asarray(probe["labels"])[:1]
+    lab = np.where(lab < 0, p.n, lab)  # ground → the zero column, as Model._batch_inputs
+    asm = _Assembly(p, lab, model._with_scales)
+    how = {v: (h, d) for v, h, d in model._eval_inputs}
+    init_col = {nm: c for c, nm in enumerate(k.init_out_names)}
+    integrate = float((flags & _ANALYSIS["ic"]) == 0)
+    n = p.n
+
+    def primal(values, temperature, V):
+        inp = init_inputs(values, temperature)
+        irow = jnp.stack([jnp.asarray(inp[nm], jnp.float64) for nm in k.init_in_names])[None, :] \
+            if k.n_in_init else jnp.zeros((1, 0))
+        iout = init_call(shared, irow)[0]
+        extra = extra_inputs({nm: None for nm in k.init_out_names}, values)
+        vext = jnp.concatenate([jnp.asarray(V, jnp.float64).reshape(n), jnp.zeros(1)])
+        temp = jnp.asarray(temperature, jnp.float64)
+        cols = []
+        for nm in k.eval_in_names:
+            if nm == "analysis":
+                cols.append(float(flags))
+                continue
+            h, d = how[nm]
+            if h == "volt":
+                va = vext[lab[0, d[0]]]
+                cols.append(va - vext[lab[0, d[1]]] if d[1] >= 0 else va)
+            elif h == "param":
+                cols.append(iout[init_col[f"param:{d}"]] if f"param:{d}" in init_col else extra[d])
+            elif h == "given":
+                cols.append(float(d.lower() in given))
+            elif h == "temp":
+                cols.append(temp)
+            elif h == "mfactor":
+                cols.append(mfactor(values))
+            elif h == "cache":
+                cols.append(iout[init_col[f"cache{d}"]])
+            elif h == "enable_integration":
+                cols.append(integrate)
+            elif h == "true":
+                cols.append(1.0)
+            else:  # enable_lim, prev_state (no limiting here), zero
+                cols.append(0.0)
+        row = jnp.stack([jnp.asarray(c, jnp.float64) for c in cols])[None, :]
+        res = asm.jax(eval_call(shared, row), None)
+        return {key: v[0] for key, v in res.items()}
+
+    def is_zero(t) -> bool:
+        return isinstance(t, SymbolicZero)
+
+    def materialise(t, x):
+        return jnp.zeros(jnp.shape(x), jnp.float64) if is_zero(t) else jnp.asarray(t, jnp.float64)
+
+    @jax.custom_jvp
+    def f(values, temperature, V):
+        return primal(values, temperature, V)
+
+    def rule(primals, tangents):
+        values, temperature, V = primals
+        dvals, dT, dV = tangents
+        out = f(values, temperature, V)
+        tan = {key: jnp.zeros_like(v) for key, v in out.items()}
+        zp = all(is_zero(t) for t in jax.tree_util.tree_leaves(dvals, is_leaf=is_zero)) and is_zero(dT)
+        zv = is_zero(dV)
+        zero_vals = jax.tree_util.tree_map(lambda x: jnp.zeros(jnp.shape(x), jnp.float64), values)
+        zero_V = jnp.zeros(jnp.shape(V), jnp.float64)
+        if not zp:  # parameters and temperature: forward mode through the JAX function
+            tv = jax.tree_util.tree_map(materialise, dvals, values, is_leaf=is_zero)
+            _, t_p = jax.jvp(jax_f, primals, (tv, materialise(dT, temperature), zero_V))
+            tan = {key: tan[key] + t_p[key] for key in tan}
+        if not zv:
+            dV = jnp.asarray(dV, jnp.float64)
+            # residuals: the kernel's own Jacobian; the other outputs: the JAX function
+            _, t_v = jax.jvp(jax_f, primals, (zero_vals, jnp.zeros(jnp.shape(temperature), jnp.float64), dV))
+            for key in tan:
+                if key == "residual_resist":
+                    tan[key] = tan[key] + out["jacobian_resist"] @ dV
+                elif key == "residual_react":
+                    tan[key] = tan[key] + out["jacobian_react"] @ dV
+                else:
+                    tan[key] = tan[key] + t_v[key]
+        return out, tan
+
+    f.defjvp(rule, symbolic_zeros=True)
+    return f
