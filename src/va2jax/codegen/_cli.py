@@ -10,7 +10,7 @@ from ..errors import Va2JaxError
 def _run(args: argparse.Namespace) -> int:
     from .._paths import path_inside, safe_stem
     from ._code_cache import atomic_write
-    from ._model import compile_va
+    from ._compile import compile_va
 
     from .._cli_common import parse_kv
 
