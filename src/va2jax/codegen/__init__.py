@@ -1,6 +1,6 @@
 """IR → readable Python/JAX source, and the :class:`Model` that runs it."""
-from ._generate import GeneratedModule, generate
 from ._compile import compile_va
+from ._generate import GeneratedModule, generate
 from ._model import EvalOutput, Model, ModelParam, SetupState
 from ._xla import FUSION_ON
 

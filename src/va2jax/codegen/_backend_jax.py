@@ -112,7 +112,8 @@ def param_function(self, names: list[str], fixed: Mapping[str, Any] | None = Non
                 if key in wanted:
                     inp[p.value] = jnp.asarray(values[wanted[key]], jnp.float64)
                 elif key in vals:
-                    inp[p.value] = jnp.asarray(convert(self.name, p.name, vals[key], ptypes.get(key, REAL), (), strings))
+                    inp[p.value] = jnp.asarray(convert(self.name, p.name, vals[key], ptypes.get(key, REAL), (),
+                                                       strings))
                 else:
                     inp[p.value] = jnp.float64(0.0)
             elif p.kind == "param_given":

@@ -11,7 +11,8 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..errors import Va2JaxError
-from ..mir import INT, REAL, STR, evaluate_bound as evaluate, violations
+from ..mir import INT, REAL, STR, violations
+from ..mir import evaluate_bound as evaluate
 from ._osdi_defaults import osdi_defaults
 from ._state import EvalInput
 

@@ -14,7 +14,6 @@ import numpy as np
 from .. import _config
 from .._paths import cache_dir
 
-
 #: XLA passes va2jax disables by default: operator fusion makes XLA's compile time of large
 #: straight-line model code grow super-linearly (see docs/performance.md); without it a 4,000-op
 #: function compiles in seconds instead of minutes. ``VA2JAX_XLA_FUSION=1`` keeps XLA's defaults.

@@ -296,7 +296,8 @@ class GeneratedModel:
                 raise Va2JaxError(f"{self.name}: parameter {c} given on some instances only")
         state = self.m.setup({k: np.asarray(v) for k, v in cols.items()}, temperature=float(temperature))
         if not state["batched"]:  # scalar parameters: give the state its N instances
-            state = self.m.setup({k: np.full(n, v) for k, v in cols.items()}, temperature=np.full(n, float(temperature)))
+            state = self.m.setup({k: np.full(n, v) for k, v in cols.items()},
+                                 temperature=np.full(n, float(temperature)))
         alias = np.asarray(state["labels"])  # same convention: representative index or -1
         return GeneratedGroup(self.m, state, alias)
 
