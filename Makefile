@@ -37,6 +37,7 @@ demo: install
 	$(BIN)/va2jax demo
 
 test: install corpus
+	$(BIN)/ruff check src tests benchmarks examples scripts
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 test-all: install corpus

@@ -74,6 +74,7 @@ def main() -> None:
                     help="comma-separated: native, jax, inline, separate (default: the CPU default)")
     args = ap.parse_args()
     import os
+
     from va2jax.sim import Simulation
     from va2jax.sim.measure import oscillation_period
 

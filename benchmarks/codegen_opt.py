@@ -28,7 +28,7 @@ def main(argv: list[str]) -> int:
     from va2jax.mir import load_modules
 
     names = argv or list(MODELS)
-    print(f"| model | function | ops before CSE | ops after | replaced | generate (s) |")
+    print("| model | function | ops before CSE | ops after | replaced | generate (s) |")
     print("|---|---|---|---|---|---|")
     for nm in names:
         path = Path(nm) if nm.endswith(".va") else corpus_dir() / MODELS[nm]
@@ -38,7 +38,8 @@ def main(argv: list[str]) -> int:
         dt = time.perf_counter() - t0
         for fn, st in _generate.OPT_STATS.items():
             print(f"| {ir.name} | {fn} | {st.ops_before:,} | {st.ops_after:,} "
-                  f"({100 * (st.ops_before - st.ops_after) / max(st.ops_before, 1):.1f} % fewer) | {st.replaced:,} | {dt:.1f} |")
+                  f"({100 * (st.ops_before - st.ops_after) / max(st.ops_before, 1):.1f} % fewer) | "
+                  f"{st.replaced:,} | {dt:.1f} |")
     return 0
 
 

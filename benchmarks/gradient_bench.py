@@ -100,7 +100,7 @@ def main(argv=None) -> None:
     ap.add_argument("--timing", action="store_true", help="compile time and throughput of batch eval")
     ap.add_argument("--grad", action="store_true", help="first jit(jacfwd)/jit(grad) of Model.function")
     args = ap.parse_args(argv)
-    from va2jax.codegen._model import _jax
+    from va2jax.codegen._xla import _jax
 
     _jax()
     rows = [bench(nm, args.timing, args.grad) for nm in args.models]

@@ -36,7 +36,7 @@ sys.path.insert(0, str(HERE))
 if str(HERE.parent / "src") not in sys.path:
     sys.path.insert(0, str(HERE.parent / "src"))
 
-import model_bench as mb
+import model_bench as mb  # noqa: E402 (after sys.path is set)
 
 
 def worker(va: str, params: str, volts: str, n: int, reps: int, min_time: float) -> None:

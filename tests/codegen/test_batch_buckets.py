@@ -51,7 +51,7 @@ def test_batch_sizes_in_one_bucket_share_the_compiled_eval(corpus, monkeypatch):
 
 
 def test_fusion_only_for_large_buckets(monkeypatch):
-    from va2jax.codegen import _model
+    from va2jax.codegen import _xla as _model  # XLA configuration lives in _xla
 
     monkeypatch.setattr(_model, "FUSE_MIN_BATCH", 1024)
     monkeypatch.setattr(_model, "_FUSION_EXACT", True)
@@ -67,7 +67,7 @@ def test_fusion_only_for_large_buckets(monkeypatch):
 def test_accelerators_always_fuse(monkeypatch):
     """On a GPU an unfused eval is one kernel launch per operation: every bucket is fused there
     (unless VA2JAX_GPU_FUSION=0), whatever the CPU rule says."""
-    from va2jax.codegen import _model
+    from va2jax.codegen import _xla as _model  # XLA configuration lives in _xla
 
     monkeypatch.setattr(_model, "_FUSION_EXACT", False)
     assert _model._compiler_options(1, "gpu") == _model.FUSION_ON

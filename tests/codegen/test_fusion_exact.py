@@ -18,7 +18,7 @@ x86 = platform.machine().lower() in ("x86_64", "amd64")
 
 _PROBE = """
 import numpy as np
-import va2jax.codegen._model as m
+import va2jax.codegen._xla as m
 jax = m._jax()
 rng = np.random.default_rng(0)
 x, y, z = (rng.standard_normal(4096) for _ in range(3))
@@ -57,7 +57,7 @@ def test_without_the_cap_fusion_contracts_and_the_probe_says_so():
 
 def test_fused_model_eval_is_bit_identical_to_unfused(corpus, monkeypatch):
     from va2jax import compile_va
-    from va2jax.codegen import _model
+    from va2jax.codegen import _xla as _model  # XLA configuration lives in _xla
 
     if not _model.fusion_is_exact():
         pytest.skip("fusion contracts on this machine (va2jax's ISA cap not in force)")

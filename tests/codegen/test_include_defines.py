@@ -1,14 +1,12 @@
 """`include directories and macro definitions reach both the JAX and the OSDI path."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
-
 
 import va2jax
 from va2jax.validate import validate_file

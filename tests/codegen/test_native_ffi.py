@@ -15,11 +15,11 @@ import pytest
 
 jax = pytest.importorskip("jax")
 pytest.importorskip("llvmlite")
-import jax.numpy as jnp
+import jax.numpy as jnp  # noqa: E402 (after the skips)
 
 jax.config.update("jax_enable_x64", True)  # as va2jax.Model does: native kernels are float64
 
-from va2jax.codegen.native import _ffi
+from va2jax.codegen.native import _ffi  # noqa: E402 (after x64 is on)
 
 # Diode: shared = [is, vt]; in = [v, area]; out = [i, g] with
 #   i = area·is·(exp(v/vt) − 1)  (A),   g = ∂i/∂v = area·is·exp(v/vt)/vt  (S)

@@ -95,7 +95,7 @@ def test_guards_keep_reverse_mode_finite_and_values_identical(guard_model):
     def current(V, safe):
         return m.eval_traceable(state, V[None, :], gradient_safe=safe)["residual_resist"][0, 0]
 
-    for v, sign in ((V[0], 1), (V[1], -1)):
+    for v, _sign in ((V[0], 1), (V[1], -1)):
         raw = jax.grad(current)(v, False)
         safe = jax.grad(current)(v, True)
         assert np.isnan(float(raw[0]))

@@ -5,10 +5,9 @@ import json
 import shutil
 import subprocess
 
+import jax
 import numpy as np
 import pytest
-
-import jax
 
 from va2jax.codegen import _rt as rt
 

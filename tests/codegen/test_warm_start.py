@@ -77,7 +77,7 @@ def test_split_eval_and_evaluator_agree_with_unsplit(corpus, monkeypatch):
 
 _STORE_TWICE = r"""
 import sys, numpy as np
-import va2jax.codegen._model as m
+import va2jax.codegen._xla as m
 jax = m._jax()
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 import jax.numpy as jnp
@@ -98,7 +98,7 @@ print(float(jnp.sum(a)), float(jnp.sum(b)))
 
 _LOAD_ALL = r"""
 import glob, pickle, sys
-import va2jax.codegen._model as m
+import va2jax.codegen._xla as m
 jax = m._jax()
 import jax.numpy as jnp
 from jax.experimental import serialize_executable as se

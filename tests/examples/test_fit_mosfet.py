@@ -26,7 +26,7 @@ def test_fit_mosfet_quick():
     assert res.returncode == 0, res.stdout + res.stderr
     rows = {ln.split()[0]: ln for ln in res.stdout.splitlines() if "rel err" in ln}
     assert sorted(rows) == sorted(FITTED)
-    for name, ln in rows.items():
+    for _name, ln in rows.items():
         # columns: name, start, true (what the OSDI data was made with), fitted, "rel err", value
         _, start, true, fitted = ln.split()[:4]
         assert abs(float(true) - float(start)) > 0.1 * abs(float(true)), ln  # a real perturbation

@@ -1,13 +1,11 @@
 """Shared fixtures for the OSDI reference tests: prebuilt libraries and the C harness."""
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
-
 
 HERE = Path(__file__).resolve().parent
 

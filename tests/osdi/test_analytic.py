@@ -5,9 +5,10 @@ import math
 
 import numpy as np
 import pytest
-
 from osdi_testutil import HERE, P_K, P_Q
-from va2jax.osdi import compile_va_to_osdi, flags as F, load_library
+
+from va2jax.osdi import compile_va_to_osdi, load_library
+from va2jax.osdi import flags as F
 
 REL = 1e-13
 

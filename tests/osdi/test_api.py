@@ -5,8 +5,8 @@ import logging
 
 import numpy as np
 import pytest
-
 from osdi_testutil import HERE
+
 from va2jax.errors import Va2JaxError
 from va2jax.osdi import OsdiInitError, compile_va_to_osdi, eval_batch, load_library
 

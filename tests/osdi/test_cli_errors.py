@@ -6,7 +6,6 @@ import shutil
 import subprocess
 
 import pytest
-
 from osdi_testutil import cli
 
 
@@ -169,6 +168,7 @@ def test_demo_function_matches_shockley():
     import math
 
     from osdi_testutil import P_K, P_Q
+
     from va2jax._demo import diode_iv
 
     v, i, g = diode_iv(0.3, 0.6, 4)

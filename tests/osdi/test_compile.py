@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import pytest
 
-from osdi_testutil import HERE
 from va2jax.errors import Va2JaxError
 from va2jax.osdi import compile_va_to_osdi, load_library
 

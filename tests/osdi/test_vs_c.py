@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from osdi_testutil import max_rel, run_c
 
 from va2jax.osdi import flags as F
 from va2jax.osdi import load_library
-
-from osdi_testutil import max_rel, run_c
 
 TOL = 1e-14
 FLOOR = 1e-300

@@ -13,8 +13,7 @@ import pytest
 from scipy.optimize import brentq
 
 from va2jax.errors import Va2JaxError
-from va2jax.sim import Simulation
-from va2jax.sim import BatchSweep, sweep
+from va2jax.sim import BatchSweep, Simulation, sweep
 
 ROOT = Path(__file__).resolve().parents[2]
 KT_Q = 1.380649e-23 * 300.15 / 1.602176634e-19  # thermal voltage at 27 °C

@@ -5,10 +5,9 @@ import math
 
 import numpy as np
 import pytest
+from sim_peers import CIRCUITS, max_diff, run_ngspice, run_vacask
 
 from va2jax.sim import Simulation
-
-from sim_peers import CIRCUITS, max_diff, run_ngspice, run_vacask
 
 
 def _sim(name: str, models: str = "auto"):

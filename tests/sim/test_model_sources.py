@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from sim_peers import max_diff, run_vacask
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,13 +6,12 @@ from __future__ import annotations
 import jax
 import numpy as np
 import pytest
+from sim_peers import CIRCUITS, max_diff, run_vacask
 
 import va2jax
 from va2jax._paths import corpus_dir
 from va2jax.sim import BatchSweep, Simulation
 from va2jax.sim.adapters import GeneratedModel
-
-from sim_peers import CIRCUITS, max_diff, run_vacask
 
 KEYS = ("residual_resist", "residual_react", "jacobian_resist", "jacobian_react",
         "lim_rhs_resist", "lim_rhs_react", "states")

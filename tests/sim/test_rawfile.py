@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import numpy as np
+from sim_peers import CIRCUITS, run_ngspice
 
 from va2jax.sim.analysis import Result
 from va2jax.sim.rawfile import read_raw, write_csv, write_raw
-
-from sim_peers import CIRCUITS, run_ngspice
 
 
 def test_roundtrip_real_and_complex(tmp_path):

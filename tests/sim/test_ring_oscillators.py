@@ -9,11 +9,10 @@ step-size choice.
 from __future__ import annotations
 
 import pytest
+from sim_peers import CIRCUITS, run_ngspice, run_vacask
 
 from va2jax.sim import Simulation
 from va2jax.sim.measure import oscillation_period
-
-from sim_peers import CIRCUITS, run_ngspice, run_vacask
 
 VDD = 1.2
 TOL = 5e-3  # relative period difference allowed by the issue

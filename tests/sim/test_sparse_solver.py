@@ -3,10 +3,9 @@ LU's waveforms. The dense path is the one checked against VACASK and ngspice (te
 from __future__ import annotations
 
 import numpy as np
+from sim_peers import CIRCUITS
 
 from va2jax.sim import Simulation
-
-from sim_peers import CIRCUITS
 
 
 def _ladder(n: int, solver: str) -> str:

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from va2jax import compile_va
-from va2jax.osdi import DEFAULT_CALC, compile_va_to_osdi, flags as S, load_library
+from va2jax.osdi import DEFAULT_CALC, compile_va_to_osdi, load_library
+from va2jax.osdi import flags as S
 
 IDT = """`include "disciplines.vams"
 module integ(A, B);

@@ -1,5 +1,7 @@
 """IR → readable Python/JAX source, and the :class:`Model` that runs it."""
+from ._compile import compile_va
 from ._generate import GeneratedModule, generate
-from ._model import FUSION_ON, EvalOutput, Model, ModelParam, compile_va
+from ._model import EvalOutput, Model, ModelParam, SetupState
+from ._xla import FUSION_ON
 
-__all__ = ["FUSION_ON", "EvalOutput", "GeneratedModule", "Model", "ModelParam", "compile_va", "generate"]
+__all__ = ["FUSION_ON", "EvalOutput", "GeneratedModule", "Model", "ModelParam", "SetupState", "compile_va", "generate"]

@@ -8,11 +8,10 @@ from ..errors import Va2JaxError
 
 
 def _run(args: argparse.Namespace) -> int:
+    from .._cli_common import parse_kv
     from .._paths import path_inside, safe_stem
     from ._code_cache import atomic_write
-    from ._model import compile_va
-
-    from .._cli_common import parse_kv
+    from ._compile import compile_va
 
     model = compile_va(args.file, args.module, include_dirs=args.include, defines=parse_kv(args.define))
     out = Path(args.output)

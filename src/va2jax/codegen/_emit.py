@@ -21,8 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..errors import Va2JaxError
-from ..mir import BOOL, INT, REAL, STR, Function, Instr
-from ..mir import Loop, dominators, natural_loops, reverse_postorder, successors
+from ..mir import BOOL, INT, REAL, STR, Function, Instr, Loop, dominators, natural_loops, reverse_postorder, successors
 
 TRUE = "True"
 
@@ -407,7 +406,8 @@ class FunctionEmitter:
         carry_names = ([f"{ph.result}" for ph in header_phis] + [f"{v}" for v in live]
                        + [f"{lid}_x{k}" for k in range(len(exits))] + [f"{lid}_go"])
         init_exprs = (init_vals + [ZERO_OF.get(self.type_of(v), "rt.F64(0.0)") for v in live]
-                      + ["rt.BOOL(False)"] * len(exits) + [f"rt.BOOL({entry_pred})" if entry_pred in (TRUE, "False") else entry_pred])
+                      + ["rt.BOOL(False)"] * len(exits)
+                      + [f"rt.BOOL({entry_pred})" if entry_pred in (TRUE, "False") else entry_pred])
         # --- body
         body: list[Stmt] = []
         saved = (self._level_cache, self._level_entry, self._level_node_of, dict(self._loop_exit_flags))
@@ -442,10 +442,11 @@ class FunctionEmitter:
         body.append(Stmt((go,), tuple(n for t in back_terms for n in _names_in(t)),
                          f"{go} = " + (" | ".join(f"({t})" for t in back_terms) if back_terms else "rt.BOOL(False)")))
         exit_names = []
-        for k, (src, dst) in enumerate(exits):
+        for src, dst in exits:
             pe = self._edge_pred(h, src, dst, body_node_of, body, body_cache)
             en = self.tmp("x")
-            body.append(Stmt((en,), tuple(_names_in(pe)), f"{en} = rt.BOOL(True) & ({pe})" if pe != "False" else f"{en} = rt.BOOL(False)"))
+            body.append(Stmt((en,), tuple(_names_in(pe)),
+                             f"{en} = rt.BOOL(True) & ({pe})" if pe != "False" else f"{en} = rt.BOOL(False)"))
             exit_names.append(en)
         ret = next_names + live + exit_names + [go]
         # lanes whose loop already finished keep their carry (batch-safe without vmap)

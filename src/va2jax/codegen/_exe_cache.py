@@ -227,8 +227,6 @@ class CachedJit:
         this one is compiled) and the pending compilation (``None`` if nothing is pending).
         Several pieces compile in parallel this way; XLA's compiler does not hold the GIL.
         """
-        import jax
-
         dev = device_key()
         exe = self._exes.get(dev)
         if exe is not None:

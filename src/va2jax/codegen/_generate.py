@@ -20,7 +20,7 @@ from .. import _config
 from ..errors import Va2JaxError
 from ..mir import REAL, STR, Function, Instr, ModuleIR
 from ..simparams import DEFAULT_SIM_PARAMS
-from ._emit import FunctionEmitter, Stmt, eliminate_dead, render, _names_in
+from ._emit import FunctionEmitter, Stmt, _names_in, eliminate_dead, render
 from ._opt import CseStats, cse
 
 GENERATOR_VERSION = "1"
@@ -83,8 +83,10 @@ class _Lowering:
         if with_default:
             d = ins.operands[1]
             cast = "rt.ifcast" if em.type_of(d) != REAL else ""
-            return [Stmt((r,), (d,), f"{r} = {cast}({d})  # $simparam({_comment(name)}, default): not a known simulator parameter")]  # type: ignore[arg-type]
-        raise Va2JaxError(f"{self.mod.source}: $simparam({name!r}) has no default and is not a simulator parameter va2jax knows")
+            return [Stmt((r,), (d,), f"{r} = {cast}({d})  # $simparam({_comment(name)}, default): "  # type: ignore[arg-type]
+                         "not a known simulator parameter")]
+        raise Va2JaxError(f"{self.mod.source}: $simparam({name!r}) has no default and is not a simulator "
+                          "parameter va2jax knows")
 
     def lower(self, em: FunctionEmitter, ins: Instr, block: str) -> list[Stmt]:
         cb = self.fn.callbacks.get(ins.func_ref or "")
@@ -115,7 +117,9 @@ class _Lowering:
             name = f"_flag{k}"
             params = self._flag_params(em, block)
             self.flags.append(InitFlag(f"flag{k}", params, "bound"))
-            out.append(Stmt((name,), tuple(_names_in(pred)), f"{name} = rt.BOOL(True) & ({pred})  # bound check failed: {_comment(', '.join(params)) or '?'}"))
+            out.append(Stmt((name,), tuple(_names_in(pred)),
+                            f"{name} = rt.BOOL(True) & ({pred})  # bound check failed: "
+                            f"{_comment(', '.join(params)) or '?'}"))
             return out
         if kind == "Analysis":
             name = self._str(ins.operands[0])
@@ -151,7 +155,8 @@ class _Lowering:
         k = len(self.flags)
         name = f"_flag{k}"
         self.flags.append(InitFlag(f"flag{k}", (), "exit"))
-        out.append(Stmt((name,), tuple(_names_in(pred)), f"{name} = rt.BOOL(True) & ({pred})  # $finish/$fatal in setup"))
+        out.append(Stmt((name,), tuple(_names_in(pred)),
+                        f"{name} = rt.BOOL(True) & ({pred})  # $finish/$fatal in setup"))
         return out
 
     def _flag_params(self, em: FunctionEmitter, block: str) -> tuple[str, ...]:
@@ -271,7 +276,8 @@ def _gen_function(fn: Function, outputs: dict[str, str], lowering: _Lowering, fn
     stmts: list[Stmt] = []
     for p in fn.params:
         if p.kind == "new_state":
-            stmts.append(Stmt((p.value,), (), f"{p.value} = rt.F64(0.0)  # new_state {_comment(p.name)} (set by $limit)"))
+            stmts.append(Stmt((p.value,), (),
+                              f"{p.value} = rt.F64(0.0)  # new_state {_comment(p.name)} (set by $limit)"))
         else:
             stmts.append(Stmt((p.value,), (), f"{p.value} = inp[{p.value!r}]  # {p.kind} {_comment(p.name)}",
                               remat=True))

@@ -68,7 +68,8 @@ def cse(stmts: list[Stmt], stats: CseStats | None = None) -> list[Stmt]:
     """Common-subexpression elimination over top-level statements (loop bodies untouched).
 
     Returns a new list, same length and order; duplicates become copies of their first
-    occurrence. Names assigned more than once (state chains) are left alone. ``stats`` (optional) receives the operation counts.
+    occurrence. Names assigned more than once (state chains) are left alone. ``stats`` (optional)
+    receives the operation counts.
     """
     counts: dict[str, int] = {}
     for st in stmts:

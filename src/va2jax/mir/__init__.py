@@ -8,14 +8,29 @@ from ._bounds import read_bounds, violations
 from ._cfg import Loop, dominators, is_reducible, natural_loops, reverse_postorder, successors
 from ._frontend import load_modules
 from ._ir import (
-    BOOL, INT, REAL, STR, Block, Callback, CollapsePair, Function, Instr, JacobianEntry, ModuleIR,
-    ModuleNode, ModuleParam, NoiseSource, Param, Residual,
+    BOOL,
+    INT,
+    REAL,
+    STR,
+    Block,
+    Callback,
+    CollapsePair,
+    Function,
+    Instr,
+    JacobianEntry,
+    ModuleIR,
+    ModuleNode,
+    ModuleParam,
+    NoiseSource,
+    Param,
+    Residual,
 )
 from ._text import dump_function, dump_module
 
 __all__ = [
     "BOOL", "INT", "REAL", "STR", "Block", "Callback", "CollapsePair", "Function", "Instr",
     "JacobianEntry", "Loop", "ModuleIR", "ModuleNode", "ModuleParam", "NoiseSource", "Param",
-    "Residual", "dominators", "evaluate_bound", "read_bounds", "violations", "dump_function", "dump_module", "is_reducible", "load_modules",
+    "Residual", "dominators", "evaluate_bound", "read_bounds", "violations", "dump_function", "dump_module",
+    "is_reducible", "load_modules",
     "natural_loops", "reverse_postorder", "successors",
 ]

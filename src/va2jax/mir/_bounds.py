@@ -92,8 +92,9 @@ def _split_args(text: str, start: int) -> tuple[list[str], int] | None:
     return None
 
 
-#: macros of OpenVAF's built-in ``constants.vams`` (also served as ``constants.h``) that bounds use (values as OpenVAF's MIR has
-#: them: ``$vt`` = P_K·T/P_Q with these), defined when that file is not found on disk
+#: macros of OpenVAF's built-in ``constants.vams`` (also served as ``constants.h``) that bounds
+#: use (values as OpenVAF's MIR has them: ``$vt`` = P_K·T/P_Q with these), defined when that file
+#: is not found on disk
 _BUILTIN_CONSTANTS = {"P_CELSIUS0": "273.15", "P_K": "1.3806503e-23", "P_Q": "1.602176462e-19",
                       "M_PI": "3.14159265358979323846"}
 

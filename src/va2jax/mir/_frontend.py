@@ -25,8 +25,23 @@ from pathlib import Path
 from .._vasource import check_source, redact
 from ..errors import Va2JaxError
 from ._ir import (
-    BOOL, INT, REAL, STR, Block, Callback, CollapsePair, Function, Instr, JacobianEntry, ModuleIR,
-    ModuleNode, ModuleParam, NoiseSource, Param, Residual, ValueType,
+    BOOL,
+    INT,
+    REAL,
+    STR,
+    Block,
+    Callback,
+    CollapsePair,
+    Function,
+    Instr,
+    JacobianEntry,
+    ModuleIR,
+    ModuleNode,
+    ModuleParam,
+    NoiseSource,
+    Param,
+    Residual,
+    ValueType,
 )
 from ._types import infer_types
 
@@ -350,7 +365,7 @@ def _resolve_init_callbacks(fn: Function, source: Path) -> dict[str, str]:
     for ins in fn.instructions():
         if ins.result:
             defined.add(ins.result)
-        for _, v in ins.phi_operands:
+        for _, _v in ins.phi_operands:
             pass
     str_values: set[str] = set()
     kinds: dict[str, str] = {}
@@ -377,7 +392,7 @@ def _resolve_init_callbacks(fn: Function, source: Path) -> dict[str, str]:
             if len(ins.operands) > 1:
                 default = float(fn.constants[ins.operands[1]][1])  # type: ignore[arg-type]
             pick = None
-            for j, (nm, dft) in enumerate(src):
+            for j, (_nm, dft) in enumerate(src):
                 if used[j]:
                     continue
                 if default is None and dft is None or (
@@ -490,7 +505,8 @@ def convert_module(m, source: Path) -> ModuleIR:
         noise.append(NoiseSource(ns["name"], int(ns["node1"]), b))
     name = _declared_name(m.name, source)
     mod = ModuleIR(
-        name=name, osdi_name=m.name if name != m.name else "", source=str(source), nodes=nodes, num_terminals=nt, params=params,
+        name=name, osdi_name=m.name if name != m.name else "", source=str(source), nodes=nodes, num_terminals=nt,
+        params=params,
         eval=evalf, init=initf,
         cache=[(f"v{iv}" if not str(iv).startswith("v") else str(iv), ep) for iv, ep in cache_map],
         residuals=residuals, jacobian=jac, collapsible=collapsible, noise_sources=noise,

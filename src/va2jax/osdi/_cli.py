@@ -59,7 +59,7 @@ def _parse_value(p, text: str, name: str) -> Any:
             except ValueError:
                 raise Va2JaxError(f"parameter {name!r} expects an integer, got {text!r}") from None
             if not f.is_integer():
-                raise Va2JaxError(f"parameter {name!r} expects an integer, got {text!r}")
+                raise Va2JaxError(f"parameter {name!r} expects an integer, got {text!r}") from None
             return int(f)
     try:
         return float(_si(text))

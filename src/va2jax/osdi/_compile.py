@@ -153,7 +153,7 @@ def compile_va_to_osdi(
         args += ["-I", str(d)]
     if opt_level is not None:
         args += ["-O", str(opt_level)]
-    for k, v in defs.items():
+    for k in defs:
         if k not in value_defs:
             args += ["-D", k]
     crash_dir = tempfile.mkdtemp(prefix="va2jax-openvaf-")  # a crash log lands here, not in /tmp

@@ -46,7 +46,6 @@ def _run(args: argparse.Namespace) -> int:
     if not sim.circuit.analyses:
         raise Va2JaxError(f"{args.circuit}: no analysis in the netlist (add a control block with "
                           "'analysis NAME op|dc|tran|ac ...')")
-    setup_s = time.perf_counter() - t0
     show = not args.no_progress and console.is_terminal
     results = {}
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),

@@ -296,7 +296,8 @@ class GeneratedModel:
                 raise Va2JaxError(f"{self.name}: parameter {c} given on some instances only")
         state = self.m.setup({k: np.asarray(v) for k, v in cols.items()}, temperature=float(temperature))
         if not state["batched"]:  # scalar parameters: give the state its N instances
-            state = self.m.setup({k: np.full(n, v) for k, v in cols.items()}, temperature=np.full(n, float(temperature)))
+            state = self.m.setup({k: np.full(n, v) for k, v in cols.items()},
+                                 temperature=np.full(n, float(temperature)))
         alias = np.asarray(state["labels"])  # same convention: representative index or -1
         return GeneratedGroup(self.m, state, alias)
 
@@ -391,13 +392,10 @@ class GeneratedGroup(DeviceGroup):
         first = groups[0]
         if any(g.m is not first.m for g in groups):
             raise Va2JaxError("merge: groups of different models")
-        st0 = first.state
-        state = dict(st0)
-        for key in ("init", "given", "extra", "labels", "temperature", "mfactor"):
-            state[key] = jax.tree_util.tree_map(
-                lambda *xs: np.concatenate([np.asarray(x) for x in xs], axis=0),
-                *[g.state[key] for g in groups])
-        state["batched"] = True
+        state = first.state._replace(batched=True, **{
+            key: jax.tree_util.tree_map(lambda *xs: np.concatenate([np.asarray(x) for x in xs], axis=0),
+                                        *[g.state[key] for g in groups])
+            for key in ("init", "given", "extra", "labels", "temperature", "mfactor")})
         return GeneratedGroup(first.m, state, np.concatenate([g.node_alias for g in groups]))
 
     @property

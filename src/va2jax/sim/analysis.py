@@ -21,8 +21,17 @@ import time
 import numpy as np
 
 from ..errors import Va2JaxError
-from .engine import (ConvergenceError, Engine, OpSolution, OpStatus, Options, dc_op,  # noqa: F401
-                     is_singular_error, loop_compiler_options, make_newton)
+from .engine import (  # noqa: F401
+    ConvergenceError,
+    Engine,
+    OpSolution,
+    OpStatus,
+    Options,
+    dc_op,
+    is_singular_error,
+    loop_compiler_options,
+    make_newton,
+)
 from .results import Result, Stats
 from .tran import run_tran  # noqa: F401  (re-exported)
 

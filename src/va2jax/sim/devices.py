@@ -66,7 +66,7 @@ class DeviceGroup(abc.ABC):
         ``lim_*``). Called only when :attr:`num_states` > 0."""
         raise NotImplementedError(f"{type(self).__name__} has no $limit states")
 
-    def prepare(self) -> None:
+    def prepare(self) -> None:  # noqa: B027 (an optional hook: the default does nothing)
         """Compile what runs outside the Newton loop (called once by the engine); adds the time
         to :attr:`compile_s`. Default: nothing to compile."""
 

@@ -39,7 +39,7 @@ def loop_compiler_options() -> dict[str, str]:
     super-linear, see docs/performance.md). The simulator's loops are small — large models are
     evaluated by their own compiled evaluator through a callback (``sim/adapters.py``) — so fusion
     is switched back on for them: fewer, larger kernels per Newton iteration. With va2jax's ISA cap
-    in force (``codegen._model.fusion_is_exact``) fused code rounds like unfused code; without it
+    in force (``codegen._xla.fusion_is_exact``) fused code rounds like unfused code; without it
     (JAX started before va2jax, a user's own ``--xla_cpu_max_isa``) an inlined model's ``a*b + c``
     may be contracted into one rounding — waveforms are compared with peers at the mV level, so the
     loops stay fused either way. ``VA2JAX_SIM_FUSION=0`` keeps the process default.

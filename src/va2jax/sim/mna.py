@@ -453,7 +453,6 @@ def check_topology(circ: FlatCircuit, system: System, resolved: list[Resolved]) 
         if module.lower() in ("vsource", "inductor", "vcvs"):
             a, b = inst.nodes[0], inst.nodes[1]
             vl_edges.append((inst.name, a, b))
-    path_of: dict[str, list[str]] = {}
     for name, a, b in vl_edges:
         ra, rb = find(a), find(b)
         if ra == rb:

@@ -18,8 +18,17 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .netlist import (AnalysisDecl, InstanceDecl, Loc, ModelCard, Netlist, NetlistError, Subckt,
-                      read_include, start_netlist)
+from .netlist import (
+    AnalysisDecl,
+    InstanceDecl,
+    Loc,
+    ModelCard,
+    Netlist,
+    NetlistError,
+    Subckt,
+    read_include,
+    start_netlist,
+)
 
 _SRC_ARGS = {
     "pulse": ["val0", "val1", "delay", "rise", "fall", "width", "period"],

@@ -29,8 +29,17 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .netlist import (AnalysisDecl, InstanceDecl, Loc, ModelCard, Netlist, NetlistError, Subckt,
-                      read_include, start_netlist)
+from .netlist import (
+    AnalysisDecl,
+    InstanceDecl,
+    Loc,
+    ModelCard,
+    Netlist,
+    NetlistError,
+    Subckt,
+    read_include,
+    start_netlist,
+)
 
 
 def _strip_comments(text: str) -> str:

@@ -16,8 +16,7 @@ from .analysis import run_ac, run_dc_sweep, run_op, run_tran
 from .engine import Engine, Options
 from .expr import ExprError, evaluate
 from .mna import System, build_system
-from .netlist import (AnalysisDecl, FlatCircuit, Netlist, NetlistError, check_tran_times, elaborate,
-                      private)
+from .netlist import AnalysisDecl, FlatCircuit, Netlist, NetlistError, check_tran_times, elaborate, private
 from .results import Result
 
 _SPICE_EXT = {".cir", ".sp", ".spi", ".spice", ".net", ".ckt"}

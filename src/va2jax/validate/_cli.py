@@ -98,7 +98,7 @@ def _run_corpus(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ._compare import REL_TOL, ABS_FLOOR, validate_file
+    from ._compare import ABS_FLOOR, REL_TOL, validate_file
 
     _check_counts(args)
     if args.corpus:

@@ -124,7 +124,7 @@ def bias_sweeps(nodes: tuple[str, ...], kinds: tuple[str, ...], nterm: int, *, n
 
     xs = np.linspace(-vmax, vmax, n)
     if topo == "mos":
-        d, g, s = roles["d"], roles["g"], roles["s"]
+        d, g, _s = roles["d"], roles["g"], roles["s"]
         b = roles.get("b")
         for vg in (0.0, 0.6, 1.2, vmax, -1.2):
             add(f"output VGS={vg:g}", xs, {d: xs, g: vg}, "V_DS (V)", "iv", d, d, f"VGS={vg:g}")

@@ -375,7 +375,7 @@ def evaluator(model, state: dict[str, Any], flags: int, enable_lim: bool, limiti
         out, passes = kernel_out(consts, V, prev_state, enable)
         return asm.jax(out, passes)
 
-    from .._model import FUSION_ON
+    from .._xla import FUSION_ON
 
     def flat_body(consts, V, prev_state, enable):
         out, passes = kernel_out(consts, V, prev_state, enable)
@@ -458,7 +458,7 @@ def function(model, jax_f, init_inputs, extra_inputs, mfactor, probe: dict[str, 
     import jax.numpy as jnp
     from jax.custom_derivatives import SymbolicZero
 
-    from .._model import _ANALYSIS
+    from .._rt_ops import ANALYSIS_BITS
 
     p = plan(model)
     k = p.kernel
@@ -469,7 +469,7 @@ def function(model, jax_f, init_inputs, extra_inputs, mfactor, probe: dict[str, 
     asm = _Assembly(p, lab, model._with_scales)
     how = {v: (h, d) for v, h, d in model._eval_inputs}
     init_col = {nm: c for c, nm in enumerate(k.init_out_names)}
-    integrate = float((flags & _ANALYSIS["ic"]) == 0)
+    integrate = float((flags & ANALYSIS_BITS["ic"]) == 0)
     n = p.n
 
     def primal(values, temperature, V):

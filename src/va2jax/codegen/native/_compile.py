@@ -3,7 +3,8 @@
 Code is generated for the host CPU (its name and feature string, as OpenVAF does with
 ``target-cpu=native``), optimised with LLVM's new pass manager at ``VA2JAX_NATIVE_OPT`` (default
 2; code generator ``VA2JAX_NATIVE_CODEGEN``, default 1). IEEE semantics are kept: the IR carries no
-fast-math flags and the target machine does not contract ``a·b + c`` to FMA without them. The object file is cached under
+fast-math flags and the target machine does not contract ``a·b + c`` to FMA without them. The object file is
+cached under
 ``$VA2JAX_CACHE/native/<key>.o`` with a sidecar ``<key>.json`` holding its sha256 and the column
 layout; a warm process only loads and links the object (no LLVM optimisation or code generation).
 An entry whose digest or header does not match is ignored and rebuilt.

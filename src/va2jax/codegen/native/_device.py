@@ -112,12 +112,12 @@ class DevicePlan:
 def device_plan(model: Any, state: dict[str, Any], *, analysis: str = "tran") -> DevicePlan:
     """The :class:`DevicePlan` of ``model``'s native kernel for the ``N`` instances of ``state``
     (from :meth:`va2jax.Model.setup`, batched) evaluated for ``analysis``."""
-    from .. import _model as _m
+    from .._rt_ops import ANALYSIS_BITS
 
     k = model_kernel(model)
     nb = int(np.shape(state["labels"])[0])
     n = model._n
-    flags = _m._ANALYSIS[analysis] if isinstance(analysis, str) else int(analysis)
+    flags = ANALYSIS_BITS[analysis] if isinstance(analysis, str) else int(analysis)
     static_in = {"labels": state["labels"], "init": state["init"], "given": state["given"],
                  "extra": state["extra"], "temperature": state["temperature"],
                  "mfactor": state["mfactor"], "analysis": np.full(nb, flags, np.int32),

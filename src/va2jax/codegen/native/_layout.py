@@ -11,8 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from ...mir import STR, Function, ModuleIR
-from ...mir import Loop, natural_loops, reverse_postorder
+from ...mir import STR, Function, Loop, ModuleIR, natural_loops, reverse_postorder
 from .._generate import _param_final_values
 
 

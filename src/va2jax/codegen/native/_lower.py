@@ -25,8 +25,7 @@ columns of values it never computed as initialised, 0).
 from __future__ import annotations
 
 from ...errors import Va2JaxError
-from ...mir import BOOL, INT, REAL, STR, Function, ModuleIR
-from ...mir import reverse_postorder, successors
+from ...mir import BOOL, INT, REAL, STR, Function, ModuleIR, reverse_postorder, successors
 from ...simparams import DEFAULT_SIM_PARAMS
 from .._rt_ops import ANALYSIS_BITS
 from . import _llir as ir

@@ -1,0 +1,103 @@
+"""Verilog-A file → :class:`~._model.Model`: the front end and the code generator, with the
+generated code cached under ``$VA2JAX_CACHE/codegen`` (see ``_code_cache``)."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+from .._paths import cache_dir
+from ..errors import Va2JaxError, suggest
+from ..mir import ModuleIR
+from . import _code_cache
+from ._generate import GENERATOR_VERSION, generate
+from ._inputs import used_values
+from ._model import Model
+
+
+def _own_code_digest() -> str:
+    """Hash of va2jax's front-end and generator sources, so a changed generator never reuses stale code."""
+    h = hashlib.sha256()
+    root = Path(__file__).resolve().parents[1]
+    for sub in ("mir", "codegen"):
+        for f in sorted((root / sub).glob("*.py")):
+            h.update(f.read_bytes())
+    h.update((root / "simparams.py").read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _versions() -> str:
+    from importlib.metadata import version
+
+    from ._generate import OPTIMIZE, PART_SIZE
+
+    parts = [f"gen{GENERATOR_VERSION}", _own_code_digest(), f"part{PART_SIZE}", f"opt{int(OPTIMIZE)}"]
+    for pkg in ("openvaf-py", "jax"):
+        try:
+            parts.append(f"{pkg}={version(pkg)}")
+        except Exception:  # pragma: no cover
+            parts.append(f"{pkg}=?")
+    return ",".join(parts)
+
+
+def compile_va(path: str | os.PathLike[str], module: str | None = None, *, include_dirs=(),
+               defines: Mapping[str, Any] | None = None, use_cache: bool = True) -> Model:
+    """Compile a Verilog-A file to a JAX :class:`Model` (the file's first module, or ``module``).
+
+    ``include_dirs`` are searched for `` `include``d files after the source's folder; ``defines``
+    maps macro names to values (`` `define NAME VALUE``).
+
+    The generated code is cached under ``$VA2JAX_CACHE/codegen`` keyed by the source's path and
+    every file it may include (:func:`._code_cache.source_key`), va2jax's front-end and generator
+    code, openvaf-py and jax versions; each entry is one atomically written file with a SHA-256
+    that is checked on load (a damaged entry is rebuilt, with a warning).
+    """
+    p = Path(path).resolve()
+    if not p.is_file():
+        raise Va2JaxError(f"{path}: no such Verilog-A file")
+    incs = [str(Path(d).resolve()) for d in include_dirs]
+    defs = {str(k): str(v) for k, v in (defines or {}).items()}
+    key = hashlib.sha256(repr((str(p), _code_cache.source_key(p, [Path(d) for d in incs]), _versions(),
+                               module or "", incs, sorted(defs.items()))).encode()).hexdigest()[:24]
+    folder = cache_dir() / "codegen" / key
+    src = folder / _code_cache.SOURCE
+    if use_cache:
+        entry = _code_cache.load_entry(folder)
+        if entry is not None:
+            ir, gen, used = entry
+            m = Model(ir, gen, src, used_eval_values=used, cache_key=key)
+            m._origin = (str(p), incs, defs, module)  # the native backend may reload the full IR
+            return m
+    from ..mir import load_modules
+
+    mods = load_modules(p, incs, defs)
+    if module is not None:
+        sel = [m for m in mods if module.lower() in (m.name.lower(), (m.osdi_name or m.name).lower())]
+        if not sel:
+            raise Va2JaxError(f"{path}: no module {module!r}" + suggest(module, [m.name for m in mods]))
+        ir = sel[0]
+    else:
+        ir = mods[0]
+    gen = generate(ir)
+    used = used_values(ir.eval)
+    try:
+        _code_cache.store_entry(folder, _slim(ir), gen, used)
+    except OSError as exc:  # read-only or unusable cache: run uncached
+        import warnings
+
+        warnings.warn(f"cannot write the code cache {folder} ({exc.strerror or exc}); "
+                      "running without it", _code_cache.CacheWarning, stacklevel=2)
+        key = None
+    m = Model(ir, gen, src, used_eval_values=used, cache_key=key)
+    m._origin = (str(p), incs, defs, module)
+    return m
+
+
+def _slim(ir: ModuleIR) -> ModuleIR:
+    """``ir`` without the instructions of init and eval (a :class:`Model` needs only their inputs):
+    the cached copy loads several times faster."""
+    def strip(fn):
+        return dataclasses.replace(fn, blocks={}, constants={}, types={})
+    return dataclasses.replace(ir, eval=strip(ir.eval), init=strip(ir.init))

@@ -1,0 +1,136 @@
+"""XLA configuration for the generated code: process-wide flags, the fusion probe, and the
+per-compilation ``compiler_options`` of eval (see docs/performance.md).
+
+:func:`configure_xla` runs when :mod:`va2jax.codegen` is imported, before JAX starts its CPU
+backend.
+"""
+from __future__ import annotations
+
+import functools
+import os
+
+import numpy as np
+
+from .. import _config
+from .._paths import cache_dir
+
+#: XLA passes va2jax disables by default: operator fusion makes XLA's compile time of large
+#: straight-line model code grow super-linearly (see docs/performance.md); without it a 4,000-op
+#: function compiles in seconds instead of minutes. ``VA2JAX_XLA_FUSION=1`` keeps XLA's defaults.
+FAST_COMPILE_XLA_FLAGS = "--xla_disable_hlo_passes=fusion,cpu-instruction-fusion,multi_output_fusion"
+
+#: Highest x86 instruction set XLA's CPU code generator may use. XLA compiles with LLVM's
+#: ``AllowFPOpFusion = Fast``, so wherever a multiply and an add end up in one fused kernel LLVM
+#: contracts them into an FMA instruction (one rounding instead of two) — and OpenVAF's OSDI code
+#: rounds twice. Without FMA in the target (AVX, not AVX2/FMA3) there is nothing to contract into:
+#: fused and unfused kernels give the same bits (measured on PSP103 at 1,024 and 16,384 instances,
+#: docs/performance.md). ``VA2JAX_XLA_MAX_ISA`` overrides it; empty leaves XLA's default.
+SAFE_MAX_ISA = "AVX"
+
+
+def configure_xla() -> None:
+    """Add va2jax's XLA flags to ``XLA_FLAGS`` (each unless the user already set that flag).
+
+    :data:`FAST_COMPILE_XLA_FLAGS` (unless ``VA2JAX_XLA_FUSION=1``) and, on x86-64,
+    ``--xla_cpu_max_isa`` = :data:`SAFE_MAX_ISA` (``VA2JAX_XLA_MAX_ISA``). Must run before JAX
+    initialises its CPU backend; it is called when va2jax.codegen is imported.
+    """
+    import platform
+
+    flags = os.environ.get("XLA_FLAGS", "")
+    if not _config.get("XLA_FUSION") and "xla_disable_hlo_passes" not in flags:
+        flags = (flags + " " + FAST_COMPILE_XLA_FLAGS).strip()
+    isa = _config.get("XLA_MAX_ISA")
+    isa = SAFE_MAX_ISA if isa is None else isa
+    if isa and "xla_cpu_max_isa" not in flags and platform.machine().lower() in ("x86_64", "amd64"):
+        flags = (flags + f" --xla_cpu_max_isa={isa}").strip()
+    if flags:
+        os.environ["XLA_FLAGS"] = flags
+
+
+#: Batch buckets at least this large compile eval with XLA's fusion passes back on (per
+#: compilation, through ``compiler_options``; ``VA2JAX_FUSE_MIN_BATCH``, ``0`` = never). Fusion
+#: makes each compile ≈ 2× slower and runs large batches faster (PSP103 at 16,384: 1.4×,
+#: docs/performance.md), with the same bits as unfused code (see :data:`SAFE_MAX_ISA`), so it
+#: pays where throughput matters and stays off for the small batches a first result needs.
+FUSE_MIN_BATCH = _config.get("FUSE_MIN_BATCH")
+
+#: Threads that XLA-compile the pieces of a split eval at once (``VA2JAX_PARALLEL_COMPILE``;
+#: default: the CPU count, at most 4; ``1`` = one after the other, as they are first called).
+PARALLEL_COMPILE = _config.get("PARALLEL_COMPILE") or min(4, os.cpu_count() or 1)
+
+#: ``compiler_options`` that undo :data:`FAST_COMPILE_XLA_FLAGS` for one compilation.
+FUSION_ON = {"xla_disable_hlo_passes": ""}
+
+#: Whether eval compiled for a GPU (or another accelerator) is fused (``VA2JAX_GPU_FUSION``).
+GPU_FUSION = _config.get("GPU_FUSION")
+
+
+_FUSION_EXACT: bool | None = None
+
+
+def fusion_is_exact() -> bool:
+    """Whether fused XLA code rounds ``a*b + c`` twice, like OSDI (probed once per process).
+
+    False where the ISA cap of :func:`configure_xla` is not in force: another ISA, a user's own
+    ``--xla_cpu_max_isa``, or JAX's CPU backend started before va2jax was imported. The probe:
+    ``(1 + 2⁻³⁰)(1 − 2⁻³⁰) − 1`` is exactly 0 with two roundings and −2⁻⁶⁰ with one.
+    """
+    global _FUSION_EXACT
+    if _FUSION_EXACT is None:
+        jax = _jax()
+        import jax.numpy as jnp
+
+        with jax.default_device(jax.devices("cpu")[0]):  # the CPU backend, also on a GPU machine
+            a = jnp.full(8, 1.0 + 2.0 ** -30)
+            b = jnp.full(8, 1.0 - 2.0 ** -30)
+            c = jnp.full(8, -1.0)
+            fn = jax.jit(lambda a, b, c: a * b + c, compiler_options=FUSION_ON)
+            _FUSION_EXACT = bool(np.all(np.asarray(fn(a, b, c)) == 0.0))
+    return _FUSION_EXACT
+
+
+def _compiler_options(size: int, platform: str = "cpu") -> dict[str, str] | None:
+    """XLA options for compiling eval at padded batch ``size`` for ``platform`` (``None``: the
+    process defaults).
+
+    CPU: fusion for buckets of at least :data:`FUSE_MIN_BATCH`, and only where it gives OSDI's
+    bits (:func:`fusion_is_exact`). GPU and other accelerators: always fused (unless
+    ``VA2JAX_GPU_FUSION=0``) — unfused, every operation of the model is its own kernel launch. Their
+    ``exp``/``log`` are the device's own and fused code contracts ``a*b + c`` into FMAs, so
+    accelerator results agree with OSDI to rounding, not to the bit (docs/performance.md)."""
+    if "xla_disable_hlo_passes" not in os.environ.get("XLA_FLAGS", ""):
+        return None  # fusion is on for every compilation already
+    if platform != "cpu":
+        return dict(FUSION_ON) if GPU_FUSION else None
+    if FUSE_MIN_BATCH > 0 and size >= FUSE_MIN_BATCH and fusion_is_exact():
+        return dict(FUSION_ON)
+    return None
+
+
+def _options_for(size: int):
+    """``_compiler_options`` for ``size`` as a function of the target platform (for CachedJit)."""
+    return functools.partial(_compiler_options, size)
+
+
+_JAX_READY = False
+
+
+def _jax():
+    """JAX with float64 on and, unless the user chose one (or ``VA2JAX_XLA_CACHE=0``), JAX's
+    persistent compilation cache under ``$VA2JAX_CACHE/xla``: a model's compiled parts are reused
+    by later processes (PSP103's first result drops from ~2× to ~1× its generation time)."""
+    global _JAX_READY
+    import jax
+
+    if not _JAX_READY:
+        _config.enable_x64()
+        if (_config.get("XLA_CACHE")
+                and not jax.config.jax_compilation_cache_dir):
+            jax.config.update("jax_compilation_cache_dir", str(cache_dir() / "xla"))
+            jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+        _JAX_READY = True
+    return jax
+
+
+configure_xla()
