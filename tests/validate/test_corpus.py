@@ -32,10 +32,12 @@ from va2jax.validate._corpus import CORPUS_PARAMS, corpus_files
 O3_JACOBIAN_TOL = {"bosdi/bsim4v8.va": 1e-11}
 JACOBIANS = ("jacobian_resist", "jacobian_react")
 RESIDUALS = ("residual_resist", "residual_react")
-# -O3 residual tolerance: REL_TOL for every file. openvaf-r puts no fast-math flags on residual
-# code, so -O3 residuals equal -O0's (bsim4v8 and asmhemt: identical for all five target CPUs);
-# REL_TOL leaves room for asmhemt, whose residuals use derivative values (ddx(); 4.7e-14 in
-# docs/conformance.md).
+# -O3 residual tolerance, every file: 1e-11. openvaf-r puts no fast-math flags on residual code,
+# so -O3 residuals equal -O0's (bsim4v8 and asmhemt: identical for all five target CPUs); the one
+# way fast-math reaches a residual is a derivative value used in it (asmhemt's ddx(): 4.7e-14 in
+# docs/conformance.md), which is bounded like a Jacobian entry. No -O3 comparison in this file is
+# tighter than 1e-11: nothing here depends on how one CPU rounds the -O3 build.
+O3_RESIDUAL_TOL = 1e-11
 
 QUICK = [
     "bosdi/diode.va",            # two-terminal, area variations
@@ -60,11 +62,11 @@ def _check_exact(res):
 
 def _check_O3(res, rel):
     """Against openvaf-r's default -O3 build, with the file's own tolerances (see above):
-    residuals within REL_TOL; Jacobians within ``O3_JACOBIAN_TOL`` where the file has one
+    residuals within O3_RESIDUAL_TOL; Jacobians within ``O3_JACOBIAN_TOL`` where the file has one
     (elsewhere they are checked exactly against -O0 only)."""
     assert res.points > 0 and res.reference_opt_level is None
     for o in RESIDUALS:
-        assert res.max_rel_err[o] <= REL_TOL, (o, res.max_rel_err)
+        assert res.max_rel_err[o] <= O3_RESIDUAL_TOL, (o, res.max_rel_err)
     if rel in O3_JACOBIAN_TOL:
         for o in JACOBIANS:
             assert res.max_rel_err[o] <= O3_JACOBIAN_TOL[rel], (o, res.max_rel_err)
