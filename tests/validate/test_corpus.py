@@ -13,7 +13,6 @@ import pytest
 
 from va2jax.cli import main
 from va2jax.validate import validate_file
-from va2jax.validate._compare import REL_TOL
 from va2jax.validate._corpus import CORPUS_PARAMS, corpus_files
 
 # Which reference is exact. openvaf-r builds derivative (Jacobian) instructions with the fast-math
