@@ -2,23 +2,22 @@
 
 Hooks called from ``codegen/_model.py`` (one line each there):
 
-* :func:`eval_numpy` — ``Model.eval(..., backend="native")``: NumPy in, NumPy out, the kernel called
-  through ctypes; input rows built column-vectorised, outputs assembled with one ``np.add.at`` per
-  output (no JAX import, no per-entry Python loop).
+* :func:`eval_numpy` — ``Model.eval(..., backend="native")``: NumPy in, NumPy out, the kernel's
+  ``eval_dense`` entry called through ctypes; input rows built column-vectorised, the dense
+  outputs written by the kernel itself (no JAX import, no per-entry Python loop).
 * :func:`evaluator` — ``Model.evaluator`` on the native backend: the setup state is packed once into
   kernel rows on the device; each call is one jitted program (branch voltages gathered from ``V``,
-  written into the rows, one XLA FFI call of the kernel, dense outputs scattered). The returned
-  ``f`` is traceable: it may be called inside ``jax.jit``/``lax.while_loop``/``scan``.
+  written into the rows, one XLA FFI call of ``eval_dense`` returning all dense outputs in one
+  buffer). The returned ``f`` is traceable: it may be called inside ``jax.jit``/``lax.while_loop``/``scan``.
 * :func:`function` — ``Model.function`` on the native backend: the values come from the native init
   and eval (XLA FFI), derivatives from a ``jax.custom_jvp`` rule: voltage tangents of the residuals
   are ``J · dV`` from the kernel's own Jacobian outputs; every other tangent (parameters,
   temperature, the Jacobian's own voltage tangents) is forward-mode JAX through the model's
   gradient-safe JAX function, traced only when such a tangent is not symbolically zero.
 
-Assembly order: a collapsed node receives the contributions of all nodes mapped onto it; they are
-added to 0 one by one in entry order (as OSDI's load functions and the NumPy backend do). In JAX
-this is done by scatter passes with unique indices (pass *t* adds each target's *t*-th entry), so
-the sums are bit for bit those of NumPy whatever XLA's scatter order.
+Assembly order (:class:`_Dense`, carried out by the kernel, ``_lower._dense``): a collapsed node
+receives the contributions of all nodes mapped onto it; they are added to 0 one by one in entry
+order (as OSDI's load functions and the NumPy backend do), so the sums are those of NumPy bit for bit.
 """
 from __future__ import annotations
 
