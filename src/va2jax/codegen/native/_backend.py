@@ -30,8 +30,6 @@ from ...errors import Va2JaxError
 from ._kernel import NativeKernel, model_kernel
 
 _RES = ("rr", "rq", "lr", "lq")
-#: batches up to this size build their input rows with one full-width select (latency)
-_SMALL = 64
 _JAC = ("jr", "jq")
 
 
@@ -187,14 +185,27 @@ class _Dense:
             tgt, code = tgt[:, sel], code[:, sel]
         self.n_entries = tgt.shape[1]
         self.table = np.concatenate([tgt, code], axis=1).astype(np.float64)  # (1 or nb, 2E)
-        self.header = np.array([self.size, self.n_entries, 0.0 if self.uniform else 1.0])
+        self.mode = 0.0 if self.uniform else 1.0
 
     def shared(self, kernel_shared: np.ndarray) -> np.ndarray:
-        """The dense kernel's ``shared``: the kernel's values, header, and the uniform table."""
-        parts = [np.asarray(kernel_shared, np.float64), self.header]
+        """The dense kernel's ``shared`` (input rows passed as ``in``): the kernel's values,
+        header, and the uniform table."""
+        parts = [np.asarray(kernel_shared, np.float64), [self.size, self.n_entries, self.mode, 0, 0, 0]]
         if self.uniform:
             parts.append(self.table[0])
         return np.concatenate(parts)
+
+    def state_shared(self, kernel_shared: np.ndarray, rows: np.ndarray, cols: np.ndarray,
+                     a: np.ndarray, b: np.ndarray, w: int) -> np.ndarray:
+        """The dense kernel's ``shared`` in state mode: the static input ``rows`` (N, n_in) kept
+        there; each call's ``in`` row ``i`` is ``[j, src (w)]``, column ``cols[k]`` of static row
+        ``j`` replaced by ``src[a[k]] − src[b[k]]``."""
+        parts = [np.asarray(kernel_shared, np.float64),
+                 [self.size, self.n_entries, self.mode, 1, w, len(cols)]]
+        if self.uniform:
+            parts.append(self.table[0])
+        parts += [cols, a, b, self.rows(rows).ravel()]
+        return np.concatenate([np.asarray(x, np.float64).ravel() for x in parts])
 
     def rows(self, rows: np.ndarray) -> np.ndarray:
         """The dense kernel's input rows: ``rows``, followed by each instance's table if any."""
@@ -287,11 +298,7 @@ def evaluator(model, state: dict[str, Any], flags: int, enable_lim: bool, limiti
     if len(p.enable_lim) and not limiting:
         rows0[:, p.enable_lim] = float(bool(enable_lim))
     dense = p.dense(lab, model._with_scales)
-    rows0 = dense.rows(rows0)
-    n_in = dense.n_in
-    shared_d = dense.shared(p.kernel.shared_values(state["sp"]))
-    dense_call = _dense_call(model, len(shared_d), n_in, dense.size)
-    # per-call columns: row source [V, 0, prev_state, enable]; column = src[ia] - src[ib] (ib → the
+    # per-call columns: source row [V, 0, prev_state, enable]; column = src[ia] - src[ib] (ib → the
     # 0 slot for single-node probes: x − 0.0 is x), the labels folded into ia/ib
     ns = model.num_states
     dyn_cols, ia, ib = [], [], []
@@ -305,20 +312,22 @@ def evaluator(model, state: dict[str, Any], flags: int, enable_lim: bool, limiti
         for c in p.enable_lim:
             dyn_cols.append(c), ia.append(np.full(nb, n + 1 + ns)), ib.append(np.full(nb, n))
     dyn_cols = np.array(dyn_cols, np.int64)
-    ia = np.stack(ia, axis=1).astype(np.int32) if len(dyn_cols) else np.zeros((nb, 0), np.int32)
-    ib = np.stack(ib, axis=1).astype(np.int32) if len(dyn_cols) else np.zeros((nb, 0), np.int32)
-    if (ia == ia[:1]).all() and (ib == ib[:1]).all():
-        ia, ib = ia[:1], ib[:1]
-
-    # small batches: a full-width gather and one select (one fused loop: least latency); large
-    # ones: a scatter of the few per-call columns (XLA's gathers cost ≈ 10 ns per element)
-    uniform_rows = ia.shape[0] == 1 and nb <= _SMALL
-    if uniform_rows and len(dyn_cols):  # a full-width gather and one select: one fused loop
-        mask = np.zeros((1, n_in), bool)
-        mask[0, dyn_cols] = True
-        colmap = np.zeros(n_in, np.int32)
-        colmap[dyn_cols] = np.arange(len(dyn_cols))
-    consts = (rows0, shared_d, ia, ib)
+    nd = len(dyn_cols)
+    ia = np.stack(ia, axis=1).astype(np.int32) if nd else np.zeros((nb, 0), np.int32)
+    ib = np.stack(ib, axis=1).astype(np.int32) if nd else np.zeros((nb, 0), np.int32)
+    # the static rows stay in the kernel's ``shared``; per call only [row index, sources] travel.
+    # Equal labels: the kernel takes the differences from [V, 0, prev_state, enable] itself;
+    # otherwise they are gathered here and passed as sources [dyn, 0] (x − 0.0 is x).
+    gather = not ((ia == ia[:1]).all() and (ib == ib[:1]).all())
+    w = n + 1 + (ns + 1 if limiting else 0)
+    if gather:
+        ka, kb, w_in = np.arange(nd), np.full(nd, nd), nd + 1
+    else:
+        ka, kb, w_in = ia[0], ib[0], w
+    shared_d = dense.state_shared(p.kernel.shared_values(state["sp"]), rows0, dyn_cols, ka, kb, w_in)
+    dense_call = _dense_call(model, len(shared_d), 1 + w_in, dense.size)
+    index = np.arange(nb, dtype=np.float64)[:, None]
+    consts = (shared_d, ia, ib) if gather else (shared_d,)
     if sum(np.asarray(x).nbytes for x in consts) > (1 << 20):
         # large batches: the state goes to the device once and is passed as arguments
         consts = tuple(jnp.asarray(x) for x in consts)
@@ -329,22 +338,18 @@ def evaluator(model, state: dict[str, Any], flags: int, enable_lim: bool, limiti
 
     def flat_body(consts, V, prev_state, enable):
         """The dense outputs of all instances, (nb, ``dense.size``): one FFI call."""
-        rows0, shared, ia, ib = baked if consts is None else consts
+        cs = baked if consts is None else consts
         V = jnp.asarray(V, jnp.float64)
         parts = [V, jnp.zeros((nb, 1), V.dtype)]
         if limiting:
             parts += [jnp.broadcast_to(jnp.asarray(prev_state, jnp.float64), (nb, ns)),
                       jnp.broadcast_to(jnp.asarray(enable, jnp.float64), (nb, 1))]
         src = jnp.concatenate(parts, axis=1)
-        rows = jnp.asarray(rows0)
-        if len(dyn_cols):
-            ia_, ib_ = jnp.broadcast_to(ia, (nb, ia.shape[1])), jnp.broadcast_to(ib, (nb, ib.shape[1]))
+        if gather:
+            ia_, ib_ = cs[1], cs[2]
             dyn = jnp.take_along_axis(src, ia_, axis=1) - jnp.take_along_axis(src, ib_, axis=1)
-            if uniform_rows:
-                rows = jnp.where(mask, dyn[:, colmap], rows)
-            else:
-                rows = rows.at[:, dyn_cols].set(dyn, unique_indices=True)
-        return dense_call(shared, rows)
+            src = jnp.concatenate([dyn, jnp.zeros((nb, 1), V.dtype)], axis=1)
+        return dense_call(cs[0], jnp.concatenate([index, src], axis=1))
 
     def body(consts, V, prev_state, enable):
         return dense.split(flat_body(consts, V, prev_state, enable), nb)

@@ -414,56 +414,107 @@ def _dense(module: ir.Module, row: ir.Function, name: str, n_shared: int, n_in: 
     """``void name(i64 n, double* shared, double* in, double* out)``: each row's eval written
     straight into its dense outputs (row ``i`` at ``out + i·size``).
 
-    ``shared`` = the kernel's ``n_shared`` values, then ``size`` (dense doubles per row), ``E``
-    (table entries) and ``mode``, then — mode 0 — the table ``tgt[E]``, ``code[E]`` (one table for
-    every row); mode 1: each input row is ``n_in + 2E`` wide and carries its own table after its
-    ``n_in`` inputs (per-instance node collapsing). Per row: the eval row function into a stack
-    buffer, the ``size`` outputs zeroed, then for ``e = 0 … E−1`` (``tgt[e] < 0``: skipped)
-    ``out[tgt[e]] += f(buf[code[e] mod 2^24])`` with ``f`` chosen by ``code[e] >> 24`` — so a dense
-    element is ``((0 + s_0) + s_1) + …`` in table order, the NumPy assembly's sums bit for bit.
-    All table values are small integers carried as doubles."""
+    ``shared`` = the kernel's ``n_shared`` values, then the header ``size`` (dense doubles per
+    row), ``E`` (table entries), ``mode``, ``state``, ``w``, ``d``; then — mode 0 — the table
+    ``tgt[E]``, ``code[E]`` (one table for every row); then — state 1 — ``col[d]``, ``a[d]``,
+    ``b[d]`` and the static input rows.
+
+    * state 0: ``in`` holds the kernel's input rows (``n_in`` wide; mode 1: ``n_in + 2E``, each
+      row followed by its own table — per-instance node collapsing).
+    * state 1 (the evaluator): the kernel's input rows (with their tables in mode 1) are the static
+      rows in ``shared``; ``in`` row ``i`` is ``[j, src_0 … src_{w−1}]``: the static row ``j`` is
+      copied to the stack and its columns ``col[k]`` set to ``src[a[k]] − src[b[k]]`` (branch
+      voltages from node voltages; per call only ``V`` travels, not the rows).
+
+    Per row: the eval row function into a stack buffer, the ``size`` outputs zeroed, then for
+    ``e = 0 … E−1`` (``tgt[e] < 0``: skipped) ``out[tgt[e]] += f(buf[code[e] mod 2^24])`` with
+    ``f`` chosen by ``code[e] >> 24`` (+x, −x, |x|) — so a dense element is ``((0 + s_0) + s_1) + …``
+    in table order, the NumPy assembly's sums bit for bit. Table values are small integers carried
+    as doubles."""
     decl = []
     for fn, sig in (("llvm.memset.p0.i64", "declare void @llvm.memset.p0.i64(ptr, i8, i64, i1)"),
+                    ("llvm.memcpy.p0.p0.i64", "declare void @llvm.memcpy.p0.p0.i64(ptr, ptr, i64, i1)"),
                     ("llvm.fabs.f64", "declare double @llvm.fabs.f64(double)")):
         if fn not in module.globals:
             decl.append(sig)
     S = n_shared
     mask = (1 << DENSE_KIND_SHIFT) - 1
+
+    def hdr(k: int, nm: str) -> str:
+        return (f"  %{nm}p = getelementptr inbounds double, ptr %shared, i64 {S + k}\n"
+                f"  %{nm}d = load double, ptr %{nm}p\n  %{nm} = fptosi double %{nm}d to i64\n")
+
+    header = "".join(hdr(k, nm) for k, nm in enumerate(("size", "E", "mode", "state", "w", "nd")))
     module.raw.append("\n".join(decl) + f"""
 define void @"{name}"(i64 %n, ptr noalias %shared, ptr noalias %in, ptr noalias %out) {{
 entry:
   %buf = alloca [{max(n_out, 1)} x double], align 16
-  %hp = getelementptr inbounds double, ptr %shared, i64 {S}
-  %sized = load double, ptr %hp
-  %size = fptosi double %sized to i64
-  %ep = getelementptr inbounds double, ptr %shared, i64 {S + 1}
-  %ed = load double, ptr %ep
-  %E = fptosi double %ed to i64
-  %mp = getelementptr inbounds double, ptr %shared, i64 {S + 2}
-  %md = load double, ptr %mp
-  %rowtab = fcmp one double %md, 0.0
+  %ibuf = alloca [{max(n_in, 1)} x double], align 16
+{header}  %rowtab = icmp ne i64 %mode, 0
+  %st = icmp ne i64 %state, 0
   %tabw = shl i64 %E, 1
+  %stab = getelementptr inbounds double, ptr %shared, i64 {S + 6}
+  %tabsh = select i1 %rowtab, i64 0, i64 %tabw
+  %dyn = getelementptr inbounds double, ptr %stab, i64 %tabsh
+  %dia = getelementptr inbounds double, ptr %dyn, i64 %nd
+  %dib = getelementptr inbounds double, ptr %dia, i64 %nd
+  %static = getelementptr inbounds double, ptr %dib, i64 %nd
   %extra = select i1 %rowtab, i64 %tabw, i64 0
-  %stride = add i64 %extra, {n_in}
-  %stab = getelementptr inbounds double, ptr %shared, i64 {S + 3}
+  %sstride = add i64 %extra, {n_in}
+  %wp1 = add i64 %w, 1
+  %istride = select i1 %st, i64 %wp1, i64 %sstride
   %bytes = shl i64 %size, 3
   %any = icmp sgt i64 %E, 0
+  %anyd = icmp sgt i64 %nd, 0
   %go = icmp sgt i64 %n, 0
   br i1 %go, label %row, label %done
 row:
   %i = phi i64 [0, %entry], [%inext, %rowend]
-  %ioff = mul i64 %i, %stride
-  %rin = getelementptr inbounds double, ptr %in, i64 %ioff
+  %ioff = mul i64 %i, %istride
+  %rin0 = getelementptr inbounds double, ptr %in, i64 %ioff
+  br i1 %st, label %fill, label %call
+fill:
+  %idxd = load double, ptr %rin0
+  %idx = fptosi double %idxd to i64
+  %soff = mul i64 %idx, %sstride
+  %srow = getelementptr inbounds double, ptr %static, i64 %soff
+  call void @llvm.memcpy.p0.p0.i64(ptr align 16 %ibuf, ptr align 8 %srow, i64 {8 * n_in}, i1 false)
+  %src = getelementptr inbounds double, ptr %rin0, i64 1
+  br i1 %anyd, label %dl, label %call
+dl:
+  %k = phi i64 [0, %fill], [%knext, %dl]
+  %dcp = getelementptr inbounds double, ptr %dyn, i64 %k
+  %dcd = load double, ptr %dcp
+  %dc = fptosi double %dcd to i64
+  %dap = getelementptr inbounds double, ptr %dia, i64 %k
+  %dad = load double, ptr %dap
+  %da = fptosi double %dad to i64
+  %dbp = getelementptr inbounds double, ptr %dib, i64 %k
+  %dbd = load double, ptr %dbp
+  %db = fptosi double %dbd to i64
+  %xap = getelementptr inbounds double, ptr %src, i64 %da
+  %xa = load double, ptr %xap
+  %xbp = getelementptr inbounds double, ptr %src, i64 %db
+  %xb = load double, ptr %xbp
+  %dv = fsub double %xa, %xb
+  %dst = getelementptr inbounds double, ptr %ibuf, i64 %dc
+  store double %dv, ptr %dst
+  %knext = add i64 %k, 1
+  %kmore = icmp slt i64 %knext, %nd
+  br i1 %kmore, label %dl, label %call
+call:
+  %rin = phi ptr [%rin0, %row], [%ibuf, %fill], [%ibuf, %dl]
+  %tbase = phi ptr [%rin0, %row], [%srow, %fill], [%srow, %dl]
   call void @"{row.name}"(ptr %shared, ptr %rin, ptr %buf)
   %ooff = mul i64 %i, %size
   %rout = getelementptr inbounds double, ptr %out, i64 %ooff
   call void @llvm.memset.p0.i64(ptr align 8 %rout, i8 0, i64 %bytes, i1 false)
-  %rtab = getelementptr inbounds double, ptr %rin, i64 {n_in}
+  %rtab = getelementptr inbounds double, ptr %tbase, i64 {n_in}
   %tab = select i1 %rowtab, ptr %rtab, ptr %stab
   %ctab = getelementptr inbounds double, ptr %tab, i64 %E
   br i1 %any, label %ent, label %rowend
 ent:
-  %e = phi i64 [0, %row], [%enext, %entnext]
+  %e = phi i64 [0, %call], [%enext, %entnext]
   %tp = getelementptr inbounds double, ptr %tab, i64 %e
   %td = load double, ptr %tp
   %t = fptosi double %td to i64
