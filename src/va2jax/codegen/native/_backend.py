@@ -2,23 +2,22 @@
 
 Hooks called from ``codegen/_model.py`` (one line each there):
 
-* :func:`eval_numpy` — ``Model.eval(..., backend="native")``: NumPy in, NumPy out, the kernel called
-  through ctypes; input rows built column-vectorised, outputs assembled with one ``np.add.at`` per
-  output (no JAX import, no per-entry Python loop).
+* :func:`eval_numpy` — ``Model.eval(..., backend="native")``: NumPy in, NumPy out, the kernel's
+  ``eval_dense`` entry called through ctypes; input rows built column-vectorised, the dense
+  outputs written by the kernel itself (no JAX import, no per-entry Python loop).
 * :func:`evaluator` — ``Model.evaluator`` on the native backend: the setup state is packed once into
   kernel rows on the device; each call is one jitted program (branch voltages gathered from ``V``,
-  written into the rows, one XLA FFI call of the kernel, dense outputs scattered). The returned
-  ``f`` is traceable: it may be called inside ``jax.jit``/``lax.while_loop``/``scan``.
+  written into the rows, one XLA FFI call of ``eval_dense`` returning all dense outputs in one
+  buffer). The returned ``f`` is traceable: it may be called inside ``jax.jit``/``lax.while_loop``/``scan``.
 * :func:`function` — ``Model.function`` on the native backend: the values come from the native init
   and eval (XLA FFI), derivatives from a ``jax.custom_jvp`` rule: voltage tangents of the residuals
   are ``J · dV`` from the kernel's own Jacobian outputs; every other tangent (parameters,
   temperature, the Jacobian's own voltage tangents) is forward-mode JAX through the model's
   gradient-safe JAX function, traced only when such a tangent is not symbolically zero.
 
-Assembly order: a collapsed node receives the contributions of all nodes mapped onto it; they are
-added to 0 one by one in entry order (as OSDI's load functions and the NumPy backend do). In JAX
-this is done by scatter passes with unique indices (pass *t* adds each target's *t*-th entry), so
-the sums are bit for bit those of NumPy whatever XLA's scatter order.
+Assembly order (:class:`_Dense`, carried out by the kernel, ``_lower._dense``): a collapsed node
+receives the contributions of all nodes mapped onto it; they are added to 0 one by one in entry
+order (as OSDI's load functions and the NumPy backend do), so the sums are those of NumPy bit for bit.
 """
 from __future__ import annotations
 
@@ -31,8 +30,6 @@ from ...errors import Va2JaxError
 from ._kernel import NativeKernel, model_kernel
 
 _RES = ("rr", "rq", "lr", "lq")
-#: batches up to this size are assembled inside the jitted call (latency); larger ones by NumPy
-_SMALL = 64
 _JAC = ("jr", "jq")
 
 
@@ -54,14 +51,14 @@ class _Plan:
     ns: list[int | None]  # output column of each $limit state (None: absent → 0)
     assemblies: dict = dataclasses.field(default_factory=dict)  # (labels of one instance, scales) →
 
-    def assembly(self, lab: np.ndarray, with_scales: bool) -> _Assembly:
-        """The :class:`_Assembly` for node labels ``lab`` (N, n); cached when all rows are equal."""
+    def dense(self, lab: np.ndarray, with_scales: bool) -> _Dense:
+        """The :class:`_Dense` table for node labels ``lab`` (N, n); cached when all rows are equal."""
         if not (lab == lab[:1]).all():
-            return _Assembly(self, lab, with_scales)
+            return _Dense(self, lab, with_scales)
         key = (lab[0].tobytes(), with_scales)
         a = self.assemblies.get(key)
         if a is None:
-            a = self.assemblies[key] = _Assembly(self, lab[:1], with_scales)
+            a = self.assemblies[key] = _Dense(self, lab[:1], with_scales)
         return a
 
 
@@ -127,143 +124,124 @@ def _rows(model, p: _Plan, inp: dict[str, Any], nb: int, *, dynamic: bool = True
     return rows, lab
 
 
-def _ranks(target: np.ndarray) -> np.ndarray:
-    """For each position, how many earlier positions have the same target (0 for the first)."""
-    if not len(target):
-        return np.zeros(0, np.int64)
-    order = np.argsort(target, kind="stable")
-    t = target[order]
-    start = np.r_[0, np.flatnonzero(t[1:] != t[:-1]) + 1]
-    first = np.repeat(start, np.diff(np.r_[start, len(t)]))
-    rank = np.empty(len(t), np.int64)
-    rank[order] = np.arange(len(t)) - first
-    return rank
+class _Dense:
+    """The table with which ``<prefix>_eval_dense`` (``_lower._dense``) writes the dense outputs.
 
-
-class _Assembly:
-    """The dense outputs as gathers from the kernel's outputs, for fixed node labels.
-
-    Every dense output element (of every output, concatenated) is ``((0 + s_0) + s_1) + …`` over
-    the kernel output entries collapsed onto it, in entry order; pass ``t`` gathers each element's
-    ``t``-th source (or a zero slot). Sources: the kernel outputs, their negations (``lim_rhs_*``)
-    and, with scales, their absolute values."""
+    All dense outputs of one instance are concatenated into one row of :attr:`size` doubles (see
+    :attr:`outputs`). Table entry ``e`` adds ``f(kernel output column)`` to row position
+    ``tgt[e]`` (``f``: +x; −x for ``lim_rhs_*``; |x| for the scales); a collapsed node receives
+    every node mapped onto it, added to 0 one by one in entry order (as OSDI's load functions and
+    the NumPy backend). Equal labels for all instances (the usual case): one table, passed after
+    the kernel's ``shared`` values; otherwise one per instance, appended to its input row
+    (entries dropped by the collapsing have ``tgt = −1``)."""
 
     def __init__(self, p: _Plan, lab: np.ndarray, with_scales: bool):
-        # equal labels for all instances (the usual case): index arrays for one instance, applied
-        # row by row; otherwise for the whole batch flattened into one row
+        from ._lower import DENSE_KIND_SHIFT
+
         self.uniform = bool((lab == lab[:1]).all())
         if self.uniform:
             lab = lab[:1]
         nb, n = lab.shape[0], p.n
-        no = p.kernel.n_out_eval
-        S = nb * no
-        self.with_scales = with_scales
+        self.kernel = p.kernel
         self._spec: dict[int, list] = {}
-        self.zero = (3 if with_scales else 2) * S
-        inst = np.arange(nb)[:, None]
         specs = [("residual_resist", "rr", 0), ("residual_react", "rq", 0),
                  ("jacobian_resist", "jr", 0), ("jacobian_react", "jq", 0),
-                 ("lim_rhs_resist", "lr", S), ("lim_rhs_react", "lq", S)]
+                 ("lim_rhs_resist", "lr", 1), ("lim_rhs_react", "lq", 1)]
         if with_scales:
-            specs += [("scale_residual_resist", "rr", 2 * S), ("scale_residual_react", "rq", 2 * S),
-                      ("scale_jacobian_resist", "jr", 2 * S), ("scale_jacobian_react", "jq", 2 * S)]
+            specs += [("scale_residual_resist", "rr", 2), ("scale_residual_react", "rq", 2),
+                      ("scale_jacobian_resist", "jr", 2), ("scale_jacobian_react", "jq", 2)]
         self.outputs: list[tuple[str, int, tuple[int, ...]]] = []  # name, offset, shape
-        tgts, srcs = [], []
+        tgts, codes = [], []
         off = 0
-        for name, pre, base in specs:
+        for name, pre, kind in specs:
             if pre in p.res:
                 cols, node = p.res[pre]
                 li = lab[:, node]
                 keep = li < n
-                tgt = inst * n + li
+                tgt = li
                 shape = (nb, n)
             else:
                 cols, i, j = p.jac[pre]
                 li, lj = lab[:, i], lab[:, j]
                 keep = (li < n) & (lj < n)
-                tgt = (inst * n + li) * n + lj
+                tgt = li * n + lj
                 shape = (nb, n, n)
-            src = base + inst * no + cols[None, :]
-            tgts.append(off + tgt[keep])  # row-major: instance by instance, entries in order
-            srcs.append(src[keep])
+            tgts.append(np.where(keep, off + tgt, -1))
+            codes.append(np.broadcast_to((kind << DENSE_KIND_SHIFT) | cols[None, :], tgt.shape))
             self.outputs.append((name, off, shape))
-            off += int(np.prod(shape))
+            off += int(np.prod(shape[1:]))
         ns = p.num_states
         if ns:
             c = np.array([-1 if x is None else x for x in p.ns], np.int64)
-            src = np.where(c[None, :] >= 0, inst * no + c[None, :], self.zero)
-            tgts.append(off + (inst * ns + np.arange(ns)[None, :]).ravel())
-            srcs.append(src.ravel())
+            tgts.append(np.broadcast_to(np.where(c >= 0, off + np.arange(ns), -1)[None, :], (nb, ns)))
+            codes.append(np.broadcast_to(np.maximum(c, 0)[None, :], (nb, ns)))
         self.outputs.append(("states", off, (nb, ns)))
-        off += nb * ns
-        tgt, src = np.concatenate(tgts), np.concatenate(srcs)
-        rank = _ranks(tgt)
+        off += ns
         self.size = off
-        # pass 0: every position's first source (or the zero slot); positions with several
-        # sources (collapsed nodes, m of them) are summed in a compact (m,) vector, pass by pass
-        first = np.full(off, self.zero, np.int64)
-        first[tgt[rank == 0]] = src[rank == 0]
-        multi = np.unique(tgt[rank == 1]) if len(rank) else np.zeros(0, np.int64)
-        where_multi = np.full(off, -1, np.int64)
-        where_multi[multi] = np.arange(len(multi))
-        extra = []
-        for r in range(int(rank.max()) + 1 if len(rank) else 0):
-            idx = np.full(len(multi), self.zero, np.int64)
-            sel = (rank == r) & (where_multi[tgt] >= 0)
-            idx[where_multi[tgt[sel]]] = src[sel]
-            extra.append(idx)
-        self.m = len(multi)
-        self.n_extra = len(extra) if self.m else 0
-        # final position → pass-0 value (index < off) or summed value (off + k)
-        pick = np.arange(off)
-        pick[multi] = off + np.arange(len(multi))
-        self.passes = [first] + (extra if self.m else []) + [pick]
+        tgt = np.concatenate(tgts, axis=1) if tgts else np.zeros((nb, 0), np.int64)
+        code = np.concatenate(codes, axis=1) if codes else np.zeros((nb, 0), np.int64)
+        if self.uniform:  # entries that add nothing are left out of the shared table
+            sel = tgt[0] >= 0
+            tgt, code = tgt[:, sel], code[:, sel]
+        self.n_entries = tgt.shape[1]
+        self.table = np.concatenate([tgt, code], axis=1).astype(np.float64)  # (1 or nb, 2E)
+        self.mode = 0.0 if self.uniform else 1.0
 
-    def flat(self, out, xp, passes=None):
-        """All dense outputs concatenated: (nb, size) with uniform labels, else (1, nb·size)."""
-        rows = out if self.uniform else out.reshape(1, -1)
-        parts = [rows, -rows] + ([xp.abs(rows)] if self.with_scales else []) + [xp.zeros((rows.shape[0], 1), out.dtype)]
-        src = xp.concatenate(parts, axis=1)
-        idx = np.concatenate(self.passes[:-1]) if passes is None else passes[0]
-        pick = self.passes[-1] if passes is None else passes[1]
-        g = src[:, idx]  # one gather for all passes
-        zero = xp.zeros((rows.shape[0], 1), out.dtype)
-        acc = zero + g[:, :self.size]  # 0 + x, as the NumPy assembly adds into zeros
-        if not self.m:
-            return acc
-        e = zero
-        for t in range(self.n_extra):
-            o = self.size + t * self.m
-            e = e + g[:, o:o + self.m]
-        return xp.concatenate([acc, e], axis=1)[:, pick]
+    def shared(self, kernel_shared: np.ndarray) -> np.ndarray:
+        """The dense kernel's ``shared`` (input rows passed as ``in``): the kernel's values,
+        header, and the uniform table."""
+        parts = [np.asarray(kernel_shared, np.float64), [self.size, self.n_entries, self.mode, 0, 0, 0]]
+        if self.uniform:
+            parts.append(self.table[0])
+        return np.concatenate(parts)
+
+    def state_shared(self, kernel_shared: np.ndarray, rows: np.ndarray, cols: np.ndarray,
+                     a: np.ndarray, b: np.ndarray, w: int) -> np.ndarray:
+        """The dense kernel's ``shared`` in state mode: the static input ``rows`` (N, n_in) kept
+        there; each call's ``in`` row ``i`` is ``[j, src (w)]``, column ``cols[k]`` of static row
+        ``j`` replaced by ``src[a[k]] − src[b[k]]``."""
+        parts = [np.asarray(kernel_shared, np.float64),
+                 [self.size, self.n_entries, self.mode, 1, w, len(cols)]]
+        if self.uniform:
+            parts.append(self.table[0])
+        parts += [cols, a, b, self.rows(rows).ravel()]
+        return np.concatenate([np.asarray(x, np.float64).ravel() for x in parts])
+
+    def rows(self, rows: np.ndarray) -> np.ndarray:
+        """The dense kernel's input rows: ``rows``, followed by each instance's table if any."""
+        return rows if self.uniform else np.concatenate([rows, self.table], axis=1)
+
+    @property
+    def n_in(self) -> int:
+        return self.kernel.n_in_eval + (0 if self.uniform else 2 * self.n_entries)
+
+    def numpy(self, shared: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """The dense kernel through ctypes: (nb, :attr:`size`)."""
+        from ._kernel import BATCH_FN
+
+        shared = np.ascontiguousarray(shared, np.float64)
+        rows = np.ascontiguousarray(rows, np.float64)
+        out = np.empty((rows.shape[0], self.size), np.float64)
+        if rows.shape[0]:
+            BATCH_FN(self.kernel.eval_dense_address)(rows.shape[0], shared.ctypes.data,
+                                                    rows.ctypes.data, out.ctypes.data)
+        return out
 
     def split(self, acc, nb: int) -> dict[str, Any]:
-        """:meth:`flat`'s result → the outputs by name."""
+        """The dense rows (nb, :attr:`size`) → the outputs by name (views)."""
         spec = self._spec.get(nb)
         if spec is None:
-            spec = self._spec[nb] = [(name, o, o + int(np.prod(shape)), (nb,) + shape[1:])
+            spec = self._spec[nb] = [(name, o, o + int(np.prod(shape[1:])), (nb,) + shape[1:])
                                      for name, o, shape in self.outputs]
         return {name: acc[:, a:b].reshape(shape) for name, a, b, shape in spec}
-
-    def _run(self, out, xp, passes=None) -> dict[str, Any]:
-        return self.split(self.flat(out, xp, passes), out.shape[0])
-
-    def numpy(self, out: np.ndarray) -> dict[str, np.ndarray]:
-        return self._run(out, np)
-
-    def jax(self, out, passes) -> dict[str, Any]:
-        """In a traced function; ``passes``: the concatenated :attr:`passes` (constant or traced)."""
-        import jax.numpy as jnp
-
-        return self._run(out, jnp, passes)
 
 
 def eval_numpy(model, inp: dict[str, Any], sp: dict[str, Any], nb: int) -> dict[str, np.ndarray]:
     """``Model.eval(..., backend="native")``: the kernel through ctypes, NumPy in and out."""
     p = plan(model)
     rows, lab = _rows(model, p, inp, nb)
-    out = p.kernel.eval(p.kernel.shared_values(sp), rows)
-    return p.assembly(np.asarray(lab), model._with_scales).numpy(out)
+    d = p.dense(np.asarray(lab), model._with_scales)
+    return d.split(d.numpy(d.shared(p.kernel.shared_values(sp)), d.rows(rows)), nb)
 
 
 def _calls(model):
@@ -274,6 +252,20 @@ def _calls(model):
 
         k = model_kernel(model)
         c = model._native_calls = kernel_calls(k, label=model.name, min_rows_per_task=min_rows_per_task(model))
+    return c
+
+
+def _dense_call(model, n_shared: int, n_in: int, size: int):
+    """The XLA FFI function of the model's ``eval_dense`` for these widths (registered once)."""
+    cache = model.__dict__.setdefault("_native_dense_calls", {})
+    key = (n_shared, n_in, size)
+    c = cache.get(key)
+    if c is None:
+        from ._ffi import native_call
+
+        k = model_kernel(model)
+        c = cache[key] = native_call(k.eval_dense_address, n_shared, n_in, size, label=f"{model.name}_dense",
+                                     min_rows_per_task=min_rows_per_task(model))
     return c
 
 
@@ -305,9 +297,8 @@ def evaluator(model, state: dict[str, Any], flags: int, enable_lim: bool, limiti
     lab = np.asarray(lab)
     if len(p.enable_lim) and not limiting:
         rows0[:, p.enable_lim] = float(bool(enable_lim))
-    asm = p.assembly(lab, model._with_scales)
-    _init_call, eval_call = _calls(model)
-    # per-call columns: row source [V, 0, prev_state, enable]; column = src[ia] - src[ib] (ib → the
+    dense = p.dense(lab, model._with_scales)
+    # per-call columns: source row [V, 0, prev_state, enable]; column = src[ia] - src[ib] (ib → the
     # 0 slot for single-node probes: x − 0.0 is x), the labels folded into ia/ib
     ns = model.num_states
     dyn_cols, ia, ib = [], [], []
@@ -321,81 +312,59 @@ def evaluator(model, state: dict[str, Any], flags: int, enable_lim: bool, limiti
         for c in p.enable_lim:
             dyn_cols.append(c), ia.append(np.full(nb, n + 1 + ns)), ib.append(np.full(nb, n))
     dyn_cols = np.array(dyn_cols, np.int64)
-    ia = np.stack(ia, axis=1).astype(np.int32) if len(dyn_cols) else np.zeros((nb, 0), np.int32)
-    ib = np.stack(ib, axis=1).astype(np.int32) if len(dyn_cols) else np.zeros((nb, 0), np.int32)
-    if (ia == ia[:1]).all() and (ib == ib[:1]).all():
-        ia, ib = ia[:1], ib[:1]
-    consts = (rows0, p.kernel.shared_values(state["sp"]), ia, ib,
-              (np.concatenate(asm.passes[:-1]).astype(np.int32), asm.passes[-1].astype(np.int32)))
-    if sum(np.asarray(x).nbytes for x in jax.tree_util.tree_leaves(consts)) > (1 << 20):
+    nd = len(dyn_cols)
+    ia = np.stack(ia, axis=1).astype(np.int32) if nd else np.zeros((nb, 0), np.int32)
+    ib = np.stack(ib, axis=1).astype(np.int32) if nd else np.zeros((nb, 0), np.int32)
+    # the static rows stay in the kernel's ``shared``; per call only [row index, sources] travel.
+    # Equal labels: the kernel takes the differences from [V, 0, prev_state, enable] itself;
+    # otherwise they are gathered here and passed as sources [dyn, 0] (x − 0.0 is x).
+    gather = not ((ia == ia[:1]).all() and (ib == ib[:1]).all())
+    w = n + 1 + (ns + 1 if limiting else 0)
+    if gather:
+        ka, kb, w_in = np.arange(nd), np.full(nd, nd), nd + 1
+    else:
+        ka, kb, w_in = ia[0], ib[0], w
+    shared_d = dense.state_shared(p.kernel.shared_values(state["sp"]), rows0, dyn_cols, ka, kb, w_in)
+    dense_call = _dense_call(model, len(shared_d), 1 + w_in, dense.size)
+    index = np.arange(nb, dtype=np.float64)[:, None]
+    consts = (shared_d, ia, ib) if gather else (shared_d,)
+    if sum(np.asarray(x).nbytes for x in consts) > (1 << 20):
         # large batches: the state goes to the device once and is passed as arguments
-        consts = jax.tree_util.tree_map(jnp.asarray, consts)
+        consts = tuple(jnp.asarray(x) for x in consts)
         baked = None
     else:
         # small ones: NumPy constants baked into the program (each argument costs dispatch time)
         baked, consts = consts, None
 
-    # small batches: a full-width gather and one select (one fused loop: least latency); large
-    # ones: a scatter of the few per-call columns (XLA's gathers cost ≈ 10 ns per element)
-    uniform_rows = ia.shape[0] == 1 and nb <= _SMALL
-    if uniform_rows and len(dyn_cols):  # a full-width gather and one select: one fused loop
-        mask = np.zeros((1, p.kernel.n_in_eval), bool)
-        mask[0, dyn_cols] = True
-        colmap = np.zeros(p.kernel.n_in_eval, np.int32)
-        colmap[dyn_cols] = np.arange(len(dyn_cols))
-    consts = (rows0, p.kernel.shared_values(state["sp"]), ia, ib,
-              (np.concatenate(asm.passes[:-1]).astype(np.int32), asm.passes[-1].astype(np.int32)))
-    if sum(np.asarray(x).nbytes for x in jax.tree_util.tree_leaves(consts)) > (1 << 20):
-        # large batches: the state goes to the device once and is passed as arguments
-        consts = jax.tree_util.tree_map(jnp.asarray, consts)
-        baked = None
-    else:
-        # small ones: NumPy constants baked into the program (each argument costs dispatch time)
-        baked, consts = consts, None
-
-    def kernel_out(consts, V, prev_state, enable):
-        rows0, shared, ia, ib, passes = baked if consts is None else consts
+    def flat_body(consts, V, prev_state, enable):
+        """The dense outputs of all instances, (nb, ``dense.size``): one FFI call."""
+        cs = baked if consts is None else consts
         V = jnp.asarray(V, jnp.float64)
         parts = [V, jnp.zeros((nb, 1), V.dtype)]
         if limiting:
             parts += [jnp.broadcast_to(jnp.asarray(prev_state, jnp.float64), (nb, ns)),
                       jnp.broadcast_to(jnp.asarray(enable, jnp.float64), (nb, 1))]
         src = jnp.concatenate(parts, axis=1)
-        rows = jnp.asarray(rows0)
-        if len(dyn_cols):
-            ia_, ib_ = jnp.broadcast_to(ia, (nb, ia.shape[1])), jnp.broadcast_to(ib, (nb, ib.shape[1]))
+        if gather:
+            ia_, ib_ = cs[1], cs[2]
             dyn = jnp.take_along_axis(src, ia_, axis=1) - jnp.take_along_axis(src, ib_, axis=1)
-            if uniform_rows:
-                rows = jnp.where(mask, dyn[:, colmap], rows)
-            else:
-                rows = rows.at[:, dyn_cols].set(dyn, unique_indices=True)
-        return eval_call(shared, rows), passes
+            src = jnp.concatenate([dyn, jnp.zeros((nb, 1), V.dtype)], axis=1)
+        return dense_call(cs[0], jnp.concatenate([index, src], axis=1))
 
     def body(consts, V, prev_state, enable):
-        out, passes = kernel_out(consts, V, prev_state, enable)
-        return asm.jax(out, passes)
+        return dense.split(flat_body(consts, V, prev_state, enable), nb)
 
     from .._xla import FUSION_ON
 
-    def flat_body(consts, V, prev_state, enable):
-        out, passes = kernel_out(consts, V, prev_state, enable)
-        return asm.flat(out, jnp, passes)
-
     # called eagerly: one output buffer (each output of a jitted call costs dispatch time), split
-    # into NumPy views (zero-copy on the CPU). Fusion on: the gathers, selects and adds here are
-    # exact whatever XLA fuses (no multiplication to contract); fewer kernels, less latency.
+    # into NumPy views (zero-copy on the CPU). Fusion on: the gathers and selects here are exact
+    # whatever XLA fuses (no multiplication to contract); fewer kernels, less latency.
     jitted = jax.jit(flat_body, compiler_options=FUSION_ON)
-
-    # large batches called eagerly: the kernel's outputs assembled by NumPy on the host (its
-    # gathers are ≈ 10× faster than XLA's CPU gather; the outputs are NumPy views either way)
-    jitted_out = jax.jit(lambda *a: kernel_out(*a)[0])
 
     def g(consts, V, prev_state, enable):
         if any(isinstance(x, jax.core.Tracer) for x in (V, prev_state, enable)):
             return body(consts, V, prev_state, enable)  # inside the caller's jit / loop
-        if nb > _SMALL:
-            return asm.numpy(np.asarray(jitted_out(consts, V, prev_state, enable)))
-        return asm.split(np.asarray(jitted(consts, V, prev_state, enable)), nb)
+        return dense.split(np.asarray(jitted(consts, V, prev_state, enable)), nb)
 
     def check(V) -> int:
         shp = np.shape(V)
@@ -462,11 +431,13 @@ def function(model, jax_f, init_inputs, extra_inputs, mfactor, probe: dict[str, 
 
     p = plan(model)
     k = p.kernel
-    init_call, eval_call = _calls(model)
+    init_call, _eval_call = _calls(model)
     shared = k.shared_values(probe["sp"])
     lab = np.asarray(probe["labels"])[:1]
     lab = np.where(lab < 0, p.n, lab)  # ground → the zero column, as Model._batch_inputs
-    asm = _Assembly(p, lab, model._with_scales)
+    asm = _Dense(p, lab, model._with_scales)
+    shared_d = asm.shared(shared)
+    dense_call = _dense_call(model, len(shared_d), asm.n_in, asm.size)
     how = {v: (h, d) for v, h, d in model._eval_inputs}
     init_col = {nm: c for c, nm in enumerate(k.init_out_names)}
     integrate = float((flags & ANALYSIS_BITS["ic"]) == 0)
@@ -506,7 +477,7 @@ def function(model, jax_f, init_inputs, extra_inputs, mfactor, probe: dict[str, 
             else:  # enable_lim, prev_state (no limiting here), zero
                 cols.append(0.0)
         row = jnp.stack([jnp.asarray(c, jnp.float64) for c in cols])[None, :]
-        res = asm.jax(eval_call(shared, row), None)
+        res = asm.split(dense_call(shared_d, row), 1)
         return {key: v[0] for key, v in res.items()}
 
     def is_zero(t) -> bool:

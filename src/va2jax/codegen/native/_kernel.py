@@ -28,7 +28,7 @@ from ...simparams import DEFAULT_SIM_PARAMS
 from . import _compile
 
 #: Bumped when the emitted code changes meaning (part of the cache key with the package's digest).
-NATIVE_VERSION = "1"
+NATIVE_VERSION = "2"
 
 BATCH_FN = ctypes.CFUNCTYPE(None, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
 
@@ -64,6 +64,8 @@ class NativeKernel:
     init_out_types: list[str]
     eval_out_types: list[str]
     from_cache: bool = False
+    #: ``<prefix>_eval_dense`` (``_lower._dense``): eval written straight into the dense outputs
+    eval_dense_address: int = 0
     timings: dict[str, float] = dataclasses.field(default_factory=dict)
 
     @functools.cached_property
@@ -137,7 +139,7 @@ def build_kernel(ir: ModuleIR, model_key: str | None, *, cache_folder: Path | No
     t0 = time.perf_counter()
     key = kernel_key(model_key or "nokey-" + ir.source, level)
     prefix = f"va2jax_{key[:16]}"
-    names = [f"{prefix}_init_batch", f"{prefix}_eval_batch"]
+    names = [f"{prefix}_init_batch", f"{prefix}_eval_batch", f"{prefix}_eval_dense"]
     folder = cache_folder
     if folder is not None and model_key is not None and use_cache:
         hit = _compile.cache_read(folder, key)
@@ -147,6 +149,7 @@ def build_kernel(ir: ModuleIR, model_key: str | None, *, cache_folder: Path | No
             return NativeKernel(key, prefix, addrs[names[0]], addrs[names[1]], meta["shared"],
                                 meta["init_in"], meta["init_out"], meta["eval_in"], meta["eval_out"],
                                 meta["init_out_types"], meta["eval_out_types"], from_cache=True,
+                                eval_dense_address=addrs[names[2]],
                                 timings={"load": time.perf_counter() - t0})
     if not ir.eval.blocks:
         raise Va2JaxError(f"module {ir.name}: the native backend needs the module's full IR")
@@ -167,7 +170,7 @@ def build_kernel(ir: ModuleIR, model_key: str | None, *, cache_folder: Path | No
     times.update(layout=t1 - t0, lower=t2 - t1, total=time.perf_counter() - t0)
     return NativeKernel(key, prefix, addrs[names[0]], addrs[names[1]], lay.shared, lay.init_in,
                         lay.init_out, lay.eval_in, lay.eval_out, lay.init_out_types,
-                        lay.eval_out_types, timings=times)
+                        lay.eval_out_types, eval_dense_address=addrs[names[2]], timings=times)
 
 
 # -- Model glue ------------------------------------------------------------------------------------

@@ -161,12 +161,13 @@ class Module:
         self.triple = ""
         self.globals: dict[str, Function] = {}
         self.functions: list[Function] = []
+        self.raw: list[str] = []  # functions written as LLVM IR text (``_lower._dense``)
 
     def __str__(self) -> str:
         head = [f'; ModuleID = "{self.name}"']
         if self.triple:
             head.append(f'target triple = "{self.triple}"')
-        return "\n".join(head + [f.render() for f in self.functions]) + "\n"
+        return "\n".join(head + [f.render() for f in self.functions] + self.raw) + "\n"
 
 
 _FCMP_O = {"==": "oeq", "!=": "one", "<": "olt", "<=": "ole", ">": "ogt", ">=": "oge"}

@@ -406,6 +406,151 @@ def _batch(module: ir.Module, row: ir.Function, name: str, n_in: int, n_out: int
     b.cbranch(b.icmp_signed("<", nxt, n), loop, done)
     ir.IRBuilder(done).ret_void()
 
+#: dense-table entry code: ``kind << DENSE_KIND_SHIFT | column`` (kind 0: +x, 1: −x, 2: |x|)
+DENSE_KIND_SHIFT = 24
+
+
+def _dense(module: ir.Module, row: ir.Function, name: str, n_shared: int, n_in: int, n_out: int) -> None:
+    """``void name(i64 n, double* shared, double* in, double* out)``: each row's eval written
+    straight into its dense outputs (row ``i`` at ``out + i·size``).
+
+    ``shared`` = the kernel's ``n_shared`` values, then the header ``size`` (dense doubles per
+    row), ``E`` (table entries), ``mode``, ``state``, ``w``, ``d``; then — mode 0 — the table
+    ``tgt[E]``, ``code[E]`` (one table for every row); then — state 1 — ``col[d]``, ``a[d]``,
+    ``b[d]`` and the static input rows.
+
+    * state 0: ``in`` holds the kernel's input rows (``n_in`` wide; mode 1: ``n_in + 2E``, each
+      row followed by its own table — per-instance node collapsing).
+    * state 1 (the evaluator): the kernel's input rows (with their tables in mode 1) are the static
+      rows in ``shared``; ``in`` row ``i`` is ``[j, src_0 … src_{w−1}]``: the static row ``j`` is
+      copied to the stack and its columns ``col[k]`` set to ``src[a[k]] − src[b[k]]`` (branch
+      voltages from node voltages; per call only ``V`` travels, not the rows).
+
+    Per row: the eval row function into a stack buffer, the ``size`` outputs zeroed, then for
+    ``e = 0 … E−1`` (``tgt[e] < 0``: skipped) ``out[tgt[e]] += f(buf[code[e] mod 2^24])`` with
+    ``f`` chosen by ``code[e] >> 24`` (+x, −x, |x|) — so a dense element is ``((0 + s_0) + s_1) + …``
+    in table order, the NumPy assembly's sums bit for bit. Table values are small integers carried
+    as doubles."""
+    decl = []
+    for fn, sig in (("llvm.memset.p0.i64", "declare void @llvm.memset.p0.i64(ptr, i8, i64, i1)"),
+                    ("llvm.memcpy.p0.p0.i64", "declare void @llvm.memcpy.p0.p0.i64(ptr, ptr, i64, i1)"),
+                    ("llvm.fabs.f64", "declare double @llvm.fabs.f64(double)")):
+        if fn not in module.globals:
+            decl.append(sig)
+    S = n_shared
+    mask = (1 << DENSE_KIND_SHIFT) - 1
+
+    def hdr(k: int, nm: str) -> str:
+        return (f"  %{nm}p = getelementptr inbounds double, ptr %shared, i64 {S + k}\n"
+                f"  %{nm}d = load double, ptr %{nm}p\n  %{nm} = fptosi double %{nm}d to i64\n")
+
+    header = "".join(hdr(k, nm) for k, nm in enumerate(("size", "E", "mode", "state", "w", "nd")))
+    module.raw.append("\n".join(decl) + f"""
+define void @"{name}"(i64 %n, ptr noalias %shared, ptr noalias %in, ptr noalias %out) {{
+entry:
+  %buf = alloca [{max(n_out, 1)} x double], align 16
+  %ibuf = alloca [{max(n_in, 1)} x double], align 16
+{header}  %rowtab = icmp ne i64 %mode, 0
+  %st = icmp ne i64 %state, 0
+  %tabw = shl i64 %E, 1
+  %stab = getelementptr inbounds double, ptr %shared, i64 {S + 6}
+  %tabsh = select i1 %rowtab, i64 0, i64 %tabw
+  %dyn = getelementptr inbounds double, ptr %stab, i64 %tabsh
+  %dia = getelementptr inbounds double, ptr %dyn, i64 %nd
+  %dib = getelementptr inbounds double, ptr %dia, i64 %nd
+  %static = getelementptr inbounds double, ptr %dib, i64 %nd
+  %extra = select i1 %rowtab, i64 %tabw, i64 0
+  %sstride = add i64 %extra, {n_in}
+  %wp1 = add i64 %w, 1
+  %istride = select i1 %st, i64 %wp1, i64 %sstride
+  %bytes = shl i64 %size, 3
+  %any = icmp sgt i64 %E, 0
+  %anyd = icmp sgt i64 %nd, 0
+  %go = icmp sgt i64 %n, 0
+  br i1 %go, label %row, label %done
+row:
+  %i = phi i64 [0, %entry], [%inext, %rowend]
+  %ioff = mul i64 %i, %istride
+  %rin0 = getelementptr inbounds double, ptr %in, i64 %ioff
+  br i1 %st, label %fill, label %call
+fill:
+  %idxd = load double, ptr %rin0
+  %idx = fptosi double %idxd to i64
+  %soff = mul i64 %idx, %sstride
+  %srow = getelementptr inbounds double, ptr %static, i64 %soff
+  call void @llvm.memcpy.p0.p0.i64(ptr align 16 %ibuf, ptr align 8 %srow, i64 {8 * n_in}, i1 false)
+  %src = getelementptr inbounds double, ptr %rin0, i64 1
+  br i1 %anyd, label %dl, label %call
+dl:
+  %k = phi i64 [0, %fill], [%knext, %dl]
+  %dcp = getelementptr inbounds double, ptr %dyn, i64 %k
+  %dcd = load double, ptr %dcp
+  %dc = fptosi double %dcd to i64
+  %dap = getelementptr inbounds double, ptr %dia, i64 %k
+  %dad = load double, ptr %dap
+  %da = fptosi double %dad to i64
+  %dbp = getelementptr inbounds double, ptr %dib, i64 %k
+  %dbd = load double, ptr %dbp
+  %db = fptosi double %dbd to i64
+  %xap = getelementptr inbounds double, ptr %src, i64 %da
+  %xa = load double, ptr %xap
+  %xbp = getelementptr inbounds double, ptr %src, i64 %db
+  %xb = load double, ptr %xbp
+  %dv = fsub double %xa, %xb
+  %dst = getelementptr inbounds double, ptr %ibuf, i64 %dc
+  store double %dv, ptr %dst
+  %knext = add i64 %k, 1
+  %kmore = icmp slt i64 %knext, %nd
+  br i1 %kmore, label %dl, label %call
+call:
+  %rin = phi ptr [%rin0, %row], [%ibuf, %fill], [%ibuf, %dl]
+  %tbase = phi ptr [%rin0, %row], [%srow, %fill], [%srow, %dl]
+  call void @"{row.name}"(ptr %shared, ptr %rin, ptr %buf)
+  %ooff = mul i64 %i, %size
+  %rout = getelementptr inbounds double, ptr %out, i64 %ooff
+  call void @llvm.memset.p0.i64(ptr align 8 %rout, i8 0, i64 %bytes, i1 false)
+  %rtab = getelementptr inbounds double, ptr %tbase, i64 {n_in}
+  %tab = select i1 %rowtab, ptr %rtab, ptr %stab
+  %ctab = getelementptr inbounds double, ptr %tab, i64 %E
+  br i1 %any, label %ent, label %rowend
+ent:
+  %e = phi i64 [0, %call], [%enext, %entnext]
+  %tp = getelementptr inbounds double, ptr %tab, i64 %e
+  %td = load double, ptr %tp
+  %t = fptosi double %td to i64
+  %skip = icmp slt i64 %t, 0
+  br i1 %skip, label %entnext, label %add
+add:
+  %cp = getelementptr inbounds double, ptr %ctab, i64 %e
+  %cd = load double, ptr %cp
+  %c = fptosi double %cd to i64
+  %col = and i64 %c, {mask}
+  %kind = ashr i64 %c, {DENSE_KIND_SHIFT}
+  %vp = getelementptr inbounds double, ptr %buf, i64 %col
+  %v = load double, ptr %vp
+  %neg = fneg double %v
+  %abs = call double @llvm.fabs.f64(double %v)
+  %isneg = icmp eq i64 %kind, 1
+  %isabs = icmp eq i64 %kind, 2
+  %v1 = select i1 %isneg, double %neg, double %v
+  %v2 = select i1 %isabs, double %abs, double %v1
+  %dp = getelementptr inbounds double, ptr %rout, i64 %t
+  %d = load double, ptr %dp
+  %s = fadd double %d, %v2
+  store double %s, ptr %dp
+  br label %entnext
+entnext:
+  %enext = add i64 %e, 1
+  %more = icmp slt i64 %enext, %E
+  br i1 %more, label %ent, label %rowend
+rowend:
+  %inext = add i64 %i, 1
+  %rmore = icmp slt i64 %inext, %n
+  br i1 %rmore, label %row, label %done
+done:
+  ret void
+}}""")
+
 
 def lower_module(mod: ModuleIR, lay: Layout, prefix: str, triple: str = "") -> tuple[ir.Module, ir.Module]:
     """Two LLVM modules, init and eval, each with its row function and its ``*_batch`` entry point.
@@ -421,5 +566,7 @@ def lower_module(mod: ModuleIR, lay: Layout, prefix: str, triple: str = "") -> t
         n_in = len(lay.init_in if what == "init" else lay.eval_in)
         n_out = len(lay.init_out if what == "init" else lay.eval_out)
         _batch(m, row, f"{prefix}_{what}_batch", n_in, n_out)
+        if what == "eval":
+            _dense(m, row, f"{prefix}_eval_dense", len(lay.shared), n_in, n_out)
         out.append(m)
     return out[0], out[1]
