@@ -108,3 +108,16 @@ def test_bundled_diode():
     osdi = load_library(compile_va_to_osdi(DIODE, opt_level=0)).module(model.name)
     for p in ({"is": -1e-14}, {"n": -1.0}, {"is": NAN}, {"m": 1.0}, {"m": 0.95}, {"xti": NAN}):
         assert (_ours_refuses(model, p) is not None) == _osdi_refuses(osdi, p), p
+
+
+def test_bound_naming_a_per_instance_parameter_broadcasts():
+    """A scalar value whose bound names a parameter given per instance (vbic_1p3, bsimbulk: the
+    whole setup failed with a NumPy broadcast error): the mask has the instances' shape and
+    marks exactly the instances where ``lo < value`` fails (the formula, per instance)."""
+    from va2jax.mir import violations
+    from va2jax.mir._bounds import Bound
+
+    lo = np.array([0.5, 1.5, 2.5, 0.9])
+    bad, text = violations(np.asarray(1.0), (Bound("from", "from (lo:inf)", lo="lo", hi="inf",
+                                                    lo_incl=False, hi_incl=False),), {"lo": lo})
+    assert bad.shape == lo.shape and list(bad) == list(~(lo < 1.0)) and "lo" in text

@@ -383,7 +383,7 @@ def violations(value: np.ndarray, bounds: tuple[Bound, ...], names: Mapping[str,
             for x in vals:
                 if isinstance(x, str) != is_str:
                     return None
-                hit |= v == x
+                hit = hit | (v == x)  # x may be per instance (another parameter)
             return hit
         if is_str:
             return None
@@ -401,11 +401,11 @@ def violations(value: np.ndarray, bounds: tuple[Bound, ...], names: Mapping[str,
     if froms and all(f is not None for f in froms):
         ok = np.zeros(v.shape, bool)
         for f in froms:
-            ok |= f
-        bad |= ~ok
+            ok = ok | f  # bounds naming per-instance parameters broadcast
+        bad = bad | ~ok
     for b in bounds:
         if b.kind == "exclude":
             f = inside(b)
             if f is not None:
-                bad |= f
+                bad = bad | f
     return bad, text
