@@ -239,3 +239,90 @@ def test_spice_diode_reverse_mode_through_setup_loop_vs_osdi():
     bias = [{"a": 0.7, "c": 0.0}, {"a": -0.3, "c": 0.0}]
     _check_against_osdi(CORPUS / "bosdi/spice/diode.va", fixed, x, steps, bias,
                         [("residual_resist", "c"), ("residual_react", "a")], reverse=True)
+
+
+# --------------------------------------------------------------------------------------------
+# integer parameters: Model.function equals Model.eval, gradients vs OSDI
+# --------------------------------------------------------------------------------------------
+def _function_vs_eval_and_osdi(path, fixed, x, steps, bias, outputs, rel=1e-6, T=300.15):
+    """For both backends: ``Model.function`` (parameters ``x`` as arguments, ``fixed`` among them
+    integer parameters) gives exactly :meth:`Model.eval`'s outputs, and ``jax.grad`` of each of
+    ``outputs`` with respect to each of ``x`` is within ``rel`` of Richardson-extrapolated OSDI
+    central differences (steps ``steps``)."""
+    import jax
+
+    from va2jax.codegen import compile_va
+    from va2jax.osdi import compile_va_to_osdi, load_library
+
+    m = compile_va(path)
+    ref = load_library(compile_va_to_osdi(path, opt_level=0)).module(m.name)
+    for b in bias:
+        V = _voltages(m.nodes, b)
+        state = m.setup({**fixed, **x}, temperature=T)
+        fd = {}
+        for name in x:
+            def osdi(s, name=name):
+                r = ref.instance({**fixed, **x, name: s}, temperature=T).eval(V)
+                return np.array([getattr(r, kind)[m.nodes.index(nd)] for kind, nd in outputs])
+            fd[name] = richardson(osdi, x[name], steps[name])
+        for backend in ("jax", "native"):
+            fn = m.function(list(x), fixed=fixed, backend=backend)
+            got = fn(x, T, V)
+            want = m.eval(state, V[None, :], backend="native")
+            for k in ("residual_resist", "residual_react", "jacobian_resist", "jacobian_react"):
+                # native: the kernel Model.eval runs, bit for bit; JAX: XLA's CPU kernels and
+                # fusion can change the last bit (1 ulp between this function and the jit-compiled
+                # JAX eval in BSIM3's Jacobian), far below 1e-12
+                np.testing.assert_allclose(np.asarray(got[k]), np.asarray(getattr(want, k))[0],
+                                           rtol=0 if backend == "native" else 1e-12, atol=0,
+                                           err_msg=f"{backend} {k} {b}")
+            for j, (kind, nd) in enumerate(outputs):
+                i = m.nodes.index(nd)
+                g = jax.grad(lambda p, kind=kind, i=i: fn(p, T, V)[kind][i])(x)
+                for name in x:
+                    # Richardson differences are accurate to ~1e-9 relative here; 1e-6 leaves room
+                    # for their rounding noise (≈ eps·|f|/h) on small derivatives
+                    assert float(g[name]) == pytest.approx(fd[name][j], rel=rel), (backend, b, kind, name)
+
+
+@needs_corpus
+def test_function_spice_diode_vs_eval_and_osdi():
+    """SPICE diode (integer parameters level/tlev/tlevc at their defaults and given): values
+    equal Model.eval exactly; d/d is and d/d n by reverse mode vs OSDI differences."""
+    _function_vs_eval_and_osdi(
+        CORPUS / "bosdi/spice/diode.va", {"level": 1, "tlev": 1, "rs": 10.0, "cjo": 1e-12},
+        {"is": 1e-14, "n": 1.05}, {"is": 1e-17, "n": 1e-3},
+        [{"a": 0.7, "c": 0.0}, {"a": -0.3, "c": 0.0}], [("residual_resist", "c"), ("residual_react", "a")])
+
+
+@needs_corpus
+def test_function_bsim3_integer_parameters_vs_eval_and_osdi():
+    """BSIM3v3: eval reads the integer parameter noimod (default 1) directly — it used to reach
+    the generated code as float64 (``lax.eq`` float64/int32 error); with type/mobmod/capmod
+    given, values equal Model.eval exactly and d(Id, Qg)/d vth0 vs OSDI differences."""
+    fixed = {"type": 1, "mobmod": 2, "capmod": 2, "w": 1e-5, "l": 1e-6}
+    _function_vs_eval_and_osdi(CORPUS / "bosdi/bsim3v3.va", fixed, {"vth0": 0.45}, {"vth0": 1e-3},
+                               [SAT], [("residual_resist", "d"), ("residual_react", "g")])
+
+
+@needs_corpus
+def test_function_integer_parameter_as_argument():
+    """An integer parameter among the function's arguments selects the same branch as in
+    Model.eval (int32 inside; its derivative is 0)."""
+    import jax
+
+    from va2jax.codegen import compile_va
+
+    m = compile_va(CORPUS / "bosdi/bsim3v3.va")
+    V = _voltages(m.nodes, LIN)  # mobmod 1 and 3 differ only with a body bias
+    fixed = {"w": 1e-5, "l": 1e-6}
+    fn = m.function(["mobmod", "vth0"], fixed=fixed, backend="jax")
+    seen = set()
+    for mob in (1, 2, 3):
+        want = m.eval(m.setup({**fixed, "mobmod": mob, "vth0": 0.45}), V[None, :]).residual_resist[0]
+        got = fn({"mobmod": mob, "vth0": 0.45}, 300.15, V)["residual_resist"]
+        np.testing.assert_allclose(np.asarray(got), want, rtol=1e-12, atol=0)  # last bit, as above
+        seen.add(float(want[m.nodes.index("d")]))
+        g = jax.grad(lambda p: fn(p, 300.15, V)["residual_resist"][0])({"mobmod": float(mob), "vth0": 0.45})
+        assert float(g["mobmod"]) == 0.0
+    assert len(seen) == 3  # the three mobility models give three currents

@@ -12,7 +12,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..errors import Va2JaxError
-from ..mir import REAL
+from ..mir import INT, REAL, STR
 from ._backend import Backend
 from ._exe_cache import CachedJit, target_platform
 from ._exec import import_gradient_safe
@@ -103,6 +103,22 @@ def param_function(self, names: list[str], fixed: Mapping[str, Any] | None = Non
     wanted = {c.lower(): nm for c, nm in zip(canon, names)}
     strings = dict(self.gen.strings)
     grad_module = gradient_safe_module(self)
+    for c, nm in zip(canon, names):
+        if ptypes.get(c.lower()) == STR:
+            raise Va2JaxError(f"module {self.name}: string parameter {nm!r} cannot be an argument "
+                              "of Model.function (give it in fixed)")
+
+    def param_value(key: str, values: Mapping[str, Any]) -> Any:
+        """Parameter ``key`` (lower case) as the generated code reads it: float64 for a real
+        parameter, int32 for an integer or string one (like :meth:`Model.setup`); a name in
+        ``names`` from ``values`` (an integer one truncated to int32, its derivative 0)."""
+        ty = ptypes.get(key, REAL)
+        if key in wanted:
+            x = jnp.asarray(values[wanted[key]])
+            return x.astype(jnp.int32) if ty == INT else x.astype(jnp.float64)
+        if key in vals:
+            return jnp.asarray(convert(self.name, key, vals[key], ty, (), strings))
+        return jnp.int32(0) if ty in (INT, STR) else jnp.float64(0.0)
 
     def mfactor(values: Mapping[str, Any]):
         # "m" is $mfactor only when the module has no parameter of its own called m
@@ -115,13 +131,7 @@ def param_function(self, names: list[str], fixed: Mapping[str, Any] | None = Non
         for p in self.ir.init.params:
             key = p.name.lower()
             if p.kind == "param":
-                if key in wanted:
-                    inp[p.value] = jnp.asarray(values[wanted[key]], jnp.float64)
-                elif key in vals:
-                    inp[p.value] = jnp.asarray(convert(self.name, p.name, vals[key], ptypes.get(key, REAL), (),
-                                                       strings))
-                else:
-                    inp[p.value] = jnp.float64(0.0)
+                inp[p.value] = param_value(key, values)
             elif p.kind == "param_given":
                 inp[p.value] = jnp.bool_(key in given or key in wanted)
             elif p.kind == "temperature":
@@ -136,9 +146,7 @@ def param_function(self, names: list[str], fixed: Mapping[str, Any] | None = Non
         extra = {}
         for _v, how, data in self._eval_inputs:
             if how is EvalInput.PARAM and f"param:{data}" not in init:
-                key = data.lower()
-                extra[data] = (jnp.asarray(values[wanted[key]], jnp.float64) if key in wanted
-                               else jnp.asarray(vals.get(key, 0.0)))
+                extra[data] = param_value(data.lower(), values)
         return extra
 
     def f(values: Mapping[str, Any], temperature: Any, V: Any) -> dict[str, Any]:
