@@ -375,6 +375,23 @@ def _render_parts(stmts: list[Stmt], outputs: dict[str, str], fname: str, size: 
     return lines
 
 
+def eval_output_values(mod: ModuleIR) -> dict[str, str]:
+    """Eval's outputs in order, name → MIR value: ``rr``/``rq``/``lr``/``lq`` + node (resistive and
+    reactive residual, their limiting RHS), then ``jr``/``jq`` + Jacobian entry. Every backend
+    (the Python source and the native kernel) names and orders its outputs by this one table."""
+    out: dict[str, str] = {}
+    for r in mod.residuals:
+        for key, v in (("rr", r.resist), ("rq", r.react), ("lr", r.resist_lim_rhs), ("lq", r.react_lim_rhs)):
+            if v is not None:
+                out[f"{key}{r.node}"] = v
+    for k, j in enumerate(mod.jacobian):
+        if j.resist is not None:
+            out[f"jr{k}"] = j.resist
+        if j.react is not None:
+            out[f"jq{k}"] = j.react
+    return out
+
+
 def generate(mod: ModuleIR) -> GeneratedModule:
     """Generate the Python/JAX source of one module."""
     _check_identifiers(mod)
@@ -397,17 +414,7 @@ def generate(mod: ModuleIR) -> GeneratedModule:
     for k, cp in enumerate(mod.collapsible):
         if cp.decision is not None:
             init_out[f"collapse{k}"] = cp.decision[0]
-    # eval outputs
-    ev_out: dict[str, str] = {}
-    for r in mod.residuals:
-        for key, v in (("rr", r.resist), ("rq", r.react), ("lr", r.resist_lim_rhs), ("lq", r.react_lim_rhs)):
-            if v is not None:
-                ev_out[f"{key}{r.node}"] = v
-    for k, j in enumerate(mod.jacobian):
-        if j.resist is not None:
-            ev_out[f"jr{k}"] = j.resist
-        if j.react is not None:
-            ev_out[f"jq{k}"] = j.react
+    ev_out = eval_output_values(mod)
     init_low = _Lowering(mod.init, strings, True, mod)
     eval_low = _Lowering(mod.eval, strings, False, mod)
     init_lines = _gen_function(mod.init, init_out, init_low, "init", [])

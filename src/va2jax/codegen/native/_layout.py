@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 
 from ...mir import STR, Function, Loop, ModuleIR, natural_loops, reverse_postorder
-from .._generate import _param_final_values
+from .._generate import _param_final_values, eval_output_values
 
 
 @dataclass
@@ -119,17 +119,7 @@ def make_layout(mod: ModuleIR) -> Layout:
         decided.pop(k, None)
     for k, v in decided.items():
         init_vals[f"collapse{k}"] = v
-    # eval outputs
-    ev_vals: dict[str, str] = {}
-    for r in mod.residuals:
-        for key, v in (("rr", r.resist), ("rq", r.react), ("lr", r.resist_lim_rhs), ("lq", r.react_lim_rhs)):
-            if v is not None:
-                ev_vals[f"{key}{r.node}"] = v
-    for k, j in enumerate(mod.jacobian):
-        if j.resist is not None:
-            ev_vals[f"jr{k}"] = j.resist
-        if j.react is not None:
-            ev_vals[f"jq{k}"] = j.react
+    ev_vals = eval_output_values(mod)  # the Python backend's names and order
     eval_out = list(ev_vals)
     store_of: dict[tuple[str, int], int] = {}
     fn = mod.eval
