@@ -12,7 +12,8 @@ from ..errors import Va2JaxError
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sim", help="simulate a circuit (VACASK .sim or SPICE netlist)",
                        description="Run every analysis of a netlist and write the results.")
-    p.add_argument("circuit", help="netlist file (.sim = VACASK, .cir/.sp/.spice = SPICE)")
+    p.add_argument("circuit", help="netlist file: .cir/.sp/.spice are SPICE, others (.sim) VACASK "
+                                   "or SPICE by their content (docs/sim.md)")
     p.add_argument("-o", "--output", help="binary rawfile with all analyses "
                                           "(default: NAME.raw per analysis next to the netlist)")
     p.add_argument("--csv", help="CSV file (one per analysis: the analysis name is inserted when "

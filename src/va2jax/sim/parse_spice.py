@@ -1,9 +1,10 @@
 """Reader for a SPICE (ngspice) netlist subset, mapped onto the same :class:`Netlist` model.
 
-Elements: R C L V I D M Q X E G. Dot cards: ``.model .subckt/.ends .param .include .op .dc .tran
-.ac .options .end`` (``.control`` blocks are skipped). Continuation ``+``, comments ``*`` at line
-start and ``;``/``$`` inline. Names and keywords are case-insensitive (node names kept as written,
-lower-cased).
+Elements: R C L V I D M Q X E G N. Dot cards: ``.model .subckt/.ends .param .include .op .dc .tran
+.ac .options .temp .control/.endc .end``. Continuation ``+``, comments ``*`` at line start and
+``;``/``$`` inline. Names and keywords are case-insensitive (node names kept as written,
+lower-cased). What each construct means (ngspice batch semantics for ``.control``, the source
+defaults taken from the transient, the ``.options`` mapping) is in ``docs/sim.md``.
 
 Semiconductor devices use the SPICE-in-Verilog-A models of the corpus (``bosdi/spice``), loaded as
 ``spice/<name>.osdi`` (which the model library resolves to the ``.va`` or the OSDI library):
