@@ -231,3 +231,39 @@ def test_errors_one_line(tmp_path, capsys, body, needle):
     assert main(["sim", str(p), "--no-progress"]) == 2
     err = [ln for ln in capsys.readouterr().err.splitlines() if not ln.startswith("va2jax: warning:")]
     assert len(err) == 1 and err[0].startswith("va2jax: error: ") and needle in err[0], err
+
+
+def test_suite_ring_and_c6288_elaborate():
+    """ring and c6288 (PSP103 through ngspice's OSDI: ``pre_osdi`` in .control, ``.model …
+    psp103va``, N instances in subcircuits; c6288's ``.global vdd vss``) read unchanged. Their
+    simulation against ngspice needs an ngspice built with OSDI, which ngspice-39 here is not."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # rusage, set, …
+        ring = elaborate(read_netlist(SUITE / "ring" / "ngspice" / "runme.sim"))
+        c6288 = elaborate(read_netlist(SUITE / "c6288" / "ngspice" / "runme.sim"))
+    assert [f for f, _ in ring.loads] == [f for f, _ in c6288.loads] == ["psp103v4.osdi"]
+    assert {m.module for m in ring.models.values()} == {"psp103va"}
+    assert Options.from_dict(ring.options).tran_method == "trap"
+    (tran,) = ring.analyses
+    assert tran.params == {"step": "0.05n", "stop": "1u", "start": "0", "maxstep": "0.05n"}
+    mos = {i.name: i for i in ring.instances if i.master in ("psp103n", "psp103p")}
+    assert len(mos) == 18 and mos["xu1.xmp.nm"].nodes == ["2", "1", "vdd", "vdd"]
+    # w={w*pfact} with the inverter's pfact=2 and the instance's w={10u}: 20 µm
+    assert mos["xu1.xmp.nm"].params["w"] == pytest.approx(20e-6, rel=1e-15)
+    (i0,) = [i for i in ring.instances if i.name == "i0"]
+    # pulse 0 10u 1n 1n 1n 1n: period = tstop (ngspice's default)
+    assert i0.params["period"] == pytest.approx(1e-6, rel=1e-15)
+    counts = {}
+    for i in c6288.instances:
+        counts[i.master] = counts.get(i.master, 0) + 1
+    assert counts == {"psp103n": 5056, "psp103p": 5056, "vsource": 34, "resistor": 32}
+    nodes = {n for i in c6288.instances for n in i.nodes}
+    assert {"vdd", "vss"} <= nodes and not any(n.endswith((".vdd", ".vss")) for n in nodes)
+    assert c6288.analyses[0].params["icmode"] == '"uic"'
+
+
+def test_global_nodes(tmp_path):
+    net = _net(tmp_path, "g\n.global vdd\n.subckt ld a\nr1 a vdd 1k\nr2 a loc 1k\nc1 loc 0 1p\n.ends\n"
+                         "v1 vdd 0 1\nx1 out ld\nr3 out 0 1k\n.op\n.end\n")
+    nodes = {i.name: i.nodes for i in elaborate(net).instances}
+    assert nodes["x1.r1"] == ["out", "vdd"] and nodes["x1.r2"] == ["out", "x1.loc"]

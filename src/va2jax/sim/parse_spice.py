@@ -365,7 +365,9 @@ def _parse(net: Netlist, text: str, path: Path, top: Subckt, state: dict,
                 net.options["temp"] = toks[1]
             elif head[1:] in ("op", "tran", "dc", "ac"):
                 state["dot"].append(_analysis(head[1:], toks[1:], loc, state))
-            elif head in (".save", ".print", ".plot", ".probe", ".global", ".title"):
+            elif head == ".global":
+                net.globals.update(t.lower() for t in toks[1:])
+            elif head in (".save", ".print", ".plot", ".probe", ".title"):
                 pass
             elif head[1:] in _OTHER_ANALYSES:
                 raise NetlistError(loc, f"ngspice analysis {toks[0]!r} is not supported "
