@@ -223,6 +223,7 @@ r1 a 0 1k
     ("v2 b 0 pulse 0 1 0 0 0 1 2 3\n", "t.sim:4: pulse takes at most 7 values, found 8"),
     (".model m1 bsimsoi\nn1 a 0 m1\n", "t.sim:4: unsupported .model type 'bsimsoi'"),
     (".control\ntran 1u 1m\n", "t.sim: .control block has no .endc"),
+    (".tran 1u 1m\n.control\nrusage\n.endc\n", "no analysis in the netlist (add a .op/.dc/.ac/.tran"),
 ])
 def test_errors_one_line(tmp_path, capsys, body, needle):
     """Unsupported constructs: one line `va2jax: error: file:line: …`, exit status 2."""

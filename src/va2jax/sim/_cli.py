@@ -45,8 +45,10 @@ def _run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     sim = Simulation.from_file(args.circuit, prefer=args.models)
     if not sim.circuit.analyses:
-        raise Va2JaxError(f"{args.circuit}: no analysis in the netlist (add a control block with "
-                          "'analysis NAME op|dc|tran|ac ...')")
+        hint = ("a .op/.dc/.ac/.tran card, or op/dc/ac/tran in its .control block"
+                if sim.circuit.dialect == "spice" else
+                "a control block with 'analysis NAME op|dc|tran|ac ...'")
+        raise Va2JaxError(f"{args.circuit}: no analysis in the netlist (add {hint})")
     show = not args.no_progress and console.is_terminal
     results = {}
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
