@@ -21,6 +21,7 @@ import re
 import warnings
 from pathlib import Path
 
+from .expr import parse_number
 from .netlist import (
     AnalysisDecl,
     InstanceDecl,
@@ -241,12 +242,6 @@ def _integration(net: Netlist, state: dict) -> None:
     net.options["tran_method"] = '"be"' if maxord == 1 else ('"gear2"' if method == "gear" else '"trap"')
 
 
-def _num_or_none(text: str) -> float | None:
-    from .expr import parse_number
-
-    return parse_number(text)
-
-
 def _wave_defaults(net: Netlist, state: dict) -> None:
     """ngspice's source defaults that depend on the transient (``tstep``, ``tstop``): pulse
     rise/fall = tstep and width/period = tstop when absent or 0; sin freq = 1/tstop; exp
@@ -261,7 +256,7 @@ def _wave_defaults(net: Netlist, state: dict) -> None:
         if v is None:
             p[key] = default
             return
-        n = _num_or_none(v)
+        n = parse_number(v)
         if n is None:
             p[key] = f"(({v}) > 0 ? ({v}) : {default})"
         elif n <= 0:
