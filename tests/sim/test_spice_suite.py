@@ -20,8 +20,8 @@ SUITE = ROOT / "tests" / "data" / "vacask_suite"
 
 
 def shortened(circuit: str, stop: str, workdir: Path, options: str = "") -> Path:
-    """The suite's ngspice netlist of ``circuit`` copied to ``workdir`` with only the ``tstop``
-    of its ``tran`` command changed (``options``: words added to its ``.options`` line, used
+    """The suite's ngspice netlist of ``circuit`` copied to ``workdir`` (with its include files)
+    with only the ``tstop`` of its ``tran`` command changed (``options``: words added to its ``.options`` line, used
     for a tighter reference only)."""
     text = (SUITE / circuit / "ngspice" / "runme.sim").read_text()
     text, n = re.subn(r"^(\s*tran\s+\S+\s+)\S+", rf"\g<1>{stop}", text, count=1, flags=re.M | re.I)
@@ -29,6 +29,8 @@ def shortened(circuit: str, stop: str, workdir: Path, options: str = "") -> Path
     if options:
         text, n = re.subn(r"^(\.options .*)$", rf"\1 {options}", text, count=1, flags=re.M)
         assert n == 1
+    for inc in (SUITE / circuit / "ngspice").glob("*.inc"):  # models.inc, multiplier.inc
+        shutil.copy(inc, workdir)
     dst = workdir / "runme.sim"
     dst.write_text(text)
     return dst
@@ -101,3 +103,41 @@ def test_mul_vs_ngspice(tmp_path):
         ng_err = _diff(ref, tight, pair, True, True)
         my_err = _diff(mine, tight, pair, False, True)
         assert my_err <= ng_err + 1e-4, (node, my_err, ng_err)  # 0.1 mV: the grid interpolation
+
+
+def _periods(t: np.ndarray, v: np.ndarray, level: float, after: float) -> np.ndarray:
+    """Times between successive rising crossings of ``level`` (linear interpolation) after ``after``."""
+    y = v - level
+    i = np.where((y[:-1] < 0) & (y[1:] >= 0) & (t[:-1] > after))[0]
+    tc = t[i] - y[i] * (t[i + 1] - t[i]) / (y[i + 1] - y[i])
+    return np.diff(tc)
+
+
+@pytest.mark.slow
+def test_ring_period_vs_vacask(tmp_path):
+    """ring (PSP103, ngspice netlist with ``pre_osdi``): ngspice-39 here has no OSDI, so the
+    reference is VACASK on the suite's VACASK netlist of the same circuit, both shortened to 20 ns
+    (≈ 4 periods after the kick). The phase of a ring started from its metastable operating point
+    depends on rounding (VACASK's nodes leave it before the kick), so the check is the period
+    (issue 16: within 0.1 %). PSP103 runs from its OSDI library (``prefer="osdi"``): generating
+    its JAX code would dominate the test's time. Measured: 3.4550 ns vs 3.4527 ns (+0.064 %)."""
+    from sim_peers import run_vacask
+
+    net = shortened("ring", "20n", tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mine = Simulation.from_file(net, prefer="osdi").run()["tran1"]
+    vdir = tmp_path / "vacask"
+    vdir.mkdir()
+    shutil.copy(SUITE / "ring" / "vacask" / "models.inc", vdir)
+    text = (SUITE / "ring" / "vacask" / "runme.sim").read_text()
+    text, n = re.subn(r"(analysis tran1 tran .*stop=)1u", r"\g<1>20n", text)
+    assert n == 1
+    text = re.sub(r"(?m)^\s*postprocess.*$", "", text)  # its script plots (matplotlib)
+    (vdir / "runme.sim").write_text(text)
+    ref = run_vacask(vdir / "runme.sim", vdir)
+    p_mine = _periods(mine["time"], mine["1"], 0.6, 6e-9)
+    p_ref = _periods(ref["time"], ref["1"], 0.6, 6e-9)
+    assert len(p_mine) >= 3 and len(p_ref) >= 3
+    # 0.1 %: issue 16's criterion (the last full period of each, steady oscillation)
+    assert abs(p_mine[-1] / p_ref[-1] - 1) < 1e-3, (p_mine, p_ref)
