@@ -268,3 +268,22 @@ def test_global_nodes(tmp_path):
                          "v1 vdd 0 1\nx1 out ld\nr3 out 0 1k\n.op\n.end\n")
     nodes = {i.name: i.nodes for i in elaborate(net).instances}
     assert nodes["x1.r1"] == ["out", "vdd"] and nodes["x1.r2"] == ["out", "x1.loc"]
+
+
+def test_comments_spacing_and_subckt_parentheses(tmp_path):
+    """``//`` inline comments (ngspice reads them, as ``;`` and ``$``), spaces around ``=``
+    (``.param vdd = 1.8``), and subcircuit terminals in parentheses — as in VACASK's
+    ``benchmark/vadistiller`` ngspice netlists."""
+    net = _net(tmp_path, """c
+.param vdd = 1.8  // supply
+.subckt ld (a b) params: r=1k
+r1 a b r = {r} $ load
+.ends
+v1 1 0 {vdd} ; source
+x1 1 0 ld r=2k
+.op
+.end
+""")
+    circ = elaborate(net)
+    vals = {i.name: (i.nodes, i.params) for i in circ.instances}
+    assert vals == {"v1": (["1", "0"], {"dc": 1.8}), "x1.r1": (["1", "0"], {"r": 2000.0})}

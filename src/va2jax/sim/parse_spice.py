@@ -2,7 +2,7 @@
 
 Elements: R C L V I D M Q X E G N. Dot cards: ``.model .subckt/.ends .param .include .op .dc .tran
 .ac .options .temp .control/.endc .end``. Continuation ``+``, comments ``*`` at line start and
-``;``/``$`` inline. Names and keywords are case-insensitive (node names kept as written,
+``;``/``$``/``//`` inline. Names and keywords are case-insensitive (node names kept as written,
 lower-cased). What each construct means (ngspice batch semantics for ``.control``, the source
 defaults taken from the transient, the ``.options`` mapping) is in ``docs/sim.md``.
 
@@ -56,7 +56,7 @@ def _lines(text: str, fname: str, title: bool = True) -> list[tuple[str, Loc]]:
         s = line.rstrip("\r")
         if not s.strip() or s.lstrip().startswith("*"):
             continue
-        s = re.split(r"\s[;$]|^[;$]", s)[0] if re.search(r"(^|\s)[;$]", s) else s
+        s = re.split(r"(?:^|\s)(?:[;$]|//)", s)[0]  # inline comments: ; $ and // (ngspice)
         if s.lstrip().startswith("+") and out:
             prev, loc = out[-1]
             out[-1] = (prev + " " + s.lstrip()[1:], loc)
@@ -68,8 +68,8 @@ def _lines(text: str, fname: str, title: bool = True) -> list[tuple[str, Loc]]:
 def _tokens(s: str) -> list[str]:
     """Split on whitespace, keeping ``{...}``, ``'...'`` and ``name(...)`` groups together."""
     toks: list[str] = []
-    i, n = 0, len(s)
     s = re.sub(r"\s*=\s*", "=", s)
+    i, n = 0, len(s)
     while i < n:
         if s[i].isspace() or s[i] == ",":
             i += 1
@@ -338,7 +338,9 @@ def _parse(net: Netlist, text: str, path: Path, top: Subckt, state: dict,
             elif head == ".subckt":
                 if len(toks) < 2:
                     raise NetlistError(loc, ".subckt needs a name")
-                nodes = [t for t in toks[2:] if "=" not in t and t.lower() != "params:"]
+                # terminals, also in parentheses as ngspice accepts: .subckt inv (in out) w=1u
+                nodes = [n for t in toks[2:] if "=" not in t and t.lower() != "params:"
+                         for n in (t[1:-1].split() if t.startswith("(") and t.endswith(")") else [t])]
                 params = _kv([t for t in toks[2:] if "=" in t], loc)
                 cur = Subckt(toks[1].lower(), [n.lower() for n in nodes], params, loc=loc)
                 net.subckts[cur.name] = cur
