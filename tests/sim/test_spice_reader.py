@@ -12,7 +12,7 @@ import pytest
 from sim_peers import ROOT
 
 from va2jax.cli import main
-from va2jax.sim import read_netlist
+from va2jax.sim import Simulation, read_netlist
 from va2jax.sim.engine import Options
 from va2jax.sim.netlist import NetlistError, elaborate
 from va2jax.sim.parse_spice import parse_spice
@@ -205,6 +205,12 @@ r1 a 0 1k
                                       "icmode": '"uic"'}
     assert net.analyses[2].sweep == {"instance": '"v1"', "parameter": '"dc"', "from": "0", "to": "1",
                                      "step": "0.5"}
+    # no tmax: ngspice limits the step to min(tstep, (tstop - tstart)/50)
+    net = _net(tmp_path, "c\nv1 a 0 1\nr1 a 0 1k\n.control\ntran 1u 10m\ntran 1m 10m\n"
+                         "tran 1m 10m 5m\n.endc\n.end\n")
+    sim = Simulation.__new__(Simulation)
+    sim.circuit = elaborate(net)
+    assert [sim._num(a, "maxstep") for a in net.analyses] == pytest.approx([1e-6, 2e-4, 1e-4], rel=1e-12)
     # without a .control block the dot cards run
     net = _net(tmp_path, "c\nv1 a 0 1\nr1 a 0 1k\n.tran 1u 1m\n.op\n.end\n")
     assert [a.name for a in net.analyses] == ["tran1", "op1"]

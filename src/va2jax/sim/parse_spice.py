@@ -167,6 +167,8 @@ def _analysis(cmd: str, toks: list[str], loc: Loc, state: dict) -> AnalysisDecl:
             p["start"] = _expr(args[2])
         if len(args) > 3:
             p["maxstep"] = _expr(args[3])
+        else:  # ngspice's default: tmax = min(tstep, (tstop − tstart)/50)
+            p["maxstep"] = f"min(({p['step']}), (({p['stop']}) - ({p.get('start', '0')}))/50)"
         if any(t.lower() == "uic" for t in toks):
             p["icmode"] = '"uic"'
         return AnalysisDecl("tran", "tran", p, loc)
