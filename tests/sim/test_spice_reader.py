@@ -163,6 +163,12 @@ def test_integration_options(tmp_path, opts, method):
     assert Options.from_dict(elaborate(net).options).tran_method == method
 
 
+def test_measure_cards_warned(tmp_path):
+    with pytest.warns(UserWarning, match=r"t.sim:4: ngspice card '.meas' ignored"):
+        net = _net(tmp_path, "m\nv1 a 0 1\nr1 a 0 1\n.meas tran vmax max v(a)\n.tran 1u 1m\n.end\n")
+    assert [a.name for a in net.analyses] == ["tran1"]
+
+
 def test_options_mapped_and_unknown(tmp_path):
     with pytest.warns(UserWarning, match=r"t.sim:4: ngspice option 'gmin' is not supported"):
         net = _net(tmp_path, "o\nv1 a 0 1\nr1 a 0 1\n.options reltol=1e-4 itl4=30 gmin=1e-10 temp=50\n"

@@ -368,6 +368,8 @@ def _parse(net: Netlist, text: str, path: Path, top: Subckt, state: dict,
                 net.globals.update(t.lower() for t in toks[1:])
             elif head in (".save", ".print", ".plot", ".probe", ".title"):
                 pass
+            elif head in (".meas", ".measure", ".width"):  # post-processing of the results
+                _warn(loc, f"ngspice card {toks[0]!r} ignored")
             elif head[1:] in _OTHER_ANALYSES:
                 raise NetlistError(loc, f"ngspice analysis {toks[0]!r} is not supported "
                                         "(.op, .dc, .ac, .tran)")
