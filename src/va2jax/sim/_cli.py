@@ -12,7 +12,8 @@ from ..errors import Va2JaxError
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sim", help="simulate a circuit (VACASK .sim or SPICE netlist)",
                        description="Run every analysis of a netlist and write the results.")
-    p.add_argument("circuit", help="netlist file (.sim = VACASK, .cir/.sp/.spice = SPICE)")
+    p.add_argument("circuit", help="netlist file: .cir/.sp/.spice are SPICE, others (.sim) VACASK "
+                                   "or SPICE by their content (docs/sim.md)")
     p.add_argument("-o", "--output", help="binary rawfile with all analyses "
                                           "(default: NAME.raw per analysis next to the netlist)")
     p.add_argument("--csv", help="CSV file (one per analysis: the analysis name is inserted when "
@@ -44,8 +45,10 @@ def _run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     sim = Simulation.from_file(args.circuit, prefer=args.models)
     if not sim.circuit.analyses:
-        raise Va2JaxError(f"{args.circuit}: no analysis in the netlist (add a control block with "
-                          "'analysis NAME op|dc|tran|ac ...')")
+        hint = ("a .op/.dc/.ac/.tran card, or op/dc/ac/tran in its .control block"
+                if sim.circuit.dialect == "spice" else
+                "a control block with 'analysis NAME op|dc|tran|ac ...'")
+        raise Va2JaxError(f"{args.circuit}: no analysis in the netlist (add {hint})")
     show = not args.no_progress and console.is_terminal
     results = {}
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),

@@ -88,6 +88,7 @@ class Netlist:
     ground: set[str] = field(default_factory=lambda: {"0"})
     dialect: str = "vacask"
     path: Path | None = None
+    globals: set[str] = field(default_factory=set)  # nodes shared by all subcircuits (.global)
 
 
 @dataclass
@@ -225,6 +226,8 @@ def elaborate(net: Netlist) -> FlatCircuit:
         def node(n: str) -> str:
             if n in net.ground:
                 return "0"
+            if n in net.globals:
+                return n
             if n in nodemap:
                 return nodemap[n]
             return prefix + n

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,23 +24,77 @@ _SPICE_EXT = {".cir", ".sp", ".spi", ".spice", ".net", ".ckt"}
 
 
 def read_netlist(path: str | Path) -> Netlist:
-    """Parse a netlist; ``.sim`` is VACASK, ``.cir/.sp/.spice/...`` SPICE, otherwise sniffed."""
+    """Parse a netlist in the dialect :func:`netlist_dialect` finds: ``.cir/.sp/.spice/...`` are
+    SPICE, other files (``.sim`` included: both simulators use it) are judged by their content."""
     path = Path(path)
     if not path.is_file():
         raise Va2JaxError(f"netlist {str(path)!r} not found")
     text = path.read_text(errors="replace")
-    if path.suffix.lower() in _SPICE_EXT or (path.suffix.lower() != ".sim" and _looks_spice(text)):
+    dialect = netlist_dialect(path, text)
+    if dialect == "spice":
         from .parse_spice import parse_spice
 
         return parse_spice(path, text)
     from .parse_vacask import parse_vacask
 
-    return parse_vacask(path, text)
+    try:
+        return parse_vacask(path, text)
+    except NetlistError as exc:
+        if dialect != "ambiguous":
+            raise
+        hinted = NetlistError(None, f"{exc} (read as a VACASK netlist: its lines do not tell "
+                                    "VACASK from SPICE; for a SPICE netlist use a .cir suffix)")
+        hinted.loc = exc.loc
+        raise hinted from None
 
 
-def _looks_spice(text: str) -> bool:
-    return any(ln.strip().lower().startswith((".tran", ".end", ".op", ".dc", ".ac", ".model"))
-               for ln in text.splitlines()[1:])
+#: dot cards that mark a SPICE netlist (at the start of a line, case-insensitive)
+_SPICE_CARD = re.compile(r"\.(end|ends|endc|control|model|subckt|options?|param|params|tran|op|dc|"
+                         r"ac|include|inc|lib|global|save|print|plot|temp|ic|nodeset|meas|"
+                         r"measure|func|title)\b", re.IGNORECASE)
+#: statements that mark a VACASK netlist: keywords at the start of a line, or an instance
+#: ``NAME (nodes) MASTER``
+_VACASK_STMT = re.compile(r"(load|include)\s+\"|(model|subckt)\s+\S+\s+\S|(control|endc|ends)\s*$|"
+                          r"(analysis|parameters|ground)\s|[^\s(.*+]\S*\s*\(", re.IGNORECASE)
+
+
+def netlist_dialect(path: str | Path, text: str) -> str:
+    """``"spice"``, ``"vacask"`` or ``"ambiguous"`` (read as VACASK) for a netlist file.
+
+    The suffixes ``.cir .sp .spi .spice .net .ckt`` decide SPICE. Otherwise the lines after the
+    title (line 1 in both dialects) decide: SPICE dot cards at a line start (``.end``, ``.model``,
+    ``.control``, ``.tran``, … — :data:`_SPICE_CARD`; the lines between ``.control`` and
+    ``.endc`` are ngspice commands and not looked at) against VACASK statements (``load "…"``,
+    ``model NAME MASTER``, ``control``/``endc``, ``NAME (nodes) …`` — :data:`_VACASK_STMT`;
+    text between ``<<<`` and ``>>>`` of an ``embed`` is skipped). Only one kind present decides;
+    both or neither is ambiguous.
+    """
+    if Path(path).suffix.lower() in _SPICE_EXT:
+        return "spice"
+    spice = vacask = False
+    in_control = in_embed = False
+    for line in text.splitlines()[1:]:
+        s = line.strip()
+        if in_embed:
+            in_embed = not s.startswith(">>>")
+            continue
+        if "<<<" in s:
+            in_embed = True
+            continue
+        if not s or s.startswith(("*", "//", "+", ";", "$")):
+            continue
+        low = s.lower()
+        if in_control:
+            in_control = not low.startswith(".endc")
+            continue
+        if _SPICE_CARD.match(s):
+            spice = True
+            in_control = low.startswith(".control")
+        elif _VACASK_STMT.match(s):
+            vacask = True
+    if spice != vacask:
+        return "spice" if spice else "vacask"
+    return "ambiguous"
 
 
 @dataclass
