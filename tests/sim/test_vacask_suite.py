@@ -127,3 +127,18 @@ def test_time_points_vs_vacask(runs, case):
 def test_newton_iterations_vs_vacask(runs, case):
     ours, ref = runs(case)
     assert abs(ours.iterations / ref.iterations - 1) <= COUNT_TOL, (ours.iterations, ref.iterations)
+
+
+def test_postprocess_and_embed_are_never_run(tmp_path):
+    """The suite's netlists end in ``postprocess(PYTHON, "runme.py")`` and ``embed "runme.py"``:
+    va2jax warns (one line each, naming file:line) and neither writes nor runs the script."""
+    from va2jax.sim.parse_vacask import parse_vacask
+
+    sim = suite.prepare("rc", tmp_path)
+    with pytest.warns(UserWarning) as rec:
+        net = parse_vacask(sim)
+    msgs = sorted(str(w.message) for w in rec)
+    assert len(msgs) == 2 and all(m.startswith(f"{sim}:") for m in msgs), msgs
+    assert "embed" in msgs[0] and "postprocess" in msgs[1]
+    assert [a.name for a in net.analyses] == ["tran1"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runme.sim"]
