@@ -100,21 +100,31 @@ def _us(seconds: float, points: int) -> float:
 
 def suite_main(args: argparse.Namespace) -> None:
     """The suite's circuits: va2jax, VACASK and (rc, graetz, mul) ngspice, one table."""
+    from va2jax.errors import Va2JaxError
+
     rows = []
+    failures: dict[str, str] = {}
     for case in [c.strip() for c in args.circuits.split(",") if c.strip()]:
         stop = QUICK_STOP[case] if args.quick else None
         with tempfile.TemporaryDirectory(prefix=f"suite-{case}-") as d:
             vc = suite.run_vacask(suite.prepare(case, Path(d) / "vacask", stop=stop))
-            ours = suite.run_va2jax(suite.prepare(case, Path(d) / "va2jax", stop=stop))
+            try:
+                ours = suite.run_va2jax(suite.prepare(case, Path(d) / "va2jax", stop=stop))
+            except Va2JaxError as exc:  # e.g. Newton gave up: report it, go on with the next
+                ours = None
+                failures[case] = str(exc)
             ng = None
             if case in NGSPICE_CASES and suite.ngspice_cmd():
                 ng = suite.run_ngspice(suite.prepare(case, Path(d) / "ngspice", "ngspice", stop=stop),
                                        waveforms=False)
         node = PERIOD_NODE.get(case)
-        periods = _period(ours, node), _period(vc, node)
-        ours.signals = vc.signals = {}  # full-length waveforms are large; the table needs none
+        periods = (_period(ours, node) if ours else float("nan")), _period(vc, node)
+        vc.signals = {}  # full-length waveforms are large; the table needs none
+        if ours:
+            ours.signals = {}
         rows.append((case, ours, vc, ng, *periods))
-        print(f"done {case}: va2jax {ours.wall_s:.1f} s, VACASK {vc.wall_s:.1f} s", flush=True)
+        print(f"done {case}: va2jax {f'{ours.wall_s:.1f} s' if ours else 'failed'}, "
+              f"VACASK {vc.wall_s:.1f} s", flush=True)
     hdr = (f"{'circuit':8s} | {'points':>8s} {'NR it':>8s} {'rej':>5s} {'JIT s':>6s} {'run s':>7s} "
            f"{'wall s':>7s} {'µs/step':>8s} | {'points':>8s} {'NR it':>8s} {'rej':>5s} {'run s':>7s} "
            f"{'wall s':>7s} {'µs/step':>8s} | {'×VACASK':>7s} | {'points':>8s} {'run s':>7s} "
@@ -124,13 +134,20 @@ def suite_main(args: argparse.Namespace) -> None:
     print(hdr)
     print("-" * len(hdr))
     for case, o, v, ng, _, _ in rows:
-        us_o, us_v = _us(o.analysis_s, o.points), _us(v.analysis_s, v.points)
+        us_v = _us(v.analysis_s, v.points)
         ngs = (f"{ng.points:8d} {ng.analysis_s:7.2f} {ng.wall_s:7.2f} {_us(ng.analysis_s, ng.points):8.1f}"
                if ng else f"{'-':>8s}")
-        print(f"{case:8s} | {o.points:8d} {o.iterations:8d} {o.rejected:5d} {o.compile_s:6.2f} "
-              f"{o.analysis_s:7.2f} {o.wall_s:7.2f} {us_o:8.1f} | {v.points:8d} {v.iterations:8d} "
-              f"{v.rejected:5d} {v.analysis_s:7.2f} {v.wall_s:7.2f} {us_v:8.1f} | {us_o / us_v:7.2f} "
-              f"| {ngs}")
+        if o is None:
+            ours, ratio = f"{'failed (below)':>62s}", f"{'-':>7s}"
+        else:
+            us_o = _us(o.analysis_s, o.points)
+            ours = (f"{o.points:8d} {o.iterations:8d} {o.rejected:5d} {o.compile_s:6.2f} "
+                    f"{o.analysis_s:7.2f} {o.wall_s:7.2f} {us_o:8.1f}")
+            ratio = f"{us_o / us_v:7.2f}"
+        print(f"{case:8s} | {ours} | {v.points:8d} {v.iterations:8d} {v.rejected:5d} "
+              f"{v.analysis_s:7.2f} {v.wall_s:7.2f} {us_v:8.1f} | {ratio} | {ngs}")
+    for case, msg in failures.items():
+        print(f"{case}: va2jax failed: {msg}")
     for case, _, _, _, p_o, p_v in rows:
         if p_o == p_o:
             print(f"{case}: oscillation period va2jax {p_o * 1e9:.5f} ns, VACASK {p_v * 1e9:.5f} ns "

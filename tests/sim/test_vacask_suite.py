@@ -31,11 +31,11 @@ MV = 1e-3  # issue 16: waveforms within 1 mV of VACASK
 COUNT_TOL = 0.10  # issue 16: time points and Newton iterations within ±10 % of VACASK's
 PERIOD_TOL = 1e-3  # issue 16: ring oscillation period within 0.1 %
 
-# Causes found for the gaps (see the report in docs/benchmarks.md, "VACASK's suite"):
+# Causes found for the gaps (docs/sim.md, "VACASK's benchmark suite"):
 ITERATIONS_GAP = (
     "va2jax accepts a Newton solve after the first iteration whose update is within tolerance; "
     "VACASK (like SPICE) always verifies with a further iteration, so it counts ≈ 2 per point on "
-    "rc (linear) and 30-50 % more than va2jax on the diode circuits")
+    "rc (linear: 2.0 vs 1.0 per point) and 2.0 vs 1.2-1.4 per point on graetz and mul")
 FLOATING_GAP = (
     "graetz's bridge floats on 1 GΩ resistors: its common mode is weakly defined and va2jax's step "
     "control rejects ≈ 90 steps where the diodes turn off (VACASK none), leaving mV-size jumps "
@@ -122,8 +122,10 @@ def test_time_points_vs_vacask(runs, case):
 
 @pytest.mark.parametrize("case", [
     pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=ITERATIONS_GAP))
-    for c in ("rc", "graetz", "mul", "ring")
-])
+    for c in ("rc", "graetz", "mul")
+] + [pytest.param("ring", marks=pytest.mark.xfail(strict=True, reason=(
+    "≈ 3.0 iterations per point vs VACASK's 3.35 (see the rc case) on 19 % fewer points (see "
+    "test_time_points_vs_vacask[ring])")))])
 def test_newton_iterations_vs_vacask(runs, case):
     ours, ref = runs(case)
     assert abs(ours.iterations / ref.iterations - 1) <= COUNT_TOL, (ours.iterations, ref.iterations)
