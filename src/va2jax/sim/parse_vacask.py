@@ -20,13 +20,14 @@ ends with ``\\``)::
       analysis NAME op|dc|tran|ac p=v ...
       print ... | save ... | postprocess(...)
     endc
-    embed "f" <<<FILE ... >>>FILE   (skipped)
+    embed "f" <<<FILE ... >>>FILE   (skipped, with a warning; so is postprocess: never run)
 
 Comments: ``//`` to end of line, ``/* ... */``.
 """
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 
 from .netlist import (
@@ -82,6 +83,8 @@ def _statements(text: str, fname: str) -> list[tuple[str, Loc]]:
         line = lines[i]
         start = i
         if line.strip().startswith("embed"):
+            warnings.warn(f"{fname}:{i + 1}: embed: file not written (va2jax never writes or runs "
+                          "files a netlist embeds)", stacklevel=2)
             m = re.search(r"<<<(\w+)", line)
             if m:
                 end = ">>>" + m.group(1)
@@ -209,7 +212,10 @@ def _parse_body(net: Netlist, text: str, path: Path, top: Subckt, stack: tuple[P
                 pending_sweep["name"] = parts[0] if parts else "sweep"
             elif low == "save":
                 net.saves.extend(rest.split())
-            # print, postprocess, alter, var, abort, ...: not needed for simulation results
+            elif low.startswith("postprocess"):
+                warnings.warn(f"{loc}: postprocess: not run (va2jax never runs a netlist's "
+                              "scripts)", stacklevel=2)
+            # print, alter, var, abort, ...: not needed for simulation results
             continue
         if low == "control":
             in_control = True
