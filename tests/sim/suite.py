@@ -65,21 +65,30 @@ def netlist(case: str, flavour: str = "vacask") -> Path:
     return SUITE / case / flavour / "runme.sim"
 
 
-def prepare(case: str, workdir: Path, flavour: str = "vacask", stop: str | None = None) -> Path:
+def prepare(case: str, workdir: Path, flavour: str = "vacask", stop: str | None = None,
+            options: str = "") -> Path:
     """Copy ``case``'s ``flavour`` folder into ``workdir`` and, if ``stop`` is given, replace the
-    transient's stop time (text, e.g. ``"10m"``) in the copy of ``runme.sim``. Returns its path."""
+    transient's stop time (text, e.g. ``"10m"``) in the copy of ``runme.sim``. ``options`` (ngspice
+    only): words appended to its ``.options`` line — for a tighter *reference* run, never for the
+    run under test. Returns the copy's path."""
     src = SUITE / case / flavour
     workdir.mkdir(parents=True, exist_ok=True)
     for f in src.iterdir():
         shutil.copy(f, workdir / f.name)
     dst = workdir / "runme.sim"
+    text = dst.read_text()
     if stop is not None:
-        text = dst.read_text()
         pat = _VACASK_STOP if flavour == "vacask" else _NGSPICE_TRAN
-        new, n = pat.subn(lambda m: m.group(1) + stop, text)
+        text, n = pat.subn(lambda m: m.group(1) + stop, text)
         if n != 1:
             raise ValueError(f"{src}/runme.sim: expected one transient analysis, found {n}")
-        dst.write_text(new)
+    if options:
+        if flavour != "ngspice":
+            raise ValueError("prepare: options only for the ngspice netlists")
+        text, n = re.subn(r"^(\.options .*)$", rf"\1 {options}", text, count=1, flags=re.M)
+        if n != 1:
+            raise ValueError(f"{src}/runme.sim: expected one .options line, found {n}")
+    dst.write_text(text)
     return dst
 
 
@@ -166,6 +175,9 @@ def run_va2jax(sim: Path, analysis: str = "tran1", prefer: str | None = None) ->
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r".*(postprocess|embed)")  # expected, see doc
+        # ngspice netlists: each .control command other than the analysis (rusage, print, set,
+        # quit, plot) is one warning line by design (tests/sim/test_spice_reader.py checks them)
+        warnings.filterwarnings("ignore", message=r".*\.control")
         s = Simulation.from_file(sim, prefer=prefer)
     res = s.run()[analysis]
     wall = time.perf_counter() - t0
