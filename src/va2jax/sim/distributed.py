@@ -234,7 +234,8 @@ def _reason(stderr: str) -> str:
         if len(ln) > 5 and ln[0] == "F" and ln[1:5].isdigit() and "] " in ln:
             return ln.split("] ", 1)[1]
     for ln in reversed(lines):  # a Python traceback ends with "Type: message"
-        if not ln.startswith(("@", "***", "[Gloo]", "WARNING", "I0000", "E0000", "W0000")):
+        if not ln.startswith(("@", "***", "[Gloo]", "WARNING", "I0000", "E0000", "W0000",
+                              "For simplicity, JAX", "----")):
             return ln
     return "no message"
 
@@ -289,16 +290,17 @@ def launch_local(n: int, argv: Sequence[str], *, timeout: float = 600.0,
                 procs.append(subprocess.Popen([sys.executable, *argv], env=e, stdout=o, stderr=r,
                                               stdin=subprocess.DEVNULL))
             failed: int | None = None
+            ended: list[int] = []  # failed processes, in the order they were seen to end
             while True:
                 codes = [p.poll() for p in procs]
-                bad = [i for i, c in enumerate(codes) if c not in (None, 0)]
-                if bad:
-                    # prefer the process that reports an error of its own over peers that died
-                    # because it did
-                    texts = {i: _read(errs[i]) for i in bad}
-                    own = [i for i in bad if "va2jax: error:" in texts[i]
-                           or "Traceback" in texts[i]]
-                    failed = (own or bad)[0]
+                for i, c in enumerate(codes):
+                    if c not in (None, 0) and i not in ended:
+                        ended.append(i)
+                if ended:
+                    # the process that reports a va2jax error, else the first seen to end: its
+                    # peers then fail too, because it did
+                    own = [i for i in ended if "va2jax: error:" in _read(errs[i])]
+                    failed = (own or ended)[0]
                     break
                 if all(c == 0 for c in codes):
                     break
