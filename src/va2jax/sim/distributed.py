@@ -352,8 +352,9 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--processes", "-n", type=int, required=True, help="number of processes")
     p.add_argument("--timeout", type=float, default=600.0,
                    help="seconds before every process is stopped (default 600)")
+    p.add_argument("-m", dest="module", metavar="MODULE", help="run a module (as python -m)")
     p.add_argument("program", nargs=argparse.REMAINDER,
-                   help="a Python script or -m MODULE, with its arguments")
+                   help="a Python script and its arguments (after -m MODULE: `-- ARGS`)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -370,6 +371,8 @@ def _cli_run(args: argparse.Namespace) -> int:
     prog = list(args.program)
     if prog and prog[0] == "--":
         prog = prog[1:]
+    if args.module:
+        prog = ["-m", args.module, *prog]
     return launch_local(args.processes, prog, timeout=args.timeout)
 
 
