@@ -15,7 +15,7 @@ import pytest
 
 from va2jax import _config
 from va2jax.errors import Va2JaxError
-from va2jax.sim import sweep
+from va2jax.sim import BatchSweep, sweep
 from va2jax.sim.distributed import initialize
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -126,7 +126,7 @@ _DIFFERENT = r"""
 import sys
 import numpy as np
 from va2jax.errors import Va2JaxError
-from va2jax.sim import sweep
+from va2jax.sim import BatchSweep, sweep
 from va2jax.sim.distributed import initialize
 pid, _ = initialize()
 try:
@@ -148,9 +148,14 @@ def test_processes_given_different_tables(tmp_path):
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
-def test_lane_count_zero_and_bad_jobs():
+def test_lane_count_zero_and_bad_jobs(monkeypatch):
     with pytest.raises(Va2JaxError, match=r"no parameter sets \(lane count 0\)"):
         sweep(RC, {"r1": []}, ("op",), mode="distributed")
+    bs = BatchSweep(RC, ["r1"])
+    monkeypatch.setenv(VAR["NUM_PROCESSES"], "2")  # a job this process never joined
+    with pytest.raises(Va2JaxError, match="has not joined the job"):
+        bs.op({"r1": [1e3, 2e3]}, mode="distributed")
+    monkeypatch.delenv(VAR["NUM_PROCESSES"])
     with pytest.raises(Va2JaxError, match="process id 5 is not in 0..1"):
         initialize("127.0.0.1:1234", 2, 5)
     with pytest.raises(Va2JaxError, match="expected host:port"):

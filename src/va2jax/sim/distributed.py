@@ -176,6 +176,11 @@ def run_distributed(fn: Callable[[Any], Any], tab: np.ndarray, cache: dict | Non
     N = tab.shape[0]
     if N == 0:
         raise Va2JaxError("sweep: no parameter sets (lane count 0)")
+    wanted = _config.get("NUM_PROCESSES")
+    if wanted not in (None, 1) and jax.process_count() != wanted:
+        raise Va2JaxError(f"distributed: {_config.VARIABLES['NUM_PROCESSES'].env}={wanted} but "
+                          f"this process has not joined the job (call "
+                          "va2jax.sim.distributed.initialize() before building the circuit)")
     _check_same_table(tab)
     P, me = jax.process_count(), jax.process_index()
     local = sorted(jax.local_devices(), key=lambda d: d.id)
