@@ -162,3 +162,33 @@ def test_lane_count_zero_and_bad_jobs(monkeypatch):
         initialize("127.0.0.1", 2, 1)
     with pytest.raises(Va2JaxError, match="give all of"):
         initialize(None, 2, 1)
+
+
+_UNEVEN = r"""
+import numpy as np
+import jax
+import jax.numpy as jnp
+from va2jax.sim.distributed import initialize, run_distributed
+pid, n = initialize()
+tab = np.arange(10.0).reshape(5, 2) + 0.25  # 5 lanes over 2 processes: padded to 6, trimmed
+
+def fn(p):
+    return {"s": jnp.sin(p[0]) * jnp.exp(p[1] / 7.0), "v": p * 3.0, "i": jnp.int32(p[0])}
+
+out, _, _ = run_distributed(fn, tab)
+ref = jax.tree_util.tree_map(np.asarray, jax.jit(jax.vmap(fn))(tab))
+assert sorted(out) == sorted(ref), out
+for k in ref:
+    assert out[k].shape == ref[k].shape and np.array_equal(out[k], ref[k]), (k, out[k], ref[k])
+print(f"process {pid}: lanes {out['i'].tolist()}")
+"""
+
+
+def test_uneven_lane_count(tmp_path):
+    """5 lanes over 2 processes: 3 per process (one padding lane), trimmed back to 5 in lane
+    order in every process, equal to the one-process vmap."""
+    script = tmp_path / "uneven.py"
+    script.write_text(_UNEVEN)
+    proc = _launch(tmp_path, 2, [str(script)], timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip() == "process 0: lanes [0, 2, 4, 6, 8]"
