@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -94,8 +95,10 @@ def test_worker_failure_is_one_line(tmp_path):
     script.write_text(_FAIL)
     proc = _launch(tmp_path, 2, [str(script)], timeout=120)
     assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.strip() == ("va2jax: error: launch: process 1 of 2 failed (exit status 2): "
-                                   "lane data missing in process 1")
+    # the exit status is named when process 1 has ended (it may still wait for its peer in
+    # JAX's shutdown barrier when the launcher stops the job)
+    assert re.fullmatch(r"va2jax: error: launch: process 1 of 2 failed( \(exit status 2\))?: "
+                        r"lane data missing in process 1", proc.stderr.strip()), proc.stderr
 
 
 def test_launch_timeout(tmp_path):

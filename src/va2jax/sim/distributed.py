@@ -263,9 +263,10 @@ def launch_local(n: int, argv: Sequence[str], *, timeout: float = 600.0,
     The coordinator is ``127.0.0.1:<free port>``; each process gets the environment (``env`` or
     this one) plus ``VA2JAX_COORDINATOR``, ``VA2JAX_NUM_PROCESSES``, ``VA2JAX_PROCESS_ID``,
     ``VA2JAX_DIST_TIMEOUT``. Process 0's standard output is copied to ``stdout`` (default
-    ``sys.stdout``) when the job ends. When a process fails, the others are stopped and a
-    one-line :class:`Va2JaxError` names the process and its error; after ``timeout`` seconds
-    all are stopped likewise. Returns 0.
+    ``sys.stdout``) when the job ends. When a process fails (a non-zero exit status, or a
+    ``va2jax: error:`` line on its standard error), the others are stopped and a one-line
+    :class:`Va2JaxError` names the process and its error; after ``timeout`` seconds all are
+    stopped likewise. Returns 0.
     """
     if n < 1:
         raise Va2JaxError(f"launch: --processes must be >= 1, not {n}")
@@ -283,29 +284,42 @@ def launch_local(n: int, argv: Sequence[str], *, timeout: float = 600.0,
     deadline = time.monotonic() + timeout
     procs: list[subprocess.Popen] = []
     with tempfile.TemporaryDirectory(prefix="va2jax-launch-") as tmp:
-        outs, errs = [], []
+        outs: list[Path] = []
+        errs: list[Path] = []
+        files: list[Any] = []
         try:
             for pid in range(n):
                 e = dict(base)
                 e[var["PROCESS_ID"].env] = str(pid)
-                o = open(Path(tmp) / f"{pid}.out", "w+b")  # noqa: SIM115 (closed below)
-                r = open(Path(tmp) / f"{pid}.err", "w+b")  # noqa: SIM115
-                outs.append(o)
-                errs.append(r)
+                # append mode: the children write at the end whatever is read meanwhile
+                o = open(Path(tmp) / f"{pid}.out", "ab")  # noqa: SIM115 (closed below)
+                r = open(Path(tmp) / f"{pid}.err", "ab")  # noqa: SIM115
+                files += [o, r]
+                outs.append(Path(o.name))
+                errs.append(Path(r.name))
                 procs.append(subprocess.Popen([sys.executable, *argv], env=e, stdout=o, stderr=r,
                                               stdin=subprocess.DEVNULL))
             failed: int | None = None
             ended: list[int] = []  # failed processes, in the order they were seen to end
+            seen = [0] * n  # bytes of each standard error already searched
+            said: list[int] = []  # processes that reported "va2jax: error:" (ending with it)
             while True:
                 codes = [p.poll() for p in procs]
                 for i, c in enumerate(codes):
                     if c not in (None, 0) and i not in ended:
                         ended.append(i)
-                if ended:
-                    # the process that reports a va2jax error, else the first seen to end: its
-                    # peers then fail too, because it did
-                    own = [i for i in ended if "va2jax: error:" in _read(errs[i])]
-                    failed = (own or ended)[0]
+                for i in range(n):  # a process reporting a va2jax error fails the job even
+                    size = errs[i].stat().st_size  # while JAX's shutdown waits for its peers
+                    if size > seen[i]:
+                        with open(errs[i], "rb") as f:
+                            f.seek(max(0, seen[i] - 32))
+                            if b"va2jax: error:" in f.read() and i not in said:
+                                said.append(i)
+                        seen[i] = size
+                if said or ended:
+                    # the process that reports an error of its own, else the first seen to end
+                    # (its peers fail because it did)
+                    failed = (said or ended)[0]
                     break
                 if all(c == 0 for c in codes):
                     break
@@ -315,12 +329,12 @@ def launch_local(n: int, argv: Sequence[str], *, timeout: float = 600.0,
                                       f"process {', '.join(running)} of {n})")
                 time.sleep(0.1)
             if failed is not None:
-                code = procs[failed].returncode
+                code = procs[failed].poll()  # None: it reported its error, still shutting down
                 why = _reason(_read(errs[failed]))
                 if why == "no message":
                     why = _reason(_read(outs[failed]))
-                raise Va2JaxError(f"launch: process {failed} of {n} failed ({_describe(code)}): "
-                                  f"{why}")
+                how = f" ({_describe(code)})" if code is not None else ""
+                raise Va2JaxError(f"launch: process {failed} of {n} failed{how}: {why}")
             # Gloo prints its connection message on standard output; drop it
             text = "".join(ln for ln in _read(outs[0]).splitlines(keepends=True)
                            if not ln.startswith("[Gloo]"))
@@ -329,14 +343,12 @@ def launch_local(n: int, argv: Sequence[str], *, timeout: float = 600.0,
             return 0
         finally:
             _stop(procs)
-            for f in outs + errs:
+            for f in files:
                 f.close()
 
 
-def _read(f: Any) -> str:
-    f.flush()
-    f.seek(0)
-    return f.read().decode("utf-8", "replace")
+def _read(path: Path) -> str:
+    return path.read_bytes().decode("utf-8", "replace")
 
 
 def _stop(procs: list[subprocess.Popen]) -> None:
