@@ -22,6 +22,7 @@ _COMMAND_MODULES = [
     "va2jax.validate._cli",
     "va2jax._demo",
     "va2jax.sim._cli",
+    "va2jax.sim.distributed",
 ]
 
 

@@ -30,7 +30,9 @@ Sharding (:func:`run_sharded`): the batch axis is split over a
 :func:`jax.shard_map`, so every device runs its own lanes' loops without waiting for the others;
 N is padded to a multiple of the device count by repeating the last row. On one host, several
 CPU devices come from ``XLA_FLAGS=--xla_force_host_platform_device_count=K`` (set before JAX
-starts); on a cluster, JAX's multi-host runtime (``jax.distributed.initialize``) provides them.
+starts); on a cluster, JAX's multi-host runtime (``jax.distributed.initialize``) provides them:
+``mode="distributed"`` (:mod:`.distributed`) splits the lanes over every process's devices and
+gathers the results in every process.
 """
 from __future__ import annotations
 
@@ -422,6 +424,8 @@ class BatchSweep:
             if values.shape[1] != len(self.keys):
                 raise Va2JaxError(f"sweep: table has {values.shape[1]} columns for "
                                   f"{len(self.keys)} parameters")
+            if values.shape[0] == 0:
+                raise Va2JaxError("sweep: no parameter sets (lane count 0)")
             return np.asarray(values, float)
         low = {k.lower(): i for i, k in enumerate(self.keys)}
         cols: dict[int, np.ndarray] = {}
@@ -435,6 +439,8 @@ class BatchSweep:
         if len(sizes) > 1:
             raise Va2JaxError(f"sweep: parameter arrays have different lengths {sorted(sizes)}")
         N = sizes.pop() if sizes else 1
+        if N == 0:
+            raise Va2JaxError("sweep: no parameter sets (lane count 0)")
         tab = np.tile(self.nominal, (N, 1))
         for i, a in cols.items():
             tab[:, i] = a
@@ -467,11 +473,17 @@ class BatchSweep:
         if mode == "sharded":
             out, comp, run = run_sharded(fn, tab, cache=self._compiled, key=(what, "sharded"))
             return out, comp, run
-        raise Va2JaxError(f"sweep: unknown mode {mode!r} (vmap, sharded, sequential)")
+        if mode == "distributed":
+            from .distributed import run_distributed
+
+            return run_distributed(fn, tab, cache=self._compiled, key=(what, "distributed"))
+        raise Va2JaxError(f"sweep: unknown mode {mode!r} (vmap, sharded, distributed, "
+                          "sequential)")
 
     def op(self, values: Mapping[str, Any] | np.ndarray, mode: str = "vmap",
            on_failure: str = "raise") -> "BatchOp":
-        """DC operating points of all parameter sets (``mode``: vmap | sharded | sequential)."""
+        """DC operating points of all parameter sets (``mode``: vmap | sharded | distributed |
+        sequential)."""
         tab = self.table(values)
         out, comp, run = self._run("op", self.op_function(), tab, mode)
         res = BatchOp(self.keys, tab, list(self.system.names), out["x"], out["status"], comp, run)
@@ -772,12 +784,18 @@ def sweep(netlist: "str | Path | Any", params: Mapping[str, Any],
     ``params`` maps keys (see :class:`BatchSweep`) to arrays (N,) (scalars broadcast).
     ``analyses``: ``"op"`` and/or ``"tran"``; the transient's ``stop/step/maxstep/method``
     default to the netlist's first ``tran`` analysis. ``mode``: ``vmap`` (one compiled batch),
-    ``sharded`` (batch axis over all devices) or ``sequential`` (reference loop).
+    ``sharded`` (batch axis over all devices), ``distributed`` (batch axis over every device of
+    every process of a JAX distributed job, :mod:`.distributed`; each process gets all results)
+    or ``sequential`` (reference loop).
 
     >>> r = sweep("rc.sim", {"r1": np.linspace(1e3, 2e3, 100)}, ("op", "tran"))  # doctest: +SKIP
     >>> r["tran"].at(np.linspace(0, 1e-3, 11), "out").shape                       # doctest: +SKIP
     (100, 11)
     """
+    if mode == "distributed":  # joins the job (if any) before JAX computes anything
+        from .distributed import initialize
+
+        initialize()
     bs = BatchSweep(netlist, list(params), prefer=prefer)
     out: dict[str, BatchOp | BatchTran] = {}
     for a in analyses:
