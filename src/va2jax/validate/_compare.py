@@ -46,6 +46,11 @@ class ValidationResult:
     reference_opt_level: int | None = None
     #: per output, how many reference entries were NaN or ±inf (compared by kind only)
     nonfinite_reference: dict[str, int] = field(default_factory=dict)
+    #: noise comparison: ``"none"`` (no noise sources), ``"compared"`` (max errors under the key
+    #: ``noise``), or why it was not compared (a source va2jax cannot compute: not a failure)
+    noise: str = "none"
+    #: number of noise sources of the module
+    noise_sources: int = 0
 
     def as_json(self) -> dict[str, Any]:
         return {"file": self.file, "module": self.module, "points": self.points,
@@ -53,10 +58,12 @@ class ValidationResult:
                 "passed": self.passed, "openvaf_r_seconds": self.openvaf_r_seconds,
                 "va2jax_seconds": self.va2jax_seconds, "param_sets": self.param_sets,
                 "reference_opt_level": self.reference_opt_level,
-                "nonfinite_reference": self.nonfinite_reference}
+                "nonfinite_reference": self.nonfinite_reference, "noise": self.noise,
+                "noise_sources": self.noise_sources}
 
 
-def _compare(a: np.ndarray, b: np.ndarray, scale: np.ndarray | None = None) -> tuple[float, float, bool, Any]:
+def _compare(a: np.ndarray, b: np.ndarray, scale: np.ndarray | None = None,
+             floor: float = ABS_FLOOR) -> tuple[float, float, bool, Any]:
     """(max rel err above floor, max abs err, ok, index of worst) for arrays a (jax) and b (osdi).
 
     ``scale`` (optional, same shape): Σ|terms| of entries that are sums over collapsed nodes; the
@@ -73,9 +80,9 @@ def _compare(a: np.ndarray, b: np.ndarray, scale: np.ndarray | None = None) -> t
     mag = np.where(both, np.maximum(np.abs(a), np.abs(b)), 0.0)
     if scale is not None:
         mag = np.where(both & np.isfinite(scale), np.maximum(mag, np.abs(scale)), mag)
-    big = mag > ABS_FLOOR
+    big = mag > floor
     rel = np.where(big, diff / np.where(big, mag, 1.0), 0.0)
-    small_bad = (~big) & (diff > ABS_FLOOR)
+    small_bad = (~big) & (diff > floor)
     max_rel = float(rel.max()) if rel.size else 0.0
     max_abs = float(diff.max()) if diff.size else 0.0
     ok = ok and max_rel <= REL_TOL and not bool(small_bad.any())
@@ -139,13 +146,19 @@ def validate_file(path: str | Path, *, points: int = 100, param_sets: int = 3, s
                   module: str | None = None, vmax: float = 1.0, backend: str = "jax",
                   sweeps: bool = False, sweep_points: int = 21, keep: bool = False,
                   include_dirs=(), defines: Mapping[str, Any] | None = None,
-                  reference_opt_level: int | None = None) -> ValidationResult:
+                  reference_opt_level: int | None = None, noise: bool = True) -> ValidationResult:
     """Compare va2jax and OSDI for one Verilog-A file (see module docstring).
 
     ``sweeps=True`` adds region-covering bias sweeps (±2 V, ``sweep_points`` per sweep; see
     :mod:`va2jax.validate._sweeps`) to the ``points`` random points of every parameter set, and
     parameter sets covering temperature (−40/27/150 °C), geometry and polarity before the
     ``param_sets - 1`` random ones. ``keep=True`` keeps the arrays needed for plots in ``data``.
+
+    ``noise=True`` (modules with noise sources): at every point of every parameter set, at a
+    random frequency log-uniform in 1 Hz–10 GHz, :meth:`Model.noise` against OSDI's
+    ``load_noise`` after an eval with CALC_NOISE (output ``noise``; relative error over every
+    non-zero density — densities are ~1e-20 A²/Hz, so no absolute floor). The frequencies come
+    from their own random stream: the other outputs' points do not change.
     """
     from ..codegen import compile_va
     from ..osdi import compile_va_to_osdi, eval_batch, load_library
@@ -185,6 +198,22 @@ def validate_file(path: str | Path, *, points: int = 100, param_sets: int = 3, s
                                    "failed_sets": [], "nodes": model.nodes} if keep else None
     total = 0
     nonfinite = {o: 0 for o in OUTPUTS}
+    noise_status = "none"
+    if noise and model.noise_sources:
+        from ..codegen._noise import _support
+
+        try:
+            sup = _support(model)
+            bad = [(n, r) for n, s, r in zip(sup.names, sup.sites, sup.reasons) if s is None]
+            noise_status = (f"not compared: source {bad[0][0]!r}: {bad[0][1]}" if bad else "compared")
+        except Va2JaxError as exc:
+            noise_status = f"not compared: {str(exc).splitlines()[0]}"
+    if noise_status == "compared":
+        max_rel["noise"] = max_abs["noise"] = 0.0
+        nonfinite["noise"] = 0
+        if data is not None:
+            data["rel"]["noise"] = []
+    nrng = np.random.default_rng([seed, 19])
     for si, (ps, temp) in enumerate(sets):
         V = random_voltages(list(model.node_kinds), points, rng, vmax)
         if bias is not None:
@@ -222,20 +251,40 @@ def validate_file(path: str | Path, *, points: int = 100, param_sets: int = 3, s
             max_abs[o] = max(max_abs[o], a)
             passed = passed and ok
             set_ok = set_ok and ok
+        if noise_status == "compared":
+            freq = 10.0 ** nrng.uniform(0.0, 10.0, npts)
+            inst = omod.instance(dict(ps), temperature=temp)
+            nref = np.array([inst.noise(float(freq[i]), V[i]).density for i in range(npts)])
+            with np.errstate(all="ignore"):
+                nout = np.asarray(model.noise(V, freq, ps, temperature=temp, backend=backend))
+            r, a, ok, w = _compare(nout, nref, floor=0.0)
+            nonfinite["noise"] += int(np.size(nref) - np.count_nonzero(np.isfinite(nref)))
+            if data is not None:
+                data["rel"]["noise"].append(_rel_errors(nout, nref, None, floor=0.0))
+            if r >= max_rel["noise"]:
+                max_rel["noise"] = r
+                if w is not None:
+                    worst["noise"] = {"index": [int(x) for x in w], "set": labels[si], "params": ps,
+                                      "temperature": temp, "freq": float(freq[w[0]])}
+            max_abs["noise"] = max(max_abs["noise"], a)
+            passed = passed and ok
+            set_ok = set_ok and ok
         if data is not None and not set_ok:
             data["failed_sets"].append(labels[si])
     return ValidationResult(str(path), model.name, total,
                             [dict(p, temperature=t) for p, t in sets], max_rel, max_abs, passed,
                             t_osdi, t_jax, worst, data, reference_opt_level,
-                            {o: n for o, n in nonfinite.items() if n})
+                            {o: n for o, n in nonfinite.items() if n}, noise_status,
+                            len(model.noise_sources))
 
 
-def _rel_errors(a: np.ndarray, b: np.ndarray, scale: np.ndarray | None) -> np.ndarray:
+def _rel_errors(a: np.ndarray, b: np.ndarray, scale: np.ndarray | None,
+                floor: float = ABS_FLOOR) -> np.ndarray:
     """Relative errors of the finite entries above the floor (as in :func:`_compare`), flat."""
     both = np.isfinite(a) & np.isfinite(b)
     mag = np.where(both, np.maximum(np.abs(a), np.abs(b)), 0.0)
     if scale is not None:
         mag = np.where(both & np.isfinite(scale), np.maximum(mag, np.abs(scale)), mag)
-    big = mag > ABS_FLOOR
+    big = mag > floor
     with np.errstate(invalid="ignore"):
         return (np.abs(a - b)[big] / mag[big]).astype(np.float64)
