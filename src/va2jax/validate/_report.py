@@ -179,7 +179,8 @@ def write_markdown(entries: list[dict[str, Any]], path: Path, *, meta: dict[str,
         lines.append(
             f"| {e['file']} | {e['module'] or '–'} | {e['points']} | "
             + " | ".join(_fmt(r.get(o)) for o in OUTPUTS)
-            + f" | {_noise_cell(e)} | {status} | {_sec(e.get('openvaf_r_seconds'))} | {_sec(e.get('va2jax_seconds'))} |")
+            + f" | {_noise_cell(e)} | {status} | {_sec(e.get('openvaf_r_seconds'))} | "
+            f"{_sec(e.get('va2jax_seconds'))} |")
     errs = [e for e in entries if "error" in e]
     fails = [e for e in entries if not e["passed"] and "error" not in e]
     skipped = [e for e in entries if str(e.get("noise", "")).startswith("not compared")]

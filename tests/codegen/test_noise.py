@@ -1,0 +1,122 @@
+"""``Model.noise``: noise densities against formulas and against OSDI's ``load_noise`` (-O0).
+
+Constants: ``tests/data/va/noise.va`` uses `` `P_K`` of OpenVAF's built-in ``constants.vams``
+(1.3806503e-23 J/K, the NIST 1998 value OpenVAF ships); the SPICE diode of the corpus defines its
+own ``VACONSTboltz = 1.38064852e-23`` and ``VACONSTcharge = 1.6021766208e-19`` (CODATA 2014),
+which the expected values below use.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from va2jax import Va2JaxError
+from va2jax.codegen import compile_va
+
+VA_DIR = Path(__file__).resolve().parents[1] / "data" / "va"
+
+P_K_VAMS = 1.3806503e-23
+K_SPICE = 1.38064852e-23
+Q_SPICE = 1.6021766208e-19
+# Formula vs model: the model evaluates the same products in its own order, a few roundings
+# (≈ 1e-16 each) apart; 1e-9 is the issue's bound for the analytic checks.
+REL = 1e-9
+
+
+@pytest.fixture(scope="module")
+def noisy():
+    return compile_va(VA_DIR / "noise.va")
+
+
+def test_resistor_thermal_and_flicker(noisy):
+    assert noisy.noise_sources == ("thermal", "flicker")
+    r, kf, ef, t = 2.2e3, 1e-18, 1.3, 320.0
+    V = np.array([[0.5, 0.0], [-1.5, 0.25]])
+    f = np.array([10.0, 3.3e6])
+    d = noisy.noise(V, f, {"r": r, "kf": kf, "ef": ef}, temperature=t)
+    assert d.shape == (2, 2)
+    thermal = 4 * P_K_VAMS * t / r
+    assert d[:, 0] == pytest.approx([thermal, thermal], rel=REL)
+    i = np.abs(V[:, 0] - V[:, 1]) / r
+    assert d[:, 1] == pytest.approx(kf * i / f**ef, rel=REL)
+    # one instance, one point: shape (n_src,); white noise does not depend on the frequency
+    d1 = noisy.noise([0.5, 0.0], 1e9, {"r": r}, temperature=t)
+    assert d1.shape == (2,) and d1[0] == pytest.approx(thermal, rel=REL) and d1[1] == 0.0
+
+
+def test_switch_and_mfactor(noisy):
+    assert noisy.noise([0.1, 0.0], 1.0, {"on": 0})[0] == 0.0
+    # $mfactor m devices in parallel: m times the power (OSDI: factor √m, squared)
+    d = noisy.noise([0.1, 0.0], 1.0, {"r": 1e3, "$mfactor": 3.0}, temperature=300.0)
+    assert d[0] == pytest.approx(3 * 4 * P_K_VAMS * 300.0 / 1e3, rel=REL)
+
+
+def test_jax_backend_matches_numpy(noisy):
+    V = np.array([[0.3, -0.2], [1.0, 0.0]])
+    p = {"r": 470.0, "kf": 1e-17, "ef": 0.8}
+    a = noisy.noise(V, 1e3, p, backend="numpy")
+    b = noisy.noise(V, 1e3, p, backend="jax")
+    # same operations on float64; XLA may round a product differently by an ulp
+    np.testing.assert_allclose(b, a, rtol=1e-14)
+
+
+def test_bad_input(noisy):
+    with pytest.raises(Va2JaxError, match="frequency"):
+        noisy.noise([0.1, 0.0], 0.0)
+    with pytest.raises(Va2JaxError, match="frequency"):
+        noisy.noise([0.1, 0.0], float("nan"))
+    with pytest.raises(Va2JaxError, match="node voltages"):
+        noisy.noise([0.1, 0.0, 0.2], 1.0)
+    scaled = compile_va(VA_DIR / "noise_scaled.va")
+    with pytest.raises(Va2JaxError, match="'scaled'.*scaled or nested"):
+        scaled.noise([0.1, 0.0], 1.0)
+
+
+def test_spice_diode_shot_flicker_thermal(corpus):
+    """SPICE diode: rs thermal 4kT/rs, shot 2qI, flicker kf·I^af/f (its exponent is fixed at 1);
+    I is OSDI's diode current at the same bias, so the check does not use our own output."""
+    from va2jax.osdi import compile_va_to_osdi, load_library
+
+    path = corpus / "spice" / "diode.va"
+    p = {"is": 1e-14, "rs": 10.0, "kf": 1e-16, "af": 1.2}
+    t = 310.0
+    m = compile_va(path)
+    assert m.noise_sources[:3] == ("rs", "id", "flicker")
+    v = {"a": 0.66, "a_int": 0.65, "c": 0.0}
+    V = np.array([v.get(n, 0.0) for n in m.nodes])
+    f = 120.0
+    d = m.noise(V, f, p, temperature=t)
+    inst = load_library(compile_va_to_osdi(path, opt_level=0)).module().instance(p, temperature=t)
+    i_d = -inst.eval(V).residual_resist[m.nodes.index("c")]  # current into c through the junction
+    assert 1e-5 < i_d < 1e-1
+    assert d[0] == pytest.approx(4 * K_SPICE * t / 10.0, rel=REL)
+    assert d[1] == pytest.approx(2 * Q_SPICE * i_d, rel=REL)
+    assert d[2] == pytest.approx(1e-16 * i_d**1.2 / f, rel=REL)
+    assert 0.1 < d[2] / d[1] < 10  # both matter at this frequency
+    assert (d[3:] == 0).all()  # no sidewall resistance given
+
+
+@pytest.mark.parametrize("rel, params", [
+    ("bosdi/spice/diode.va", {"rs": 10.0, "kf": 1e-16, "af": 1.2, "rsw": 5.0}),
+    ("bosdi/spice/bjt.va", {"rb": 100.0, "rc": 10.0, "re": 2.0, "kf": 1e-16, "af": 1.1}),
+    ("vajax/ekv/ekv.va", {"KF": 1e-25, "AF": 0.9}),
+])
+def test_equals_osdi_O0(corpus, rel, params):
+    """Generated noise densities = OSDI -O0 ``load_noise``, bit for bit, at 100 random points ×
+    2 parameter sets with random frequencies; the reference densities are not all zero."""
+    from va2jax.osdi import compile_va_to_osdi, load_library
+    from va2jax.validate import validate_file
+
+    path = corpus.parent / rel
+    if not path.is_file():
+        pytest.skip(f"{rel} not in the corpus")
+    res = validate_file(path, points=100, param_sets=2, params=params, backend="numpy",
+                        reference_opt_level=0)
+    assert res.noise == "compared", res.noise
+    assert res.max_rel_err["noise"] == 0.0 and res.max_abs_err["noise"] == 0.0
+    inst = load_library(compile_va_to_osdi(path, opt_level=0)).module().instance(params)
+    V = np.full(len(inst.module.node_names), 0.4)
+    dens = inst.noise(1e3, V).density
+    assert np.count_nonzero(dens) >= 2
