@@ -120,3 +120,20 @@ def test_equals_osdi_O0(corpus, rel, params):
     V = np.full(len(inst.module.node_names), 0.4)
     dens = inst.noise(1e3, V).density
     assert np.count_nonzero(dens) >= 2
+
+
+def test_noise_function_gradient(noisy):
+    """jax.grad of the densities w.r.t. parameters = the analytic derivative (and = Model.noise)."""
+    import jax
+
+    f = noisy.noise_function(["r", "kf"], {"ef": 1.5})
+    V, t, fr = np.array([0.8, 0.1]), 300.0, 50.0
+    d = f({"r": 1e3, "kf": 1e-18}, t, V, fr)
+    np.testing.assert_allclose(np.asarray(d), noisy.noise(V, fr, {"r": 1e3, "kf": 1e-18, "ef": 1.5},
+                                                          temperature=t), rtol=1e-14)
+    g = jax.grad(lambda p: f(p, t, V, fr)[0])({"r": 1e3, "kf": 1e-18})
+    assert float(g["r"]) == pytest.approx(-4 * P_K_VAMS * t / 1e3**2, rel=REL)
+    g1 = jax.grad(lambda p: f(p, t, V, fr)[1])({"r": 1e3, "kf": 1e-18})
+    i = 0.7 / 1e3
+    assert float(g1["kf"]) == pytest.approx(i / fr**1.5, rel=REL)
+    assert float(g1["r"]) == pytest.approx(-1e-18 * i / 1e3 / fr**1.5, rel=REL)

@@ -281,6 +281,16 @@ class Model:
         return model_noise(self, voltages, freq, params, temperature=temperature,
                            sim_params=sim_params, backend=backend)
 
+    def noise_function(self, names: list[str], fixed: Mapping[str, Any] | None = None, *,
+                       sim_params: Mapping[str, float] | None = None):
+        """A pure, differentiable JAX function ``f(values, temperature, V, freq) -> (n_src,)`` of
+        the noise densities of ONE instance (as :meth:`noise`), with the parameters in ``names``
+        given by ``values`` (others ``fixed`` or defaults), like :meth:`function`: ``jax.grad``
+        gives their derivatives (setup runs inside ``f``)."""
+        from ._noise import noise_function
+
+        return noise_function(self, names, fixed, sim_params=sim_params)
+
     def eval(self, state: SetupState, voltages: Any, *, analysis: str | int = "dc",
              prev_state: Any = None, enable_lim: bool = False, enable_integration: bool | None = None,
              backend: str | None = None) -> EvalOutput:

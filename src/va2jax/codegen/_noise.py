@@ -151,3 +151,44 @@ def model_noise(model, voltages: Any, freq: Any, params: Mapping[str, Any] | Non
     if np.ndim(voltages) == 1 and fa.ndim == 0 and d.shape[0] == 1:
         return d[0]
     return d
+
+
+def noise_function(model, names: list[str], fixed: Mapping[str, Any] | None = None, *,
+                   sim_params: Mapping[str, float] | None = None):
+    """See :meth:`va2jax.codegen.Model.noise_function`."""
+    from ._backend_jax import _jax
+    from ._params import mfactor_of
+
+    _jax()
+    import jax.numpy as jnp
+
+    from ..osdi._structs import ANALYSIS_AC, ANALYSIS_NOISE
+
+    sup = _support(model)
+    sup.check()
+    fixed = dict(fixed or {})
+    canon = [model.canonical_param(n) for n in names]
+    vm = sup.variant
+    g = vm.function(names, fixed, analysis=ANALYSIS_NOISE | ANALYSIS_AC, sim_params=sim_params,
+                    backend="jax")
+    vidx = jnp.asarray(sup._vmap, jnp.int32)
+    m_name = next((n for n, c in zip(names, canon) if c == "$mfactor"), None)
+    m_fixed = float(mfactor_of(model, fixed))
+    kinds = [s.kind for s in sup.sites]  # type: ignore[union-attr]
+    volt = [s.access == "V" for s in sup.sites]  # type: ignore[union-attr]
+
+    def f(values: Mapping[str, Any], temperature: Any, V: Any, freq: Any):
+        Vv = jnp.zeros(len(vm.nodes), jnp.float64).at[vidx].set(jnp.asarray(V, jnp.float64))
+        rr = g(values, temperature, Vv)["residual_resist"]
+        m = jnp.asarray(values[m_name], jnp.float64) if m_name else jnp.float64(m_fixed)
+        a = jnp.sqrt(m)
+        out = []
+        for k, kind in enumerate(kinds):
+            t = rr[sup._pw[k]] / m
+            if kind == "flicker":
+                t = t / jnp.power(jnp.asarray(freq, jnp.float64), rr[sup._ex[k]] / m)
+            ak = 1.0 / a if volt[k] else a
+            out.append((t * ak) * ak)
+        return jnp.stack(out) if out else jnp.zeros(0)
+
+    return f
