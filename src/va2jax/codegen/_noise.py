@@ -59,7 +59,7 @@ class NoiseSupport:
             self.sites.append(s if s.node else None)
             self.reasons.append(s.why)
         self.variant = None
-        if any(self.sites):
+        if self.sites and all(self.sites):  # else check() refuses: no variant needed
             from ._compile import compile_va
 
             self.variant = compile_va(vpath, module or model.ir.osdi_name or model.name, defines=defs)

@@ -253,6 +253,58 @@ def _blank_comments_keep_strings(text: str) -> str:
     return re.sub(r"//[^\n]*", lambda m: " " * len(m.group(0)), text)
 
 
+_DEFINE = re.compile(r"^[ \t]*`define[ \t]+(\w+)\(([^)]*)\)[ \t]*(.*)$", re.M)
+
+
+def _noise_macros(texts: list[str]) -> dict[str, tuple[list[str], str]]:
+    """Function-like macros whose body holds a noise call: name → (parameters, body on one line).
+
+    Their call sites are expanded before rewriting (a noise call in a macro body is one site of
+    several noise sources, one per expansion)."""
+    out: dict[str, tuple[list[str], str]] = {}
+    for text in texts:
+        s = _blank_comments_keep_strings(text)
+        for m in _DEFINE.finditer(s):
+            body_lines = [m.group(3)]
+            end = m.end()
+            while body_lines[-1].rstrip().endswith("\\"):
+                body_lines[-1] = body_lines[-1].rstrip()[:-1]
+                nxt = s.find("\n", end + 1)
+                nxt = len(s) if nxt < 0 else nxt
+                body_lines.append(s[end + 1:nxt])
+                end = nxt
+            body = " ".join(x.strip() for x in body_lines)
+            if _CALL.search(body):
+                out[m.group(1)] = ([a.strip() for a in m.group(2).split(",")], body)
+    return out
+
+
+def _expand_macros(text: str, macros: dict[str, tuple[list[str], str]]) -> str:
+    """``text`` with the call sites of ``macros`` expanded in place (on one line each)."""
+    if not macros:
+        return text
+    s = _blank_comments(text)
+    pat = re.compile(r"`(" + "|".join(re.escape(k) for k in macros) + r")\s*\(")
+    edits = []
+    for m in pat.finditer(s):
+        if _in_macro(text, m.start()) or re.match(r"\s*`define", text[text.rfind("\n", 0, m.start()) + 1:]):
+            continue
+        params, body = macros[m.group(1)]
+        cl = _match_paren(s, m.end() - 1)
+        if cl < 0:
+            continue
+        args = [text[a:b].strip() for a, b in _split_args(s, m.end(), cl)]
+        if len(args) != len(params):
+            continue
+        sub = dict(zip(params, args))
+        exp = re.sub(r"\b(" + "|".join(re.escape(p) for p in params) + r")\b",
+                     lambda mm: sub[mm.group(1)], body) if params else body
+        edits.append((m.start(), cl + 1, exp))
+    for lo, hi, exp in reversed(edits):
+        text = text[:lo] + exp + text[hi:]
+    return text
+
+
 def noise_variant(path: str | os.PathLike[str], folder: Path, include_dirs=()) -> tuple[Path, list[NoiseSite]]:
     """Write the noise variant of ``path`` under ``folder`` (its own sub-folder keyed by content);
     returns the variant's main file and the noise call sites in include order.
@@ -268,13 +320,17 @@ def noise_variant(path: str | os.PathLike[str], folder: Path, include_dirs=()) -
     counter = [0]
     rewritten: dict[str, str] = {}
     sites: list[NoiseSite] = []
+    texts = {f: f.read_text(errors="replace") for f in files}
+    macros = _noise_macros(list(texts.values()))
     for f in files:
-        text = f.read_text(errors="replace")
+        text = texts[f]
+        if macros and re.search(r"`(" + "|".join(map(re.escape, macros)) + r")\b", text):
+            text = _expand_macros(text, macros)
         if not _CALL.search(text):
             continue
         new, ss = _rewrite_text(text, f.name, counter)
         sites.extend(ss)
-        if new != text:
+        if new != texts[f]:
             if f.parent not in [p.parent, *dirs]:
                 sites = [x if x.file != f.name else NoiseSite(x.kind, x.name, x.access, x.lhs, x.file, x.line,
                                                               None, "include file outside the source's folders")
