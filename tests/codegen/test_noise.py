@@ -137,3 +137,31 @@ def test_noise_function_gradient(noisy):
     i = 0.7 / 1e3
     assert float(g1["kf"]) == pytest.approx(i / fr**1.5, rel=REL)
     assert float(g1["r"]) == pytest.approx(-1e-18 * i / 1e3 / fr**1.5, rel=REL)
+
+
+def test_variant_rewrite(tmp_path):
+    """The noise variant: probes for plain +/- terms (also through a macro's call sites), reasons
+    for what is not rewritten; the original text is otherwise unchanged."""
+    from va2jax.mir._noise import noise_variant
+
+    src = tmp_path / "m.va"
+    src.write_text(
+        '`include "disciplines.vams"\n'
+        "`define NR(N1, N2, S, NAME) \\\n"
+        "    I(N1, N2) <+ white_noise(S, NAME);\n"
+        "module m(a, b);\n  inout a, b;\n  electrical a, b;\n  analog begin\n"
+        '    if (1) I(a, b) <+ V(a, b) - flicker_noise(1e-20, 1.5, "f") + white_noise(2e-20, "w");\n'
+        '    `NR(a, b, 3e-20, "mac")\n'
+        '    I(a, b) <+ 2 * white_noise(1e-20, "scaled");\n'
+        '    I(a, b) <+ noise_table({1, 1e-20, 1e3, 1e-21}, "tab");\n'
+        "  end\nendmodule\n")
+    out, sites = noise_variant(src, tmp_path / "variant")
+    by = {s.name: s for s in sites}
+    assert by["f"].kind == "flicker" and by["f"].node and by["w"].node and by["mac"].node
+    assert "scaled" in by["scaled"].why and "noise_table" in by["tab"].why
+    assert by[None].why.startswith("inside a macro body")  # the definition itself
+    text = out.read_text()
+    assert f"I({by['f'].node}e) <+ (1.5);" in text and f"I({by['mac'].node}) <+ (3e-20);" in text
+    assert "begin I(a, b) <+ V(a, b) - flicker_noise" in text
+    assert f"electrical {by['f'].node}, {by['f'].node}e, {by['w'].node}, {by['mac'].node};\nendmodule" in text
+    assert src.read_text().count("__va2jax") == 0  # the source is never written
