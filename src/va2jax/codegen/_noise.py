@@ -38,9 +38,13 @@ class NoiseSupport:
         path, incs, defs, module = getattr(model, "_origin", (None, (), {}, None))
         if path is None:
             raise Va2JaxError(f"module {model.name}: noise needs the model's Verilog-A source")
-        vpath, sites = noise_variant(path, cache_dir() / "noise-src", incs)
         self.sites: list[NoiseSite | None] = []
         self.reasons: list[str] = []
+        self.variant = None
+        self._vmap, self._pw, self._ex = [], [], []
+        if not model.ir.noise_sources:
+            return
+        vpath, sites = noise_variant(path, cache_dir() / "noise-src", incs)
         used: set[int] = set()
         nodes = [n.lower() for n in model.nodes]
         for src in model.ir.noise_sources:
@@ -58,7 +62,6 @@ class NoiseSupport:
             s = sites[pick]
             self.sites.append(s if s.node else None)
             self.reasons.append(s.why)
-        self.variant = None
         if self.sites and all(self.sites):  # else check() refuses: no variant needed
             from ._compile import compile_va
 
@@ -67,6 +70,11 @@ class NoiseSupport:
         self._vmap = [vn[n] for n in nodes] if self.variant else []
         self._pw = [vn.get(s.node.lower()) if s else None for s in self.sites]
         self._ex = [vn.get(s.node.lower() + "e") if s and s.kind == "flicker" else None for s in self.sites]
+        if self.variant is not None:
+            for k, s in enumerate(self.sites):
+                if s is not None and (self._pw[k] is None or (s.kind == "flicker" and self._ex[k] is None)):
+                    self.sites[k] = None  # OpenVAF dropped the probe (should not happen): refuse
+                    self.reasons[k] = "its probe node is missing from the noise variant"
 
     def check(self) -> None:
         bad = [(n, r) for n, s, r in zip(self.names, self.sites, self.reasons) if s is None]
