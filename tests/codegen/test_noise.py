@@ -53,11 +53,12 @@ def test_switch_and_mfactor(noisy):
     assert d[0] == pytest.approx(3 * 4 * P_K_VAMS * 300.0 / 1e3, rel=REL)
 
 
-def test_jax_backend_matches_numpy(noisy):
+@pytest.mark.parametrize("backend", ["jax", "native"])
+def test_backends_match_numpy(noisy, backend):
     V = np.array([[0.3, -0.2], [1.0, 0.0]])
     p = {"r": 470.0, "kf": 1e-17, "ef": 0.8}
     a = noisy.noise(V, 1e3, p, backend="numpy")
-    b = noisy.noise(V, 1e3, p, backend="jax")
+    b = noisy.noise(V, 1e3, p, backend=backend)
     # same operations on float64; XLA may round a product differently by an ulp
     np.testing.assert_allclose(b, a, rtol=1e-14)
 
