@@ -166,3 +166,23 @@ def test_variant_rewrite(tmp_path):
     assert "begin I(a, b) <+ V(a, b) - flicker_noise" in text
     assert f"electrical {by['f'].node}, {by['f'].node}e, {by['w'].node}, {by['mac'].node};\nendmodule" in text
     assert src.read_text().count("__va2jax") == 0  # the source is never written
+
+
+def test_voltage_noise_source_and_mfactor_vs_osdi():
+    """A voltage noise source (V²/Hz, factor 1/√m): formula 4kTR/m and = OSDI -O0 (bit for bit
+    at m = 1; within the one rounding of dividing the probe residual by m otherwise)."""
+    from va2jax.osdi import compile_va_to_osdi, load_library
+
+    path = VA_DIR / "noise_vsrc.va"
+    m = compile_va(path)
+    mod = load_library(compile_va_to_osdi(path, opt_level=0)).module()
+    V = np.array([0.3, -0.2, 1e-3])
+    for mf in (1.0, 3.0):
+        p = {"r": 470.0, "$mfactor": mf}
+        d = m.noise(V, 1e3, p, temperature=300.15)
+        ref = mod.instance(p, temperature=300.15).noise(1e3, V).density
+        assert d[0] == pytest.approx(4 * P_K_VAMS * 300.15 * 470.0 / mf, rel=REL)
+        if mf == 1.0:
+            assert d[0] == ref[0]
+        else:
+            assert d[0] == pytest.approx(ref[0], rel=4e-16)  # 1 ulp: (m·P)/m
