@@ -25,6 +25,7 @@ is recorded as unsupported and named in the error when its density is asked for.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import re
@@ -337,6 +338,12 @@ def noise_variant(path: str | os.PathLike[str], folder: Path, include_dirs=()) -
                          for x in sites]
                 continue
             rewritten[f.name] = new
+    # OpenVAF names a noise call without a name "unnamed1", "unnamed2", ... in source order
+    k = 0
+    for i, x in enumerate(sites):
+        if x.name is None and not x.why.startswith("inside a macro body"):
+            k += 1
+            sites[i] = dataclasses.replace(x, name=f"unnamed{k}")
     n = counter[0]
     used = {x.node for x in sites if x.node}
     decl = []
