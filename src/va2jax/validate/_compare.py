@@ -51,6 +51,9 @@ class ValidationResult:
     noise: str = "none"
     #: number of noise sources of the module
     noise_sources: int = 0
+    #: how many of them had a non-zero OSDI density at some compared point (the others, e.g.
+    #: flicker sources with the default kf = 0, were compared at 0 only)
+    noise_nonzero: int = 0
 
     def as_json(self) -> dict[str, Any]:
         return {"file": self.file, "module": self.module, "points": self.points,
@@ -59,7 +62,7 @@ class ValidationResult:
                 "va2jax_seconds": self.va2jax_seconds, "param_sets": self.param_sets,
                 "reference_opt_level": self.reference_opt_level,
                 "nonfinite_reference": self.nonfinite_reference, "noise": self.noise,
-                "noise_sources": self.noise_sources}
+                "noise_sources": self.noise_sources, "noise_nonzero": self.noise_nonzero}
 
 
 def _compare(a: np.ndarray, b: np.ndarray, scale: np.ndarray | None = None,
@@ -214,6 +217,7 @@ def validate_file(path: str | Path, *, points: int = 100, param_sets: int = 3, s
         if data is not None:
             data["rel"]["noise"] = []
     nrng = np.random.default_rng([seed, 19])
+    nz_seen = np.zeros(len(model.noise_sources), bool)
     for si, (ps, temp) in enumerate(sets):
         V = random_voltages(list(model.node_kinds), points, rng, vmax)
         if bias is not None:
@@ -257,6 +261,7 @@ def validate_file(path: str | Path, *, points: int = 100, param_sets: int = 3, s
             nref = np.array([inst.noise(float(freq[i]), V[i]).density for i in range(npts)])
             with np.errstate(all="ignore"):
                 nout = np.asarray(model.noise(V, freq, ps, temperature=temp, backend=backend))
+            nz_seen |= (np.nan_to_num(nref) != 0).any(axis=0)
             r, a, ok, w = _compare(nout, nref, floor=0.0)
             nonfinite["noise"] += int(np.size(nref) - np.count_nonzero(np.isfinite(nref)))
             if data is not None:
@@ -275,7 +280,7 @@ def validate_file(path: str | Path, *, points: int = 100, param_sets: int = 3, s
                             [dict(p, temperature=t) for p, t in sets], max_rel, max_abs, passed,
                             t_osdi, t_jax, worst, data, reference_opt_level,
                             {o: n for o, n in nonfinite.items() if n}, noise_status,
-                            len(model.noise_sources))
+                            len(model.noise_sources), int(nz_seen.sum()))
 
 
 def _rel_errors(a: np.ndarray, b: np.ndarray, scale: np.ndarray | None,

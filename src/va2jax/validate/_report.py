@@ -126,10 +126,14 @@ def _noise_summary(entries: list[dict[str, Any]]) -> str:
     comp = [e for e in with_noise if e.get("noise") == "compared"]
     ok = [e for e in comp if (e["max_rel_err"].get("noise") or 0.0) <= REL_TOL]
     exact = [e for e in comp if e["max_rel_err"].get("noise") == 0.0]
+    nsrc = sum(e.get("noise_sources", 0) for e in comp)
+    nnz = sum(e.get("noise_nonzero", 0) for e in comp)
     return (f"Noise: {len(with_noise)} files have noise sources; {len(comp)} compared "
             f"(`Model.noise` vs OSDI `load_noise` after an eval with CALC_NOISE, at every point at "
             f"a random frequency in 1 Hz–10 GHz, relative error over all non-zero densities), "
-            f"{len(ok)} within {REL_TOL:g} ({len(exact)} bit-identical); the others are listed "
+            f"{len(ok)} within {REL_TOL:g} ({len(exact)} bit-identical); {nnz} of their {nsrc} "
+            "sources had a non-zero density at some point (the others, e.g. flicker sources with "
+            "kf = 0 by default, were compared at 0). Files not compared are listed "
             "under *Noise not compared*. Column *noise*: max relative error, – no noise sources, "
             "n/c not compared.")
 
