@@ -143,7 +143,7 @@ def test_noise_function_gradient(noisy):
 def test_variant_rewrite(tmp_path):
     """The noise variant: probes for plain +/- terms (also through a macro's call sites), reasons
     for what is not rewritten; the original text is otherwise unchanged."""
-    from va2jax.mir._noise import noise_variant
+    from va2jax.mir import noise_variant
 
     src = tmp_path / "m.va"
     src.write_text(

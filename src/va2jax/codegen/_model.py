@@ -281,6 +281,13 @@ class Model:
         return model_noise(self, voltages, freq, params, temperature=temperature,
                            sim_params=sim_params, backend=backend)
 
+    def noise_unsupported(self) -> dict[str, str]:
+        """Noise sources :meth:`noise` cannot compute, each with the reason (empty: it computes
+        them all); builds the noise variant on first use."""
+        from ._noise import unsupported
+
+        return unsupported(self)
+
     def noise_function(self, names: list[str], fixed: Mapping[str, Any] | None = None, *,
                        sim_params: Mapping[str, float] | None = None):
         """A pure, differentiable JAX function ``f(values, temperature, V, freq) -> (n_src,)`` of

@@ -25,7 +25,11 @@ import numpy as np
 
 from .._paths import cache_dir
 from ..errors import Va2JaxError
-from ..mir._noise import NoiseSite, noise_variant
+from ..mir import NoiseSite, noise_variant
+from ..osdi import flags as _flags
+
+#: OSDI's analysis flags during a noise analysis (as ``OsdiInstance.noise`` evaluates)
+NOISE_ANALYSIS = _flags.ANALYSIS_NOISE | _flags.ANALYSIS_AC
 
 
 class NoiseSupport:
@@ -63,8 +67,9 @@ class NoiseSupport:
             self.sites.append(s if s.node else None)
             self.reasons.append(s.why)
         if self.sites and all(self.sites):  # else check() refuses: no variant needed
-            from ._compile import compile_va
-
+            compile_va = getattr(model, "_compiler", None)
+            if compile_va is None:
+                raise Va2JaxError(f"module {model.name}: noise needs a model made by va2jax.compile_va")
             self.variant = compile_va(vpath, module or model.ir.osdi_name or model.name, defines=defs)
         vn = {n.lower(): i for i, n in enumerate(self.variant.nodes)} if self.variant else {}
         self._vmap = [vn[n] for n in nodes] if self.variant else []
@@ -91,6 +96,12 @@ def _support(model) -> NoiseSupport:
     return sup
 
 
+def unsupported(model) -> dict[str, str]:
+    """See :meth:`va2jax.codegen.Model.noise_unsupported`."""
+    sup = _support(model)
+    return {n: r for n, s, r in zip(sup.names, sup.sites, sup.reasons) if s is None}
+
+
 def noise_params(model, voltages: Any, params: Mapping[str, Any] | None = None, *,
                  temperature: Any = 300.15, sim_params: Mapping[str, float] | None = None,
                  backend: str = "numpy") -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[str, ...]]:
@@ -112,9 +123,7 @@ def noise_params(model, voltages: Any, params: Mapping[str, Any] | None = None, 
     nb = max(V2.shape[0], state.labels.shape[0])
     Vv = np.zeros((V2.shape[0], len(vm.nodes)))
     Vv[:, sup._vmap] = V2
-    from ..osdi._structs import ANALYSIS_AC, ANALYSIS_NOISE
-
-    out = vm.eval(state, Vv, analysis=ANALYSIS_NOISE | ANALYSIS_AC, backend=backend)
+    out = vm.eval(state, Vv, analysis=NOISE_ANALYSIS, backend=backend)
     rr = np.broadcast_to(np.atleast_2d(np.asarray(out.residual_resist)), (nb, len(vm.nodes)))
     m = np.broadcast_to(np.asarray(state.mfactor, np.float64), (nb,))
     P = np.stack([rr[:, k] for k in sup._pw], axis=1) / m[:, None]
@@ -170,14 +179,12 @@ def noise_function(model, names: list[str], fixed: Mapping[str, Any] | None = No
     _jax()
     import jax.numpy as jnp
 
-    from ..osdi._structs import ANALYSIS_AC, ANALYSIS_NOISE
-
     sup = _support(model)
     sup.check()
     fixed = dict(fixed or {})
     canon = [model.canonical_param(n) for n in names]
     vm = sup.variant
-    g = vm.function(names, fixed, analysis=ANALYSIS_NOISE | ANALYSIS_AC, sim_params=sim_params,
+    g = vm.function(names, fixed, analysis=NOISE_ANALYSIS, sim_params=sim_params,
                     backend="jax")
     vidx = jnp.asarray(sup._vmap, jnp.int32)
     m_name = next((n for n, c in zip(names, canon) if c == "$mfactor"), None)

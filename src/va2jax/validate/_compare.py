@@ -203,11 +203,8 @@ def validate_file(path: str | Path, *, points: int = 100, param_sets: int = 3, s
     nonfinite = {o: 0 for o in OUTPUTS}
     noise_status = "none"
     if noise and model.noise_sources:
-        from ..codegen._noise import _support
-
         try:
-            sup = _support(model)
-            bad = [(n, r) for n, s, r in zip(sup.names, sup.sites, sup.reasons) if s is None]
+            bad = list(model.noise_unsupported().items())
             noise_status = (f"not compared: source {bad[0][0]!r}: {bad[0][1]}" if bad else "compared")
         except Va2JaxError as exc:
             noise_status = f"not compared: {str(exc).splitlines()[0]}"
