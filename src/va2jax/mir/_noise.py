@@ -367,7 +367,10 @@ def noise_variant(path: str | os.PathLike[str], folder: Path, include_dirs=()) -
             t = out / f.name
             if f.name in rewritten or t.exists() or t.is_symlink():
                 continue
-            t.symlink_to(f)
+            try:
+                t.symlink_to(f)
+            except FileExistsError:  # another process building the same variant
+                pass
     for name, text in rewritten.items():
         t = out / name
         tmp = out / f".{name}.tmp{os.getpid()}"
