@@ -155,16 +155,19 @@ def test_variant_rewrite(tmp_path):
         '    `NR(a, b, 3e-20, "mac")\n'
         '    I(a, b) <+ 2 * white_noise(1e-20, "scaled");\n'
         '    I(a, b) <+ noise_table({1, 1e-20, 1e3, 1e-21}, "tab");\n'
+        "    I(a, b) <+ white_noise(5e-20);\n"
         "  end\nendmodule\n")
     out, sites = noise_variant(src, tmp_path / "variant")
     by = {s.name: s for s in sites}
     assert by["f"].kind == "flicker" and by["f"].node and by["w"].node and by["mac"].node
     assert "scaled" in by["scaled"].why and "noise_table" in by["tab"].why
+    assert by["unnamed1"].node  # OpenVAF's name for a source without one
     assert by[None].why.startswith("inside a macro body")  # the definition itself
     text = out.read_text()
     assert f"I({by['f'].node}e) <+ (1.5);" in text and f"I({by['mac'].node}) <+ (3e-20);" in text
     assert "begin I(a, b) <+ V(a, b) - flicker_noise" in text
-    assert f"electrical {by['f'].node}, {by['f'].node}e, {by['w'].node}, {by['mac'].node};\nendmodule" in text
+    assert (f"electrical {by['f'].node}, {by['f'].node}e, {by['w'].node}, {by['mac'].node}, "
+            f"{by['unnamed1'].node};\nendmodule") in text
     assert src.read_text().count("__va2jax") == 0  # the source is never written
 
 
