@@ -144,6 +144,46 @@ def _param_sets(osdi_mod, base: dict[str, Any], k: int, rng: np.random.Generator
     return sets
 
 
+#: Parameters that switch noise sources on (flicker coefficient, parasitic resistances) and are 0
+#: by default in many models: the extra ``noise`` parameter set gives them these values, so that
+#: more sources are compared at non-zero densities (only where OSDI's setup accepts them).
+NOISE_PARAMS = {"kf": 1e-20, "rs": 10.0, "rd": 10.0, "rsh": 10.0, "nrs": 1.0, "nrd": 1.0,
+                "rb": 50.0, "rbm": 10.0, "rc": 10.0, "re": 2.0, "rg": 5.0, "rgo": 5.0,
+                "rshg": 10.0, "rsw": 5.0, "rbx": 10.0, "rbi": 10.0, "rcx": 5.0, "rci": 5.0}
+
+
+def _noise_param_set(omod, base: dict[str, Any], temp: float) -> dict[str, Any] | None:
+    """``base`` plus the :data:`NOISE_PARAMS` the module has as real parameters left at 0 (each
+    kept only if OSDI's setup accepts it); ``None`` when none applies."""
+    from ..osdi import OsdiInitError
+
+    lower = {k.lower() for k in base}
+    try:
+        inst = omod.instance(dict(base), temperature=temp)
+    except (OsdiInitError, Va2JaxError):
+        return None
+    extra: dict[str, Any] = {}
+    for name, val in NOISE_PARAMS.items():
+        try:
+            p = omod.find_param(name)
+        except Va2JaxError:
+            continue
+        if p.type != "real" or p.length or p.name.lower() in lower or p.kind == "opvar":
+            continue
+        try:
+            cur = inst.get(p.name) if p.kind == "instance" else inst.model.get(p.name)
+        except Va2JaxError:
+            continue
+        if cur != 0.0:
+            continue
+        try:
+            omod.instance({**base, **extra, p.name: val}, temperature=temp)
+        except (OsdiInitError, Va2JaxError):
+            continue
+        extra[p.name] = val
+    return {**base, **extra} if extra else None
+
+
 def validate_file(path: str | Path, *, points: int = 100, param_sets: int = 3, seed: int = 0,
                   params: Mapping[str, Any] | None = None, temperature: float = 300.15,
                   module: str | None = None, vmax: float = 1.0, backend: str = "jax",
@@ -160,8 +200,10 @@ def validate_file(path: str | Path, *, points: int = 100, param_sets: int = 3, s
     ``noise=True`` (modules with noise sources): at every point of every parameter set, at a
     random frequency log-uniform in 1 Hz–10 GHz, :meth:`Model.noise` against OSDI's
     ``load_noise`` after an eval with CALC_NOISE (output ``noise``; relative error over every
-    non-zero density — densities are ~1e-20 A²/Hz, so no absolute floor). The frequencies come
-    from their own random stream: the other outputs' points do not change.
+    non-zero density — densities are ~1e-20 A²/Hz, so no absolute floor), plus one more
+    parameter set ``noise`` with :data:`NOISE_PARAMS` (flicker coefficient, parasitic
+    resistances) where the module leaves them at 0. The frequencies come from their own random
+    stream: the other outputs' points do not change.
     """
     from ..codegen import compile_va
     from ..osdi import compile_va_to_osdi, eval_batch, load_library
@@ -214,6 +256,11 @@ def validate_file(path: str | Path, *, points: int = 100, param_sets: int = 3, s
         if data is not None:
             data["rel"]["noise"] = []
     nrng = np.random.default_rng([seed, 19])
+    if noise_status == "compared":
+        extra_set = _noise_param_set(omod, base, temperature)
+        if extra_set is not None:  # drawn after the other sets: their points do not change
+            sets.append((extra_set, temperature))
+            labels.append("noise")
     nz_seen = np.zeros(len(model.noise_sources), bool)
     for si, (ps, temp) in enumerate(sets):
         V = random_voltages(list(model.node_kinds), points, rng, vmax)
