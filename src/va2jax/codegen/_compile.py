@@ -69,6 +69,7 @@ def compile_va(path: str | os.PathLike[str], module: str | None = None, *, inclu
             ir, gen, used = entry
             m = Model(ir, gen, src, used_eval_values=used, cache_key=key)
             m._origin = (str(p), incs, defs, module)  # the native backend may reload the full IR
+            m._compiler = compile_va  # Model.noise compiles the noise variant with it
             return m
     from ..mir import load_modules
 
@@ -92,6 +93,7 @@ def compile_va(path: str | os.PathLike[str], module: str | None = None, *, inclu
         key = None
     m = Model(ir, gen, src, used_eval_values=used, cache_key=key)
     m._origin = (str(p), incs, defs, module)
+    m._compiler = compile_va  # Model.noise compiles the noise variant with it
     return m
 
 

@@ -262,6 +262,42 @@ class Model:
                               enable_lim=enable_lim, enable_integration=enable_integration,
                               gradient_safe=gradient_safe)
 
+    @property
+    def noise_sources(self) -> tuple[str, ...]:
+        """Names of the noise sources, in OSDI's ``noise_sources`` order (columns of :meth:`noise`)."""
+        return tuple(s.name for s in self.ir.noise_sources)
+
+    def noise(self, voltages: Any, freq: Any, params: Mapping[str, Any] | None = None, *,
+              temperature: Any = 300.15, sim_params: Mapping[str, float] | None = None,
+              backend: str = "numpy") -> np.ndarray:
+        """Noise densities of each source (:attr:`noise_sources`) at node ``voltages`` (n,) or
+        (N, n) and frequency ``freq`` (Hz, scalar or (N,)), for an instance with ``params`` at
+        ``temperature`` (K): what OSDI's ``load_noise`` returns after an eval with CALC_NOISE —
+        A²/Hz for a current source, V²/Hz for a voltage source; white: P·a², flicker:
+        P/f^e·a² (a = √$mfactor, 1/√$mfactor for voltage sources). Shape (n_src,) or
+        (N, n_src). See :mod:`._noise` (``backend``: numpy, exact vs OSDI -O0, or jax)."""
+        from ._noise import model_noise
+
+        return model_noise(self, voltages, freq, params, temperature=temperature,
+                           sim_params=sim_params, backend=backend)
+
+    def noise_unsupported(self) -> dict[str, str]:
+        """Noise sources :meth:`noise` cannot compute, each with the reason (empty: it computes
+        them all); builds the noise variant on first use."""
+        from ._noise import unsupported
+
+        return unsupported(self)
+
+    def noise_function(self, names: list[str], fixed: Mapping[str, Any] | None = None, *,
+                       sim_params: Mapping[str, float] | None = None):
+        """A pure, differentiable JAX function ``f(values, temperature, V, freq) -> (n_src,)`` of
+        the noise densities of ONE instance (as :meth:`noise`), with the parameters in ``names``
+        given by ``values`` (others ``fixed`` or defaults), like :meth:`function`: ``jax.grad``
+        gives their derivatives (setup runs inside ``f``)."""
+        from ._noise import noise_function
+
+        return noise_function(self, names, fixed, sim_params=sim_params)
+
     def eval(self, state: SetupState, voltages: Any, *, analysis: str | int = "dc",
              prev_state: Any = None, enable_lim: bool = False, enable_integration: bool | None = None,
              backend: str | None = None) -> EvalOutput:

@@ -25,12 +25,13 @@ from ._ir import (
     Param,
     Residual,
 )
+from ._noise import NoiseSite, noise_variant
 from ._text import dump_function, dump_module
 
 __all__ = [
     "BOOL", "INT", "REAL", "STR", "Block", "Callback", "CollapsePair", "Function", "Instr",
-    "JacobianEntry", "Loop", "ModuleIR", "ModuleNode", "ModuleParam", "NoiseSource", "Param",
+    "JacobianEntry", "Loop", "ModuleIR", "ModuleNode", "ModuleParam", "NoiseSite", "NoiseSource", "Param",
     "Residual", "dominators", "evaluate_bound", "read_bounds", "violations", "dump_function", "dump_module",
     "is_reducible", "load_modules",
-    "natural_loops", "reverse_postorder", "successors",
+    "natural_loops", "noise_variant", "reverse_postorder", "successors",
 ]

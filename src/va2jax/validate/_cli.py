@@ -120,6 +120,12 @@ def _run(args: argparse.Namespace) -> int:
               f"openvaf-r -O{3 if res.reference_opt_level is None else res.reference_opt_level})")
         for k in res.max_rel_err:
             print(f"  {k:18s} max rel {res.max_rel_err[k]:.3e}   max abs {res.max_abs_err[k]:.3e}")
+        if res.noise == "compared":
+            print(f"  noise: {res.noise_sources} source(s), {res.noise_nonzero} with non-zero "
+                  "densities at the compared points")
+        else:
+            print(f"  noise: {res.noise_sources} source(s), "
+                  + ("none" if res.noise == "none" else res.noise))
         if res.nonfinite_reference:
             print("  non-finite reference entries (NaN/inf, compared by kind only): "
                   + ", ".join(f"{k} {n}" for k, n in res.nonfinite_reference.items()))

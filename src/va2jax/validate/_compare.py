@@ -46,6 +46,14 @@ class ValidationResult:
     reference_opt_level: int | None = None
     #: per output, how many reference entries were NaN or ±inf (compared by kind only)
     nonfinite_reference: dict[str, int] = field(default_factory=dict)
+    #: noise comparison: ``"none"`` (no noise sources), ``"compared"`` (max errors under the key
+    #: ``noise``), or why it was not compared (a source va2jax cannot compute: not a failure)
+    noise: str = "none"
+    #: number of noise sources of the module
+    noise_sources: int = 0
+    #: how many of them had a non-zero OSDI density at some compared point (the others, e.g.
+    #: flicker sources with the default kf = 0, were compared at 0 only)
+    noise_nonzero: int = 0
 
     def as_json(self) -> dict[str, Any]:
         return {"file": self.file, "module": self.module, "points": self.points,
@@ -53,10 +61,12 @@ class ValidationResult:
                 "passed": self.passed, "openvaf_r_seconds": self.openvaf_r_seconds,
                 "va2jax_seconds": self.va2jax_seconds, "param_sets": self.param_sets,
                 "reference_opt_level": self.reference_opt_level,
-                "nonfinite_reference": self.nonfinite_reference}
+                "nonfinite_reference": self.nonfinite_reference, "noise": self.noise,
+                "noise_sources": self.noise_sources, "noise_nonzero": self.noise_nonzero}
 
 
-def _compare(a: np.ndarray, b: np.ndarray, scale: np.ndarray | None = None) -> tuple[float, float, bool, Any]:
+def _compare(a: np.ndarray, b: np.ndarray, scale: np.ndarray | None = None,
+             floor: float = ABS_FLOOR) -> tuple[float, float, bool, Any]:
     """(max rel err above floor, max abs err, ok, index of worst) for arrays a (jax) and b (osdi).
 
     ``scale`` (optional, same shape): Σ|terms| of entries that are sums over collapsed nodes; the
@@ -73,9 +83,9 @@ def _compare(a: np.ndarray, b: np.ndarray, scale: np.ndarray | None = None) -> t
     mag = np.where(both, np.maximum(np.abs(a), np.abs(b)), 0.0)
     if scale is not None:
         mag = np.where(both & np.isfinite(scale), np.maximum(mag, np.abs(scale)), mag)
-    big = mag > ABS_FLOOR
+    big = mag > floor
     rel = np.where(big, diff / np.where(big, mag, 1.0), 0.0)
-    small_bad = (~big) & (diff > ABS_FLOOR)
+    small_bad = (~big) & (diff > floor)
     max_rel = float(rel.max()) if rel.size else 0.0
     max_abs = float(diff.max()) if diff.size else 0.0
     ok = ok and max_rel <= REL_TOL and not bool(small_bad.any())
@@ -134,18 +144,66 @@ def _param_sets(osdi_mod, base: dict[str, Any], k: int, rng: np.random.Generator
     return sets
 
 
+#: Parameters that switch noise sources on (flicker coefficient, parasitic resistances) and are 0
+#: by default in many models: the extra ``noise`` parameter set gives them these values, so that
+#: more sources are compared at non-zero densities (only where OSDI's setup accepts them).
+NOISE_PARAMS = {"kf": 1e-20, "rs": 10.0, "rd": 10.0, "rsh": 10.0, "nrs": 1.0, "nrd": 1.0,
+                "rb": 50.0, "rbm": 10.0, "rc": 10.0, "re": 2.0, "rg": 5.0, "rgo": 5.0,
+                "rshg": 10.0, "rsw": 5.0, "rbx": 10.0, "rbi": 10.0, "rcx": 5.0, "rci": 5.0}
+
+
+def _noise_param_set(omod, base: dict[str, Any], temp: float) -> dict[str, Any] | None:
+    """``base`` plus the :data:`NOISE_PARAMS` the module has as real parameters left at 0 (each
+    kept only if OSDI's setup accepts it); ``None`` when none applies."""
+    from ..osdi import OsdiInitError
+
+    lower = {k.lower() for k in base}
+    try:
+        inst = omod.instance(dict(base), temperature=temp)
+    except (OsdiInitError, Va2JaxError):
+        return None
+    extra: dict[str, Any] = {}
+    for name, val in NOISE_PARAMS.items():
+        try:
+            p = omod.find_param(name)
+        except Va2JaxError:
+            continue
+        if p.type != "real" or p.length or p.name.lower() in lower or p.kind == "opvar":
+            continue
+        try:
+            cur = inst.get(p.name) if p.kind == "instance" else inst.model.get(p.name)
+        except Va2JaxError:
+            continue
+        if cur != 0.0:
+            continue
+        try:
+            omod.instance({**base, **extra, p.name: val}, temperature=temp)
+        except (OsdiInitError, Va2JaxError):
+            continue
+        extra[p.name] = val
+    return {**base, **extra} if extra else None
+
+
 def validate_file(path: str | Path, *, points: int = 100, param_sets: int = 3, seed: int = 0,
                   params: Mapping[str, Any] | None = None, temperature: float = 300.15,
                   module: str | None = None, vmax: float = 1.0, backend: str = "jax",
                   sweeps: bool = False, sweep_points: int = 21, keep: bool = False,
                   include_dirs=(), defines: Mapping[str, Any] | None = None,
-                  reference_opt_level: int | None = None) -> ValidationResult:
+                  reference_opt_level: int | None = None, noise: bool = True) -> ValidationResult:
     """Compare va2jax and OSDI for one Verilog-A file (see module docstring).
 
     ``sweeps=True`` adds region-covering bias sweeps (±2 V, ``sweep_points`` per sweep; see
     :mod:`va2jax.validate._sweeps`) to the ``points`` random points of every parameter set, and
     parameter sets covering temperature (−40/27/150 °C), geometry and polarity before the
     ``param_sets - 1`` random ones. ``keep=True`` keeps the arrays needed for plots in ``data``.
+
+    ``noise=True`` (modules with noise sources): at every point of every parameter set, at a
+    random frequency log-uniform in 1 Hz–10 GHz, :meth:`Model.noise` against OSDI's
+    ``load_noise`` after an eval with CALC_NOISE (output ``noise``; relative error over every
+    non-zero density — densities are ~1e-20 A²/Hz, so no absolute floor), plus one more
+    parameter set ``noise`` with :data:`NOISE_PARAMS` (flicker coefficient, parasitic
+    resistances) where the module leaves them at 0. The frequencies come from their own random
+    stream: the other outputs' points do not change.
     """
     from ..codegen import compile_va
     from ..osdi import compile_va_to_osdi, eval_batch, load_library
@@ -185,6 +243,25 @@ def validate_file(path: str | Path, *, points: int = 100, param_sets: int = 3, s
                                    "failed_sets": [], "nodes": model.nodes} if keep else None
     total = 0
     nonfinite = {o: 0 for o in OUTPUTS}
+    noise_status = "none"
+    if noise and model.noise_sources:
+        try:
+            bad = list(model.noise_unsupported().items())
+            noise_status = (f"not compared: source {bad[0][0]!r}: {bad[0][1]}" if bad else "compared")
+        except Va2JaxError as exc:
+            noise_status = f"not compared: {str(exc).splitlines()[0]}"
+    if noise_status == "compared":
+        max_rel["noise"] = max_abs["noise"] = 0.0
+        nonfinite["noise"] = 0
+        if data is not None:
+            data["rel"]["noise"] = []
+    nrng = np.random.default_rng([seed, 19])
+    if noise_status == "compared":
+        extra_set = _noise_param_set(omod, base, temperature)
+        if extra_set is not None:  # drawn after the other sets: their points do not change
+            sets.append((extra_set, temperature))
+            labels.append("noise")
+    nz_seen = np.zeros(len(model.noise_sources), bool)
     for si, (ps, temp) in enumerate(sets):
         V = random_voltages(list(model.node_kinds), points, rng, vmax)
         if bias is not None:
@@ -222,20 +299,41 @@ def validate_file(path: str | Path, *, points: int = 100, param_sets: int = 3, s
             max_abs[o] = max(max_abs[o], a)
             passed = passed and ok
             set_ok = set_ok and ok
+        if noise_status == "compared":
+            freq = 10.0 ** nrng.uniform(0.0, 10.0, npts)
+            inst = omod.instance(dict(ps), temperature=temp)
+            nref = np.array([inst.noise(float(freq[i]), V[i]).density for i in range(npts)])
+            with np.errstate(all="ignore"):
+                nout = np.asarray(model.noise(V, freq, ps, temperature=temp, backend=backend))
+            nz_seen |= (np.nan_to_num(nref) != 0).any(axis=0)
+            r, a, ok, w = _compare(nout, nref, floor=0.0)
+            nonfinite["noise"] += int(np.size(nref) - np.count_nonzero(np.isfinite(nref)))
+            if data is not None:
+                data["rel"]["noise"].append(_rel_errors(nout, nref, None, floor=0.0))
+            if r >= max_rel["noise"]:
+                max_rel["noise"] = r
+                if w is not None:
+                    worst["noise"] = {"index": [int(x) for x in w], "set": labels[si], "params": ps,
+                                      "temperature": temp, "freq": float(freq[w[0]])}
+            max_abs["noise"] = max(max_abs["noise"], a)
+            passed = passed and ok
+            set_ok = set_ok and ok
         if data is not None and not set_ok:
             data["failed_sets"].append(labels[si])
     return ValidationResult(str(path), model.name, total,
                             [dict(p, temperature=t) for p, t in sets], max_rel, max_abs, passed,
                             t_osdi, t_jax, worst, data, reference_opt_level,
-                            {o: n for o, n in nonfinite.items() if n})
+                            {o: n for o, n in nonfinite.items() if n}, noise_status,
+                            len(model.noise_sources), int(nz_seen.sum()))
 
 
-def _rel_errors(a: np.ndarray, b: np.ndarray, scale: np.ndarray | None) -> np.ndarray:
+def _rel_errors(a: np.ndarray, b: np.ndarray, scale: np.ndarray | None,
+                floor: float = ABS_FLOOR) -> np.ndarray:
     """Relative errors of the finite entries above the floor (as in :func:`_compare`), flat."""
     both = np.isfinite(a) & np.isfinite(b)
     mag = np.where(both, np.maximum(np.abs(a), np.abs(b)), 0.0)
     if scale is not None:
         mag = np.where(both & np.isfinite(scale), np.maximum(mag, np.abs(scale)), mag)
-    big = mag > ABS_FLOOR
+    big = mag > floor
     with np.errstate(invalid="ignore"):
         return (np.abs(a - b)[big] / mag[big]).astype(np.float64)

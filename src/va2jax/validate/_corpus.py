@@ -59,7 +59,8 @@ def entry_of(rel: str, res: ValidationResult | None, error: str | None = None,
     e = {"file": rel, "module": res.module, "points": res.points, "max_rel_err": res.max_rel_err,
          "max_abs_err": res.max_abs_err, "passed": bool(res.passed),
          "openvaf_r_seconds": res.openvaf_r_seconds, "va2jax_seconds": res.va2jax_seconds,
-         "seconds": seconds, "param_sets": len(res.param_sets)}
+         "seconds": seconds, "param_sets": len(res.param_sets), "noise": res.noise,
+         "noise_sources": res.noise_sources, "noise_nonzero": res.noise_nonzero}
     if res.nonfinite_reference:  # compared by kind only (NaN, ±inf): reported
         e["nonfinite_reference"] = dict(res.nonfinite_reference)
     if res.data is not None and res.data.get("failed_sets"):

@@ -113,6 +113,31 @@ _BACKEND_TEXT = {
 }
 
 
+def _noise_cell(e: dict[str, Any]) -> str:
+    """The noise column: max relative error, ``–`` (no noise sources) or ``n/c`` (not compared)."""
+    st = e.get("noise")
+    if st == "compared":
+        return _fmt(e["max_rel_err"].get("noise"))
+    return "n/c" if st and st != "none" else "–"
+
+
+def _noise_summary(entries: list[dict[str, Any]]) -> str:
+    with_noise = [e for e in entries if e.get("noise_sources")]
+    comp = [e for e in with_noise if e.get("noise") == "compared"]
+    ok = [e for e in comp if (e["max_rel_err"].get("noise") or 0.0) <= REL_TOL]
+    exact = [e for e in comp if e["max_rel_err"].get("noise") == 0.0]
+    nsrc = sum(e.get("noise_sources", 0) for e in comp)
+    nnz = sum(e.get("noise_nonzero", 0) for e in comp)
+    return (f"Noise: {len(with_noise)} files have noise sources; {len(comp)} compared "
+            f"(`Model.noise` vs OSDI `load_noise` after an eval with CALC_NOISE, at every point at "
+            f"a random frequency in 1 Hz–10 GHz, relative error over all non-zero densities), "
+            f"{len(ok)} within {REL_TOL:g} ({len(exact)} bit-identical); {nnz} of their {nsrc} "
+            "sources had a non-zero density at some point (the others, e.g. flicker sources with "
+            "kf = 0 by default, were compared at 0). Files not compared are listed "
+            "under *Noise not compared*. Column *noise*: max relative error, – no noise sources, "
+            "n/c not compared.")
+
+
 def write_markdown(entries: list[dict[str, Any]], path: Path, *, meta: dict[str, Any],
                    plots: dict[str, str]) -> None:
     """The conformance table (one row per corpus file) and the plot gallery."""
@@ -147,8 +172,10 @@ def write_markdown(entries: list[dict[str, Any]], path: Path, *, meta: dict[str,
         "for the openvaf-r compile and for va2jax generate + first evaluation (both ~0 / load only "
         "when the compile caches are warm, as in this run).",
         "",
-        "| file | module | points | I | Q | dI/dV | dQ/dV | pass | openvaf-r s | va2jax s |",
-        "|---|---|---:|---:|---:|---:|---:|---|---:|---:|",
+        _noise_summary(entries),
+        "",
+        "| file | module | points | I | Q | dI/dV | dQ/dV | noise | pass | openvaf-r s | va2jax s |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|",
     ]
     for e in entries:
         r = e["max_rel_err"]
@@ -156,9 +183,15 @@ def write_markdown(entries: list[dict[str, Any]], path: Path, *, meta: dict[str,
         lines.append(
             f"| {e['file']} | {e['module'] or '–'} | {e['points']} | "
             + " | ".join(_fmt(r.get(o)) for o in OUTPUTS)
-            + f" | {status} | {_sec(e.get('openvaf_r_seconds'))} | {_sec(e.get('va2jax_seconds'))} |")
+            + f" | {_noise_cell(e)} | {status} | {_sec(e.get('openvaf_r_seconds'))} | "
+            f"{_sec(e.get('va2jax_seconds'))} |")
     errs = [e for e in entries if "error" in e]
     fails = [e for e in entries if not e["passed"] and "error" not in e]
+    skipped = [e for e in entries if str(e.get("noise", "")).startswith("not compared")]
+    if skipped:
+        lines += ["", "## Noise not compared", ""]
+        lines += [f"- `{e['file']}` ({e['noise_sources']} sources): {e['noise'][len('not compared: '):]}"
+                  for e in skipped]
     if errs:
         lines += ["", "## Files that failed to run", ""]
         lines += [f"- `{e['file']}`: {e['error']}" for e in errs]
