@@ -225,7 +225,7 @@ def make_newton(system: System, opts: Options, values: System | None = None) -> 
             return (~s[2]) & (s[1] < maxiter) & (~s[3])
 
         def body(s):
-            x, it, _, _, _, _, _, states = s
+            x, it, _, _, _, _, states = s
             # the first iteration is not limited: its states are then the initial guess's own
             # junction values (what limiting against them would return unchanged), the limits
             # of later iterations refer to them — no separate evaluation for the start states
@@ -237,13 +237,12 @@ def make_newton(system: System, opts: Options, values: System | None = None) -> 
             ok = jnp.all(jnp.abs(clipped) <= reltol * jnp.maximum(jnp.abs(x), jnp.abs(xn)) + tolabs)
             ok = ok & jnp.all(clipped == dx) & ~bad
             qn = q + matvec(Jq, clipped)
-            return xn, it + 1, ok, bad, qn, F, J, states
+            return xn, it + 1, ok, bad, qn, F, states
 
         z = jnp.zeros(n)
         states0 = zero_states(vsys) if limiting else None
-        J0 = jnp.zeros(Ai.shape if sparse else (n, n))
-        init = (x0, jnp.int32(0), jnp.bool_(False), jnp.bool_(False), z, z, J0, states0)
-        x, it, conv, bad, q, F, J, _ = jax.lax.while_loop(cond, body, init)
+        init = (x0, jnp.int32(0), jnp.bool_(False), jnp.bool_(False), z, z, states0)
+        x, it, conv, bad, q, F, _ = jax.lax.while_loop(cond, body, init)
         return x, it, conv, bad, q, F
 
     return newton
