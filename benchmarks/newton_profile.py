@@ -77,7 +77,8 @@ def main() -> None:
         rows["assemble, all outputs used"] = loop(asm_states)
     rows["jnp.linalg.solve (n×n)"] = loop(lambda x: x + 1e-30 * jnp.linalg.solve(J0 + x[0] * 1e-30, x))
     rows["equilibrate + solve"] = loop(lambda x: x + 1e-30 * eq_solve(J0 + x[0] * 1e-30, x))
-    from va2jax.codegen.native._lu import MAX_N, dense_solve
+    from va2jax.codegen.native import DENSE_SOLVE_MAX_N as MAX_N
+    from va2jax.codegen.native import dense_solve
     if n <= MAX_N:
         ns = dense_solve(n)
         rows["native equilibrate + LU + solve"] = loop(lambda x: x + 1e-30 * ns(J0 + x[0] * 1e-30, x))
@@ -101,8 +102,8 @@ def main() -> None:
 def tran_rows(sim, netlist) -> None:
     """The transient kernel as it is, and with its Newton solve replaced by a stub that returns
     the predictor as converged after one iteration (the step's own overhead)."""
-    from va2jax.sim.tran import TranKernel
     from va2jax.sim.engine import loop_compiler_options
+    from va2jax.sim.tran import TranKernel
 
     eng = sim.engine
     sysm = eng.sys

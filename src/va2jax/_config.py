@@ -118,7 +118,7 @@ _VARS = [
              "device evaluation in the simulator (native, inline, separate); unset: native on the "
              "CPU, else by model size"),
     Variable("SIM_DENSE_SOLVE", None, _choice("native", "lapack"),
-             "Newton's dense linear solve (native, lapack); unset: native on the CPU up to 12 unknowns"),
+             "Newton's dense linear solve on the CPU (native: up to 12 unknowns, the default; lapack)"),
     Variable("SIM_FUSION", True, _flag, "XLA fusion in the simulator's compiled loops"),
     Variable("EXE_CACHE", True, _flag, "on-disk cache of compiled executables"),
     Variable("XLA_MAX_ISA", None, _text, "highest x86 ISA XLA may use (empty: XLA's default)",

@@ -17,6 +17,7 @@ reports how it ended as an :class:`OpStatus` code, which only the host turns int
 from __future__ import annotations
 
 import enum
+import importlib.util
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -113,14 +114,15 @@ def is_singular_error(e: Exception) -> bool:
 
 def _native_dense_solve(n: int) -> bool:
     """Whether Newton's dense solve of ``n`` unknowns runs as one native kernel
-    (:mod:`va2jax.codegen.native._lu`) instead of LAPACK through ``jnp.linalg.solve``: on the
-    CPU, for ``n`` up to ``_lu.MAX_N``; ``VA2JAX_SIM_DENSE_SOLVE=lapack`` keeps LAPACK."""
-    from ..codegen.native._lu import MAX_N
+    (:func:`va2jax.codegen.native.dense_solve`) instead of LAPACK through ``jnp.linalg.solve``: on the
+    CPU, for ``n`` up to ``DENSE_SOLVE_MAX_N`` (12), unless ``VA2JAX_SIM_DENSE_SOLVE=lapack``."""
+    from ..codegen.native import DENSE_SOLVE_MAX_N
 
-    choice = _config.get("SIM_DENSE_SOLVE")
-    if choice == "lapack" or n > MAX_N:
+    if _config.get("SIM_DENSE_SOLVE") == "lapack" or n > DENSE_SOLVE_MAX_N:
         return False
-    return choice == "native" or jax.default_backend() == "cpu"
+    if importlib.util.find_spec("llvmlite") is None:  # the native engine's one dependency
+        return False
+    return jax.default_backend() == "cpu"  # the kernel is CPU code (an accelerator keeps LAPACK's)
 
 
 def make_newton(system: System, opts: Options, values: System | None = None) -> Callable:
@@ -143,7 +145,7 @@ def make_newton(system: System, opts: Options, values: System | None = None) -> 
     Linear solve (``options solver``): ``dense`` assembles dense matrices and solves with LAPACK's
     LU (``jnp.linalg.solve``), O(n³) per iteration, best for small circuits — on the CPU, up to
     12 unknowns, the same equilibrated LU with partial pivoting as one native kernel
-    (:func:`va2jax.codegen.native._lu.dense_solve`: no LAPACK custom calls, ≈ 0.2 µs instead of
+    (:func:`va2jax.codegen.native.dense_solve`: no LAPACK custom calls, ≈ 0.2 µs instead of
     1–2 µs per iteration; equal within rounding); ``klu`` assembles the
     Jacobian's values directly on the circuit's static pattern (:meth:`System.sparsity`, COO) and
     solves with KLU through ``klujax`` — O(nnz) assembly and fill-reducing factorisation, for large
@@ -185,7 +187,7 @@ def make_newton(system: System, opts: Options, values: System | None = None) -> 
             return jax.ops.segment_sum(M * v[Aj], Ai, num_segments=n)
     elif _native_dense_solve(n):
         # one native kernel: the same equilibration, LU with partial pivoting and substitutions
-        from ..codegen.native._lu import dense_solve
+        from ..codegen.native import dense_solve
 
         native_solve = dense_solve(n)
 
