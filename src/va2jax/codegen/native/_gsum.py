@@ -1,0 +1,131 @@
+"""Sums over a static table of sources as one native kernel: the simulator's stamping of device
+outputs into the circuit's vectors and matrices on the CPU.
+
+Given a table ``tab`` (m, size) of indices into a source vector ``src`` (n_src) — an index
+``≥ n_src`` means "nothing" — the kernel computes, per row (one system; ``vmap`` folds lanes into
+rows), ``out[p] = acc[p] + src[tab[0, p]] + src[tab[1, p]] + …`` left to right, skipping the
+"nothing" entries. That is the order in which :func:`va2jax.sim.assembly._gathered` adds the
+levels of its gathers (and a scatter-add of the groups in turn adds its updates), so the sums are
+the same bit for bit. ``_gathered`` fills each position's real entries first and adds an explicit
+``0.0`` for each "nothing" after them; one ``+ 0.0`` at the end gives the same bits (it only turns
+a ``−0.0`` into ``+0.0``), so the kernel adds it once where the table has a "nothing". The code is straight-line (one load and one add per table entry that is
+not "nothing"), so it costs what the additions cost: for a 9-stage PSP103 ring (48 × 48 Jacobian,
+≈ 2,300 device entries each for ``Jf`` and ``Jq``) the XLA scatter-adds it replaces took ≈ 100 µs
+per Newton iteration. Kernel ABI as :mod:`._ffi`: ``in`` = ``[acc (size), src (n_src)]``,
+``out`` = ``size`` doubles.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import threading
+from collections.abc import Callable
+
+import numpy as np
+
+from . import _llir as ir
+
+#: Most table entries (loads + adds) one kernel is built for; larger tables keep the XLA path
+#: (LLVM's code generation time grows faster than linearly with straight-line code).
+MAX_TERMS = 40_000
+
+_F64 = ir.DoubleType()
+_I64 = ir.IntType(64)
+
+
+def terms(tab: np.ndarray, n_src: int) -> int:
+    """Number of entries of ``tab`` that name a source (the kernel's additions)."""
+    return int(np.count_nonzero(np.asarray(tab) < n_src))
+
+
+def gather_sum_ir(tab: np.ndarray, n_src: int, symbol: str) -> str:
+    """LLVM IR text of the kernel for ``tab`` (m, size) over ``n_src`` sources (module doc)."""
+    tab = np.asarray(tab, np.int64)
+    m, size = tab.shape
+    mod = ir.Module(name=symbol)
+    ptr = ir.PointerType()
+    fn = ir.Function(mod, ir.FunctionType(ir.VoidType(), [_I64, ptr, ptr, ptr]), name=symbol)
+    fn.attributes.add("nounwind")
+    nrows, _shared, src, dst = fn.args
+    entry, head, body, done = (fn.append_basic_block(x) for x in ("entry", "head", "body", "done"))
+    b = ir.IRBuilder(entry)
+    b.branch(head)
+    b = ir.IRBuilder(head)
+    row = b.phi(_I64)
+    row.add_incoming(ir.Constant(_I64, 0), entry)
+    b.cbranch(b.icmp_signed("<", row, nrows), body, done)
+    b = ir.IRBuilder(body)
+    base_in = b.gep(src, [b.mul(row, ir.Constant(_I64, size + n_src))])
+    base_out = b.gep(dst, [b.mul(row, ir.Constant(_I64, size))])
+    loaded: dict[int, ir.Value] = {}
+
+    def source(k: int) -> ir.Value:
+        v = loaded.get(k)
+        if v is None:
+            v = loaded[k] = b.load(b.gep(base_in, [ir.Constant(_I64, size + k)]))
+        return v
+
+    zero = ir.Constant(_F64, 0.0)
+    for p in range(size):
+        v = b.load(b.gep(base_in, [ir.Constant(_I64, p)]))
+        nothing = False
+        for lvl in range(m):
+            k = int(tab[lvl, p])
+            if 0 <= k < n_src:
+                v = b.fadd(v, source(k))
+            else:
+                nothing = True
+        if nothing:  # the gathers' explicit 0.0 (turns a −0.0 sum into +0.0; once is enough)
+            v = b.fadd(v, zero)
+        b.store(v, b.gep(base_out, [ir.Constant(_I64, p)]))
+    row.add_incoming(b.add(row, ir.Constant(_I64, 1)), body)
+    b.branch(head)
+    b = ir.IRBuilder(done)
+    b.ret_void()
+    return str(mod)
+
+
+_lock = threading.Lock()
+_built: dict[str, Callable] = {}
+
+
+def gather_sum(tab: np.ndarray, n_src: int) -> Callable:
+    """``f(acc (..., size), src (..., n_src)) -> (..., size)`` (see the module doc) through one
+    native kernel call (XLA FFI; ``jit``, ``vmap`` and ``lax`` loops; CPU only; no derivative
+    rule). Built once per table and process; at most :data:`MAX_TERMS` terms."""
+    import jax.numpy as jnp
+
+    from ._ffi import jit_ir, native_call
+
+    tab = np.ascontiguousarray(np.asarray(tab, np.int64))
+    if terms(tab, n_src) > MAX_TERMS:
+        raise ValueError(f"gather_sum: {terms(tab, n_src)} terms, more than {MAX_TERMS}")
+    digest = hashlib.sha256(tab.tobytes() + repr((tab.shape, n_src)).encode()).hexdigest()[:16]
+    with _lock:
+        f = _built.get(digest)
+        if f is not None:
+            return f
+        symbol = f"va2jax_gather_sum_{digest}"
+        addr = jit_ir(gather_sum_ir(tab, n_src, symbol), [symbol], opt=1)[symbol]
+    size = tab.shape[1]
+    call = native_call(addr, 1, size + n_src, size, label="gather_sum")
+    shared = jnp.zeros(1)
+
+    def f(acc, src):
+        acc = jnp.asarray(acc, jnp.float64)
+        src = jnp.asarray(src, jnp.float64)
+        lead = acc.shape[:-1]
+        rows = jnp.concatenate([acc, jnp.broadcast_to(src, lead + src.shape[-1:])], axis=-1)
+        return call(shared, rows.reshape((-1, size + n_src))).reshape(lead + (size,))
+
+    with _lock:
+        _built.setdefault(digest, f)
+    return _built[digest]
+
+
+@functools.cache
+def available() -> bool:
+    """Whether the native kernels can be built here (llvmlite present)."""
+    import importlib.util
+
+    return importlib.util.find_spec("llvmlite") is not None
