@@ -10,11 +10,11 @@ described in :mod:`._kernel`, column names and counts, cache key), :func:`build_
 """
 from ._device import DevicePlan, device_plan
 from ._ffi import kernel_calls, native_call, native_jvp
-from ._kernel import NativeKernel, build_kernel, model_kernel
 from ._gsum import MAX_TERMS as GATHER_SUM_MAX_TERMS
 from ._gsum import available as gather_sum_available
 from ._gsum import gather_sum
 from ._gsum import terms as gather_sum_terms
+from ._kernel import NativeKernel, build_kernel, model_kernel
 from ._lu import MAX_N as DENSE_SOLVE_MAX_N
 from ._lu import dense_solve
 

@@ -8,11 +8,11 @@ rows), ``out[p] = acc[p] + src[tab[0, p]] + src[tab[1, p]] + …`` left to right
 levels of its gathers (and a scatter-add of the groups in turn adds its updates), so the sums are
 the same bit for bit. ``_gathered`` fills each position's real entries first and adds an explicit
 ``0.0`` for each "nothing" after them; one ``+ 0.0`` at the end gives the same bits (it only turns
-a ``−0.0`` into ``+0.0``), so the kernel adds it once where the table has a "nothing". The code is straight-line (one load and one add per table entry that is
-not "nothing"), so it costs what the additions cost: for a 9-stage PSP103 ring (48 × 48 Jacobian,
-≈ 2,300 device entries each for ``Jf`` and ``Jq``) the XLA scatter-adds it replaces took ≈ 100 µs
-per Newton iteration. Kernel ABI as :mod:`._ffi`: ``in`` = ``[acc (size), src (n_src)]``,
-``out`` = ``size`` doubles.
+a ``−0.0`` into ``+0.0``), so the kernel adds it once where the table has a "nothing". The code is
+straight-line (one load and one add per table entry that is not "nothing"), so it costs what the
+additions cost: for a 9-stage PSP103 ring (47 unknowns, up to 441 contributions to one Jacobian
+entry) it replaces XLA scatter-adds of ≈ 100 µs per Newton iteration. Kernel ABI as
+:mod:`._ffi`: ``in`` = ``[acc (size), src (n_src)]``, ``out`` = ``size`` doubles.
 """
 from __future__ import annotations
 
