@@ -1,8 +1,10 @@
-"""The native small dense solve (``va2jax.codegen.native._lu``): equilibrated LU with partial
-pivoting, one kernel per ``n``, called through the XLA FFI.
+"""The simulator's native kernels: the small dense solve (``va2jax.codegen.native._lu``:
+equilibrated LU with partial pivoting, one kernel per ``n``) and the stamping sums
+(``_gsum.gather_sum``), called through the XLA FFI.
 
 Expected values: LAPACK (``numpy.linalg.solve``), exact arithmetic where the system is chosen so
-that every operation is exact, and NaN where LAPACK's ``getrf`` reports a zero pivot.
+that every operation is exact, NaN where LAPACK's ``getrf`` reports a zero pivot, and sums in
+plain Python floats in the documented order (bit for bit).
 """
 from __future__ import annotations
 
@@ -81,3 +83,38 @@ def test_size_limits():
         lu_solve_ir(MAX_N + 1, "x")
     with pytest.raises(ValueError, match="outside"):
         lu_solve_ir(0, "x")
+
+
+# --- gather_sum: the simulator's stamping (sums over a static table) --------------------------
+
+def _reference_sums(tab, acc, src):
+    """Left-to-right sums in plain Python floats, then ``+ 0.0`` where the table has a "nothing"
+    (the order and the explicit zero of the XLA gathers it replaces)."""
+    out = []
+    for p in range(tab.shape[1]):
+        v = float(acc[p])
+        for k in tab[:, p]:
+            if k < len(src):
+                v = v + float(src[k])
+        if np.any(tab[:, p] >= len(src)):
+            v = v + 0.0
+        out.append(v)
+    return np.array(out)
+
+
+def test_gather_sum_matches_ordered_sums_bit_for_bit():
+    from va2jax.codegen.native import gather_sum
+
+    rng = np.random.default_rng(3)
+    n_src, size, m = 40, 12, 5
+    tab = rng.integers(0, n_src + 1, size=(m, size))  # n_src = "nothing"
+    tab = np.sort(tab, axis=0)  # real entries first, as the simulator's tables
+    tab[:, 0] = n_src  # a position without contributions
+    src = rng.normal(size=n_src) * 10.0 ** rng.integers(-8, 8, size=n_src)  # rounding-sensitive
+    acc = rng.normal(size=size)
+    acc[0] = -0.0  # stays a zero, turned positive by the explicit + 0.0
+    got = np.asarray(gather_sum(tab, n_src)(acc, src))
+    ref = _reference_sums(tab, acc, src)
+    assert np.array_equal(got.view(np.int64), ref.view(np.int64))
+    batched = np.asarray(jax.vmap(gather_sum(tab, n_src))(np.stack([acc, 2 * acc]), np.stack([src, src])))
+    assert np.array_equal(batched[1], _reference_sums(tab, 2 * acc, src))
