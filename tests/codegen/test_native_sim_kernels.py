@@ -118,3 +118,22 @@ def test_gather_sum_matches_ordered_sums_bit_for_bit():
     assert np.array_equal(got.view(np.int64), ref.view(np.int64))
     batched = np.asarray(jax.vmap(gather_sum(tab, n_src))(np.stack([acc, 2 * acc]), np.stack([src, src])))
     assert np.array_equal(batched[1], _reference_sums(tab, 2 * acc, src))
+
+
+def test_forward_derivatives():
+    from va2jax.codegen.native import gather_sum
+
+    rng = np.random.default_rng(11)
+    n = 3
+    A = rng.normal(size=(n, n)) + 3 * np.eye(n)
+    r = rng.normal(size=n)
+    dA = rng.normal(size=(n, n))
+    dr = rng.normal(size=n)
+    _, dx = jax.jvp(dense_solve(n), (A, r), (dA, dr))
+    x = np.linalg.solve(A, r)
+    ref = np.linalg.solve(A, dr - dA @ x)  # d(A⁻¹r) = A⁻¹(dr − dA·A⁻¹r)
+    assert np.allclose(np.asarray(dx), ref, rtol=1e-12, atol=0)  # two solves, rounding only
+    tab = np.array([[0, 1], [2, 3]])  # out = acc + [s0 + s2, s1 + 3-is-nothing]
+    f = gather_sum(tab, 3)
+    _, t = jax.jvp(f, (np.zeros(2), np.ones(3)), (np.array([1.0, 2.0]), np.array([10.0, 20.0, 30.0])))
+    assert np.array_equal(np.asarray(t), [41.0, 22.0])

@@ -91,8 +91,10 @@ _built: dict[str, Callable] = {}
 
 def gather_sum(tab: np.ndarray, n_src: int) -> Callable:
     """``f(acc (..., size), src (..., n_src)) -> (..., size)`` (see the module doc) through one
-    native kernel call (XLA FFI; ``jit``, ``vmap`` and ``lax`` loops; CPU only; no derivative
-    rule). Built once per table and process; at most :data:`MAX_TERMS` terms."""
+    native kernel call (XLA FFI; ``jit``, ``vmap`` and ``lax`` loops; CPU only; forward-mode
+    derivatives: the same sum of the tangents). Built once per table and process; at most
+    :data:`MAX_TERMS` terms."""
+    import jax
     import jax.numpy as jnp
 
     from ._ffi import jit_ir, native_call
@@ -111,12 +113,18 @@ def gather_sum(tab: np.ndarray, n_src: int) -> Callable:
     call = native_call(addr, 1, size + n_src, size, label="gather_sum")
     shared = jnp.zeros(1)
 
-    def f(acc, src):
-        acc = jnp.asarray(acc, jnp.float64)
-        src = jnp.asarray(src, jnp.float64)
+    @jax.custom_jvp
+    def core(acc, src):
         lead = acc.shape[:-1]
         rows = jnp.concatenate([acc, jnp.broadcast_to(src, lead + src.shape[-1:])], axis=-1)
         return call(shared, rows.reshape((-1, size + n_src))).reshape(lead + (size,))
+
+    @core.defjvp
+    def _jvp(primals, tangents):  # a sum: the tangent is the same sum of the tangents
+        return core(*primals), core(*tangents)
+
+    def f(acc, src):
+        return core(jnp.asarray(acc, jnp.float64), jnp.asarray(src, jnp.float64))
 
     with _lock:
         _built.setdefault(digest, f)
