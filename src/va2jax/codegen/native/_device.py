@@ -97,12 +97,19 @@ class DevicePlan:
         import jax.numpy as jnp
 
         N, n, s = self.size, self.n, self.num_states
-        ext = jnp.concatenate([out, jnp.zeros((N, 1))], axis=1)
-        acc = None
-        for lvl in range(self.gather.shape[0]):
-            g = ext[:, self.gather[lvl, 0]] if self.uniform else \
-                jnp.take_along_axis(ext, jnp.asarray(self.gather[lvl]), axis=1)
-            acc = g if acc is None else acc + g
+        if self.uniform and _level_sums():
+            # one native call: the same sums in the same order (``_gsum.level_sum``); XLA's
+            # gathers of every level cost ≈ m·N·P loads (a PSP103 ring: 14 levels × 18 × 390)
+            from ._gsum import level_sum
+
+            acc = level_sum(self.gather[:, 0], out.shape[-1])(out)
+        else:
+            ext = jnp.concatenate([out, jnp.zeros((N, 1))], axis=1)
+            acc = None
+            for lvl in range(self.gather.shape[0]):
+                g = ext[:, self.gather[lvl, 0]] if self.uniform else \
+                    jnp.take_along_axis(ext, jnp.asarray(self.gather[lvl]), axis=1)
+                acc = g if acc is None else acc + g
         o = 0
         res = {}
         for name, w, shape, neg in (("residual_resist", n, (n,), False), ("residual_react", n, (n,), False),
@@ -114,6 +121,14 @@ class DevicePlan:
             res[name] = -v if neg else v
             o += w
         return res
+
+
+def _level_sums() -> bool:
+    """Whether :meth:`DevicePlan.dense` sums its levels in a native kernel
+    (``VA2JAX_SIM_NATIVE_STAMPS``, default on)."""
+    from ... import _config
+
+    return bool(_config.get("SIM_NATIVE_STAMPS"))
 
 
 def device_plan(model: Any, state: dict[str, Any], *, analysis: str = "tran") -> DevicePlan:

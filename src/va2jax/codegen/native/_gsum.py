@@ -38,10 +38,13 @@ def terms(tab: np.ndarray, n_src: int) -> int:
     return int(np.count_nonzero(np.asarray(tab) < n_src))
 
 
-def gather_sum_ir(tab: np.ndarray, n_src: int, symbol: str) -> str:
-    """LLVM IR text of the kernel for ``tab`` (m, size) over ``n_src`` sources (module doc)."""
+def gather_sum_ir(tab: np.ndarray, n_src: int, symbol: str, with_acc: bool = True) -> str:
+    """LLVM IR text of the kernel for ``tab`` (m, size) over ``n_src`` sources (module doc).
+    ``with_acc=False``: no ``acc`` input (``in`` = ``src``); each sum starts from its first
+    term, as ``DevicePlan.dense`` adds its levels (``0.0`` where there is none)."""
     tab = np.asarray(tab, np.int64)
     m, size = tab.shape
+    off = size if with_acc else 0
     mod = ir.Module(name=symbol)
     ptr = ir.PointerType()
     fn = ir.Function(mod, ir.FunctionType(ir.VoidType(), [_I64, ptr, ptr, ptr]), name=symbol)
@@ -55,27 +58,29 @@ def gather_sum_ir(tab: np.ndarray, n_src: int, symbol: str) -> str:
     row.add_incoming(ir.Constant(_I64, 0), entry)
     b.cbranch(b.icmp_signed("<", row, nrows), body, done)
     b = ir.IRBuilder(body)
-    base_in = b.gep(src, [b.mul(row, ir.Constant(_I64, size + n_src))])
+    base_in = b.gep(src, [b.mul(row, ir.Constant(_I64, off + n_src))])
     base_out = b.gep(dst, [b.mul(row, ir.Constant(_I64, size))])
     loaded: dict[int, ir.Value] = {}
 
     def source(k: int) -> ir.Value:
         v = loaded.get(k)
         if v is None:
-            v = loaded[k] = b.load(b.gep(base_in, [ir.Constant(_I64, size + k)]))
+            v = loaded[k] = b.load(b.gep(base_in, [ir.Constant(_I64, off + k)]))
         return v
 
     zero = ir.Constant(_F64, 0.0)
     for p in range(size):
-        v = b.load(b.gep(base_in, [ir.Constant(_I64, p)]))
+        v = b.load(b.gep(base_in, [ir.Constant(_I64, p)])) if with_acc else None
         nothing = False
         for lvl in range(m):
             k = int(tab[lvl, p])
             if 0 <= k < n_src:
-                v = b.fadd(v, source(k))
+                v = source(k) if v is None else b.fadd(v, source(k))
             else:
                 nothing = True
-        if nothing:  # the gathers' explicit 0.0 (turns a −0.0 sum into +0.0; once is enough)
+        if v is None:
+            v = zero
+        elif nothing:  # the gathers' explicit 0.0 (turns a −0.0 sum into +0.0; once is enough)
             v = b.fadd(v, zero)
         b.store(v, b.gep(base_out, [ir.Constant(_I64, p)]))
     row.add_incoming(b.add(row, ir.Constant(_I64, 1)), body)
@@ -111,7 +116,7 @@ def gather_sum(tab: np.ndarray, n_src: int) -> Callable:
         addr = jit_ir(gather_sum_ir(tab, n_src, symbol), [symbol], opt=1)[symbol]
     size = tab.shape[1]
     call = native_call(addr, 1, size + n_src, size, label="gather_sum")
-    shared = jnp.zeros(1)
+    shared = np.zeros(1)  # a NumPy constant: embedded, never a hoisted argument
 
     @jax.custom_jvp
     def core(acc, src):
@@ -137,3 +142,44 @@ def available() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("llvmlite") is not None
+
+
+def level_sum(tab: np.ndarray, n_src: int) -> Callable:
+    """``f(src (..., n_src)) -> (..., size)``: the sums of :func:`gather_sum` without ``acc``,
+    each starting from its first term (``DevicePlan.dense``'s order: ``g0 + g1 + …``, a "nothing"
+    giving ``0.0``; real entries come first in each column of ``tab``). One native call, rows =
+    the leading axes (CPU only; forward-mode derivatives: the same sums of the tangents)."""
+    import jax
+    import jax.numpy as jnp
+
+    from ._ffi import jit_ir, native_call
+
+    tab = np.ascontiguousarray(np.asarray(tab, np.int64))
+    if terms(tab, n_src) > MAX_TERMS:
+        raise ValueError(f"level_sum: {terms(tab, n_src)} terms, more than {MAX_TERMS}")
+    digest = hashlib.sha256(b"first" + tab.tobytes() + repr((tab.shape, n_src)).encode()).hexdigest()[:16]
+    with _lock:
+        f = _built.get(digest)
+        if f is not None:
+            return f
+        symbol = f"va2jax_level_sum_{digest}"
+        addr = jit_ir(gather_sum_ir(tab, n_src, symbol, with_acc=False), [symbol], opt=1)[symbol]
+    size = tab.shape[1]
+    call = native_call(addr, 1, n_src, size, label="level_sum")
+    shared = np.zeros(1)  # a NumPy constant: embedded, never a hoisted argument
+
+    @jax.custom_jvp
+    def core(src):
+        lead = src.shape[:-1]
+        return call(shared, src.reshape((-1, n_src))).reshape(lead + (size,))
+
+    @core.defjvp
+    def _jvp(primals, tangents):
+        return core(*primals), core(*tangents)
+
+    def f(src):
+        return core(jnp.asarray(src, jnp.float64))
+
+    with _lock:
+        _built.setdefault(digest, f)
+    return _built[digest]

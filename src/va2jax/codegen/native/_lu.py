@@ -35,6 +35,8 @@ import functools
 import threading
 from collections.abc import Callable
 
+import numpy as np
+
 from . import _llir as ir
 
 #: Largest ``n`` solved natively: the straight-line code grows as ``n³`` (≈ 2·n³/3 multiply-subtracts
@@ -183,7 +185,7 @@ def dense_solve(n: int) -> Callable:
     from ._ffi import native_call
 
     call = native_call(_kernel_address(n), 1, n * n + n, n, label=f"dense_solve_{n}")
-    shared = jnp.zeros(1)
+    shared = np.zeros(1)  # a NumPy constant: embedded, never a hoisted argument
 
     @jax.custom_jvp
     def solve(A, r):
