@@ -137,3 +137,16 @@ def test_forward_derivatives():
     f = gather_sum(tab, 3)
     _, t = jax.jvp(f, (np.zeros(2), np.ones(3)), (np.array([1.0, 2.0]), np.array([10.0, 20.0, 30.0])))
     assert np.array_equal(np.asarray(t), [41.0, 22.0])
+
+
+def test_level_sum_starts_from_the_first_term():
+    from va2jax.codegen.native._gsum import level_sum
+
+    n_src = 4
+    # column 0: s0 + s1; column 1: s2 then "nothing" (+ 0.0); column 2: nothing at all
+    tab = np.array([[0, 2, n_src], [1, n_src, n_src]])
+    src = np.array([[-0.0, -0.0, -0.0, 5.0], [1e16, 1.0, 3.0, 0.0]])
+    got = np.asarray(level_sum(tab, n_src)(src))
+    # plain Python: the first term itself (no 0.0 before it), then the others in order
+    ref = np.array([[-0.0 + -0.0, -0.0 + 0.0, 0.0], [1e16 + 1.0, 3.0 + 0.0, 0.0]])
+    assert np.array_equal(got.view(np.int64), ref.view(np.int64))
