@@ -26,8 +26,10 @@ def assemble_fn(system: System) -> Callable[[jax.Array], tuple[jax.Array, jax.Ar
     return lambda x: full(x, None, False)[:4]
 
 
-#: Most contributions to one position for which assembly by gathers is used (see below).
-_MAX_GATHER_LEVELS = 4
+#: Most contributions to one position for which assembly by gathers is used (see below). The
+#: gathers of all levels fuse into one XLA kernel per output: at 5 levels (the graetz bridge's
+#: output nodes) they measured 3.7 → 1.9 µs against 15 scatter-adds (benchmarks/newton_profile.py).
+_MAX_GATHER_LEVELS = 8
 
 
 def _gather_table(targets: list[np.ndarray], size: int) -> np.ndarray:
@@ -59,6 +61,24 @@ def _gathered(acc: jax.Array, outs: list[jax.Array], tab: np.ndarray) -> jax.Arr
     for lvl in range(tab.shape[0]):
         acc = acc + cat[tab[lvl]]
     return acc
+
+
+def _native_stamps(tabs: list[np.ndarray], gidx: list[np.ndarray], stateful: list[int]) -> dict | None:
+    """``{id(tab): gather_sum}`` for the stamping tables (:func:`va2jax.codegen.native.gather_sum`:
+    the same sums, one native call each) when JAX computes on the CPU, the native engine is
+    available and no table is too large; else ``None`` (XLA gathers or scatter-adds).
+    ``VA2JAX_SIM_NATIVE_STAMPS=0`` turns it off."""
+    from .. import _config
+    from ..codegen import native as nat
+
+    if not _config.get("SIM_NATIVE_STAMPS") or jax.default_backend() != "cpu" or not nat.gather_sum_available():
+        return None
+    sizes = [int(sum(np.asarray(g).size for g in gidx)),
+             int(sum(np.asarray(gidx[k]).size for k in stateful)),
+             int(sum(np.asarray(g).shape[0] * np.asarray(g).shape[1] ** 2 for g in gidx))]
+    if any(nat.gather_sum_terms(t, m) > nat.GATHER_SUM_MAX_TERMS for t, m in zip(tabs, sizes)):
+        return None
+    return {id(t): nat.gather_sum(t, m) for t, m in zip(tabs, sizes) if m}
 
 
 def limited_assemble_fn(system: System, pattern: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
@@ -107,6 +127,14 @@ def limited_assemble_fn(system: System, pattern: tuple[np.ndarray, np.ndarray, n
         mat_tab = _gather_table([np.where((i[:, :, None] < n) & (i[:, None, :] < n),
                                           i[:, :, None] * n + i[:, None, :], n * n) for i in gidx], n * n)
     use_gather = max(vec_tab.shape[0], lim_tab.shape[0], mat_tab.shape[0]) <= _MAX_GATHER_LEVELS
+    # on the CPU (dense path) the same sums as one native kernel call per output, whatever the
+    # number of levels: XLA's scatter-adds of a 48-unknown CMOS ring cost ≈ 100 µs per iteration
+    native = None if sparse else _native_stamps([vec_tab, lim_tab, mat_tab], gidx, stateful)
+
+    def gathered(acc, outs, tab):
+        if native is None or not outs:
+            return _gathered(acc, outs, tab)
+        return native[id(tab)](acc, jnp.concatenate([o.ravel() for o in outs]))
 
     def assemble_gather(x: jax.Array, states, enable):
         if sparse:
@@ -133,9 +161,9 @@ def limited_assemble_fn(system: System, pattern: tuple[np.ndarray, np.ndarray, n
             if k in stateful:
                 lfs.append(lfl)
                 lqs.append(lql)
-        f, q = _gathered(f, fs, vec_tab), _gathered(q, qs, vec_tab)
-        lf, lq = _gathered(jnp.zeros(n), lfs, lim_tab), _gathered(jnp.zeros(n), lqs, lim_tab)
-        Jf, Jq = _gathered(Jf, jfs, mat_tab), _gathered(Jq, jqs, mat_tab)
+        f, q = gathered(f, fs, vec_tab), gathered(q, qs, vec_tab)
+        lf, lq = gathered(jnp.zeros(n), lfs, lim_tab), gathered(jnp.zeros(n), lqs, lim_tab)
+        Jf, Jq = gathered(Jf, jfs, mat_tab), gathered(Jq, jqs, mat_tab)
         if sparse:
             return f, q, Jf, Jq, lf, lq, tuple(new_states)
         return f, q, Jf.reshape(n, n), Jq.reshape(n, n), lf, lq, tuple(new_states)
@@ -177,7 +205,7 @@ def limited_assemble_fn(system: System, pattern: tuple[np.ndarray, np.ndarray, n
             return f[:n], q[:n], Jf[:nnz], Jq[:nnz], lf[:n], lq[:n], tuple(new_states)
         return f[:n], q[:n], Jf[:n, :n], Jq[:n, :n], lf[:n], lq[:n], tuple(new_states)
 
-    return assemble_gather if use_gather else assemble
+    return assemble_gather if use_gather or native is not None else assemble
 
 
 def zero_states(system: System) -> tuple[jax.Array, ...]:

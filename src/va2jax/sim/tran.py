@@ -105,7 +105,8 @@ class TranKernel:
             k, out_t, out_x = s.k, s.out_t, s.out_x
             hmin, maxstep, stop, bps, step = s.hmin, s.maxstep, s.stop, s.bps, s.step
             nb = bps.shape[0]
-            bpi = jnp.searchsorted(bps, t * (1 + 1e-12) + 1e-300, side="right")
+            # "compare_all": one fused comparison (the default binary search is a nested loop)
+            bpi = jnp.searchsorted(bps, t * (1 + 1e-12) + 1e-300, side="right", method="compare_all")
             next_bp = jnp.where(bpi < nb, bps[jnp.minimum(bpi, nb - 1)], stop)
             next_bp = jnp.minimum(next_bp, stop)
             h = jnp.minimum(h, maxstep)
