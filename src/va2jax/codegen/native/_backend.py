@@ -407,12 +407,49 @@ def choose_backend(backend: str | None) -> str:
 
         backend = _config.get("BACKEND")
     if backend is None:
-        from .._exe_cache import target_platform
-
-        backend = "native" if target_platform() == "cpu" else "jax"
+        backend = "native" if _cpu_target() else "jax"
     if backend not in ("jax", "numpy", "native"):
         raise Va2JaxError(f"unknown backend {backend!r} (jax, numpy or native)")
     return backend
+
+
+def _cpu_target() -> bool:
+    """Whether computations started now would run on the CPU — answered without importing JAX
+    when JAX is not imported yet and cannot find an accelerator: ``JAX_PLATFORMS`` names the CPU
+    first, or no accelerator plugin is installed (JAX finds those through the ``jax_plugins``
+    namespace package or entry points, and TPUs through ``libtpu``). Otherwise JAX is asked."""
+    import os
+    import sys
+
+    if "jax" not in sys.modules:
+        plats = os.environ.get("JAX_PLATFORMS", os.environ.get("JAX_PLATFORM_NAME", "")).strip().lower()
+        if plats:
+            if plats.split(",")[0].strip() == "cpu":
+                return True
+        elif not _accelerator_plugins():
+            return True
+    from .._exe_cache import target_platform
+
+    return target_platform() == "cpu"
+
+
+_PLUGINS: list[bool] = []
+
+
+def _accelerator_plugins() -> bool:
+    """Whether a JAX accelerator plugin (or ``libtpu``) is installed (looked up once)."""
+    if not _PLUGINS:
+        import importlib.util
+        from importlib.metadata import entry_points
+
+        found = bool(entry_points(group="jax_plugins"))
+        for name in ("jax_plugins", "libtpu"):
+            try:
+                found = found or importlib.util.find_spec(name) is not None
+            except (ImportError, ValueError):
+                found = True  # unsure: let JAX decide
+        _PLUGINS.append(found)
+    return _PLUGINS[0]
 
 
 def function(model, jax_f, init_inputs, extra_inputs, mfactor, probe: dict[str, Any], given: set[str],

@@ -194,16 +194,9 @@ def model_kernel(model) -> NativeKernel:
 
 
 def _full_ir(model) -> ModuleIR:
-    origin = getattr(model, "_origin", None)
-    if origin is None:
-        raise Va2JaxError(f"module {model.name}: the native backend needs the module's IR (recompile it)")
-    from ...mir import load_modules
+    from .._compile import full_ir
 
-    path, incs, defs, module = origin
-    mods = load_modules(Path(path), incs, defs)
-    if module is not None:
-        mods = [m for m in mods if m.name.lower() == module.lower()]
-    return mods[0]
+    return full_ir(model)
 
 
 def _column(v: Any, nb: int) -> np.ndarray:
