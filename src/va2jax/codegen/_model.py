@@ -227,11 +227,17 @@ class Model:
         # eval's $temperature is the setup temperature even when init does not read it (asmhemt
         # uses $temperature only in eval: Tdev = $temperature + Temp(rth))
         temp = np.broadcast_to(np.asarray(temperature, np.float64), bshape).copy()
-        return SetupState(
+        state = SetupState(
             init=out, temperature=temp, labels=labels, sp=sp, batched=bool(shape), extra=extra,
             mfactor=np.broadcast_to(np.asarray(mfactor_of(self, params), np.float64), bshape),
             given={p.name: np.full(bshape, is_given(self, params, p.name), np.bool_)
                    for p in self.ir.eval.params if p.kind == "param_given"})
+        # read-only: what eval derives from a state's arrays stays valid while they live
+        # (the native backend reuses its input rows: native._backend._state_rows)
+        for leaf in (state.temperature, state.labels, *state.given.values(), *state.extra.values()):
+            if isinstance(leaf, np.ndarray) and leaf.flags.writeable:
+                leaf.flags.writeable = False
+        return state
 
     def _collapse_labels(self, out: dict[str, Any], nb: int) -> np.ndarray:
         """Per instance, each node's representative (lowest index of its set) or -1 (ground)."""
