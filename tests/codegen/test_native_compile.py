@@ -197,3 +197,29 @@ def test_damaged_or_foreign_artifact_is_refused(tmp_path, how, why):
     js = _damage(tmp_path, how)
     with pytest.raises(Va2JaxError, match=why):
         load_artifact(js)
+
+
+def test_eval_reuses_rows_only_for_the_same_state(tmp_path, monkeypatch):
+    """``Model.eval`` on the native backend reuses the input rows it built from a setup state when
+    the same (read-only) arrays come back: alternating states, analyses (``tran`` sets
+    ``enable_integration``) and a collapsed node (rs = 0) give what OSDI -O0 gives each time; a
+    state's arrays cannot be changed in place."""
+    from va2jax.codegen import compile_va
+    from va2jax.codegen._rt_ops import ANALYSIS_BITS
+    from va2jax.osdi import compile_va_to_osdi, eval_batch, load_library
+
+    monkeypatch.setenv("VA2JAX_CACHE", str(tmp_path / "cache"))
+    va = VA_DIR / "nodes.va"
+    m = compile_va(va)
+    omod = load_library(compile_va_to_osdi(va, opt_level=0)).module(0)
+    V = np.random.default_rng(7).uniform(-1.0, 1.0, (4, len(m.nodes)))
+    sets = [{"rs": 10.0, "gd": 2e-3}, {"rs": 0.0, "gd": 5e-3}]
+    states = [m.setup({k: np.full(4, v) for k, v in ps.items()}, backend="native") for ps in sets]
+    refs = {(i, a): eval_batch(omod, V, ps, analysis=ANALYSIS_BITS[a]) for i, ps in enumerate(sets)
+            for a in ("dc", "tran")}
+    for i, a in [(0, "dc"), (0, "dc"), (1, "dc"), (0, "tran"), (1, "tran"), (1, "dc"), (0, "dc")]:
+        out = m.eval(states[i], V, analysis=a, backend="native").as_dict()
+        for o in OUTPUTS:
+            assert _same(out[o], refs[(i, a)][o]), (i, a, o)
+    with pytest.raises(ValueError, match="read-only"):
+        states[0].temperature[0] = 400.0
