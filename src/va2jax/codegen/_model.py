@@ -58,11 +58,13 @@ class Model:
         self._cache_key = cache_key
         if gen is not None:
             self.__dict__["gen"] = gen  # else generated when first asked for (see ``gen``)
+        if flags is None:
+            flags = gen.flags if gen is not None else init_flags(ir)
+        if strings is None:
+            strings = gen.strings if gen is not None else string_ids(ir)
         #: init's bound-check flags and the string ids (what setup needs without the generated code)
-        self._flags = gen.flags if flags is None and gen is not None else flags if flags is not None \
-            else init_flags(ir)
-        self._strings = dict(gen.strings if strings is None and gen is not None else strings if strings is not None
-                             else string_ids(ir))
+        self._flags = flags
+        self._strings = dict(strings)
         self.name = ir.name
         self.nodes = tuple(n.name for n in ir.nodes)
         self.node_kinds = tuple(n.kind for n in ir.nodes)
