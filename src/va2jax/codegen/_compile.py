@@ -28,12 +28,18 @@ def _own_code_digest() -> str:
     return h.hexdigest()[:16]
 
 
-def _versions() -> str:
+def _gen_config() -> tuple[int, bool]:
+    """The generator's settings now (``PART_SIZE``, ``OPTIMIZE``): part of the cache key, and
+    what a model's lazily generated module is generated with."""
+    from . import _generate
+
+    return _generate.PART_SIZE, bool(_generate.OPTIMIZE)
+
+
+def _versions(config: tuple[int, bool]) -> str:
     from importlib.metadata import version
 
-    from ._generate import OPTIMIZE, PART_SIZE
-
-    parts = [f"gen{GENERATOR_VERSION}", _own_code_digest(), f"part{PART_SIZE}", f"opt{int(OPTIMIZE)}"]
+    parts = [f"gen{GENERATOR_VERSION}", _own_code_digest(), f"part{config[0]}", f"opt{int(config[1])}"]
     for pkg in ("openvaf-py", "jax"):
         try:
             parts.append(f"{pkg}={version(pkg)}")
@@ -60,7 +66,8 @@ def compile_va(path: str | os.PathLike[str], module: str | None = None, *, inclu
         raise Va2JaxError(f"{path}: no such Verilog-A file")
     incs = [str(Path(d).resolve()) for d in include_dirs]
     defs = {str(k): str(v) for k, v in (defines or {}).items()}
-    key = hashlib.sha256(repr((str(p), _code_cache.source_key(p, [Path(d) for d in incs]), _versions(),
+    config = _gen_config()
+    key = hashlib.sha256(repr((str(p), _code_cache.source_key(p, [Path(d) for d in incs]), _versions(config),
                                module or "", incs, sorted(defs.items()))).encode()).hexdigest()[:24]
     folder = cache_dir() / "codegen" / key
     src = folder / _code_cache.SOURCE
@@ -71,6 +78,7 @@ def compile_va(path: str | os.PathLike[str], module: str | None = None, *, inclu
             ir, gen, used, flags, strings = entry
             m = Model(ir, gen, src, used_eval_values=used, cache_key=key, flags=flags, strings=strings)
             m._origin = origin  # the native backend and the generator may reload the full IR
+            m._gen_config = config
             return m
     ir = _front_end(p, incs, defs, module, path)
     # the Python module is generated when first needed (``Model.gen``): the native backend
@@ -87,6 +95,7 @@ def compile_va(path: str | os.PathLike[str], module: str | None = None, *, inclu
         key = None
     m = Model(ir, None, src, used_eval_values=used, cache_key=key, flags=flags, strings=strings)
     m._origin = origin
+    m._gen_config = config
     return m
 
 
@@ -118,7 +127,8 @@ def full_ir(model: Model) -> ModuleIR:
 def generate_for(model: Model):
     """The generated module of ``model`` (``Model.gen``), stored in its cache entry, whose
     ``model.py`` and code objects the JAX and NumPy backends then use."""
-    gen = generate(full_ir(model))
+    part_size, optimize = getattr(model, "_gen_config", None) or _gen_config()  # the key's settings
+    gen = generate(full_ir(model), part_size=part_size, optimize=optimize)
     key = model._cache_key
     if key is not None:
         try:
