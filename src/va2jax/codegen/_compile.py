@@ -58,8 +58,9 @@ def compile_va(path: str | os.PathLike[str], module: str | None = None, *, inclu
     The Python module is generated when a path that runs it is first taken (``Model.gen``); the
     native backend never needs it. The generated code is cached under ``$VA2JAX_CACHE/codegen``
     keyed by the source's path and every file it may include (:func:`._code_cache.source_key`),
-    va2jax's front-end and generator code, openvaf-py and jax versions; each entry is one atomically written file with a SHA-256
-    that is checked on load (a damaged entry is rebuilt, with a warning).
+    va2jax's front-end and generator code, openvaf-py and jax versions; each entry is one
+    atomically written file with a SHA-256 that is checked on load (a damaged entry is rebuilt,
+    with a warning).
     """
     p = Path(path).resolve()
     if not p.is_file():
