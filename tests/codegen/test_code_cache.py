@@ -29,7 +29,8 @@ def cache(tmp_path, monkeypatch) -> Path:
 
 def _results(m) -> dict[str, np.ndarray]:
     V = np.random.default_rng(1).uniform(-0.5, 0.8, (4, len(m.nodes)))
-    out = m.eval(m.setup({}), V, backend="jax").as_dict()  # the JAX executable cache is tested
+    # the NumPy setup and JAX eval: both code objects and the executable cache are tested
+    out = m.eval(m.setup({}, backend="numpy"), V, backend="jax").as_dict()
     return {k: np.asarray(v) for k, v in out.items()}
 
 

@@ -43,7 +43,7 @@ def _check(path, n: int = 200, params=None, temperature: float = 300.15, seed: i
     params = dict(params or {})
     ref = eval_batch(omod, V, params, temperature=temperature)
     pj = {k: np.full(n, v) for k, v in params.items()}
-    st = model.setup(pj, temperature=np.full(n, temperature))
+    st = model.setup(pj, temperature=np.full(n, temperature), backend="numpy")
     st_nat = model.setup(pj, temperature=np.full(n, temperature), backend="native")
     assert list(st_nat["init"]) == list(st["init"])
     for k, v in st["init"].items():  # native init == NumPy init, value and dtype

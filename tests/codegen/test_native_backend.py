@@ -165,9 +165,13 @@ def test_evaluator_under_jit_while_loop_scan_vmap(diode):
     assert _same(got, V)
 
 
-def test_threads_bit_identical_psp103(corpus):
-    """PSP103, 2,048 instances with different geometries: the evaluator (XLA's thread pool splits
-    the rows) equals ``eval`` (the kernel called once through ctypes: one thread)."""
+def test_threads_bit_identical_psp103(corpus, monkeypatch):
+    """PSP103, 2,048 instances with different geometries: the evaluator inside ``jax.jit`` (XLA's
+    thread pool splits the rows) and called eagerly (ctypes, the rows split into 3 chunks on
+    va2jax's own pool) equal ``eval`` with one thread (the kernel called once through ctypes)."""
+    import jax
+
+    from va2jax.codegen.native import _backend as nb
     from va2jax.codegen.native._backend import min_rows_per_task
 
     model = compile_va(corpus / "psp103v4" / "psp103.va")
@@ -177,10 +181,15 @@ def test_threads_bit_identical_psp103(corpus):
     st = model.setup(p)
     V = rng.uniform(-0.3, 1.2, (n, len(model.nodes)))
     assert n >= 4 * min_rows_per_task(model)  # big enough to be split
-    got = model.evaluator(st, backend="native")(V)
+    f = model.evaluator(st, backend="native")
+    in_jit = jax.jit(f)(V)
+    monkeypatch.setattr(nb, "_threads", lambda: 3)
+    eager = f(V)  # n · size · 8 bytes ≥ 1 MiB: the ctypes path
+    monkeypatch.setattr(nb, "_threads", lambda: 1)
     ref = model.eval(st, V, backend="native").as_dict()  # one ctypes call: one thread
     for o in ALL:
-        assert _same(got[o], ref[o]), o
+        assert _same(in_jit[o], ref[o]), o
+        assert _same(eager[o], ref[o]), o
 
 
 def test_evaluator_rejects_bad_shapes(diode):

@@ -43,6 +43,7 @@ def test_code_objects_are_cached(corpus):
     from va2jax import compile_va
 
     m = compile_va(corpus / "spice" / "diode.va")
+    assert m._module is not None and m._np  # both runtimes execute the module (made when first needed)
     names = sorted(p.name for p in m.source_path.parent.iterdir())
     assert any(n.startswith("jax.") and n.endswith(".code") for n in names), names
     assert any(n.startswith("numpy.") and n.endswith(".code") for n in names), names

@@ -3,8 +3,6 @@ run unchanged but for a shorter ``tstop`` through va2jax and through ngspice its
 done-when 2: within 1 mV of ngspice at the plotted nodes on a common time grid)."""
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pytest
 import suite

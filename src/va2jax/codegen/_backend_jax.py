@@ -101,7 +101,7 @@ def param_function(self, names: list[str], fixed: Mapping[str, Any] | None = Non
     sp = probe.sp
     ptypes = {p.name.lower(): p.type for p in self.ir.params}
     wanted = {c.lower(): nm for c, nm in zip(canon, names)}
-    strings = dict(self.gen.strings)
+    strings = dict(self._strings)
     grad_module = gradient_safe_module(self)
     for c, nm in zip(canon, names):
         if ptypes.get(c.lower()) == STR:

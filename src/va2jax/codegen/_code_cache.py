@@ -6,8 +6,9 @@ file starts with a 32-byte SHA-256 of the rest: :func:`read_verified` returns ``
 warns — when the digest does not match, so a damaged entry is rebuilt instead of used.
 
 The generated-code cache (``$VA2JAX_CACHE/codegen/<key>/``) holds one verified ``entry.pickle``
-(the module's IR without instructions, the generated module — its source included — and the
-eval values in use) and ``model.py``, a copy of the source for people and tracebacks, restored
+(the module's IR without instructions, the generated module — its source included; absent until
+something asked for it, see ``Model.gen`` — the eval values in use, init's flags and the string
+ids) and ``model.py``, a copy of the source for people and tracebacks, restored
 from the entry whenever it differs. The key (:func:`source_key`) covers every file the front end
 may read: the source, each `` `include``d file wherever it may be found, recursively, and which of
 those candidates exist.
@@ -138,17 +139,20 @@ SOURCE = "model.py"
 
 
 def load_entry(folder: Path):
-    """``(ir, gen, used)`` of the verified entry in ``folder`` (``model.py`` restored from it when
-    missing or different, with a :class:`CacheWarning` when it was changed), or ``None``."""
+    """``(ir, gen, used, flags, strings)`` of the verified entry in ``folder`` (``gen`` is None
+    when the Python module was never generated; ``model.py`` restored from ``gen`` when missing
+    or different, with a :class:`CacheWarning` when it was changed), or ``None``."""
     import pickle
 
     data = read_verified(folder / ENTRY)
     if data is None:
         return None
     try:
-        ir, gen, used = pickle.loads(data)
+        ir, gen, used, flags, strings = pickle.loads(data)
     except Exception:  # written by an incompatible version: rebuild
         return None
+    if gen is None:
+        return ir, gen, used, flags, strings
     src = folder / SOURCE
     want = gen.source.encode()
     try:
@@ -163,12 +167,13 @@ def load_entry(folder: Path):
             atomic_write(src, want)
         except OSError:  # read-only cache: the entry is still good (its source is executed)
             pass
-    return ir, gen, used
+    return ir, gen, used, flags, strings
 
 
-def store_entry(folder: Path, ir, gen, used) -> None:
-    """Write the entry (verified, atomic), then ``model.py``."""
+def store_entry(folder: Path, ir, gen, used, flags, strings) -> None:
+    """Write the entry (verified, atomic), then ``model.py`` (when ``gen`` is given)."""
     import pickle
 
-    write_verified(folder / ENTRY, pickle.dumps((ir, gen, used)))
-    atomic_write(folder / SOURCE, gen.source.encode())
+    write_verified(folder / ENTRY, pickle.dumps((ir, gen, used, flags, strings)))
+    if gen is not None:
+        atomic_write(folder / SOURCE, gen.source.encode())

@@ -12,7 +12,7 @@ from .._paths import cache_dir
 from ..errors import Va2JaxError, suggest
 from ..mir import ModuleIR
 from . import _code_cache
-from ._generate import GENERATOR_VERSION, generate
+from ._generate import GENERATOR_VERSION, generate, init_flags, string_ids
 from ._inputs import used_values
 from ._model import Model
 
@@ -28,12 +28,18 @@ def _own_code_digest() -> str:
     return h.hexdigest()[:16]
 
 
-def _versions() -> str:
+def _gen_config() -> tuple[int, bool]:
+    """The generator's settings now (``PART_SIZE``, ``OPTIMIZE``): part of the cache key, and
+    what a model's lazily generated module is generated with."""
+    from . import _generate
+
+    return _generate.PART_SIZE, bool(_generate.OPTIMIZE)
+
+
+def _versions(config: tuple[int, bool]) -> str:
     from importlib.metadata import version
 
-    from ._generate import OPTIMIZE, PART_SIZE
-
-    parts = [f"gen{GENERATOR_VERSION}", _own_code_digest(), f"part{PART_SIZE}", f"opt{int(OPTIMIZE)}"]
+    parts = [f"gen{GENERATOR_VERSION}", _own_code_digest(), f"part{config[0]}", f"opt{int(config[1])}"]
     for pkg in ("openvaf-py", "jax"):
         try:
             parts.append(f"{pkg}={version(pkg)}")
@@ -49,52 +55,95 @@ def compile_va(path: str | os.PathLike[str], module: str | None = None, *, inclu
     ``include_dirs`` are searched for `` `include``d files after the source's folder; ``defines``
     maps macro names to values (`` `define NAME VALUE``).
 
-    The generated code is cached under ``$VA2JAX_CACHE/codegen`` keyed by the source's path and
-    every file it may include (:func:`._code_cache.source_key`), va2jax's front-end and generator
-    code, openvaf-py and jax versions; each entry is one atomically written file with a SHA-256
-    that is checked on load (a damaged entry is rebuilt, with a warning).
+    The Python module is generated when a path that runs it is first taken (``Model.gen``); the
+    native backend never needs it. The generated code is cached under ``$VA2JAX_CACHE/codegen``
+    keyed by the source's path and every file it may include (:func:`._code_cache.source_key`),
+    va2jax's front-end and generator code, openvaf-py and jax versions; each entry is one
+    atomically written file with a SHA-256 that is checked on load (a damaged entry is rebuilt,
+    with a warning).
     """
     p = Path(path).resolve()
     if not p.is_file():
         raise Va2JaxError(f"{path}: no such Verilog-A file")
     incs = [str(Path(d).resolve()) for d in include_dirs]
     defs = {str(k): str(v) for k, v in (defines or {}).items()}
-    key = hashlib.sha256(repr((str(p), _code_cache.source_key(p, [Path(d) for d in incs]), _versions(),
+    config = _gen_config()
+    key = hashlib.sha256(repr((str(p), _code_cache.source_key(p, [Path(d) for d in incs]), _versions(config),
                                module or "", incs, sorted(defs.items()))).encode()).hexdigest()[:24]
     folder = cache_dir() / "codegen" / key
     src = folder / _code_cache.SOURCE
+    origin = (str(p), incs, defs, module)
     if use_cache:
         entry = _code_cache.load_entry(folder)
         if entry is not None:
-            ir, gen, used = entry
-            m = Model(ir, gen, src, used_eval_values=used, cache_key=key)
-            m._origin = (str(p), incs, defs, module)  # the native backend may reload the full IR
+            ir, gen, used, flags, strings = entry
+            m = Model(ir, gen, src, used_eval_values=used, cache_key=key, flags=flags, strings=strings)
+            m._origin = origin  # the native backend and the generator may reload the full IR
+            m._gen_config = config
             m._compiler = compile_va  # Model.noise compiles the noise variant with it
             return m
-    from ..mir import load_modules
-
-    mods = load_modules(p, incs, defs)
-    if module is not None:
-        sel = [m for m in mods if module.lower() in (m.name.lower(), (m.osdi_name or m.name).lower())]
-        if not sel:
-            raise Va2JaxError(f"{path}: no module {module!r}" + suggest(module, [m.name for m in mods]))
-        ir = sel[0]
-    else:
-        ir = mods[0]
-    gen = generate(ir)
+    ir = _front_end(p, incs, defs, module, path)
+    # the Python module is generated when first needed (``Model.gen``): the native backend
+    # never needs it, so a first native result costs the front end and LLVM only
     used = used_values(ir.eval)
+    flags, strings = init_flags(ir), string_ids(ir)
     try:
-        _code_cache.store_entry(folder, _slim(ir), gen, used)
+        _code_cache.store_entry(folder, _slim(ir), None, used, flags, strings)
     except OSError as exc:  # read-only or unusable cache: run uncached
         import warnings
 
         warnings.warn(f"cannot write the code cache {folder} ({exc.strerror or exc}); "
                       "running without it", _code_cache.CacheWarning, stacklevel=2)
         key = None
-    m = Model(ir, gen, src, used_eval_values=used, cache_key=key)
-    m._origin = (str(p), incs, defs, module)
+    m = Model(ir, None, src, used_eval_values=used, cache_key=key, flags=flags, strings=strings)
+    m._origin = origin
+    m._gen_config = config
     m._compiler = compile_va  # Model.noise compiles the noise variant with it
     return m
+
+
+def _front_end(p: Path, incs: list[str], defs: dict[str, str], module: str | None, shown) -> ModuleIR:
+    """The module's full IR from the front end (``module`` or the file's first)."""
+    from ..mir import load_modules
+
+    mods = load_modules(p, incs, defs)
+    if module is None:
+        return mods[0]
+    sel = [m for m in mods if module.lower() in (m.name.lower(), (m.osdi_name or m.name).lower())]
+    if not sel:
+        raise Va2JaxError(f"{shown}: no module {module!r}" + suggest(module, [m.name for m in mods]))
+    return sel[0]
+
+
+def full_ir(model: Model) -> ModuleIR:
+    """``model``'s IR with its instructions: its own, or the front end's again when the model
+    came from the cache (whose entry keeps the IR without them)."""
+    if model.ir.eval.blocks:
+        return model.ir
+    origin = getattr(model, "_origin", None)
+    if origin is None:
+        raise Va2JaxError(f"module {model.name}: the module's IR is not available (recompile it)")
+    path, incs, defs, module = origin
+    return _front_end(Path(path), incs, defs, module, path)
+
+
+def generate_for(model: Model):
+    """The generated module of ``model`` (``Model.gen``), stored in its cache entry, whose
+    ``model.py`` and code objects the JAX and NumPy backends then use."""
+    part_size, optimize = getattr(model, "_gen_config", None) or _gen_config()  # the key's settings
+    gen = generate(full_ir(model), part_size=part_size, optimize=optimize)
+    key = model._cache_key
+    if key is not None:
+        try:
+            _code_cache.store_entry(model.source_path.parent, _slim(model.ir), gen, model._used_eval,
+                                    model._flags, model._strings)
+        except OSError as exc:
+            import warnings
+
+            warnings.warn(f"cannot write the code cache {model.source_path.parent} ({exc.strerror or exc}); "
+                          "running without it", _code_cache.CacheWarning, stacklevel=3)
+            model._cache_key = None
+    return gen
 
 
 def _slim(ir: ModuleIR) -> ModuleIR:

@@ -67,6 +67,7 @@ class _Lowering:
             for ref in cp.hints:
                 self.hint_pair.setdefault(ref, []).append(k)
         self.collapse: dict[int, str] = {}
+        self._defs: dict[str, Instr] | None = None
 
     def _str(self, v: str) -> str:
         t, val = self.fn.constants.get(v, (None, None))
@@ -161,10 +162,9 @@ class _Lowering:
 
     def _flag_params(self, em: FunctionEmitter, block: str) -> tuple[str, ...]:
         """Parameters whose bound check guards ``block`` (nearest dominating branch on params)."""
-        defs: dict[str, Instr] = {}
-        for i in self.fn.instructions():
-            if i.result:
-                defs[i.result] = i
+        defs = self._defs
+        if defs is None:  # once per function (PSP103's init: hundreds of flags)
+            defs = self._defs = {i.result: i for i in self.fn.instructions() if i.result}
         pnames = {p.value: p.name for p in self.fn.params if p.kind == "param"}
         b: str | None = em.idom.get(block)
         while b is not None:
@@ -270,7 +270,8 @@ PART_SIZE = _config.get("PART_SIZE")
 
 
 def _gen_function(fn: Function, outputs: dict[str, str], lowering: _Lowering, fname: str,
-                  extra_inputs: list[str], part_size: int | None = None) -> list[str]:
+                  extra_inputs: list[str], part_size: int | None = None, optimize: bool | None = None
+                  ) -> list[str]:
     em = FunctionEmitter(fn, lowering)
     em._outputs = set(outputs.values())  # type: ignore[attr-defined]
     stmts: list[Stmt] = []
@@ -293,7 +294,7 @@ def _gen_function(fn: Function, outputs: dict[str, str], lowering: _Lowering, fn
         for k, var in lowering.stores.items():
             outputs[f"ns{k}"] = var
     stmts = eliminate_dead(stmts, set(outputs.values()))
-    if OPTIMIZE:
+    if OPTIMIZE if optimize is None else optimize:
         OPT_STATS[fname] = CseStats()
         stmts = eliminate_dead(cse(stmts, OPT_STATS[fname]), set(outputs.values()))
     ret = "{" + ", ".join(f"{k!a}: {v}" for k, v in outputs.items()) + "}"
@@ -392,12 +393,43 @@ def eval_output_values(mod: ModuleIR) -> dict[str, str]:
     return out
 
 
-def generate(mod: ModuleIR) -> GeneratedModule:
-    """Generate the Python/JAX source of one module."""
-    _check_identifiers(mod)
-    # string ids in sorted order: the constants' order comes from openvaf-py's hash maps
+def string_ids(mod: ModuleIR) -> dict[str, int]:
+    """The id of each string constant of init and eval (strings travel as these integers): ids
+    in sorted order, as the constants' order comes from openvaf-py's hash maps. Every backend
+    (the Python source, the native kernel, the parameter conversion) uses this one table."""
     texts = sorted({str(v) for fn in (mod.eval, mod.init) for t, v in fn.constants.values() if t == STR})
-    strings: dict[str, int] = {t: k for k, t in enumerate(texts)}
+    return {t: k for k, t in enumerate(texts)}
+
+
+def init_flags(mod: ModuleIR) -> list[InitFlag]:
+    """Init's bound-check and ``$finish`` flags as :func:`generate` numbers them (the emitter's
+    block order, :func:`.native._layout.visit_order`), without generating code: what
+    :meth:`Model.setup <va2jax.codegen.Model.setup>` needs to report a violated bound."""
+    from types import SimpleNamespace
+
+    from ..mir import dominators
+    from .native._layout import visit_order
+
+    fn = mod.init
+    low = _Lowering(fn, {}, True, mod)
+    em = SimpleNamespace(idom=dominators(fn))
+    flags: list[InitFlag] = []
+    for b in visit_order(fn):
+        for ins in fn.blocks[b].instrs:
+            if ins.opcode == "exit":
+                flags.append(InitFlag(f"flag{len(flags)}", (), "exit"))
+            elif ins.opcode == "call":
+                cb = fn.callbacks.get(ins.func_ref or "")
+                if cb is not None and cb.kind == "Flag":
+                    flags.append(InitFlag(f"flag{len(flags)}", low._flag_params(em, b), "bound"))  # type: ignore[arg-type]
+    return flags
+
+
+def generate(mod: ModuleIR, *, part_size: int | None = None, optimize: bool | None = None) -> GeneratedModule:
+    """Generate the Python/JAX source of one module (``part_size``, ``optimize``: default
+    :data:`PART_SIZE`, :data:`OPTIMIZE`)."""
+    _check_identifiers(mod)
+    strings = string_ids(mod)
     # init outputs
     init_out: dict[str, str] = {}
     for slot, (iv, _ep) in enumerate(mod.cache):
@@ -417,8 +449,9 @@ def generate(mod: ModuleIR) -> GeneratedModule:
     ev_out = eval_output_values(mod)
     init_low = _Lowering(mod.init, strings, True, mod)
     eval_low = _Lowering(mod.eval, strings, False, mod)
-    init_lines = _gen_function(mod.init, init_out, init_low, "init", [])
-    eval_lines = _gen_function(mod.eval, ev_out, eval_low, "eval", ["analysis"], PART_SIZE)
+    init_lines = _gen_function(mod.init, init_out, init_low, "init", [], optimize=optimize)
+    eval_lines = _gen_function(mod.eval, ev_out, eval_low, "eval", ["analysis"],
+                               PART_SIZE if part_size is None else part_size, optimize)
     header = [
         f'"""JAX code for Verilog-A module {_doc(mod.name)}, generated by va2jax (generator {GENERATOR_VERSION}).',
         "",

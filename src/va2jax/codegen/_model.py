@@ -12,6 +12,7 @@ Conventions (identical to :mod:`va2jax.osdi`, so results compare entry by entry)
 """
 from __future__ import annotations
 
+import functools
 import numbers
 from pathlib import Path
 from typing import Any, Mapping
@@ -26,7 +27,7 @@ from ._backend_jax import JaxBackend, eval_jax_batch, eval_traceable, make_evalu
 from ._backend_native import NativeBackend
 from ._backend_numpy import NumpyBackend
 from ._exec import import_jax, import_numpy
-from ._generate import GeneratedModule
+from ._generate import GeneratedModule, InitFlag, init_flags, string_ids
 from ._inputs import batch_assemble, batch_inputs, input_table, used_values
 from ._params import ModelParam, check_bounds, convert, init_inputs, is_given, mfactor_of, resolve_params, show
 from ._rt_ops import ANALYSIS_BITS
@@ -48,20 +49,28 @@ class Model:
     generated Python code), ``source_path`` (where it is cached).
     """
 
-    def __init__(self, ir: ModuleIR, gen: GeneratedModule, source_path: Path, *,
-                 used_eval_values: set[str] | None = None, cache_key: str | None = None):
+    def __init__(self, ir: ModuleIR, gen: GeneratedModule | None, source_path: Path, *,
+                 used_eval_values: set[str] | None = None, cache_key: str | None = None,
+                 flags: list[InitFlag] | None = None, strings: dict[str, int] | None = None):
         self.ir = ir
         self._used_eval = used_eval_values
         #: key of the generated code in the cache (None: not cached); names compiled executables
         self._cache_key = cache_key
-        self.gen = gen
+        if gen is not None:
+            self.__dict__["gen"] = gen  # else generated when first asked for (see ``gen``)
+        if flags is None:
+            flags = gen.flags if gen is not None else init_flags(ir)
+        if strings is None:
+            strings = gen.strings if gen is not None else string_ids(ir)
+        #: init's bound-check flags and the string ids (what setup needs without the generated code)
+        self._flags = flags
+        self._strings = dict(strings)
         self.name = ir.name
         self.nodes = tuple(n.name for n in ir.nodes)
         self.node_kinds = tuple(n.kind for n in ir.nodes)
         self.num_terminals = ir.num_terminals
         self.terminals = self.nodes[: ir.num_terminals]
         self.num_states = ir.num_states
-        self.source = gen.source
         self.source_path = source_path
         self.params: dict[str, ModelParam] = {}
         self._lookup: dict[str, str] = {}
@@ -74,11 +83,7 @@ class Model:
         # $mfactor is an implicit instance parameter in OSDI ("m")
         for nm in ("m", "$mfactor", "mfactor"):
             self._lookup.setdefault(nm, "$mfactor")
-        self._module = import_jax(self.source, source_path, bool(cache_key))
-        self._np = import_numpy(self.source, source_path, bool(cache_key))
         self._grad: dict[str, Any] | None = None
-        self._output_vars = gen.eval_output_vars
-        self._const_outputs = gen.eval_output_consts
         self._with_scales = False  # validation asks for Σ|terms| of collapsed sums
         self._eval_jit: dict = {}
         self._selected_inputs: dict = {}  # (only, which, dynamic) → eval inputs (_batch_inputs)
@@ -91,6 +96,38 @@ class Model:
                         k if (cp.hints or cp.decision is not None) else None,
                         bool(cp.decision[1]) if (cp.decision is not None and not cp.hints) else False)
                        for k, cp in enumerate(ir.collapsible)]
+
+    # -- the generated Python module: made (and executed) only when a path that runs it is taken
+    # (the NumPy and JAX backends, gradients, ``va2jax compile``); the native backend needs none
+    # of it, so ``Model.eval``/``setup`` on the native backend import neither it nor JAX
+    @functools.cached_property
+    def gen(self) -> GeneratedModule:
+        """The generated module (:func:`._generate.generate`), generated on first use and then
+        stored in the code cache with the model's entry."""
+        from ._compile import generate_for
+
+        return generate_for(self)
+
+    @functools.cached_property
+    def source(self) -> str:
+        """The generated Python/JAX source."""
+        return self.gen.source
+
+    @functools.cached_property
+    def _module(self):
+        return import_jax(self.source, self.source_path, bool(self._cache_key))
+
+    @functools.cached_property
+    def _np(self) -> dict[str, Any]:
+        return import_numpy(self.source, self.source_path, bool(self._cache_key))
+
+    @property
+    def _output_vars(self) -> dict[str, str]:
+        return self.gen.eval_output_vars
+
+    @property
+    def _const_outputs(self) -> dict[str, float]:
+        return self.gen.eval_output_consts
 
     # methods that live in the backend, parameter and input modules
     _batch_inputs = batch_inputs
@@ -124,18 +161,16 @@ class Model:
         self._with_scales = bool(on)
 
     def setup(self, params: Mapping[str, Any] | None = None, *, temperature: Any = 300.15,
-              sim_params: Mapping[str, float] | None = None, backend: str = "numpy") -> SetupState:
+              sim_params: Mapping[str, float] | None = None, backend: str | None = None) -> SetupState:
         """Run the module's setup (OSDI ``setup_model`` + ``setup_instance``) for a batch of instances.
 
         ``params`` maps parameter names (any alias, case-insensitive) to scalars or arrays; all
         arrays broadcast to one batch shape. ``temperature`` in K. Returns a state pytree for
         :meth:`eval`. Raises :class:`~va2jax.Va2JaxError` naming the parameter when a value is out
         of its declared bounds (as OSDI's setup does). ``backend``: ``"numpy"`` runs the generated
-        init eagerly with NumPy, ``"native"`` the LLVM-compiled init (same outputs).
+        init eagerly with NumPy, ``"native"`` the LLVM-compiled init (same outputs); default:
+        native where :meth:`eval` defaults to native (a CPU; ``VA2JAX_BACKEND``), else NumPy.
         """
-        _jax()  # float64 on
-        import jax.numpy as jnp
-
         params = dict(params or {})
         shapes = [np.shape(v) for v in params.values() if not isinstance(v, str)] + [np.shape(temperature)]
         try:
@@ -157,18 +192,22 @@ class Model:
         check_bounds(self, params, bool(shape))
         vals, given_set = resolve_params(self, params)
         inp = init_inputs(self, vals, given_set, temperature, bshape)
-        sp = {k: jnp.float64(v) for k, v in DEFAULT_SIM_PARAMS.items()}
+        sp = {k: np.float64(v) for k, v in DEFAULT_SIM_PARAMS.items()}
         for k, v in (sim_params or {}).items():
             if isinstance(v, bool) or not isinstance(v, numbers.Real):
                 raise Va2JaxError(f"simulator parameter {k!r} must be a number, got {v!r}")
-            sp[k] = jnp.float64(v)
-        # setup runs eagerly with NumPy (same generated code): no XLA compile for a one-off
+            sp[k] = np.float64(v)
+        # setup runs eagerly (NumPy or the native kernel): no XLA compile for a one-off
+        if backend is None:
+            from .native._backend import choose_backend
+
+            backend = "native" if choose_backend(None) == "native" else "numpy"
         if backend not in SETUP_BACKENDS:
             raise Va2JaxError(f"unknown setup backend {backend!r} (numpy or native)")
         out = BACKENDS[backend].init(self, inp, sp, bshape[0])
         out = {k: np.broadcast_to(np.asarray(v), bshape) for k, v in out.items()}
         # bound checks
-        for f in self.gen.flags:
+        for f in self._flags:
             fired = np.asarray(out[f.output])
             if fired.any():
                 idx = int(np.argmax(fired))
@@ -186,15 +225,21 @@ class Model:
                 key = data.lower()
                 ty = ptypes.get(key, REAL)
                 v = vals.get(key, 0.0)
-                extra[data] = convert(self.name, data, v, ty, bshape, dict(self.gen.strings))
+                extra[data] = convert(self.name, data, v, ty, bshape, dict(self._strings))
         # eval's $temperature is the setup temperature even when init does not read it (asmhemt
         # uses $temperature only in eval: Tdev = $temperature + Temp(rth))
         temp = np.broadcast_to(np.asarray(temperature, np.float64), bshape).copy()
-        return SetupState(
+        state = SetupState(
             init=out, temperature=temp, labels=labels, sp=sp, batched=bool(shape), extra=extra,
             mfactor=np.broadcast_to(np.asarray(mfactor_of(self, params), np.float64), bshape),
             given={p.name: np.full(bshape, is_given(self, params, p.name), np.bool_)
                    for p in self.ir.eval.params if p.kind == "param_given"})
+        # read-only: what eval derives from a state's arrays stays valid while they live
+        # (the native backend reuses its input rows: native._backend._state_rows)
+        for leaf in (state.temperature, state.labels, *state.given.values(), *state.extra.values()):
+            if isinstance(leaf, np.ndarray) and leaf.flags.writeable:
+                leaf.flags.writeable = False
+        return state
 
     def _collapse_labels(self, out: dict[str, Any], nb: int) -> np.ndarray:
         """Per instance, each node's representative (lowest index of its set) or -1 (ground)."""
@@ -311,7 +356,6 @@ class Model:
         the reactive Jacobian computed, i.e. True unless ``analysis`` has the ``ic`` bit; pass
         False for a DC operating point without reactive parts (``idt(x, ic)`` then equals ic).
         Returns an :class:`EvalOutput` with the batch shape of ``state``."""
-        _jax()  # float64 on
         try:
             V = np.asarray(voltages, np.float64)
         except (TypeError, ValueError):
@@ -341,6 +385,8 @@ class Model:
         backend = choose_backend(backend)
         if backend not in BACKENDS:
             raise Va2JaxError(f"unknown backend {backend!r} (jax, numpy or native)")
+        if backend == "jax":
+            _jax()  # float64 on
         out = BACKENDS[backend].eval(self, inp, state.sp, nb)
         if not batched:
             out = {k: v[0] for k, v in out.items()}

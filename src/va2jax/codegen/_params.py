@@ -128,7 +128,7 @@ def check_bounds(self, params: Mapping[str, Any], batched: bool) -> None:
 
 
 def init_inputs(self, vals: Mapping[str, Any], given: set[str], temperature: Any, shape: tuple[int, ...]):
-    strings = dict(self.gen.strings)
+    strings = dict(self._strings)
     inp: dict[str, Any] = {}
     ptypes = {p.name.lower(): p.type for p in self.ir.params}
     for p in self.ir.init.params:

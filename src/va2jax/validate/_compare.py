@@ -273,7 +273,7 @@ def validate_file(path: str | Path, *, points: int = 100, param_sets: int = 3, s
         ref = eval_batch(omod, V, ps, temperature=temp)
         npts = len(V)
         pj = {k: np.full(npts, v) if not isinstance(v, str) else v for k, v in ps.items()}
-        st = model.setup(pj, temperature=np.full(npts, temp))
+        st = model.setup(pj, temperature=np.full(npts, temp), backend="numpy")
         with np.errstate(all="ignore"):
             res = model.eval(st, V, backend=backend)
         out, scales = res.as_dict(), res.scales

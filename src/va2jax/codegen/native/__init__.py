@@ -4,8 +4,9 @@ called from JAX through the XLA FFI (:mod:`._ffi`: one handler per kernel, emitt
 Public surface: :class:`NativeKernel` (addresses of ``init_batch``/``eval_batch`` with the C ABI
 described in :mod:`._kernel`, column names and counts, cache key), :func:`build_kernel` (from a
 :class:`~va2jax.mir.ModuleIR`), :func:`model_kernel` (from a :class:`va2jax.Model`) and
-:func:`device_plan` (a simulator's packing of a model's rows and assembly of its outputs) and
-:func:`dense_solve` (a small dense linear solve as one native kernel, for the simulator's Newton),
+:func:`load_artifact` (what ``va2jax compile --native`` wrote),
+:func:`device_plan` (a simulator's packing of a model's rows and assembly of its outputs),
+:func:`dense_solve` (a small dense linear solve as one native kernel, for the simulator's Newton) and
 :func:`gather_sum` (sums over a static table: the simulator's stamping).
 """
 from ._device import DevicePlan, device_plan
@@ -14,10 +15,10 @@ from ._gsum import MAX_TERMS as GATHER_SUM_MAX_TERMS
 from ._gsum import available as gather_sum_available
 from ._gsum import gather_sum
 from ._gsum import terms as gather_sum_terms
-from ._kernel import NativeKernel, build_kernel, model_kernel
+from ._kernel import NativeKernel, build_kernel, load_artifact, model_kernel
 from ._lu import MAX_N as DENSE_SOLVE_MAX_N
 from ._lu import dense_solve
 
 __all__ = ["DENSE_SOLVE_MAX_N", "GATHER_SUM_MAX_TERMS", "DevicePlan", "NativeKernel", "build_kernel",
            "dense_solve", "device_plan", "gather_sum", "gather_sum_available", "gather_sum_terms",
-           "kernel_calls", "model_kernel", "native_call", "native_jvp"]
+           "kernel_calls", "load_artifact", "model_kernel", "native_call", "native_jvp"]

@@ -22,6 +22,8 @@ order (as OSDI's load functions and the NumPy backend do), so the sums are those
 from __future__ import annotations
 
 import dataclasses
+import functools
+import os
 from typing import Any
 
 import numpy as np
@@ -50,6 +52,10 @@ class _Plan:
     jac: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]  # prefix → (columns, row, col)
     ns: list[int | None]  # output column of each $limit state (None: absent → 0)
     assemblies: dict = dataclasses.field(default_factory=dict)  # (labels of one instance, scales) →
+    #: ``Model.eval``'s last static rows: (key, the state's leaves, rows, labels) — see :func:`_state_rows`
+    last_rows: tuple | None = None
+    #: columns filled per call from the analysis flags (``enable_integration``)
+    flag_cols: list[tuple[int, str]] = dataclasses.field(default_factory=list)
 
     def dense(self, lab: np.ndarray, with_scales: bool) -> _Dense:
         """The :class:`_Dense` table for node labels ``lab`` (N, n); cached when all rows are equal."""
@@ -96,7 +102,8 @@ def plan(model) -> _Plan:
     p = _Plan(k, model._n, model.num_states, np.array(ab, np.int64).reshape(-1, 3),
               np.array(a1, np.int64).reshape(-1, 2), np.array(prev, np.int64).reshape(-1, 2),
               np.array(en, np.int64), static, analysis_col, res, jac,
-              [col.get(f"ns{s}") for s in range(model.num_states)])
+              [col.get(f"ns{s}") for s in range(model.num_states)],
+              flag_cols=[(c, nm) for c, nm in static if how[nm][0] == "enable_integration"])
     model._native_plan = p
     return p
 
@@ -195,6 +202,16 @@ class _Dense:
             parts.append(self.table[0])
         return np.concatenate(parts)
 
+    def shared_for(self, kernel: NativeKernel, sp: dict[str, Any]) -> np.ndarray:
+        """:meth:`shared` for simulator parameters ``sp`` (the last one kept)."""
+        vals = kernel.shared_values(sp)
+        last = getattr(self, "_last_shared", None)
+        if last is not None and np.array_equal(last[0], vals):
+            return last[1]
+        out = self.shared(vals)
+        self._last_shared = (vals, out)
+        return out
+
     def state_shared(self, kernel_shared: np.ndarray, rows: np.ndarray, cols: np.ndarray,
                      a: np.ndarray, b: np.ndarray, w: int) -> np.ndarray:
         """The dense kernel's ``shared`` in state mode: the static input ``rows`` (N, n_in) kept
@@ -215,17 +232,10 @@ class _Dense:
     def n_in(self) -> int:
         return self.kernel.n_in_eval + (0 if self.uniform else 2 * self.n_entries)
 
-    def numpy(self, shared: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        """The dense kernel through ctypes: (nb, :attr:`size`)."""
-        from ._kernel import BATCH_FN
-
-        shared = np.ascontiguousarray(shared, np.float64)
-        rows = np.ascontiguousarray(rows, np.float64)
-        out = np.empty((rows.shape[0], self.size), np.float64)
-        if rows.shape[0]:
-            BATCH_FN(self.kernel.eval_dense_address)(rows.shape[0], shared.ctypes.data,
-                                                    rows.ctypes.data, out.ctypes.data)
-        return out
+    def numpy(self, shared: np.ndarray, rows: np.ndarray, min_rows: int = 1 << 62) -> np.ndarray:
+        """The dense kernel through ctypes: (nb, :attr:`size`); batches of ``2 · min_rows`` rows
+        and more split over the cores (:func:`run_rows`)."""
+        return run_rows(self.kernel.eval_dense_address, shared, rows, self.size, min_rows)
 
     def split(self, acc, nb: int) -> dict[str, Any]:
         """The dense rows (nb, :attr:`size`) → the outputs by name (views)."""
@@ -236,12 +246,107 @@ class _Dense:
         return {name: acc[:, a:b].reshape(shape) for name, a, b, shape in spec}
 
 
+_POOL: list = []
+_FNS: dict[int, Any] = {}  # kernel address → its ctypes function
+
+
+@functools.lru_cache(maxsize=1)
+def _threads() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover (not Linux)
+        return os.cpu_count() or 1
+
+
+def run_rows(address: int, shared: np.ndarray, rows: np.ndarray, n_out: int, min_rows: int) -> np.ndarray:
+    """A batch kernel (``void k(n, shared, in, out)``) through ctypes on NumPy arrays → (n, ``n_out``).
+
+    From ``2 · min_rows`` rows the rows are split into one contiguous chunk per core, run on a
+    thread pool (ctypes releases the GIL during the call; the calling thread runs the first
+    chunk). Rows are independent, so the bits are those of one call. The output is a fresh NumPy
+    array whose pages each thread touches first (its own chunk)."""
+    from ._kernel import BATCH_FN
+
+    shared = np.ascontiguousarray(shared, np.float64)
+    rows = np.ascontiguousarray(rows, np.float64)
+    n = rows.shape[0]
+    out = np.empty((n, n_out), np.float64)
+    if not n:
+        return out
+    fn = _FNS.get(address)
+    if fn is None:
+        fn = _FNS[address] = BATCH_FN(address)
+    sp, ip, op = shared.ctypes.data, rows.ctypes.data, out.ctypes.data
+    parts = min(_threads(), n // max(1, min_rows))
+    if parts < 2:
+        fn(n, sp, ip, op)
+        return out
+    if not _POOL:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _POOL.append(ThreadPoolExecutor(max_workers=_threads(), thread_name_prefix="va2jax-native"))
+    cuts = [n * k // parts for k in range(parts + 1)]
+    wi, wo = rows.shape[1] * 8, n_out * 8
+
+    def chunk(k: int) -> None:
+        a, b = cuts[k], cuts[k + 1]
+        fn(b - a, sp, ip + a * wi, op + a * wo)
+
+    futures = [_POOL[0].submit(chunk, k) for k in range(1, parts)]
+    chunk(0)
+    for f in futures:
+        f.result()
+    return out
+
+
+def _state_rows(model, p: _Plan, inp: dict[str, Any], nb: int) -> tuple[np.ndarray, np.ndarray]:
+    """Kernel input rows with the columns that come from the setup state filled (a fresh copy),
+    and the node labels: built by :func:`_rows` (a Python walk over the input columns, ≈ 0.5 ms
+    for PSP103) or, when ``inp`` holds the very arrays of the last call, copied from that call.
+
+    The arrays of a state from :meth:`Model.setup` are read-only, so the same arrays hold the same
+    values: rows are reused only for states all of whose arrays are read-only NumPy arrays (a
+    state assembled by hand with writable arrays is walked every call)."""
+    leaves = [inp["labels"], inp["temperature"], inp["mfactor"]]
+    names = []
+    for part in ("init", "given", "extra"):
+        d = inp[part]
+        names.append(tuple(d))
+        leaves.extend(d.values())
+    key = (nb, tuple(map(id, leaves)), tuple(names))
+    last = p.last_rows
+    if last is not None and last[0] == key:
+        return last[2].copy(), last[3]
+    rows, lab = _rows(model, p, inp, nb, dynamic=False)
+    lab = np.asarray(lab)
+    if all(isinstance(x, np.ndarray) and not x.flags.writeable for x in leaves):
+        p.last_rows = (key, leaves, rows.copy(), lab)  # the leaves kept alive: their ids stay theirs
+    return rows, lab
+
+
 def eval_numpy(model, inp: dict[str, Any], sp: dict[str, Any], nb: int) -> dict[str, np.ndarray]:
     """``Model.eval(..., backend="native")``: the kernel through ctypes, NumPy in and out."""
+    from .._inputs import enable_integration
+
     p = plan(model)
-    rows, lab = _rows(model, p, inp, nb)
-    d = p.dense(np.asarray(lab), model._with_scales)
-    return d.split(d.numpy(d.shared(p.kernel.shared_values(sp)), d.rows(rows)), nb)
+    rows, lab = _state_rows(model, p, inp, nb)
+    rows[:, p.analysis_col] = inp["analysis"]
+    if p.flag_cols:
+        integ = enable_integration(inp, nb, np)
+        for c, _nm in p.flag_cols:
+            rows[:, c] = integ
+    vext = np.concatenate([np.asarray(inp["V"], np.float64), np.zeros((nb, 1))], axis=1)
+    vused = np.take_along_axis(vext, lab, axis=1)
+    if len(p.volt_ab):
+        rows[:, p.volt_ab[:, 0]] = vused[:, p.volt_ab[:, 1]] - vused[:, p.volt_ab[:, 2]]
+    if len(p.volt_a):
+        rows[:, p.volt_a[:, 0]] = vused[:, p.volt_a[:, 1]]
+    if len(p.prev):
+        rows[:, p.prev[:, 0]] = np.asarray(inp["prev_state"], np.float64)[:, p.prev[:, 1]]
+    if len(p.enable_lim):
+        rows[:, p.enable_lim] = np.asarray(inp["enable_lim"], np.float64)[:, None]
+    d = p.dense(lab, model._with_scales)
+    return d.split(d.numpy(d.shared_for(p.kernel, sp), d.rows(rows), min_rows_per_task(model)), nb)
 
 
 def _calls(model):
@@ -283,7 +388,9 @@ def min_rows_per_task(model) -> int:
 
 def evaluator(model, state: dict[str, Any], flags: int, enable_lim: bool, limiting: bool):
     """``Model.evaluator`` on the native backend (see the module docstring); ``f`` as there."""
-    import jax
+    from .._xla import _jax
+
+    jax = _jax()  # float64 on (setup does not import JAX)
     import jax.numpy as jnp
 
     p = plan(model)
@@ -356,14 +463,39 @@ def evaluator(model, state: dict[str, Any], flags: int, enable_lim: bool, limiti
 
     from .._xla import FUSION_ON
 
-    # called eagerly: one output buffer (each output of a jitted call costs dispatch time), split
-    # into NumPy views (zero-copy on the CPU). Fusion on: the gathers and selects here are exact
-    # whatever XLA fuses (no multiplication to contract); fewer kernels, less latency.
+    # inside the caller's jit / loop: the program above. Fusion on: the gathers and selects here
+    # are exact whatever XLA fuses (no multiplication to contract); fewer kernels, less latency.
     jitted = jax.jit(flat_body, compiler_options=FUSION_ON)
+    host_shared = np.asarray(shared_d, np.float64)
+    host_ia, host_ib = np.asarray(ia, np.int64), np.asarray(ib, np.int64)
+    per_task = min_rows_per_task(model)
+
+    def eager(V, prev_state, enable):
+        """Called eagerly: the same kernel and rows through ctypes into a NumPy buffer (split
+        over the cores as XLA's pool would). XLA's own (N, size) output buffer cost more than
+        the kernel at large batches (BSIM4 at 16,384: 75 MB a call)."""
+        parts = [np.asarray(V, np.float64), np.zeros((nb, 1))]
+        if limiting:
+            parts += [np.broadcast_to(np.asarray(prev_state, np.float64), (nb, ns)),
+                      np.broadcast_to(np.asarray(enable, np.float64), (nb, 1))]
+        src = np.concatenate(parts, axis=1)
+        if gather:
+            dyn = np.take_along_axis(src, host_ia, axis=1) - np.take_along_axis(src, host_ib, axis=1)
+            src = np.concatenate([dyn, np.zeros((nb, 1))], axis=1)
+        return dense.split(run_rows(p.kernel.eval_dense_address, host_shared,
+                                    np.concatenate([index, src], axis=1), dense.size, per_task), nb)
+
+    # small batches: XLA's dispatch of the jitted program is quicker than NumPy's preparation of
+    # the rows (PSP103 at batch 1: ≈ 25 vs 43 µs); large ones: ctypes (no XLA output buffer)
+    big = nb * dense.size * 8 >= (1 << 20)
 
     def g(consts, V, prev_state, enable):
         if any(isinstance(x, jax.core.Tracer) for x in (V, prev_state, enable)):
             return body(consts, V, prev_state, enable)  # inside the caller's jit / loop
+        if big:
+            return eager(V, prev_state, enable)
+        # one output buffer (each output of a jitted call costs dispatch time), split into
+        # NumPy views (zero-copy on the CPU)
         return dense.split(np.asarray(jitted(consts, V, prev_state, enable)), nb)
 
     def check(V) -> int:
@@ -407,12 +539,49 @@ def choose_backend(backend: str | None) -> str:
 
         backend = _config.get("BACKEND")
     if backend is None:
-        from .._exe_cache import target_platform
-
-        backend = "native" if target_platform() == "cpu" else "jax"
+        backend = "native" if _cpu_target() else "jax"
     if backend not in ("jax", "numpy", "native"):
         raise Va2JaxError(f"unknown backend {backend!r} (jax, numpy or native)")
     return backend
+
+
+def _cpu_target() -> bool:
+    """Whether computations started now would run on the CPU — answered without importing JAX
+    when JAX is not imported yet and cannot find an accelerator: ``JAX_PLATFORMS`` names the CPU
+    first, or no accelerator plugin is installed (JAX finds those through the ``jax_plugins``
+    namespace package or entry points, and TPUs through ``libtpu``). Otherwise JAX is asked."""
+    import os
+    import sys
+
+    if "jax" not in sys.modules:
+        plats = os.environ.get("JAX_PLATFORMS", os.environ.get("JAX_PLATFORM_NAME", "")).strip().lower()
+        if plats:
+            if plats.split(",")[0].strip() == "cpu":
+                return True
+        elif not _accelerator_plugins():
+            return True
+    from .._exe_cache import target_platform
+
+    return target_platform() == "cpu"
+
+
+_PLUGINS: list[bool] = []
+
+
+def _accelerator_plugins() -> bool:
+    """Whether a JAX accelerator plugin (or ``libtpu``) is installed (looked up once)."""
+    if not _PLUGINS:
+        import importlib.util
+        from importlib.metadata import entry_points
+
+        found = bool(entry_points(group="jax_plugins"))
+        for name in ("jax_plugins", "libtpu"):
+            try:
+                found = found or importlib.util.find_spec(name) is not None
+            except (ImportError, ValueError):
+                found = True  # unsure: let JAX decide
+        _PLUGINS.append(found)
+    return _PLUGINS[0]
 
 
 def function(model, jax_f, init_inputs, extra_inputs, mfactor, probe: dict[str, Any], given: set[str],
@@ -423,7 +592,9 @@ def function(model, jax_f, init_inputs, extra_inputs, mfactor, probe: dict[str, 
     built (same signature and outputs); ``init_inputs``/``extra_inputs``/``mfactor`` its helpers;
     ``probe`` the setup state node collapsing was decided from; ``given`` the parameter names
     (lower case) that count as given."""
-    import jax
+    from .._xla import _jax
+
+    jax = _jax()  # float64 on
     import jax.numpy as jnp
     from jax.custom_derivatives import SymbolicZero
 

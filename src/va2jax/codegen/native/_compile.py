@@ -160,6 +160,29 @@ def _atomic_write(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def check_entry(meta, blob: bytes, key: str | None = None) -> tuple[list[bytes] | None, str]:
+    """The objects of a cache entry or written artifact (metadata ``meta``, concatenated objects
+    ``blob``), or ``(None, why not)``: the metadata must be a mapping naming ``key`` (when given)
+    and this host's target (:func:`host_id`), and the object's SHA-256 and sizes must match it."""
+    if not isinstance(meta, dict) or not isinstance(meta.get("key"), str):
+        return None, "metadata unreadable"
+    if key is not None and meta.get("key") != key:
+        return None, "another kernel's metadata"
+    if meta.get("host") != host_id():
+        return None, f"compiled for another target ({str(meta.get('host'))[:80]!r}, here {host_id()[:80]!r})"
+    if hashlib.sha256(blob).hexdigest() != meta.get("sha256"):
+        return None, "checksum mismatch"
+    sizes = meta.get("sizes")
+    if not isinstance(sizes, list) or not all(isinstance(x, int) and x >= 0 for x in sizes) \
+            or sum(sizes) != len(blob):
+        return None, "object sizes do not match"
+    objs, pos = [], 0
+    for sz in sizes:
+        objs.append(blob[pos:pos + sz])
+        pos += sz
+    return objs, ""
+
+
 def cache_read(folder: Path, key: str) -> tuple[list[bytes], dict] | None:
     """The cached objects and metadata for ``key``, or None when absent, corrupt or foreign."""
     meta_p, obj_p = folder / f"{key}.json", folder / f"{key}.o"
@@ -168,18 +191,8 @@ def cache_read(folder: Path, key: str) -> tuple[list[bytes], dict] | None:
         blob = obj_p.read_bytes()
     except (OSError, ValueError):
         return None
-    if not isinstance(meta, dict) or meta.get("key") != key or meta.get("host") != host_id():
-        return None
-    if hashlib.sha256(blob).hexdigest() != meta.get("sha256"):
-        return None
-    sizes = meta.get("sizes")
-    if not isinstance(sizes, list) or sum(sizes) != len(blob):
-        return None
-    objs, pos = [], 0
-    for s in sizes:
-        objs.append(blob[pos:pos + s])
-        pos += s
-    return objs, meta
+    objs, _why = check_entry(meta, blob, key)
+    return None if objs is None else (objs, meta)
 
 
 def cache_write(folder: Path, key: str, objs: list[bytes], meta: dict) -> None:

@@ -143,14 +143,8 @@ def build_kernel(ir: ModuleIR, model_key: str | None, *, cache_folder: Path | No
     folder = cache_folder
     if folder is not None and model_key is not None and use_cache:
         hit = _compile.cache_read(folder, key)
-        if hit is not None:
-            objs, meta = hit
-            addrs = _compile.load_objects(objs, names)
-            return NativeKernel(key, prefix, addrs[names[0]], addrs[names[1]], meta["shared"],
-                                meta["init_in"], meta["init_out"], meta["eval_in"], meta["eval_out"],
-                                meta["init_out_types"], meta["eval_out_types"], from_cache=True,
-                                eval_dense_address=addrs[names[2]],
-                                timings={"load": time.perf_counter() - t0})
+        if hit is not None and hit[1].get("native") == _own_digest():
+            return _loaded(*hit, t0)
     if not ir.eval.blocks:
         raise Va2JaxError(f"module {ir.name}: the native backend needs the module's full IR")
     lay = make_layout(ir)
@@ -161,7 +155,8 @@ def build_kernel(ir: ModuleIR, model_key: str | None, *, cache_folder: Path | No
     # allocation (PSP103's init: 0.7 s instead of 3.3 s); eval at the full level
     objs, times = _compile.compile_objects(list(mods), f"{ir.source}: module {ir.name}",
                                            [(min(level, 1), 0), (level, _compile.codegen_level())])
-    meta = {"shared": lay.shared, "init_in": lay.init_in, "init_out": lay.init_out,
+    meta = {"native": _own_digest(), "model": ir.name, "shared": lay.shared, "init_in": lay.init_in,
+            "init_out": lay.init_out,
             "eval_in": lay.eval_in, "eval_out": lay.eval_out,
             "init_out_types": lay.init_out_types, "eval_out_types": lay.eval_out_types}
     if folder is not None and model_key is not None:
@@ -171,6 +166,55 @@ def build_kernel(ir: ModuleIR, model_key: str | None, *, cache_folder: Path | No
     return NativeKernel(key, prefix, addrs[names[0]], addrs[names[1]], lay.shared, lay.init_in,
                         lay.init_out, lay.eval_in, lay.eval_out, lay.init_out_types,
                         lay.eval_out_types, eval_dense_address=addrs[names[2]], timings=times)
+
+
+def _loaded(objs: list[bytes], meta: dict, t0: float) -> NativeKernel:
+    """The kernel of a verified cache entry or artifact, linked into this process."""
+    key = meta["key"]
+    prefix = f"va2jax_{key[:16]}"
+    names = [f"{prefix}_init_batch", f"{prefix}_eval_batch", f"{prefix}_eval_dense"]
+    addrs = _compile.load_objects(objs, names)
+    return NativeKernel(key, prefix, addrs[names[0]], addrs[names[1]], meta["shared"],
+                        meta["init_in"], meta["init_out"], meta["eval_in"], meta["eval_out"],
+                        meta["init_out_types"], meta["eval_out_types"], from_cache=True,
+                        eval_dense_address=addrs[names[2]], timings={"load": time.perf_counter() - t0})
+
+
+_META_LISTS = ("shared", "init_in", "init_out", "eval_in", "eval_out", "init_out_types", "eval_out_types")
+
+
+def load_artifact(path) -> NativeKernel:
+    """The native kernel written by ``va2jax compile --native`` (``path``: its
+    ``<name>.native.json`` or ``<name>.native.o``), linked into this process.
+
+    Checked as the object cache checks its entries (:func:`._compile.check_entry`): the object's
+    SHA-256 and sizes must match the JSON, which must name this host's target (triple, CPU,
+    features) and this va2jax's native engine (the ABI of ``eval_dense`` may change between
+    versions). Anything else — missing, damaged, foreign — is refused with a
+    :class:`~va2jax.Va2JaxError` naming the file and the reason; nothing is linked.
+    """
+    import json
+
+    p = Path(path)
+    js = p if p.suffix == ".json" else p.with_suffix(".json")
+    obj = js.with_suffix(".o")
+    t0 = time.perf_counter()
+    try:
+        meta = json.loads(js.read_text())
+        blob = obj.read_bytes()
+    except OSError as exc:
+        raise Va2JaxError(f"{exc.filename or js}: cannot read the native kernel ({exc.strerror or exc})") from None
+    except ValueError:
+        raise Va2JaxError(f"{js}: not a native kernel description (invalid JSON)") from None
+    objs, why = _compile.check_entry(meta, blob)
+    if objs is None:
+        raise Va2JaxError(f"{obj}: native kernel refused: {why}")
+    if meta.get("native") != _own_digest():
+        raise Va2JaxError(f"{obj}: native kernel refused: written by another version of va2jax's native "
+                          "engine; recompile it")
+    if not all(isinstance(meta.get(f), list) and all(isinstance(x, str) for x in meta[f]) for f in _META_LISTS):
+        raise Va2JaxError(f"{js}: native kernel refused: column layout missing or malformed")
+    return _loaded(objs, meta, t0)
 
 
 # -- Model glue ------------------------------------------------------------------------------------
@@ -186,7 +230,7 @@ def model_kernel(model) -> NativeKernel:
     key = model._cache_key
     if not ir.eval.blocks:
         hit = _compile.cache_read(folder, kernel_key(key, _compile.opt_level())) if key else None
-        if hit is None:
+        if hit is None or hit[1].get("native") != _own_digest():
             ir = _full_ir(model)
     k = build_kernel(ir, key, cache_folder=folder)
     model._native_kernel = k
@@ -194,16 +238,9 @@ def model_kernel(model) -> NativeKernel:
 
 
 def _full_ir(model) -> ModuleIR:
-    origin = getattr(model, "_origin", None)
-    if origin is None:
-        raise Va2JaxError(f"module {model.name}: the native backend needs the module's IR (recompile it)")
-    from ...mir import load_modules
+    from .._compile import full_ir
 
-    path, incs, defs, module = origin
-    mods = load_modules(Path(path), incs, defs)
-    if module is not None:
-        mods = [m for m in mods if m.name.lower() == module.lower()]
-    return mods[0]
+    return full_ir(model)
 
 
 def _column(v: Any, nb: int) -> np.ndarray:
@@ -251,7 +288,8 @@ def init_rows(model, inp: dict[str, Any], sp: dict[str, Any], nb: int) -> dict[s
 def write_artifact(model, folder: Path) -> list[Path]:
     """Write ``model``'s native kernel next to its Python module: ``<name>.native.o`` (init's and
     eval's object files, host-specific, concatenated; their sizes in the JSON) and
-    ``<name>.native.json`` (column layout, sizes, sha256, host). Returns the paths."""
+    ``<name>.native.json`` (column layout, sizes, sha256, host, engine digest). Returns the
+    paths; :func:`load_artifact` loads them back."""
     from ..._paths import cache_dir
 
     k = model_kernel(model)
@@ -259,8 +297,14 @@ def write_artifact(model, folder: Path) -> list[Path]:
     hit = _compile.cache_read(src, k.key)
     if hit is None:
         raise Va2JaxError(f"module {model.name}: the native kernel is not in the cache (compiled without a key)")
+    import json
+
+    from ..._paths import path_inside, safe_stem
+
     objs, meta = hit
-    obj, js = folder / f"{model.name}.native.o", folder / f"{model.name}.native.json"
-    _compile._atomic_write(obj, b"".join(objs))
-    _compile._atomic_write(js, (src / f"{k.key}.json").read_bytes())
+    # the module name comes from the source: only a sanitised form of it names the files
+    stem = safe_stem(model.name)
+    obj, js = path_inside(folder, f"{stem}.native.o"), path_inside(folder, f"{stem}.native.json")
+    _compile._atomic_write(obj, b"".join(objs))  # the verified bytes, then the metadata naming them
+    _compile._atomic_write(js, json.dumps(meta, sort_keys=True).encode())
     return [obj, js]

@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from ...mir import STR, Function, Loop, ModuleIR, natural_loops, reverse_postorder
-from .._generate import _param_final_values, eval_output_values
+from ...mir import Function, Loop, ModuleIR, natural_loops, reverse_postorder
+from .._generate import _param_final_values, eval_output_values, string_ids
 
 
 @dataclass
@@ -60,15 +60,6 @@ def visit_order(fn: Function) -> list[str]:
 
     walk(order, natural_loops(fn, order))
     return res
-
-
-def _strings(mod: ModuleIR) -> dict[str, int]:
-    strings: dict[str, int] = {}
-    for fn in (mod.eval, mod.init):
-        for t, v in fn.constants.values():
-            if t == STR and v not in strings:
-                strings[str(v)] = len(strings)
-    return strings
 
 
 def make_layout(mod: ModuleIR) -> Layout:
@@ -143,7 +134,7 @@ def make_layout(mod: ModuleIR) -> Layout:
         eval_in=[p.value for p in mod.eval.params if p.kind != "new_state" and p.value in used_eval]
         + ["analysis"],
         shared=[], init_out=init_out, eval_out=eval_out, init_out_types=[], eval_out_types=[],
-        strings=_strings(mod), init_values=init_vals, eval_values=ev_vals)
+        strings=string_ids(mod), init_values=init_vals, eval_values=ev_vals)
     lay.flag_of = {loc: init_col[f"flag{k}"] for k, loc in enumerate(flag_blocks)}
     lay.collapse_of = {loc: [init_col[f"collapse{k}"] for k in ks] for loc, ks in hint_calls}
     lay.store_of = store_of
