@@ -40,6 +40,10 @@ LINEAR_MODULES = {
     "vcvs": (4, ("gain",)),
     "vccs": (4, ("gain", "gm")),
 }
+#: parameters of VACASK's loaded ``resistor``/``capacitor``/``inductor`` modules that the linear
+#: stamp reproduces exactly (``noisy`` changes noise only); an instance with any other
+#: parameter (``$mfactor``, …) goes to the loaded module itself
+_STAMP_EXACT = {"resistor": {"r", "noisy"}, "capacitor": {"c"}, "inductor": {"l"}}
 _SOURCE_PARAMS = {"dc", "type", "val0", "val1", "delay", "rise", "fall", "width", "period",
                   "sinedc", "ampl", "freq", "damp", "sinephase", "wave", "mag", "phase",
                   "td1", "tau1", "td2", "tau2", "acmag", "acphase"}
@@ -246,10 +250,16 @@ class _Builder:
                      iparams: dict[str, Value], resolve: ModelResolver) -> None:
         self.inst_locs[inst.name] = inst.loc
         nodes = [self.node(nd) for nd in inst.nodes]
-        if module.lower() in LINEAR_MODULES and resolve(module, inst.loc) is None:  # no library
-            self.stamp_linear(inst, module.lower(), nodes, {**mparams, **iparams})
-        else:
-            self.queue_device(inst, module, nodes, mparams, iparams, resolve)
+        low = module.lower()
+        if low in LINEAR_MODULES and resolve(module, inst.loc) is None:  # no library (yet)
+            allp = {**mparams, **iparams}
+            exact = _STAMP_EXACT.get(low)
+            if exact is None or self.circ.dialect != "vacask" or \
+                    {k.lower() for k in allp} <= exact or \
+                    resolve(module, inst.loc, linear=False) is None:  # type: ignore[call-arg]
+                self.stamp_linear(inst, low, nodes, allp)
+                return
+        self.queue_device(inst, module, nodes, mparams, iparams, resolve)
 
     def stamp_linear(self, inst: FlatInstance, mod: str, nodes: list[int],
                      allp: dict[str, Value]) -> None:
