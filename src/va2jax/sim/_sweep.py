@@ -30,6 +30,7 @@ from .engine import Engine, Options
 from .expr import ExprError, evaluate
 from .mna import build_system
 from .netlist import AnalysisDecl, NetlistError, elaborate
+from .parse_vacask import parse_vacask
 from .results import Result, Stats
 
 if TYPE_CHECKING:
@@ -144,11 +145,12 @@ def run_swept(sim: "Simulation", decl: AnalysisDecl) -> Result:
         if top_changes:
             if net is None:
                 raise NetlistError(decl.loc, "sweep of a top-level parameter needs the netlist")
-            n2 = copy.deepcopy(net)
-            for p, v in top_changes.items():
-                if p not in n2.top.params:
+            for p in top_changes:
+                if p not in net.top.params:
                     raise NetlistError(decl.loc, f"sweep: no top-level parameter {p!r}")
-                n2.top.params[p] = repr(float(v))
+            # read again: the value reaches every expression and @if condition that uses it
+            n2 = parse_vacask(net.path, overrides={p: repr(float(v))
+                                                   for p, v in top_changes.items()})
             circ = elaborate(n2)
         else:
             circ = copy.deepcopy(circ)

@@ -93,6 +93,7 @@ class Netlist:
     path: Path | None = None
     globals: set[str] = field(default_factory=set)  # nodes shared by all subcircuits (.global)
     variables: dict[str, str] = field(default_factory=dict)  # VACASK control ``var`` (text)
+    overrides: dict[str, str] = field(default_factory=dict)  # swept top-level parameters (text)
 
 
 @dataclass

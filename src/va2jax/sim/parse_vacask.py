@@ -173,10 +173,14 @@ def _parse_paren_list(stmt: str, loc: Loc) -> tuple[list[str], str]:
     return s[1:j].replace(",", " ").split(), s[j + 1:].strip()
 
 
-def parse_vacask(path: str | Path, text: str | None = None) -> Netlist:
-    """Read a VACASK netlist file (``include`` resolved relative to the including file)."""
+def parse_vacask(path: str | Path, text: str | None = None,
+                 overrides: dict[str, str] | None = None) -> Netlist:
+    """Read a VACASK netlist file (``include`` resolved relative to the including file).
+    ``overrides``: top-level parameters set to these values (expression text) wherever the
+    netlist defines them — as a sweep of ``__topinst__`` sets them, ``@if`` conditions included."""
     path = Path(path)
     net, top, text = start_netlist(path, text, "vacask")
+    net.overrides = dict(overrides or {})
     body = text.split("\n", 1)[1] if "\n" in text else ""
     _parse_body(net, "\n" + body, path, top, (path.resolve(),))  # line 1 is the title
     return net
@@ -241,6 +245,8 @@ def _parse_body(net: Netlist, text: str, path: Path, top: Subckt, stack: tuple[P
             pass
         elif low == "parameters":
             cur.params.update(_split_params(rest, loc))
+            if cur is top:
+                _apply_overrides(net, top)
         elif low == "model":
             parts = rest.split(None, 2)
             if len(parts) < 2:
@@ -322,6 +328,8 @@ def _control_command(net: Netlist, low: str, rest: str, loc: Loc) -> None:
         net.variables.update(_split_params(rest, loc))
     elif low == "print" or low.startswith("print("):
         return
+    elif low == "abort" and rest.strip().strip('"').lower() == "always":
+        return  # va2jax stops at the first failing analysis anyway
     elif low in _COMMANDS_PLANNED or low.startswith("elaborate"):
         raise NetlistError(loc, f"control command {low.split('(')[0]!r} not supported yet")
     else:
@@ -339,12 +347,12 @@ def _conditionals(net: Netlist, stmts: list[tuple[str, Loc]], top: Subckt
     refused."""
     from .expr import ExprError, evaluate
 
-    if not any(s.startswith("@") for s, _ in stmts):
-        return stmts
     out: list[tuple[str, Loc]] = []
     # each open block: [taking now, some branch taken already, parent taking, loc]
     stack: list[list] = []
     in_sub = False
+    if not any(s.startswith("@") for s, _ in stmts):
+        return stmts
 
     def scope() -> dict:
         env: dict = {}
@@ -366,11 +374,19 @@ def _conditionals(net: Netlist, stmts: list[tuple[str, Loc]], top: Subckt
         except ExprError as exc:
             raise NetlistError(loc, f"condition {text.strip()!r}: {exc}") from None
 
+    in_control = False
     for stmt, loc in stmts:
         word = stmt.split(None, 1)[0]
         rest = stmt[len(word):].strip()
         low = word.lower()
         taking = all(b[0] for b in stack)
+        if low.startswith("@") and in_control:
+            raise NetlistError(loc, f"{word} inside control (VACASK allows conditional blocks "
+                                    "in the circuit description only)")
+        if low == "control":
+            in_control = True
+        elif low == "endc":
+            in_control = False
         if low == "@if":
             t = taking and cond(rest, loc)
             stack.append([t, t, taking, loc])
@@ -400,12 +416,20 @@ def _conditionals(net: Netlist, stmts: list[tuple[str, Loc]], top: Subckt
                 in_sub = False
             elif low == "parameters" and not in_sub:
                 top.params.update(_split_params(rest, loc))
+                _apply_overrides(net, top)
             elif low == "var":
                 net.variables.update(_split_params(rest, loc))
             out.append((stmt, loc))
     if stack:
         raise NetlistError(stack[-1][3], "@if without @end")
     return out
+
+
+def _apply_overrides(net: Netlist, top: Subckt) -> None:
+    """Set the swept top-level parameters (``parse_vacask(overrides=…)``) where defined."""
+    for k, v in getattr(net, "overrides", {}).items():
+        if k in top.params:
+            top.params[k] = v
 
 
 def _warn_unapplied_options(net: Netlist) -> None:
