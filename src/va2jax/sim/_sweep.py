@@ -12,7 +12,8 @@ statement before an ``analysis`` wraps it, the first one outermost. Points:
 * ``values=[v0, v1, …]``.
 
 A swept ``op`` writes one plot "Operating Point" whose first vectors are the sweep values, one
-per sweep, named after the sweeps (outermost first), then the unknowns. Sweeping a source's
+per sweep, named after the sweeps (outermost first), then the unknowns (sorted by name in the
+rawfile, as VACASK writes them). Sweeping a source's
 ``dc`` changes its value in place; any other instance/model parameter, an option or a top-level
 parameter rebuilds the circuit for that point (a fresh compile); a ``variable`` only changes the
 values the inner sweeps and the analysis read.
@@ -227,5 +228,6 @@ def run_swept(sim: "Simulation", decl: AnalysisDecl) -> Result:
     data = np.array(rows)
     t_stats.points = len(rows)
     t_stats.run_s = time.perf_counter() - t0
-    return Result(decl.name, "op", None, None, names + list(sim.system.names), data, t_stats)
+    return Result(decl.name, "op", None, None, names + list(sim.system.names), data, t_stats,
+                  lead=len(names))
 

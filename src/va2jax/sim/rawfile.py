@@ -51,7 +51,12 @@ def write_raw(path: str | Path, results: list[Result], title: str = "va2jax",
                 stype = {"time": "time", "frequency": "frequency"}.get(res.scale_name, "voltage")
                 vars_.append((res.scale_name, stype))
                 cols.append(np.asarray(res.scale))
-            for i, nm in enumerate(res.names):
+            order = list(range(len(res.names)))
+            if dialect != "spice":  # VACASK writes the unknowns sorted by name (strcmp)
+                order = order[:res.lead] + sorted(order[res.lead:],
+                                                  key=lambda i: res.names[i].encode())
+            for i in order:
+                nm = res.names[i]
                 vars_.append((nm, _var_type(nm)))
                 cols.append(res.data[:, i])
             npts = res.data.shape[0]
