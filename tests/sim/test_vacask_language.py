@@ -317,3 +317,42 @@ def test_controlled_sources_and_mutual_match_vacask(tmp_path):
     v = dict(zip(r.names, np.real(r.data[0])))
     assert abs(v["b"] - 2.0) < 1e-12  # formula: vcvs gain 2 on 1 V
     assert abs(v["c"] + 3.0) < 1e-12  # formula: 3 × 1 mS × 1 V out of c into 1k
+
+
+WAVEFORMS = """waveforms
+load "resistor.osdi"
+model r resistor
+model vsource vsource
+model isource isource
+v1 (a 0) vsource type="sine" sinedc=0.5 ampl=2 freq=1k theta=300 delay=0.2m phase=60
+r1 (a 0) r r=1k
+v2 (b 0) vsource type="exp" val0=0.1 val1=1.1 delay=0.1m td2=0.5m tau1=0.1m tau2=0.2m
+r2 (b 0) r r=1k
+v3 (c 0) vsource type="pulse" val0=0 delay=0.1m rise=0.1m fall=0.1m width=0.2m period=1m
+r3 (c 0) r r=1k
+i4 (0 d) isource type="sine"
+r4 (d 0) r r=1k
+v5 (e 0) vsource type="pulse" val1=2 delay=0.3m
+r5 (e 0) r r=1k
+control
+  analysis op1 op
+  analysis tran1 tran step=1u stop=2m maxstep=1u
+endc
+"""
+
+
+def test_source_waveforms_match_vacask(tmp_path):
+    """VACASK's waveform parameters and defaults: a damped sine (``theta``; ``phase`` is the AC
+    phase only), an exp falling ``td2`` after its ``delay``, pulses with default rise (1 ns),
+    fall, width and period (0: one edge), a sine with every parameter defaulted
+    (1 A, 1 kHz)."""
+    compare(tmp_path, WAVEFORMS, ["op1", "tran1"])
+
+
+@pytest.mark.parametrize("params, fragment", [
+    ('type="am" modindex=0.5', "source type 'am' not supported yet"),
+    ('type="pwl" wave=[0, 0, 1m, 1] stretch=2', "pwl parameter 'stretch' not supported yet"),
+])
+def test_unsupported_source_parameter_is_one_line_error(tmp_path, params, fragment):
+    expect_error(tmp_path, HEAD + f"v9 (x 0) vsource {params}\nr9 (x 0) r r=1k\n"
+                 "control\n  analysis op1 op\nendc\n", fragment, "bad.sim:7:")

@@ -54,7 +54,9 @@ _CTL_PARAMS = {"vcvs": {"gain", "$mfactor"}, "vccs": {"gain", "gm", "$mfactor"},
 _STAMP_EXACT = {"resistor": {"r", "noisy"}, "capacitor": {"c"}, "inductor": {"l"}}
 _SOURCE_PARAMS = {"dc", "type", "val0", "val1", "delay", "rise", "fall", "width", "period",
                   "sinedc", "ampl", "freq", "damp", "sinephase", "wave", "mag", "phase",
-                  "td1", "tau1", "td2", "tau2", "acmag", "acphase"}
+                  "td1", "tau1", "td2", "tau2", "acmag", "acphase", "theta", "offset", "scale",
+                  "stretch", "pwlperiod", "twidth", "allbrkpts", "slopetol", "reltol", "modfreq",
+                  "modphase", "modindex"}
 
 
 @dataclass
@@ -309,7 +311,7 @@ class _Builder:
             C_entries.append((br, br, -ind))
         elif mod in ("vsource", "isource"):
             _check_params(allp, _SOURCE_PARAMS, where, inst.loc)
-            wf = make_waveform(allp, f"{inst.loc}: {where}")
+            wf = make_waveform(allp, f"{inst.loc}: {where}", vacask=self.circ.dialect == "vacask")
             p, nn = nodes
             if mod == "vsource":
                 br = self.new_unknown(f"{inst.name}:flow(br)", True, False)

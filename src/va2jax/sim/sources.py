@@ -147,8 +147,52 @@ class Waveform:
         return out
 
 
-def make_waveform(params: dict[str, Value], where: str) -> Waveform:
-    """Build a :class:`Waveform` from VACASK-style source parameters (already evaluated).
+#: VACASK's defaults of the waveform parameters (lib/devvisrc.cpp), by source type
+_VACASK_DEFAULTS = {"pulse": {"val0": 0.0, "val1": 1.0, "rise": 1e-9, "fall": 0.0, "width": 0.0,
+                              "period": 0.0, "delay": 0.0},
+                    "sine": {"sinedc": 0.0, "ampl": 1.0, "freq": 1e3, "delay": 0.0},
+                    "exp": {"val0": 0.0, "val1": 1.0, "delay": 0.0, "td2": 0.0}}
+#: VACASK source types va2jax does not compute yet
+_VACASK_PLANNED = {"sffm", "am", "fm"}
+#: VACASK's pwl shaping parameters va2jax does not apply yet
+_PWL_PLANNED = {"offset", "scale", "stretch", "pwlperiod", "twidth", "allbrkpts", "slopetol",
+                "reltol"}
+
+
+def _vacask_params(low: dict[str, Value], kind: str, where: str) -> dict[str, Value]:
+    """VACASK's meaning of the parameters: its defaults; ``theta`` the sine's damping (1/s);
+    an ``exp`` rising from ``delay`` and falling from ``delay + td2``; a pulse with
+    ``period=0`` is not periodic, with ``fall=0`` stays at ``val1`` after its rise. ``sinephase`` (a va2jax name) sets the sine's phase;
+    VACASK's ``phase`` is the AC phase only."""
+    from ..errors import Va2JaxError
+
+    if kind in _VACASK_PLANNED:
+        raise Va2JaxError(f"{where}: source type {kind!r} not supported yet")
+    for k in _PWL_PLANNED & set(low):
+        raise Va2JaxError(f"{where}: pwl parameter {k!r} not supported yet")
+    out = {**_VACASK_DEFAULTS.get(kind, {}), **low}
+    if "theta" in out:
+        out["damp"] = out.pop("theta")
+    if kind == "exp":
+        d = float(out.get("delay", 0.0))
+        out["td1"] = d
+        out["td2"] = d + float(out["td2"])
+        out.setdefault("tau1", 0.0)
+        out.setdefault("tau2", 0.0)
+        for tau in ("tau1", "tau2"):
+            if float(out[tau]) <= 0:
+                raise Va2JaxError(f"{where}: exp source needs {tau} > 0")
+    if kind == "pulse" and float(out["period"]) <= 0:
+        out["period"] = math.inf
+    if kind == "pulse" and float(out["fall"]) <= 0:  # no fall: stays on top (to the period's end)
+        out["width"] = math.inf
+    return out
+
+
+def make_waveform(params: dict[str, Value], where: str, vacask: bool = False) -> Waveform:
+    """Build a :class:`Waveform` from VACASK-style source parameters (already evaluated);
+    ``vacask``: with VACASK's defaults and meanings (:func:`_vacask_params`), else the SPICE
+    reader's (its cards give every value).
 
     Raises :class:`va2jax.errors.Va2JaxError` naming ``where`` for an unknown ``type``.
     """
@@ -157,6 +201,8 @@ def make_waveform(params: dict[str, Value], where: str) -> Waveform:
     low = {k.lower(): v for k, v in params.items()}
     kind = str(low.get("type", "dc")).lower()
     kind = {"sin": "sine"}.get(kind, kind)
+    if vacask and "type" in low:
+        low = _vacask_params(low, kind, where)
     if kind not in ("dc", "pulse", "sine", "pwl", "exp"):
         raise Va2JaxError(f"{where}: unknown source type {kind!r} (dc, pulse, sine, pwl, exp)")
     nums = {k: float(v) for k, v in low.items() if isinstance(v, (int, float))}
