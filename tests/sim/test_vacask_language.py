@@ -109,14 +109,18 @@ c1 (b 0) c c=1n $mfactor=2
 control
   analysis op1 op
   analysis ac1 ac from=1k to=1e6 mode="dec" points=3
+  analysis ac2 ac from=1k to=3e5 mode="dec" points=4
+  analysis ac3 ac from=1k to=10k mode="lin" points=3
+  analysis ac4 ac values=[1k, 5k]
 endc
 """
 
 
 def test_loaded_resistor_takes_mfactor(tmp_path):
     """``$mfactor`` (and the model's ``noisy``) of VACASK's loaded resistor/capacitor libraries:
-    r1 is three 2k resistors in parallel, c1 two 1n capacitors."""
-    res = compare(tmp_path, MFACTOR, ["op1", "ac1"])
+    r1 is three 2k resistors in parallel, c1 two 1n capacitors. The ac analyses: VACASK's
+    frequency points (dec with a fractional count of decades, lin, values)."""
+    res = compare(tmp_path, MFACTOR, ["op1", "ac1", "ac2", "ac3", "ac4"])
     r, _ = res["op1"]
     b = r.data[0, list(r.names).index("b")]
     assert abs(b - 3 * 1e3 / (2e3 / 3 + 1e3)) < 1e-9  # formula: divider with r1/3

@@ -212,6 +212,12 @@ class Simulation:
             res = run_tran(eng, decl.name, stop, step, maxstep, start,
                            method=Options.from_dict({"tran_method": method}).tran_method,
                            uic=icmode == "uic", progress=cb)
+        elif kind == "ac" and self.circuit.dialect == "vacask":
+            from ._sweep import sweep_points  # VACASK's frequency points are a sweep's
+
+            sw = {k.lower(): v for k, v in decl.params.items()}
+            sw["name"] = f"analysis {decl.name}"
+            res = run_ac(eng, decl.name, sweep_points(sw, dict(self.circuit.params), decl))
         elif kind == "ac":
             f0 = self._num(decl, "from")
             f1 = self._num(decl, "to")
