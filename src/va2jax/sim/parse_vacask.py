@@ -14,13 +14,18 @@ ends with ``\\``)::
       INST (n1 n2 ...) MASTER p=v ...
     ends
     INST (n1 n2 ...) MASTER p=v ...
+    @if COND / @elseif COND / @else / @end    (top-level parameters; sim/_sweep.py re-reads)
     control
-      options k=v ...
-      [sweep NAME instance="v1" parameter="dc" from=.. to=.. step=..]
-      analysis NAME op|dc|tran|ac p=v ...
-      print ... | save ... | postprocess(...)
+      options k=v ...          (names va2jax does not apply: one warning each)
+      var a=1 ...
+      [sweep NAME instance=|model=|option=|variable= ... (nested: one per line, outermost first)]
+      analysis NAME op|tran|ac p=v ...   (noise, hb, acxf, dcxf, dcinc: "not supported yet")
+      print ... | save ... | abort always | postprocess(...)
     endc
     embed "f" <<<FILE ... >>>FILE   (skipped, with a warning; so is postprocess: never run)
+
+VACASK's other control commands (alter, clear, abort other than always) and unknown commands
+are one-line errors naming file:line. docs/netlists.md lists every construct.
 
 Comments: ``//`` to end of line, ``/* ... */``.
 """
