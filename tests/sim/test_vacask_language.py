@@ -15,10 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sim_peers import vacask_cmd
 
 from va2jax.sim.rawfile import read_raw
-
-from sim_peers import vacask_cmd
 
 ROOT = Path(__file__).resolve().parents[2]
 

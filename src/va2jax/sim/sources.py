@@ -162,8 +162,9 @@ _PWL_PLANNED = {"offset", "scale", "stretch", "pwlperiod", "twidth", "allbrkpts"
 def _vacask_params(low: dict[str, Value], kind: str, where: str) -> dict[str, Value]:
     """VACASK's meaning of the parameters: its defaults; ``theta`` the sine's damping (1/s);
     an ``exp`` rising from ``delay`` and falling from ``delay + td2``; a pulse with
-    ``period=0`` is not periodic, with ``fall=0`` stays at ``val1`` after its rise. ``sinephase`` (a va2jax name) sets the sine's phase;
-    VACASK's ``phase`` is the AC phase only."""
+    ``period=0`` is not periodic, with ``fall=0`` stays at ``val1`` after its rise.
+    ``sinephase`` (a va2jax name) sets the sine's phase; VACASK's ``phase`` is the AC phase
+    only."""
     from ..errors import Va2JaxError
 
     if kind in _VACASK_PLANNED:
