@@ -352,8 +352,28 @@ def test_source_waveforms_match_vacask(tmp_path):
     compare(tmp_path, WAVEFORMS, ["op1", "tran1"])
 
 
+MODULATED = """modulated
+load "resistor.osdi"
+model r resistor
+model vsource vsource
+v1 (a 0) vsource type="am" sinedc=0.2 ampl=2 freq=10k modfreq=1k modindex=0.3 modphase=30 delay=0.1m
+r1 (a 0) r r=1k
+v2 (b 0) vsource type="fm" ampl=1 freq=10k modfreq=1k modindex=2 modphase=45 delay=0.05m
+r2 (b 0) r r=1k
+control
+  analysis op1 op
+  analysis tran1 tran step=0.2u stop=2m maxstep=0.2u
+endc
+"""
+
+
+def test_modulated_sources_match_vacask(tmp_path):
+    """VACASK's ``am`` and ``fm`` sources (``modfreq``, ``modindex``, ``modphase``, ``delay``)."""
+    compare(tmp_path, MODULATED, ["op1", "tran1"])
+
+
 @pytest.mark.parametrize("params, fragment", [
-    ('type="am" modindex=0.5', "source type 'am' not supported yet"),
+    ('type="sffm"', "source type 'sffm' not supported yet"),
     ('type="pwl" wave=[0, 0, 1m, 1] stretch=2', "pwl parameter 'stretch' not supported yet"),
 ])
 def test_unsupported_source_parameter_is_one_line_error(tmp_path, params, fragment):
