@@ -237,10 +237,7 @@ class ModelLibrary:
         low = module.lower()
         if not linear and low in self.deferred and self.prefer != "builtin":
             fname, at = self.deferred.pop(low)
-            stamped = self.origin.get(low)
             self.load(fname, at, linear_ok=False)
-            if stamped and self.origin.get(low) != stamped:
-                self.origin[low] += f" (simple instances: {stamped})"
         m = self.modules.get(low)
         if isinstance(m, str):
             return None

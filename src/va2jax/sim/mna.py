@@ -208,6 +208,14 @@ def build_system(circ: FlatCircuit, resolve: ModelResolver, temperature: float =
     """
     b = _Builder(circ)
     resolved = b.number_terminals()
+    if circ.dialect == "vacask":
+        # a loaded resistor/capacitor/inductor library with one instance the linear stamp cannot
+        # reproduce is loaded for real, for all its instances (one implementation per module)
+        for inst, module, mparams, iparams in resolved:
+            exact = _STAMP_EXACT.get(module.lower())
+            if exact is not None and not {k.lower() for k in {**mparams, **iparams}} <= exact \
+                    and resolve(module, inst.loc) is None:
+                resolve(module, inst.loc, linear=False)  # type: ignore[call-arg]
     for inst, module, mparams, iparams in resolved:
         b.add_instance(inst, module, mparams, iparams, resolve)
     groups = _merge_groups(b.bind_groups(temperature))
@@ -271,16 +279,10 @@ class _Builder:
                      iparams: dict[str, Value], resolve: ModelResolver) -> None:
         self.inst_locs[inst.name] = inst.loc
         nodes = [self.node(nd) for nd in inst.nodes]
-        low = module.lower()
-        if low in LINEAR_MODULES and resolve(module, inst.loc) is None:  # no library (yet)
-            allp = {**mparams, **iparams}
-            exact = _STAMP_EXACT.get(low)
-            if exact is None or self.circ.dialect != "vacask" or \
-                    {k.lower() for k in allp} <= exact or \
-                    resolve(module, inst.loc, linear=False) is None:  # type: ignore[call-arg]
-                self.stamp_linear(inst, low, nodes, allp)
-                return
-        self.queue_device(inst, module, nodes, mparams, iparams, resolve)
+        if module.lower() in LINEAR_MODULES and resolve(module, inst.loc) is None:  # no library
+            self.stamp_linear(inst, module.lower(), nodes, {**mparams, **iparams})
+        else:
+            self.queue_device(inst, module, nodes, mparams, iparams, resolve)
 
     def stamp_linear(self, inst: FlatInstance, mod: str, nodes: list[int],
                      allp: dict[str, Value]) -> None:
