@@ -13,7 +13,9 @@ statement before an ``analysis`` wraps it, the first one outermost. Points:
 
 A swept ``op`` writes one plot "Operating Point" whose first vectors are the sweep values, one
 per sweep, named after the sweeps (outermost first), then the unknowns (sorted by name in the
-rawfile, as VACASK writes them). Sweeping a source's
+rawfile, as VACASK writes them). A swept ``ac``/``tran`` writes one plot of its kind: the sweep
+vectors, the scale (``frequency``/``time``), the unknowns, each point's whole run after the
+previous one's. Sweeping a source's
 ``dc`` changes its value in place; any other instance/model parameter, an option or a top-level
 parameter rebuilds the circuit for that point (a fresh compile); a ``variable`` only changes the
 values the inner sweeps and the analysis read.
@@ -101,9 +103,12 @@ def sweep_points(sw: dict[str, str], scope: dict, decl: AnalysisDecl) -> np.ndar
 
 def run_swept(sim: "Simulation", decl: AnalysisDecl) -> Result:
     """Run ``decl`` (an ``op``) at every point of its nested sweeps (module doc)."""
-    if decl.kind not in ("op", "dc"):
+    if decl.kind not in ("op", "dc", "ac", "tran"):
         raise NetlistError(decl.loc, f"analysis {decl.name}: sweeps of a {decl.kind!r} analysis "
-                                     "not supported yet (swept op only)")
+                                     "not supported yet")
+    is_op = decl.kind in ("op", "dc")
+    inner = AnalysisDecl(decl.name, decl.kind, decl.params, decl.loc)
+    head: list[str] = []  # the inner analysis' scale and unknowns (ac, tran)
     net = sim.netlist
     base_scope = dict(sim.circuit.params)
     if net is not None:
@@ -198,16 +203,29 @@ def run_swept(sim: "Simulation", decl: AnalysisDecl) -> Result:
             try:
                 eng = s.engine
                 eng.iterations = 0
-                b = eng.sys.source_vector(None, dc=True)
-                x = eng.op(b, x0 if s is state.get("prev") else None,
-                           what=f"analysis {decl.name} at " + ", ".join(
-                               f"{n}={v:g}" for n, v in zip(names, vals)))
-                state["prev"] = s
+                if is_op:
+                    b = eng.sys.source_vector(None, dc=True)
+                    x = eng.op(b, x0 if s is state.get("prev") else None,
+                               what=f"analysis {decl.name} at " + ", ".join(
+                                   f"{n}={v:g}" for n, v in zip(names, vals)))
+                    state["prev"] = s
+                else:  # the analysis itself, its parameters seeing this point's variables
+                    s2 = copy.copy(s)
+                    s2.circuit = copy.copy(s.circuit)
+                    s2.circuit.params = {**s.circuit.params, **scope}
+                    r = s2.run_analysis(inner)
+                    x = None
                 t_stats.newton_iterations += eng.iterations
             finally:
                 for src, old in olds:
                     src.wave.dc = old
-            rows.append(np.concatenate([np.asarray(vals, float), np.asarray(x, float)]))
+            if is_op:
+                rows.append(np.concatenate([np.asarray(vals, float), np.asarray(x, float)]))
+            else:
+                head[:] = [r.scale_name] + list(r.names)
+                n = len(r.scale)
+                rows.extend(np.column_stack([np.tile(np.asarray(vals, float), (n, 1)),
+                                             np.asarray(r.scale, float), r.data]))
             return x
         sw = sweeps[level]
         for v in sweep_points(sw, scope, decl):
@@ -228,6 +246,9 @@ def run_swept(sim: "Simulation", decl: AnalysisDecl) -> Result:
     data = np.array(rows)
     t_stats.points = len(rows)
     t_stats.run_s = time.perf_counter() - t0
-    return Result(decl.name, "op", None, None, names + list(sim.system.names), data, t_stats,
-                  lead=len(names))
+    if is_op:
+        return Result(decl.name, "op", None, None, names + list(sim.system.names), data, t_stats,
+                      lead=len(names))
+    return Result(decl.name, decl.kind, None, None, names + head, data, t_stats,
+                  lead=len(names) + 1)
 
