@@ -65,13 +65,15 @@ def _run(args: argparse.Namespace) -> int:
     total = time.perf_counter() - t0
     res_list = list(results.values())
     if args.output:
-        write_raw(args.output, res_list, title=sim.circuit.title)
+        write_raw(args.output, res_list, title=sim.circuit.title,
+                  dialect=sim.circuit.dialect)
     else:
         from .._paths import path_inside, safe_stem
 
         outdir = Path(args.circuit).resolve().parent
         for r in res_list:  # the analysis name comes from the netlist: never a path
-            write_raw(path_inside(outdir, f"{safe_stem(r.name)}.raw"), [r], title=sim.circuit.title)
+            write_raw(path_inside(outdir, f"{safe_stem(r.name)}.raw"), [r], title=sim.circuit.title,
+                      dialect=sim.circuit.dialect)
     if args.csv:
         for r in res_list:
             write_csv(_suffixed(args.csv, r.name, len(res_list) > 1), r)

@@ -101,6 +101,8 @@ class ModelLibrary:
         self.modules: dict[str, CompiledModel | str] = {}
         self.sources: dict[str, str] = {}  # module → "generated" | "osdi" | "builtin" | "linear"
         self.origin: dict[str, str] = {}  # module → where it comes from, for the run summary
+        #: stamped linear modules → their ``load`` (file, loc), loaded for real on demand
+        self.deferred: dict[str, tuple[str, Loc]] = {}
 
     def user_dirs(self, loc: Loc | None) -> list[Path]:
         """Folders searched before any library path, as VACASK does for ``load``: the folder of
@@ -111,7 +113,7 @@ class ModelLibrary:
         dirs += [self.dir, Path.cwd()]
         return list(dict.fromkeys(dirs))
 
-    def load(self, fname: str, loc: Loc) -> None:
+    def load(self, fname: str, loc: Loc, linear_ok: bool = True) -> None:
         """Make the modules of ``load "fname"`` available.
 
         A file the user names by an absolute path or puts beside the netlist (or the file that
@@ -120,7 +122,8 @@ class ModelLibrary:
         module path (``spice/diode.osdi`` keeps its folder part), the same-named ``.va`` of the
         model search path is compiled (``auto``/``va``), or the library itself is loaded
         (``auto``/``osdi``); the top-level ``resistor``/``capacitor``/``inductor`` libraries are
-        stamped as linear elements (``auto``/``builtin``).
+        stamped as linear elements (``auto``/``builtin``) where they reproduce the module exactly;
+        ``linear_ok=False`` loads the library itself (see :meth:`resolve`).
         """
         key = fname.replace("\\", "/")
         low = key.lower()
@@ -158,10 +161,11 @@ class ModelLibrary:
                                         "is not available")
             self._load_osdi(mine, loc)
             return
-        if low in _LINEAR_LIBS and self.prefer in ("auto", "builtin"):
+        if low in _LINEAR_LIBS and self.prefer in ("auto", "builtin") and linear_ok:
             mod = _LINEAR_LIBS[low]
             self.sources[mod] = "linear"
             self.origin[mod] = "built-in linear element"
+            self.deferred[mod] = (fname, loc)
             return
         va_name = _VA_FOR_OSDI.get(low, key[:-5] + ".va")
         va = _find(va_name, user + va_dirs())  # a source beside the netlist comes first
@@ -225,8 +229,16 @@ class ModelLibrary:
             self.sources[cm.name.lower()] = "osdi"
             self.origin[cm.name.lower()] = f"OSDI library {path}"
 
-    def resolve(self, module: str, loc: Loc) -> CompiledModel | None:
-        m = self.modules.get(module.lower())
+    def resolve(self, module: str, loc: Loc, linear: bool = True) -> CompiledModel | None:
+        """The model of ``module``; ``None`` for an unknown module or one stamped as a linear
+        element. ``linear=False``: a loaded ``resistor``/``capacitor``/``inductor`` library whose
+        instance the linear stamp cannot reproduce (``$mfactor``, a parameter it lacks) is loaded
+        for real — a loaded module always wins over va2jax's stamp."""
+        low = module.lower()
+        if not linear and low in self.deferred and self.prefer != "builtin":
+            fname, at = self.deferred.pop(low)
+            self.load(fname, at, linear_ok=False)
+        m = self.modules.get(low)
         if isinstance(m, str):
             return None
         return m
@@ -256,6 +268,9 @@ class GeneratedModel:
             self._kind[pname.lower()] = (pname, kind)
             for a in getattr(info, "aliases", ()) or ():
                 self._kind[a.lower()] = (pname, kind)
+        # OSDI's implicit instance parameter $mfactor ("m" only where the module has no own m)
+        for nm in ("$mfactor", "m"):
+            self._kind.setdefault(nm, ("$mfactor", "instance"))
         self._flow = tuple(bool(getattr(model, "node_is_flow", lambda: [False] * len(
             self.node_names))()[i]) for i in range(len(self.node_names))) \
             if hasattr(model, "node_is_flow") else tuple(
@@ -291,6 +306,8 @@ class GeneratedModel:
         # instances that did not give a parameter another instance gave: split is the caller's
         # job; here fill with NaN-free defaults by omitting per-instance gaps is not possible,
         # so require either all or none
+        if "$mfactor" in cols:  # its default is known: 1 (one device)
+            cols["$mfactor"] = np.where(np.isnan(cols["$mfactor"]), 1.0, cols["$mfactor"])
         for c, arr in cols.items():
             if np.isnan(arr).any():
                 raise Va2JaxError(f"{self.name}: parameter {c} given on some instances only")

@@ -194,6 +194,9 @@ class BatchSweep:
 
     def _resolve_linear(self, key: str, inst: FlatInstance, module: str, pname: str | None,
                         params: Mapping[str, Any]) -> tuple[Any, float]:
+        if module in ("cccs", "ccvs", "mutual"):
+            raise Va2JaxError(f"sweep parameter {key!r}: {module} {inst.name} cannot be swept in "
+                              "a batch yet")
         pname = _LINEAR_ALIASES.get(pname or "", pname) or _DEFAULT_PARAM[module]
         sysm = self.system
         n = sysm.n

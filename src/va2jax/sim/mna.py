@@ -39,10 +39,24 @@ LINEAR_MODULES = {
     "isource": (2, ()),
     "vcvs": (4, ("gain",)),
     "vccs": (4, ("gain", "gm")),
+    "cccs": (2, ("gain",)),
+    "ccvs": (2, ("gain",)),
+    "mutual": (0, ("k",)),
 }
+#: parameters of VACASK's controlled sources and mutual inductance (include/devctlsrc.h)
+_CTL_PARAMS = {"vcvs": {"gain", "$mfactor"}, "vccs": {"gain", "gm", "$mfactor"},
+               "cccs": {"gain", "$mfactor", "ctlinst", "ctlnode"},
+               "ccvs": {"gain", "$mfactor", "ctlinst", "ctlnode"},
+               "mutual": {"k", "ind1", "ind2", "ctlnode1", "ctlnode2"}}
+#: parameters of VACASK's loaded ``resistor``/``capacitor``/``inductor`` modules that the linear
+#: stamp reproduces exactly (``noisy`` changes noise only); an instance with any other
+#: parameter (``$mfactor``, …) goes to the loaded module itself
+_STAMP_EXACT = {"resistor": {"r", "noisy"}, "capacitor": {"c"}, "inductor": {"l"}}
 _SOURCE_PARAMS = {"dc", "type", "val0", "val1", "delay", "rise", "fall", "width", "period",
                   "sinedc", "ampl", "freq", "damp", "sinephase", "wave", "mag", "phase",
-                  "td1", "tau1", "td2", "tau2", "acmag", "acphase"}
+                  "td1", "tau1", "td2", "tau2", "acmag", "acphase", "theta", "offset", "scale",
+                  "stretch", "pwlperiod", "twidth", "allbrkpts", "slopetol", "reltol", "modfreq",
+                  "modphase", "modindex"}
 
 
 @dataclass
@@ -170,6 +184,14 @@ def _num_param(params: Mapping[str, Value], names: tuple[str, ...], where: str, 
     raise NetlistError(loc, f"{where}: missing parameter {names[0]}")
 
 
+def _opt_num(params: Mapping[str, Value], name: str, default: float, where: str, loc: Loc) -> float:
+    """Numeric parameter ``name`` (case-insensitive) or ``default`` when not given."""
+    for k in params:
+        if k.lower() == name:
+            return _num_param(params, (name,), where, loc)
+    return default
+
+
 Resolved = tuple[FlatInstance, str, dict[str, Value], dict[str, Value]]
 
 
@@ -186,9 +208,18 @@ def build_system(circ: FlatCircuit, resolve: ModelResolver, temperature: float =
     """
     b = _Builder(circ)
     resolved = b.number_terminals()
+    if circ.dialect == "vacask":
+        # a loaded resistor/capacitor/inductor library with one instance the linear stamp cannot
+        # reproduce is loaded for real, for all its instances (one implementation per module)
+        for inst, module, mparams, iparams in resolved:
+            exact = _STAMP_EXACT.get(module.lower())
+            if exact is not None and not {k.lower() for k in {**mparams, **iparams}} <= exact \
+                    and resolve(module, inst.loc) is None:
+                resolve(module, inst.loc, linear=False)  # type: ignore[call-arg]
     for inst, module, mparams, iparams in resolved:
         b.add_instance(inst, module, mparams, iparams, resolve)
     groups = _merge_groups(b.bind_groups(temperature))
+    b.stamp_controlled()
     system = b.finish(groups)
     check_topology(circ, system, resolved)
     return system
@@ -210,6 +241,8 @@ class _Builder:
         self.pending: dict[tuple[int, tuple], list[tuple[FlatInstance, dict[str, Value]]]] = {}
         self.pend_models: dict[tuple[int, tuple], tuple[CompiledModel, dict[str, Value]]] = {}
         self.inst_locs: dict[str, Loc] = {}
+        #: current-controlled sources and mutuals, stamped once all unknowns exist
+        self.controlled: list[tuple[FlatInstance, str, list[int], int, dict[str, Value]]] = []
 
     def new_unknown(self, name: str, current: bool, lte_check: bool) -> int:
         self.names.append(name)
@@ -280,7 +313,7 @@ class _Builder:
             C_entries.append((br, br, -ind))
         elif mod in ("vsource", "isource"):
             _check_params(allp, _SOURCE_PARAMS, where, inst.loc)
-            wf = make_waveform(allp, f"{inst.loc}: {where}")
+            wf = make_waveform(allp, f"{inst.loc}: {where}", vacask=self.circ.dialect == "vacask")
             p, nn = nodes
             if mod == "vsource":
                 br = self.new_unknown(f"{inst.name}:flow(br)", True, False)
@@ -289,15 +322,28 @@ class _Builder:
             else:
                 self.sources.append(SourceRef(inst.name, "i", -1, p, nn, wf))
         elif mod == "vcvs":
+            _check_params(allp, _CTL_PARAMS[mod], where, inst.loc)
             gain = _num_param(allp, ("gain",), where, inst.loc)
+            m = _opt_num(allp, "$mfactor", 1.0, where, inst.loc)
             br = self.new_unknown(f"{inst.name}:flow(br)", True, False)
             op, on, ip, inn = nodes
-            G_entries.extend([(op, br, 1.0), (on, br, -1.0), (br, op, 1.0), (br, on, -1.0),
+            G_entries.extend([(op, br, m), (on, br, -m), (br, op, 1.0), (br, on, -1.0),
                               (br, ip, -gain), (br, inn, gain)])
         elif mod == "vccs":
+            _check_params(allp, _CTL_PARAMS[mod], where, inst.loc)
             gm = _num_param(allp, ("gain", "gm"), where, inst.loc)
+            gm *= _opt_num(allp, "$mfactor", 1.0, where, inst.loc)
             op, on, ip, inn = nodes
             G_entries.extend([(op, ip, gm), (op, inn, -gm), (on, ip, -gm), (on, inn, gm)])
+        elif mod in ("cccs", "ccvs", "mutual"):
+            _check_params(allp, _CTL_PARAMS[mod], where, inst.loc)
+            br = self.new_unknown(f"{inst.name}:flow(br)", True, False) if mod == "ccvs" else -1
+            if br >= 0:
+                G_entries.extend([(nodes[0], br, _opt_num(allp, "$mfactor", 1.0, where, inst.loc)),
+                                  (nodes[1], br, -_opt_num(allp, "$mfactor", 1.0, where,
+                                                           inst.loc)),
+                                  (br, nodes[0], 1.0), (br, nodes[1], -1.0)])
+            self.controlled.append((inst, mod, nodes, br, allp))
 
     def queue_device(self, inst: FlatInstance, module: str, nodes: list[int],
                      mparams: dict[str, Value], iparams: dict[str, Value],
@@ -383,6 +429,54 @@ class _Builder:
             groups.append(GroupRef(model, grp, idx, [m[0].name for m in members]))
         return groups
 
+    def stamp_controlled(self) -> None:
+        """Current-controlled sources and mutual inductances, once every unknown is numbered:
+
+        ``cccs``: ``I(p→n) = m·gain·I_ctl``; ``ccvs``: ``V(p) − V(n) = gain·I_ctl`` (its KCL
+        rows carry ``m·I``); ``I_ctl`` is the unknown ``ctlnode`` (default ``flow(br)``) of
+        instance ``ctlinst``. ``mutual``: ``M = k·√(l1·l2/(m1·m2))`` couples the branch
+        equations of inductors ``ind1``, ``ind2`` (``V1 = d/dt(l1·I1 + M·I2)``, and 2 ↔ 1)."""
+        idx = {nm: i for i, nm in enumerate(self.names)}
+
+        def unknown(inst: FlatInstance, owner: Value, node: Value, what: str) -> int:
+            if not isinstance(owner, str) or not owner:
+                raise NetlistError(inst.loc, f"instance {inst.name}: {what} must name an instance")
+            prefix = inst.name.rsplit(".", 1)[0] + "." if "." in inst.name else ""
+            for cand in (prefix + owner, owner):
+                key = f"{cand}:{node}"
+                if key in idx:
+                    return idx[key]
+            raise NetlistError(inst.loc, f"instance {inst.name}: {what} {owner!r} has no unknown "
+                                         f"{node!r} (a voltage source, inductor or ccvs/vcvs)")
+
+        for inst, mod, nodes, br, allp in self.controlled:
+            where = f"instance {inst.name}"
+            low = {k.lower(): v for k, v in allp.items()}
+            if mod == "mutual":
+                k = _opt_num(allp, "k", 0.0, where, inst.loc)
+                ends = []
+                for j in ("1", "2"):
+                    name = low.get("ind" + j)
+                    u = unknown(inst, name, low.get("ctlnode" + j, "flow(br)"), "ind" + j)
+                    ind = next((i for i in self.circ.instances if i.name in
+                                (name, inst.name.rsplit(".", 1)[0] + "." + name)), None)
+                    lv = {kk.lower(): vv for kk, vv in (ind.params if ind else {}).items()}
+                    card = self.circ.models.get(ind.master.lower()) if ind else None
+                    lv = {**{kk.lower(): vv for kk, vv in (card.params if card else {}).items()},
+                          **lv}
+                    ends.append((u, float(lv.get("l", 1e-6)), float(lv.get("$mfactor", 1.0))))
+                (u1, l1, m1), (u2, l2, m2) = ends
+                mut = k * (l1 * l2 / (m1 * m2)) ** 0.5
+                self.C_entries.extend([(u1, u2, -mut), (u2, u1, -mut)])
+                continue
+            gain = _opt_num(allp, "gain", 1.0, where, inst.loc)
+            u = unknown(inst, low.get("ctlinst"), low.get("ctlnode", "flow(br)"), "ctlinst")
+            if mod == "cccs":
+                g = gain * _opt_num(allp, "$mfactor", 1.0, where, inst.loc)
+                self.G_entries.extend([(nodes[0], u, g), (nodes[1], u, -g)])
+            else:
+                self.G_entries.append((br, u, -gain))
+
     def finish(self, groups: list[GroupRef]) -> System:
         """Ground (``-1``) → the dump slot ``n``; the matrices from the stamps."""
         n = len(self.names)
@@ -450,7 +544,7 @@ def check_topology(circ: FlatCircuit, system: System, resolved: list[Resolved]) 
     # voltage-source / inductor loops
     vl_edges: list[tuple[str, str, str]] = []
     for inst, module, _, _ in resolved:
-        if module.lower() in ("vsource", "inductor", "vcvs"):
+        if module.lower() in ("vsource", "inductor", "vcvs", "ccvs"):
             a, b = inst.nodes[0], inst.nodes[1]
             vl_edges.append((inst.name, a, b))
     for name, a, b in vl_edges:

@@ -74,6 +74,9 @@ class AnalysisDecl:
     params: dict[str, str]
     loc: Loc
     sweep: dict[str, str] | None = None  # DC sweep: instance, parameter, from, to, step | values
+    #: VACASK: the ``sweep`` statements before the analysis, outermost first (``sweep`` is the
+    #: last of them)
+    sweeps: list[dict[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -89,6 +92,8 @@ class Netlist:
     dialect: str = "vacask"
     path: Path | None = None
     globals: set[str] = field(default_factory=set)  # nodes shared by all subcircuits (.global)
+    variables: dict[str, str] = field(default_factory=dict)  # VACASK control ``var`` (text)
+    overrides: dict[str, str] = field(default_factory=dict)  # swept top-level parameters (text)
 
 
 @dataclass

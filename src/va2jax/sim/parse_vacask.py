@@ -14,13 +14,18 @@ ends with ``\\``)::
       INST (n1 n2 ...) MASTER p=v ...
     ends
     INST (n1 n2 ...) MASTER p=v ...
+    @if COND / @elseif COND / @else / @end    (top-level parameters; sim/_sweep.py re-reads)
     control
-      options k=v ...
-      [sweep NAME instance="v1" parameter="dc" from=.. to=.. step=..]
-      analysis NAME op|dc|tran|ac p=v ...
-      print ... | save ... | postprocess(...)
+      options k=v ...          (names va2jax does not apply: one warning each)
+      var a=1 ...
+      [sweep NAME instance=|model=|option=|variable= ... (nested: one per line, outermost first)]
+      analysis NAME op|tran|ac p=v ...   (noise, hb, acxf, dcxf, dcinc: "not supported yet")
+      print ... | save ... | abort always | postprocess(...)
     endc
     embed "f" <<<FILE ... >>>FILE   (skipped, with a warning; so is postprocess: never run)
+
+VACASK's other control commands (alter, clear, abort other than always) and unknown commands
+are one-line errors naming file:line. docs/netlists.md lists every construct.
 
 Comments: ``//`` to end of line, ``/* ... */``.
 """
@@ -173,10 +178,14 @@ def _parse_paren_list(stmt: str, loc: Loc) -> tuple[list[str], str]:
     return s[1:j].replace(",", " ").split(), s[j + 1:].strip()
 
 
-def parse_vacask(path: str | Path, text: str | None = None) -> Netlist:
-    """Read a VACASK netlist file (``include`` resolved relative to the including file)."""
+def parse_vacask(path: str | Path, text: str | None = None,
+                 overrides: dict[str, str] | None = None) -> Netlist:
+    """Read a VACASK netlist file (``include`` resolved relative to the including file).
+    ``overrides``: top-level parameters set to these values (expression text) wherever the
+    netlist defines them — as a sweep of ``__topinst__`` sets them, ``@if`` conditions included."""
     path = Path(path)
     net, top, text = start_netlist(path, text, "vacask")
+    net.overrides = dict(overrides or {})
     body = text.split("\n", 1)[1] if "\n" in text else ""
     _parse_body(net, "\n" + body, path, top, (path.resolve(),))  # line 1 is the title
     return net
@@ -185,10 +194,10 @@ def parse_vacask(path: str | Path, text: str | None = None) -> Netlist:
 def _parse_body(net: Netlist, text: str, path: Path, top: Subckt, stack: tuple[Path, ...]) -> None:
     """Statements of ``text`` (line 1 of ``text`` is line 1 of ``path``); ``stack``: the files
     being read, this one last (for include cycles)."""
-    stmts = _statements(_strip_comments(text), str(path))
+    stmts = _conditionals(net, _statements(_strip_comments(text), str(path)), top)
     cur = top
     in_control = False
-    pending_sweep: dict[str, str] | None = None
+    pending_sweeps: list[dict[str, str]] = []
     for stmt, loc in stmts:
         word = stmt.split(None, 1)[0]
         rest = stmt[len(word):].strip()
@@ -202,20 +211,24 @@ def _parse_body(net: Netlist, text: str, path: Path, top: Subckt, stack: tuple[P
                 parts = rest.split(None, 2)
                 if len(parts) < 2:
                     raise NetlistError(loc, "analysis needs a name and a type")
+                _check_analysis_kind(parts[1], loc)
                 params = _split_params(parts[2] if len(parts) > 2 else "", loc)
                 net.analyses.append(AnalysisDecl(parts[0], parts[1].lower(), params, loc,
-                                                 sweep=pending_sweep))
-                pending_sweep = None
+                                                 sweep=pending_sweeps[-1] if pending_sweeps
+                                                 else None, sweeps=pending_sweeps))
+                pending_sweeps = []
             elif low == "sweep":
                 parts = rest.split(None, 1)
-                pending_sweep = _split_params(parts[1] if len(parts) > 1 else "", loc)
-                pending_sweep["name"] = parts[0] if parts else "sweep"
+                sw = _split_params(parts[1] if len(parts) > 1 else "", loc)
+                sw["name"] = parts[0] if parts else "sweep"
+                pending_sweeps.append(sw)
             elif low == "save":
                 net.saves.extend(rest.split())
             elif low.startswith("postprocess"):
                 warnings.warn(f"{loc}: postprocess: not run (va2jax never runs a netlist's "
                               "scripts)", stacklevel=2)
-            # print, alter, var, abort, ...: not needed for simulation results
+            else:
+                _control_command(net, low, rest, loc)
             continue
         if low == "control":
             in_control = True
@@ -237,6 +250,8 @@ def _parse_body(net: Netlist, text: str, path: Path, top: Subckt, stack: tuple[P
             pass
         elif low == "parameters":
             cur.params.update(_split_params(rest, loc))
+            if cur is top:
+                _apply_overrides(net, top)
         elif low == "model":
             parts = rest.split(None, 2)
             if len(parts) < 2:
@@ -262,6 +277,9 @@ def _parse_body(net: Netlist, text: str, path: Path, top: Subckt, stack: tuple[P
             cur = top
         elif low == "endc":
             raise NetlistError(loc, "'endc' without 'control'")
+        elif low in _CONTROL_ONLY:
+            raise NetlistError(loc, f"'{low}' is a control statement: put it between 'control' "
+                                    "and 'endc'")
         else:
             m = re.match(r"([^\s(]+)\s*(\(.*)", stmt)
             if not m:
@@ -277,3 +295,158 @@ def _parse_body(net: Netlist, text: str, path: Path, top: Subckt, stack: tuple[P
         raise NetlistError(cur.loc, f"subckt {cur.name} has no 'ends'")
     if in_control:
         raise NetlistError(None, f"{path}: 'control' block has no 'endc'")
+    if pending_sweeps:
+        raise NetlistError(None, f"{path}: sweep {pending_sweeps[-1]['name']} is not followed by "
+                                 "an analysis")
+    _warn_unapplied_options(net)
+
+
+#: VACASK's analysis types: those va2jax runs (``dc``: va2jax's name for a swept ``op``)
+_ANALYSES_DONE = {"op", "dc", "ac", "tran"}
+#: VACASK's other analysis types (include/an*.h): parsed, refused until implemented
+_ANALYSES_PLANNED = {"noise", "hb", "acxf", "dcxf", "dcinc"}
+#: control commands VACASK has (simulator/cmd.cpp) that va2jax does not carry out yet
+_COMMANDS_PLANNED = {"alter", "abort", "clear"}
+#: statements valid only inside ``control``
+_CONTROL_ONLY = {"analysis", "sweep", "options", "var", "alter", "abort", "clear", "print"}
+
+
+def _check_analysis_kind(kind: str, loc: Loc) -> None:
+    """Refuse an analysis type va2jax does not run: one line naming it (VACASK has it: "not
+    supported yet"; otherwise: unknown)."""
+    low = kind.lower()
+    if low in _ANALYSES_DONE:
+        return
+    if low in _ANALYSES_PLANNED:
+        raise NetlistError(loc, f"analysis {low!r} not supported yet (va2jax runs op, ac, tran "
+                                "and swept op)")
+    raise NetlistError(loc, f"unknown analysis type {kind!r} (VACASK's: op, ac, tran, noise, "
+                            "hb, acxf, dcxf, dcinc)")
+
+
+def _control_command(net: Netlist, low: str, rest: str, loc: Loc) -> None:
+    """A control-block command other than options/analysis/sweep/save/postprocess: ``var``
+    stores variables (expression text, usable in analysis and sweep parameters), ``print``
+    (``stats``, ``devices``, …: informational output) is accepted without printing; VACASK's
+    other commands are refused by name, so are unknown words."""
+    if low == "var":
+        net.variables.update(_split_params(rest, loc))
+    elif low == "print" or low.startswith("print("):
+        return
+    elif low == "abort" and rest.strip().strip('"').lower() == "always":
+        return  # va2jax stops at the first failing analysis anyway
+    elif low in _COMMANDS_PLANNED or low.startswith("elaborate"):
+        raise NetlistError(loc, f"control command {low.split('(')[0]!r} not supported yet")
+    else:
+        raise NetlistError(loc, f"unknown control command {low!r} (VACASK's: analysis, sweep, "
+                                "options, save, var, print, alter, elaborate, abort, clear, "
+                                "postprocess)")
+
+
+def _conditionals(net: Netlist, stmts: list[tuple[str, Loc]], top: Subckt
+                  ) -> list[tuple[str, Loc]]:
+    """Resolve ``@if COND`` / ``@elseif COND`` / ``@else`` / ``@end`` blocks: keep the
+    statements of the first branch whose condition (an expression of the top-level
+    ``parameters`` seen so far and the control ``var`` values) is nonzero. Blocks nest. Inside a
+    ``subckt`` (conditions on its own parameters, decided per instance in VACASK) they are
+    refused."""
+    from .expr import ExprError, evaluate
+
+    out: list[tuple[str, Loc]] = []
+    # each open block: [taking now, some branch taken already, parent taking, loc]
+    stack: list[list] = []
+    in_sub = False
+    if not any(s.startswith("@") for s, _ in stmts):
+        return stmts
+
+    def scope() -> dict:
+        env: dict = {}
+        for k, v in {**top.params, **net.variables}.items():
+            try:
+                env[k] = evaluate(v, env)
+            except ExprError:
+                pass
+        return env
+
+    def cond(text: str, loc: Loc) -> bool:
+        if in_sub:
+            raise NetlistError(loc, "@if inside a subckt not supported yet (conditions on "
+                                    "subcircuit parameters)")
+        if not text.strip():
+            raise NetlistError(loc, "@if/@elseif needs a condition")
+        try:
+            return bool(evaluate(text, scope()))
+        except ExprError as exc:
+            raise NetlistError(loc, f"condition {text.strip()!r}: {exc}") from None
+
+    in_control = False
+    for stmt, loc in stmts:
+        word = stmt.split(None, 1)[0]
+        rest = stmt[len(word):].strip()
+        low = word.lower()
+        taking = all(b[0] for b in stack)
+        if low.startswith("@") and in_control:
+            raise NetlistError(loc, f"{word} inside control (VACASK allows conditional blocks "
+                                    "in the circuit description only)")
+        if low == "control":
+            in_control = True
+        elif low == "endc":
+            in_control = False
+        if low == "@if":
+            t = taking and cond(rest, loc)
+            stack.append([t, t, taking, loc])
+        elif low == "@elseif":
+            if not stack:
+                raise NetlistError(loc, "@elseif without @if")
+            b = stack[-1]
+            t = b[2] and not b[1] and cond(rest, loc)
+            b[0] = t
+            b[1] = b[1] or t
+        elif low == "@else":
+            if not stack:
+                raise NetlistError(loc, "@else without @if")
+            b = stack[-1]
+            b[0] = b[2] and not b[1]
+            b[1] = True
+        elif low == "@end":
+            if not stack:
+                raise NetlistError(loc, "@end without @if")
+            stack.pop()
+        elif low.startswith("@"):
+            raise NetlistError(loc, f"unknown directive {word!r} (@if, @elseif, @else, @end)")
+        elif taking:
+            if low == "subckt":
+                in_sub = True
+            elif low == "ends":
+                in_sub = False
+            elif low == "parameters" and not in_sub:
+                top.params.update(_split_params(rest, loc))
+                _apply_overrides(net, top)
+            elif low == "var":
+                net.variables.update(_split_params(rest, loc))
+            out.append((stmt, loc))
+    if stack:
+        raise NetlistError(stack[-1][3], "@if without @end")
+    return out
+
+
+def _apply_overrides(net: Netlist, top: Subckt) -> None:
+    """Set the swept top-level parameters (``parse_vacask(overrides=…)``) where defined."""
+    for k, v in getattr(net, "overrides", {}).items():
+        if k in top.params:
+            top.params[k] = v
+
+
+def _warn_unapplied_options(net: Netlist) -> None:
+    """One warning per ``options`` name that va2jax's engine does not apply (VACASK knows many
+    more: ``tran_fbr``, ``op_debug``, ``matrixcheck``, …): the run goes on without it."""
+    import dataclasses
+
+    from .engine import Options
+
+    known = {f.name for f in dataclasses.fields(Options)} | {"itl1", "itl4", "method", "trtol",
+                                                              "nr_itl"}
+    for k in net.options:
+        if k.lower() not in known:
+            warnings.warn(f"option {k}: not applied by va2jax (the run goes on without it)",
+                          stacklevel=3)

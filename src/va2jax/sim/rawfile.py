@@ -28,15 +28,20 @@ from ..errors import Va2JaxError
 from .results import Result
 
 _PLOTNAMES = {"op": "Operating Point", "tran": "Transient Analysis",
-              "dc": "DC transfer characteristic", "ac": "AC Analysis"}
+              "dc": "DC transfer characteristic", "ac": "AC Small Signal Analysis"}
+#: ngspice's plot names where they differ from VACASK's (``dialect="spice"``)
+_SPICE_PLOTNAMES = {"ac": "AC Analysis"}
 
 
 def _var_type(name: str) -> str:
     return "current" if ":flow(" in name or name.startswith("i(") else "voltage"
 
 
-def write_raw(path: str | Path, results: list[Result], title: str = "va2jax") -> None:
-    """Write ``results`` as consecutive plots of one binary rawfile."""
+def write_raw(path: str | Path, results: list[Result], title: str = "va2jax",
+              dialect: str = "vacask") -> None:
+    """Write ``results`` as consecutive plots of one binary rawfile, with the plot names the
+    netlist's simulator (``dialect``: VACASK, or ngspice for ``"spice"``) writes."""
+    names = {**_PLOTNAMES, **(_SPICE_PLOTNAMES if dialect == "spice" else {})}
     with open(path, "wb") as fh:
         for res in results:
             cplx = np.iscomplexobj(res.data)
@@ -46,13 +51,18 @@ def write_raw(path: str | Path, results: list[Result], title: str = "va2jax") ->
                 stype = {"time": "time", "frequency": "frequency"}.get(res.scale_name, "voltage")
                 vars_.append((res.scale_name, stype))
                 cols.append(np.asarray(res.scale))
-            for i, nm in enumerate(res.names):
+            order = list(range(len(res.names)))
+            if dialect != "spice":  # VACASK writes the unknowns sorted by name (strcmp)
+                order = order[:res.lead] + sorted(order[res.lead:],
+                                                  key=lambda i: res.names[i].encode())
+            for i in order:
+                nm = res.names[i]
                 vars_.append((nm, _var_type(nm)))
                 cols.append(res.data[:, i])
             npts = res.data.shape[0]
             hdr = [f"Title: {title}",
                    f"Date: {_dt.datetime.now().strftime('%a %b %d %H:%M:%S %Y')}",
-                   f"Plotname: {_PLOTNAMES.get(res.kind, res.kind)}",
+                   f"Plotname: {names.get(res.kind, res.kind)}",
                    f"Flags: {'complex' if cplx else 'real'}",
                    f"No. Variables: {len(vars_)}",
                    f"No. Points: {npts}",

@@ -28,6 +28,7 @@ class Result:
     names: list[str]
     data: np.ndarray  # (npoints, n) float or complex
     stats: Stats = field(default_factory=Stats)
+    lead: int = 0  # leading columns that are not unknowns (VACASK sweep values)
 
     def __getitem__(self, key: str) -> np.ndarray:
         if key == self.scale_name and self.scale is not None:

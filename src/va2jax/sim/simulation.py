@@ -108,6 +108,7 @@ class Simulation:
     library: ModelLibrary
     compile_s: float
     results: dict[str, Result] = field(default_factory=dict)
+    netlist: Netlist | None = None  # as read (VACASK sweeps of top-level parameters elaborate it again)
 
     @classmethod
     def from_file(cls, path: str | Path, prefer: str | None = None) -> "Simulation":
@@ -130,7 +131,9 @@ class Simulation:
         if system.n == 0:
             raise Va2JaxError(f"{path}: the circuit has no nodes (no elements to simulate)")
         eng = Engine(system, opts)
-        return cls(circ, system, eng, opts, lib, time.perf_counter() - t0)
+        sim = cls(circ, system, eng, opts, lib, time.perf_counter() - t0)
+        sim.netlist = net
+        return sim
 
     def _num(self, decl: AnalysisDecl, key: str, default: float | None = None) -> float | None:
         for k, v in decl.params.items():
@@ -160,6 +163,12 @@ class Simulation:
 
     def run_analysis(self, decl: AnalysisDecl,
                      progress: Callable[[str, float, float], None] | None = None) -> Result:
+        if decl.sweeps and self.circuit.dialect == "vacask":
+            from ._sweep import run_swept
+
+            res = run_swept(self, decl)
+            res.stats.compile_s = self.engine.compile_s
+            return res
         eng = self.engine
         eng.iterations = 0
         kind = decl.kind
@@ -203,6 +212,12 @@ class Simulation:
             res = run_tran(eng, decl.name, stop, step, maxstep, start,
                            method=Options.from_dict({"tran_method": method}).tran_method,
                            uic=icmode == "uic", progress=cb)
+        elif kind == "ac" and self.circuit.dialect == "vacask":
+            from ._sweep import sweep_points  # VACASK's frequency points are a sweep's
+
+            sw = {k.lower(): v for k, v in decl.params.items()}
+            sw["name"] = f"analysis {decl.name}"
+            res = run_ac(eng, decl.name, sweep_points(sw, dict(self.circuit.params), decl))
         elif kind == "ac":
             f0 = self._num(decl, "from")
             f1 = self._num(decl, "to")

