@@ -403,12 +403,11 @@ def string_ids(mod: ModuleIR) -> dict[str, int]:
 
 def init_flags(mod: ModuleIR) -> list[InitFlag]:
     """Init's bound-check and ``$finish`` flags as :func:`generate` numbers them (the emitter's
-    block order, :func:`.native._layout.visit_order`), without generating code: what
+    block order, :func:`va2jax.mir.visit_order`), without generating code: what
     :meth:`Model.setup <va2jax.codegen.Model.setup>` needs to report a violated bound."""
     from types import SimpleNamespace
 
-    from ..mir import dominators
-    from .native._layout import visit_order
+    from ..mir import dominators, visit_order
 
     fn = mod.init
     low = _Lowering(fn, {}, True, mod)

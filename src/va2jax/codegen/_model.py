@@ -104,7 +104,7 @@ class Model:
     def gen(self) -> GeneratedModule:
         """The generated module (:func:`._generate.generate`), generated on first use and then
         stored in the code cache with the model's entry."""
-        from ._compile import generate_for
+        from ._lazy import generate_for
 
         return generate_for(self)
 

@@ -5,7 +5,7 @@ CFG utilities and :func:`dump_module`.
 """
 from ._bounds import evaluate as evaluate_bound
 from ._bounds import read_bounds, violations
-from ._cfg import Loop, dominators, is_reducible, natural_loops, reverse_postorder, successors
+from ._cfg import Loop, dominators, is_reducible, natural_loops, reverse_postorder, successors, visit_order
 from ._frontend import load_modules
 from ._ir import (
     BOOL,
@@ -33,5 +33,5 @@ __all__ = [
     "JacobianEntry", "Loop", "ModuleIR", "ModuleNode", "ModuleParam", "NoiseSite", "NoiseSource", "Param",
     "Residual", "dominators", "evaluate_bound", "read_bounds", "violations", "dump_function", "dump_module",
     "is_reducible", "load_modules",
-    "natural_loops", "noise_variant", "reverse_postorder", "successors",
+    "natural_loops", "noise_variant", "reverse_postorder", "successors", "visit_order",
 ]

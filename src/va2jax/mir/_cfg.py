@@ -139,3 +139,26 @@ def is_reducible(fn: Function) -> bool:
             if index[s] <= index[b] and not dominates(idom, s, b):
                 return False
     return True
+
+
+def visit_order(fn: Function) -> list[str]:
+    """Reachable blocks of ``fn`` in the order the code generators emit them: reverse postorder,
+    except that a natural loop's blocks are emitted together where its header is first met
+    (nested loops likewise). The Python generator and the native layout number flags and
+    columns in this order, so both must use this one function."""
+    order = reverse_postorder(fn)
+    res: list[str] = []
+
+    def walk(blocks: list[str], loops: list[Loop]) -> None:
+        header_of = {b: lp for lp in loops for b in lp.blocks}
+        done: set[str] = set()
+        for b in blocks:
+            lp = header_of.get(b)
+            if lp is None:
+                res.append(b)
+            elif lp.header not in done:
+                done.add(lp.header)
+                walk([x for x in order if x in lp.blocks], lp.children)
+
+    walk(order, natural_loops(fn, order))
+    return res

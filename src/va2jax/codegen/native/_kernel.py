@@ -238,7 +238,7 @@ def model_kernel(model) -> NativeKernel:
 
 
 def _full_ir(model) -> ModuleIR:
-    from .._compile import full_ir
+    from .._lazy import full_ir
 
     return full_ir(model)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from ...mir import Function, Loop, ModuleIR, natural_loops, reverse_postorder
+from ...mir import Function, ModuleIR, visit_order
 from .._generate import _param_final_values, eval_output_values, string_ids
 
 
@@ -40,26 +40,6 @@ class Layout:
     flag_of: dict[tuple[str, int], int] = field(default_factory=dict)
     collapse_of: dict[tuple[str, int], list[int]] = field(default_factory=dict)
     store_of: dict[tuple[str, int], int] = field(default_factory=dict)
-
-
-def visit_order(fn: Function) -> list[str]:
-    """Reachable blocks in the order the Python generator emits them."""
-    order = reverse_postorder(fn)
-    res: list[str] = []
-
-    def walk(blocks: list[str], loops: list[Loop]) -> None:
-        header_of = {b: lp for lp in loops for b in lp.blocks}
-        done: set[str] = set()
-        for b in blocks:
-            lp = header_of.get(b)
-            if lp is None:
-                res.append(b)
-            elif lp.header not in done:
-                done.add(lp.header)
-                walk([x for x in order if x in lp.blocks], lp.children)
-
-    walk(order, natural_loops(fn, order))
-    return res
 
 
 def make_layout(mod: ModuleIR) -> Layout:
