@@ -65,7 +65,11 @@ class Options:
     chgtol: float = 1e-14
     gshunt: float = 0.0
     op_itl: int = 100
-    tran_itl: int = 20
+    tran_itl: int = 10
+    tran_ft: float = 0.25  # step factor after a failed Newton solve
+    tran_predictor: int = 0  # 1: start Newton from the predicted point, 0: from the last point
+    tran_redofactor: float = 2.5  # reject a point when h / h_LTE exceeds it (0: never)
+    nr_residualcheck: int = 1  # Newton's convergence also checks the residual
     dvmax: float = 2.0
     tran_method: str = "trap"
     tran_lteratio: float = 3.5
@@ -144,6 +148,9 @@ def make_newton(system: System, opts: Options, values: System | None = None) -> 
     limiting = bool(opts.limiting) and bool(system.stateful_groups())
     gmask = jnp.asarray(system.gmin_mask)
     tolabs = jnp.where(jnp.asarray(system.is_current), opts.abstol, opts.vntol)
+    # a current unknown's row is a voltage equation (V), a node's row a current balance (A)
+    rescheck = bool(opts.nr_residualcheck)
+    resabs = jnp.where(jnp.asarray(system.is_current), opts.vntol, opts.abstol)
     reltol = opts.reltol
     vmask = jnp.asarray(~system.is_current)
     if sparse:
@@ -185,12 +192,18 @@ def make_newton(system: System, opts: Options, values: System | None = None) -> 
             return M @ v
 
     def newton(x0: jax.Array, b: jax.Array, a0: jax.Array, hist: jax.Array, gshunt: jax.Array,
-               maxiter: jax.Array, dvmax: jax.Array):
+               maxiter: jax.Array, dvmax: jax.Array, xref: jax.Array | None = None):
+        xref = jnp.zeros(n) if xref is None else xref
+
         def resid(x, states, enable):
             f, q, Jf, Jq, lf, lq, new_states = assemble(x, states, enable)
             F = f - b + a0 * q + hist + gshunt * gmask * x
             J = add_diag(Jf + a0 * Jq, gshunt * gmask)
-            return F, J, q, Jq, lf + a0 * lq, (new_states if limiting else None)
+            # the residual's tolerance reference: the largest of the terms summed into F
+            # (stands in for VACASK's largest single device contribution to the equation)
+            ref = jnp.maximum(jnp.maximum(jnp.abs(f), jnp.abs(b)),
+                              jnp.maximum(jnp.abs(a0 * q), jnp.abs(hist)))
+            return F, J, q, Jq, lf + a0 * lq, (new_states if limiting else None), ref
 
         def cond(s):
             return (~s[2]) & (s[1] < maxiter) & (~s[3])
@@ -200,12 +213,18 @@ def make_newton(system: System, opts: Options, values: System | None = None) -> 
             # the first iteration is not limited: its states are then the initial guess's own
             # junction values (what limiting against them would return unchanged), the limits
             # of later iterations refer to them — no separate evaluation for the start states
-            F, J, q, Jq, L, states = resid(x, states, it > 0)
-            dx = equilibrated_solve(J, -(F + L))
+            F, J, q, Jq, L, states, fref = resid(x, states, it > 0)
+            R = F + L
+            dx = equilibrated_solve(J, -R)
             bad = ~jnp.all(jnp.isfinite(dx))
             clipped = jnp.where(vmask, jnp.clip(dx, -dvmax, dvmax), dx)
             xn = x + clipped
-            ok = jnp.all(jnp.abs(clipped) <= reltol * jnp.maximum(jnp.abs(x), jnp.abs(xn)) + tolabs)
+            # VACASK's convergence test (nr_residualcheck=1, relrefsol=relrefres=local): the
+            # residual at x and the update from x both within tolerance, never on the first
+            # iteration (its update is not checked)
+            res_ok = jnp.all(jnp.abs(R) <= jnp.maximum(reltol * fref, resabs)) | (not rescheck)
+            xtol = jnp.maximum(reltol * jnp.maximum(jnp.abs(x), xref), tolabs)
+            ok = (it >= 1) & res_ok & jnp.all(jnp.abs(clipped) <= xtol)
             ok = ok & jnp.all(clipped == dx) & ~bad
             qn = q + matvec(Jq, clipped)
             return xn, it + 1, ok, bad, qn, F, J, states
