@@ -192,8 +192,10 @@ def make_newton(system: System, opts: Options, values: System | None = None) -> 
             return M @ v
 
     def newton(x0: jax.Array, b: jax.Array, a0: jax.Array, hist: jax.Array, gshunt: jax.Array,
-               maxiter: jax.Array, dvmax: jax.Array, xref: jax.Array | None = None):
+               maxiter: jax.Array, dvmax: jax.Array, xref: jax.Array | None = None,
+               rref: jax.Array | None = None):
         xref = jnp.zeros(n) if xref is None else xref
+        rref = jnp.zeros(n) if rref is None else rref
 
         def resid(x, states, enable):
             f, q, Jf, Jq, lf, lq, new_states = assemble(x, states, enable)
@@ -209,7 +211,7 @@ def make_newton(system: System, opts: Options, values: System | None = None) -> 
             return (~s[2]) & (s[1] < maxiter) & (~s[3])
 
         def body(s):
-            x, it, _, _, _, _, _, states = s
+            x, it, _, _, _, _, _, states, _ = s
             # the first iteration is not limited: its states are then the initial guess's own
             # junction values (what limiting against them would return unchanged), the limits
             # of later iterations refer to them — no separate evaluation for the start states
@@ -222,19 +224,20 @@ def make_newton(system: System, opts: Options, values: System | None = None) -> 
             # VACASK's convergence test (nr_residualcheck=1, relrefsol=relrefres=local): the
             # residual at x and the update from x both within tolerance, never on the first
             # iteration (its update is not checked)
-            res_ok = jnp.all(jnp.abs(R) <= jnp.maximum(reltol * fref, resabs)) | (not rescheck)
+            res_ok = jnp.all(jnp.abs(R) <= jnp.maximum(reltol * jnp.maximum(fref, rref), resabs))
+            res_ok = res_ok | (not rescheck)
             xtol = jnp.maximum(reltol * jnp.maximum(jnp.abs(x), xref), tolabs)
             ok = (it >= 1) & res_ok & jnp.all(jnp.abs(clipped) <= xtol)
             ok = ok & jnp.all(clipped == dx) & ~bad
             qn = q + matvec(Jq, clipped)
-            return xn, it + 1, ok, bad, qn, F, J, states
+            return xn, it + 1, ok, bad, qn, F, J, states, fref
 
         z = jnp.zeros(n)
         states0 = zero_states(vsys) if limiting else None
         J0 = jnp.zeros(Ai.shape if sparse else (n, n))
-        init = (x0, jnp.int32(0), jnp.bool_(False), jnp.bool_(False), z, z, J0, states0)
-        x, it, conv, bad, q, F, J, _ = jax.lax.while_loop(cond, body, init)
-        return x, it, conv, bad, q, F
+        init = (x0, jnp.int32(0), jnp.bool_(False), jnp.bool_(False), z, z, J0, states0, z)
+        x, it, conv, bad, q, F, J, _, fref = jax.lax.while_loop(cond, body, init)
+        return x, it, conv, bad, q, F, fref
 
     return newton
 
@@ -303,7 +306,7 @@ def dc_op(newton: Callable, b: jax.Array, x0: jax.Array, opts: Options) -> OpSol
         start = jnp.where(phase == SOURCE, xs, jnp.where(phase == PLAIN, x0, xg))
         scale = jnp.where(phase == SOURCE, nl, 1.0)
         gsh = jnp.where(phase == GMIN, gs[jnp.minimum(i, ng - 1)], g0)
-        xn, it, conv, bad, _, F = newton(start, b * scale, jnp.float64(0.0), z, gsh, itl, dvmax)
+        xn, it, conv, bad, _, F, _ = newton(start, b * scale, jnp.float64(0.0), z, gsh, itl, dvmax)
         # plain Newton
         p_next = jnp.where(conv, DONE, jnp.where(bad, SINGULAR, GMIN))
         # gmin stepping (the start of each step is the previous result, converged or not)

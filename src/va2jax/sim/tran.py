@@ -78,6 +78,7 @@ class TranState(NamedTuple):
     flast: Any  #: (n,) residual of the last failed Newton solve (diagnostics)
     fh: Any  #: (3, n) the accepted solutions as the predictor sees them (trap: ringing-filtered)
     xmax: Any  #: (n,) largest |x_i| over the accepted points (tolerance reference)
+    rmax: Any  #: (n,) largest residual reference (see :func:`.engine.make_newton`) over them
     nd: Any  #: () int32 accepted points since the last discontinuity (breakpoint)
     ordr: Any  #: () int32 integration order of the next step (1 or 2)
     trh: Any  #: () int32 consecutive trapezoidal solves (ringing filter needs 3)
@@ -139,7 +140,8 @@ class TranKernel:
             have_pred = nd >= jnp.where(be, 2, 3)
             xp = xpred if o.tran_predictor else xh[2]
             b = b_of_t(tn)
-            xn, it, conv, bad, qn, F = newton(xp, b, a0, hist, gshunt, itl, dvmax, s.xmax)
+            xn, it, conv, bad, qn, F, fref = newton(xp, b, a0, hist, gshunt, itl, dvmax, s.xmax,
+                                                    s.rmax)
             # trapezoidal ringing filter (VACASK tran_trapltefilter): x minus half the width of
             # the envelope of the last three points at the middle one
             trap2 = (method == "trap") & ~be
@@ -190,6 +192,7 @@ class TranKernel:
                 flast=jnp.where(accept, s.flast, F),
                 fh=jnp.where(accept, jnp.stack([s.fh[1], s.fh[2], xf]), s.fh),
                 xmax=jnp.where(accept, jnp.maximum(s.xmax, jnp.abs(xn)), s.xmax),
+                rmax=jnp.where(accept, jnp.maximum(s.rmax, fref), s.rmax),
                 nd=jnp.where(accept, jnp.where(hit, 1, nd + 1), nd), ordr=ordr_n, trh=trh)
 
         def cond(s: TranState):
@@ -215,7 +218,7 @@ class TranKernel:
             qh=np.stack([q0, q0, q0]), qdot=np.zeros(n), nh=np.int32(1), after_bp=np.bool_(True),
             bpi=np.int32(0), k=np.int32(0), out_t=np.zeros(chunk), out_x=np.zeros((chunk, n)),
             rej=np.int32(0), iters=np.int32(0), done=np.bool_(False), fail=np.bool_(False),
-            flast=np.zeros(n), fh=np.stack([x0, x0, x0]), xmax=np.zeros(n), nd=np.int32(0),
+            flast=np.zeros(n), fh=np.stack([x0, x0, x0]), xmax=np.zeros(n), rmax=np.zeros(n), nd=np.int32(0),
             ordr=np.int32(1), trh=np.int32(0), hmin=f(hmin), maxstep=f(maxstep), stop=f(stop), bps=bpp,
             step=f(step))
 
