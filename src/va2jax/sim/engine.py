@@ -7,8 +7,12 @@ Newton iteration (one compiled ``lax.while_loop``)::
     J(x) = ∂f/∂x + a0·∂q/∂x + gshunt·I_v
     x ← x + clip(−J⁻¹F, ±dvmax on node voltages)
 
-``a0`` and ``h`` encode the integration formula for ``dq/dt`` (both 0 for DC). Convergence:
-``|Δx_i| ≤ reltol·max(|x_i|, |x_i'|) + (vntol | abstol)`` for every unknown, with no clipping.
+``a0`` and ``h`` encode the integration formula for ``dq/dt`` (both 0 for DC). Convergence
+(VACASK's test, see docs/sim.md): on the second iteration or later, with no clipping,
+``|Δx_i| ≤ max(reltol·max(|x_i|, xref_i), vntol | abstol)`` for every unknown and (option
+``nr_residualcheck``) ``|F_i| ≤ max(reltol·max(r_i, rref_i), abstol | vntol)``, ``r_i`` the
+largest of ``|f_i|, |b_i|, |a0·q_i|, |hist_i|``; ``xref``/``rref`` are the transient's largest
+values over past time points (VACASK ``relref="alllocal"``), 0 in the operating point.
 
 The operating point (:func:`dc_op`) is one traced function used by :meth:`Engine.op` (compiled
 once per circuit) and by the batched sweeps of :mod:`.batch` (vmapped over parameter sets); it
@@ -117,7 +121,10 @@ def is_singular_error(e: Exception) -> bool:
 
 def make_newton(system: System, opts: Options, values: System | None = None) -> Callable:
     """The pure (traceable) Newton solve of ``system``:
-    ``newton(x0, b, a0, hist, gshunt, maxiter, dvmax) -> (x, iterations, converged, singular, q, F)``.
+    ``newton(x0, b, a0, hist, gshunt, maxiter, dvmax, xref=None, rref=None) -> (x, iterations,
+    converged, singular, q, F, r)``; ``xref``, ``rref`` (n,): tolerance references of the
+    unknowns (V, A) and of the residual (A, V) from past points (default 0); ``r``: the residual
+    reference of the last iterate (the caller's next ``rref`` contribution).
 
     ``values``: the system whose element values are assembled (default ``system``; :mod:`.batch`
     passes one with traced values — the masks and tolerances still come from ``system``).

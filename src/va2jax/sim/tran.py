@@ -6,18 +6,19 @@ Integration of ``dq/dt`` at ``t_new = t + h`` (``dq/dt ≈ a0·q_new + hist``)::
     trap   a0 = 2/h,                  hist = −2·q_k/h − q'_k
     gear2  a0 = (1+2ω)/((1+ω)·h),     hist = (−(1+ω)·q_k + ω²/(1+ω)·q_{k−1})/h,   ω = h/h_prev
 
-Local truncation error from divided differences (``q[t0..tm] ≈ q⁽ᵐ⁾/m!``)::
+Step control as VACASK's (option names and defaults there; docs/sim.md "Transient"): order
+``p`` = 1 after the start and each breakpoint, raised to 2 (trap, gear2) by each point accepted on
+an LTE estimate. Local truncation error by Milne's device on the unknowns::
 
-    BE     LTE = h²·q[3 pts]          (= h²·q''/2)
-    trap   LTE = h³·q[4 pts]/2        (= h³·q'''/12)
-    gear2  LTE = 4/3·h³·q[4 pts]      (= 2·h³·q'''/9)
+    LTE_i = e_I/(e_I − e_P)·(x_i − x_pred,i)
+    e_I = 1 (BE), 1/2 (trap), (1+ω)²/(ω(1+2ω)) (gear2)        (error coefficients × (p+1)!)
+    e_P = −Π_j (t_new − t_j)/h,  x_pred: extrapolation through the last p+1 points
 
-The divided differences are taken of the charges/fluxes q (SPICE practice; node voltages may
-carry an ill-defined common mode, charges do not):
-ratio = max_i LTE_i / (lteratio·(reltol·|q_i| + chgtol)).
-ratio > 1 rejects the step (``h ← h·max(0.2, 0.9·ratio^(−1/(k+1)))``), a Newton failure divides
-``h`` by 8; an accepted step grows ``h`` by at most 2. Steps land on the sources' breakpoints, and
-the step after a breakpoint uses BE with ``h ≤ min(step, gap to the next breakpoint / 10)``.
+(trap: the points pass VACASK's ringing filter first). ``r = max_i |LTE_i|/(lteratio·
+max(reltol·max_past|x_i|, vntol | abstol))``, ``h_new = min(2h, h·r^(−1/(p+1)))``; the point is
+rejected when ``h > tran_redofactor·h_new`` and retried with ``h_new``; a Newton failure retries
+with ``h·tran_ft``. Steps land on the sources' breakpoints, and the step after a breakpoint has
+``h ≤ min(step, gap to the next breakpoint / 10)``.
 
 Each call of the kernel advances until ``chunk`` points are accepted, the end is reached or Newton
 fails; the caller copies the points out and calls again (progress updates happen in between).
