@@ -11,7 +11,7 @@ Newton iteration (one compiled ``lax.while_loop``)::
 (VACASK's test, see docs/sim.md): on the second iteration or later, with no clipping,
 ``|Δx_i| ≤ max(reltol·max(|x_i|, xref_i), vntol | abstol)`` for every unknown and (option
 ``nr_residualcheck``) ``|F_i| ≤ max(reltol·max(r_i, rref_i), abstol | vntol)``, ``r_i`` the
-largest of ``|f_i|, |b_i|, |a0·q_i|, |hist_i|``; ``xref``/``rref`` are the transient's largest
+largest of ``|f_i|, |b_i|, |a0·q_i|, |hist_i|, |J_ij·x_j|``; ``xref``/``rref`` are the transient's largest
 values over past time points (VACASK ``relref="alllocal"``), 0 in the operating point.
 
 The operating point (:func:`dc_op`) is one traced function used by :meth:`Engine.op` (compiled
@@ -182,6 +182,9 @@ def make_newton(system: System, opts: Options, values: System | None = None) -> 
 
         def matvec(M, v):
             return jax.ops.segment_sum(M * v[Aj], Ai, num_segments=n)
+
+        def rowmax_abs(M, v):  # max_j |M_ij·v_j|
+            return jax.ops.segment_max(jnp.abs(M * v[Aj]), Ai, num_segments=n)
     else:
         def add_diag(J, d):
             return J + jnp.diag(d)
@@ -198,6 +201,9 @@ def make_newton(system: System, opts: Options, values: System | None = None) -> 
         def matvec(M, v):
             return M @ v
 
+        def rowmax_abs(M, v):  # max_j |M_ij·v_j|
+            return jnp.max(jnp.abs(M * v[None, :]), axis=1)
+
     def newton(x0: jax.Array, b: jax.Array, a0: jax.Array, hist: jax.Array, gshunt: jax.Array,
                maxiter: jax.Array, dvmax: jax.Array, xref: jax.Array | None = None,
                rref: jax.Array | None = None):
@@ -208,10 +214,12 @@ def make_newton(system: System, opts: Options, values: System | None = None) -> 
             f, q, Jf, Jq, lf, lq, new_states = assemble(x, states, enable)
             F = f - b + a0 * q + hist + gshunt * gmask * x
             J = add_diag(Jf + a0 * Jq, gshunt * gmask)
-            # the residual's tolerance reference: the largest of the terms summed into F
-            # (stands in for VACASK's largest single device contribution to the equation)
+            # the residual's tolerance reference, standing in for VACASK's largest single device
+            # contribution to the equation (the assembly has only the sums, which cancel): the
+            # largest of the terms summed into F and of the linearised stamps |J_ij·x_j|
             ref = jnp.maximum(jnp.maximum(jnp.abs(f), jnp.abs(b)),
                               jnp.maximum(jnp.abs(a0 * q), jnp.abs(hist)))
+            ref = jnp.maximum(ref, rowmax_abs(J, x))
             return F, J, q, Jq, lf + a0 * lq, (new_states if limiting else None), ref
 
         def cond(s):
