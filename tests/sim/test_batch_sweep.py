@@ -325,8 +325,12 @@ def test_thousand_sets_generated_model(tmp_path):
     tr_b = bs.tran(vals, 2e-6, 1e-9, 20e-9)
     tr_s = bs.tran_sequential(vals, 2e-6, step=1e-9, maxstep=20e-9)
     np.testing.assert_array_equal(tr_b.npoints, tr_s.npoints)
-    np.testing.assert_allclose(tr_b.time, tr_s.time, rtol=1e-12, atol=0)
-    np.testing.assert_allclose(tr_b.x, tr_s.x, rtol=1e-12, atol=1e-13)
+    # the step comes from the LTE estimate x − x_pred, a difference of nearly equal values, so
+    # last-bit differences between the batched and the one-by-one loop move the times by up to
+    # ≈ 1e-9 relative (measured 4.6e-10) and the points with them: |dx/dt|·Δt ≤ 2π·1 MHz·3 V ·
+    # 1e-8·2 µs ≈ 0.4 µV
+    np.testing.assert_allclose(tr_b.time, tr_s.time, rtol=1e-8, atol=0)
+    np.testing.assert_allclose(tr_b.x, tr_s.x, rtol=1e-9, atol=1e-6)
     # the batch's first lane equals the simulator run of the netlist with its values
     i = 0
     txt = (RECT.replace("r r=100", f"r r={float(vals['r0'][i])!r}")
@@ -338,6 +342,7 @@ def test_thousand_sets_generated_model(tmp_path):
     one.write_text(txt)
     res = Simulation.from_file(one).run()["tran1"]
     t, _ = tr_b.lane(i)
-    np.testing.assert_allclose(t, res["time"], rtol=1e-12, atol=0)
-    # setup runs in JAX inside the batch and in NumPy in the simulator (ulp-level differences)
-    np.testing.assert_allclose(tr_b["out"][i, : len(t)], res["out"], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(t, res["time"], rtol=1e-8, atol=0)  # as above (LTE estimate)
+    # setup runs in JAX inside the batch and in NumPy in the simulator (ulp-level differences),
+    # amplified through the step control as above
+    np.testing.assert_allclose(tr_b["out"][i, : len(t)], res["out"], rtol=1e-9, atol=1e-6)

@@ -70,7 +70,7 @@ def test_graetz_native_vs_vacask_and_jax_path(tmp_path, monkeypatch):
     to the JAX-inlined path up to rounding (the two compile the same IR to different machine
     code; a last-bit difference in one iteration moves Newton's iterate by far less than its
     tolerance, reltol·|V| + vntol = 1e-3·20 + 1e-6 V, so 1 µV is a generous bound) with the same
-    time points."""
+    time points and (within 0.1 %) Newton iterations."""
     runs = {}
     for mode in ("native", "inline"):
         monkeypatch.setenv("VA2JAX_SIM_DEVICE_EVAL", mode)
@@ -79,7 +79,9 @@ def test_graetz_native_vs_vacask_and_jax_path(tmp_path, monkeypatch):
         assert [g.group.mode for g in sim.engine.sys.groups] == [mode]
     nat, jx = runs["native"], runs["inline"]
     assert nat.stats.points == jx.stats.points
-    assert nat.stats.newton_iterations == jx.stats.newton_iterations
+    # a last-bit difference decides the rare convergence test that sits on its tolerance (an
+    # update or residual within rounding of it): a handful of the ≈ 23 k iterations (4 measured)
+    assert abs(nat.stats.newton_iterations - jx.stats.newton_iterations) <= 1e-3 * jx.stats.newton_iterations
     np.testing.assert_allclose(nat["time"], jx["time"], rtol=1e-9, atol=0)
     for node in ("outp", "outn", "inp", "inn"):
         np.testing.assert_allclose(nat[node], jx[node], rtol=0, atol=1e-6, err_msg=node)
@@ -124,7 +126,10 @@ def test_vmap_sweep_over_native_group(tmp_path, monkeypatch):
                        .replace("ampl=2", f"ampl={float(vals['vs.ampl'][i])!r}"))
         res = Simulation.from_file(one).run()["tran1"]
         t, _ = tr.lane(i)
-        np.testing.assert_allclose(t, res["time"], rtol=1e-12, atol=0)
+        # the step comes from the LTE estimate x − x_pred, a difference of nearly equal values
+        # (≈ 6 digits cancel), so last-bit differences of the vmapped loop move the times by
+        # ≈ 1e-11 relative (measured 1.6e-11)
+        np.testing.assert_allclose(t, res["time"], rtol=1e-9, atol=0)
         # same kernel, same Newton loop; vmapped XLA code may round the loop's own arithmetic
         # differently in the last bit
         np.testing.assert_allclose(tr["out"][i, : len(t)], res["out"], rtol=1e-9, atol=1e-12)

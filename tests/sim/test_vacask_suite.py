@@ -31,25 +31,11 @@ MV = 1e-3  # issue 16: waveforms within 1 mV of VACASK
 COUNT_TOL = 0.10  # issue 16: time points and Newton iterations within ±10 % of VACASK's
 PERIOD_TOL = 1e-3  # issue 16: ring oscillation period within 0.1 %
 
-# Causes found for the gaps (docs/sim.md, "VACASK's benchmark suite"):
-ITERATIONS_GAP = (
-    "va2jax starts each Newton solve from a linear predictor and accepts the first iteration "
-    "whose update is within tolerance; VACASK never stops after one (exactly 2.0 per point on the "
-    "linear rc), so it counts 2.0 per point where va2jax counts 1.0 (rc) and 1.2-1.4 (graetz, mul)")
-FLOATING_GAP = (
-    "graetz's bridge floats on 1 GΩ resistors: its common mode sees 2 nS against differential "
-    "stamps up to 150 S (CL·a0), so rounding leaves ≈ 0.2 mV of common-mode noise in every Newton "
-    "update, more than va2jax's tolerance at the nodes near 0 V (reference max(|x|, |x_new|) of "
-    "the point, ≈ 10-20 µV): Newton 2-cycles, ≈ 90 steps are rejected (VACASK none) and accepted "
-    "points carry mV jumps. VACASK's default (relref=alllocal) refers each unknown to its largest "
-    "value over past points; a global reference in va2jax gives 0 rejections and ≤ 0.52 mV")
+# Cause found for the remaining gap (docs/sim.md, "VACASK's benchmark suite"):
 MUL_GAP = (
     "the multiplier's nodes reach 50-140 V, where reltol=1e-3 allows 50-140 mV per point and the "
     "published 0.01 Ω / 10 ns netlist is not converged in the step: VACASK and ngspice themselves "
-    "differ by up to 74 mV at node 20 on this run (va2jax-VACASK 69 mV, va2jax-ngspice 30 mV)")
-RING_POINTS_GAP = (
-    "va2jax's trapezoidal LTE control keeps maxstep=0.05n almost throughout (2004 points over 100 "
-    "ns); VACASK cuts the step at the switching edges (≈ 2485)")
+    "differ by up to 74 mV at node 20 on this run (va2jax-VACASK 68 mV, va2jax-ngspice 30 mV)")
 
 _runs: dict[str, tuple[suite.Run, suite.Run]] = {}
 
@@ -77,8 +63,7 @@ def _node_errors(ours: suite.Run, ref: suite.Run) -> dict[str, float]:
 
 
 @pytest.mark.parametrize("case", [
-    "rc",
-    pytest.param("graetz", marks=pytest.mark.xfail(strict=True, reason=FLOATING_GAP)),
+    "rc", "graetz",
     pytest.param("mul", marks=pytest.mark.xfail(strict=True, reason=MUL_GAP)),
 ])
 def test_waveforms_vs_vacask(runs, case):
@@ -115,21 +100,13 @@ def test_ring_period_vs_vacask(runs):
     assert abs(p_ours / p_ref - 1) <= PERIOD_TOL, (p_ours, p_ref)
 
 
-@pytest.mark.parametrize("case", [
-    "rc", "graetz", "mul",
-    pytest.param("ring", marks=pytest.mark.xfail(strict=True, reason=RING_POINTS_GAP)),
-])
+@pytest.mark.parametrize("case", ["rc", "graetz", "mul", "ring"])
 def test_time_points_vs_vacask(runs, case):
     ours, ref = runs(case)
     assert abs(ours.points / ref.points - 1) <= COUNT_TOL, (ours.points, ref.points)
 
 
-@pytest.mark.parametrize("case", [
-    pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=ITERATIONS_GAP))
-    for c in ("rc", "graetz", "mul")
-] + [pytest.param("ring", marks=pytest.mark.xfail(strict=True, reason=(
-    "≈ 3.0 iterations per point vs VACASK's 3.35 (see the rc case) on 19 % fewer points (see "
-    "test_time_points_vs_vacask[ring])")))])
+@pytest.mark.parametrize("case", ["rc", "graetz", "mul", "ring"])
 def test_newton_iterations_vs_vacask(runs, case):
     ours, ref = runs(case)
     assert abs(ours.iterations / ref.iterations - 1) <= COUNT_TOL, (ours.iterations, ref.iterations)

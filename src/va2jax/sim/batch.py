@@ -396,7 +396,8 @@ class BatchSweep:
                               method, chunk=chunk)
             z = np.zeros(n)
             st = kern.initial_state(z, z, stop, step, maxstep, bps)._replace(
-                xh=jnp.stack([x0, x0, x0]), qh=jnp.stack([q0, q0, q0]), fail=~op_ok)
+                xh=jnp.stack([x0, x0, x0]), qh=jnp.stack([q0, q0, q0]), fh=jnp.stack([x0, x0, x0]),
+                fail=~op_ok)
             buf_t = jnp.zeros(L)
             buf_x = jnp.zeros((L, n)).at[0].set(x0)
 

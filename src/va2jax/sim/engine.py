@@ -7,8 +7,12 @@ Newton iteration (one compiled ``lax.while_loop``)::
     J(x) = ∂f/∂x + a0·∂q/∂x + gshunt·I_v
     x ← x + clip(−J⁻¹F, ±dvmax on node voltages)
 
-``a0`` and ``h`` encode the integration formula for ``dq/dt`` (both 0 for DC). Convergence:
-``|Δx_i| ≤ reltol·max(|x_i|, |x_i'|) + (vntol | abstol)`` for every unknown, with no clipping.
+``a0`` and ``h`` encode the integration formula for ``dq/dt`` (both 0 for DC). Convergence
+(VACASK's test, see docs/sim.md): on the second iteration or later, with no clipping,
+``|Δx_i| ≤ max(reltol·max(|x_i|, xref_i), vntol | abstol)`` for every unknown and (option
+``nr_residualcheck``) ``|F_i| ≤ max(reltol·max(r_i, rref_i), abstol | vntol)``, ``r_i`` the
+largest of ``|f_i|, |b_i|, |a0·q_i|, |hist_i|, |J_ij·x_j|``; ``xref``/``rref`` are the transient's largest
+values over past time points (VACASK ``relref="alllocal"``), 0 in the operating point.
 
 The operating point (:func:`dc_op`) is one traced function used by :meth:`Engine.op` (compiled
 once per circuit) and by the batched sweeps of :mod:`.batch` (vmapped over parameter sets); it
@@ -66,7 +70,11 @@ class Options:
     chgtol: float = 1e-14
     gshunt: float = 0.0
     op_itl: int = 100
-    tran_itl: int = 20
+    tran_itl: int = 10
+    tran_ft: float = 0.25  # step factor after a failed Newton solve
+    tran_predictor: int = 0  # 1: start Newton from the predicted point, 0: from the last point
+    tran_redofactor: float = 2.5  # reject a point when h / h_LTE exceeds it (0: never)
+    nr_residualcheck: int = 1  # Newton's convergence also checks the residual
     dvmax: float = 2.0
     tran_method: str = "trap"
     tran_lteratio: float = 3.5
@@ -127,7 +135,10 @@ def _native_dense_solve(n: int) -> bool:
 
 def make_newton(system: System, opts: Options, values: System | None = None) -> Callable:
     """The pure (traceable) Newton solve of ``system``:
-    ``newton(x0, b, a0, hist, gshunt, maxiter, dvmax) -> (x, iterations, converged, singular, q, F)``.
+    ``newton(x0, b, a0, hist, gshunt, maxiter, dvmax, xref=None, rref=None) -> (x, iterations,
+    converged, singular, q, F, r)``; ``xref``, ``rref`` (n,): tolerance references of the
+    unknowns (V, A) and of the residual (A, V) from past points (default 0); ``r``: the residual
+    reference of the last iterate (the caller's next ``rref`` contribution).
 
     ``values``: the system whose element values are assembled (default ``system``; :mod:`.batch`
     passes one with traced values — the masks and tolerances still come from ``system``).
@@ -161,6 +172,9 @@ def make_newton(system: System, opts: Options, values: System | None = None) -> 
     limiting = bool(opts.limiting) and bool(system.stateful_groups())
     gmask = jnp.asarray(system.gmin_mask)
     tolabs = jnp.where(jnp.asarray(system.is_current), opts.abstol, opts.vntol)
+    # a current unknown's row is a voltage equation (V), a node's row a current balance (A)
+    rescheck = bool(opts.nr_residualcheck)
+    resabs = jnp.where(jnp.asarray(system.is_current), opts.vntol, opts.abstol)
     reltol = opts.reltol
     vmask = jnp.asarray(~system.is_current)
     if sparse:
@@ -185,6 +199,9 @@ def make_newton(system: System, opts: Options, values: System | None = None) -> 
 
         def matvec(M, v):
             return jax.ops.segment_sum(M * v[Aj], Ai, num_segments=n)
+
+        def rowmax_abs(M, v):  # max_j |M_ij·v_j|
+            return jax.ops.segment_max(jnp.abs(M * v[Aj]), Ai, num_segments=n)
     elif _native_dense_solve(n):
         # one native kernel: the same equilibration, LU with partial pivoting and substitutions
         from ..codegen.native import dense_solve
@@ -199,6 +216,9 @@ def make_newton(system: System, opts: Options, values: System | None = None) -> 
 
         def matvec(M, v):
             return M @ v
+
+        def rowmax_abs(M, v):  # max_j |M_ij·v_j|
+            return jnp.max(jnp.abs(M * v[None, :]), axis=1)
     else:
         def add_diag(J, d):
             return J + jnp.diag(d)
@@ -215,37 +235,57 @@ def make_newton(system: System, opts: Options, values: System | None = None) -> 
         def matvec(M, v):
             return M @ v
 
+        def rowmax_abs(M, v):  # max_j |M_ij·v_j|
+            return jnp.max(jnp.abs(M * v[None, :]), axis=1)
+
     def newton(x0: jax.Array, b: jax.Array, a0: jax.Array, hist: jax.Array, gshunt: jax.Array,
-               maxiter: jax.Array, dvmax: jax.Array):
+               maxiter: jax.Array, dvmax: jax.Array, xref: jax.Array | None = None,
+               rref: jax.Array | None = None):
+        xref = jnp.zeros(n) if xref is None else xref
+        rref = jnp.zeros(n) if rref is None else rref
+
         def resid(x, states, enable):
             f, q, Jf, Jq, lf, lq, new_states = assemble(x, states, enable)
             F = f - b + a0 * q + hist + gshunt * gmask * x
             J = add_diag(Jf + a0 * Jq, gshunt * gmask)
-            return F, J, q, Jq, lf + a0 * lq, (new_states if limiting else None)
+            # the residual's tolerance reference, standing in for VACASK's largest single device
+            # contribution to the equation (the assembly has only the sums, which cancel): the
+            # largest of the terms summed into F and of the linearised stamps |J_ij·x_j|
+            ref = jnp.maximum(jnp.maximum(jnp.abs(f), jnp.abs(b)),
+                              jnp.maximum(jnp.abs(a0 * q), jnp.abs(hist)))
+            ref = jnp.maximum(ref, rowmax_abs(J, x))
+            return F, J, q, Jq, lf + a0 * lq, (new_states if limiting else None), ref
 
         def cond(s):
             return (~s[2]) & (s[1] < maxiter) & (~s[3])
 
         def body(s):
-            x, it, _, _, _, _, states = s
+            x, it, _, _, _, _, states, _ = s
             # the first iteration is not limited: its states are then the initial guess's own
             # junction values (what limiting against them would return unchanged), the limits
             # of later iterations refer to them — no separate evaluation for the start states
-            F, J, q, Jq, L, states = resid(x, states, it > 0)
-            dx = equilibrated_solve(J, -(F + L))
+            F, J, q, Jq, L, states, fref = resid(x, states, it > 0)
+            R = F + L
+            dx = equilibrated_solve(J, -R)
             bad = ~jnp.all(jnp.isfinite(dx))
             clipped = jnp.where(vmask, jnp.clip(dx, -dvmax, dvmax), dx)
             xn = x + clipped
-            ok = jnp.all(jnp.abs(clipped) <= reltol * jnp.maximum(jnp.abs(x), jnp.abs(xn)) + tolabs)
+            # VACASK's convergence test (nr_residualcheck=1, relrefsol=relrefres=local): the
+            # residual at x and the update from x both within tolerance, never on the first
+            # iteration (its update is not checked)
+            res_ok = jnp.all(jnp.abs(R) <= jnp.maximum(reltol * jnp.maximum(fref, rref), resabs))
+            res_ok = res_ok | (not rescheck)
+            xtol = jnp.maximum(reltol * jnp.maximum(jnp.abs(x), xref), tolabs)
+            ok = (it >= 1) & res_ok & jnp.all(jnp.abs(clipped) <= xtol)
             ok = ok & jnp.all(clipped == dx) & ~bad
             qn = q + matvec(Jq, clipped)
-            return xn, it + 1, ok, bad, qn, F, states
+            return xn, it + 1, ok, bad, qn, F, states, fref
 
         z = jnp.zeros(n)
         states0 = zero_states(vsys) if limiting else None
-        init = (x0, jnp.int32(0), jnp.bool_(False), jnp.bool_(False), z, z, states0)
-        x, it, conv, bad, q, F, _ = jax.lax.while_loop(cond, body, init)
-        return x, it, conv, bad, q, F
+        init = (x0, jnp.int32(0), jnp.bool_(False), jnp.bool_(False), z, z, states0, z)
+        x, it, conv, bad, q, F, _, fref = jax.lax.while_loop(cond, body, init)
+        return x, it, conv, bad, q, F, fref
 
     return newton
 
@@ -314,7 +354,7 @@ def dc_op(newton: Callable, b: jax.Array, x0: jax.Array, opts: Options) -> OpSol
         start = jnp.where(phase == SOURCE, xs, jnp.where(phase == PLAIN, x0, xg))
         scale = jnp.where(phase == SOURCE, nl, 1.0)
         gsh = jnp.where(phase == GMIN, gs[jnp.minimum(i, ng - 1)], g0)
-        xn, it, conv, bad, _, F = newton(start, b * scale, jnp.float64(0.0), z, gsh, itl, dvmax)
+        xn, it, conv, bad, _, F, _ = newton(start, b * scale, jnp.float64(0.0), z, gsh, itl, dvmax)
         # plain Newton
         p_next = jnp.where(conv, DONE, jnp.where(bad, SINGULAR, GMIN))
         # gmin stepping (the start of each step is the previous result, converged or not)

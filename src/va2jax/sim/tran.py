@@ -6,18 +6,19 @@ Integration of ``dq/dt`` at ``t_new = t + h`` (``dq/dt ≈ a0·q_new + hist``)::
     trap   a0 = 2/h,                  hist = −2·q_k/h − q'_k
     gear2  a0 = (1+2ω)/((1+ω)·h),     hist = (−(1+ω)·q_k + ω²/(1+ω)·q_{k−1})/h,   ω = h/h_prev
 
-Local truncation error from divided differences (``q[t0..tm] ≈ q⁽ᵐ⁾/m!``)::
+Step control as VACASK's (option names and defaults there; docs/sim.md "Transient"): order
+``p`` = 1 after the start and each breakpoint, raised to 2 (trap, gear2) by each point accepted on
+an LTE estimate. Local truncation error by Milne's device on the unknowns::
 
-    BE     LTE = h²·q[3 pts]          (= h²·q''/2)
-    trap   LTE = h³·q[4 pts]/2        (= h³·q'''/12)
-    gear2  LTE = 4/3·h³·q[4 pts]      (= 2·h³·q'''/9)
+    LTE_i = e_I/(e_I − e_P)·(x_i − x_pred,i)
+    e_I = 1 (BE), 1/2 (trap), (1+ω)²/(ω(1+2ω)) (gear2)        (error coefficients × (p+1)!)
+    e_P = −Π_j (t_new − t_j)/h,  x_pred: extrapolation through the last p+1 points
 
-The divided differences are taken of the charges/fluxes q (SPICE practice; node voltages may
-carry an ill-defined common mode, charges do not):
-ratio = max_i LTE_i / (lteratio·(reltol·|q_i| + chgtol)).
-ratio > 1 rejects the step (``h ← h·max(0.2, 0.9·ratio^(−1/(k+1)))``), a Newton failure divides
-``h`` by 8; an accepted step grows ``h`` by at most 2. Steps land on the sources' breakpoints, and
-the step after a breakpoint uses BE with ``h ≤ min(step, gap to the next breakpoint / 10)``.
+(trap: the points pass VACASK's ringing filter first). ``r = max_i |LTE_i|/(lteratio·
+max(reltol·max_past|x_i|, vntol | abstol))``, ``h_new = min(2h, h·r^(−1/(p+1)))``; the point is
+rejected when ``h > tran_redofactor·h_new`` and retried with ``h_new``; a Newton failure retries
+with ``h·tran_ft``. Steps land on the sources' breakpoints, and the step after a breakpoint has
+``h ≤ min(step, gap to the next breakpoint / 10)``.
 
 Each call of the kernel advances until ``chunk`` points are accepted, the end is reached or Newton
 fails; the caller copies the points out and calls again (progress updates happen in between).
@@ -40,17 +41,19 @@ if TYPE_CHECKING:
     from .mna import System
 
 
-def _dd2(t0, t1, t2, x0, x1, x2):
-    """Second divided difference (≈ half the second derivative)."""
-    return ((x2 - x1) / (t2 - t1) - (x1 - x0) / (t1 - t0)) / (t2 - t0)
-
-
-def _dd3(t0, t1, t2, t3, x0, x1, x2, x3):
-    """Third divided difference (≈ a sixth of the third derivative)."""
-    return (_dd2(t1, t2, t3, x1, x2, x3) - _dd2(t0, t1, t2, x0, x1, x2)) / (t3 - t0)
-
-
-_LTE_CONST = {"be": 1.0, "trap": 0.5, "gear2": 4.0 / 3.0}
+def _predict(tn, t1, t2, t3, y1, y2, y3, order2):
+    """Polynomial extrapolation to ``tn`` through the last two (order 1) or three (order 2) points
+    ``(t1, y1)`` (latest), ``(t2, y2)``, ``(t3, y3)``, and its error coefficient
+    ``e_P = −(tn − t1)(tn − t2)[(tn − t3)]/h^(p+1)`` (``h = tn − t1``): ``y(tn) − P(tn) ≈
+    −e_P·h^(p+1)·y^(p+1)/(p+1)!``."""
+    h = tn - t1
+    p1 = y1 + (y1 - y2) * (h / (t1 - t2))
+    l1 = (tn - t2) * (tn - t3) / ((t1 - t2) * (t1 - t3))
+    l2 = (tn - t1) * (tn - t3) / ((t2 - t1) * (t2 - t3))
+    l3 = (tn - t1) * (tn - t2) / ((t3 - t1) * (t3 - t2))
+    p2 = l1 * y1 + l2 * y2 + l3 * y3
+    e1 = -(tn - t2) / h
+    return jnp.where(order2, p2, p1), jnp.where(order2, e1 * (tn - t3) / h, e1)
 
 class TranState(NamedTuple):
     """State of the transient loop (a pytree carried by :func:`jax.lax.while_loop`).
@@ -74,6 +77,12 @@ class TranState(NamedTuple):
     done: Any  #: () bool: ``stop`` reached
     fail: Any  #: () bool: Newton failed with ``h < hmin``
     flast: Any  #: (n,) residual of the last failed Newton solve (diagnostics)
+    fh: Any  #: (3, n) the accepted solutions as the predictor sees them (trap: ringing-filtered)
+    xmax: Any  #: (n,) largest |x_i| over the accepted points (tolerance reference)
+    rmax: Any  #: (n,) largest residual reference (see :func:`.engine.make_newton`) over them
+    nd: Any  #: () int32 accepted points since the last discontinuity (breakpoint)
+    ordr: Any  #: () int32 integration order of the next step (1 or 2)
+    trh: Any  #: () int32 consecutive trapezoidal solves (ringing filter needs 3)
     hmin: Any  #: () smallest step (s)
     maxstep: Any  #: () largest step (s)
     stop: Any  #: () end time (s)
@@ -94,10 +103,9 @@ class TranKernel:
         self.compiled = False
         b_of_t = sysm.make_source_fn()
         has_lte = bool(np.any(sysm.C != 0)) or bool(sysm.groups)
-        chgtol = o.chgtol
         order = 1 if method == "be" else 2
-        lconst = _LTE_CONST[method]
-        reltol, lteratio = o.reltol, o.tran_lteratio
+        reltol, lteratio, redo, ft = o.reltol, o.tran_lteratio, o.tran_redofactor, o.tran_ft
+        xabs = jnp.where(jnp.asarray(sysm.is_current), o.abstol, o.vntol)
         itl, gshunt, dvmax = o.tran_itl, o.gshunt, o.dvmax
 
         def attempt(s: TranState) -> TranState:
@@ -113,7 +121,8 @@ class TranKernel:
             hit = (t + h >= next_bp * (1 - 1e-9)) | (next_bp - (t + h) < 0.1 * h)
             h = jnp.where(hit, next_bp - t, h)
             tn = t + h
-            be = after_bp | (nh < 2) | (order == 1)
+            ordr, nd = s.ordr, s.nd
+            be = (ordr < 2) | (order == 1)
             qk = qh[2]
             a0_be, hist_be = 1.0 / h, -qk / h
             if method == "trap":
@@ -127,33 +136,48 @@ class TranKernel:
                 a0_2, hist_2 = a0_be, hist_be
             a0 = jnp.where(be, a0_be, a0_2)
             hist = jnp.where(be, hist_be, hist_2)
-            slope = (xh[2] - xh[1]) / jnp.where(th[2] > th[1], th[2] - th[1], 1.0)
-            xp = jnp.where((nh >= 2) & ~after_bp, xh[2] + slope * h, xh[2])
+            # predictor (VACASK): the trapezoidal rule's predictor sees the filtered history
+            ph = jnp.where(be, xh, s.fh)
+            xpred, e_p = _predict(tn, th[2], th[1], th[0], ph[2], ph[1], ph[0], ~be)
+            have_pred = nd >= jnp.where(be, 2, 3)
+            xp = xpred if o.tran_predictor else xh[2]
             b = b_of_t(tn)
-            xn, it, conv, bad, qn, F = newton(xp, b, a0, hist, gshunt, itl, dvmax)
-            # truncation error of the charges (node voltages of a circuit can carry an ill-defined
-            # common mode; charges cannot), as in SPICE
-            tol = lteratio * (reltol * jnp.maximum(jnp.abs(qn), jnp.abs(qk)) + chgtol)
-            if has_lte:
-                d2 = _dd2(th[1], th[2], tn, qh[1], qh[2], qn)
-                r1 = jnp.max(h * h * jnp.abs(d2) / tol)
-                d3 = _dd3(th[0], th[1], th[2], tn, qh[0], qh[1], qh[2], qn)
-                r2 = jnp.max(lconst * h ** 3 * jnp.abs(d3) / tol)
-                err = jnp.where(be, jnp.where(nh >= 2, r1, 0.0), jnp.where(nh >= 3, r2, r1))
+            xn, it, conv, bad, qn, F, fref = newton(xp, b, a0, hist, gshunt, itl, dvmax, s.xmax,
+                                                    s.rmax)
+            # trapezoidal ringing filter (VACASK tran_trapltefilter): x minus half the width of
+            # the envelope of the last three points at the middle one
+            trap2 = (method == "trap") & ~be
+            k13 = (xh[2] - xh[0]) / (th[2] - th[0])
+            xf = jnp.where(trap2 & (s.trh >= 3), xn - (xh[1] - xh[0] - k13 * (th[1] - th[0])) / 2, xn)
+            trh = jnp.where(conv, jnp.where(trap2, jnp.minimum(s.trh + 1, 10), 0), s.trh)
+            # local truncation error: Milne's estimate from corrector − predictor on the unknowns,
+            # LTE = e_I/(e_I − e_P)·(x − x_pred), e_I the integrator's error coefficient
+            if method == "gear2":
+                hp = th[2] - th[1]
+                w = h / jnp.where(hp > 0, hp, h)
+                e_i2 = (1 + w) ** 2 / (w * (1 + 2 * w))
             else:
-                err = jnp.float64(0.0)
+                e_i2 = 0.5
+            e_i = jnp.where(be, 1.0, e_i2)
+            tol = jnp.maximum(reltol * s.xmax, xabs) * lteratio
+            ratio = jnp.max(jnp.abs(e_i / (e_i - e_p) * (xf - xpred)) / tol) if has_lte else 0.0
             kk = jnp.where(be, 1.0, 2.0)
-            accept = conv & ((err <= 1.0) | (h <= 10 * hmin))
-            fac = jnp.where(err > 0, 0.9 * jnp.where(err > 0, err, 1.0) ** (-1.0 / (kk + 1)), 2.0)
-            h_rej = jnp.where(conv, h * jnp.clip(fac, 0.2, 0.9), h / 8)
-            fail_now = (~conv) & (h / 8 < hmin)
+            h_lte = jnp.where(ratio > 0, jnp.minimum(
+                2 * h, h * jnp.where(ratio > 0, ratio, 1.0) ** (-1.0 / (kk + 1))), 2 * h)
+            h_lte = jnp.where(have_pred, h_lte, h)
+            lte_ok = ~have_pred | (redo <= 0) | (h <= redo * h_lte)
+            accept = conv & (lte_ok | (h <= 10 * hmin))
+            h_rej = jnp.where(conv, h_lte, h * ft)
+            fail_now = (~conv) & (h * ft < hmin)
             qdot_new = a0 * qn + hist
-            h_acc = h * jnp.clip(fac, 0.3, 2.0)
+            h_acc = h_lte
             bpi2 = jnp.minimum(bpi + 1, nb - 1)
             gap = jnp.minimum(jnp.where(bpi + 1 < nb, bps[bpi2], stop), stop) - tn
             h_acc = jnp.where(hit, jnp.minimum(h_acc, jnp.minimum(
                 jnp.where(gap > 0, 0.1 * gap, h_acc), step)), h_acc)
             h_acc = jnp.maximum(h_acc, 10 * hmin)
+            ordr_n = jnp.where(accept, jnp.where(hit, 1, jnp.where(have_pred, jnp.minimum(
+                ordr + 1, order), ordr)), jnp.where(conv, ordr, 1))
             xh_n = jnp.where(accept, jnp.stack([xh[1], xh[2], xn]), xh)
             th_n = jnp.where(accept, jnp.stack([th[1], th[2], tn]), th)
             qh_n = jnp.where(accept, jnp.stack([qh[1], qh[2], qn]), qh)
@@ -167,7 +191,11 @@ class TranKernel:
                 k=jnp.where(accept, k + 1, k), out_t=out_t, out_x=out_x,
                 rej=s.rej + jnp.where(accept, 0, 1), iters=s.iters + it,
                 done=accept & (tn >= stop * (1 - 1e-12)), fail=fail_now,
-                flast=jnp.where(accept, s.flast, F))
+                flast=jnp.where(accept, s.flast, F),
+                fh=jnp.where(accept, jnp.stack([s.fh[1], s.fh[2], xf]), s.fh),
+                xmax=jnp.where(accept, jnp.maximum(s.xmax, jnp.abs(xn)), s.xmax),
+                rmax=jnp.where(accept, jnp.maximum(s.rmax, fref), s.rmax),
+                nd=jnp.where(accept, jnp.where(hit, 1, nd + 1), nd), ordr=ordr_n, trh=trh)
 
         def cond(s: TranState):
             return (~s.done) & (~s.fail) & (s.k < chunk)
@@ -192,7 +220,8 @@ class TranKernel:
             qh=np.stack([q0, q0, q0]), qdot=np.zeros(n), nh=np.int32(1), after_bp=np.bool_(True),
             bpi=np.int32(0), k=np.int32(0), out_t=np.zeros(chunk), out_x=np.zeros((chunk, n)),
             rej=np.int32(0), iters=np.int32(0), done=np.bool_(False), fail=np.bool_(False),
-            flast=np.zeros(n), hmin=f(hmin), maxstep=f(maxstep), stop=f(stop), bps=bpp,
+            flast=np.zeros(n), fh=np.stack([x0, x0, x0]), xmax=np.zeros(n), rmax=np.zeros(n), nd=np.int32(0),
+            ordr=np.int32(1), trh=np.int32(0), hmin=f(hmin), maxstep=f(maxstep), stop=f(stop), bps=bpp,
             step=f(step))
 
 
@@ -248,7 +277,7 @@ def run_tran(eng: "Engine", name: str, stop: float, step: float | None = None,
             progress(float(state.t))
         if bool(state.fail):
             F = np.asarray(state.flast)
-            tfail = float(state.t) + float(state.h) * 8
+            tfail = float(state.t) + float(state.h) / o.tran_ft
             raise ConvergenceError(
                 f"transient {name}: Newton did not converge at t={tfail:.6g} s after "
                 f"{o.tran_itl} iterations (time step too small); {eng.worst(F)}")
