@@ -20,14 +20,25 @@ import numpy as np
 from .mna import System
 
 
-def assemble_fn(system: System) -> Callable[[jax.Array], tuple[jax.Array, jax.Array, jax.Array, jax.Array]]:
-    """Return ``assemble(x) -> (f_dev+G·x, q, Jf, Jq)`` (without ``−b``); jit-traceable."""
-    full = limited_assemble_fn(system)
+def assemble_fn(system: System, pattern=None
+                ) -> Callable[[jax.Array], tuple[jax.Array, jax.Array, jax.Array, jax.Array]]:
+    """Return ``assemble(x) -> (f_dev+G·x, q, Jf, Jq)`` (without ``−b``); jit-traceable
+    (``pattern``: as for :func:`limited_assemble_fn`)."""
+    full = limited_assemble_fn(system, pattern)
     return lambda x: full(x, None, False)[:4]
 
 
 #: Most contributions to one position for which assembly by gathers is used (see below).
 _MAX_GATHER_LEVELS = 4
+
+
+def _gather_levels(targets: list[np.ndarray], size: int) -> int:
+    """The number of gathers :func:`_gather_table` would need: the most contributions to one
+    position (counted without building the table, which is that many times ``size``)."""
+    flats = [np.asarray(t, np.int64).ravel() for t in targets]
+    tg = np.concatenate(flats) if flats else np.zeros(0, np.int64)
+    tg = tg[(tg >= 0) & (tg < size)]
+    return int(np.bincount(tg, minlength=1).max()) if tg.size else 1
 
 
 def _gather_table(targets: list[np.ndarray], size: int) -> np.ndarray:
@@ -77,18 +88,27 @@ def limited_assemble_fn(system: System, pattern: tuple[np.ndarray, np.ndarray, n
     the limited branches) correct the Newton right-hand side. ``new_states`` are the states
     to pass to the next iteration (the unlimited voltages when ``enable`` is false)."""
     n = system.n
-    G = jnp.asarray(system.G)
-    C = jnp.asarray(system.C)
+    sparse = pattern is not None
+    if system.G is None and not sparse:
+        from ..errors import Va2JaxError
+
+        raise Va2JaxError(f"the circuit has {n} unknowns: the dense solver would need "
+                          f"{2 * n * n * 8 / 2**30:.1f} GiB for its matrices; use options solver=klu")
+    G = None if system.G is None else jnp.asarray(system.G)
+    C = None if system.C is None else jnp.asarray(system.C)
     groups = [(g.group, jnp.asarray(g.idx)) for g in system.groups]
     stateful = system.stateful_groups()
-    sparse = pattern is not None
     if sparse:
-        Ai, Aj, lut = pattern
+        Ai, Aj, find = pattern
         nnz = len(Ai)
-        lin_g = jnp.concatenate([G[Ai, Aj], jnp.zeros(1)])
-        lin_c = jnp.concatenate([C[Ai, Aj], jnp.zeros(1)])
+        if G is not None:  # may be traced (batch sweeps of linear elements)
+            lin_g = jnp.concatenate([G[Ai, Aj], jnp.zeros(1)])
+            lin_c = jnp.concatenate([C[Ai, Aj], jnp.zeros(1)])
+        else:  # large circuit: straight from the stamps, O(nnz)
+            lg, lc = system.linear_values(find, nnz)
+            lin_g, lin_c = jnp.asarray(lg), jnp.asarray(lc)
         Ai_j, Aj_j = jnp.asarray(Ai), jnp.asarray(Aj)
-        pos = [jnp.asarray(lut[np.asarray(g.idx)[:, :, None], np.asarray(g.idx)[:, None, :]])
+        pos = [jnp.asarray(find(np.asarray(g.idx)[:, :, None], np.asarray(g.idx)[:, None, :]))
                for g in system.groups]
 
         def linear(vals, x):  # (sparse linear stamps) · x
@@ -99,14 +119,19 @@ def limited_assemble_fn(system: System, pattern: tuple[np.ndarray, np.ndarray, n
     # order, bit for bit); where a position gets many contributions (a supply node shared by
     # many transistors) each extra level is one more gather, and the scatter-add wins
     gidx = [np.asarray(g.idx) for g in system.groups]
-    vec_tab = _gather_table(gidx, n)
-    lim_tab = _gather_table([gidx[k] for k in stateful], n)
-    if sparse:
-        mat_tab = _gather_table([np.asarray(p) for p in pos], nnz)
-    else:
-        mat_tab = _gather_table([np.where((i[:, :, None] < n) & (i[:, None, :] < n),
-                                          i[:, :, None] * n + i[:, None, :], n * n) for i in gidx], n * n)
-    use_gather = max(vec_tab.shape[0], lim_tab.shape[0], mat_tab.shape[0]) <= _MAX_GATHER_LEVELS
+    lim_idx = [gidx[k] for k in stateful]
+    mat_tg = ([np.asarray(p) for p in pos] if sparse else
+              [np.where((i[:, :, None] < n) & (i[:, None, :] < n), i[:, :, None] * n + i[:, None, :],
+                        n * n) for i in gidx])
+    msize = nnz if sparse else n * n
+    # count the levels first: a table is (levels × size) entries — a supply node shared by
+    # thousands of transistors would make it huge, and the scatter-add is used then anyway
+    use_gather = max(_gather_levels(gidx, n), _gather_levels(lim_idx, n),
+                     _gather_levels(mat_tg, msize)) <= _MAX_GATHER_LEVELS
+    if use_gather:
+        vec_tab = _gather_table(gidx, n)
+        lim_tab = _gather_table(lim_idx, n)
+        mat_tab = _gather_table(mat_tg, msize)
 
     def assemble_gather(x: jax.Array, states, enable):
         if sparse:

@@ -7,6 +7,7 @@ ends with ``\\``)::
     load "file.osdi" | load "file.va"
     include "file"
     ground NAME
+    global NODE ...
     parameters a=1 b=2*a
     model NAME MODULE [(] p=v ... [)]
     subckt NAME (t1 t2 ...)
@@ -17,6 +18,7 @@ ends with ``\\``)::
     control
       options k=v ...
       [sweep NAME instance="v1" parameter="dc" from=.. to=.. step=..]
+      elaborate circuit("sub1", ...)  (top level + these subckts for the analyses after it)
       analysis NAME op|dc|tran|ac p=v ...
       print ... | save ... | postprocess(...)
     endc
@@ -37,6 +39,7 @@ from .netlist import (
     Netlist,
     NetlistError,
     Subckt,
+    check_elaborations,
     read_include,
     start_netlist,
 )
@@ -176,7 +179,23 @@ def parse_vacask(path: str | Path, text: str | None = None) -> Netlist:
     net, top, text = start_netlist(path, text, "vacask")
     body = text.split("\n", 1)[1] if "\n" in text else ""
     _parse_body(net, "\n" + body, path, top, (path.resolve(),))  # line 1 is the title
+    check_elaborations(net)
     return net
+
+
+def _parse_elaborate(rest: str, loc: Loc) -> tuple[str, ...]:
+    """``circuit("a", "b")`` (the argument of ``elaborate``) → ("a", "b")."""
+    m = re.fullmatch(r'circuit\s*\((.*)\)', rest.strip(), re.S)
+    if not m:
+        raise NetlistError(loc, 'elaborate needs circuit("name", ...), e.g. '
+                                'elaborate circuit("top")')
+    args = [a.strip() for a in m.group(1).split(",") if a.strip()]
+    names = []
+    for a in args:
+        if not re.fullmatch(r'"[^"]+"', a):
+            raise NetlistError(loc, f"elaborate: subcircuit names must be quoted strings, got {a!r}")
+        names.append(a[1:-1])
+    return tuple(names)
 
 
 def _parse_body(net: Netlist, text: str, path: Path, top: Subckt, stack: tuple[Path, ...]) -> None:
@@ -186,6 +205,7 @@ def _parse_body(net: Netlist, text: str, path: Path, top: Subckt, stack: tuple[P
     cur = top
     in_control = False
     pending_sweep: dict[str, str] | None = None
+    circuit: tuple[str, ...] = net.elaborations[-1][0] if net.elaborations else ()
     for stmt, loc in stmts:
         word = stmt.split(None, 1)[0]
         rest = stmt[len(word):].strip()
@@ -201,12 +221,15 @@ def _parse_body(net: Netlist, text: str, path: Path, top: Subckt, stack: tuple[P
                     raise NetlistError(loc, "analysis needs a name and a type")
                 params = _split_params(parts[2] if len(parts) > 2 else "", loc)
                 net.analyses.append(AnalysisDecl(parts[0], parts[1].lower(), params, loc,
-                                                 sweep=pending_sweep))
+                                                 sweep=pending_sweep, circuit=circuit))
                 pending_sweep = None
             elif low == "sweep":
                 parts = rest.split(None, 1)
                 pending_sweep = _split_params(parts[1] if len(parts) > 1 else "", loc)
                 pending_sweep["name"] = parts[0] if parts else "sweep"
+            elif low == "elaborate":
+                circuit = _parse_elaborate(rest, loc)
+                net.elaborations.append((circuit, loc))
             elif low == "save":
                 net.saves.extend(rest.split())
             # print, postprocess, alter, var, abort, ...: not needed for simulation results
@@ -228,7 +251,7 @@ def _parse_body(net: Netlist, text: str, path: Path, top: Subckt, stack: tuple[P
         elif low == "ground":
             net.ground.update(rest.split())
         elif low == "global":
-            pass
+            net.globals.update(rest.split())
         elif low == "parameters":
             cur.params.update(_split_params(rest, loc))
         elif low == "model":

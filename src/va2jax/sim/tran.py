@@ -93,7 +93,7 @@ class TranKernel:
         self.chunk = chunk
         self.compiled = False
         b_of_t = sysm.make_source_fn()
-        has_lte = bool(np.any(sysm.C != 0)) or bool(sysm.groups)
+        has_lte = sysm.has_charges()
         chgtol = o.chgtol
         order = 1 if method == "be" else 2
         lconst = _LTE_CONST[method]
