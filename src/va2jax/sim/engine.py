@@ -193,6 +193,9 @@ def make_newton(system: System, opts: Options, values: System | None = None) -> 
         Ai, Aj, find = pattern
         klu = system._memo.get("klu")
         if klu is None:  # kept on the circuit: the compiled loops hold only its handle
+            from .sparse import check_fill
+
+            check_fill(Ai, Aj, n)  # out-of-memory risk: an error before the run
             klu = system._memo["klu"] = KluSolver(Ai, Aj, n)
         diag = jnp.asarray(find(np.arange(n), np.arange(n)))
         Ai, Aj = jnp.asarray(Ai), jnp.asarray(Aj)

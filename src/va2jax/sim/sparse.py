@@ -104,4 +104,32 @@ def singular_unknowns(Ai: np.ndarray, Aj: np.ndarray, Ax: np.ndarray, n: int) ->
     return [int(np.argsort(lu.perm_c)[k])] if d[k] < 1e-14 * max(float(d.max()), 1e-300) else []
 
 
+#: Unknowns from which the fill-in is estimated before a run (:func:`check_fill`; below, the
+#: factors of a circuit matrix are small and the estimate not worth its time)
+FILL_CHECK_FROM = 10000
+
+
+def check_fill(Ai: np.ndarray, Aj: np.ndarray, n: int) -> None:
+    """Refuse, before the run, a circuit whose LU factors would not fit in memory: estimated
+    ``nnz(L+U)`` (:func:`fill_estimate`) × 12 bytes (value + row index) against half of the
+    machine's physical memory. Checked from :data:`FILL_CHECK_FROM` unknowns on."""
+    import os
+
+    from ..errors import Va2JaxError
+
+    if n < FILL_CHECK_FROM:
+        return
+    nnz, lu = fill_estimate(Ai, Aj, n)
+    try:
+        mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        return
+    need = 12 * max(lu, nnz)
+    if lu < 0 or need > mem / 2:
+        what = "cannot be estimated" if lu < 0 else f"{lu:,} entries (~{need / 2**30:.1f} GiB)"
+        raise Va2JaxError(f"sparse matrix too large: {n:,} unknowns, {nnz:,} non-zeros; the LU "
+                          f"factors' fill-in {what} exceeds half of this machine's "
+                          f"{mem / 2**30:.1f} GiB")
+
+
 SolveFn = Callable[[jax.Array, jax.Array], jax.Array]
