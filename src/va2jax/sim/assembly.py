@@ -128,6 +128,13 @@ def limited_assemble_fn(system: System, pattern: tuple[np.ndarray, np.ndarray, n
     # thousands of transistors would make it huge, and the scatter-add is used then anyway
     use_gather = max(_gather_levels(gidx, n), _gather_levels(lim_idx, n),
                      _gather_levels(mat_tg, msize)) <= _MAX_GATHER_LEVELS
+    # sparse path, scatter assembly: natively evaluated groups skip their dense outputs
+    direct = [None] * len(groups)
+    if sparse and not use_gather:
+        from ._direct import direct_stamp
+
+        direct = [direct_stamp(g.group, np.asarray(g.idx), np.asarray(p))
+                  for g, p in zip(system.groups, pos)]
     if use_gather:
         vec_tab = _gather_table(gidx, n)
         lim_tab = _gather_table(lim_idx, n)
@@ -181,6 +188,18 @@ def limited_assemble_fn(system: System, pattern: tuple[np.ndarray, np.ndarray, n
         new_states = []
         for k, (grp, idx) in enumerate(groups):
             V = xe[idx]
+            if direct[k] is not None:  # native kernel output → global places (sim/_direct.py)
+                lim = states is not None and k in stateful
+                acc = {"f": f, "q": q, "jf": Jf, "jq": Jq}
+                if lim:
+                    acc.update(lf=lf, lq=lq)
+                acc, st = direct[k](V, states[stateful.index(k)] if lim else None,
+                                    enable if lim else False, acc)
+                f, q, Jf, Jq = acc["f"], acc["q"], acc["jf"], acc["jq"]
+                if lim:
+                    lf, lq = acc["lf"], acc["lq"]
+                    new_states.append(st)
+                continue
             if states is not None and k in stateful:
                 fl, ql, jfl, jql, lfl, lql, st = grp.eval_limited(V, states[stateful.index(k)], enable)
                 lf = lf.at[idx].add(lfl)
