@@ -146,3 +146,27 @@ def test_psp103_chain_sparse_matches_vacask(tmp_path):
         assert abs(res[name][-1] - y_ref[-1]) <= 10e-3, name
         edges += len(c_ref)
     assert edges == 8  # n0, n1, n25, n50: each saw the pulse go up and down
+
+
+def test_sparse_singular_and_fill_helpers():
+    """The sparse path's diagnostics on matrices whose answer is known by construction."""
+    from va2jax.sim.sparse import fill_estimate, singular_unknowns, structural_singularity
+
+    # tridiagonal n×n: 3n − 2 entries, factors of (nearly) the same size — the natural order
+    # has no fill, COLAMD (not optimal on a band) may add a few entries; a dense n×n would be n²
+    n = 200
+    r = np.r_[np.arange(n), np.arange(1, n), np.arange(n - 1)]
+    c = np.r_[np.arange(n), np.arange(n - 1), np.arange(1, n)]
+    nnz, lu = fill_estimate(r, c, n)
+    assert nnz == 3 * n - 2 and 3 * n - 2 <= lu <= 3 * n + 10
+    # unknown 2 appears in no equation (an empty column) and row 3 has no entry: structurally
+    # singular, whatever the values
+    Ai = np.array([0, 1, 1, 2, 0])
+    Aj = np.array([0, 1, 3, 1, 3])
+    rows, cols = structural_singularity(Ai, Aj, 4)
+    assert cols == [2] and rows
+    assert singular_unknowns(Ai, Aj, np.ones(5), 4) == [2]
+    # numerically singular: two equal rows of a full pattern; the small pivot names an unknown
+    Ai = np.array([0, 0, 1, 1])
+    Aj = np.array([0, 1, 0, 1])
+    assert len(singular_unknowns(Ai, Aj, np.array([1.0, 2.0, 1.0, 2.0]), 2)) == 1

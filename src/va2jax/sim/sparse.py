@@ -97,8 +97,11 @@ def singular_unknowns(Ai: np.ndarray, Aj: np.ndarray, Ax: np.ndarray, n: int) ->
     A = sp.csc_matrix((Ax, (Ai, Aj)), shape=(n, n))
     try:
         lu = splu(A, permc_spec="COLAMD")
-    except RuntimeError:
-        return []
+    except RuntimeError:  # an exactly zero pivot: SuperLU does not say where
+        if n > 2000:
+            return []
+        _, _, vh = np.linalg.svd(A.toarray())  # the null vector's largest component
+        return [int(np.argmax(np.abs(vh[-1])))]
     d = np.abs(lu.U.diagonal())
     k = int(np.argmin(d))
     return [int(np.argsort(lu.perm_c)[k])] if d[k] < 1e-14 * max(float(d.max()), 1e-300) else []
