@@ -31,7 +31,7 @@ def _run(tmp_path: Path, body: str, name: str = "bad.sim") -> subprocess.Complet
     (HEAD + "v1 (a 0) vsource dc=1\nr1 (a 0) r r=2*k\n" + TAIL, "unknown parameter 'k'"),
     (HEAD + 'load "nosuch.osdi"\n' + TAIL, "bad.sim:7: OSDI library 'nosuch.osdi' not found"),
     (HEAD + "v1 (a 0) vsource dc=1\nr1 (a 0) r r=1k\ncontrol\n  options solver=\"lu\"\n  analysis op1 op\nendc\n",
-     "option solver: unknown linear solver 'lu' (dense, klu)"),
+     "option solver: unknown linear solver 'lu' (auto, dense, klu)"),
 ])
 def test_bad_input(tmp_path, body, needle):
     proc = _run(tmp_path, body)

@@ -80,6 +80,17 @@ def run_ac(eng: Engine, name: str, freqs: np.ndarray) -> Result:
     _, _, Jf, Jq = eng.jacobians(x)
     u = eng.sys.ac_vector()
     out = np.empty((len(freqs), eng.sys.n), complex)
+    if eng.sparse:  # Jf, Jq: values on the sparse pattern
+        import klujax
+
+        Ai, Aj, _ = eng.pattern
+        for k, f in enumerate(freqs):
+            out[k] = np.asarray(klujax.solve(Ai, Aj, Jf + 2j * np.pi * f * Jq, u))
+            if not np.all(np.isfinite(out[k])):
+                raise ConvergenceError(f"ac {name}: singular matrix at f={f:g} Hz")
+        st = Stats(points=len(freqs), newton_iterations=eng.iterations,
+                   run_s=time.perf_counter() - t0)
+        return Result(name, "ac", "frequency", np.asarray(freqs, float), list(eng.sys.names), out, st)
     for k, f in enumerate(freqs):
         A = Jf + 2j * np.pi * f * Jq
         try:

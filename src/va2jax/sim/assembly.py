@@ -20,9 +20,11 @@ import numpy as np
 from .mna import System
 
 
-def assemble_fn(system: System) -> Callable[[jax.Array], tuple[jax.Array, jax.Array, jax.Array, jax.Array]]:
-    """Return ``assemble(x) -> (f_dev+G·x, q, Jf, Jq)`` (without ``−b``); jit-traceable."""
-    full = limited_assemble_fn(system)
+def assemble_fn(system: System, pattern=None
+                ) -> Callable[[jax.Array], tuple[jax.Array, jax.Array, jax.Array, jax.Array]]:
+    """Return ``assemble(x) -> (f_dev+G·x, q, Jf, Jq)`` (without ``−b``); jit-traceable
+    (``pattern``: as for :func:`limited_assemble_fn`)."""
+    full = limited_assemble_fn(system, pattern)
     return lambda x: full(x, None, False)[:4]
 
 
@@ -30,6 +32,18 @@ def assemble_fn(system: System) -> Callable[[jax.Array], tuple[jax.Array, jax.Ar
 #: gathers of all levels fuse into one XLA kernel per output: at 5 levels (the graetz bridge's
 #: output nodes) they measured 3.7 → 1.9 µs against 15 scatter-adds (benchmarks/newton_profile.py).
 _MAX_GATHER_LEVELS = 8
+#: the largest stamping tables (entries, all three together) built for the native sums of the dense
+#: path (int64: 128 MiB); larger ones fall back to the scatter-add
+_MAX_TABLE_ENTRIES = 1 << 24
+
+
+def _gather_levels(targets: list[np.ndarray], size: int) -> int:
+    """The number of gathers :func:`_gather_table` would need: the most contributions to one
+    position (counted without building the table, which is that many times ``size``)."""
+    flats = [np.asarray(t, np.int64).ravel() for t in targets]
+    tg = np.concatenate(flats) if flats else np.zeros(0, np.int64)
+    tg = tg[(tg >= 0) & (tg < size)]
+    return int(np.bincount(tg, minlength=1).max()) if tg.size else 1
 
 
 def _gather_table(targets: list[np.ndarray], size: int) -> np.ndarray:
@@ -97,18 +111,27 @@ def limited_assemble_fn(system: System, pattern: tuple[np.ndarray, np.ndarray, n
     the limited branches) correct the Newton right-hand side. ``new_states`` are the states
     to pass to the next iteration (the unlimited voltages when ``enable`` is false)."""
     n = system.n
-    G = jnp.asarray(system.G)
-    C = jnp.asarray(system.C)
+    sparse = pattern is not None
+    if system.G is None and not sparse:
+        from ..errors import Va2JaxError
+
+        raise Va2JaxError(f"the circuit has {n} unknowns: the dense solver would need "
+                          f"{2 * n * n * 8 / 2**30:.1f} GiB for its matrices; use options solver=klu")
+    G = None if system.G is None else jnp.asarray(system.G)
+    C = None if system.C is None else jnp.asarray(system.C)
     groups = [(g.group, jnp.asarray(g.idx)) for g in system.groups]
     stateful = system.stateful_groups()
-    sparse = pattern is not None
     if sparse:
-        Ai, Aj, lut = pattern
+        Ai, Aj, find = pattern
         nnz = len(Ai)
-        lin_g = jnp.concatenate([G[Ai, Aj], jnp.zeros(1)])
-        lin_c = jnp.concatenate([C[Ai, Aj], jnp.zeros(1)])
+        if G is not None:  # may be traced (batch sweeps of linear elements)
+            lin_g = jnp.concatenate([G[Ai, Aj], jnp.zeros(1)])
+            lin_c = jnp.concatenate([C[Ai, Aj], jnp.zeros(1)])
+        else:  # large circuit: straight from the stamps, O(nnz)
+            lg, lc = system.linear_values(find, nnz)
+            lin_g, lin_c = jnp.asarray(lg), jnp.asarray(lc)
         Ai_j, Aj_j = jnp.asarray(Ai), jnp.asarray(Aj)
-        pos = [jnp.asarray(lut[np.asarray(g.idx)[:, :, None], np.asarray(g.idx)[:, None, :]])
+        pos = [jnp.asarray(find(np.asarray(g.idx)[:, :, None], np.asarray(g.idx)[:, None, :]))
                for g in system.groups]
 
         def linear(vals, x):  # (sparse linear stamps) · x
@@ -119,17 +142,31 @@ def limited_assemble_fn(system: System, pattern: tuple[np.ndarray, np.ndarray, n
     # order, bit for bit); where a position gets many contributions (a supply node shared by
     # many transistors) each extra level is one more gather, and the scatter-add wins
     gidx = [np.asarray(g.idx) for g in system.groups]
-    vec_tab = _gather_table(gidx, n)
-    lim_tab = _gather_table([gidx[k] for k in stateful], n)
-    if sparse:
-        mat_tab = _gather_table([np.asarray(p) for p in pos], nnz)
-    else:
-        mat_tab = _gather_table([np.where((i[:, :, None] < n) & (i[:, None, :] < n),
-                                          i[:, :, None] * n + i[:, None, :], n * n) for i in gidx], n * n)
-    use_gather = max(vec_tab.shape[0], lim_tab.shape[0], mat_tab.shape[0]) <= _MAX_GATHER_LEVELS
+    lim_idx = [gidx[k] for k in stateful]
+    mat_tg = ([np.asarray(p) for p in pos] if sparse else
+              [np.where((i[:, :, None] < n) & (i[:, None, :] < n), i[:, :, None] * n + i[:, None, :],
+                        n * n) for i in gidx])
+    msize = nnz if sparse else n * n
+    # count the levels first: a table is (levels × size) entries — a supply node shared by
+    # thousands of transistors would make it huge, and the scatter-add is used then anyway
+    levels = (_gather_levels(gidx, n), _gather_levels(lim_idx, n), _gather_levels(mat_tg, msize))
+    use_gather = max(levels) <= _MAX_GATHER_LEVELS
+    small = levels[0] * n + levels[1] * n + levels[2] * msize <= _MAX_TABLE_ENTRIES
+    vec_tab = lim_tab = mat_tab = None
+    if use_gather or (not sparse and small):
+        vec_tab = _gather_table(gidx, n)
+        lim_tab = _gather_table(lim_idx, n)
+        mat_tab = _gather_table(mat_tg, msize)
     # on the CPU (dense path) the same sums as one native kernel call per output, whatever the
     # number of levels: XLA's scatter-adds of a 48-unknown CMOS ring cost ≈ 100 µs per iteration
-    native = None if sparse else _native_stamps([vec_tab, lim_tab, mat_tab], gidx, stateful)
+    native = None if sparse or vec_tab is None else _native_stamps([vec_tab, lim_tab, mat_tab], gidx, stateful)
+    # sparse path, scatter assembly: natively evaluated groups skip their dense outputs
+    direct = [None] * len(groups)
+    if sparse and not use_gather:
+        from ._direct import direct_stamp
+
+        direct = [direct_stamp(g.group, np.asarray(g.idx), np.asarray(p))
+                  for g, p in zip(system.groups, pos)]
 
     def gathered(acc, outs, tab):
         if native is None or not outs:
@@ -184,6 +221,18 @@ def limited_assemble_fn(system: System, pattern: tuple[np.ndarray, np.ndarray, n
         new_states = []
         for k, (grp, idx) in enumerate(groups):
             V = xe[idx]
+            if direct[k] is not None:  # native kernel output → global places (sim/_direct.py)
+                lim = states is not None and k in stateful
+                acc = {"f": f, "q": q, "jf": Jf, "jq": Jq}
+                if lim:
+                    acc.update(lf=lf, lq=lq)
+                acc, st = direct[k](V, states[stateful.index(k)] if lim else None,
+                                    enable if lim else False, acc)
+                f, q, Jf, Jq = acc["f"], acc["q"], acc["jf"], acc["jq"]
+                if lim:
+                    lf, lq = acc["lf"], acc["lq"]
+                    new_states.append(st)
+                continue
             if states is not None and k in stateful:
                 fl, ql, jfl, jql, lfl, lql, st = grp.eval_limited(V, states[stateful.index(k)], enable)
                 lf = lf.at[idx].add(lfl)

@@ -79,7 +79,9 @@ class Options:
     tran_method: str = "trap"
     tran_lteratio: float = 3.5
     temp: float = 27.0
-    solver: str = "dense"  # Newton's linear solver: dense (LAPACK LU) or klu (sparse, klujax)
+    #: Newton's linear solver: dense (LAPACK LU), klu (sparse, klujax) or auto (klu from
+    #: :data:`SPARSE_THRESHOLD` unknowns on)
+    solver: str = "auto"
     limiting: int = 1  # models' own junction limiting ($limit) in Newton: 1 on, 0 off
 
     @classmethod
@@ -103,14 +105,52 @@ class Options:
             raise Va2JaxError(f"option tran_method: unknown method {o.tran_method!r} (be, trap, gear2)")
         if o.tran_method == "euler":
             o.tran_method = "be"
-        if o.solver not in ("dense", "klu"):
-            raise Va2JaxError(f"option solver: unknown linear solver {o.solver!r} (dense, klu)")
+        if o.solver not in ("dense", "klu", "auto"):
+            raise Va2JaxError(f"option solver: unknown linear solver {o.solver!r} (auto, dense, klu)")
         if o.solver == "klu":
             try:
                 import klujax  # noqa: F401
             except ImportError:
                 raise Va2JaxError("option solver=klu needs the klujax package (pip install klujax)") from None
         return o
+
+
+#: Unknowns from which ``options solver=auto`` (the default) uses the sparse path (KLU): a dense
+#: LU costs O(n³) and its matrices O(n²) memory; below this size it is the faster one
+#: (docs/simulator.md, "Sparse path")
+SPARSE_THRESHOLD = 400
+
+#: Option aliases that :meth:`Options.from_dict` maps onto its fields
+_OPTION_ALIASES = {"itl1", "itl4", "method", "trtol", "nr_itl"}
+
+#: VACASK options accepted without effect, with the reason given in the warning
+_IGNORED_OPTIONS = {
+    "nr_bypass": "instance bypass is not implemented (every instance is evaluated each iteration)",
+    "nr_bypasstol": "instance bypass is not implemented",
+    "nr_convtol": "instance bypass is not implemented (it sets the bypass convergence check)",
+    "nr_contbypass": "instance bypass is not implemented",
+}
+
+
+def warn_unused_options(options: dict[str, Any]) -> None:
+    """One warning per netlist option that does not change va2jax's results (an option of
+    VACASK's that is not implemented, or an unknown name)."""
+    import warnings
+
+    fields = set(Options.__dataclass_fields__)
+    for k in options:
+        key = k.lower()
+        if key in fields or key in _OPTION_ALIASES:
+            continue
+        why = _IGNORED_OPTIONS.get(key, "not supported by va2jax")
+        warnings.warn(f"option {k}: not applied by va2jax ({why}); the run goes on without it",
+                      stacklevel=2)
+
+
+def use_sparse(system: System, opts: Options) -> bool:
+    """Whether Newton solves ``system`` on the sparse path (``options solver``; ``auto``: from
+    :data:`SPARSE_THRESHOLD` unknowns on)."""
+    return opts.solver == "klu" or (opts.solver == "auto" and system.n >= SPARSE_THRESHOLD)
 
 
 def is_singular_error(e: Exception) -> bool:
@@ -166,7 +206,7 @@ def make_newton(system: System, opts: Options, values: System | None = None) -> 
     """
     n = system.n
     vsys = values if values is not None else system
-    sparse = opts.solver == "klu"
+    sparse = use_sparse(system, opts)
     pattern = system.coo_lookup() if sparse else None
     assemble = limited_assemble_fn(vsys, pattern)
     limiting = bool(opts.limiting) and bool(system.stateful_groups())
@@ -178,11 +218,18 @@ def make_newton(system: System, opts: Options, values: System | None = None) -> 
     reltol = opts.reltol
     vmask = jnp.asarray(~system.is_current)
     if sparse:
-        # the Jacobian as values on the circuit's static pattern (COO), never a dense matrix
-        import klujax
+        # the Jacobian as values on the circuit's static pattern (COO), never a dense matrix;
+        # KLU's symbolic analysis once per circuit (sim/sparse.py)
+        from .sparse import KluSolver
 
-        Ai, Aj, lut = pattern
-        diag = jnp.asarray(lut[np.arange(n), np.arange(n)])
+        Ai, Aj, find = pattern
+        klu = system._memo.get("klu")
+        if klu is None:  # kept on the circuit: the compiled loops hold only its handle
+            from .sparse import check_fill
+
+            check_fill(Ai, Aj, n)  # out-of-memory risk: an error before the run
+            klu = system._memo["klu"] = KluSolver(Ai, Aj, n)
+        diag = jnp.asarray(find(np.arange(n), np.arange(n)))
         Ai, Aj = jnp.asarray(Ai), jnp.asarray(Aj)
 
         def add_diag(J, d):
@@ -195,7 +242,7 @@ def make_newton(system: System, opts: Options, values: System | None = None) -> 
             Js = J / rs[Ai]
             cs = jax.ops.segment_max(jnp.abs(Js), Aj, num_segments=n)
             cs = jnp.where(cs > 0, cs, 1.0)
-            return klujax.solve(Ai, Aj, Js / cs[Aj], r / rs) / cs
+            return klu(Js / cs[Aj], r / rs) / cs
 
         def matvec(M, v):
             return jax.ops.segment_sum(M * v[Aj], Ai, num_segments=n)
@@ -394,6 +441,8 @@ class Engine:
         n = system.n
         for g in system.groups:  # compile device evaluators that run outside the Newton loop
             g.group.prepare()
+        self.sparse = use_sparse(system, opts)
+        self.pattern = system.coo_lookup() if self.sparse else None
         newton = self._newton_fn = make_newton(system, opts)
         t0 = time.perf_counter()
 
@@ -406,7 +455,7 @@ class Engine:
         dev_s = sum(float(g.group.compile_s) for g in system.groups)
         self.device_compile_s = dev_s
         self.compile_s = time.perf_counter() - t0 + dev_s
-        self._assemble = jax.jit(assemble_fn(system))
+        self._assemble = jax.jit(assemble_fn(system, self.pattern))
         self._assemble_ready = False
         self.iterations = 0
         self._tran_kernels: dict = {}
@@ -441,6 +490,17 @@ class Engine:
         return f"largest residual at {self.sys.names[i]!r} ({abs(F[i]):.3g} {unit})"
 
     def singular_message(self, x: np.ndarray, b: np.ndarray) -> str:
+        if self.sparse:
+            from .sparse import singular_unknowns
+
+            Ai, Aj, _ = self.pattern
+            _, _, Jf, _ = self.jacobians(np.nan_to_num(x))
+            ks = singular_unknowns(Ai, Aj, Jf, self.sys.n)
+            if not ks:
+                return "singular matrix"
+            names = ", ".join(repr(self.sys.names[k]) for k in ks[:5])
+            more = f" and {len(ks) - 5} more" if len(ks) > 5 else ""
+            return f"singular matrix (involving {names}{more})"
         _, _, Jf, _ = self.jacobians(np.nan_to_num(x))
         zero_rows = np.where(np.all(Jf == 0, axis=1))[0]
         if zero_rows.size:

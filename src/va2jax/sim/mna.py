@@ -59,6 +59,11 @@ _SOURCE_PARAMS = {"dc", "type", "val0", "val1", "delay", "rise", "fall", "width"
                   "modphase", "modindex"}
 
 
+#: Unknowns above which :class:`System` keeps its linear stamps as COO triplets only (no dense
+#: ``G``/``C``: 2·n²·8 bytes — 128 MB at this size); such circuits need the sparse path
+DENSE_LIMIT = 2000
+
+
 @dataclass
 class SourceRef:
     name: str
@@ -83,14 +88,21 @@ class System:
 
     names: list[str]  # unknown names (node name, or "inst:flow(br)")
     is_current: np.ndarray  # (n,) bool
-    G: np.ndarray
-    C: np.ndarray
+    G: np.ndarray | None  # (n, n) dense linear stamps; None above DENSE_LIMIT unknowns
+    C: np.ndarray | None
     sources: list[SourceRef]
     groups: list[GroupRef]
     node_index: dict[str, int]
     gmin_mask: np.ndarray  # (n,) 1.0 for node-voltage unknowns
     lte_mask: np.ndarray  # (n,) 1.0 for unknowns checked by the truncation-error control
     instances: dict[str, Loc] = field(default_factory=dict)
+    #: the linear stamps as COO triplets ``(rows, cols, values)`` (duplicates not summed;
+    #: ground rows/columns dropped): the sparse path's O(nnz) form of ``G`` and ``C``
+    G_coo: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    C_coo: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    #: memo of structure-only objects: the pattern keys, KLU's symbolic analysis (which must live
+    #: as long as the compiled loops that use its handle do)
+    _memo: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def n(self) -> int:
@@ -144,33 +156,65 @@ class System:
             bps.update(s.wave.breakpoints(stop))
         return np.array(sorted(bps))
 
+    def has_charges(self) -> bool:
+        """Whether any element stores charge or flux (linear ``C`` or a device group)."""
+        return bool(self.groups) or bool(np.any(self.C_coo[2] != 0))
+
     def sparsity(self) -> tuple[np.ndarray, np.ndarray]:
         """Row and column indices ``(Ai, Aj)`` of every Jacobian entry that can be non-zero: the
         linear stamps, every pair of unknowns one device instance touches, and the diagonal
-        (gmin/gshunt). Sorted row-major, ground excluded."""
-        n = self.n
-        mask = (self.G != 0) | (self.C != 0) | np.eye(n, dtype=bool)
+        (gmin/gshunt). Sorted row-major, ground excluded; O(nnz) memory (no n×n mask)."""
+        keys = self._pattern_keys()
+        m = self.n + 1
+        return (keys // m).astype(np.int32), (keys % m).astype(np.int32)
+
+    def _pattern_keys(self) -> np.ndarray:
+        """Sorted unique ``row·(n+1) + col`` of the entries of :meth:`sparsity`."""
+        n, m = self.n, self.n + 1
+        parts = [np.arange(n, dtype=np.int64) * (m + 1)]
+        for r, c, v in (self.G_coo, self.C_coo):
+            keep = (r < n) & (c < n) & (v != 0)
+            parts.append(r[keep].astype(np.int64) * m + c[keep])
         for g in self.groups:
-            idx = np.asarray(g.idx)
-            r = np.repeat(idx[:, :, None], idx.shape[1], axis=2).ravel()
-            c = np.repeat(idx[:, None, :], idx.shape[1], axis=1).ravel()
-            keep = (r < n) & (c < n)
-            mask[r[keep], c[keep]] = True
-        Ai, Aj = np.nonzero(mask)
-        return Ai.astype(np.int32), Aj.astype(np.int32)
+            idx = np.asarray(g.idx, np.int64)
+            k = (idx[:, :, None] * m + idx[:, None, :]).ravel()
+            keep = ((idx[:, :, None] < n) & (idx[:, None, :] < n)).ravel()
+            parts.append(np.unique(k[keep]))
+        return np.unique(np.concatenate(parts))
 
     def stateful_groups(self) -> list[int]:
         """Indices of the device groups whose model keeps ``$limit`` states (Newton limiting)."""
         return [k for k, g in enumerate(self.groups) if g.group.num_states > 0]
 
-    def coo_lookup(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(Ai, Aj, lut)``: the pattern of :meth:`sparsity` and an (n+1, n+1) table giving the
-        position of entry (i, j) in it (``nnz`` — a discarded slot — for ground rows/columns)."""
-        Ai, Aj = self.sparsity()
-        n, nnz = self.n, len(Ai)
-        lut = np.full((n + 1, n + 1), nnz, dtype=np.int32)
-        lut[Ai, Aj] = np.arange(nnz, dtype=np.int32)
-        return Ai, Aj, lut
+    def coo_lookup(self) -> tuple[np.ndarray, np.ndarray, Callable[[np.ndarray, np.ndarray], np.ndarray]]:
+        """``(Ai, Aj, find)``: the pattern of :meth:`sparsity` and ``find(rows, cols)`` giving the
+        position of each entry (i, j) in it (``nnz`` — a discarded slot — for ground rows or
+        columns, index ``n``). A binary search on the sorted keys: O(nnz) memory."""
+        if "keys" not in self._memo:
+            self._memo["keys"] = self._pattern_keys()
+        keys = self._memo["keys"]
+        n, m, nnz = self.n, self.n + 1, len(keys)
+
+        def find(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+            r, c = np.asarray(rows, np.int64), np.asarray(cols, np.int64)
+            k = r * m + c
+            pos = np.minimum(np.searchsorted(keys, k), nnz - 1)
+            ok = (r < n) & (c < n) & (keys[pos] == k)
+            return np.where(ok, pos, nnz).astype(np.int32)
+
+        return (keys // m).astype(np.int32), (keys % m).astype(np.int32), find
+
+    def linear_values(self, find: Callable[[np.ndarray, np.ndarray], np.ndarray],
+                      nnz: int) -> tuple[np.ndarray, np.ndarray]:
+        """The linear stamps ``G``, ``C`` as values on the pattern of :meth:`coo_lookup` (nnz + 1,
+        the last one the discarded slot), summed in stamp order."""
+        out = []
+        for r, c, v in (self.G_coo, self.C_coo):
+            vals = np.zeros(nnz + 1)
+            np.add.at(vals, find(r, c), v)
+            vals[nnz] = 0.0
+            out.append(vals)
+        return out[0], out[1]
 
 ModelResolver = Callable[[str, Loc], CompiledModel | None]
 
@@ -485,15 +529,24 @@ class _Builder:
         for s in self.sources:
             s.p = n if s.p < 0 else s.p
             s.n = n if s.n < 0 else s.n
-        Gm = np.zeros((n + 1, n + 1))
-        for r, c, v in self.G_entries:
-            Gm[r, c] += v  # index -1 lands in the dump row/col n
-        Cm = np.zeros((n + 1, n + 1))
-        for r, c, v in self.C_entries:
-            Cm[r, c] += v
-        return System(self.names, np.array(self.is_cur, bool), Gm[:n, :n], Cm[:n, :n], self.sources,
+        coo = []
+        for entries in (self.G_entries, self.C_entries):
+            a = np.array(entries, float).reshape(-1, 3)
+            r, c = a[:, 0].astype(np.int64), a[:, 1].astype(np.int64)
+            r[r < 0], c[c < 0] = n, n  # ground: the dump row/column n
+            keep = (r < n) & (c < n)
+            coo.append((r[keep], c[keep], a[keep, 2]))
+        dense = []
+        for r, c, v in coo:
+            if n > DENSE_LIMIT:  # no n×n matrices for a large circuit (sparse path only)
+                dense.append(None)
+                continue
+            M = np.zeros((n, n))
+            np.add.at(M, (r, c), v)
+            dense.append(M)
+        return System(self.names, np.array(self.is_cur, bool), dense[0], dense[1], self.sources,
                       groups, self.node_index, np.array(self.gmin, float), np.array(self.lte, float),
-                      self.inst_locs)
+                      self.inst_locs, coo[0], coo[1])
 
 
 def _merge_groups(groups: list[GroupRef]) -> list[GroupRef]:

@@ -77,6 +77,9 @@ class AnalysisDecl:
     #: VACASK: the ``sweep`` statements before the analysis, outermost first (``sweep`` is the
     #: last of them)
     sweeps: list[dict[str, str]] = field(default_factory=list)
+    #: subcircuits instantiated at top level for this analysis (VACASK ``elaborate circuit(...)``
+    #: in effect when the analysis was read; empty: the top level alone)
+    circuit: tuple[str, ...] = ()
 
 
 @dataclass
@@ -91,9 +94,11 @@ class Netlist:
     ground: set[str] = field(default_factory=lambda: {"0"})
     dialect: str = "vacask"
     path: Path | None = None
-    globals: set[str] = field(default_factory=set)  # nodes shared by all subcircuits (.global)
+    globals: set[str] = field(default_factory=set)  # nodes shared by all subcircuits (.global, global)
     variables: dict[str, str] = field(default_factory=dict)  # VACASK control ``var`` (text)
     overrides: dict[str, str] = field(default_factory=dict)  # swept top-level parameters (text)
+    #: ``elaborate circuit("a", ...)`` statements: (subcircuit names, location)
+    elaborations: list[tuple[tuple[str, ...], Loc]] = field(default_factory=list)
 
 
 @dataclass
@@ -128,6 +133,7 @@ class FlatCircuit:
     dialect: str
     path: Path | None
     params: dict[str, Value]  # top-level parameters
+    circuit: tuple[str, ...] = ()  # the subcircuits elaborated at top level beside it
 
 
 #: suffixes of netlist files: text of others (e.g. an included system file) is never quoted
@@ -198,11 +204,33 @@ def _eval(text: str, scope: dict[str, Value], loc: Loc, what: str) -> Value:
         raise NetlistError(loc, f"{what}: {exc}") from None
 
 
-def elaborate(net: Netlist) -> FlatCircuit:
+def check_elaborations(net: Netlist) -> None:
+    """Every ``elaborate circuit("name", …)`` names a subcircuit without terminals (VACASK's
+    rule: only definitions of the default top level, instantiated with no connections)."""
+    subs = {k.lower(): s for k, s in net.subckts.items()}
+    for names, loc in net.elaborations:
+        for nm in names:
+            sub = subs.get(nm.lower())
+            if sub is None:
+                raise NetlistError(loc, f"elaborate: no subcircuit named {nm!r}"
+                                        + suggest(nm, net.subckts))
+            if sub.terminals:
+                raise NetlistError(loc, f"elaborate: subcircuit {sub.name} has terminals "
+                                        f"({' '.join(sub.terminals)}); only one without "
+                                        "terminals can be a top-level circuit")
+
+
+def elaborate(net: Netlist, circuit: tuple[str, ...] = ()) -> FlatCircuit:
     """Flatten the hierarchy and evaluate all parameter expressions.
 
     Node names inside a subcircuit instance ``u1`` become ``u1.node`` except for its terminals
-    (replaced by the connected nets) and ground names. Instance names become ``u1.mn``.
+    (replaced by the connected nets), ground names and ``global`` nodes. Instance names become
+    ``u1.mn``.
+
+    ``circuit``: names of subcircuits (without terminals) instantiated at top level beside the
+    top-level instances, as VACASK's ``elaborate circuit("name", …)`` does: their instances and
+    nodes keep their own names (no prefix), their parameters take their defaults evaluated
+    with the top-level parameters in scope, and an instance name used twice is an error.
     """
     top_scope: dict[str, Value] = {}
     for k, v in net.top.params.items():
@@ -235,6 +263,8 @@ def elaborate(net: Netlist) -> FlatCircuit:
                 return n
             if n in nodemap:
                 return nodemap[n]
+            if n in net.globals:
+                return n
             return prefix + n
 
         for inst in sub.instances:
@@ -264,7 +294,22 @@ def elaborate(net: Netlist) -> FlatCircuit:
             flat.append(FlatInstance(prefix + inst.name, nodes, master, params, inst.loc))
 
     walk(net.top, top_scope, "", {}, {}, 0)
+    top_models = {card.name.lower(): card.name.lower() for card in net.top.models.values()}
+    for name in circuit:
+        sub = subckts_low.get(name.lower())
+        if sub is None or sub.terminals:
+            raise NetlistError(net.top.loc, f"elaborate: no subcircuit {name!r} without terminals")
+        scope = dict(top_scope)
+        for k, v in sub.params.items():
+            scope[k] = _eval(v, scope, sub.loc or net.top.loc, f"parameter {k}")
+        walk(sub, scope, "", {}, top_models, 1)
+    seen: dict[str, FlatInstance] = {}
+    for fi in flat:
+        first = seen.setdefault(fi.name.lower(), fi)
+        if first is not fi:
+            raise NetlistError(fi.loc, f"an instance named {fi.name!r} already exists "
+                                       f"(first defined at {first.loc})")
     options = {k: _eval(v, top_scope, Loc(str(net.path), 0), f"option {k}")
                for k, v in net.options.items()}
     return FlatCircuit(net.title, flat, models, net.loads, net.analyses, options, net.saves,
-                       net.ground, net.dialect, net.path, top_scope)
+                       net.ground, net.dialect, net.path, top_scope, tuple(circuit))

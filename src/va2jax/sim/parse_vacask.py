@@ -7,6 +7,7 @@ ends with ``\\``)::
     load "file.osdi" | load "file.va"
     include "file"
     ground NAME
+    global NODE ...
     parameters a=1 b=2*a
     model NAME MODULE [(] p=v ... [)]
     subckt NAME (t1 t2 ...)
@@ -19,6 +20,7 @@ ends with ``\\``)::
       options k=v ...          (names va2jax does not apply: one warning each)
       var a=1 ...
       [sweep NAME instance=|model=|option=|variable= ... (nested: one per line, outermost first)]
+      elaborate circuit("sub1", ...)  (top level + these subckts for the analyses after it)
       analysis NAME op|tran|ac p=v ...   (noise, hb, acxf, dcxf, dcinc: "not supported yet")
       print ... | save ... | abort always | postprocess(...)
     endc
@@ -43,6 +45,7 @@ from .netlist import (
     Netlist,
     NetlistError,
     Subckt,
+    check_elaborations,
     read_include,
     start_netlist,
 )
@@ -188,7 +191,23 @@ def parse_vacask(path: str | Path, text: str | None = None,
     net.overrides = dict(overrides or {})
     body = text.split("\n", 1)[1] if "\n" in text else ""
     _parse_body(net, "\n" + body, path, top, (path.resolve(),))  # line 1 is the title
+    check_elaborations(net)
     return net
+
+
+def _parse_elaborate(rest: str, loc: Loc) -> tuple[str, ...]:
+    """``circuit("a", "b")`` (the argument of ``elaborate``) → ("a", "b")."""
+    m = re.fullmatch(r'circuit\s*\((.*)\)', rest.strip(), re.S)
+    if not m:
+        raise NetlistError(loc, 'elaborate needs circuit("name", ...), e.g. '
+                                'elaborate circuit("top")')
+    args = [a.strip() for a in m.group(1).split(",") if a.strip()]
+    names = []
+    for a in args:
+        if not re.fullmatch(r'"[^"]+"', a):
+            raise NetlistError(loc, f"elaborate: subcircuit names must be quoted strings, got {a!r}")
+        names.append(a[1:-1])
+    return tuple(names)
 
 
 def _parse_body(net: Netlist, text: str, path: Path, top: Subckt, stack: tuple[Path, ...]) -> None:
@@ -198,6 +217,7 @@ def _parse_body(net: Netlist, text: str, path: Path, top: Subckt, stack: tuple[P
     cur = top
     in_control = False
     pending_sweeps: list[dict[str, str]] = []
+    circuit: tuple[str, ...] = net.elaborations[-1][0] if net.elaborations else ()
     for stmt, loc in stmts:
         word = stmt.split(None, 1)[0]
         rest = stmt[len(word):].strip()
@@ -215,13 +235,16 @@ def _parse_body(net: Netlist, text: str, path: Path, top: Subckt, stack: tuple[P
                 params = _split_params(parts[2] if len(parts) > 2 else "", loc)
                 net.analyses.append(AnalysisDecl(parts[0], parts[1].lower(), params, loc,
                                                  sweep=pending_sweeps[-1] if pending_sweeps
-                                                 else None, sweeps=pending_sweeps))
+                                                 else None, sweeps=pending_sweeps, circuit=circuit))
                 pending_sweeps = []
             elif low == "sweep":
                 parts = rest.split(None, 1)
                 sw = _split_params(parts[1] if len(parts) > 1 else "", loc)
                 sw["name"] = parts[0] if parts else "sweep"
                 pending_sweeps.append(sw)
+            elif low == "elaborate":
+                circuit = _parse_elaborate(rest, loc)
+                net.elaborations.append((circuit, loc))
             elif low == "save":
                 net.saves.extend(rest.split())
             elif low.startswith("postprocess"):
@@ -247,7 +270,7 @@ def _parse_body(net: Netlist, text: str, path: Path, top: Subckt, stack: tuple[P
         elif low == "ground":
             net.ground.update(rest.split())
         elif low == "global":
-            pass
+            net.globals.update(rest.split())
         elif low == "parameters":
             cur.params.update(_split_params(rest, loc))
             if cur is top:
@@ -298,7 +321,6 @@ def _parse_body(net: Netlist, text: str, path: Path, top: Subckt, stack: tuple[P
     if pending_sweeps:
         raise NetlistError(None, f"{path}: sweep {pending_sweeps[-1]['name']} is not followed by "
                                  "an analysis")
-    _warn_unapplied_options(net)
 
 
 #: VACASK's analysis types: those va2jax runs (``dc``: va2jax's name for a swept ``op``)
@@ -435,18 +457,3 @@ def _apply_overrides(net: Netlist, top: Subckt) -> None:
     for k, v in getattr(net, "overrides", {}).items():
         if k in top.params:
             top.params[k] = v
-
-
-def _warn_unapplied_options(net: Netlist) -> None:
-    """One warning per ``options`` name that va2jax's engine does not apply (VACASK knows many
-    more: ``tran_fbr``, ``op_debug``, ``matrixcheck``, …): the run goes on without it."""
-    import dataclasses
-
-    from .engine import Options
-
-    known = {f.name for f in dataclasses.fields(Options)} | {"itl1", "itl4", "method", "trtol",
-                                                              "nr_itl"}
-    for k in net.options:
-        if k.lower() not in known:
-            warnings.warn(f"option {k}: not applied by va2jax (the run goes on without it)",
-                          stacklevel=3)

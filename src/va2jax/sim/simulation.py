@@ -14,7 +14,7 @@ from .. import _config
 from ..errors import Va2JaxError
 from .adapters import ModelLibrary
 from .analysis import run_ac, run_dc_sweep, run_op, run_tran
-from .engine import Engine, Options
+from .engine import Engine, Options, warn_unused_options
 from .expr import ExprError, evaluate
 from .mna import System, build_system
 from .netlist import AnalysisDecl, FlatCircuit, Netlist, NetlistError, check_tran_times, elaborate, private
@@ -108,32 +108,60 @@ class Simulation:
     library: ModelLibrary
     compile_s: float
     results: dict[str, Result] = field(default_factory=dict)
-    netlist: Netlist | None = None  # as read (VACASK sweeps of top-level parameters elaborate it again)
+    #: as read (VACASK: ``elaborate`` and sweeps of top-level parameters elaborate it again)
+    netlist: Netlist | None = None
+    path: Path | None = None
 
     @classmethod
     def from_file(cls, path: str | Path, prefer: str | None = None) -> "Simulation":
         """Build a simulation; ``prefer`` (default ``$VA2JAX_SIM_MODELS`` or ``auto``) picks the
-        model source for ``load`` statements: ``auto``, ``va`` (generated), ``osdi``, ``builtin``."""
+        model source for ``load`` statements: ``auto``, ``va`` (generated), ``osdi``, ``builtin``.
+
+        The circuit is the one of the first analysis (its ``elaborate circuit(...)``); an
+        analysis after a later ``elaborate`` rebuilds it (:meth:`run_analysis`)."""
         prefer = prefer or _config.get("SIM_MODELS")
         if prefer not in ("auto", "va", "osdi", "builtin"):
             raise Va2JaxError(f"unknown model source {prefer!r} (auto, va, osdi, builtin)")
         t0 = time.perf_counter()
         try:
             net = read_netlist(path)
-            circ = elaborate(net)
+            first = net.analyses[0].circuit if net.analyses else ()
+            circ = elaborate(net, first)
             opts = Options.from_dict(circ.options)
+            warn_unused_options(circ.options)
             lib = ModelLibrary(Path(path).resolve().parent, prefer=prefer)
             for fname, loc in circ.loads:
                 lib.load(fname, loc)
-            system = build_system(circ, lib.resolve, temperature=opts.temp + 273.15)
         except NetlistError as exc:  # never quote an included file that is not a netlist
+            raise private(exc, Path(path)) from None
+        system, eng = cls._compile(circ, lib, opts, path)
+        return cls(circ, system, eng, opts, lib, time.perf_counter() - t0, netlist=net, path=Path(path))
+
+    @staticmethod
+    def _compile(circ: FlatCircuit, lib: ModelLibrary, opts: Options,
+                 path: str | Path) -> tuple[System, Engine]:
+        try:
+            system = build_system(circ, lib.resolve, temperature=opts.temp + 273.15)
+        except NetlistError as exc:
             raise private(exc, Path(path)) from None
         if system.n == 0:
             raise Va2JaxError(f"{path}: the circuit has no nodes (no elements to simulate)")
-        eng = Engine(system, opts)
-        sim = cls(circ, system, eng, opts, lib, time.perf_counter() - t0)
-        sim.netlist = net
-        return sim
+        return system, Engine(system, opts)
+
+    def use_circuit(self, circuit: tuple[str, ...]) -> None:
+        """Rebuild the circuit with the subcircuits ``circuit`` elaborated at top level (VACASK's
+        ``elaborate circuit(...)``), unless it is the current one."""
+        if tuple(circuit) == self.circuit.circuit or self.netlist is None:
+            return
+        t0 = time.perf_counter()
+        try:
+            circ = elaborate(self.netlist, tuple(circuit))
+        except NetlistError as exc:
+            raise private(exc, self.path or Path(".")) from None
+        self.system, self.engine = self._compile(circ, self.library, self.options,
+                                                 self.path or Path("."))
+        self.circuit = circ
+        self.compile_s += time.perf_counter() - t0
 
     def _num(self, decl: AnalysisDecl, key: str, default: float | None = None) -> float | None:
         for k, v in decl.params.items():
@@ -163,6 +191,7 @@ class Simulation:
 
     def run_analysis(self, decl: AnalysisDecl,
                      progress: Callable[[str, float, float], None] | None = None) -> Result:
+        self.use_circuit(decl.circuit)
         if decl.sweeps and self.circuit.dialect == "vacask":
             from ._sweep import run_swept
 

@@ -102,7 +102,7 @@ class TranKernel:
         self.chunk = chunk
         self.compiled = False
         b_of_t = sysm.make_source_fn()
-        has_lte = bool(np.any(sysm.C != 0)) or bool(sysm.groups)
+        has_lte = sysm.has_charges()  # (no dense C on the sparse path)
         order = 1 if method == "be" else 2
         reltol, lteratio, redo, ft = o.reltol, o.tran_lteratio, o.tran_redofactor, o.tran_ft
         xabs = jnp.where(jnp.asarray(sysm.is_current), o.abstol, o.vntol)
