@@ -73,3 +73,24 @@ def test_cli_reports_a_bad_variable_in_one_line():
                           text=True, env=env)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     assert proc.stderr.strip() == "va2jax: error: VA2JAX_PART_SIZE='lots': expected a whole number"
+
+
+def test_every_entry_point_sets_the_xla_flags_before_jax_starts():
+    """The XLA flags (the AVX cap that keeps XLA from contracting a·b+c into an FMA, which OSDI
+    code never does, and the fusion passes off) take effect only if set before JAX's CPU backend
+    starts. Since generated code is imported lazily, a simulation whose first devices are built-in
+    elements used to start JAX without them, and a later generated model then ran with other
+    roundings (a rectifier's transient differed by 8e-11 relative in its time points, depending
+    on what the process had run before). Importing ``va2jax.sim`` alone must set them, and a
+    computation afterwards must see them."""
+    code = ("import os, va2jax.sim, jax.numpy as jnp; jnp.zeros(1).block_until_ready(); "
+            "print(os.environ.get('XLA_FLAGS', ''))")
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "VA2JAX_XLA_MAX_ISA",
+                                                             "VA2JAX_XLA_FUSION")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         timeout=300, check=True).stdout
+    assert "--xla_disable_hlo_passes=fusion" in out
+    import platform
+
+    if platform.machine().lower() in ("x86_64", "amd64"):
+        assert "--xla_cpu_max_isa=AVX" in out

@@ -166,9 +166,47 @@ def check_all() -> None:
         get(name)
 
 
+#: XLA passes va2jax disables by default: operator fusion makes XLA's compile time of large
+#: straight-line model code grow super-linearly (see docs/performance.md); without it a 4,000-op
+#: function compiles in seconds instead of minutes. ``VA2JAX_XLA_FUSION=1`` keeps XLA's defaults.
+FAST_COMPILE_XLA_FLAGS = "--xla_disable_hlo_passes=fusion,cpu-instruction-fusion,multi_output_fusion"
+
+#: Highest x86 instruction set XLA's CPU code generator may use. XLA compiles with LLVM's
+#: ``AllowFPOpFusion = Fast``, so wherever a multiply and an add end up in one fused kernel LLVM
+#: contracts them into an FMA instruction (one rounding instead of two) — and OpenVAF's OSDI code
+#: rounds twice. Without FMA in the target (AVX, not AVX2/FMA3) there is nothing to contract into:
+#: fused and unfused kernels give the same bits (measured on PSP103 at 1,024 and 16,384 instances,
+#: docs/performance.md). ``VA2JAX_XLA_MAX_ISA`` overrides it; empty leaves XLA's default.
+SAFE_MAX_ISA = "AVX"
+
+
+def configure_xla() -> None:
+    """Add va2jax's XLA flags to ``XLA_FLAGS`` (each unless the user already set that flag).
+
+    :data:`FAST_COMPILE_XLA_FLAGS` (unless ``VA2JAX_XLA_FUSION=1``) and, on x86-64,
+    ``--xla_cpu_max_isa`` = :data:`SAFE_MAX_ISA` (``VA2JAX_XLA_MAX_ISA``). Must run before JAX
+    initialises its CPU backend; it is called by :func:`enable_x64`, which every va2jax entry point
+    calls before computing with JAX (and when ``codegen._xla`` is imported).
+    """
+    import platform
+
+    flags = os.environ.get("XLA_FLAGS", "")
+    if not get("XLA_FUSION") and "xla_disable_hlo_passes" not in flags:
+        flags = (flags + " " + FAST_COMPILE_XLA_FLAGS).strip()
+    isa = get("XLA_MAX_ISA")
+    isa = SAFE_MAX_ISA if isa is None else isa
+    if isa and "xla_cpu_max_isa" not in flags and platform.machine().lower() in ("x86_64", "amd64"):
+        flags = (flags + f" --xla_cpu_max_isa={isa}").strip()
+    if flags:
+        os.environ["XLA_FLAGS"] = flags
+
+
 def enable_x64() -> None:
-    """Turn on JAX's float64 (va2jax computes in double precision, as OSDI libraries do); called
-    once by the public entry points (:mod:`va2jax.codegen`, :mod:`va2jax.sim`)."""
+    """Turn on JAX's float64 (va2jax computes in double precision, as OSDI libraries do) after
+    setting va2jax's XLA flags (:func:`configure_xla`: they take effect only if JAX's CPU backend
+    has not started yet — so whichever va2jax path runs first, the flags are the same); called
+    by the public entry points (:mod:`va2jax.codegen`, :mod:`va2jax.sim`)."""
+    configure_xla()
     import jax
 
     jax.config.update("jax_enable_x64", True)

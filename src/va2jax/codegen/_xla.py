@@ -1,8 +1,8 @@
 """XLA configuration for the generated code: process-wide flags, the fusion probe, and the
 per-compilation ``compiler_options`` of eval (see docs/performance.md).
 
-:func:`configure_xla` runs when :mod:`va2jax.codegen` is imported, before JAX starts its CPU
-backend.
+:func:`configure_xla` (in :mod:`va2jax._config`) runs before JAX starts its CPU backend: when
+this module is imported and in :func:`va2jax._config.enable_x64`, which every entry point calls.
 """
 from __future__ import annotations
 
@@ -12,41 +12,11 @@ import os
 import numpy as np
 
 from .. import _config
+
+# the process-wide flags live in ``_config`` (set before JAX starts by every entry point through
+# ``enable_x64``); re-exported here
+from .._config import FAST_COMPILE_XLA_FLAGS, SAFE_MAX_ISA, configure_xla  # noqa: F401
 from .._paths import cache_dir
-
-#: XLA passes va2jax disables by default: operator fusion makes XLA's compile time of large
-#: straight-line model code grow super-linearly (see docs/performance.md); without it a 4,000-op
-#: function compiles in seconds instead of minutes. ``VA2JAX_XLA_FUSION=1`` keeps XLA's defaults.
-FAST_COMPILE_XLA_FLAGS = "--xla_disable_hlo_passes=fusion,cpu-instruction-fusion,multi_output_fusion"
-
-#: Highest x86 instruction set XLA's CPU code generator may use. XLA compiles with LLVM's
-#: ``AllowFPOpFusion = Fast``, so wherever a multiply and an add end up in one fused kernel LLVM
-#: contracts them into an FMA instruction (one rounding instead of two) — and OpenVAF's OSDI code
-#: rounds twice. Without FMA in the target (AVX, not AVX2/FMA3) there is nothing to contract into:
-#: fused and unfused kernels give the same bits (measured on PSP103 at 1,024 and 16,384 instances,
-#: docs/performance.md). ``VA2JAX_XLA_MAX_ISA`` overrides it; empty leaves XLA's default.
-SAFE_MAX_ISA = "AVX"
-
-
-def configure_xla() -> None:
-    """Add va2jax's XLA flags to ``XLA_FLAGS`` (each unless the user already set that flag).
-
-    :data:`FAST_COMPILE_XLA_FLAGS` (unless ``VA2JAX_XLA_FUSION=1``) and, on x86-64,
-    ``--xla_cpu_max_isa`` = :data:`SAFE_MAX_ISA` (``VA2JAX_XLA_MAX_ISA``). Must run before JAX
-    initialises its CPU backend; it is called when va2jax.codegen is imported.
-    """
-    import platform
-
-    flags = os.environ.get("XLA_FLAGS", "")
-    if not _config.get("XLA_FUSION") and "xla_disable_hlo_passes" not in flags:
-        flags = (flags + " " + FAST_COMPILE_XLA_FLAGS).strip()
-    isa = _config.get("XLA_MAX_ISA")
-    isa = SAFE_MAX_ISA if isa is None else isa
-    if isa and "xla_cpu_max_isa" not in flags and platform.machine().lower() in ("x86_64", "amd64"):
-        flags = (flags + f" --xla_cpu_max_isa={isa}").strip()
-    if flags:
-        os.environ["XLA_FLAGS"] = flags
-
 
 #: Batch buckets at least this large compile eval with XLA's fusion passes back on (per
 #: compilation, through ``compiler_options``; ``VA2JAX_FUSE_MIN_BATCH``, ``0`` = never). Fusion
