@@ -102,6 +102,33 @@ class CircuitFunction:
         self.freqs = freqs
         self._polish = int(polish)
         self._op_core = self._make_op()
+        self._extra: dict[int, Any] = {}
+        if analysis == "ac":  # AC needs ∂J/∂x of every device: all groups through JAX
+            from .adapters import GeneratedModel
+            from .batch import _TracedGroup
+            from .devices import JaxFunctionModel
+
+            for gi, g in enumerate(bs.system.groups):
+                if gi in bs._groups or isinstance(g.model, JaxFunctionModel):
+                    continue
+                if not isinstance(g.model, GeneratedModel):
+                    raise Va2JaxError(f"function: ac derivatives need the second derivatives of "
+                                      f"model {g.model.name}, an OSDI library (load its .va file)")
+                self._extra[gi] = _TracedGroup(bs, gi, [])
+
+    def _system(self, p: jax.Array):
+        """The circuit at parameter values ``p``; for AC every device group evaluated by its
+        traceable JAX function (so that ``∂J/∂x`` exists)."""
+        from .mna import GroupRef
+
+        sysm = self._bs.system_at(p)
+        if not self._extra:
+            return sysm
+        groups = list(sysm.groups)
+        for gi, tg in self._extra.items():
+            g = groups[gi]
+            groups[gi] = GroupRef(g.model, tg.bound(p), g.idx, g.names)
+        return dataclasses.replace(sysm, groups=groups)
 
     # -- the operating point with its implicit derivative --------------------------------------
     def _residual(self, x: jax.Array, p: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -160,7 +187,7 @@ class CircuitFunction:
             for name, _, col in self._outs:
                 out[name] = x[col]
         else:
-            sysm = self._bs.system_at(p)
+            sysm = self._system(p)
             _, _, Jf, Jq = assemble_fn(sysm)(x)
             u = jnp.asarray(sysm.ac_vector())
             w = 2j * np.pi * jnp.asarray(self.freqs)
