@@ -241,7 +241,7 @@ def function(netlist: "str | Path | Any", params: Sequence[str], analysis: str =
     try:
         bs = BatchSweep(sim, keys)
     except Va2JaxError as exc:
-        if any(k.lower() in str(exc).lower() for k in keys) or len(keys) == 1:
+        if any(repr(k).lower() in str(exc).lower() for k in keys):
             raise
         for k in keys:  # name the parameter the error is about
             try:
