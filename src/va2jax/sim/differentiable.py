@@ -103,18 +103,22 @@ class CircuitFunction:
         self._polish = int(polish)
         self._op_core = self._make_op()
         self._extra: dict[int, Any] = {}
-        if analysis == "ac":  # AC needs ∂J/∂x of every device: all groups through JAX
+        if analysis == "ac":
+            # AC needs ∂J/∂x of every device: each generated model through its JAX function
+            # (backend "jax": the native backend's custom_jvp serves one tangent at a time, and
+            # jacfwd batches the tangents of the Jacobian outputs)
             from .adapters import GeneratedModel
             from .batch import _TracedGroup
             from .devices import JaxFunctionModel
 
             for gi, g in enumerate(bs.system.groups):
-                if gi in bs._groups or isinstance(g.model, JaxFunctionModel):
+                if isinstance(g.model, JaxFunctionModel):
                     continue
                 if not isinstance(g.model, GeneratedModel):
                     raise Va2JaxError(f"function: ac derivatives need the second derivatives of "
                                       f"model {g.model.name}, an OSDI library (load its .va file)")
-                self._extra[gi] = _TracedGroup(bs, gi, [])
+                swept = bs._groups[gi].swept if gi in bs._groups else []
+                self._extra[gi] = _TracedGroup(bs, gi, swept, backend="jax")
 
     def _system(self, p: jax.Array):
         """The circuit at parameter values ``p``; for AC every device group evaluated by its
