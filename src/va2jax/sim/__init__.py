@@ -8,6 +8,8 @@ Netlists: VACASK ``.sim`` (:mod:`.parse_vacask`) and a SPICE subset (:mod:`.pars
 Devices: :mod:`.devices` (interface), :mod:`.adapters` (generated JAX / OSDI / built-in).
 Batched Monte-Carlo / corner runs over N parameter sets (vmapped, optionally sharded):
 :func:`sweep`, :class:`BatchSweep` (:mod:`.batch`).
+Differentiable analyses (a netlist as a pure JAX function of its parameters): :func:`function`
+(:mod:`.differentiable`).
 """
 from __future__ import annotations
 
@@ -17,10 +19,11 @@ _config.enable_x64()  # float64 throughout the simulator, set before its modules
 
 from .analysis import run_ac, run_dc_sweep, run_op, run_tran  # noqa: E402,F401
 from .batch import BatchSweep, sweep  # noqa: E402
+from .differentiable import CircuitFunction, function  # noqa: E402
 from .engine import ConvergenceError, Engine, Options  # noqa: E402,F401
 from .mna import System, build_system  # noqa: E402,F401
 from .results import Result, Stats  # noqa: E402,F401
 from .simulation import Simulation, read_netlist, simulate  # noqa: E402
 
 __all__ = ["simulate", "Simulation", "read_netlist", "Result", "Options", "ConvergenceError",
-           "sweep", "BatchSweep"]
+           "sweep", "BatchSweep", "function", "CircuitFunction"]

@@ -527,7 +527,8 @@ def _canonical(model: Any, name: str) -> str:
 class _TracedGroup:
     """A device group whose swept parameters come from the traced vector ``p``."""
 
-    def __init__(self, owner: BatchSweep, gi: int, swept: list[tuple[int, _Device]]):
+    def __init__(self, owner: BatchSweep, gi: int, swept: list[tuple[int, _Device]],
+                 backend: str | None = None):
         self.owner = owner
         ref = owner.system.groups[gi]
         self.ref = ref
@@ -579,7 +580,7 @@ class _TracedGroup:
         fixed_all = dict(fixed)
         for nm in names:  # collapse decisions from the nominal values of the first instance
             fixed_all[nm] = self.values0[nm][0]
-        self.fn = m.function(names, fixed_all, analysis="tran")
+        self.fn = m.function(names, fixed_all, analysis="tran", backend=backend)
         self.T = T
 
     def _values(self, p: jax.Array, base: Mapping[str, np.ndarray]) -> dict[str, jax.Array]:

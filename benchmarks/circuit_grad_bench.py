@@ -1,0 +1,78 @@
+"""Cost of a circuit gradient: one DC operating point vs its gradient w.r.t. K parameters.
+
+Circuit: a diode–resistor ladder of ``K/2`` sections (``r{i}`` in series, a SPICE diode
+``d{i}`` from each tap to ground, driven by 5 V); parameters: every resistance and every
+diode's ``area`` (K in all). Objective: the sum of the tap voltages. It times, after
+compilation, the median of ``--repeat`` calls of
+
+* ``op``: ``f(values)`` — the operating point (Newton, gmin/source stepping as needed, polish);
+* ``grad``: ``jax.grad`` of the objective — the operating point plus the implicit rule's
+  transposed solve and one VJP of the residual in the K parameters (:mod:`va2jax.sim.differentiable`);
+* ``jacfwd``: forward mode, K tangent solves (for comparison).
+
+Run: ``python benchmarks/circuit_grad_bench.py [--k 100] [--repeat 20]``. Wall-clock times on a
+shared machine are noisy; the ratio is what to read.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+
+def netlist(sections: int) -> str:
+    lines = ["diode-resistor ladder", 'load "resistor.osdi"', 'load "spice/diode.osdi"',
+             "model r resistor", "model vsource vsource",
+             "model dmod sp_diode ( is=1e-14 n=1.05 rs=1 )", "v1 (n0 0) vsource dc=5"]
+    for i in range(1, sections + 1):
+        lines.append(f"r{i} (n{i - 1} n{i}) r r={100 + i}")
+        lines.append(f"d{i} (n{i} 0) dmod area=1")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--k", type=int, default=100)
+    ap.add_argument("--repeat", type=int, default=20)
+    a = ap.parse_args()
+    import jax
+    import jax.numpy as jnp
+
+    from va2jax.sim import function
+
+    sections = a.k // 2
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / "ladder.sim"
+        p.write_text(netlist(sections))
+        keys = [f"r{i}" for i in range(1, sections + 1)] + [f"d{i}.area" for i in range(1, sections + 1)]
+        taps = [f"n{i}" for i in range(1, sections + 1)]
+        f = function(p, keys, "op", taps)
+    v = dict(f.nominal)
+
+    def objective(v):
+        out = f(v)
+        return sum(out[t] for t in taps)
+
+    runs = {"op": jax.jit(lambda v: jnp.stack([f(v)[t] for t in taps])),
+            "grad": jax.jit(jax.grad(objective)),
+            "jacfwd": jax.jit(jax.jacfwd(objective))}
+    times = {}
+    for name, fn in runs.items():
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn(v))
+        comp = time.perf_counter() - t0
+        ts = []
+        for _ in range(a.repeat):
+            t0 = time.perf_counter()
+            jax.block_until_ready(fn(v))
+            ts.append(time.perf_counter() - t0)
+        times[name] = statistics.median(ts)
+        print(f"{name:7s} compile+first {comp:7.2f} s   median {times[name] * 1e3:8.3f} ms")
+    print(f"K = {len(keys)} parameters, n = {sections * 2 + 1}+ unknowns: "
+          f"grad / op = {times['grad'] / times['op']:.2f}, jacfwd / op = {times['jacfwd'] / times['op']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
