@@ -90,6 +90,26 @@ def gather_sum_ir(tab: np.ndarray, n_src: int, symbol: str, with_acc: bool = Tru
     return str(mod)
 
 
+def _linear_sum(tab: np.ndarray, n_src: int) -> Callable:
+    """The same sums as XLA gathers (``acc`` optional): used for the *tangents* of
+    :func:`gather_sum` / :func:`level_sum`, which must be linear JAX operations so that JAX can
+    transpose them (reverse mode; a native FFI call has no transpose rule)."""
+    import jax.numpy as jnp
+
+    idx = np.where((tab >= 0) & (tab < n_src), tab, n_src)
+
+    def lin(src, acc=None):
+        lead = src.shape[:-1]
+        z = jnp.concatenate([src, jnp.zeros(lead + (1,), src.dtype)], axis=-1)
+        out = acc
+        for lvl in range(idx.shape[0]):
+            term = z[..., idx[lvl]]
+            out = term if out is None else out + term
+        return jnp.zeros(lead + (idx.shape[1],), src.dtype) if out is None else out
+
+    return lin
+
+
 _lock = threading.Lock()
 _built: dict[str, Callable] = {}
 
@@ -124,9 +144,13 @@ def gather_sum(tab: np.ndarray, n_src: int) -> Callable:
         rows = jnp.concatenate([acc, jnp.broadcast_to(src, lead + src.shape[-1:])], axis=-1)
         return call(shared, rows.reshape((-1, size + n_src))).reshape(lead + (size,))
 
+    lin = _linear_sum(tab, n_src)
+
     @core.defjvp
-    def _jvp(primals, tangents):  # a sum: the tangent is the same sum of the tangents
-        return core(*primals), core(*tangents)
+    def _jvp(primals, tangents):  # a sum: the tangent is the same sum of the tangents (XLA)
+        acc_t, src_t = tangents
+        src_t = jnp.broadcast_to(src_t, acc_t.shape[:-1] + src_t.shape[-1:])
+        return core(*primals), lin(src_t, acc_t)
 
     def f(acc, src):
         return core(jnp.asarray(acc, jnp.float64), jnp.asarray(src, jnp.float64))
@@ -173,9 +197,11 @@ def level_sum(tab: np.ndarray, n_src: int) -> Callable:
         lead = src.shape[:-1]
         return call(shared, src.reshape((-1, n_src))).reshape(lead + (size,))
 
+    lin = _linear_sum(tab, n_src)
+
     @core.defjvp
-    def _jvp(primals, tangents):
-        return core(*primals), core(*tangents)
+    def _jvp(primals, tangents):  # the same sums of the tangents, as XLA gathers (transposable)
+        return core(*primals), lin(*tangents)
 
     def f(src):
         return core(jnp.asarray(src, jnp.float64))
