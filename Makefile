@@ -9,7 +9,7 @@ CORPUS_STAMP := $(CORPUS_DIR)/.complete
 SYSDEPS_STAMP := .cache/.sysdeps
 PYTEST_ARGS ?=
 
-.PHONY: install sysdeps corpus demo test test-all conformance bench bench-models bench-circuits bench-batch bench-solver clean
+.PHONY: install sysdeps corpus demo test test-all conformance bench bench-models bench-circuits bench-c6288 bench-native bench-batch bench-solver clean
 
 install: $(STAMP) $(SYSDEPS_STAMP)
 
@@ -64,6 +64,15 @@ bench-models: install corpus
 
 bench-circuits: install corpus
 	$(BIN)/python benchmarks/circuit_bench.py
+
+# VACASK's c6288 (10,112 PSP103) beside VACASK, and the inverter-chain scaling table
+bench-c6288: install corpus
+	$(BIN)/python benchmarks/c6288_bench.py --c6288 --chains 10,100,1000
+
+# native kernels: compile time vs openvaf-r, warm start, and all cores vs one thread
+bench-native: install corpus
+	$(BIN)/python benchmarks/compile_bench.py
+	$(BIN)/python benchmarks/cores_bench.py --models psp103,bsim4
 
 # 1,000 parameter sets: sequential loop vs vmap vs sharded over 4 forced host devices
 bench-solver: install
