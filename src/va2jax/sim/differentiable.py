@@ -62,22 +62,12 @@ from ..errors import Va2JaxError, suggest
 from .assembly import assemble_fn
 from .batch import BatchSweep
 from .engine import Options
+from .engine import dense_equilibrated_solve as _equilibrated_solve
 
 __all__ = ["function", "CircuitFunction"]
 
 _AC_FORMS = ("db", "phase", "mag", "real", "imag")
 _OUT_RE = re.compile(r"^\s*(\w+)\s*\(\s*(.+?)\s*\)\s*$")
-
-
-def _equilibrated_solve(J: jax.Array, r: jax.Array) -> jax.Array:
-    """``J⁻¹·r`` after row and column scaling of ``J`` (as the engine's Newton solve; the MNA
-    rows mix conductances in S with dimensionless voltage-source rows). Linear in ``r``."""
-    rs = jnp.max(jnp.abs(J), axis=1)
-    rs = jnp.where(rs > 0, rs, 1.0)
-    Js = J / rs[:, None]
-    cs = jnp.max(jnp.abs(Js), axis=0)
-    cs = jnp.where(cs > 0, cs, 1.0)
-    return jnp.linalg.solve(Js / cs[None, :], r / rs) / cs
 
 
 class CircuitFunction:

@@ -173,6 +173,19 @@ def _native_dense_solve(n: int) -> bool:
     return jax.default_backend() == "cpu"  # the kernel is CPU code (an accelerator keeps LAPACK's)
 
 
+def dense_equilibrated_solve(J: jax.Array, r: jax.Array) -> jax.Array:
+    """``J⁻¹·r`` after row and column scaling of ``J`` (as KLU does; MNA rows mix conductances
+    in S with dimensionless voltage-source rows), LAPACK's LU through ``jnp.linalg.solve``:
+    Newton's dense solve where the native one is not used, and the (transposable) solve of
+    :mod:`.differentiable`'s implicit derivatives. Linear in ``r``."""
+    rs = jnp.max(jnp.abs(J), axis=1)
+    rs = jnp.where(rs > 0, rs, 1.0)
+    Js = J / rs[:, None]
+    cs = jnp.max(jnp.abs(Js), axis=0)
+    cs = jnp.where(cs > 0, cs, 1.0)
+    return jnp.linalg.solve(Js / cs[None, :], r / rs) / cs
+
+
 def make_newton(system: System, opts: Options, values: System | None = None) -> Callable:
     """The pure (traceable) Newton solve of ``system``:
     ``newton(x0, b, a0, hist, gshunt, maxiter, dvmax, xref=None, rref=None) -> (x, iterations,
@@ -270,14 +283,7 @@ def make_newton(system: System, opts: Options, values: System | None = None) -> 
         def add_diag(J, d):
             return J + jnp.diag(d)
 
-        def equilibrated_solve(J, r):
-            # equilibrate rows and columns (as KLU does) before the LU solve
-            rs = jnp.max(jnp.abs(J), axis=1)
-            rs = jnp.where(rs > 0, rs, 1.0)
-            Js = J / rs[:, None]
-            cs = jnp.max(jnp.abs(Js), axis=0)
-            cs = jnp.where(cs > 0, cs, 1.0)
-            return jnp.linalg.solve(Js / cs[None, :], r / rs) / cs
+        equilibrated_solve = dense_equilibrated_solve
 
         def matvec(M, v):
             return M @ v
