@@ -118,17 +118,24 @@ def _rows(model, p: _Plan, inp: dict[str, Any], nb: int, *, dynamic: bool = True
         rows[:, c] = ein[name]
     rows[:, p.analysis_col] = inp["analysis"]
     if dynamic:
-        vext = np.concatenate([np.asarray(inp["V"], np.float64), np.zeros((nb, 1))], axis=1)
-        vused = np.take_along_axis(vext, lab, axis=1)
-        if len(p.volt_ab):
-            rows[:, p.volt_ab[:, 0]] = vused[:, p.volt_ab[:, 1]] - vused[:, p.volt_ab[:, 2]]
-        if len(p.volt_a):
-            rows[:, p.volt_a[:, 0]] = vused[:, p.volt_a[:, 1]]
-        if len(p.prev):
-            rows[:, p.prev[:, 0]] = np.asarray(inp["prev_state"], np.float64)[:, p.prev[:, 1]]
-        if len(p.enable_lim):
-            rows[:, p.enable_lim] = np.asarray(inp["enable_lim"], np.float64)[:, None]
+        _fill_dynamic(rows, p, inp, lab, nb)
     return rows, lab
+
+
+def _fill_dynamic(rows: np.ndarray, p, inp, lab: np.ndarray, nb: int) -> None:
+    """Write the per-call columns of the kernel rows in place: branch voltages (V; differences
+    of the instance's node voltages ``inp["V"]`` at its labels ``lab``), the previous ``$limit``
+    states and ``enable_lim``."""
+    vext = np.concatenate([np.asarray(inp["V"], np.float64), np.zeros((nb, 1))], axis=1)
+    vused = np.take_along_axis(vext, lab, axis=1)
+    if len(p.volt_ab):
+        rows[:, p.volt_ab[:, 0]] = vused[:, p.volt_ab[:, 1]] - vused[:, p.volt_ab[:, 2]]
+    if len(p.volt_a):
+        rows[:, p.volt_a[:, 0]] = vused[:, p.volt_a[:, 1]]
+    if len(p.prev):
+        rows[:, p.prev[:, 0]] = np.asarray(inp["prev_state"], np.float64)[:, p.prev[:, 1]]
+    if len(p.enable_lim):
+        rows[:, p.enable_lim] = np.asarray(inp["enable_lim"], np.float64)[:, None]
 
 
 class _Dense:
@@ -335,16 +342,7 @@ def eval_numpy(model, inp: dict[str, Any], sp: dict[str, Any], nb: int) -> dict[
         integ = enable_integration(inp, nb, np)
         for c, _nm in p.flag_cols:
             rows[:, c] = integ
-    vext = np.concatenate([np.asarray(inp["V"], np.float64), np.zeros((nb, 1))], axis=1)
-    vused = np.take_along_axis(vext, lab, axis=1)
-    if len(p.volt_ab):
-        rows[:, p.volt_ab[:, 0]] = vused[:, p.volt_ab[:, 1]] - vused[:, p.volt_ab[:, 2]]
-    if len(p.volt_a):
-        rows[:, p.volt_a[:, 0]] = vused[:, p.volt_a[:, 1]]
-    if len(p.prev):
-        rows[:, p.prev[:, 0]] = np.asarray(inp["prev_state"], np.float64)[:, p.prev[:, 1]]
-    if len(p.enable_lim):
-        rows[:, p.enable_lim] = np.asarray(inp["enable_lim"], np.float64)[:, None]
+    _fill_dynamic(rows, p, inp, lab, nb)
     d = p.dense(lab, model._with_scales)
     return d.split(d.numpy(d.shared_for(p.kernel, sp), d.rows(rows), min_rows_per_task(model)), nb)
 
