@@ -315,6 +315,19 @@ def test_threads_bit_identical_to_one_thread(kernels):
         0, 5, lambda i, acc: acc + one(SHARED, r), jnp.zeros_like(r)))(rows))
 
 
+def test_large_result_huge_page_hint_bit_identical(kernels):
+    """A result of at least 4 MiB (the handler advises huge pages for it before the kernel
+    writes) holds exactly the ctypes bits, one thread and split over the pool, eagerly and
+    inside ``jit``; an odd row count leaves the buffer's end off a page boundary."""
+    n = (_ffi._HUGE_OUT_BYTES // 16) + 4099  # 2 outputs · 8 bytes per row
+    rows = diode_rows(n, seed=6)
+    ref = ctypes_eval(kernels["diode"], SHARED, rows, 2)
+    for min_rows in (10**9, 1000):
+        call = _ffi.native_call(kernels["diode"], 2, 2, 2, label="diode", min_rows_per_task=min_rows)
+        assert same_bits(call(SHARED, rows), ref)
+        assert same_bits(jax.jit(call)(SHARED, rows), ref)
+
+
 # ------------------------------------------------------------------------------------------------
 # errors
 

@@ -28,6 +28,7 @@ import functools
 import hashlib
 import os
 import re
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -220,6 +221,11 @@ def _libc_address(name: str) -> int:
 _JOB_NEXT, _JOB_DONE, _JOB_REFS, _JOB_N, _JOB_CHUNK, _JOB_NCHUNKS, _JOB_SHARED, _JOB_IN, _JOB_OUT = range(9)
 _JOB_BYTES = 9 * 8
 _CHUNKS_PER_THREAD = 4  # chunks per pool thread: load balance vs. per-chunk cost
+# libc functions the handler calls; madvise only on Linux (MADV_HUGEPAGE is Linux's 14)
+_LIBC = ("malloc", "free", "sched_yield") + (("madvise",) if sys.platform.startswith("linux") else ())
+_MADV_HUGEPAGE = 14
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096  # madvise works on whole pages
+_HUGE_OUT_BYTES = 4 << 20  # results from 4 MiB get the huge-page hint (NumPy's threshold)
 
 
 def handler_ir(*, symbol: str, kernel_address: int, n_shared: int, n_in: int, n_out: int,
@@ -238,7 +244,7 @@ def handler_ir(*, symbol: str, kernel_address: int, n_shared: int, n_in: int, n_
     from llvmlite import ir
 
     h = header or c_header()
-    libc = libc or {k: _libc_address(k) for k in ("malloc", "free", "sched_yield")}
+    libc = libc or {k: _libc_address(k) for k in _LIBC}
     i8, i32, i64 = ir.IntType(8), ir.IntType(32), ir.IntType(64)
     ptr = ir.PointerType()
     void = ir.VoidType()
@@ -259,6 +265,7 @@ def handler_ir(*, symbol: str, kernel_address: int, n_shared: int, n_in: int, n_
     malloc = (libc["malloc"], ir.FunctionType(ptr, [i64]))
     free = (libc["free"], ir.FunctionType(void, [ptr]))
     yield_ = (libc["sched_yield"], ir.FunctionType(i32, []))
+    madvise = (libc["madvise"], ir.FunctionType(i32, [ptr, i64, i32])) if libc.get("madvise") else None
 
     def call_at(b, target, args):
         address, fnty = target
@@ -472,6 +479,21 @@ def handler_ir(*, symbol: str, kernel_address: int, n_shared: int, n_in: int, n_
     nrows = dims["rows"][0]
     check(b.icmp_signed("==", dims["out"][0], nrows), f"{signature}; rows and result differ in length")
     data = {nm: ld(b, buf, B, "data") for nm, buf in bufs.items()}
+    if madvise is not None:
+        # a large result buffer: ask for transparent huge pages (as NumPy does for its arrays).
+        # XLA maps a fresh buffer per call; its first touch costs one page fault per 4 KiB —
+        # PSP103's 51 MB of dense outputs: 12,500 faults, more time than the kernel itself.
+        # A hint only: contents and bits are unchanged, a refusal is ignored.
+        big, adv = fn.append_basic_block("big_out"), fn.append_basic_block("advised")
+        nbytes = b.mul(nrows, c64(8 * n_out))
+        b.cbranch(b.icmp_signed(">=", nbytes, c64(_HUGE_OUT_BYTES)), big, adv)
+        b.position_at_end(big)
+        lo = b.ptrtoint(data["out"], i64)
+        first = b.and_(b.add(lo, c64(_PAGE - 1)), c64(-_PAGE))
+        last = b.and_(b.add(lo, nbytes), c64(-_PAGE))
+        call_at(b, madvise, [b.inttoptr(first, ptr), b.sub(last, first), c32(_MADV_HUGEPAGE)])
+        b.branch(adv)
+        b.position_at_end(adv)
 
     serial, try_par, par = (fn.append_basic_block(x) for x in ("serial", "try_par", "par"))
     b.cbranch(b.icmp_signed(">=", nrows, c64(2 * max(1, min_rows_per_task))), try_par, serial)
