@@ -306,9 +306,10 @@ def test_threads_bit_identical_to_one_thread(kernels):
     ref = ctypes_eval(kernels["diode"], SHARED, rows, 2)
     one = _ffi.native_call(kernels["diode"], 2, 2, 2, label="diode", min_rows_per_task=10**9)
     many = _ffi.native_call(kernels["diode"], 2, 2, 2, label="diode", min_rows_per_task=1)
-    assert one.target != many.target
+    capped = _ffi.native_call(kernels["diode"], 2, 2, 2, label="diode", min_rows_per_task=1, max_threads=1)
+    assert len({one.target, many.target, capped.target}) == 3
     r1, rn = jax.jit(one)(SHARED, rows), jax.jit(many)(SHARED, rows)
-    assert same_bits(r1, ref) and same_bits(rn, ref)
+    assert same_bits(r1, ref) and same_bits(rn, ref) and same_bits(jax.jit(capped)(SHARED, rows), ref)
     # inside a loop too (handler re-entered with the pool in use)
     looped = jax.jit(lambda r: jax.lax.fori_loop(0, 5, lambda i, acc: acc + many(SHARED, r), jnp.zeros_like(r)))
     assert same_bits(looped(rows), jax.jit(lambda r: jax.lax.fori_loop(

@@ -221,6 +221,7 @@ def _libc_address(name: str) -> int:
 _JOB_NEXT, _JOB_DONE, _JOB_REFS, _JOB_N, _JOB_CHUNK, _JOB_NCHUNKS, _JOB_SHARED, _JOB_IN, _JOB_OUT = range(9)
 _JOB_BYTES = 9 * 8
 _CHUNKS_PER_THREAD = 4  # chunks per pool thread: load balance vs. per-chunk cost
+_ROW_ALIGN = 8  # chunk lengths in rows are multiples of 8: whole 64-byte lines of float64 results
 # libc functions the handler calls; madvise only on Linux (MADV_HUGEPAGE is Linux's 14)
 _LIBC = ("malloc", "free", "sched_yield") + (("madvise",) if sys.platform.startswith("linux") else ())
 _MADV_HUGEPAGE = 14
@@ -230,14 +231,15 @@ _HUGE_OUT_BYTES = 4 << 20  # results from 4 MiB get the huge-page hint (NumPy's 
 
 def handler_ir(*, symbol: str, kernel_address: int, n_shared: int, n_in: int, n_out: int,
                min_rows_per_task: int, label: str, header: CHeader | None = None,
-               libc: dict[str, int] | None = None) -> str:
+               libc: dict[str, int] | None = None, max_threads: int = 0) -> str:
     """LLVM IR (text) of the FFI handler ``XLA_FFI_Error* symbol(XLA_FFI_CallFrame*)`` for one kernel.
 
     Expects two float64 arguments — ``shared`` of shape ``(n_shared,)`` and ``rows`` ``(n, n_in)`` —
     and one float64 result ``(n, n_out)``; anything else returns an ``INVALID_ARGUMENT`` error naming
     ``label``. With ``n >= 2 * min_rows_per_task`` and an XLA thread pool of more than one thread the
-    rows are cut into chunks of ``max(min_rows_per_task, ceil(n / (4 * threads)))`` rows that pool
-    tasks and the calling thread claim with an atomic counter; the caller waits only for chunks
+    rows are cut into chunks of ``max(min_rows_per_task, ceil(n / (4 * threads)))`` rows, rounded up
+    to a multiple of 8 (whole cache lines of the result), that pool tasks and the calling thread
+    claim with an atomic counter (``threads``: the pool's size, at most ``max_threads`` when > 0); the caller waits only for chunks
     already claimed (so a busy or single-thread pool cannot deadlock), and the job block is freed by
     whichever participant leaves last (tasks may start after the handler has returned).
     """
@@ -509,11 +511,14 @@ def handler_ir(*, symbol: str, kernel_address: int, n_shared: int, n_in: int, n_
               pool_api, serial)
     b.position_at_end(pool_api)
     nt = b.call(nthr, [api, ctx])
+    if max_threads > 0:
+        nt = b.select(b.icmp_signed(">", nt, c64(max_threads)), c64(max_threads), nt)
     b.cbranch(b.icmp_signed(">", nt, c64(1)), par, serial)
     b.position_at_end(par)
     per = b.mul(nt, c64(_CHUNKS_PER_THREAD))
     chunk = b.sdiv(b.sub(b.add(nrows, per), c64(1)), per)
     chunk = b.select(b.icmp_signed("<", chunk, c64(min_rows_per_task)), c64(min_rows_per_task), chunk)
+    chunk = b.and_(b.add(chunk, c64(_ROW_ALIGN - 1)), c64(-_ROW_ALIGN))
     nchunks = b.sdiv(b.sub(b.add(nrows, chunk), c64(1)), chunk)
     workers = b.select(b.icmp_signed("<", nchunks, nt), nchunks, nt)
     jobp = call_at(b, malloc, [c64(_JOB_BYTES)])
@@ -595,11 +600,11 @@ def jit_ir(text: str, symbols: Sequence[str], *, opt: int = 2) -> dict[str, int]
 
 
 def ffi_target(kernel_address: int, n_shared: int, n_in: int, n_out: int, *, label: str = "kernel",
-               min_rows_per_task: int = 256) -> str:
+               min_rows_per_task: int = 256, max_threads: int = 0) -> str:
     """Build (once per process) and register the FFI handler of a kernel; return its target name.
 
-    The name is ``va2jax_<label>_<digest>``, the digest covering the kernel address, the three widths
-    and ``min_rows_per_task`` — everything baked into the handler — so one name always means one
+    The name is ``va2jax_<label>_<digest>``, the digest covering the kernel address, the three widths,
+    ``min_rows_per_task`` and ``max_threads`` (0: the whole pool) — everything baked into the handler — so one name always means one
     behaviour, also for executables JAX reloads from its persistent cache in another process.
     """
     for v, what in ((n_shared, "n_shared"), (n_in, "n_in"), (n_out, "n_out")):
@@ -608,7 +613,10 @@ def ffi_target(kernel_address: int, n_shared: int, n_in: int, n_out: int, *, lab
     if not kernel_address:
         raise ValueError("kernel_address is null")
     min_rows_per_task = max(1, int(min_rows_per_task))
+    max_threads = max(0, int(max_threads))
     key = (int(kernel_address), int(n_shared), int(n_in), int(n_out), min_rows_per_task)
+    if max_threads:  # (keys, hence target names, without a limit are those of earlier versions)
+        key += (max_threads,)
     with _lock:
         if key in _targets:
             return _targets[key]
@@ -618,7 +626,7 @@ def ffi_target(kernel_address: int, n_shared: int, n_in: int, n_out: int, *, lab
     digest = hashlib.sha256(repr(key).encode()).hexdigest()[:16]
     name = f"va2jax_{safe}_{digest}"
     text = handler_ir(symbol=name, kernel_address=key[0], n_shared=key[1], n_in=key[2], n_out=key[3],
-                      min_rows_per_task=min_rows_per_task, label=label)
+                      min_rows_per_task=min_rows_per_task, label=label, max_threads=max_threads)
     # -O0 code generation: 4-9 ms instead of 25-40 ms per handler, and the handler's few loads and
     # compares cost nothing next to XLA's own ≈ 0.17 µs dispatch (benchmarks/ffi_bench.py)
     addr = jit_ir(text, [name], opt=0)[name]
@@ -635,7 +643,7 @@ def ffi_target(kernel_address: int, n_shared: int, n_in: int, n_out: int, *, lab
 # ------------------------------------------------------------------------------------------------
 
 def native_call(kernel_address: int, n_shared: int, n_in: int, n_out: int, *, label: str = "kernel",
-                min_rows_per_task: int = 256) -> Callable:
+                min_rows_per_task: int = 256, max_threads: int = 0) -> Callable:
     """A JAX function ``call(shared, rows) -> out`` running a native kernel through the XLA FFI.
 
     ``shared`` has shape ``(n_shared,)``; ``rows`` ``(..., n_in)``; ``out`` is ``(..., n_out)`` float64
@@ -645,7 +653,8 @@ def native_call(kernel_address: int, n_shared: int, n_in: int, n_out: int, *, la
     under ``jit``, ``lax.while_loop``/``scan``/``fori_loop``. Batches of at least
     ``2 * min_rows_per_task`` rows are split over XLA's CPU thread pool (bit-identical results);
     waking pool threads costs some 5–50 µs (measured on a loaded 2-core VM), so a good value is about
-    50 µs divided by the kernel's time per row (the default, 256, suits ≈ 0.2 µs rows and up).
+    50 µs divided by the kernel's time per row (the default, 256, suits ≈ 0.2 µs rows and up);
+    ``max_threads`` > 0 caps the threads one call uses (1: never split).
     No derivative rules: wrap it with :func:`native_jvp`. ``call.target`` is the FFI target name.
     The kernel's machine code must stay loaded for the life of the process: the registration (and
     any executable compiled with it) is permanent.
@@ -655,7 +664,7 @@ def native_call(kernel_address: int, n_shared: int, n_in: int, n_out: int, *, la
     from jax.custom_batching import custom_vmap
 
     target = ffi_target(kernel_address, n_shared, n_in, n_out, label=label,
-                        min_rows_per_task=min_rows_per_task)
+                        min_rows_per_task=min_rows_per_task, max_threads=max_threads)
 
     @custom_vmap
     def core(shared, rows):
@@ -694,16 +703,17 @@ def native_call(kernel_address: int, n_shared: int, n_in: int, n_out: int, *, la
     return call
 
 
-def kernel_calls(kernel: Any, *, label: str = "model", min_rows_per_task: int = 256) -> tuple[Callable, Callable]:
+def kernel_calls(kernel: Any, *, label: str = "model", min_rows_per_task: int = 256,
+                 max_threads: int = 0) -> tuple[Callable, Callable]:
     """``(init_call, eval_call)``: :func:`native_call` for the two entry points of a compiled model
     that exposes the native ABI's attributes (``init_batch_address``, ``eval_batch_address``,
     ``n_shared``, ``n_in_init``, ``n_out_init``, ``n_in_eval``, ``n_out_eval``)."""
     with _lock:
         _engines.append(kernel)  # its code must outlive every registered handler that calls it
     init = native_call(kernel.init_batch_address, kernel.n_shared, kernel.n_in_init, kernel.n_out_init,
-                       label=f"{label}_init", min_rows_per_task=min_rows_per_task)
+                       label=f"{label}_init", min_rows_per_task=min_rows_per_task, max_threads=max_threads)
     ev = native_call(kernel.eval_batch_address, kernel.n_shared, kernel.n_in_eval, kernel.n_out_eval,
-                     label=f"{label}_eval", min_rows_per_task=min_rows_per_task)
+                     label=f"{label}_eval", min_rows_per_task=min_rows_per_task, max_threads=max_threads)
     return init, ev
 
 
