@@ -436,19 +436,20 @@ def _calls(model):
     return c
 
 
-def _dense_call(model, n_shared: int, n_in: int, size: int):
+def _dense_call(model, n_shared: int, n_in: int, size: int, splits: tuple[int, ...] | None = None):
     """The XLA FFI function of the model's ``eval_dense`` for these widths (registered once per
-    thread limit)."""
+    thread limit); with ``splits``, one result per output (``_ffi.native_call``)."""
     cache = model.__dict__.setdefault("_native_dense_calls", {})
     lim = _limit()
-    key = (n_shared, n_in, size, lim)
+    key = (n_shared, n_in, size, lim, splits)
     c = cache.get(key)
     if c is None:
         from ._ffi import native_call
 
         k = model_kernel(model)
         c = cache[key] = native_call(k.eval_dense_address, n_shared, n_in, size, label=f"{model.name}_dense",
-                                     min_rows_per_task=min_rows_per_task(model), max_threads=lim)
+                                     min_rows_per_task=min_rows_per_task(model), max_threads=lim,
+                                     splits=splits)
     return c
 
 
@@ -511,6 +512,9 @@ def evaluator(model, state: dict[str, Any], flags: int, enable_lim: bool, limiti
         ka, kb, w_in = ia[0], ib[0], w
     shared_d = dense.state_shared(p.kernel.shared_values(state["sp"]), rows0, dyn_cols, ka, kb, w_in)
     dense_call = _dense_call(model, len(shared_d), 1 + w_in, dense.size)
+    # traced (inside the caller's jit/loop): one result per output, written in place by the
+    # kernel's threads — slices of one (N, size) buffer are copies where they leave a program
+    widths = tuple(int(np.prod(shape[1:])) for _nm, _o, shape in dense.outputs)
     index = np.arange(nb, dtype=np.float64)[:, None]
     consts = (shared_d, ia, ib) if gather else (shared_d,)
     if sum(np.asarray(x).nbytes for x in consts) > (1 << 20):
@@ -521,8 +525,8 @@ def evaluator(model, state: dict[str, Any], flags: int, enable_lim: bool, limiti
         # small ones: NumPy constants baked into the program (each argument costs dispatch time)
         baked, consts = consts, None
 
-    def flat_body(consts, V, prev_state, enable):
-        """The dense outputs of all instances, (nb, ``dense.size``): one FFI call."""
+    def call_rows(consts, V, prev_state, enable):
+        """(the dense call's ``shared``, its input rows ``[index, sources]``)."""
         cs = baked if consts is None else consts
         V = jnp.asarray(V, jnp.float64)
         parts = [V, jnp.zeros((nb, 1), V.dtype)]
@@ -534,10 +538,16 @@ def evaluator(model, state: dict[str, Any], flags: int, enable_lim: bool, limiti
             ia_, ib_ = cs[1], cs[2]
             dyn = jnp.take_along_axis(src, ia_, axis=1) - jnp.take_along_axis(src, ib_, axis=1)
             src = jnp.concatenate([dyn, jnp.zeros((nb, 1), V.dtype)], axis=1)
-        return dense_call(cs[0], jnp.concatenate([index, src], axis=1))
+        return cs[0], jnp.concatenate([index, src], axis=1)
+
+    def flat_body(consts, V, prev_state, enable):
+        """The dense outputs of all instances, (nb, ``dense.size``): one FFI call."""
+        return dense_call(*call_rows(consts, V, prev_state, enable))
 
     def body(consts, V, prev_state, enable):
-        return dense.split(flat_body(consts, V, prev_state, enable), nb)
+        split_call = _dense_call(model, len(shared_d), 1 + w_in, dense.size, widths)  # registered once
+        outs = split_call(*call_rows(consts, V, prev_state, enable))
+        return {name: o.reshape((nb,) + shape[1:]) for (name, _o, shape), o in zip(dense.outputs, outs)}
 
     from .._xla import FUSION_ON
 
