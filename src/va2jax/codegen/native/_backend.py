@@ -263,9 +263,9 @@ class _Dense:
 _POOL: list = []
 _REUSE_BYTES = 1 << 20  # results from 1 MiB are written into a reused buffer when free
 _FNS: dict[int, Any] = {}  # kernel address → its ctypes function
-#: chunks per thread in :func:`run_rows`, as in the FFI handler: a thread that loses its core to
-#: another process leaves its unclaimed chunks to the others; chunk lengths are multiples of
-#: ROW_ALIGN rows (8 rows of float64 are whole 64-byte cache lines: no line written by two threads)
+#: :func:`run_rows` claims chunks as the FFI handler does: 1 / (CHUNKS_PER_THREAD · threads) of the
+#: rows left; chunk lengths are multiples of ROW_ALIGN rows (8 rows of float64 are whole 64-byte
+#: cache lines: no line written by two threads)
 CHUNKS_PER_THREAD, ROW_ALIGN = _CHUNKS_PER_THREAD, _ROW_ALIGN
 
 
@@ -316,14 +316,13 @@ def run_rows(address: int, shared: np.ndarray, rows: np.ndarray, n_out: int, min
              threads: int | None = None, out: np.ndarray | None = None) -> np.ndarray:
     """A batch kernel (``void k(n, shared, in, out)``) through ctypes on NumPy arrays → (n, ``n_out``).
 
-    From ``2 · min_rows`` rows the rows are cut into up to :data:`CHUNKS_PER_THREAD` chunks per
-    thread (``threads``, default :func:`thread_limit`) of at least ``min_rows`` rows, lengths
-    multiples of :data:`ROW_ALIGN`; the threads of a pool and the calling thread claim chunks
-    until none is left (ctypes releases the GIL during the call). Rows are independent, so the
+    From ``2 · min_rows`` rows, up to ``threads`` threads (default :func:`thread_limit`; a pool's
+    and the calling thread) claim chunks until none is left (ctypes releases the GIL during the
+    call), as the FFI handler does: ``max(min_rows, rows left / (CHUNKS_PER_THREAD · threads))``
+    rows, rounded up to a multiple of :data:`ROW_ALIGN` (guided self-scheduling: chunks shrink as
+    the work runs out, so a thread that loses its core to another process holds back little). Rows are independent, so the
     bits are those of one call. ``out``: a C-contiguous (n, ``n_out``) float64 array written in
     place (default: a fresh one)."""
-    import itertools
-
     from ._kernel import BATCH_FN
 
     shared = np.ascontiguousarray(shared, np.float64)
@@ -344,10 +343,7 @@ def run_rows(address: int, shared: np.ndarray, rows: np.ndarray, n_out: int, min
         fn(n, sp, ip, op)
         return out
     threads = thread_limit() if threads is None else threads
-    nchunks = min(CHUNKS_PER_THREAD * threads, n // min_rows)
-    chunk = -(-(-(-n // max(1, nchunks))) // ROW_ALIGN) * ROW_ALIGN
-    nchunks = -(-n // chunk)
-    workers = min(threads, nchunks)
+    workers = min(threads, n // min_rows)
     if workers < 2:
         fn(n, sp, ip, op)
         return out
@@ -356,15 +352,18 @@ def run_rows(address: int, shared: np.ndarray, rows: np.ndarray, n_out: int, min
 
         _POOL[:] = [ThreadPoolExecutor(max_workers=max(workers - 1, _threads()), thread_name_prefix="va2jax-native")]
     wi, wo = rows.shape[1] * 8, n_out * 8
-    claim, lock = itertools.count(), threading.Lock()  # each chunk goes to exactly one thread
+    div = CHUNKS_PER_THREAD * workers
+    nxt, lock = [0], threading.Lock()  # each row goes to exactly one thread
 
     def work() -> None:
         while True:
             with lock:
-                a = next(claim) * chunk
-            if a >= n:
-                return
-            fn(min(chunk, n - a), sp, ip + a * wi, op + a * wo)
+                a = nxt[0]
+                if a >= n:
+                    return
+                size = -(-max(min_rows, (n - a) // div) // ROW_ALIGN) * ROW_ALIGN
+                nxt[0] = b = min(n, a + size)
+            fn(b - a, sp, ip + a * wi, op + a * wo)
 
     futures = [_POOL[0].submit(work) for _ in range(workers - 1)]
     work()

@@ -219,9 +219,11 @@ def _libc_address(name: str) -> int:
 
 # Layout of the heap block shared by the threads of one parallel call (i64 slots).
 # (_JOB_OUT + r: the r-th result's data pointer)
-_JOB_NEXT, _JOB_DONE, _JOB_REFS, _JOB_N, _JOB_CHUNK, _JOB_NCHUNKS, _JOB_SHARED, _JOB_IN, _JOB_OUT = range(9)
+# _JOB_NEXT: first row not yet claimed; _JOB_DONE: rows finished; _JOB_DIV, _JOB_MIN: a claim takes
+# max(rows left / DIV, MIN) rows rounded up to _ROW_ALIGN (guided self-scheduling)
+_JOB_NEXT, _JOB_DONE, _JOB_REFS, _JOB_N, _JOB_DIV, _JOB_MIN, _JOB_SHARED, _JOB_IN, _JOB_OUT = range(9)
 _SCRATCH_BYTES = 64 << 10  # split results: rows run per kernel call into a stack block of at most this
-_CHUNKS_PER_THREAD = 4  # chunks per pool thread: load balance vs. per-chunk cost
+_CHUNKS_PER_THREAD = 2  # guided scheduling: a claim takes 1 / (2 · threads) of the rows left
 _ROW_ALIGN = 8  # chunk lengths in rows are multiples of 8: whole 64-byte lines of float64 results
 # libc functions the handler calls; madvise only on Linux (MADV_HUGEPAGE is Linux's 14)
 _LIBC = ("malloc", "free", "sched_yield") + (("madvise",) if sys.platform.startswith("linux") else ())
@@ -239,9 +241,11 @@ def handler_ir(*, symbol: str, kernel_address: int, n_shared: int, n_in: int, n_
     Expects two float64 arguments — ``shared`` of shape ``(n_shared,)`` and ``rows`` ``(n, n_in)`` —
     and one float64 result ``(n, n_out)``; anything else returns an ``INVALID_ARGUMENT`` error naming
     ``label``. With ``n >= 2 * min_rows_per_task`` and an XLA thread pool of more than one thread the
-    rows are cut into chunks of ``max(min_rows_per_task, ceil(n / (4 * threads)))`` rows, rounded up
-    to a multiple of 8 (whole cache lines of the result), that pool tasks and the calling thread
-    claim with an atomic counter (``threads``: the pool's size, at most ``max_threads`` when > 0); the caller waits only for chunks
+    rows are claimed by pool tasks and the calling thread in chunks that shrink as the work runs out
+    (guided self-scheduling: ``max(min_rows_per_task, rows left / (2 * threads))`` rows, rounded up to
+    a multiple of 8 — whole cache lines of the result — claimed with a compare-and-swap; a thread that
+    loses its core to another process then holds back little work; ``threads``: the pool's size, at
+    most ``max_threads`` when > 0, and at most ``n / min_rows_per_task``); the caller waits only for chunks
     already claimed (so a busy or single-thread pool cannot deadlock), and the job block is freed by
     whichever participant leaves last (tasks may start after the handler has returned).
 
@@ -397,8 +401,8 @@ def handler_ir(*, symbol: str, kernel_address: int, n_shared: int, n_in: int, n_
     job = work.args[0]
     b = ir.IRBuilder(work.append_basic_block("entry"))
     n = b.load(job_slot(b, job, _JOB_N), typ=i64)
-    chunk = b.load(job_slot(b, job, _JOB_CHUNK), typ=i64)
-    nchunks = b.load(job_slot(b, job, _JOB_NCHUNKS), typ=i64)
+    div = b.load(job_slot(b, job, _JOB_DIV), typ=i64)
+    minr = b.load(job_slot(b, job, _JOB_MIN), typ=i64)
     sh = b.load(job_slot(b, job, _JOB_SHARED), typ=ptr)
     xin = b.load(job_slot(b, job, _JOB_IN), typ=ptr)
     xouts = [b.load(job_slot(b, job, _JOB_OUT + r), typ=ptr) for r in range(n_res)]
@@ -408,15 +412,25 @@ def handler_ir(*, symbol: str, kernel_address: int, n_shared: int, n_in: int, n_
         scratch = alloca(b, ir.ArrayType(f64t, sb * max(1, n_out)))
         memcpy = ir.Function(mod, ir.FunctionType(void, [ptr, ptr, i64, ir.IntType(1)]),
                              name="llvm.memcpy.p0.p0.i64")
-    loop, body, exit_ = (work.append_basic_block(x) for x in ("loop", "body", "exit"))
+    loop, check_, claim, body, exit_ = (work.append_basic_block(x) for x in ("loop", "check", "claim", "body", "exit"))
     b.branch(loop)
     b.position_at_end(loop)
-    c = b.atomic_rmw("add", job_slot(b, job, _JOB_NEXT), c64(1), "monotonic")
-    b.cbranch(b.icmp_signed("<", c, nchunks), body, exit_)
-    b.position_at_end(body)
-    lo = b.mul(c, chunk)
+    first = b.load_atomic(job_slot(b, job, _JOB_NEXT), "monotonic", 8, typ=i64)
+    b.branch(check_)
+    b.position_at_end(check_)
+    lo = b.phi(i64)
+    lo.add_incoming(first, loop)
+    b.cbranch(b.icmp_signed("<", lo, n), claim, exit_)
+    b.position_at_end(claim)
     rest = b.sub(n, lo)
-    count = b.select(b.icmp_signed("<", rest, chunk), rest, chunk)
+    want = b.sdiv(rest, div)
+    want = b.select(b.icmp_signed("<", want, minr), minr, want)
+    want = b.and_(b.add(want, c64(_ROW_ALIGN - 1)), c64(-_ROW_ALIGN))
+    count = b.select(b.icmp_signed("<", rest, want), rest, want)
+    pair = b.cmpxchg(job_slot(b, job, _JOB_NEXT), lo, b.add(lo, count), "monotonic", "monotonic")
+    lo.add_incoming(b.extract_value(pair, 0), claim)  # another thread claimed first: retry from its end
+    b.cbranch(b.extract_value(pair, 1), body, check_)
+    b.position_at_end(body)
     if not split:
         pin = b.gep(xin, [b.mul(lo, c64(n_in))], source_etype=f64t)
         pout = b.gep(xouts[0], [b.mul(lo, c64(n_out))], source_etype=f64t)
@@ -455,7 +469,7 @@ def handler_ir(*, symbol: str, kernel_address: int, n_shared: int, n_in: int, n_
         r0.add_incoming(b.add(r0, m), blk_next)
         b.branch(blk)
         b.position_at_end(chunk_done)
-    b.atomic_rmw("add", job_slot(b, job, _JOB_DONE), c64(1), "release")
+    b.atomic_rmw("add", job_slot(b, job, _JOB_DONE), count, "release")
     b.branch(loop)
     b.position_at_end(exit_)
     b.ret_void()
@@ -561,9 +575,9 @@ def handler_ir(*, symbol: str, kernel_address: int, n_shared: int, n_in: int, n_
         b.branch(adv)
         b.position_at_end(adv)
 
-    def fill_job(jobp, refs, chunk, nchunks):
+    def fill_job(jobp, refs, div, minr):
         for k, v in ((_JOB_NEXT, c64(0)), (_JOB_DONE, c64(0)), (_JOB_REFS, refs), (_JOB_N, nrows),
-                     (_JOB_CHUNK, chunk), (_JOB_NCHUNKS, nchunks)):
+                     (_JOB_DIV, div), (_JOB_MIN, minr)):
             b.store(v, job_slot(b, jobp, k))
         for k, nm in [(_JOB_SHARED, "shared"), (_JOB_IN, "rows")] + [(_JOB_OUT + r, nm) for r, nm in enumerate(outs)]:
             b.store(data[nm], job_slot(b, jobp, k))
@@ -575,7 +589,7 @@ def handler_ir(*, symbol: str, kernel_address: int, n_shared: int, n_in: int, n_
         call_at(b, kernel, [nrows, data["shared"], data["rows"], data["out"]])
     else:  # one chunk of all rows, on this thread, from a job block on the stack
         sjob = alloca(b, ir.ArrayType(i8, job_bytes))
-        fill_job(sjob, c64(1), nrows, c64(1))
+        fill_job(sjob, c64(1), c64(1), nrows)
         b.call(work, [sjob])
     b.ret(null)
 
@@ -591,17 +605,13 @@ def handler_ir(*, symbol: str, kernel_address: int, n_shared: int, n_in: int, n_
         nt = b.select(b.icmp_signed(">", nt, c64(max_threads)), c64(max_threads), nt)
     b.cbranch(b.icmp_signed(">", nt, c64(1)), par, serial)
     b.position_at_end(par)
-    per = b.mul(nt, c64(_CHUNKS_PER_THREAD))
-    chunk = b.sdiv(b.sub(b.add(nrows, per), c64(1)), per)
-    chunk = b.select(b.icmp_signed("<", chunk, c64(min_rows_per_task)), c64(min_rows_per_task), chunk)
-    chunk = b.and_(b.add(chunk, c64(_ROW_ALIGN - 1)), c64(-_ROW_ALIGN))
-    nchunks = b.sdiv(b.sub(b.add(nrows, chunk), c64(1)), chunk)
-    workers = b.select(b.icmp_signed("<", nchunks, nt), nchunks, nt)
+    most = b.sdiv(nrows, c64(max(1, min_rows_per_task)))  # ≥ 2 here
+    workers = b.select(b.icmp_signed("<", most, nt), most, nt)
     jobp = call_at(b, malloc, [c64(job_bytes)])
     have_job = fn.append_basic_block("have_job")
     b.cbranch(b.icmp_unsigned("==", jobp, null), serial, have_job)
     b.position_at_end(have_job)
-    fill_job(jobp, workers, chunk, nchunks)
+    fill_job(jobp, workers, b.mul(workers, c64(_CHUNKS_PER_THREAD)), c64(max(1, min_rows_per_task)))
     # schedule workers - 1 tasks (a task that cannot be scheduled gives back its reference)
     TS = "XLA_FFI_ThreadPool_Schedule_Args"
     sargs = args_block(b, TS)
@@ -631,7 +641,7 @@ def handler_ir(*, symbol: str, kernel_address: int, n_shared: int, n_in: int, n_
     b.branch(wait)
     b.position_at_end(wait)
     donev = b.load_atomic(job_slot(b, jobp, _JOB_DONE), "acquire", 8, typ=i64)
-    b.cbranch(b.icmp_signed(">=", donev, nchunks), finish, spin)
+    b.cbranch(b.icmp_signed(">=", donev, nrows), finish, spin)
     b.position_at_end(spin)
     call_at(b, yield_, [])
     b.branch(wait)
