@@ -16,7 +16,9 @@ For each: ``<path>_1t``, ``<path>_nt`` and ``<path>_ratio`` = nt / (cores × 1t)
 One thread = the evaluator built with ``min_rows_per_task`` patched to "never split" (works on
 older checkouts too, for before/after runs with ``PYTHONPATH`` pointing at another ``src``).
 ``<path>_cpu`` is the process's CPU time over wall time × cores during the all-core timing: below 1,
-other processes had part of the cores (the machine's share, not our loss). The load average before
+other processes had part of the cores, or our threads waited. ``<path>_cpu_eff`` = CPU time per
+evaluation on one thread / the same on all cores: what splitting costs in work (page faults,
+waiting spins, copies), independent of how much of the machine other processes leave us. The load average before
 and after is printed. A measurement, not a test: nothing is asserted.
 
 Usage::
@@ -127,6 +129,7 @@ def main(argv=None) -> int:
             res[f"{path}_1t"], res[f"{path}_nt"] = r["rate"]["1t"], r["rate"]["nt"]
             res[f"{path}_ratio"] = r["rate"]["nt"] / (cores * r["rate"]["1t"])
             res[f"{path}_cpu"] = r["cpu"]["nt"]
+            res[f"{path}_cpu_eff"] = (r["cpu"]["1t"] / r["rate"]["1t"]) / (r["cpu"]["nt"] / r["rate"]["nt"])
             print(json.dumps({k2: (round(v, 3) if isinstance(v, float) else v) for k2, v in res.items()
                               if k2.startswith(path) or k2 == "model"}), flush=True)
         print(json.dumps(res), flush=True)
