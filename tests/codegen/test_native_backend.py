@@ -167,7 +167,7 @@ def test_evaluator_under_jit_while_loop_scan_vmap(diode):
 
 def test_threads_bit_identical_psp103(corpus, monkeypatch):
     """PSP103, 2,048 instances with different geometries: the evaluator inside ``jax.jit`` (XLA's
-    thread pool splits the rows) and called eagerly (ctypes, the rows split into 3 chunks on
+    thread pool splits the rows) and called eagerly (ctypes, the rows split over 3 threads of
     va2jax's own pool) equal ``eval`` with one thread (the kernel called once through ctypes)."""
     import jax
 
@@ -181,9 +181,9 @@ def test_threads_bit_identical_psp103(corpus, monkeypatch):
     st = model.setup(p)
     V = rng.uniform(-0.3, 1.2, (n, len(model.nodes)))
     assert n >= 4 * min_rows_per_task(model)  # big enough to be split
+    monkeypatch.setattr(nb, "_threads", lambda: 3)  # read when the evaluator is built
     f = model.evaluator(st, backend="native")
     in_jit = jax.jit(f)(V)
-    monkeypatch.setattr(nb, "_threads", lambda: 3)
     eager = f(V)  # n · size · 8 bytes ≥ 1 MiB: the ctypes path
     monkeypatch.setattr(nb, "_threads", lambda: 1)
     ref = model.eval(st, V, backend="native").as_dict()  # one ctypes call: one thread
