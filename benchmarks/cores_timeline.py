@@ -148,8 +148,9 @@ def main(argv=None) -> int:
             except OSError:
                 name = "?"
             cpus = sorted(set(((R[:, 0] >> 40) & 255).tolist()) | set(((R[:, 0] >> 48) & 255).tolist()))
-            parts.append(f"{name}[{tid}]: {int(R[:, 3].sum())} rows, {(R[:, 1].min() - start) / hz * 1e3:.1f}–"
-                         f"{(R[:, 2].max() - start) / hz * 1e3:.1f} ms, busy {(R[:, 2] - R[:, 1]).sum() / hz * 1e3:.1f} ms,"
+            first, last = (R[:, 1].min() - start) / hz * 1e3, (R[:, 2].max() - start) / hz * 1e3
+            busy = (R[:, 2] - R[:, 1]).sum() / hz * 1e3
+            parts.append(f"{name}[{tid}]: {int(R[:, 3].sum())} rows, {first:.1f}–{last:.1f} ms, busy {busy:.1f} ms,"
                          f" CPUs {cpus}")
         print(f"call {wall * 1e3:6.1f} ms | " + " | ".join(parts), flush=True)
     return 0

@@ -320,9 +320,9 @@ def run_rows(address: int, shared: np.ndarray, rows: np.ndarray, n_out: int, min
     and the calling thread) claim chunks until none is left (ctypes releases the GIL during the
     call), as the FFI handler does: ``max(min_rows, rows left / (CHUNKS_PER_THREAD · threads))``
     rows, rounded up to a multiple of :data:`ROW_ALIGN` (guided self-scheduling: chunks shrink as
-    the work runs out, so a thread that loses its core to another process holds back little). Rows are independent, so the
-    bits are those of one call. ``out``: a C-contiguous (n, ``n_out``) float64 array written in
-    place (default: a fresh one)."""
+    the work runs out, so a thread that loses its core to another process holds back little).
+    Rows are independent, so the bits are those of one call. ``out``: a C-contiguous
+    (n, ``n_out``) float64 array written in place (default: a fresh one)."""
     from ._kernel import BATCH_FN
 
     shared = np.ascontiguousarray(shared, np.float64)
