@@ -511,8 +511,10 @@ def evaluator(model, state: dict[str, Any], flags: int, enable_lim: bool, limiti
         ka, kb, w_in = ia[0], ib[0], w
     shared_d = dense.state_shared(p.kernel.shared_values(state["sp"]), rows0, dyn_cols, ka, kb, w_in)
     dense_call = _dense_call(model, len(shared_d), 1 + w_in, dense.size)
-    # traced (inside the caller's jit/loop): one result per output, written in place by the
-    # kernel's threads — slices of one (N, size) buffer are copies where they leave a program
+    # traced (inside the caller's jit/loop) with ≥ 1 MiB of outputs: one result per output, written
+    # in place by the kernel's threads — slices of one (N, size) buffer are copies where they leave
+    # a program (PSP103 at 16,384: 15-20 ms of a 55 ms call); smaller ones: one buffer (fewer
+    # results to allocate per loop iteration, the slices fused into their users)
     widths = tuple(int(np.prod(shape[1:])) for _nm, _o, shape in dense.outputs)
     index = np.arange(nb, dtype=np.float64)[:, None]
     consts = (shared_d, ia, ib) if gather else (shared_d,)
@@ -544,6 +546,8 @@ def evaluator(model, state: dict[str, Any], flags: int, enable_lim: bool, limiti
         return dense_call(*call_rows(consts, V, prev_state, enable))
 
     def body(consts, V, prev_state, enable):
+        if nb * dense.size * 8 < (1 << 20):  # small: slices of one buffer, fused into their users
+            return dense.split(flat_body(consts, V, prev_state, enable), nb)
         split_call = _dense_call(model, len(shared_d), 1 + w_in, dense.size, widths)  # registered once
         outs = split_call(*call_rows(consts, V, prev_state, enable))
         return {name: o.reshape((nb,) + shape[1:]) for (name, _o, shape), o in zip(dense.outputs, outs)}
