@@ -1,17 +1,25 @@
 #!/usr/bin/env python3
 """Native kernels on all cores vs one thread (issue 15, done-when 2: ≥ 0.85 × cores × one thread).
 
-Per model at N instances (default 16,384), in one process, evaluations per second (median of
-``--reps`` timings of at least ``--min-time`` s each) of:
+Per model at N instances (default 16,384), in one process, evaluations per second (best of
+``--reps`` timings of at least ``--min-time`` s each; the one-thread and all-core variants of a
+path are timed alternately, so a load change from other processes hits both) of five paths:
 
-* ``batch 1t`` — ``eval_batch`` through ctypes, one call (one thread): the reference rate;
-* ``batch Nt`` — the same rows split over every core (``native._backend.run_rows``);
-* ``dense Nt`` — ``eval_dense`` (the dense outputs ``Model.evaluator`` returns), all cores;
-* ``evaluator`` — ``Model.evaluator(state)(V)`` called eagerly (ctypes, all cores);
-* ``evaluator jit`` — the same evaluator inside ``jax.jit`` (XLA's FFI call, XLA's thread pool).
+* ``batch`` — ``eval_batch`` through ctypes (``native._backend.run_rows``), fresh output;
+* ``dense`` — ``eval_dense`` (the dense outputs ``Model.evaluator`` returns) through ctypes;
+* ``evaluator`` — ``Model.evaluator(state)(V)`` called eagerly (ctypes);
+* ``evaluator_jit`` — ``jax.jit(evaluator)(V)``: XLA's FFI call on XLA's thread pool, and the
+  slices into the returned dict (copies XLA makes when the outputs leave the program);
+* ``evaluator_flat`` — the evaluator's own jitted program: the FFI call returning one buffer.
 
-The load average before and after is printed: on a shared machine other processes take cores
-away, and the ratio then says little. A measurement, not a test: nothing is asserted.
+For each: ``<path>_1t``, ``<path>_nt`` and ``<path>_ratio`` = nt / (cores × 1t) (target ≥ 0.85).
+One thread = the evaluator built with ``min_rows_per_task`` patched to "never split" (works on
+older checkouts too, for before/after runs with ``PYTHONPATH`` pointing at another ``src``).
+``<path>_cpu`` is the process's CPU time over wall time × cores during the all-core timing: below 1,
+other processes had part of the cores, or our threads waited. ``<path>_cpu_eff`` = CPU time per
+evaluation on one thread / the same on all cores: what splitting costs in work (page faults,
+waiting spins, copies), independent of how much of the machine other processes leave us. The load average before
+and after is printed. A measurement, not a test: nothing is asserted.
 
 Usage::
 
@@ -22,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -37,19 +44,29 @@ if str(HERE.parent / "src") not in sys.path:
 import model_bench as mb  # noqa: E402 (after sys.path is set)
 
 
-def rate(fn, n: int, reps: int, min_time: float) -> float:
-    fn()
-    samples = []
+def rates(fns: dict, n: int, reps: int, min_time: float) -> dict:
+    """Evaluations per second of each function (best of ``reps``, timed in turn) and, per
+    function, the process's CPU time / (wall × cores) during its best timing."""
+    for fn in fns.values():
+        fn()
+    best = {k: 0.0 for k in fns}
+    busy = {k: 0.0 for k in fns}
+    cores = os.cpu_count() or 1
     for _ in range(reps):
-        calls, t0 = 0, time.perf_counter()
-        while True:
-            fn()
-            calls += 1
-            el = time.perf_counter() - t0
-            if el >= min_time:
-                break
-        samples.append(n * calls / el)
-    return float(statistics.median(samples))
+        for k, fn in fns.items():
+            calls, c0, t0 = 0, os.times(), time.perf_counter()
+            while True:
+                fn()
+                calls += 1
+                el = time.perf_counter() - t0
+                if el >= min_time:
+                    break
+            c1 = os.times()
+            r = n * calls / el
+            if r > best[k]:
+                best[k] = r
+                busy[k] = (c1.user + c1.system - c0.user - c0.system) / (el * cores)
+    return {"rate": best, "cpu": busy}
 
 
 def main(argv=None) -> int:
@@ -58,6 +75,7 @@ def main(argv=None) -> int:
     ap.add_argument("--n", type=int, default=16384)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--min-time", type=float, default=0.5)
+    ap.add_argument("--paths", default="batch,dense,evaluator,evaluator_jit,evaluator_flat")
     args = ap.parse_args(argv)
     import jax
 
@@ -67,7 +85,7 @@ def main(argv=None) -> int:
 
     cores = nb._threads()
     print(json.dumps({"loadavg_before": os.getloadavg(), "cores": cores}), flush=True)
-    rows_out = []
+    paths = args.paths.split(",")
     for name in args.models.split(","):
         key, va, params, vrange = mb.resolve_model(name.strip())
         m = compile_va(va)
@@ -81,21 +99,38 @@ def main(argv=None) -> int:
         d = p.dense(np.asarray(lab), False)
         dshared, drows = d.shared(shared), d.rows(rows)
         per = nb.min_rows_per_task(m)
-        f = m.evaluator(st)
-        fj = jax.jit(f)
-        res = {"model": key, "n": n, "cores": cores,
-               "batch_1t": rate(lambda: nb.run_rows(k.eval_batch_address, shared, rows, k.n_out_eval, 1 << 62),
-                                n, args.reps, args.min_time),
-               "batch_nt": rate(lambda: nb.run_rows(k.eval_batch_address, shared, rows, k.n_out_eval, per),
-                                n, args.reps, args.min_time),
-               "dense_1t": rate(lambda: d.numpy(dshared, drows), n, args.reps, args.min_time),
-               "dense_nt": rate(lambda: d.numpy(dshared, drows, per), n, args.reps, args.min_time),
-               "evaluator": rate(lambda: f(V), n, args.reps, args.min_time),
-               "evaluator_jit": rate(lambda: jax.block_until_ready(fj(V)), n, args.reps, args.min_time)}
-        for c in ("batch_nt", "evaluator", "evaluator_jit"):
-            res[f"{c}_over_cores_x_1t"] = res[c] / (cores * res["batch_1t"])
-        res["dense_nt_over_cores_x_1t"] = res["dense_nt"] / (cores * res["dense_1t"])
-        rows_out.append(res)
+
+        def build(one: bool):
+            m.__dict__.pop("_native_dense_calls", None)
+            real = nb.min_rows_per_task
+            if one:
+                nb.min_rows_per_task = lambda _m: 1 << 40
+            try:
+                return m.evaluator(st)
+            finally:
+                nb.min_rows_per_task = real
+
+        f1, fn = build(True), build(False)
+        j1, jn = jax.jit(f1), jax.jit(fn)
+        variants = {
+            "batch": (lambda: nb.run_rows(k.eval_batch_address, shared, rows, k.n_out_eval, 1 << 62),
+                      lambda: nb.run_rows(k.eval_batch_address, shared, rows, k.n_out_eval, per)),
+            "dense": (lambda: d.numpy(dshared, drows), lambda: d.numpy(dshared, drows, per)),
+            "evaluator": (lambda: f1(V), lambda: fn(V)),
+            "evaluator_jit": (lambda: jax.block_until_ready(j1(V)), lambda: jax.block_until_ready(jn(V))),
+            "evaluator_flat": (lambda: f1.jitted(f1.consts, V, None, False).block_until_ready(),
+                               lambda: fn.jitted(fn.consts, V, None, False).block_until_ready()),
+        }
+        res = {"model": key, "n": n, "cores": cores}
+        for path in paths:
+            one, many = variants[path]
+            r = rates({"1t": one, "nt": many}, n, args.reps, args.min_time)
+            res[f"{path}_1t"], res[f"{path}_nt"] = r["rate"]["1t"], r["rate"]["nt"]
+            res[f"{path}_ratio"] = r["rate"]["nt"] / (cores * r["rate"]["1t"])
+            res[f"{path}_cpu"] = r["cpu"]["nt"]
+            res[f"{path}_cpu_eff"] = (r["cpu"]["1t"] / r["rate"]["1t"]) / (r["cpu"]["nt"] / r["rate"]["nt"])
+            print(json.dumps({k2: (round(v, 3) if isinstance(v, float) else v) for k2, v in res.items()
+                              if k2.startswith(path) or k2 == "model"}), flush=True)
         print(json.dumps(res), flush=True)
     print(json.dumps({"loadavg_after": os.getloadavg()}), flush=True)
     return 0

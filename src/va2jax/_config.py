@@ -36,6 +36,8 @@ VA2JAX_OPT               import     1: common-subexpression elimination in gener
 VA2JAX_PART_SIZE         import     statements per separately compiled part of eval (1500)
 VA2JAX_NATIVE_OPT        per use    LLVM optimisation level of native eval kernels, 0-3 (2)
 VA2JAX_NATIVE_CODEGEN    per use    LLVM code-generator level of native eval kernels, 0-3 (1)
+VA2JAX_NATIVE_THREADS    per use    most threads one native kernel call uses (0: every core; read
+                                    per Model.eval call and when an evaluator is built)
 VA2JAX_COORDINATOR       per use    host:port of process 0 of a distributed sweep (unset: none)
 VA2JAX_NUM_PROCESSES     per use    number of processes of a distributed sweep (1)
 VA2JAX_PROCESS_ID        per use    this process's id in a distributed sweep, 0..N-1 (0)
@@ -138,6 +140,7 @@ _VARS = [
     Variable("PART_SIZE", 1500, _positive, "statements per separately compiled part of eval"),
     Variable("NATIVE_OPT", 2, _level, "LLVM optimisation level of native eval kernels (0-3)"),
     Variable("NATIVE_CODEGEN", 1, _level, "LLVM code-generator level of native eval kernels (0-3)"),
+    Variable("NATIVE_THREADS", 0, _count, "most threads one native kernel call uses (0: every core)"),
     Variable("COORDINATOR", None, _text, "host:port of process 0 of a distributed sweep"),
     Variable("NUM_PROCESSES", None, _positive, "number of processes of a distributed sweep"),
     Variable("PROCESS_ID", None, _count, "this process's id in a distributed sweep (0..N-1)"),

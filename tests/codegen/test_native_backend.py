@@ -167,7 +167,7 @@ def test_evaluator_under_jit_while_loop_scan_vmap(diode):
 
 def test_threads_bit_identical_psp103(corpus, monkeypatch):
     """PSP103, 2,048 instances with different geometries: the evaluator inside ``jax.jit`` (XLA's
-    thread pool splits the rows) and called eagerly (ctypes, the rows split into 3 chunks on
+    thread pool splits the rows) and called eagerly (ctypes, the rows split over 3 threads of
     va2jax's own pool) equal ``eval`` with one thread (the kernel called once through ctypes)."""
     import jax
 
@@ -181,15 +181,56 @@ def test_threads_bit_identical_psp103(corpus, monkeypatch):
     st = model.setup(p)
     V = rng.uniform(-0.3, 1.2, (n, len(model.nodes)))
     assert n >= 4 * min_rows_per_task(model)  # big enough to be split
+    monkeypatch.setattr(nb, "_threads", lambda: 3)  # read when the evaluator is built
     f = model.evaluator(st, backend="native")
     in_jit = jax.jit(f)(V)
-    monkeypatch.setattr(nb, "_threads", lambda: 3)
     eager = f(V)  # n · size · 8 bytes ≥ 1 MiB: the ctypes path
     monkeypatch.setattr(nb, "_threads", lambda: 1)
     ref = model.eval(st, V, backend="native").as_dict()  # one ctypes call: one thread
     for o in ALL:
         assert _same(in_jit[o], ref[o]), o
         assert _same(eager[o], ref[o]), o
+
+
+def test_thread_limit_and_reused_outputs(diode, monkeypatch):
+    """``VA2JAX_NATIVE_THREADS=1`` (never split) and 3 threads give the same bits, eagerly
+    (ctypes) and inside ``jax.jit`` (XLA's pool); the eager evaluator writes a large result into
+    the buffer of an earlier call only once all of that call's outputs are gone: a result still
+    held keeps its values."""
+    import gc
+
+    import jax
+
+    from va2jax.codegen.native._backend import min_rows_per_task
+
+    model = compile_va(diode)
+    n = 20_000
+    st = model.setup({"is": np.geomspace(1e-15, 1e-12, n), "rs": np.where(np.arange(n) % 3, 5.0, 0.0)})
+    assert n >= 8 * min_rows_per_task(model)  # split into several chunks
+    V1, V2 = _voltages(model, n, 7), _voltages(model, n, 8)
+    monkeypatch.setenv("VA2JAX_NATIVE_THREADS", "1")
+    one = model.evaluator(st, backend="native")
+    ref1 = {k: np.array(v) for k, v in one(V1).items()}
+    ref2 = {k: np.array(v) for k, v in one(V2).items()}
+    assert sum(v.nbytes for v in ref1.values()) >= 1 << 20  # jit: the split-result FFI call
+    jit1 = jax.jit(one)(V1)
+    monkeypatch.setenv("VA2JAX_NATIVE_THREADS", "3")
+    many = model.evaluator(st, backend="native")
+    jitn = jax.jit(many)(V2)
+    for o in ALL:
+        assert _same(jit1[o], ref1[o]) and _same(jitn[o], ref2[o]), o
+    kept = many(V1)  # held while the next call runs
+    second = many(V2)
+    assert not np.shares_memory(kept["jacobian_resist"], second["jacobian_resist"])
+    for o in ALL:
+        assert _same(kept[o], ref1[o]) and _same(second[o], ref2[o]), o
+    address = second["residual_resist"].__array_interface__["data"][0]
+    del kept, second
+    gc.collect()
+    third = many(V1)  # the memory of an earlier, released result
+    assert third["residual_resist"].__array_interface__["data"][0] == address  # residuals come first
+    for o in ALL:
+        assert _same(third[o], ref1[o]), o
 
 
 def test_evaluator_rejects_bad_shapes(diode):

@@ -306,13 +306,45 @@ def test_threads_bit_identical_to_one_thread(kernels):
     ref = ctypes_eval(kernels["diode"], SHARED, rows, 2)
     one = _ffi.native_call(kernels["diode"], 2, 2, 2, label="diode", min_rows_per_task=10**9)
     many = _ffi.native_call(kernels["diode"], 2, 2, 2, label="diode", min_rows_per_task=1)
-    assert one.target != many.target
+    capped = _ffi.native_call(kernels["diode"], 2, 2, 2, label="diode", min_rows_per_task=1, max_threads=1)
+    assert len({one.target, many.target, capped.target}) == 3
     r1, rn = jax.jit(one)(SHARED, rows), jax.jit(many)(SHARED, rows)
-    assert same_bits(r1, ref) and same_bits(rn, ref)
+    assert same_bits(r1, ref) and same_bits(rn, ref) and same_bits(jax.jit(capped)(SHARED, rows), ref)
     # inside a loop too (handler re-entered with the pool in use)
     looped = jax.jit(lambda r: jax.lax.fori_loop(0, 5, lambda i, acc: acc + many(SHARED, r), jnp.zeros_like(r)))
     assert same_bits(looped(rows), jax.jit(lambda r: jax.lax.fori_loop(
         0, 5, lambda i, acc: acc + one(SHARED, r), jnp.zeros_like(r)))(rows))
+
+
+def test_split_results_equal_column_blocks(kernels):
+    """``splits``: one result per column block (a zero-width block included), each exactly the
+    block of the one-result call; one thread and split over the pool (chunks longer than the
+    handler's stack block of rows, an odd count), under ``jit`` and ``vmap``."""
+    rng = np.random.default_rng(9)
+    x = np.stack([rng.uniform(0.5, 2, 10007), rng.uniform(0.5, 2, 10007), rng.uniform(0.5, 2, 10007)], -1)
+    ref = ctypes_eval(kernels["mix"], np.zeros(0), x, 3)
+    blocks = [ref[:, 0:2], ref[:, 2:2], ref[:, 2:3]]
+    for min_rows in (10**9, 100):
+        call = _ffi.native_call(kernels["mix"], 0, 3, 3, label="mix", min_rows_per_task=min_rows, splits=(2, 0, 1))
+        for got in (call(np.zeros(0), x), jax.jit(call)(np.zeros(0), x)):
+            assert len(got) == 3 and all(same_bits(g, r) for g, r in zip(got, blocks))
+        vm = jax.vmap(call, in_axes=(None, 0))(np.zeros(0), x[:10000].reshape(4, 2500, 3))
+        assert all(same_bits(g.reshape(10000, g.shape[-1]), r[:10000]) for g, r in zip(vm, blocks))
+    with pytest.raises(ValueError, match="summing to n_out"):
+        _ffi.native_call(kernels["mix"], 0, 3, 3, label="mix", splits=(2, 2))
+
+
+def test_large_result_huge_page_hint_bit_identical(kernels):
+    """A result of at least 4 MiB (the handler advises huge pages for it before the kernel
+    writes) holds exactly the ctypes bits, one thread and split over the pool, eagerly and
+    inside ``jit``; an odd row count leaves the buffer's end off a page boundary."""
+    n = (_ffi._HUGE_OUT_BYTES // 16) + 4099  # 2 outputs · 8 bytes per row
+    rows = diode_rows(n, seed=6)
+    ref = ctypes_eval(kernels["diode"], SHARED, rows, 2)
+    for min_rows in (10**9, 1000):
+        call = _ffi.native_call(kernels["diode"], 2, 2, 2, label="diode", min_rows_per_task=min_rows)
+        assert same_bits(call(SHARED, rows), ref)
+        assert same_bits(jax.jit(call)(SHARED, rows), ref)
 
 
 # ------------------------------------------------------------------------------------------------

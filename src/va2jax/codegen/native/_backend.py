@@ -24,11 +24,13 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import threading
 from typing import Any
 
 import numpy as np
 
 from ...errors import Va2JaxError
+from ._ffi import _CHUNKS_PER_THREAD, _ROW_ALIGN
 from ._kernel import NativeKernel, model_kernel
 
 _RES = ("rr", "rq", "lr", "lq")
@@ -158,6 +160,7 @@ class _Dense:
         nb, n = lab.shape[0], p.n
         self.kernel = p.kernel
         self._spec: dict[int, list] = {}
+        self._reuse = _Reusable()
         specs = [("residual_resist", "rr", 0), ("residual_react", "rq", 0),
                  ("jacobian_resist", "jr", 0), ("jacobian_react", "jq", 0),
                  ("lim_rhs_resist", "lr", 1), ("lim_rhs_react", "lq", 1)]
@@ -239,10 +242,14 @@ class _Dense:
     def n_in(self) -> int:
         return self.kernel.n_in_eval + (0 if self.uniform else 2 * self.n_entries)
 
-    def numpy(self, shared: np.ndarray, rows: np.ndarray, min_rows: int = 1 << 62) -> np.ndarray:
+    def numpy(self, shared: np.ndarray, rows: np.ndarray, min_rows: int = 1 << 62,
+              threads: int | None = None) -> np.ndarray:
         """The dense kernel through ctypes: (nb, :attr:`size`); batches of ``2 · min_rows`` rows
-        and more split over the cores (:func:`run_rows`)."""
-        return run_rows(self.kernel.eval_dense_address, shared, rows, self.size, min_rows)
+        and more split over ``threads`` threads (:func:`run_rows`). Large results are written into
+        the buffer of an earlier call whose outputs are all gone (:class:`_Reusable`)."""
+        nb = rows.shape[0]
+        out = self._reuse.get(nb, self.size) if nb * self.size * 8 >= _REUSE_BYTES else None
+        return run_rows(self.kernel.eval_dense_address, shared, rows, self.size, min_rows, threads, out)
 
     def split(self, acc, nb: int) -> dict[str, Any]:
         """The dense rows (nb, :attr:`size`) → the outputs by name (views)."""
@@ -254,7 +261,12 @@ class _Dense:
 
 
 _POOL: list = []
+_REUSE_BYTES = 1 << 20  # results from 1 MiB are written into a reused buffer when free
 _FNS: dict[int, Any] = {}  # kernel address → its ctypes function
+#: :func:`run_rows` claims chunks as the FFI handler does: 1 / (CHUNKS_PER_THREAD · threads) of the
+#: rows left; chunk lengths are multiples of ROW_ALIGN rows (8 rows of float64 are whole 64-byte
+#: cache lines: no line written by two threads)
+CHUNKS_PER_THREAD, ROW_ALIGN = _CHUNKS_PER_THREAD, _ROW_ALIGN
 
 
 @functools.lru_cache(maxsize=1)
@@ -265,42 +277,96 @@ def _threads() -> int:
         return os.cpu_count() or 1
 
 
-def run_rows(address: int, shared: np.ndarray, rows: np.ndarray, n_out: int, min_rows: int) -> np.ndarray:
+def thread_limit() -> int:
+    """Threads one native kernel call may use: ``VA2JAX_NATIVE_THREADS``, or (0, unset) every core
+    this process may run on."""
+    from ... import _config
+
+    return _config.get("NATIVE_THREADS") or _threads()
+
+
+class _Reusable:
+    """An output buffer handed out again once nothing refers to what it handed out before.
+
+    :meth:`get` returns a fresh-looking ``(rows, cols)`` float64 array whose memory is that of the
+    previous call when every array the previous call returned (and every view of them, and every
+    JAX array aliasing them) is gone — tracked by a weak reference to the array handed out, which
+    all views share as their NumPy ``base``. Otherwise new memory. Saves a large result's first
+    touch (page faults and zeroing: PSP103's 51 MB of dense outputs at 16,384 instances cost
+    ≈ 6 ms a call, a fifth of the kernel). Thread-safe."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._store: np.ndarray | None = None
+        self._out: Any = None  # weak reference to the last array handed out
+
+    def get(self, rows: int, cols: int) -> np.ndarray:
+        import weakref
+
+        with self._lock:
+            s = self._store
+            if s is None or s.size != rows * cols or (self._out is not None and self._out() is not None):
+                s = self._store = np.empty(rows * cols, np.float64)
+            flat = np.frombuffer(memoryview(s), np.float64)  # views of it have it as their base
+            self._out = weakref.ref(flat)
+            return flat.reshape(rows, cols)
+
+
+def run_rows(address: int, shared: np.ndarray, rows: np.ndarray, n_out: int, min_rows: int,
+             threads: int | None = None, out: np.ndarray | None = None) -> np.ndarray:
     """A batch kernel (``void k(n, shared, in, out)``) through ctypes on NumPy arrays → (n, ``n_out``).
 
-    From ``2 · min_rows`` rows the rows are split into one contiguous chunk per core, run on a
-    thread pool (ctypes releases the GIL during the call; the calling thread runs the first
-    chunk). Rows are independent, so the bits are those of one call. The output is a fresh NumPy
-    array whose pages each thread touches first (its own chunk)."""
+    From ``2 · min_rows`` rows, up to ``threads`` threads (default :func:`thread_limit`; a pool's
+    and the calling thread) claim chunks until none is left (ctypes releases the GIL during the
+    call), as the FFI handler does: ``max(min_rows, rows left / (CHUNKS_PER_THREAD · threads))``
+    rows, rounded up to a multiple of :data:`ROW_ALIGN` (guided self-scheduling: chunks shrink as
+    the work runs out, so a thread that loses its core to another process holds back little).
+    Rows are independent, so the bits are those of one call. ``out``: a C-contiguous
+    (n, ``n_out``) float64 array written in place (default: a fresh one)."""
     from ._kernel import BATCH_FN
 
     shared = np.ascontiguousarray(shared, np.float64)
     rows = np.ascontiguousarray(rows, np.float64)
     n = rows.shape[0]
-    out = np.empty((n, n_out), np.float64)
+    if out is None:
+        out = np.empty((n, n_out), np.float64)
+    elif out.shape != (n, n_out) or out.dtype != np.float64 or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous float64 array of shape {(n, n_out)}")
     if not n:
         return out
     fn = _FNS.get(address)
     if fn is None:
         fn = _FNS[address] = BATCH_FN(address)
     sp, ip, op = shared.ctypes.data, rows.ctypes.data, out.ctypes.data
-    parts = min(_threads(), n // max(1, min_rows))
-    if parts < 2:
+    min_rows = max(1, min_rows)
+    if n < 2 * min_rows:
         fn(n, sp, ip, op)
         return out
-    if not _POOL:
+    threads = thread_limit() if threads is None else threads
+    workers = min(threads, n // min_rows)
+    if workers < 2:
+        fn(n, sp, ip, op)
+        return out
+    if not _POOL or _POOL[0]._max_workers < workers - 1:
         from concurrent.futures import ThreadPoolExecutor
 
-        _POOL.append(ThreadPoolExecutor(max_workers=_threads(), thread_name_prefix="va2jax-native"))
-    cuts = [n * k // parts for k in range(parts + 1)]
+        _POOL[:] = [ThreadPoolExecutor(max_workers=max(workers - 1, _threads()), thread_name_prefix="va2jax-native")]
     wi, wo = rows.shape[1] * 8, n_out * 8
+    div = CHUNKS_PER_THREAD * workers
+    nxt, lock = [0], threading.Lock()  # each row goes to exactly one thread
 
-    def chunk(k: int) -> None:
-        a, b = cuts[k], cuts[k + 1]
-        fn(b - a, sp, ip + a * wi, op + a * wo)
+    def work() -> None:
+        while True:
+            with lock:
+                a = nxt[0]
+                if a >= n:
+                    return
+                size = -(-max(min_rows, (n - a) // div) // ROW_ALIGN) * ROW_ALIGN
+                nxt[0] = b = min(n, a + size)
+            fn(b - a, sp, ip + a * wi, op + a * wo)
 
-    futures = [_POOL[0].submit(chunk, k) for k in range(1, parts)]
-    chunk(0)
+    futures = [_POOL[0].submit(work) for _ in range(workers - 1)]
+    work()
     for f in futures:
         f.result()
     return out
@@ -347,28 +413,42 @@ def eval_numpy(model, inp: dict[str, Any], sp: dict[str, Any], nb: int) -> dict[
     return d.split(d.numpy(d.shared_for(p.kernel, sp), d.rows(rows), min_rows_per_task(model)), nb)
 
 
+def _limit() -> int:
+    """``max_threads`` of the FFI handlers: ``VA2JAX_NATIVE_THREADS`` (0: XLA's whole pool)."""
+    from ... import _config
+
+    return _config.get("NATIVE_THREADS")
+
+
 def _calls(model):
-    """``(init_call, eval_call)`` XLA FFI functions of the model's kernel (registered once)."""
-    c = getattr(model, "_native_calls", None)
+    """``(init_call, eval_call)`` XLA FFI functions of the model's kernel (registered once per
+    thread limit)."""
+    cache = model.__dict__.setdefault("_native_calls", {})
+    lim = _limit()
+    c = cache.get(lim)
     if c is None:
         from ._ffi import kernel_calls
 
         k = model_kernel(model)
-        c = model._native_calls = kernel_calls(k, label=model.name, min_rows_per_task=min_rows_per_task(model))
+        c = cache[lim] = kernel_calls(k, label=model.name, min_rows_per_task=min_rows_per_task(model),
+                                      max_threads=lim)
     return c
 
 
-def _dense_call(model, n_shared: int, n_in: int, size: int):
-    """The XLA FFI function of the model's ``eval_dense`` for these widths (registered once)."""
+def _dense_call(model, n_shared: int, n_in: int, size: int, splits: tuple[int, ...] | None = None):
+    """The XLA FFI function of the model's ``eval_dense`` for these widths (registered once per
+    thread limit); with ``splits``, one result per output (``_ffi.native_call``)."""
     cache = model.__dict__.setdefault("_native_dense_calls", {})
-    key = (n_shared, n_in, size)
+    lim = _limit()
+    key = (n_shared, n_in, size, lim, splits)
     c = cache.get(key)
     if c is None:
         from ._ffi import native_call
 
         k = model_kernel(model)
         c = cache[key] = native_call(k.eval_dense_address, n_shared, n_in, size, label=f"{model.name}_dense",
-                                     min_rows_per_task=min_rows_per_task(model))
+                                     min_rows_per_task=min_rows_per_task(model), max_threads=lim,
+                                     splits=splits)
     return c
 
 
@@ -431,6 +511,11 @@ def evaluator(model, state: dict[str, Any], flags: int, enable_lim: bool, limiti
         ka, kb, w_in = ia[0], ib[0], w
     shared_d = dense.state_shared(p.kernel.shared_values(state["sp"]), rows0, dyn_cols, ka, kb, w_in)
     dense_call = _dense_call(model, len(shared_d), 1 + w_in, dense.size)
+    # traced (inside the caller's jit/loop) with ≥ 1 MiB of outputs: one result per output, written
+    # in place by the kernel's threads — slices of one (N, size) buffer are copies where they leave
+    # a program (PSP103 at 16,384: 15-20 ms of a 55 ms call); smaller ones: one buffer (fewer
+    # results to allocate per loop iteration, the slices fused into their users)
+    widths = tuple(int(np.prod(shape[1:])) for _nm, _o, shape in dense.outputs)
     index = np.arange(nb, dtype=np.float64)[:, None]
     consts = (shared_d, ia, ib) if gather else (shared_d,)
     if sum(np.asarray(x).nbytes for x in consts) > (1 << 20):
@@ -441,8 +526,8 @@ def evaluator(model, state: dict[str, Any], flags: int, enable_lim: bool, limiti
         # small ones: NumPy constants baked into the program (each argument costs dispatch time)
         baked, consts = consts, None
 
-    def flat_body(consts, V, prev_state, enable):
-        """The dense outputs of all instances, (nb, ``dense.size``): one FFI call."""
+    def call_rows(consts, V, prev_state, enable):
+        """(the dense call's ``shared``, its input rows ``[index, sources]``)."""
         cs = baked if consts is None else consts
         V = jnp.asarray(V, jnp.float64)
         parts = [V, jnp.zeros((nb, 1), V.dtype)]
@@ -454,10 +539,18 @@ def evaluator(model, state: dict[str, Any], flags: int, enable_lim: bool, limiti
             ia_, ib_ = cs[1], cs[2]
             dyn = jnp.take_along_axis(src, ia_, axis=1) - jnp.take_along_axis(src, ib_, axis=1)
             src = jnp.concatenate([dyn, jnp.zeros((nb, 1), V.dtype)], axis=1)
-        return dense_call(cs[0], jnp.concatenate([index, src], axis=1))
+        return cs[0], jnp.concatenate([index, src], axis=1)
+
+    def flat_body(consts, V, prev_state, enable):
+        """The dense outputs of all instances, (nb, ``dense.size``): one FFI call."""
+        return dense_call(*call_rows(consts, V, prev_state, enable))
 
     def body(consts, V, prev_state, enable):
-        return dense.split(flat_body(consts, V, prev_state, enable), nb)
+        if nb * dense.size * 8 < (1 << 20):  # small: slices of one buffer, fused into their users
+            return dense.split(flat_body(consts, V, prev_state, enable), nb)
+        split_call = _dense_call(model, len(shared_d), 1 + w_in, dense.size, widths)  # registered once
+        outs = split_call(*call_rows(consts, V, prev_state, enable))
+        return {name: o.reshape((nb,) + shape[1:]) for (name, _o, shape), o in zip(dense.outputs, outs)}
 
     from .._xla import FUSION_ON
 
@@ -467,11 +560,14 @@ def evaluator(model, state: dict[str, Any], flags: int, enable_lim: bool, limiti
     host_shared = np.asarray(shared_d, np.float64)
     host_ia, host_ib = np.asarray(ia, np.int64), np.asarray(ib, np.int64)
     per_task = min_rows_per_task(model)
+    threads = thread_limit()  # read once: the FFI handler above has the same limit baked in
+    reuse = _Reusable()
 
     def eager(V, prev_state, enable):
         """Called eagerly: the same kernel and rows through ctypes into a NumPy buffer (split
-        over the cores as XLA's pool would). XLA's own (N, size) output buffer cost more than
-        the kernel at large batches (BSIM4 at 16,384: 75 MB a call)."""
+        over the cores as XLA's pool would), the buffer of an earlier call when its outputs are
+        all gone (:class:`_Reusable`). XLA's own (N, size) output buffer cost more than the
+        kernel at large batches (BSIM4 at 16,384: 75 MB a call)."""
         parts = [np.asarray(V, np.float64), np.zeros((nb, 1))]
         if limiting:
             parts += [np.broadcast_to(np.asarray(prev_state, np.float64), (nb, ns)),
@@ -481,7 +577,8 @@ def evaluator(model, state: dict[str, Any], flags: int, enable_lim: bool, limiti
             dyn = np.take_along_axis(src, host_ia, axis=1) - np.take_along_axis(src, host_ib, axis=1)
             src = np.concatenate([dyn, np.zeros((nb, 1))], axis=1)
         return dense.split(run_rows(p.kernel.eval_dense_address, host_shared,
-                                    np.concatenate([index, src], axis=1), dense.size, per_task), nb)
+                                    np.concatenate([index, src], axis=1), dense.size, per_task, threads,
+                                    reuse.get(nb, dense.size)), nb)
 
     # small batches: XLA's dispatch of the jitted program is quicker than NumPy's preparation of
     # the rows (PSP103 at batch 1: ≈ 25 vs 43 µs); large ones: ctypes (no XLA output buffer)

@@ -28,6 +28,7 @@ import functools
 import hashlib
 import os
 import re
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -217,28 +218,54 @@ def _libc_address(name: str) -> int:
 
 
 # Layout of the heap block shared by the threads of one parallel call (i64 slots).
-_JOB_NEXT, _JOB_DONE, _JOB_REFS, _JOB_N, _JOB_CHUNK, _JOB_NCHUNKS, _JOB_SHARED, _JOB_IN, _JOB_OUT = range(9)
-_JOB_BYTES = 9 * 8
-_CHUNKS_PER_THREAD = 4  # chunks per pool thread: load balance vs. per-chunk cost
+# (_JOB_OUT + r: the r-th result's data pointer)
+# _JOB_NEXT: first row not yet claimed; _JOB_DONE: rows finished; _JOB_DIV, _JOB_MIN: a claim takes
+# max(rows left / DIV, MIN) rows rounded up to _ROW_ALIGN (guided self-scheduling)
+_JOB_NEXT, _JOB_DONE, _JOB_REFS, _JOB_N, _JOB_DIV, _JOB_MIN, _JOB_SHARED, _JOB_IN, _JOB_OUT = range(9)
+_SCRATCH_BYTES = 64 << 10  # split results: rows run per kernel call into a stack block of at most this
+_CHUNKS_PER_THREAD = 2  # guided scheduling: a claim takes 1 / (2 · threads) of the rows left
+_ROW_ALIGN = 8  # chunk lengths in rows are multiples of 8: whole 64-byte lines of float64 results
+# libc functions the handler calls; madvise only on Linux (MADV_HUGEPAGE is Linux's 14)
+_LIBC = ("malloc", "free", "sched_yield") + (("madvise",) if sys.platform.startswith("linux") else ())
+_MADV_HUGEPAGE = 14
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096  # madvise works on whole pages
+_HUGE_OUT_BYTES = 4 << 20  # results from 4 MiB get the huge-page hint (NumPy's threshold)
 
 
 def handler_ir(*, symbol: str, kernel_address: int, n_shared: int, n_in: int, n_out: int,
                min_rows_per_task: int, label: str, header: CHeader | None = None,
-               libc: dict[str, int] | None = None) -> str:
+               libc: dict[str, int] | None = None, max_threads: int = 0,
+               splits: Sequence[int] | None = None) -> str:
     """LLVM IR (text) of the FFI handler ``XLA_FFI_Error* symbol(XLA_FFI_CallFrame*)`` for one kernel.
 
     Expects two float64 arguments — ``shared`` of shape ``(n_shared,)`` and ``rows`` ``(n, n_in)`` —
     and one float64 result ``(n, n_out)``; anything else returns an ``INVALID_ARGUMENT`` error naming
     ``label``. With ``n >= 2 * min_rows_per_task`` and an XLA thread pool of more than one thread the
-    rows are cut into chunks of ``max(min_rows_per_task, ceil(n / (4 * threads)))`` rows that pool
-    tasks and the calling thread claim with an atomic counter; the caller waits only for chunks
+    rows are claimed by pool tasks and the calling thread in chunks that shrink as the work runs out
+    (guided self-scheduling: ``max(min_rows_per_task, rows left / (2 * threads))`` rows, rounded up to
+    a multiple of 8 — whole cache lines of the result — claimed with a compare-and-swap; a thread that
+    loses its core to another process then holds back little work; ``threads``: the pool's size, at
+    most ``max_threads`` when > 0, and at most ``n / min_rows_per_task``); the caller waits only for chunks
     already claimed (so a busy or single-thread pool cannot deadlock), and the job block is freed by
     whichever participant leaves last (tasks may start after the handler has returned).
+
+    ``splits`` (widths summing to ``n_out``): the handler returns ``len(splits)`` results instead of
+    one, result ``r`` of shape ``(n, splits[r])`` holding columns ``[o_r, o_r + splits[r])`` of the
+    kernel's rows (``o_r`` the sum of the widths before). The kernel runs a few rows at a time into
+    a stack block (at most 64 KiB) that is copied out row by row: each result is written once, by
+    the thread that computed it, and no slice of one big result has to be copied afterwards.
     """
     from llvmlite import ir
 
+    widths = tuple(int(w) for w in splits) if splits is not None else (n_out,)
+    if any(w < 0 for w in widths) or sum(widths) != n_out or not widths:
+        raise ValueError(f"splits {splits!r} must be non-negative widths summing to n_out = {n_out}")
+    offsets = [sum(widths[:r]) for r in range(len(widths))]
+    split = splits is not None
+    n_res = len(widths)
+    job_bytes = (_JOB_OUT + n_res) * 8
     h = header or c_header()
-    libc = libc or {k: _libc_address(k) for k in ("malloc", "free", "sched_yield")}
+    libc = libc or {k: _libc_address(k) for k in _LIBC}
     i8, i32, i64 = ir.IntType(8), ir.IntType(32), ir.IntType(64)
     ptr = ir.PointerType()
     void = ir.VoidType()
@@ -259,6 +286,7 @@ def handler_ir(*, symbol: str, kernel_address: int, n_shared: int, n_in: int, n_
     malloc = (libc["malloc"], ir.FunctionType(ptr, [i64]))
     free = (libc["free"], ir.FunctionType(void, [ptr]))
     yield_ = (libc["sched_yield"], ir.FunctionType(i32, []))
+    madvise = (libc["madvise"], ir.FunctionType(i32, [ptr, i64, i32])) if libc.get("madvise") else None
 
     def call_at(b, target, args):
         address, fnty = target
@@ -373,24 +401,75 @@ def handler_ir(*, symbol: str, kernel_address: int, n_shared: int, n_in: int, n_
     job = work.args[0]
     b = ir.IRBuilder(work.append_basic_block("entry"))
     n = b.load(job_slot(b, job, _JOB_N), typ=i64)
-    chunk = b.load(job_slot(b, job, _JOB_CHUNK), typ=i64)
-    nchunks = b.load(job_slot(b, job, _JOB_NCHUNKS), typ=i64)
+    div = b.load(job_slot(b, job, _JOB_DIV), typ=i64)
+    minr = b.load(job_slot(b, job, _JOB_MIN), typ=i64)
     sh = b.load(job_slot(b, job, _JOB_SHARED), typ=ptr)
     xin = b.load(job_slot(b, job, _JOB_IN), typ=ptr)
-    xout = b.load(job_slot(b, job, _JOB_OUT), typ=ptr)
-    loop, body, exit_ = (work.append_basic_block(x) for x in ("loop", "body", "exit"))
+    xouts = [b.load(job_slot(b, job, _JOB_OUT + r), typ=ptr) for r in range(n_res)]
+    f64t = ir.DoubleType()
+    if split:
+        sb = max(1, min(64, _SCRATCH_BYTES // max(8, 8 * n_out)))  # rows per kernel call
+        scratch = alloca(b, ir.ArrayType(f64t, sb * max(1, n_out)))
+        memcpy = ir.Function(mod, ir.FunctionType(void, [ptr, ptr, i64, ir.IntType(1)]),
+                             name="llvm.memcpy.p0.p0.i64")
+    loop, check_, claim, body, exit_ = (work.append_basic_block(x) for x in ("loop", "check", "claim", "body", "exit"))
     b.branch(loop)
     b.position_at_end(loop)
-    c = b.atomic_rmw("add", job_slot(b, job, _JOB_NEXT), c64(1), "monotonic")
-    b.cbranch(b.icmp_signed("<", c, nchunks), body, exit_)
-    b.position_at_end(body)
-    lo = b.mul(c, chunk)
+    first = b.load_atomic(job_slot(b, job, _JOB_NEXT), "monotonic", 8, typ=i64)
+    b.branch(check_)
+    b.position_at_end(check_)
+    lo = b.phi(i64)
+    lo.add_incoming(first, loop)
+    b.cbranch(b.icmp_signed("<", lo, n), claim, exit_)
+    b.position_at_end(claim)
     rest = b.sub(n, lo)
-    count = b.select(b.icmp_signed("<", rest, chunk), rest, chunk)
-    pin = b.gep(xin, [b.mul(lo, c64(n_in))], source_etype=ir.DoubleType())
-    pout = b.gep(xout, [b.mul(lo, c64(n_out))], source_etype=ir.DoubleType())
-    call_at(b, kernel, [count, sh, pin, pout])
-    b.atomic_rmw("add", job_slot(b, job, _JOB_DONE), c64(1), "release")
+    want = b.sdiv(rest, div)
+    want = b.select(b.icmp_signed("<", want, minr), minr, want)
+    want = b.and_(b.add(want, c64(_ROW_ALIGN - 1)), c64(-_ROW_ALIGN))
+    count = b.select(b.icmp_signed("<", rest, want), rest, want)
+    pair = b.cmpxchg(job_slot(b, job, _JOB_NEXT), lo, b.add(lo, count), "monotonic", "monotonic")
+    lo.add_incoming(b.extract_value(pair, 0), claim)  # another thread claimed first: retry from its end
+    b.cbranch(b.extract_value(pair, 1), body, check_)
+    b.position_at_end(body)
+    if not split:
+        pin = b.gep(xin, [b.mul(lo, c64(n_in))], source_etype=f64t)
+        pout = b.gep(xouts[0], [b.mul(lo, c64(n_out))], source_etype=f64t)
+        call_at(b, kernel, [count, sh, pin, pout])
+    else:
+        # blocks of ≤ sb rows: kernel → scratch, then each row's pieces to their results
+        end = b.add(lo, count)
+        blk, blk_body, rows_, row_body, blk_next, chunk_done = (work.append_basic_block(x) for x in (
+            "blk", "blk_body", "rows", "row_body", "blk_next", "chunk_done"))
+        from_body = b.block
+        b.branch(blk)
+        b.position_at_end(blk)
+        r0 = b.phi(i64)
+        r0.add_incoming(lo, from_body)
+        b.cbranch(b.icmp_signed("<", r0, end), blk_body, chunk_done)
+        b.position_at_end(blk_body)
+        left = b.sub(end, r0)
+        m = b.select(b.icmp_signed("<", left, c64(sb)), left, c64(sb))
+        call_at(b, kernel, [m, sh, b.gep(xin, [b.mul(r0, c64(n_in))], source_etype=f64t), scratch])
+        b.branch(rows_)
+        b.position_at_end(rows_)
+        j = b.phi(i64)
+        j.add_incoming(c64(0), blk_body)
+        b.cbranch(b.icmp_signed("<", j, m), row_body, blk_next)
+        b.position_at_end(row_body)
+        row = b.add(r0, j)
+        src_row = b.gep(scratch, [b.mul(j, c64(n_out))], source_etype=f64t)
+        for r, (w, o) in enumerate(zip(widths, offsets)):
+            if w:
+                dst = b.gep(xouts[r], [b.mul(row, c64(w))], source_etype=f64t)
+                src = b.gep(src_row, [c64(o)], source_etype=f64t) if o else src_row
+                b.call(memcpy, [dst, src, c64(8 * w), ir.Constant(ir.IntType(1), 0)])
+        j.add_incoming(b.add(j, c64(1)), row_body)
+        b.branch(rows_)
+        b.position_at_end(blk_next)
+        r0.add_incoming(b.add(r0, m), blk_next)
+        b.branch(blk)
+        b.position_at_end(chunk_done)
+    b.atomic_rmw("add", job_slot(b, job, _JOB_DONE), count, "release")
     b.branch(loop)
     b.position_at_end(exit_)
     b.ret_void()
@@ -447,16 +526,20 @@ def handler_ir(*, symbol: str, kernel_address: int, n_shared: int, n_in: int, n_
         return b.icmp_signed("==", x, ir.Constant(x.type, v))
 
     signature = (f"expects (shared float64[{n_shared}], rows float64[n, {n_in}]) -> "
-                 f"float64[n, {n_out}]")
-    check(b.and_(eq(ld(b, cf, CF, "args.size"), 2), eq(ld(b, cf, CF, "rets.size"), 1)),
+                 + ", ".join(f"float64[n, {w}]" for w in widths))
+    check(b.and_(eq(ld(b, cf, CF, "args.size"), 2), eq(ld(b, cf, CF, "rets.size"), n_res)),
           f"{signature}; called with another number of arguments or results")
     atypes, rtypes = ld(b, cf, CF, "args.types"), ld(b, cf, CF, "rets.types")
     buf_arg, buf_ret = h.const("XLA_FFI_ArgType_BUFFER"), h.const("XLA_FFI_RetType_BUFFER")
-    check(b.and_(b.and_(eq(b.load(atypes, typ=i32), buf_arg), eq(b.load(at(b, atypes, 4), typ=i32), buf_arg)),
-                 eq(b.load(rtypes, typ=i32), buf_ret)), f"{signature}; an argument or result is not a buffer")
+    ok = b.and_(eq(b.load(atypes, typ=i32), buf_arg), eq(b.load(at(b, atypes, 4), typ=i32), buf_arg))
+    for r in range(n_res):
+        ok = b.and_(ok, eq(b.load(at(b, rtypes, 4 * r), typ=i32), buf_ret))
+    check(ok, f"{signature}; an argument or result is not a buffer")
     argv, retv = ld(b, cf, CF, "args.args"), ld(b, cf, CF, "rets.rets")
-    bufs = {"shared": b.load(argv, typ=ptr), "rows": b.load(at(b, argv, 8), typ=ptr),
-            "out": b.load(retv, typ=ptr)}
+    bufs = {"shared": b.load(argv, typ=ptr), "rows": b.load(at(b, argv, 8), typ=ptr)}
+    outs = [f"out{r}" if split else "out" for r in range(n_res)]
+    for r, nm in enumerate(outs):
+        bufs[nm] = b.load(at(b, retv, 8 * r), typ=ptr)
     B = "XLA_FFI_Buffer"
     f64 = h.const("XLA_FFI_DataType_F64")
     dims = {}
@@ -468,15 +551,46 @@ def handler_ir(*, symbol: str, kernel_address: int, n_shared: int, n_in: int, n_
         dims[nm] = [b.load(at(b, d, 8 * k), typ=i64) for k in range(rank)]
     check(eq(dims["shared"][0], n_shared), f"{signature}; shared does not have {n_shared} elements")
     check(eq(dims["rows"][1], n_in), f"{signature}; rows do not have {n_in} columns")
-    check(eq(dims["out"][1], n_out), f"{signature}; the result does not have {n_out} columns")
     nrows = dims["rows"][0]
-    check(b.icmp_signed("==", dims["out"][0], nrows), f"{signature}; rows and result differ in length")
+    for nm, w in zip(outs, widths):
+        what = "result" if not split else f"result {nm[3:]}"
+        check(eq(dims[nm][1], w), f"{signature}; the {what} does not have {w} columns")
+        check(b.icmp_signed("==", dims[nm][0], nrows), f"{signature}; rows and {what} differ in length")
     data = {nm: ld(b, buf, B, "data") for nm, buf in bufs.items()}
+    for nm, w in zip(outs, widths):
+        if madvise is None or not w:
+            continue
+        # a large result buffer: ask for transparent huge pages (as NumPy does for its arrays).
+        # XLA maps a fresh buffer per call; its first touch costs one page fault per 4 KiB —
+        # PSP103's 51 MB of dense outputs: 12,500 faults, more time than the kernel itself.
+        # A hint only: contents and bits are unchanged, a refusal is ignored.
+        big, adv = fn.append_basic_block("big_out"), fn.append_basic_block("advised")
+        nbytes = b.mul(nrows, c64(8 * w))
+        b.cbranch(b.icmp_signed(">=", nbytes, c64(_HUGE_OUT_BYTES)), big, adv)
+        b.position_at_end(big)
+        lo = b.ptrtoint(data[nm], i64)
+        first = b.and_(b.add(lo, c64(_PAGE - 1)), c64(-_PAGE))
+        last = b.and_(b.add(lo, nbytes), c64(-_PAGE))
+        call_at(b, madvise, [b.inttoptr(first, ptr), b.sub(last, first), c32(_MADV_HUGEPAGE)])
+        b.branch(adv)
+        b.position_at_end(adv)
+
+    def fill_job(jobp, refs, div, minr):
+        for k, v in ((_JOB_NEXT, c64(0)), (_JOB_DONE, c64(0)), (_JOB_REFS, refs), (_JOB_N, nrows),
+                     (_JOB_DIV, div), (_JOB_MIN, minr)):
+            b.store(v, job_slot(b, jobp, k))
+        for k, nm in [(_JOB_SHARED, "shared"), (_JOB_IN, "rows")] + [(_JOB_OUT + r, nm) for r, nm in enumerate(outs)]:
+            b.store(data[nm], job_slot(b, jobp, k))
 
     serial, try_par, par = (fn.append_basic_block(x) for x in ("serial", "try_par", "par"))
     b.cbranch(b.icmp_signed(">=", nrows, c64(2 * max(1, min_rows_per_task))), try_par, serial)
     b.position_at_end(serial)
-    call_at(b, kernel, [nrows, data["shared"], data["rows"], data["out"]])
+    if not split:
+        call_at(b, kernel, [nrows, data["shared"], data["rows"], data["out"]])
+    else:  # one chunk of all rows, on this thread, from a job block on the stack
+        sjob = alloca(b, ir.ArrayType(i8, job_bytes))
+        fill_job(sjob, c64(1), c64(1), nrows)
+        b.call(work, [sjob])
     b.ret(null)
 
     b.position_at_end(try_par)
@@ -487,22 +601,17 @@ def handler_ir(*, symbol: str, kernel_address: int, n_shared: int, n_in: int, n_
               pool_api, serial)
     b.position_at_end(pool_api)
     nt = b.call(nthr, [api, ctx])
+    if max_threads > 0:
+        nt = b.select(b.icmp_signed(">", nt, c64(max_threads)), c64(max_threads), nt)
     b.cbranch(b.icmp_signed(">", nt, c64(1)), par, serial)
     b.position_at_end(par)
-    per = b.mul(nt, c64(_CHUNKS_PER_THREAD))
-    chunk = b.sdiv(b.sub(b.add(nrows, per), c64(1)), per)
-    chunk = b.select(b.icmp_signed("<", chunk, c64(min_rows_per_task)), c64(min_rows_per_task), chunk)
-    nchunks = b.sdiv(b.sub(b.add(nrows, chunk), c64(1)), chunk)
-    workers = b.select(b.icmp_signed("<", nchunks, nt), nchunks, nt)
-    jobp = call_at(b, malloc, [c64(_JOB_BYTES)])
+    most = b.sdiv(nrows, c64(max(1, min_rows_per_task)))  # ≥ 2 here
+    workers = b.select(b.icmp_signed("<", most, nt), most, nt)
+    jobp = call_at(b, malloc, [c64(job_bytes)])
     have_job = fn.append_basic_block("have_job")
     b.cbranch(b.icmp_unsigned("==", jobp, null), serial, have_job)
     b.position_at_end(have_job)
-    for k, v in ((_JOB_NEXT, c64(0)), (_JOB_DONE, c64(0)), (_JOB_REFS, workers), (_JOB_N, nrows),
-                 (_JOB_CHUNK, chunk), (_JOB_NCHUNKS, nchunks)):
-        b.store(v, job_slot(b, jobp, k))
-    for k, nm in ((_JOB_SHARED, "shared"), (_JOB_IN, "rows"), (_JOB_OUT, "out")):
-        b.store(data[nm], job_slot(b, jobp, k))
+    fill_job(jobp, workers, b.mul(workers, c64(_CHUNKS_PER_THREAD)), c64(max(1, min_rows_per_task)))
     # schedule workers - 1 tasks (a task that cannot be scheduled gives back its reference)
     TS = "XLA_FFI_ThreadPool_Schedule_Args"
     sargs = args_block(b, TS)
@@ -532,7 +641,7 @@ def handler_ir(*, symbol: str, kernel_address: int, n_shared: int, n_in: int, n_
     b.branch(wait)
     b.position_at_end(wait)
     donev = b.load_atomic(job_slot(b, jobp, _JOB_DONE), "acquire", 8, typ=i64)
-    b.cbranch(b.icmp_signed(">=", donev, nchunks), finish, spin)
+    b.cbranch(b.icmp_signed(">=", donev, nrows), finish, spin)
     b.position_at_end(spin)
     call_at(b, yield_, [])
     b.branch(wait)
@@ -573,11 +682,14 @@ def jit_ir(text: str, symbols: Sequence[str], *, opt: int = 2) -> dict[str, int]
 
 
 def ffi_target(kernel_address: int, n_shared: int, n_in: int, n_out: int, *, label: str = "kernel",
-               min_rows_per_task: int = 256) -> str:
+               min_rows_per_task: int = 256, max_threads: int = 0,
+               splits: Sequence[int] | None = None) -> str:
     """Build (once per process) and register the FFI handler of a kernel; return its target name.
+    ``max_threads`` and ``splits``: as in :func:`handler_ir`.
 
-    The name is ``va2jax_<label>_<digest>``, the digest covering the kernel address, the three widths
-    and ``min_rows_per_task`` — everything baked into the handler — so one name always means one
+    The name is ``va2jax_<label>_<digest>``, the digest covering the kernel address, the three widths,
+    ``min_rows_per_task``, ``max_threads`` (0: the whole pool) and ``splits`` — everything baked into
+    the handler — so one name always means one
     behaviour, also for executables JAX reloads from its persistent cache in another process.
     """
     for v, what in ((n_shared, "n_shared"), (n_in, "n_in"), (n_out, "n_out")):
@@ -586,7 +698,10 @@ def ffi_target(kernel_address: int, n_shared: int, n_in: int, n_out: int, *, lab
     if not kernel_address:
         raise ValueError("kernel_address is null")
     min_rows_per_task = max(1, int(min_rows_per_task))
+    max_threads = max(0, int(max_threads))
     key = (int(kernel_address), int(n_shared), int(n_in), int(n_out), min_rows_per_task)
+    if max_threads or splits is not None:  # (keys, hence names, without either: as in earlier versions)
+        key += (max_threads, None if splits is None else tuple(int(w) for w in splits))
     with _lock:
         if key in _targets:
             return _targets[key]
@@ -596,7 +711,8 @@ def ffi_target(kernel_address: int, n_shared: int, n_in: int, n_out: int, *, lab
     digest = hashlib.sha256(repr(key).encode()).hexdigest()[:16]
     name = f"va2jax_{safe}_{digest}"
     text = handler_ir(symbol=name, kernel_address=key[0], n_shared=key[1], n_in=key[2], n_out=key[3],
-                      min_rows_per_task=min_rows_per_task, label=label)
+                      min_rows_per_task=min_rows_per_task, label=label, max_threads=max_threads,
+                      splits=splits)
     # -O0 code generation: 4-9 ms instead of 25-40 ms per handler, and the handler's few loads and
     # compares cost nothing next to XLA's own ≈ 0.17 µs dispatch (benchmarks/ffi_bench.py)
     addr = jit_ir(text, [name], opt=0)[name]
@@ -613,7 +729,8 @@ def ffi_target(kernel_address: int, n_shared: int, n_in: int, n_out: int, *, lab
 # ------------------------------------------------------------------------------------------------
 
 def native_call(kernel_address: int, n_shared: int, n_in: int, n_out: int, *, label: str = "kernel",
-                min_rows_per_task: int = 256) -> Callable:
+                min_rows_per_task: int = 256, max_threads: int = 0,
+                splits: Sequence[int] | None = None) -> Callable:
     """A JAX function ``call(shared, rows) -> out`` running a native kernel through the XLA FFI.
 
     ``shared`` has shape ``(n_shared,)``; ``rows`` ``(..., n_in)``; ``out`` is ``(..., n_out)`` float64
@@ -623,7 +740,10 @@ def native_call(kernel_address: int, n_shared: int, n_in: int, n_out: int, *, la
     under ``jit``, ``lax.while_loop``/``scan``/``fori_loop``. Batches of at least
     ``2 * min_rows_per_task`` rows are split over XLA's CPU thread pool (bit-identical results);
     waking pool threads costs some 5–50 µs (measured on a loaded 2-core VM), so a good value is about
-    50 µs divided by the kernel's time per row (the default, 256, suits ≈ 0.2 µs rows and up).
+    50 µs divided by the kernel's time per row (the default, 256, suits ≈ 0.2 µs rows and up);
+    ``max_threads`` > 0 caps the threads one call uses (1: never split). With ``splits`` (widths
+    summing to ``n_out``) ``call`` returns a tuple: ``out[..., o_r:o_r + splits[r]]`` for each ``r``,
+    each written by the kernel's threads directly (no slice copies where they leave a program).
     No derivative rules: wrap it with :func:`native_jvp`. ``call.target`` is the FFI target name.
     The kernel's machine code must stay loaded for the life of the process: the registration (and
     any executable compiled with it) is permanent.
@@ -633,24 +753,27 @@ def native_call(kernel_address: int, n_shared: int, n_in: int, n_out: int, *, la
     from jax.custom_batching import custom_vmap
 
     target = ffi_target(kernel_address, n_shared, n_in, n_out, label=label,
-                        min_rows_per_task=min_rows_per_task)
+                        min_rows_per_task=min_rows_per_task, max_threads=max_threads, splits=splits)
+    widths = (n_out,) if splits is None else tuple(int(w) for w in splits)
 
     @custom_vmap
     def core(shared, rows):
-        out_type = jax.ShapeDtypeStruct((rows.shape[0], n_out), jnp.float64)
-        return jax.ffi.ffi_call(target, out_type, vmap_method="sequential")(shared, rows)
+        out_type = [jax.ShapeDtypeStruct((rows.shape[0], w), jnp.float64) for w in widths]
+        return tuple(jax.ffi.ffi_call(target, out_type, vmap_method="sequential")(shared, rows))
 
     @core.def_vmap
     def _fold(axis_size, in_batched, shared, rows):
         shared_b, rows_b = in_batched
+        every = tuple(True for _ in widths)
         if not shared_b and not rows_b:
-            return core(shared, rows), False
+            return core(shared, rows), tuple(False for _ in widths)
         if not shared_b:
             n = rows.shape[1]
-            return core(shared, rows.reshape(axis_size * n, n_in)).reshape(axis_size, n, n_out), True
+            outs = core(shared, rows.reshape(axis_size * n, n_in))
+            return tuple(o.reshape(axis_size, n, w) for o, w in zip(outs, widths)), every
         if not rows_b:
             rows = jnp.broadcast_to(rows, (axis_size,) + rows.shape)
-        return jax.lax.map(lambda sr: core(*sr), (shared, rows)), True
+        return jax.lax.map(lambda sr: core(*sr), (shared, rows)), every
 
     def call(shared, rows):
         if not jax.config.jax_enable_x64:
@@ -664,24 +787,26 @@ def native_call(kernel_address: int, n_shared: int, n_in: int, n_out: int, *, la
         if rows.ndim < 1 or rows.shape[-1] != n_in:
             raise ValueError(f"native kernel {label!r}: rows must have shape (..., {n_in}), got {rows.shape}")
         lead = rows.shape[:-1]
-        out = core(shared.astype(jnp.float64), rows.astype(jnp.float64).reshape(-1, n_in))
-        return out.reshape(lead + (n_out,))
+        outs = core(shared.astype(jnp.float64), rows.astype(jnp.float64).reshape(-1, n_in))
+        outs = tuple(o.reshape(lead + (w,)) for o, w in zip(outs, widths))
+        return outs[0] if splits is None else outs
 
     call.target = target
     call.n_shared, call.n_in, call.n_out = n_shared, n_in, n_out
     return call
 
 
-def kernel_calls(kernel: Any, *, label: str = "model", min_rows_per_task: int = 256) -> tuple[Callable, Callable]:
+def kernel_calls(kernel: Any, *, label: str = "model", min_rows_per_task: int = 256,
+                 max_threads: int = 0) -> tuple[Callable, Callable]:
     """``(init_call, eval_call)``: :func:`native_call` for the two entry points of a compiled model
     that exposes the native ABI's attributes (``init_batch_address``, ``eval_batch_address``,
     ``n_shared``, ``n_in_init``, ``n_out_init``, ``n_in_eval``, ``n_out_eval``)."""
     with _lock:
         _engines.append(kernel)  # its code must outlive every registered handler that calls it
     init = native_call(kernel.init_batch_address, kernel.n_shared, kernel.n_in_init, kernel.n_out_init,
-                       label=f"{label}_init", min_rows_per_task=min_rows_per_task)
+                       label=f"{label}_init", min_rows_per_task=min_rows_per_task, max_threads=max_threads)
     ev = native_call(kernel.eval_batch_address, kernel.n_shared, kernel.n_in_eval, kernel.n_out_eval,
-                     label=f"{label}_eval", min_rows_per_task=min_rows_per_task)
+                     label=f"{label}_eval", min_rows_per_task=min_rows_per_task, max_threads=max_threads)
     return init, ev
 
 
