@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from sim_peers import run_vacask
 
+from va2jax.errors import Va2JaxError
 from va2jax.sim import Simulation
 from va2jax.sim.rawfile import read_raw, write_raw
 
@@ -196,7 +197,7 @@ control
 """
 
 
-@pytest.mark.parametrize("stmt, fragment", [
+BAD = [
     ('analysis x1 dcxf out="nope"', "output 'nope' is not a node or branch"),
     ('analysis x1 acxf out=["b", "zz"] from=1 to=10 mode="dec" points=2',
      "output 'zz' is not a node or branch"),
@@ -206,17 +207,37 @@ control
     ('save zin(r1)\n  analysis x1 dcxf out="b"', "'r1' is not an independent source"),
     ('analysis x1 dcinc out="b"', "dcinc has no parameter 'out'"),
     ('analysis x1 acxf out="b" from=-10 to=10 mode="lin" points=2', "frequencies must be"),
-])
-def test_bad_input_is_one_line_error(tmp_path, stmt, fragment):
-    """An output that is not a node or branch, a saved transfer function of an unknown
-    instance or of one that is not a source, a parameter the analysis lacks: exit 2, one line
-    ``va2jax: error:`` naming the netlist line and the culprit."""
+]
+
+
+def _bad(tmp_path, stmt: str):
     net = tmp_path / "bad.sim"
     net.write_text(BAD_HEAD + "  " + stmt + "\nendc\n")
+    return net
+
+
+def test_bad_output_exits_2_with_one_line(tmp_path):
+    """Through the command line: an output that is not a node or branch → exit 2, one line
+    ``va2jax: error:`` naming the netlist line and the output, no traceback."""
+    stmt, fragment = BAD[0]
+    net = _bad(tmp_path, stmt)
     proc = subprocess.run([sys.executable, "-m", "va2jax.cli", "sim", str(net), "-o",
                            str(tmp_path / "o.raw")], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 2, proc.stderr[-3000:]
     lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("va2jax: error:")]
     assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
-    assert fragment in lines[0], lines[0]
-    assert "bad.sim:" in lines[0], lines[0]
+    assert fragment in lines[0] and "bad.sim:9:" in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("stmt, fragment", BAD)
+def test_bad_input_is_one_line_error(tmp_path, stmt, fragment):
+    """An output that is not a node or branch, a saved transfer function of an unknown instance
+    or of one that is not a source, a missing or malformed ``out``, a parameter the analysis
+    lacks, a negative frequency: a :class:`Va2JaxError` (the CLI's exit 2) whose one line names
+    the analysis' netlist line and the culprit."""
+    net = _bad(tmp_path, stmt)
+    with pytest.raises(Va2JaxError) as exc:
+        Simulation.from_file(net).run()
+    msg = str(exc.value)
+    assert "\n" not in msg and fragment in msg, msg
+    assert f"bad.sim:{9 + stmt.count(chr(10))}:" in msg, msg
