@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     from .netlist import AnalysisDecl
     from .simulation import Simulation
 
-__all__ = ["parse_out", "xf_outputs", "run_dcinc", "run_dcxf", "run_acxf", "run_xf_decl"]
+__all__ = ["parse_out", "xf_outputs", "run_dcinc", "run_dcxf", "run_acxf", "run_tf", "run_xf_decl"]
 
 #: VACASK's value for an infinite input impedance/admittance
 _INFINITE = 1e20
@@ -283,10 +283,80 @@ _PARAMS = {"dcinc": {"writeop", "write"},
            "acxf": {"out", "writeop", "write", "from", "to", "step", "mode", "points", "values"}}
 
 
+_TF_OUT = re.compile(r"(v|i)\((.+)\)$", re.IGNORECASE)
+
+
+def run_tf(eng: Engine, name: str, out: str, insrc: str, loc: Loc | None = None) -> Result:
+    """ngspice's ``.tf`` (``src/spicelib/analysis/tfanal.c``): at the operating point, with
+    ``X = Jf⁻¹·[e_in, e_out]``:
+
+    * ``Transfer_function``: ``X[p, in] − X[n, in]`` for ``V(p[,n])``; the branch current
+      ``X[br, in]`` of the voltage source ``vsrc`` for ``I(vsrc)``;
+    * ``IN#Input_impedance``: ``X[n_in, in] − X[p_in, in]`` (current source);
+      ``−1/X[br_in, in]`` (voltage source; ``1e20`` where ``|X| < 1e-20``);
+    * output impedance (``output_impedance_at_V(p[,n])``, or ``vsrc#Output_impedance``):
+      ``e_out`` draws 1 A from ``p`` into ``n``, giving ``X[n, out] − X[p, out]``; for ``I(vsrc)``
+      ``e_out`` is 1 V in ``vsrc``'s branch and the value ``1/max(1e-20, X[br, out])`` (as ngspice
+      writes it: ``1e20`` when that current is negative), or the input impedance when ``vsrc`` is
+      the input source.
+    """
+    t0 = time.perf_counter()
+    sys = eng.sys
+    where = f"tf {name}"
+    srcs = {s.name.lower(): s for s in sys.sources}
+    src = srcs.get(insrc.lower())
+    if src is None:
+        kind = ("is not an independent source" if insrc in sys.instances
+                else "is not an instance of the circuit")
+        raise NetlistError(loc, f"{where}: input {insrc!r} {kind}" + suggest(insrc, list(srcs)))
+    m = _TF_OUT.match(out.strip())
+    if not m:
+        raise NetlistError(loc, f"{where}: output must be V(node[,node]) or I(vsource), not {out!r}")
+    e_out = np.zeros(sys.n + 1)
+    if m.group(1).lower() == "v":
+        nodes = [t.strip() for t in m.group(2).split(",")]
+        if len(nodes) > 2:
+            raise NetlistError(loc, f"{where}: V() names one or two nodes, not {len(nodes)}")
+        rows = _out_rows(sys, ["0" if nd in ("0", "gnd") else nd for nd in nodes], where, loc)
+        e_out[rows[0]] -= 1.0
+        e_out[rows[1]] += 1.0
+        out_name = f"output_impedance_at_V({','.join(nodes)})"
+        osrc = None
+    else:
+        osrc = srcs.get(m.group(2).strip().lower())
+        if osrc is None or osrc.kind != "v":
+            raise NetlistError(loc, f"{where}: output I({m.group(2)}) needs a voltage source"
+                               + suggest(m.group(2), [s.name for s in sys.sources if s.kind == "v"]))
+        e_out[osrc.row] += 1.0
+        out_name = f"{osrc.name}#Output_impedance"
+    x = _op(eng)
+    _, _, Jf, _ = eng.jacobians(x)
+    B = np.stack([_excitation(sys, src)[: sys.n], e_out[: sys.n]], axis=1)
+    X = _pad(_solve(_solver(eng, Jf, where), B, where))
+    xi, xo = X[:, 0], X[:, 1]
+    tf = xi[rows[0]] - xi[rows[1]] if osrc is None else xi[osrc.row]
+    if src.kind == "i":
+        zin = xi[src.n] - xi[src.p]
+    else:
+        zin = _INFINITE if abs(xi[src.row]) < 1e-20 else -1.0 / xi[src.row]
+    if osrc is None:
+        zout = xo[rows[1]] - xo[rows[0]]
+    elif osrc is src:
+        zout = zin
+    else:
+        zout = 1.0 / max(1e-20, xo[osrc.row])
+    st = Stats(points=1, newton_iterations=eng.iterations, run_s=time.perf_counter() - t0)
+    names = ["Transfer_function", f"{src.name}#Input_impedance", out_name]
+    return Result(name, "tf", None, None, names, np.array([[tf, zin, zout]]), st, lead=3)
+
+
 def run_xf_decl(sim: "Simulation", decl: "AnalysisDecl") -> Result:
-    """Run a ``dcinc``/``dcxf``/``acxf`` analysis statement of ``sim``'s netlist."""
+    """Run a ``dcinc``/``dcxf``/``acxf`` analysis statement of ``sim``'s netlist (or a SPICE
+    ``.tf``)."""
     kind = decl.kind.lower()
     where = f"analysis {decl.name}"
+    if kind == "tf":
+        return run_tf(sim.engine, decl.name, decl.params["out"], decl.params["in"], decl.loc)
     params = {k.lower(): v for k, v in decl.params.items()}
     for k in params:
         if k not in _PARAMS[kind]:

@@ -32,7 +32,7 @@ _PLOTNAMES = {"op": "Operating Point", "tran": "Transient Analysis",
               "dcinc": "DC Incremental Response Analysis", "dcxf": "DC Transfer Function Analysis",
               "acxf": "AC Small Signal Transfer Function Analysis"}
 #: ngspice's plot names where they differ from VACASK's (``dialect="spice"``)
-_SPICE_PLOTNAMES = {"ac": "AC Analysis"}
+_SPICE_PLOTNAMES = {"ac": "AC Analysis", "tf": "Transfer Function"}
 
 
 def _var_type(name: str) -> str:

@@ -263,7 +263,7 @@ class Simulation:
                 nd = math.log(f1 / f0, base)
                 freqs = f0 * base ** (np.arange(int(math.floor(nd * pts + 1e-9)) + 1) / pts)
             res = run_ac(eng, decl.name, freqs)
-        elif kind in ("dcinc", "dcxf", "acxf"):
+        elif kind in ("dcinc", "dcxf", "acxf", "tf"):
             from ._xf import run_xf_decl
 
             res = run_xf_decl(self, decl)
