@@ -90,7 +90,8 @@ def _run(args: argparse.Namespace) -> int:
     run_s = sum(r.stats.run_s for r in res_list)
     print(f"wall time {total:.3f} s: JIT compile {compile_s:.3f} s, run {run_s:.3f} s, "
           f"parse/setup/output {total - compile_s - run_s:.3f} s", file=sys.stderr)
-    if len(res_list) == 1 and res_list[0].kind == "op":
+    if len(res_list) == 1 and (res_list[0].kind == "op" or (
+            res_list[0].kind in ("dcinc", "dcxf", "tf") and res_list[0].data.shape[0] == 1)):
         r = res_list[0]
         for nm, v in zip(r.names, r.data[0]):
             print(f"{nm} = {v:.6g}")

@@ -359,6 +359,8 @@ def run_xf_decl(sim: "Simulation", decl: "AnalysisDecl") -> Result:
         return run_tf(sim.engine, decl.name, decl.params["out"], decl.params["in"], decl.loc)
     params = {k.lower(): v for k, v in decl.params.items()}
     for k in params:
+        if k in ("nodeset", "store"):  # VACASK's operating-point hints
+            raise NetlistError(decl.loc, f"{where}: parameter {k!r} not supported yet")
         if k not in _PARAMS[kind]:
             raise NetlistError(decl.loc, f"{where}: {kind} has no parameter {k!r}"
                                + suggest(k, sorted(_PARAMS[kind])))
