@@ -71,30 +71,30 @@ def parse_out(text: str | None, where: str, loc: Loc | None = None) -> list[str]
     for it in items:
         if len(it) < 2 or it[0] != '"' or it[-1] != '"' or '"' in it[1:-1]:
             raise NetlistError(loc, f"{where}: out must be a quoted node name or a list of one or two, "
-                              f"not {text.strip()!r}")
+                               f"not {text.strip()!r}")
         names.append(it[1:-1])
     if not 1 <= len(names) <= 2:
         raise NetlistError(loc, f"{where}: out names one or two nodes, not {len(names)}")
     return names
 
 
-def _out_rows(sys: System, out: Sequence[str], where: str, loc: Loc | None) -> tuple[int, int]:
+def _out_rows(system: System, out: Sequence[str], where: str, loc: Loc | None) -> tuple[int, int]:
     """Rows of the output's unknowns (``-1``: ground, the dump slot of ``n + 1`` vectors)."""
     rows = []
     for nm in out:
         if nm == "0":
             rows.append(-1)
-        elif nm in sys.names:
-            rows.append(sys.names.index(nm))
+        elif nm in system.names:
+            rows.append(system.names.index(nm))
         else:
             raise NetlistError(loc, f"{where}: output {nm!r} is not a node or branch of the circuit"
-                              + suggest(nm, sys.names))
+                               + suggest(nm, system.names))
     return rows[0], rows[1] if len(rows) > 1 else -1
 
 
-def _excitation(sys: System, s: SourceRef, value: float = 1.0) -> np.ndarray:
+def _excitation(system: System, s: SourceRef, value: float = 1.0) -> np.ndarray:
     """``value·e_s`` (module doc) as an ``n + 1`` vector (last entry: ground)."""
-    e = np.zeros(sys.n + 1)
+    e = np.zeros(system.n + 1)
     if s.kind == "v":
         e[s.row] += value
     else:
@@ -103,26 +103,26 @@ def _excitation(sys: System, s: SourceRef, value: float = 1.0) -> np.ndarray:
     return e
 
 
-def _vacask_order(sys: System, masters: dict[str, str], models: Sequence[str]) -> list[SourceRef]:
+def _vacask_order(system: System, masters: dict[str, str], models: Sequence[str]) -> list[SourceRef]:
     """The sources in VACASK's default order (module doc). ``masters``: instance → model name;
     ``models``: the model names in order of declaration."""
     rank = {m.lower(): k for k, m in enumerate(models)}
-    pos = {s.name: k for k, s in enumerate(sys.sources)}
+    pos = {s.name: k for k, s in enumerate(system.sources)}
 
     def key(s: SourceRef) -> tuple[int, int, int]:
         return (0 if s.kind == "v" else 1, -rank.get(masters.get(s.name, "").lower(), -1),
                 -pos[s.name])
 
-    return sorted(sys.sources, key=key)
+    return sorted(system.sources, key=key)
 
 
-def xf_outputs(sys: System, saves: Sequence[str], masters: dict[str, str],
+def xf_outputs(system: System, saves: Sequence[str], masters: dict[str, str],
                models: Sequence[str], where: str,
                loc: Loc | None = None) -> list[tuple[str, str, SourceRef]]:
     """The ``(vector name, tf|zin|yin, source)`` list of ``dcxf``/``acxf``: the ``save`` items
     ``default``, ``tf(s)``, ``zin(s)``, ``yin(s)`` in their order (``default``, or no such item:
     ``tf``, ``zin`` of every source); an item naming no independent source is an error."""
-    by_name = {s.name: s for s in sys.sources}
+    by_name = {s.name: s for s in system.sources}
     out: list[tuple[str, str, SourceRef]] = []
     seen: set[str] = set()
 
@@ -135,17 +135,17 @@ def xf_outputs(sys: System, saves: Sequence[str], masters: dict[str, str],
     items = [t for t in saves if t.lower() == "default" or _SAVE.match(t)]
     for t in items or ["default"]:
         if t.lower() == "default":
-            for s in _vacask_order(sys, masters, models):
+            for s in _vacask_order(system, masters, models):
                 add("tf", s)
                 add("zin", s)
             continue
         m = _SAVE.match(t)
         what, nm = m.group(1).lower(), m.group(2).strip().strip('"')
         if nm not in by_name:
-            kind = ("is not an independent source" if nm in sys.instances
+            kind = ("is not an independent source" if nm in system.instances
                     else "is not an instance of the circuit")
             raise NetlistError(loc, f"{where}: save {t}: {nm!r} {kind}"
-                              + suggest(nm, list(by_name)))
+                               + suggest(nm, list(by_name)))
         add(what, by_name[nm])
     return out
 
@@ -190,18 +190,18 @@ def _op(eng: Engine) -> np.ndarray:
 def run_dcinc(eng: Engine, name: str) -> Result:
     """``dcinc``: ``Jf⁻¹·Σ_s mag_s·e_s`` at the operating point (module doc)."""
     t0 = time.perf_counter()
-    sys = eng.sys
+    system = eng.sys
     x = _op(eng)
     _, _, Jf, _ = eng.jacobians(x)
-    u = np.zeros(sys.n + 1)
-    for s in sys.sources:
-        u += _excitation(sys, s, s.wave.mag)
-    dx = _solve(_solver(eng, Jf, f"dcinc {name}"), u[:sys.n], f"dcinc {name}")
+    u = np.zeros(system.n + 1)
+    for s in system.sources:
+        u += _excitation(system, s, s.wave.mag)
+    dx = _solve(_solver(eng, Jf, f"dcinc {name}"), u[:system.n], f"dcinc {name}")
     st = Stats(points=1, newton_iterations=eng.iterations, run_s=time.perf_counter() - t0)
-    return Result(name, "dcinc", None, None, list(sys.names), dx[None, :], st)
+    return Result(name, "dcinc", None, None, list(system.names), dx[None, :], st)
 
 
-def _transfer(X: np.ndarray, sys: System, rows: tuple[int, int],
+def _transfer(X: np.ndarray, system: System, rows: tuple[int, int],
               outputs: list[tuple[str, str, SourceRef]]) -> np.ndarray:
     """One point's ``tf``/``zin``/``yin`` values from ``X`` (``n + 1`` rows, ground last; one
     column per source of ``outputs``, in their first-appearance order)."""
@@ -225,12 +225,12 @@ def _transfer(X: np.ndarray, sys: System, rows: tuple[int, int],
     return vals
 
 
-def _excitations(sys: System, outputs: list[tuple[str, str, SourceRef]]) -> np.ndarray:
+def _excitations(system: System, outputs: list[tuple[str, str, SourceRef]]) -> np.ndarray:
     cols: dict[str, np.ndarray] = {}
     for _, _, s in outputs:
         if s.name not in cols:
-            cols[s.name] = _excitation(sys, s)[: sys.n]
-    return np.stack(list(cols.values()), axis=1) if cols else np.zeros((sys.n, 0))
+            cols[s.name] = _excitation(system, s)[: system.n]
+    return np.stack(list(cols.values()), axis=1) if cols else np.zeros((system.n, 0))
 
 
 def _pad(X: np.ndarray) -> np.ndarray:
@@ -242,13 +242,13 @@ def run_dcxf(eng: Engine, name: str, out: Sequence[str],
              outputs: list[tuple[str, str, SourceRef]], loc: Loc | None = None) -> Result:
     """``dcxf``: transfer functions and input impedances/admittances at DC (module doc)."""
     t0 = time.perf_counter()
-    sys = eng.sys
-    rows = _out_rows(sys, out, f"analysis {name}", loc)
+    system = eng.sys
+    rows = _out_rows(system, out, f"analysis {name}", loc)
     x = _op(eng)
     _, _, Jf, _ = eng.jacobians(x)
-    B = _excitations(sys, outputs)
+    B = _excitations(system, outputs)
     X = _solve(_solver(eng, Jf, f"dcxf {name}"), B, f"dcxf {name}") if B.shape[1] else B
-    vals = _transfer(_pad(X), sys, rows, outputs)
+    vals = _transfer(_pad(X), system, rows, outputs)
     st = Stats(points=1, newton_iterations=eng.iterations, run_s=time.perf_counter() - t0)
     names = [nm for nm, _, _ in outputs]
     return Result(name, "dcxf", None, None, names, vals[None, :], st, lead=len(names))
@@ -259,17 +259,17 @@ def run_acxf(eng: Engine, name: str, out: Sequence[str],
              loc: Loc | None = None) -> Result:
     """``acxf``: the ``dcxf`` quantities of ``(Jf + j2πf·Jq)`` at each frequency ``f`` (Hz)."""
     t0 = time.perf_counter()
-    sys = eng.sys
-    rows = _out_rows(sys, out, f"analysis {name}", loc)
+    system = eng.sys
+    rows = _out_rows(system, out, f"analysis {name}", loc)
     x = _op(eng)
     _, _, Jf, Jq = eng.jacobians(x)
-    B = _excitations(sys, outputs).astype(complex)
+    B = _excitations(system, outputs).astype(complex)
     data = np.empty((len(freqs), len(outputs)), complex)
     for k, f in enumerate(freqs):
         what = f"acxf {name} at f={f:g} Hz"
         A = Jf + 2j * np.pi * f * Jq
         X = _solve(_solver(eng, A, what), B, what) if B.shape[1] else B
-        data[k] = _transfer(_pad(X), sys, rows, outputs)
+        data[k] = _transfer(_pad(X), system, rows, outputs)
     st = Stats(points=len(freqs), newton_iterations=eng.iterations, run_s=time.perf_counter() - t0)
     names = [nm for nm, _, _ in outputs]
     return Result(name, "acxf", "frequency", np.asarray(freqs, float), names, data, st,
@@ -301,23 +301,23 @@ def run_tf(eng: Engine, name: str, out: str, insrc: str, loc: Loc | None = None)
       the input source.
     """
     t0 = time.perf_counter()
-    sys = eng.sys
+    system = eng.sys
     where = f"tf {name}"
-    srcs = {s.name.lower(): s for s in sys.sources}
+    srcs = {s.name.lower(): s for s in system.sources}
     src = srcs.get(insrc.lower())
     if src is None:
-        kind = ("is not an independent source" if insrc in sys.instances
+        kind = ("is not an independent source" if insrc in system.instances
                 else "is not an instance of the circuit")
         raise NetlistError(loc, f"{where}: input {insrc!r} {kind}" + suggest(insrc, list(srcs)))
     m = _TF_OUT.match(out.strip())
     if not m:
         raise NetlistError(loc, f"{where}: output must be V(node[,node]) or I(vsource), not {out!r}")
-    e_out = np.zeros(sys.n + 1)
+    e_out = np.zeros(system.n + 1)
     if m.group(1).lower() == "v":
         nodes = [t.strip() for t in m.group(2).split(",")]
         if len(nodes) > 2:
             raise NetlistError(loc, f"{where}: V() names one or two nodes, not {len(nodes)}")
-        rows = _out_rows(sys, ["0" if nd in ("0", "gnd") else nd for nd in nodes], where, loc)
+        rows = _out_rows(system, ["0" if nd in ("0", "gnd") else nd for nd in nodes], where, loc)
         e_out[rows[0]] -= 1.0
         e_out[rows[1]] += 1.0
         out_name = f"output_impedance_at_V({','.join(nodes)})"
@@ -326,12 +326,12 @@ def run_tf(eng: Engine, name: str, out: str, insrc: str, loc: Loc | None = None)
         osrc = srcs.get(m.group(2).strip().lower())
         if osrc is None or osrc.kind != "v":
             raise NetlistError(loc, f"{where}: output I({m.group(2)}) needs a voltage source"
-                               + suggest(m.group(2), [s.name for s in sys.sources if s.kind == "v"]))
+                               + suggest(m.group(2), [s.name for s in system.sources if s.kind == "v"]))
         e_out[osrc.row] += 1.0
         out_name = f"{osrc.name}#Output_impedance"
     x = _op(eng)
     _, _, Jf, _ = eng.jacobians(x)
-    B = np.stack([_excitation(sys, src)[: sys.n], e_out[: sys.n]], axis=1)
+    B = np.stack([_excitation(system, src)[: system.n], e_out[: system.n]], axis=1)
     X = _pad(_solve(_solver(eng, Jf, where), B, where))
     xi, xo = X[:, 0], X[:, 1]
     tf = xi[rows[0]] - xi[rows[1]] if osrc is None else xi[osrc.row]
