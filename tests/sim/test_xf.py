@@ -401,3 +401,30 @@ def test_tf_bad_input(tmp_path, card, fragment):
         Simulation.from_file(net).run()
     msg = str(exc.value)
     assert "\n" not in msg and fragment in msg and "bad.cir:10:" in msg, msg
+
+
+def test_cli_writes_acxf_csv_plot_and_prints_tf(tmp_path, capsys):
+    """``va2jax sim``: an ``acxf`` as CSV (complex columns ``.re``/``.im``) with the divider's
+    closed form, a PNG of the transfer functions in dB, and the values of a single ``.tf``
+    printed as ``name = value``."""
+    from va2jax.cli import main
+
+    net = tmp_path / "d.sim"
+    net.write_text(DIVIDER.format(opts=OPTS).replace("  analysis inc1 dcinc\n", "").replace(
+        '  analysis xf1 dcxf out="mid"\n  analysis xf2 dcxf out=["out", "mid"]\n', ""))
+    csv, png = tmp_path / "a.csv", tmp_path / "a.png"
+    assert main(["sim", str(net), "-o", str(tmp_path / "a.raw"), "--csv", str(csv),
+                 "--plot", str(png)]) == 0
+    with open(tmp_path / "a_axf1.csv") as fh:
+        header = fh.readline().strip().split(",")
+    data = np.loadtxt(tmp_path / "a_axf1.csv", delimiter=",", skiprows=1)
+    assert header[:3] == ["frequency", "tf(v1).re", "tf(v1).im"]
+    h = (1 / 1e3) / (1 / 1e3 + 1 / 3e3 + 2j * math.pi * data[:, 0] * 1e-6)
+    np.testing.assert_allclose(data[:, 1] + 1j * data[:, 2], h, rtol=1e-12)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    tf = tmp_path / "t.cir"
+    tf.write_text(TF_LINEAR.format(card="v(mid) v1"))
+    capsys.readouterr()
+    assert main(["sim", str(tf), "-o", str(tmp_path / "t.raw")]) == 0
+    out = capsys.readouterr().out
+    assert "Transfer_function = 0.75" in out and "output_impedance_at_V(mid) = 750" in out, out
