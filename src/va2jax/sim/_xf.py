@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import re
 import time
+import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -167,7 +168,8 @@ def _solver(eng: Engine, A: np.ndarray, what: str):
     import scipy.linalg as sla
 
     try:
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", sla.LinAlgWarning)  # a zero pivot: checked below
             lu = sla.lu_factor(np.asarray(A), check_finite=True)
     except (ValueError, np.linalg.LinAlgError):
         raise ConvergenceError(f"{what}: non-finite matrix") from None
