@@ -90,7 +90,8 @@ def _run(args: argparse.Namespace) -> int:
     run_s = sum(r.stats.run_s for r in res_list)
     print(f"wall time {total:.3f} s: JIT compile {compile_s:.3f} s, run {run_s:.3f} s, "
           f"parse/setup/output {total - compile_s - run_s:.3f} s", file=sys.stderr)
-    if len(res_list) == 1 and res_list[0].kind == "op":
+    if len(res_list) == 1 and (res_list[0].kind == "op" or (
+            res_list[0].kind in ("dcinc", "dcxf", "tf") and res_list[0].data.shape[0] == 1)):
         r = res_list[0]
         for nm, v in zip(r.names, r.data[0]):
             print(f"{nm} = {v:.6g}")
@@ -104,11 +105,13 @@ def _plot(path: str, results: list, title: str) -> None:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    res = next((r for r in results if r.kind in ("tran", "dc", "ac")), None)
+    res = next((r for r in results if r.kind in ("tran", "dc", "ac")
+                or (r.kind == "acxf" and r.scale is not None)), None)
     if res is None:
-        raise Va2JaxError("--plot needs a tran, dc or ac analysis")
+        raise Va2JaxError("--plot needs a tran, dc, ac or acxf analysis")
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    volt = [i for i, n in enumerate(res.names) if ":flow(" not in n and ":" not in n][:8]
+    volt = [i for i, n in enumerate(res.names) if ":flow(" not in n and ":" not in n
+            and (res.kind != "acxf" or n.startswith("tf("))][:8]
     for i in volt:
         y = res.data[:, i]
         if np.iscomplexobj(y):
@@ -116,7 +119,7 @@ def _plot(path: str, results: list, title: str) -> None:
         else:
             ax.plot(res.scale, y, label=res.names[i])
     ax.set_xlabel(res.scale_name or "")
-    ax.set_ylabel("dB" if res.kind == "ac" else "V")
+    ax.set_ylabel("dB" if res.kind in ("ac", "acxf") else "V")
     ax.set_title(f"{title} — {res.name}")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)

@@ -15,7 +15,8 @@ A swept ``op`` writes one plot "Operating Point" whose first vectors are the swe
 per sweep, named after the sweeps (outermost first), then the unknowns (sorted by name in the
 rawfile, as VACASK writes them). A swept ``ac``/``tran`` writes one plot of its kind: the sweep
 vectors, the scale (``frequency``/``time``), the unknowns, each point's whole run after the
-previous one's. Sweeping a source's
+previous one's; a swept ``acxf`` likewise, ``dcinc``/``dcxf`` one row per point (sweep vectors,
+then the analysis' vectors). Sweeping a source's
 ``dc`` changes its value in place; any other instance/model parameter, an option or a top-level
 parameter rebuilds the circuit for that point (a fresh compile); a ``variable`` only changes the
 values the inner sweeps and the analysis read.
@@ -103,7 +104,7 @@ def sweep_points(sw: dict[str, str], scope: dict, decl: AnalysisDecl) -> np.ndar
 
 def run_swept(sim: "Simulation", decl: AnalysisDecl) -> Result:
     """Run ``decl`` (an ``op``) at every point of its nested sweeps (module doc)."""
-    if decl.kind not in ("op", "dc", "ac", "tran"):
+    if decl.kind not in ("op", "dc", "ac", "tran", "dcinc", "dcxf", "acxf"):
         raise NetlistError(decl.loc, f"analysis {decl.name}: sweeps of a {decl.kind!r} analysis "
                                      "not supported yet")
     is_op = decl.kind in ("op", "dc")
@@ -221,8 +222,13 @@ def run_swept(sim: "Simulation", decl: AnalysisDecl) -> Result:
                     src.wave.dc = old
             if is_op:
                 rows.append(np.concatenate([np.asarray(vals, float), np.asarray(x, float)]))
+            elif r.scale is None:  # one point (dcinc, dcxf)
+                head[:] = list(r.names)
+                state["lead"] = r.lead
+                rows.append(np.concatenate([np.asarray(vals, float), r.data[0]]))
             else:
                 head[:] = [r.scale_name] + list(r.names)
+                state["lead"] = 1 + r.lead
                 n = len(r.scale)
                 rows.extend(np.column_stack([np.tile(np.asarray(vals, float), (n, 1)),
                                              np.asarray(r.scale, float), r.data]))
@@ -250,5 +256,5 @@ def run_swept(sim: "Simulation", decl: AnalysisDecl) -> Result:
         return Result(decl.name, "op", None, None, names + list(sim.system.names), data, t_stats,
                       lead=len(names))
     return Result(decl.name, decl.kind, None, None, names + head, data, t_stats,
-                  lead=len(names) + 1)
+                  lead=len(names) + state["lead"])
 

@@ -1,6 +1,6 @@
 """Reader for a SPICE (ngspice) netlist subset, mapped onto the same :class:`Netlist` model.
 
-Elements: R C L V I D M Q X E G N. Dot cards: ``.model .subckt/.ends .param .include .op .dc .tran
+Elements: R C L V I D M Q X E G N. Dot cards: ``.model .subckt/.ends .param .include .op .dc .tran .tf
 .ac .options .temp .control/.endc .end``. Continuation ``+``, comments ``*`` at line start and
 ``;``/``$``/``//`` inline. Names and keywords are case-insensitive (node names kept as written,
 lower-cased). What each construct means (ngspice batch semantics for ``.control``, the source
@@ -186,11 +186,15 @@ def _analysis(cmd: str, toks: list[str], loc: Loc, state: dict) -> AnalysisDecl:
         return AnalysisDecl("ac", "ac", {
             "mode": f'"{toks[0].lower()}"', "points": _expr(toks[1]), "from": _expr(toks[2]),
             "to": _expr(toks[3])}, loc)
+    if cmd == "tf":  # tf V(n[,m])|I(vsrc) insrc (run by sim/_xf.py::run_tf)
+        if len(toks) != 2:
+            raise NetlistError(loc, f"{cmd} needs an output V(n[,m]) or I(vsrc) and an input source")
+        return AnalysisDecl("tf", "tf", {"out": toks[0].lower(), "in": toks[1].lower()}, loc)
     raise AssertionError(cmd)
 
 
 #: analyses of ngspice that va2jax does not run (a dot card or control command naming one is an error)
-_OTHER_ANALYSES = {"noise", "pz", "sens", "tf", "disto", "sp", "pss", "hb", "four", "fourier"}
+_OTHER_ANALYSES = {"noise", "pz", "sens", "disto", "sp", "pss", "hb", "four", "fourier"}
 #: ``.control`` commands that change the circuit or the control flow: ignoring them would give
 #: other results than ngspice, so they are errors
 _CONTROL_UNSUPPORTED = {"alter", "altermod", "alterparam", "reset", "foreach", "while", "repeat",
@@ -283,7 +287,7 @@ def _control(net: Netlist, cmd: str, toks: list[str], loc: Loc, state: dict) -> 
     """One ``.control`` command; returns False after ``quit``/``exit`` (ngspice runs nothing
     after it)."""
     ctl = state["control"]
-    if cmd in ("tran", "op", "dc", "ac"):
+    if cmd in ("tran", "op", "dc", "ac", "tf"):
         ctl.append(_analysis(cmd, toks, loc, state))
     elif cmd == "run":
         ctl.extend(state["dot"])
@@ -362,7 +366,7 @@ def _parse(net: Netlist, text: str, path: Path, top: Subckt, state: dict,
                 _options(net, toks[1:], loc, state)
             elif head == ".temp":
                 net.options["temp"] = toks[1]
-            elif head[1:] in ("op", "tran", "dc", "ac"):
+            elif head[1:] in ("op", "tran", "dc", "ac", "tf"):
                 state["dot"].append(_analysis(head[1:], toks[1:], loc, state))
             elif head == ".global":
                 net.globals.update(t.lower() for t in toks[1:])
@@ -372,7 +376,7 @@ def _parse(net: Netlist, text: str, path: Path, top: Subckt, state: dict,
                 _warn(loc, f"ngspice card {toks[0]!r} ignored")
             elif head[1:] in _OTHER_ANALYSES:
                 raise NetlistError(loc, f"ngspice analysis {toks[0]!r} is not supported "
-                                        "(.op, .dc, .ac, .tran)")
+                                        "(.op, .dc, .ac, .tran, .tf)")
             else:
                 raise NetlistError(loc, f"unsupported SPICE card {toks[0]!r}")
             continue

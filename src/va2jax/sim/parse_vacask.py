@@ -21,7 +21,7 @@ ends with ``\\``)::
       var a=1 ...
       [sweep NAME instance=|model=|option=|variable= ... (nested: one per line, outermost first)]
       elaborate circuit("sub1", ...)  (top level + these subckts for the analyses after it)
-      analysis NAME op|tran|ac p=v ...   (noise, hb, acxf, dcxf, dcinc: "not supported yet")
+      analysis NAME op|tran|ac|dcinc|dcxf|acxf p=v ...   (noise, hb: "not supported yet")
       print ... | save ... | abort always | postprocess(...)
     endc
     embed "f" <<<FILE ... >>>FILE   (skipped, with a warning; so is postprocess: never run)
@@ -324,9 +324,9 @@ def _parse_body(net: Netlist, text: str, path: Path, top: Subckt, stack: tuple[P
 
 
 #: VACASK's analysis types: those va2jax runs (``dc``: va2jax's name for a swept ``op``)
-_ANALYSES_DONE = {"op", "dc", "ac", "tran"}
+_ANALYSES_DONE = {"op", "dc", "ac", "tran", "dcinc", "dcxf", "acxf"}
 #: VACASK's other analysis types (include/an*.h): parsed, refused until implemented
-_ANALYSES_PLANNED = {"noise", "hb", "acxf", "dcxf", "dcinc"}
+_ANALYSES_PLANNED = {"noise", "hb"}
 #: control commands VACASK has (simulator/cmd.cpp) that va2jax does not carry out yet
 _COMMANDS_PLANNED = {"alter", "abort", "clear"}
 #: statements valid only inside ``control``
@@ -340,8 +340,8 @@ def _check_analysis_kind(kind: str, loc: Loc) -> None:
     if low in _ANALYSES_DONE:
         return
     if low in _ANALYSES_PLANNED:
-        raise NetlistError(loc, f"analysis {low!r} not supported yet (va2jax runs op, ac, tran "
-                                "and swept op)")
+        raise NetlistError(loc, f"analysis {low!r} not supported yet (va2jax runs op, ac, tran, "
+                                "dcinc, dcxf, acxf and swept op)")
     raise NetlistError(loc, f"unknown analysis type {kind!r} (VACASK's: op, ac, tran, noise, "
                             "hb, acxf, dcxf, dcinc)")
 

@@ -28,12 +28,16 @@ from ..errors import Va2JaxError
 from .results import Result
 
 _PLOTNAMES = {"op": "Operating Point", "tran": "Transient Analysis",
-              "dc": "DC transfer characteristic", "ac": "AC Small Signal Analysis"}
+              "dc": "DC transfer characteristic", "ac": "AC Small Signal Analysis",
+              "dcinc": "DC Incremental Response Analysis", "dcxf": "DC Transfer Function Analysis",
+              "acxf": "AC Small Signal Transfer Function Analysis"}
 #: ngspice's plot names where they differ from VACASK's (``dialect="spice"``)
-_SPICE_PLOTNAMES = {"ac": "AC Analysis"}
+_SPICE_PLOTNAMES = {"ac": "AC Analysis", "tf": "Transfer Function"}
 
 
 def _var_type(name: str) -> str:
+    if name.startswith(("tf(", "zin(", "yin(")):  # transfer functions, impedances (dcxf, acxf)
+        return "notype"
     return "current" if ":flow(" in name or name.startswith("i(") else "voltage"
 
 

@@ -22,7 +22,7 @@ class Result:
     """One analysis result: ``data[:, i]`` is the value of ``names[i]`` at each point."""
 
     name: str
-    kind: str  # op | dc | tran | ac
+    kind: str  # op | dc | tran | ac | dcinc | dcxf | acxf | tf
     scale_name: str | None  # "time", "frequency", sweep name, or None (op)
     scale: np.ndarray | None
     names: list[str]

@@ -263,9 +263,13 @@ class Simulation:
                 nd = math.log(f1 / f0, base)
                 freqs = f0 * base ** (np.arange(int(math.floor(nd * pts + 1e-9)) + 1) / pts)
             res = run_ac(eng, decl.name, freqs)
+        elif kind in ("dcinc", "dcxf", "acxf", "tf"):
+            from ._xf import run_xf_decl
+
+            res = run_xf_decl(self, decl)
         else:
             raise NetlistError(decl.loc, f"analysis {decl.name}: unsupported type {decl.kind!r} "
-                                         "(op, dc, tran, ac)")
+                                         "(op, dc, tran, ac, dcinc, dcxf, acxf)")
         res.stats.compile_s = eng.compile_s
         return res
 
