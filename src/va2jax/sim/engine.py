@@ -186,6 +186,54 @@ def dense_equilibrated_solve(J: jax.Array, r: jax.Array) -> jax.Array:
     return jnp.linalg.solve(Js / cs[None, :], r / rs) / cs
 
 
+def native_newton(system: System, opts: Options) -> Callable | None:
+    """The whole Newton solve as one native kernel (:mod:`va2jax.codegen.native._newton`), with
+    :func:`make_newton`'s signature and results, or ``None`` where the XLA loop is used: off the
+    CPU, on the sparse path, with ``VA2JAX_SIM_NATIVE_NEWTON=0`` or ``VA2JAX_SIM_DENSE_SOLVE=lapack``,
+    or when a device group is not evaluated by a native kernel (OSDI libraries, inlined models)."""
+    from .adapters import GeneratedGroup
+    from .assembly import _gather_table
+
+    if not _config.get("SIM_NATIVE_NEWTON") or _config.get("SIM_DENSE_SOLVE") == "lapack":
+        return None
+    if jax.default_backend() != "cpu" or importlib.util.find_spec("llvmlite") is None:
+        return None
+    if use_sparse(system, opts) or system.G is None:
+        return None
+    from ..codegen.native._newton import GroupSpec, make_native_newton
+
+    n = system.n
+    stateful = system.stateful_groups()
+    limiting = bool(opts.limiting) and bool(stateful)
+    specs = []
+    for k, bound in enumerate(system.groups):
+        grp = bound.group
+        if not isinstance(grp, GeneratedGroup) or grp.mode != "native" or grp._native_plan() is None:
+            return None
+        plan = grp._native_plan()[0]
+        idx = np.asarray(bound.idx, np.int64)
+        N = idx.shape[0]
+        ext = np.concatenate([idx, np.full((N, 1), n, np.int64)], axis=1)  # local ground → x_e[n] = 0
+        va = np.take_along_axis(ext, np.asarray(plan.volt_a, np.int64).reshape(N, -1), axis=1)
+        vb = np.take_along_axis(ext, np.asarray(plan.volt_b, np.int64).reshape(N, -1), axis=1)
+        ker = plan.kernel
+        specs.append(GroupSpec(ker.eval_batch_address, ker.n_in_eval, ker.n_out_eval,
+                               np.asarray(plan.shared, np.float64), np.asarray(plan.static, np.float64),
+                               np.asarray(plan.volt_cols), va, vb, np.asarray(plan.state_cols),
+                               np.asarray(plan.state_k), np.asarray(plan.lim_cols), np.asarray(plan.gather),
+                               plan.n, plan.num_states, limiting and k in stateful))
+    gidx = [np.asarray(g.idx) for g in system.groups]
+    mat_tg = [np.where((i[:, :, None] < n) & (i[:, None, :] < n), i[:, :, None] * n + i[:, None, :], n * n)
+              for i in gidx]
+    vec_tab = _gather_table(gidx, n)
+    lim_tab = _gather_table([gidx[k] for k in stateful], n) if limiting else None
+    mat_tab = _gather_table(mat_tg, n * n)
+    return make_native_newton(n, np.asarray(system.G), np.asarray(system.C), specs,
+                              (vec_tab, lim_tab, mat_tab), np.asarray(system.gmin_mask),
+                              np.asarray(system.is_current), reltol=opts.reltol, vntol=opts.vntol,
+                              abstol=opts.abstol, rescheck=bool(opts.nr_residualcheck), limiting=limiting)
+
+
 def make_newton(system: System, opts: Options, values: System | None = None) -> Callable:
     """The pure (traceable) Newton solve of ``system``:
     ``newton(x0, b, a0, hist, gshunt, maxiter, dvmax, xref=None, rref=None) -> (x, iterations,
@@ -218,6 +266,10 @@ def make_newton(system: System, opts: Options, values: System | None = None) -> 
     to the same "singular" outcome.
     """
     n = system.n
+    if values is None:
+        native = native_newton(system, opts)
+        if native is not None:
+            return native
     vsys = values if values is not None else system
     sparse = use_sparse(system, opts)
     pattern = system.coo_lookup() if sparse else None
