@@ -264,6 +264,12 @@ def make_newton(system: System, opts: Options, values: System | None = None) -> 
     circuits. Both equilibrate rows and columns first. On a singular matrix LAPACK returns
     non-finite values; KLU stops with an error, which :meth:`Engine.solve` and the transient map
     to the same "singular" outcome.
+
+    On the CPU, dense path, with every device group evaluated by a native kernel and no traced
+    ``values``, the whole loop is one native kernel instead (:func:`native_newton`: one FFI call
+    per solve; the same operations in the same order, except the solve for ``n > 12`` — the native
+    LU instead of LAPACK's — and the dot products ``G·x``, ``C·x``, ``Jq·Δx``, summed sequentially;
+    ``VA2JAX_SIM_NATIVE_NEWTON=0`` keeps this XLA loop).
     """
     n = system.n
     if values is None:
