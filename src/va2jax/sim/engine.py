@@ -186,11 +186,15 @@ def dense_equilibrated_solve(J: jax.Array, r: jax.Array) -> jax.Array:
     return jnp.linalg.solve(Js / cs[None, :], r / rs) / cs
 
 
-def native_newton(system: System, opts: Options) -> Callable | None:
+def native_newton(system: System, opts: Options, values: System | None = None) -> Callable | None:
     """The whole Newton solve as one native kernel (:mod:`va2jax.codegen.native._newton`), with
     :func:`make_newton`'s signature and results, or ``None`` where the XLA loop is used: off the
     CPU, on the sparse path, with ``VA2JAX_SIM_NATIVE_NEWTON=0`` or ``VA2JAX_SIM_DENSE_SOLVE=lapack``,
-    or when a device group is not evaluated by a native kernel (OSDI libraries, inlined models)."""
+    or when a device group is not evaluated by a native kernel (OSDI libraries, inlined models).
+    ``values`` (as for :func:`make_newton`): its ``G``/``C`` may be traced (a batched sweep of
+    linear elements or sources; they are the kernel's ``shared`` input, so under ``vmap`` each lane
+    gets its own call); its device groups must be ``system``'s own (swept device parameters keep the
+    XLA loop)."""
     from .adapters import GeneratedGroup
     from .assembly import _gather_table
 
@@ -199,6 +203,9 @@ def native_newton(system: System, opts: Options) -> Callable | None:
     if jax.default_backend() != "cpu" or importlib.util.find_spec("llvmlite") is None:
         return None
     if use_sparse(system, opts) or system.G is None:
+        return None
+    if values is not None and (len(values.groups) != len(system.groups) or any(
+            v.group is not g.group or v.idx is not g.idx for v, g in zip(values.groups, system.groups))):
         return None
     from ..codegen.native._newton import GroupSpec, make_native_newton
 
@@ -228,10 +235,28 @@ def native_newton(system: System, opts: Options) -> Callable | None:
     vec_tab = _gather_table(gidx, n)
     lim_tab = _gather_table([gidx[k] for k in stateful], n) if limiting else None
     mat_tab = _gather_table(mat_tg, n * n)
-    return make_native_newton(n, np.asarray(system.G), np.asarray(system.C), specs,
-                              (vec_tab, lim_tab, mat_tab), np.asarray(system.gmin_mask),
-                              np.asarray(system.is_current), reltol=opts.reltol, vntol=opts.vntol,
-                              abstol=opts.abstol, rescheck=bool(opts.nr_residualcheck), limiting=limiting)
+    # the kernel's constants (static rows, tables) are IR text: beyond a few million entries the
+    # LLVM parse would cost more than the loop saves
+    size = sum(s.static.size + s.gather.size for s in specs) + vec_tab.size + mat_tab.size
+    if size > _NATIVE_NEWTON_MAX_CONSTANTS:
+        return None
+    try:
+        vals = system if values is None else values
+        return make_native_newton(n, vals.G, vals.C, specs,
+                                  (vec_tab, lim_tab, mat_tab), np.asarray(system.gmin_mask),
+                                  np.asarray(system.is_current), reltol=opts.reltol, vntol=opts.vntol,
+                                  abstol=opts.abstol, rescheck=bool(opts.nr_residualcheck),
+                                  limiting=limiting)
+    except ValueError as exc:  # LLVM rejected the kernel: the XLA loop computes the same
+        import logging
+
+        logging.getLogger(__name__).warning("native Newton kernel unavailable (%s); using the XLA loop", exc)
+        return None
+
+
+#: Most constant entries (device rows and stamping tables) for which :func:`native_newton` builds
+#: its kernel
+_NATIVE_NEWTON_MAX_CONSTANTS = 4_000_000
 
 
 def make_newton(system: System, opts: Options, values: System | None = None) -> Callable:
@@ -265,17 +290,16 @@ def make_newton(system: System, opts: Options, values: System | None = None) -> 
     non-finite values; KLU stops with an error, which :meth:`Engine.solve` and the transient map
     to the same "singular" outcome.
 
-    On the CPU, dense path, with every device group evaluated by a native kernel and no traced
-    ``values``, the whole loop is one native kernel instead (:func:`native_newton`: one FFI call
+    On the CPU, dense path, with every device group evaluated by a native kernel (and ``values``
+    sharing ``system``'s groups), the whole loop is one native kernel instead (:func:`native_newton`: one FFI call
     per solve; the same operations in the same order, except the solve for ``n > 12`` — the native
     LU instead of LAPACK's — and the dot products ``G·x``, ``C·x``, ``Jq·Δx``, summed sequentially;
     ``VA2JAX_SIM_NATIVE_NEWTON=0`` keeps this XLA loop).
     """
     n = system.n
-    if values is None:
-        native = native_newton(system, opts)
-        if native is not None:
-            return native
+    native = native_newton(system, opts, values)
+    if native is not None:
+        return native
     vsys = values if values is not None else system
     sparse = use_sparse(system, opts)
     pattern = system.coo_lookup() if sparse else None

@@ -715,7 +715,7 @@ def make_native_newton(n: int, G: np.ndarray, C: np.ndarray, groups: list[GroupS
     """``newton(x0, b, a0, hist, gshunt, maxiter, dvmax, xref=None, rref=None) -> (x, iterations,
     converged, singular, q, F, r)`` (the signature of :func:`va2jax.sim.engine.make_newton`) as one
     XLA FFI call of the native kernel (CPU; ``jit``, ``vmap`` — one loop per lane — and ``lax``
-    loops; no derivative rules)."""
+    loops; no derivative rules). ``G``, ``C`` (n, n): NumPy (embedded) or traced JAX arrays."""
     import jax.numpy as jnp
 
     from ._ffi import native_call
@@ -723,7 +723,10 @@ def make_native_newton(n: int, G: np.ndarray, C: np.ndarray, groups: list[GroupS
     addr = newton_kernel(n, groups, tabs, gmask, is_current, reltol=reltol, vntol=vntol, abstol=abstol,
                          rescheck=rescheck, limiting=limiting)
     call = native_call(addr, 2 * n * n, 5 * n + 4, 4 * n + 3, label="newton", min_rows_per_task=1)
-    shared = np.concatenate([np.asarray(G, np.float64).ravel(), np.asarray(C, np.float64).ravel()])
+    if isinstance(G, np.ndarray) and isinstance(C, np.ndarray):  # a constant of the computation
+        shared = np.concatenate([G.astype(np.float64).ravel(), C.astype(np.float64).ravel()])
+    else:  # traced (a batched sweep of linear elements)
+        shared = jnp.concatenate([jnp.ravel(jnp.asarray(G, jnp.float64)), jnp.ravel(jnp.asarray(C, jnp.float64))])
 
     def newton(x0, b, a0, hist, gshunt, maxiter, dvmax, xref=None, rref=None):
         f64 = jnp.float64
