@@ -38,11 +38,11 @@ on every x86-64 CPU.
 """
 from __future__ import annotations
 
-import functools
 import hashlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+
 import numpy as np
 
 from . import _llir as ir
@@ -742,13 +742,6 @@ def make_native_newton(n: int, G: np.ndarray, C: np.ndarray, groups: list[GroupS
         return x, it, conv, bad, out[n + 3:2 * n + 3], out[2 * n + 3:3 * n + 3], out[3 * n + 3:]
 
     return newton
-
-
-@functools.cache
-def available() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("llvmlite") is not None
 
 
 __all__ = ["GroupSpec", "make_native_newton", "newton_ir"]
