@@ -186,6 +186,79 @@ def dense_equilibrated_solve(J: jax.Array, r: jax.Array) -> jax.Array:
     return jnp.linalg.solve(Js / cs[None, :], r / rs) / cs
 
 
+def native_newton(system: System, opts: Options, values: System | None = None) -> Callable | None:
+    """The whole Newton solve as one native kernel (:mod:`va2jax.codegen.native._newton`), with
+    :func:`make_newton`'s signature and results, or ``None`` where the XLA loop is used: off the
+    CPU, on the sparse path, with ``VA2JAX_SIM_NATIVE_NEWTON=0`` or ``VA2JAX_SIM_DENSE_SOLVE=lapack``,
+    or when a device group is not evaluated by a native kernel (OSDI libraries, inlined models).
+    ``values`` (as for :func:`make_newton`): its ``G``/``C`` may be traced (a batched sweep of
+    linear elements or sources; they are the kernel's ``shared`` input, so under ``vmap`` each lane
+    gets its own call); its device groups must be ``system``'s own (swept device parameters keep the
+    XLA loop)."""
+    from .adapters import GeneratedGroup
+    from .assembly import _gather_table
+
+    if not _config.get("SIM_NATIVE_NEWTON") or _config.get("SIM_DENSE_SOLVE") == "lapack":
+        return None
+    if jax.default_backend() != "cpu" or importlib.util.find_spec("llvmlite") is None:
+        return None
+    if use_sparse(system, opts) or system.G is None:
+        return None
+    if values is not None and (len(values.groups) != len(system.groups) or any(
+            v.group is not g.group or v.idx is not g.idx for v, g in zip(values.groups, system.groups))):
+        return None
+    from ..codegen.native._newton import GroupSpec, make_native_newton
+
+    n = system.n
+    stateful = system.stateful_groups()
+    limiting = bool(opts.limiting) and bool(stateful)
+    specs = []
+    for k, bound in enumerate(system.groups):
+        grp = bound.group
+        if not isinstance(grp, GeneratedGroup) or grp.mode != "native" or grp._native_plan() is None:
+            return None
+        plan = grp._native_plan()[0]
+        idx = np.asarray(bound.idx, np.int64)
+        N = idx.shape[0]
+        ext = np.concatenate([idx, np.full((N, 1), n, np.int64)], axis=1)  # local ground → x_e[n] = 0
+        va = np.take_along_axis(ext, np.asarray(plan.volt_a, np.int64).reshape(N, -1), axis=1)
+        vb = np.take_along_axis(ext, np.asarray(plan.volt_b, np.int64).reshape(N, -1), axis=1)
+        ker = plan.kernel
+        specs.append(GroupSpec(ker.eval_batch_address, ker.n_in_eval, ker.n_out_eval,
+                               np.asarray(plan.shared, np.float64), np.asarray(plan.static, np.float64),
+                               np.asarray(plan.volt_cols), va, vb, np.asarray(plan.state_cols),
+                               np.asarray(plan.state_k), np.asarray(plan.lim_cols), np.asarray(plan.gather),
+                               plan.n, plan.num_states, limiting and k in stateful))
+    gidx = [np.asarray(g.idx) for g in system.groups]
+    mat_tg = [np.where((i[:, :, None] < n) & (i[:, None, :] < n), i[:, :, None] * n + i[:, None, :], n * n)
+              for i in gidx]
+    vec_tab = _gather_table(gidx, n)
+    lim_tab = _gather_table([gidx[k] for k in stateful], n) if limiting else None
+    mat_tab = _gather_table(mat_tg, n * n)
+    # the kernel's constants (static rows, tables) are IR text: beyond a few million entries the
+    # LLVM parse would cost more than the loop saves
+    size = sum(s.static.size + s.gather.size for s in specs) + vec_tab.size + mat_tab.size
+    if size > _NATIVE_NEWTON_MAX_CONSTANTS:
+        return None
+    try:
+        vals = system if values is None else values
+        return make_native_newton(n, vals.G, vals.C, specs,
+                                  (vec_tab, lim_tab, mat_tab), np.asarray(system.gmin_mask),
+                                  np.asarray(system.is_current), reltol=opts.reltol, vntol=opts.vntol,
+                                  abstol=opts.abstol, rescheck=bool(opts.nr_residualcheck),
+                                  limiting=limiting)
+    except ValueError as exc:  # LLVM rejected the kernel: the XLA loop computes the same
+        import logging
+
+        logging.getLogger(__name__).warning("native Newton kernel unavailable (%s); using the XLA loop", exc)
+        return None
+
+
+#: Most constant entries (device rows and stamping tables) for which :func:`native_newton` builds
+#: its kernel
+_NATIVE_NEWTON_MAX_CONSTANTS = 4_000_000
+
+
 def make_newton(system: System, opts: Options, values: System | None = None) -> Callable:
     """The pure (traceable) Newton solve of ``system``:
     ``newton(x0, b, a0, hist, gshunt, maxiter, dvmax, xref=None, rref=None) -> (x, iterations,
@@ -216,8 +289,17 @@ def make_newton(system: System, opts: Options, values: System | None = None) -> 
     circuits. Both equilibrate rows and columns first. On a singular matrix LAPACK returns
     non-finite values; KLU stops with an error, which :meth:`Engine.solve` and the transient map
     to the same "singular" outcome.
+
+    On the CPU, dense path, with every device group evaluated by a native kernel (and ``values``
+    sharing ``system``'s groups), the whole loop is one native kernel instead (:func:`native_newton`: one FFI call
+    per solve; the same operations in the same order, except the solve for ``n > 12`` — the native
+    LU instead of LAPACK's — and the dot products ``G·x``, ``C·x``, ``Jq·Δx``, summed sequentially;
+    ``VA2JAX_SIM_NATIVE_NEWTON=0`` keeps this XLA loop).
     """
     n = system.n
+    native = native_newton(system, opts, values)
+    if native is not None:
+        return native
     vsys = values if values is not None else system
     sparse = use_sparse(system, opts)
     pattern = system.coo_lookup() if sparse else None

@@ -1,0 +1,115 @@
+"""The whole Newton solve as one native kernel (``codegen/native/_newton.py``, the CPU default where
+every device group is native) against the XLA loop of ``engine.make_newton`` it replaces
+(``VA2JAX_SIM_NATIVE_NEWTON=0``): the same operations in the same order, so the same iterate,
+iteration count, status, residual and residual reference bit for bit; only the charge update
+``q + Jq·Δx`` is a dot product that XLA's CPU gemv sums in another order (last-bit differences).
+VACASK's own answers for these circuits are checked in test_vacask_suite.py."""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import suite
+
+from va2jax.sim import Simulation
+from va2jax.sim.engine import make_newton, native_newton
+
+pytestmark = pytest.mark.skipif(jax.default_backend() != "cpu", reason="the native Newton kernel is CPU code")
+
+FIELDS = ("x", "iterations", "converged", "singular", "q", "F", "r")
+
+
+@pytest.fixture(scope="module")
+def graetz(tmp_path_factory):
+    """VACASK's suite graetz bridge (4 SPICE diodes with pnjlim limiting, 9 unknowns)."""
+    return Simulation.from_file(suite.prepare("graetz", tmp_path_factory.mktemp("graetz"), stop="200u"))
+
+
+def _both(sim, monkeypatch):
+    eng = sim.engine
+    monkeypatch.setenv("VA2JAX_SIM_NATIVE_NEWTON", "0")
+    xla = make_newton(eng.sys, eng.opts)
+    monkeypatch.setenv("VA2JAX_SIM_NATIVE_NEWTON", "1")
+    native = native_newton(eng.sys, eng.opts)
+    assert native is not None
+    return jax.jit(xla), jax.jit(native)
+
+
+def _compare(xla, a, b, args, eng):
+    """``a`` (XLA loop) and ``b`` (native) equal, ``q`` within the rounding of its dot products."""
+    for name, u, v in zip(FIELDS, a, b):
+        u, v = np.asarray(u), np.asarray(v)
+        if name != "q":
+            np.testing.assert_array_equal(u, v, err_msg=name)
+    # q = C·x + stamps + Jq·Δx (last iterate x, last update Δx): XLA's CPU gemv adds the products
+    # of its two dot products in another order than the kernel's sequential sums. Either order is
+    # within n·eps·Σ|terms| of the exact sum (the standard dot-product bound), so the two within
+    # twice that, per dot product
+    it = int(a[1])
+    prev = np.asarray(xla(*args[:5], it - 1, *args[6:])[0]) if it > 1 else np.asarray(args[0])
+    dx = np.asarray(a[0]) - prev
+    _, q, _, Jq = eng.jacobians(prev)
+    n = len(dx)
+    terms = np.abs(np.asarray(eng.sys.C)) @ np.abs(prev) + np.abs(Jq) @ np.abs(dx) + np.abs(q)
+    assert np.all(np.abs(np.asarray(b[4]) - np.asarray(a[4])) <= 4 * n * np.finfo(float).eps * terms), "q"
+
+
+def test_graetz_solves_equal_the_xla_loop(graetz, monkeypatch):
+    xla, native = _both(graetz, monkeypatch)
+    sysm = graetz.engine.sys
+    n = sysm.n
+    b = jnp.asarray(sysm.source_vector(0.0))
+    z = jnp.zeros(n)
+    dc = (jnp.zeros(n), b, 0.0, z, 0.0, 100, 2.0)
+    r_x, r_n = xla(*dc), native(*dc)
+    assert bool(r_x[2]) and int(r_x[1]) >= 2
+    _compare(xla, r_x, r_n, dc, graetz.engine)
+    # a transient solve from a perturbed start: limiting, dvmax clipping and the tolerance
+    # references of past points all take part
+    xop = np.asarray(r_x[0])
+    q = graetz.engine.jacobians(xop)[1]
+    rng = np.random.default_rng(1)
+    for a0, kick in ((1e6, 0.5), (2e7, 3.0), (1e4, 0.01)):
+        x0 = jnp.asarray(xop + kick * rng.standard_normal(n))
+        tr = (x0, b, a0, jnp.asarray(-a0 * q), 0.0, 50, 2.0, jnp.abs(jnp.asarray(xop)), jnp.full(n, 1e-6))
+        _compare(xla, xla(*tr), native(*tr), tr, graetz.engine)
+    # gmin stepping's shunt
+    gm = (jnp.zeros(n), b, 0.0, z, 1e-3, 100, 2.0)
+    _compare(xla, xla(*gm), native(*gm), gm, graetz.engine)
+
+
+def test_native_newton_under_vmap(graetz, monkeypatch):
+    """Lanes of a vmapped solve are rows of one kernel call, each its own Newton loop (its own
+    iteration count), equal to the solve of that lane alone."""
+    _, native = _both(graetz, monkeypatch)
+    sysm = graetz.engine.sys
+    n = sysm.n
+    b = jnp.asarray(sysm.source_vector(0.0))
+    z = jnp.zeros(n)
+    x0 = jnp.asarray(np.random.default_rng(2).uniform(-5, 5, (4, n)))
+    batched = jax.vmap(lambda x: native(x, b, 0.0, z, 0.0, 100, 2.0))(x0)
+    its = set()
+    for i in range(4):
+        one = native(x0[i], b, 0.0, z, 0.0, 100, 2.0)
+        for name, u, v in zip(FIELDS, batched, one):
+            np.testing.assert_array_equal(np.asarray(u)[i], np.asarray(v), err_msg=f"lane {i} {name}")
+        its.add(int(one[1]))
+    assert len(its) > 1  # the lanes did not run in lock step
+
+
+def test_graetz_transient_native_equals_xla(graetz, tmp_path, monkeypatch):
+    """The whole transient: the same time points and Newton iterations; waveforms equal within
+    rounding (the charge update's last bits enter the integration history)."""
+    res = {}
+    for mode in ("0", "1"):
+        monkeypatch.setenv("VA2JAX_SIM_NATIVE_NEWTON", mode)
+        sim = Simulation.from_file(suite.prepare("graetz", tmp_path / mode, stop="200u"))
+        res[mode] = sim.run()["tran1"]
+    a, b = res["0"], res["1"]
+    assert a.stats.points == b.stats.points and a.stats.newton_iterations == b.stats.newton_iterations
+    np.testing.assert_array_equal(np.asarray(a.scale), np.asarray(b.scale))
+    # the last bits of q enter the integration history, and Newton's iterate is only determined
+    # to its convergence tolerance (reltol·|x| + vntol): the two runs' converged points may differ
+    # within it — required here to stay below vntol (1 µV) alone
+    np.testing.assert_allclose(np.asarray(b.data), np.asarray(a.data), rtol=0, atol=1e-6)
