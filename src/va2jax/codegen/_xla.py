@@ -98,7 +98,7 @@ def _jax():
         if (_config.get("XLA_CACHE")
                 and not jax.config.jax_compilation_cache_dir):
             jax.config.update("jax_compilation_cache_dir", str(cache_dir() / "xla"))
-            jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+            jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
         _JAX_READY = True
     return jax
 

@@ -135,7 +135,7 @@ def gather_sum(tab: np.ndarray, n_src: int) -> Callable:
         symbol = f"va2jax_gather_sum_{digest}"
         addr = jit_ir(gather_sum_ir(tab, n_src, symbol), [symbol], opt=1)[symbol]
     size = tab.shape[1]
-    call = native_call(addr, 1, size + n_src, size, label="gather_sum")
+    call = native_call(addr, 1, size + n_src, size, label="gather_sum", code_key=symbol)
     shared = np.zeros(1)  # a NumPy constant: embedded, never a hoisted argument
 
     @jax.custom_jvp
@@ -189,7 +189,7 @@ def level_sum(tab: np.ndarray, n_src: int) -> Callable:
         symbol = f"va2jax_level_sum_{digest}"
         addr = jit_ir(gather_sum_ir(tab, n_src, symbol, with_acc=False), [symbol], opt=1)[symbol]
     size = tab.shape[1]
-    call = native_call(addr, 1, n_src, size, label="level_sum")
+    call = native_call(addr, 1, n_src, size, label="level_sum", code_key=symbol)
     shared = np.zeros(1)  # a NumPy constant: embedded, never a hoisted argument
 
     @jax.custom_jvp
