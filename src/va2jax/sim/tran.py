@@ -124,14 +124,18 @@ class TranKernel:
             ordr, nd = s.ordr, s.nd
             be = (ordr < 2) | (order == 1)
             qk = qh[2]
-            a0_be, hist_be = 1.0 / h, -qk / h
+            # vector ÷ scalar written as a product with the reciprocal: what XLA's simplifier
+            # makes of ``q / h`` in some programs and not in others (a vmapped lane would round
+            # differently from its single run); the explicit form is the same in all of them
+            inv_h = 1.0 / h
+            a0_be, hist_be = inv_h, -qk * inv_h
             if method == "trap":
-                a0_2, hist_2 = 2.0 / h, -2.0 * qk / h - qdot
+                a0_2, hist_2 = 2.0 / h, -2.0 * qk * inv_h - qdot
             elif method == "gear2":
                 hp = th[2] - th[1]
                 w = h / jnp.where(hp > 0, hp, h)
                 a0_2 = (1 + 2 * w) / ((1 + w) * h)
-                hist_2 = (-(1 + w) * qk + w * w / (1 + w) * qh[1]) / h
+                hist_2 = (-(1 + w) * qk + w * w / (1 + w) * qh[1]) * inv_h
             else:
                 a0_2, hist_2 = a0_be, hist_be
             a0 = jnp.where(be, a0_be, a0_2)
@@ -147,7 +151,7 @@ class TranKernel:
             # trapezoidal ringing filter (VACASK tran_trapltefilter): x minus half the width of
             # the envelope of the last three points at the middle one
             trap2 = (method == "trap") & ~be
-            k13 = (xh[2] - xh[0]) / (th[2] - th[0])
+            k13 = (xh[2] - xh[0]) * (1.0 / (th[2] - th[0]))
             xf = jnp.where(trap2 & (s.trh >= 3), xn - (xh[1] - xh[0] - k13 * (th[1] - th[0])) / 2, xn)
             trh = jnp.where(conv, jnp.where(trap2, jnp.minimum(s.trh + 1, 10), 0), s.trh)
             # local truncation error: Milne's estimate from corrector − predictor on the unknowns,
