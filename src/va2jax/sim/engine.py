@@ -449,8 +449,8 @@ class Engine:
             g.group.prepare()
         self.sparse = use_sparse(system, opts)
         self.pattern = system.coo_lookup() if self.sparse else None
+        t0 = time.perf_counter()  # building the Newton solve compiles native stamping kernels
         newton = self._newton_fn = make_newton(system, opts)
-        t0 = time.perf_counter()
 
         def op_fn(x0: jax.Array, b: jax.Array) -> OpSolution:
             return dc_op(newton, b, x0, opts)
