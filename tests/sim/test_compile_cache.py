@@ -9,6 +9,7 @@ from the RC formula, not from a first run.
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -73,7 +74,6 @@ def test_second_process_reuses_the_simulator_programs(tmp_path):
     # v(t) = 1 − e^(−t/RC) at t = 1 ms (the reverse-biased diode leaks ≈ 1e-14 A: negligible);
     # the integration's error at these steps stays far below the 2 mV tolerance (reltol 1e-3
     # of a 1 V swing, trapezoidal rule's LTE control)
-    import math
 
     for res, rc in ((first, 1e-3), (second, 1e-3), (other, 2e-3)):
         assert abs(res["v"] - (1 - math.exp(-res["t"] / rc))) < 2e-3, (res, rc)

@@ -108,7 +108,9 @@ class TranKernel:
         xabs = jnp.where(jnp.asarray(sysm.is_current), o.abstol, o.vntol)
         itl, gshunt, dvmax = o.tran_itl, o.gshunt, o.dvmax
 
-        def attempt(s: TranState) -> TranState:
+        def attempt(s: TranState) -> tuple[jax.Array, TranState]:
+            """One step attempt: the output row ``(t_new, x_new)`` and the next state (its
+            ``out_t``/``out_x`` untouched)."""
             t, h, xh, th, qh, qdot, nh, after_bp = s.t, s.h, s.xh, s.th, s.qh, s.qdot, s.nh, s.after_bp
             k = s.k
             hmin, maxstep, stop, bps, step = s.hmin, s.maxstep, s.stop, s.bps, s.step
@@ -202,7 +204,8 @@ class TranKernel:
         # The loop carries the state packed into four arrays (f64 scalars, int32 scalars, the
         # (13, n) vectors, the output rows): XLA's CPU runtime launches one kernel per array it
         # updates and copies each loop-carried buffer it cannot update in place, so a field per
-        # array cost ≈ 50 operations per step (benchmarks/step_ops.py), the packed state a few.
+        # array cost 52 operations per step with Newton stubbed (benchmarks/step_ops.py, rc), the
+        # packed state 33.
         # The arithmetic of ``attempt`` is unchanged (bit-identical results).
         I_FIELDS = ("nh", "after_bp", "bpi", "k", "rej", "iters", "done", "fail", "nd", "ordr", "trh")
         V_FIELDS = (("xh", 3), ("qh", 3), ("fh", 3), ("qdot", 1), ("xmax", 1), ("rmax", 1),
