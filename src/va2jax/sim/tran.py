@@ -105,7 +105,7 @@ class TranKernel:
         has_lte = sysm.has_charges()  # (no dense C on the sparse path)
         order = 1 if method == "be" else 2
         reltol, lteratio, redo, ft = o.reltol, o.tran_lteratio, o.tran_redofactor, o.tran_ft
-        xabs = jnp.where(jnp.asarray(sysm.is_current), o.abstol, o.vntol)
+        xabs = np.where(sysm.is_current, o.abstol, o.vntol)  # a constant (no eager XLA program)
         itl, gshunt, dvmax = o.tran_itl, o.gshunt, o.dvmax
 
         def attempt(s: TranState) -> tuple[jax.Array, TranState]:
