@@ -103,4 +103,11 @@ def _jax():
     return jax
 
 
+def persistent_cache() -> None:
+    """Turn on what :func:`_jax` sets up — float64 and, unless the user chose a folder or set
+    ``VA2JAX_XLA_CACHE=0``, JAX's persistent compilation cache under ``$VA2JAX_CACHE/xla`` — for
+    programs that do not go through model code generation (the simulator's loops)."""
+    _jax()
+
+
 configure_xla()
