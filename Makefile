@@ -9,7 +9,7 @@ CORPUS_STAMP := $(CORPUS_DIR)/.complete
 SYSDEPS_STAMP := .cache/.sysdeps
 PYTEST_ARGS ?=
 
-.PHONY: install sysdeps corpus demo test test-all conformance bench bench-models bench-circuits bench-c6288 bench-native bench-batch bench-solver clean
+.PHONY: install sysdeps corpus demo test test-all conformance bench bench-models bench-circuits bench-c6288 bench-native bench-batch bench-solver bench-jit bench-ring-vmap clean
 
 install: $(STAMP) $(SYSDEPS_STAMP)
 
@@ -75,6 +75,13 @@ bench-native: install corpus
 	$(BIN)/python benchmarks/cores_bench.py --models psp103,bsim4
 
 # 1,000 parameter sets: sequential loop vs vmap vs sharded over 4 forced host devices
+# issue 16: compile time per suite circuit (cold / warm cache) and the swept PSP103 ring beside VACASK
+bench-jit: install corpus
+	$(BIN)/python benchmarks/jit_profile.py
+
+bench-ring-vmap: install corpus
+	$(BIN)/python benchmarks/ring_vmap_bench.py --lanes 8
+
 bench-solver: install
 	$(BIN)/python benchmarks/solver_bench.py --sizes 25,100,400
 

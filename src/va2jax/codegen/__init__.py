@@ -2,6 +2,7 @@
 from ._compile import compile_va
 from ._generate import GeneratedModule, generate
 from ._model import EvalOutput, Model, ModelParam, SetupState
-from ._xla import FUSION_ON
+from ._xla import FUSION_ON, persistent_cache
 
-__all__ = ["FUSION_ON", "EvalOutput", "GeneratedModule", "Model", "ModelParam", "SetupState", "compile_va", "generate"]
+__all__ = ["FUSION_ON", "EvalOutput", "GeneratedModule", "Model", "ModelParam", "SetupState", "compile_va", "generate",
+           "persistent_cache"]

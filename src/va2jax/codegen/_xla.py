@@ -98,9 +98,16 @@ def _jax():
         if (_config.get("XLA_CACHE")
                 and not jax.config.jax_compilation_cache_dir):
             jax.config.update("jax_compilation_cache_dir", str(cache_dir() / "xla"))
-            jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+            jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
         _JAX_READY = True
     return jax
+
+
+def persistent_cache() -> None:
+    """Turn on what :func:`_jax` sets up — float64 and, unless the user chose a folder or set
+    ``VA2JAX_XLA_CACHE=0``, JAX's persistent compilation cache under ``$VA2JAX_CACHE/xla`` — for
+    programs that do not go through model code generation (the simulator's loops)."""
+    _jax()
 
 
 configure_xla()

@@ -51,7 +51,7 @@ from ..errors import Va2JaxError, suggest
 from .adapters import GeneratedModel
 from .assembly import assemble_fn
 from .devices import DeviceGroup, JaxFunctionGroup, JaxFunctionModel
-from .engine import ConvergenceError, OpStatus, Options, StatusCode, dc_op, make_newton
+from .engine import ConvergenceError, OpStatus, Options, StatusCode, dc_op, loop_compiler_options, make_newton
 from .mna import LINEAR_MODULES, GroupRef, System
 from .netlist import FlatCircuit, FlatInstance, check_tran_times
 from .tran import TranKernel
@@ -458,7 +458,8 @@ class BatchSweep:
             key = (what, "sequential")
             t0 = time.perf_counter()
             if key not in self._compiled:
-                self._compiled[key] = jax.jit(fn).lower(jnp.asarray(tab[0])).compile()
+                self._compiled[key] = jax.jit(fn).lower(jnp.asarray(tab[0])).compile(
+                    compiler_options=loop_compiler_options())
             comp = time.perf_counter() - t0
             f = self._compiled[key]
             t1 = time.perf_counter()
@@ -469,7 +470,9 @@ class BatchSweep:
             key = (what, "vmap", N)
             t0 = time.perf_counter()
             if key not in self._compiled:
-                self._compiled[key] = jax.jit(jax.vmap(fn)).lower(jnp.asarray(tab)).compile()
+                # the simulator's loop options (XLA fusion on), as Engine and run_tran use
+                self._compiled[key] = jax.jit(jax.vmap(fn)).lower(jnp.asarray(tab)).compile(
+                    compiler_options=loop_compiler_options())
             comp = time.perf_counter() - t0
             t1 = time.perf_counter()
             out = jax.tree_util.tree_map(np.asarray, self._compiled[key](jnp.asarray(tab)))

@@ -228,7 +228,8 @@ def native_newton(system: System, opts: Options, values: System | None = None) -
                                np.asarray(plan.shared, np.float64), np.asarray(plan.static, np.float64),
                                np.asarray(plan.volt_cols), va, vb, np.asarray(plan.state_cols),
                                np.asarray(plan.state_k), np.asarray(plan.lim_cols), np.asarray(plan.gather),
-                               plan.n, plan.num_states, limiting and k in stateful))
+                               plan.n, plan.num_states, limiting and k in stateful,
+                               ker.key if ker.content_keyed else None))
     gidx = [np.asarray(g.idx) for g in system.groups]
     mat_tg = [np.where((i[:, :, None] < n) & (i[:, None, :] < n), i[:, :, None] * n + i[:, None, :], n * n)
               for i in gidx]
@@ -531,8 +532,8 @@ class Engine:
             g.group.prepare()
         self.sparse = use_sparse(system, opts)
         self.pattern = system.coo_lookup() if self.sparse else None
+        t0 = time.perf_counter()  # building the Newton solve compiles native stamping kernels
         newton = self._newton_fn = make_newton(system, opts)
-        t0 = time.perf_counter()
 
         def op_fn(x0: jax.Array, b: jax.Array) -> OpSolution:
             return dc_op(newton, b, x0, opts)

@@ -146,6 +146,9 @@ class Simulation:
             raise private(exc, Path(path)) from None
         if system.n == 0:
             raise Va2JaxError(f"{path}: the circuit has no nodes (no elements to simulate)")
+        from ..codegen import persistent_cache
+
+        persistent_cache()  # a later run of the circuit reuses its compiled loops
         return system, Engine(system, opts)
 
     def use_circuit(self, circuit: tuple[str, ...]) -> None:

@@ -105,12 +105,14 @@ class TranKernel:
         has_lte = sysm.has_charges()  # (no dense C on the sparse path)
         order = 1 if method == "be" else 2
         reltol, lteratio, redo, ft = o.reltol, o.tran_lteratio, o.tran_redofactor, o.tran_ft
-        xabs = jnp.where(jnp.asarray(sysm.is_current), o.abstol, o.vntol)
+        xabs = np.where(sysm.is_current, o.abstol, o.vntol)  # a constant (no eager XLA program)
         itl, gshunt, dvmax = o.tran_itl, o.gshunt, o.dvmax
 
-        def attempt(s: TranState) -> TranState:
+        def attempt(s: TranState) -> tuple[jax.Array, TranState]:
+            """One step attempt: the output row ``(t_new, x_new)`` and the next state (its
+            ``out_t``/``out_x`` untouched)."""
             t, h, xh, th, qh, qdot, nh, after_bp = s.t, s.h, s.xh, s.th, s.qh, s.qdot, s.nh, s.after_bp
-            k, out_t, out_x = s.k, s.out_t, s.out_x
+            k = s.k
             hmin, maxstep, stop, bps, step = s.hmin, s.maxstep, s.stop, s.bps, s.step
             nb = bps.shape[0]
             # "compare_all": one fused comparison (the default binary search is a nested loop)
@@ -124,14 +126,18 @@ class TranKernel:
             ordr, nd = s.ordr, s.nd
             be = (ordr < 2) | (order == 1)
             qk = qh[2]
-            a0_be, hist_be = 1.0 / h, -qk / h
+            # vector ÷ scalar written as a product with the reciprocal: what XLA's simplifier
+            # makes of ``q / h`` in some programs and not in others (a vmapped lane would round
+            # differently from its single run); the explicit form is the same in all of them
+            inv_h = 1.0 / h
+            a0_be, hist_be = inv_h, -qk * inv_h
             if method == "trap":
-                a0_2, hist_2 = 2.0 / h, -2.0 * qk / h - qdot
+                a0_2, hist_2 = 2.0 / h, -2.0 * qk * inv_h - qdot
             elif method == "gear2":
                 hp = th[2] - th[1]
                 w = h / jnp.where(hp > 0, hp, h)
                 a0_2 = (1 + 2 * w) / ((1 + w) * h)
-                hist_2 = (-(1 + w) * qk + w * w / (1 + w) * qh[1]) / h
+                hist_2 = (-(1 + w) * qk + w * w / (1 + w) * qh[1]) * inv_h
             else:
                 a0_2, hist_2 = a0_be, hist_be
             a0 = jnp.where(be, a0_be, a0_2)
@@ -147,7 +153,7 @@ class TranKernel:
             # trapezoidal ringing filter (VACASK tran_trapltefilter): x minus half the width of
             # the envelope of the last three points at the middle one
             trap2 = (method == "trap") & ~be
-            k13 = (xh[2] - xh[0]) / (th[2] - th[0])
+            k13 = (xh[2] - xh[0]) * (1.0 / (th[2] - th[0]))
             xf = jnp.where(trap2 & (s.trh >= 3), xn - (xh[1] - xh[0] - k13 * (th[1] - th[0])) / 2, xn)
             trh = jnp.where(conv, jnp.where(trap2, jnp.minimum(s.trh + 1, 10), 0), s.trh)
             # local truncation error: Milne's estimate from corrector − predictor on the unknowns,
@@ -181,14 +187,12 @@ class TranKernel:
             xh_n = jnp.where(accept, jnp.stack([xh[1], xh[2], xn]), xh)
             th_n = jnp.where(accept, jnp.stack([th[1], th[2], tn]), th)
             qh_n = jnp.where(accept, jnp.stack([qh[1], qh[2], qn]), qh)
-            # one row written in place (a select over the whole buffer copied it every attempt)
-            out_t = out_t.at[k].set(jnp.where(accept, tn, out_t[k]))
-            out_x = out_x.at[k].set(jnp.where(accept, xn, out_x[k]))
-            return s._replace(
+            # the output row (tn, xn) is written by the loop body (``run``), accepted or not
+            return jnp.concatenate([tn[None], xn]), s._replace(
                 t=jnp.where(accept, tn, t), h=jnp.where(accept, h_acc, h_rej), xh=xh_n, th=th_n,
                 qh=qh_n, qdot=jnp.where(accept, qdot_new, qdot), nh=jnp.where(accept, nh + 1, nh),
                 after_bp=jnp.where(accept, hit, after_bp), bpi=bpi.astype(jnp.int32),
-                k=jnp.where(accept, k + 1, k), out_t=out_t, out_x=out_x,
+                k=jnp.where(accept, k + 1, k),
                 rej=s.rej + jnp.where(accept, 0, 1), iters=s.iters + it,
                 done=accept & (tn >= stop * (1 - 1e-12)), fail=fail_now,
                 flast=jnp.where(accept, s.flast, F),
@@ -197,11 +201,53 @@ class TranKernel:
                 rmax=jnp.where(accept, jnp.maximum(s.rmax, fref), s.rmax),
                 nd=jnp.where(accept, jnp.where(hit, 1, nd + 1), nd), ordr=ordr_n, trh=trh)
 
-        def cond(s: TranState):
-            return (~s.done) & (~s.fail) & (s.k < chunk)
+        # The loop carries the state packed into four arrays (f64 scalars, int32 scalars, the
+        # (13, n) vectors, the output rows): XLA's CPU runtime launches one kernel per array it
+        # updates and copies each loop-carried buffer it cannot update in place, so a field per
+        # array cost 52 operations per step with Newton stubbed (benchmarks/step_ops.py, rc), the
+        # packed state 33.
+        # The arithmetic of ``attempt`` is unchanged (bit-identical results).
+        I_FIELDS = ("nh", "after_bp", "bpi", "k", "rej", "iters", "done", "fail", "nd", "ordr", "trh")
+        V_FIELDS = (("xh", 3), ("qh", 3), ("fh", 3), ("qdot", 1), ("xmax", 1), ("rmax", 1),
+                    ("flast", 1))
+        BOOLS = {"after_bp", "done", "fail"}
+        ik = I_FIELDS.index("k")
 
-        def run(state):
-            return jax.lax.while_loop(cond, attempt, state)
+        def pack(s: TranState):
+            fs = jnp.concatenate([jnp.stack([s.t, s.h]), s.th])
+            ints = jnp.stack([jnp.asarray(getattr(s, f)).astype(jnp.int32) for f in I_FIELDS])
+            vs = jnp.concatenate([jnp.reshape(getattr(s, f), (m, n)) for f, m in V_FIELDS])
+            return fs, ints, vs
+
+        def unpack(fs, ints, vs, s: TranState) -> TranState:
+            d: dict[str, Any] = {"t": fs[0], "h": fs[1], "th": fs[2:5]}
+            for i, f in enumerate(I_FIELDS):
+                d[f] = ints[i] != 0 if f in BOOLS else ints[i]
+            r = 0
+            for f, m in V_FIELDS:
+                d[f] = vs[r: r + m] if m > 1 else vs[r]
+                r += m
+            return s._replace(**d)
+
+        def run(state: TranState) -> TranState:
+            const = state._replace(out_t=None, out_x=None)
+            out = jnp.concatenate([state.out_t[:, None], state.out_x], axis=1)
+
+            def cond(c):
+                ints = c[1]
+                return (ints[I_FIELDS.index("done")] == 0) & (ints[I_FIELDS.index("fail")] == 0) & (
+                    ints[ik] < chunk)
+
+            def body(c):
+                fs, ints, vs, out = c
+                row, s = attempt(unpack(fs, ints, vs, const))
+                # the attempt's row at the chunk's next free place: kept when accepted (``k``
+                # moves on), overwritten by the next attempt otherwise
+                out = jax.lax.dynamic_update_slice(out, row[None, :], (ints[ik], jnp.int32(0)))
+                return (*pack(s), out)
+
+            fs, ints, vs, out = jax.lax.while_loop(cond, body, (*pack(state), out))
+            return unpack(fs, ints, vs, state)._replace(out_t=out[:, 0], out_x=out[:, 1:])
 
         self._attempt = attempt
         self._run = jax.jit(run)

@@ -448,7 +448,7 @@ def _dense_call(model, n_shared: int, n_in: int, size: int, splits: tuple[int, .
         k = model_kernel(model)
         c = cache[key] = native_call(k.eval_dense_address, n_shared, n_in, size, label=f"{model.name}_dense",
                                      min_rows_per_task=min_rows_per_task(model), max_threads=lim,
-                                     splits=splits)
+                                     splits=splits, code_key=f"{k.key}:dense" if k.content_keyed else None)
     return c
 
 

@@ -658,6 +658,7 @@ def handler_ir(*, symbol: str, kernel_address: int, n_shared: int, n_in: int, n_
 _lock = threading.Lock()
 _engines: list[Any] = []            # kept alive forever: XLA may call a registered handler any time
 _targets: dict[tuple, str] = {}     # (kernel address, dims, threading) -> registered target name
+_names: set[str] = set()            # registered target names
 
 
 def jit_ir(text: str, symbols: Sequence[str], *, opt: int = 2) -> dict[str, int]:
@@ -683,14 +684,19 @@ def jit_ir(text: str, symbols: Sequence[str], *, opt: int = 2) -> dict[str, int]
 
 def ffi_target(kernel_address: int, n_shared: int, n_in: int, n_out: int, *, label: str = "kernel",
                min_rows_per_task: int = 256, max_threads: int = 0,
-               splits: Sequence[int] | None = None) -> str:
+               splits: Sequence[int] | None = None, code_key: str | None = None) -> str:
     """Build (once per process) and register the FFI handler of a kernel; return its target name.
     ``max_threads`` and ``splits``: as in :func:`handler_ir`.
 
-    The name is ``va2jax_<label>_<digest>``, the digest covering the kernel address, the three widths,
-    ``min_rows_per_task``, ``max_threads`` (0: the whole pool) and ``splits`` — everything baked into
-    the handler — so one name always means one
-    behaviour, also for executables JAX reloads from its persistent cache in another process.
+    The name is ``va2jax_<label>_<digest>``, the digest covering the kernel's identity, the three
+    widths, ``min_rows_per_task``, ``max_threads`` (0: the whole pool) and ``splits`` — everything
+    baked into the handler — so one name always means one behaviour in a process. The identity is
+    ``code_key`` where the caller has one (a hash of the kernel's code, e.g. the model's cache key):
+    the name is then the same in every process, so a program calling the kernel lowers to the same
+    HLO and JAX's persistent compilation cache finds it again in a later process (an executable
+    calls its targets by name, resolved in the process that runs it). Without ``code_key`` the
+    kernel address stands for it (a per-process name: such programs are never shared between
+    processes).
     """
     for v, what in ((n_shared, "n_shared"), (n_in, "n_in"), (n_out, "n_out")):
         if int(v) != v or v < 0:
@@ -708,8 +714,13 @@ def ffi_target(kernel_address: int, n_shared: int, n_in: int, n_out: int, *, lab
     import jax
 
     safe = re.sub(r"[^A-Za-z0-9_]", "_", label)[:48]
-    digest = hashlib.sha256(repr(key).encode()).hexdigest()[:16]
+    ident = ("code", str(code_key)) + key[1:] if code_key is not None else key
+    digest = hashlib.sha256(repr(ident).encode()).hexdigest()[:16]
     name = f"va2jax_{safe}_{digest}"
+    with _lock:
+        if name in _names:  # the same code built again at another address: same behaviour
+            _targets[key] = name
+            return name
     text = handler_ir(symbol=name, kernel_address=key[0], n_shared=key[1], n_in=key[2], n_out=key[3],
                       min_rows_per_task=min_rows_per_task, label=label, max_threads=max_threads,
                       splits=splits)
@@ -719,7 +730,9 @@ def ffi_target(kernel_address: int, n_shared: int, n_in: int, n_out: int, *, lab
     with _lock:
         if key in _targets:        # another thread won the race; its handler is equivalent
             return _targets[key]
-        jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(addr), platform="cpu", api_version=1)
+        if name not in _names:
+            jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(addr), platform="cpu", api_version=1)
+            _names.add(name)
         _targets[key] = name
     return name
 
@@ -730,7 +743,7 @@ def ffi_target(kernel_address: int, n_shared: int, n_in: int, n_out: int, *, lab
 
 def native_call(kernel_address: int, n_shared: int, n_in: int, n_out: int, *, label: str = "kernel",
                 min_rows_per_task: int = 256, max_threads: int = 0,
-                splits: Sequence[int] | None = None) -> Callable:
+                splits: Sequence[int] | None = None, code_key: str | None = None) -> Callable:
     """A JAX function ``call(shared, rows) -> out`` running a native kernel through the XLA FFI.
 
     ``shared`` has shape ``(n_shared,)``; ``rows`` ``(..., n_in)``; ``out`` is ``(..., n_out)`` float64
@@ -753,7 +766,8 @@ def native_call(kernel_address: int, n_shared: int, n_in: int, n_out: int, *, la
     from jax.custom_batching import custom_vmap
 
     target = ffi_target(kernel_address, n_shared, n_in, n_out, label=label,
-                        min_rows_per_task=min_rows_per_task, max_threads=max_threads, splits=splits)
+                        min_rows_per_task=min_rows_per_task, max_threads=max_threads, splits=splits,
+                        code_key=code_key)
     widths = (n_out,) if splits is None else tuple(int(w) for w in splits)
 
     @custom_vmap
@@ -803,10 +817,13 @@ def kernel_calls(kernel: Any, *, label: str = "model", min_rows_per_task: int = 
     ``n_shared``, ``n_in_init``, ``n_out_init``, ``n_in_eval``, ``n_out_eval``)."""
     with _lock:
         _engines.append(kernel)  # its code must outlive every registered handler that calls it
+    key = getattr(kernel, "key", None) if getattr(kernel, "content_keyed", False) else None
     init = native_call(kernel.init_batch_address, kernel.n_shared, kernel.n_in_init, kernel.n_out_init,
-                       label=f"{label}_init", min_rows_per_task=min_rows_per_task, max_threads=max_threads)
+                       label=f"{label}_init", min_rows_per_task=min_rows_per_task, max_threads=max_threads,
+                       code_key=f"{key}:init" if key else None)
     ev = native_call(kernel.eval_batch_address, kernel.n_shared, kernel.n_in_eval, kernel.n_out_eval,
-                     label=f"{label}_eval", min_rows_per_task=min_rows_per_task, max_threads=max_threads)
+                     label=f"{label}_eval", min_rows_per_task=min_rows_per_task, max_threads=max_threads,
+                     code_key=f"{key}:eval" if key else None)
     return init, ev
 
 

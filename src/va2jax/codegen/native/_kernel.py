@@ -67,6 +67,9 @@ class NativeKernel:
     #: ``<prefix>_eval_dense`` (``_lower._dense``): eval written straight into the dense outputs
     eval_dense_address: int = 0
     timings: dict[str, float] = dataclasses.field(default_factory=dict)
+    #: ``key`` hashes the model's source (a cache key), not only its file name: the same key
+    #: means the same code in every process (:func:`._ffi.kernel_calls` names the FFI targets by it)
+    content_keyed: bool = True
 
     @functools.cached_property
     def eval_in_set(self) -> frozenset[str]:
@@ -165,7 +168,8 @@ def build_kernel(ir: ModuleIR, model_key: str | None, *, cache_folder: Path | No
     times.update(layout=t1 - t0, lower=t2 - t1, total=time.perf_counter() - t0)
     return NativeKernel(key, prefix, addrs[names[0]], addrs[names[1]], lay.shared, lay.init_in,
                         lay.init_out, lay.eval_in, lay.eval_out, lay.init_out_types,
-                        lay.eval_out_types, eval_dense_address=addrs[names[2]], timings=times)
+                        lay.eval_out_types, eval_dense_address=addrs[names[2]], timings=times,
+                        content_keyed=model_key is not None)
 
 
 def _loaded(objs: list[bytes], meta: dict, t0: float) -> NativeKernel:

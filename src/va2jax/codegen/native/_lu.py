@@ -184,7 +184,9 @@ def dense_solve(n: int) -> Callable:
 
     from ._ffi import native_call
 
-    call = native_call(_kernel_address(n), 1, n * n + n, n, label=f"dense_solve_{n}")
+    # one kernel per n in a process: its name is the same in every process (persistent cache)
+    call = native_call(_kernel_address(n), 1, n * n + n, n, label=f"dense_solve_{n}",
+                       code_key=f"dense_solve_{n}")
     shared = np.zeros(1)  # a NumPy constant: embedded, never a hoisted argument
 
     @jax.custom_jvp

@@ -75,6 +75,7 @@ class GroupSpec:
     n_loc: int
     num_states: int
     stateful: bool  # carries $limit states (limiting on and num_states > 0)
+    code: str | None = None  # the eval kernel's code identity (its cache key), None: unknown
 
     @property
     def size(self) -> int:
@@ -684,13 +685,18 @@ def _jit(text: str, symbol: str) -> int:
 
 
 def newton_kernel(n: int, groups: list[GroupSpec], tabs: tuple, gmask, is_current, *, reltol: float,
-                  vntol: float, abstol: float, rescheck: bool, limiting: bool) -> int:
-    """Address of the compiled Newton kernel (built once per circuit and process)."""
+                  vntol: float, abstol: float, rescheck: bool, limiting: bool) -> tuple[int, str | None]:
+    """``(address, code_key)`` of the compiled Newton kernel (built once per circuit and process).
+    ``code_key`` identifies its behaviour across processes (every group's kernel by its code, not
+    its address; None when some group's code is unknown): the FFI target's name, so that JAX's
+    persistent compilation cache can find a program calling it again in a later process."""
     from ._ffi import _libc_address
 
     h = hashlib.sha256()
+    stable = all(gs.code is not None for gs in groups)
     for gs in groups:
-        h.update(repr((gs.address, gs.n_in, gs.n_out, gs.n_loc, gs.num_states, gs.stateful)).encode())
+        ident = gs.code if stable else gs.address
+        h.update(repr((ident, gs.n_in, gs.n_out, gs.n_loc, gs.num_states, gs.stateful)).encode())
         for a in (gs.shared, gs.static, gs.volt_cols, gs.volt_ia, gs.volt_ib, gs.state_cols, gs.state_k,
                   gs.lim_cols, gs.gather):
             h.update(np.ascontiguousarray(a).tobytes())
@@ -700,13 +706,18 @@ def newton_kernel(n: int, groups: list[GroupSpec], tabs: tuple, gmask, is_curren
     digest = h.hexdigest()[:16]
     with _lock:
         if digest in _built:
-            return _built[digest]
-        symbol = f"va2jax_newton_{digest}"
+            return _built[digest], (symbol_of(digest) if stable else None)
+        symbol = symbol_of(digest)
         text = newton_ir(symbol, n, groups, *tabs, gmask, is_current, reltol=reltol, vntol=vntol,
                          abstol=abstol, rescheck=rescheck, limiting=limiting,
                          malloc=_libc_address("malloc"), free=_libc_address("free"))
         addr = _built[digest] = _jit(text, symbol)
-    return addr
+    return addr, (symbol if stable else None)
+
+
+def symbol_of(digest: str) -> str:
+    """The Newton kernel's symbol for its digest."""
+    return f"va2jax_newton_{digest}"
 
 
 def make_native_newton(n: int, G: np.ndarray, C: np.ndarray, groups: list[GroupSpec], tabs: tuple,
@@ -720,9 +731,10 @@ def make_native_newton(n: int, G: np.ndarray, C: np.ndarray, groups: list[GroupS
 
     from ._ffi import native_call
 
-    addr = newton_kernel(n, groups, tabs, gmask, is_current, reltol=reltol, vntol=vntol, abstol=abstol,
-                         rescheck=rescheck, limiting=limiting)
-    call = native_call(addr, 2 * n * n, 5 * n + 4, 4 * n + 3, label="newton", min_rows_per_task=1)
+    addr, code_key = newton_kernel(n, groups, tabs, gmask, is_current, reltol=reltol, vntol=vntol,
+                                   abstol=abstol, rescheck=rescheck, limiting=limiting)
+    call = native_call(addr, 2 * n * n, 5 * n + 4, 4 * n + 3, label="newton", min_rows_per_task=1,
+                       code_key=code_key)
     if isinstance(G, np.ndarray) and isinstance(C, np.ndarray):  # a constant of the computation
         shared = np.concatenate([G.astype(np.float64).ravel(), C.astype(np.float64).ravel()])
     else:  # traced (a batched sweep of linear elements)
