@@ -324,9 +324,9 @@ def _parse_body(net: Netlist, text: str, path: Path, top: Subckt, stack: tuple[P
 
 
 #: VACASK's analysis types: those va2jax runs (``dc``: va2jax's name for a swept ``op``)
-_ANALYSES_DONE = {"op", "dc", "ac", "tran"}
+_ANALYSES_DONE = {"op", "dc", "ac", "tran", "noise"}
 #: VACASK's other analysis types (include/an*.h): parsed, refused until implemented
-_ANALYSES_PLANNED = {"noise", "hb", "acxf", "dcxf", "dcinc"}
+_ANALYSES_PLANNED = {"hb", "acxf", "dcxf", "dcinc"}
 #: control commands VACASK has (simulator/cmd.cpp) that va2jax does not carry out yet
 _COMMANDS_PLANNED = {"alter", "abort", "clear"}
 #: statements valid only inside ``control``
