@@ -21,7 +21,9 @@ variable of type ``notype``, real):
 * ``gain`` = ``|x[up] − x[un]|²`` for a unit excitation of the input source ``in`` (a voltage
   source: 1 V; a current source: 1 A) — the *power* gain, so the input-referred density is
   ``onoise / gain`` (V²/Hz or A²/Hz; VACASK writes no vector for it: :func:`input_referred`),
-* ``n(INST)``: the part of ``onoise`` from instance INST (every instance with noise sources),
+* ``n(INST)``: the part of ``onoise`` from instance INST (every instance with noise sources;
+  VACASK's hierarchical name ``x1:m1`` for va2jax's ``x1.m1``; VACASK's order: modules in
+  ``load`` order, model cards and instances each last-declared first),
 * ``n(INST,SRC)`` (with ``save full``): from its sources named SRC (same-named sources summed).
 
 Noise sources: a generated model's (``Model.noise``: OSDI's ``load_noise`` densities, white
@@ -157,11 +159,17 @@ def collect_sources(sim, x: np.ndarray, freqs: np.ndarray) -> list[_Source]:
                    for j, (nm, (a, b)) in enumerate(zip(names, nodes))]
             if lst:
                 by_inst[inst] = (g.model.name.lower(), lst)
+    # VACASK's order: devices (modules) in load order, within one the model cards last declared
+    # first, within a card the instances last in the netlist first
     order = {m: i for i, m in enumerate(sim.library.sources)}
-    inst_pos = {i.name: k for k, i in enumerate(sim.circuit.instances)}
-    keys = sorted(by_inst, key=lambda nm: (order.get(by_inst[nm][0], len(order)),
-                                           inst_pos.get(nm, len(inst_pos))))
-    return [s for k in keys for s in by_inst[k][1]]
+    cards = {m: k for k, m in enumerate(sim.circuit.models)}
+    pos = {i.name: (cards.get(i.master.lower(), -1), k) for k, i in enumerate(sim.circuit.instances)}
+
+    def key(nm: str) -> tuple[int, int, int]:
+        card, k = pos.get(nm, (-1, 0))
+        return order.get(by_inst[nm][0], len(order)), -card, -k
+
+    return [s for k in sorted(by_inst, key=key) for s in by_inst[k][1]]
 
 
 def _group_sources(grp, V: np.ndarray, freqs: np.ndarray):
@@ -275,6 +283,8 @@ def run_noise(sim, decl: AnalysisDecl) -> Result:
             seen.append(s.instance)
     for inst in seen:
         ks = [k for k, s in enumerate(sources) if s.instance == inst]
+        if sim.circuit.dialect == "vacask":  # VACASK's hierarchy separator in instance names
+            inst = inst.replace(".", ":")
         names.append(f"n({inst})")
         cols.append(contrib[:, ks].sum(axis=1))
         if details:
