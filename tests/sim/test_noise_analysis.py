@@ -235,6 +235,8 @@ BAD_HEAD = ('bad\nload "resistor.osdi"\nmodel r resistor\nmodel vsource vsource\
      "needs points > 0 and from, to > 0"),
     ('analysis n1 noise in="v1" from=1 to=1k mode="dec" points=2', "noise needs out="),
     ('analysis n1 noise out=b in="v1" from=1 to=1k mode="dec" points=2', "out must be a quoted name"),
+    ('analysis n1 noise out="b" in="v1" from=1 to=1k mode="dec" points=2 outp=1',
+     "unknown noise parameter 'outp'"),
 ])
 def test_bad_input(tmp_path, line, needle):
     p = tmp_path / "bad.sim"

@@ -235,8 +235,23 @@ def _matrices(eng, x: np.ndarray):
     return solve_T
 
 
+#: the parameters of VACASK's noise analysis (include/corenoise.h) that va2jax applies
+_PARAMS = {"out", "in", "from", "to", "step", "mode", "points", "values"}
+#: VACASK's other ones: refused by name
+_PARAMS_PLANNED = {"nodeset", "store", "writeop", "write"}
+
+
 def run_noise(sim, decl: AnalysisDecl) -> Result:
     """Run one ``noise`` analysis of ``sim`` (a :class:`~.simulation.Simulation`)."""
+    for k in decl.params:
+        if k.lower() in _PARAMS_PLANNED:
+            raise NetlistError(decl.loc, f"analysis {decl.name}: noise parameter {k!r} not "
+                                         "supported yet")
+        if k.lower() not in _PARAMS:
+            from ..errors import suggest
+
+            raise NetlistError(decl.loc, f"analysis {decl.name}: unknown noise parameter {k!r}"
+                               + suggest(k, sorted(_PARAMS | _PARAMS_PLANNED)))
     eng = sim.engine
     sys = sim.system
     up, un, _ = _output_unknowns(sys, decl)
