@@ -282,7 +282,8 @@ r1 (a 0) r r=1k
 
 @pytest.mark.parametrize("stmt, fragment", [  # the error's line: the statement's first
     ('analysis x1 hb freq=[1k]', "analysis 'hb' not supported yet"),
-    ('analysis x1 noise out="a" in="v1" from=1 to=1k', "analysis 'noise' not supported yet"),
+    ('analysis x1 noise out="a" in="v1" from=1 to=1k mode="dec" points=2 writeop=1',
+     "analysis x1: noise parameter 'writeop' not supported yet"),
     ('analysis x1 pss', "unknown analysis type 'pss'"),
     ('alter instance="r1" r=2k', "control command 'alter' not supported yet"),
     ('abort never', "control command 'abort' not supported yet"),

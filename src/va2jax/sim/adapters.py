@@ -316,7 +316,9 @@ class GeneratedModel:
             state = self.m.setup({k: np.full(n, v) for k, v in cols.items()},
                                  temperature=np.full(n, float(temperature)))
         alias = np.asarray(state["labels"])  # same convention: representative index or -1
-        return GeneratedGroup(self.m, state, alias)
+        grp = GeneratedGroup(self.m, state, alias)
+        grp.noise_parts = [(0, n, cols, float(temperature))]  # for the noise analysis
+        return grp
 
 
 def _device_eval_mode(model: Any) -> str:
@@ -360,6 +362,8 @@ class GeneratedGroup(DeviceGroup):
         self._evaluator = None
         self._limited = None  # the separate evaluator with $limit states per call
         self._native = None  # (DevicePlan, eval call) in "native" mode
+        #: ``(first, stop, setup parameters, temperature)`` per bound part: Model.noise's inputs
+        self.noise_parts: list[tuple[int, int, dict, float]] = []
 
     def _native_plan(self):
         """The native kernel's plan and FFI call (built on first use; adds to ``compile_s``).
@@ -413,7 +417,12 @@ class GeneratedGroup(DeviceGroup):
             key: jax.tree_util.tree_map(lambda *xs: np.concatenate([np.asarray(x) for x in xs], axis=0),
                                         *[g.state[key] for g in groups])
             for key in ("init", "given", "extra", "labels", "temperature", "mfactor")})
-        return GeneratedGroup(first.m, state, np.concatenate([g.node_alias for g in groups]))
+        merged = GeneratedGroup(first.m, state, np.concatenate([g.node_alias for g in groups]))
+        merged.noise_parts, at = [], 0  # each part's setup parameters (noise analysis)
+        for g in groups:
+            merged.noise_parts += [(lo + at, hi + at, p, t) for lo, hi, p, t in g.noise_parts]
+            at += g.size
+        return merged
 
     @property
     def num_states(self) -> int:

@@ -103,6 +103,8 @@ class System:
     #: memo of structure-only objects: the pattern keys, KLU's symbolic analysis (which must live
     #: as long as the compiled loops that use its handle do)
     _memo: dict = field(default_factory=dict, repr=False, compare=False)
+    #: stamped resistors ``(instance, p, n, r, noisy)`` (ground −1): their thermal noise
+    noise_resistors: list[tuple[str, int, int, float, bool]] = field(default_factory=list)
 
     @property
     def n(self) -> int:
@@ -287,6 +289,7 @@ class _Builder:
         self.inst_locs: dict[str, Loc] = {}
         #: current-controlled sources and mutuals, stamped once all unknowns exist
         self.controlled: list[tuple[FlatInstance, str, list[int], int, dict[str, Value]]] = []
+        self.noise_resistors: list[tuple[str, int, int, float, bool]] = []
 
     def new_unknown(self, name: str, current: bool, lte_check: bool) -> int:
         self.names.append(name)
@@ -343,6 +346,8 @@ class _Builder:
                 raise NetlistError(inst.loc, f"{where}: zero resistance")
             p, nn, g = nodes[0], nodes[1], 1.0 / r
             G_entries.extend([(p, p, g), (nn, nn, g), (p, nn, -g), (nn, p, -g)])
+            self.noise_resistors.append((inst.name, p, nn, r,
+                                         bool(_opt_num(allp, "noisy", 1.0, where, inst.loc))))
         elif mod == "capacitor":
             _check_params(allp, {"c", "capacitance", "m", "ic"}, where, inst.loc)
             c = _num_param(allp, ("c", "capacitance"), where, inst.loc)
@@ -546,7 +551,7 @@ class _Builder:
             dense.append(M)
         return System(self.names, np.array(self.is_cur, bool), dense[0], dense[1], self.sources,
                       groups, self.node_index, np.array(self.gmin, float), np.array(self.lte, float),
-                      self.inst_locs, coo[0], coo[1])
+                      self.inst_locs, coo[0], coo[1], noise_resistors=self.noise_resistors)
 
 
 def _merge_groups(groups: list[GroupRef]) -> list[GroupRef]:

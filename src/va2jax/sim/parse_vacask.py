@@ -21,7 +21,7 @@ ends with ``\\``)::
       var a=1 ...
       [sweep NAME instance=|model=|option=|variable= ... (nested: one per line, outermost first)]
       elaborate circuit("sub1", ...)  (top level + these subckts for the analyses after it)
-      analysis NAME op|tran|ac|dcinc|dcxf|acxf p=v ...   (noise, hb: "not supported yet")
+      analysis NAME op|tran|ac|dcinc|dcxf|acxf|noise p=v ...   (hb: "not supported yet")
       print ... | save ... | abort always | postprocess(...)
     endc
     embed "f" <<<FILE ... >>>FILE   (skipped, with a warning; so is postprocess: never run)
@@ -324,9 +324,9 @@ def _parse_body(net: Netlist, text: str, path: Path, top: Subckt, stack: tuple[P
 
 
 #: VACASK's analysis types: those va2jax runs (``dc``: va2jax's name for a swept ``op``)
-_ANALYSES_DONE = {"op", "dc", "ac", "tran", "dcinc", "dcxf", "acxf"}
+_ANALYSES_DONE = {"op", "dc", "ac", "tran", "dcinc", "dcxf", "acxf", "noise"}
 #: VACASK's other analysis types (include/an*.h): parsed, refused until implemented
-_ANALYSES_PLANNED = {"noise", "hb"}
+_ANALYSES_PLANNED = {"hb"}
 #: control commands VACASK has (simulator/cmd.cpp) that va2jax does not carry out yet
 _COMMANDS_PLANNED = {"alter", "abort", "clear"}
 #: statements valid only inside ``control``
@@ -341,7 +341,7 @@ def _check_analysis_kind(kind: str, loc: Loc) -> None:
         return
     if low in _ANALYSES_PLANNED:
         raise NetlistError(loc, f"analysis {low!r} not supported yet (va2jax runs op, ac, tran, "
-                                "dcinc, dcxf, acxf and swept op)")
+                                "dcinc, dcxf, acxf, noise and swept op)")
     raise NetlistError(loc, f"unknown analysis type {kind!r} (VACASK's: op, ac, tran, noise, "
                             "hb, acxf, dcxf, dcinc)")
 

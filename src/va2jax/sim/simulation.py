@@ -250,6 +250,10 @@ class Simulation:
             sw = {k.lower(): v for k, v in decl.params.items()}
             sw["name"] = f"analysis {decl.name}"
             res = run_ac(eng, decl.name, sweep_points(sw, dict(self.circuit.params), decl))
+        elif kind == "noise" and self.circuit.dialect == "vacask":
+            from ._noise_analysis import run_noise
+
+            res = run_noise(self, decl)
         elif kind == "ac":
             f0 = self._num(decl, "from")
             f1 = self._num(decl, "to")
