@@ -511,6 +511,7 @@ class Engine:
         self._assemble_ready = False
         self.iterations = 0
         self._tran_kernels: dict = {}
+        self._op_host = None  # dc_op with the sparse solve in a host callback (_host_op)
 
     @property
     def newton(self) -> Callable:
@@ -568,7 +569,7 @@ class Engine:
         """:func:`dc_op` compiled with the sparse solve in a host callback
         (``make_newton(host_solve=True)``); built on first use, its time added to
         :attr:`compile_s`."""
-        if getattr(self, "_op_host", None) is None:
+        if self._op_host is None:
             t0 = time.perf_counter()
             newton = make_newton(self.sys, self.opts, host_solve=True)
             opts = self.opts
