@@ -94,9 +94,16 @@ class DevicePlan:
         # the static rows from their distinct rows (usually one or two per model card): a
         # constant of N × n_in doubles in the compiled program (73 MB for 20,000 PSP103) costs
         # compile time growing with N and is streamed from memory on every call
+        # (the gather's operands pass an optimization barrier: XLA would otherwise fold the
+        # gather of two constants back into the N × n_in constant at compile time)
+        import jax
+
         uniq, inv = self.static_distinct
-        static = (jnp.broadcast_to(jnp.asarray(uniq[0]), self.static.shape) if len(uniq) == 1
-                  else jnp.asarray(uniq)[jnp.asarray(inv)])
+        if len(uniq) == 1:
+            static = jnp.broadcast_to(jnp.asarray(uniq[0]), self.static.shape)
+        else:
+            u, i = jax.lax.optimization_barrier((jnp.asarray(uniq), jnp.asarray(inv)))
+            static = u[i]
         return jnp.where(dyn, jnp.concatenate(vals, axis=1)[:, pos], static)
 
     @functools.cached_property
