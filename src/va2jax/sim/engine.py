@@ -260,7 +260,34 @@ def native_newton(system: System, opts: Options, values: System | None = None) -
 _NATIVE_NEWTON_MAX_CONSTANTS = 4_000_000
 
 
-def make_newton(system: System, opts: Options, values: System | None = None) -> Callable:
+def _host_sparse_solve(Ai: np.ndarray, Aj: np.ndarray, n: int) -> Callable:
+    """``solve(Ax, b) -> x`` on the pattern ``(Ai, Aj)`` that never stops the compiled program: a
+    host callback to SuperLU (SciPy, COLAMD ordering, partial pivoting) returning NaN where the
+    matrix is singular. :meth:`Engine.op`'s second try after KLU reported a singular matrix
+    (klujax raises instead of returning, which would end the operating point's stepping)."""
+    import scipy.sparse as sp
+    from scipy.sparse.linalg import splu
+
+    rows, cols = np.asarray(Ai), np.asarray(Aj)
+
+    def host(ax, b):
+        A = sp.csc_matrix((np.asarray(ax), (rows, cols)), shape=(n, n))
+        try:
+            with np.errstate(all="ignore"):
+                x = splu(A, permc_spec="COLAMD").solve(np.asarray(b))
+        except RuntimeError:  # "Factor is exactly singular"
+            return np.full(n, np.nan)
+        return np.asarray(x, np.float64)
+
+    def solve(ax, b):
+        return jax.pure_callback(host, jax.ShapeDtypeStruct((n,), jnp.float64), ax, b,
+                                 vmap_method="sequential")
+
+    return solve
+
+
+def make_newton(system: System, opts: Options, values: System | None = None, *,
+                host_solve: bool = False) -> Callable:
     """The pure (traceable) Newton solve of ``system``:
     ``newton(x0, b, a0, hist, gshunt, maxiter, dvmax, xref=None, rref=None) -> (x, iterations,
     converged, singular, q, F, r)``; ``xref``, ``rref`` (n,): tolerance references of the
@@ -296,6 +323,11 @@ def make_newton(system: System, opts: Options, values: System | None = None) -> 
     per solve; the same operations in the same order, except the solve for ``n > 12`` — the native
     LU instead of LAPACK's — and the dot products ``G·x``, ``C·x``, ``Jq·Δx``, summed sequentially;
     ``VA2JAX_SIM_NATIVE_NEWTON=0`` keeps this XLA loop).
+    A row or column of the sparse Jacobian that is all zeros (a node whose only connection
+    carries no DC current, e.g. a MOSFET gate) is recognised before KLU is called: the update is
+    then NaN, as LAPACK's, and the operating point goes on to gmin and source stepping.
+    ``host_solve``: the sparse solve goes through :func:`_host_sparse_solve` (SuperLU in a host
+    callback, NaN on any singular matrix) instead of KLU.
     """
     n = system.n
     native = native_newton(system, opts, values)
@@ -325,7 +357,10 @@ def make_newton(system: System, opts: Options, values: System | None = None) -> 
 
             check_fill(Ai, Aj, n)  # out-of-memory risk: an error before the run
             klu = system._memo["klu"] = KluSolver(Ai, Aj, n)
+        if host_solve:
+            klu = _host_sparse_solve(Ai, Aj, n)
         diag = jnp.asarray(find(np.arange(n), np.arange(n)))
+        eye = jnp.zeros(len(Ai)).at[diag].set(1.0)  # the identity on the pattern
         Ai, Aj = jnp.asarray(Ai), jnp.asarray(Aj)
 
         def add_diag(J, d):
@@ -334,11 +369,16 @@ def make_newton(system: System, opts: Options, values: System | None = None) -> 
         def equilibrated_solve(J, r):
             # the dense path's row/column equilibration, on the pattern (same values, same order)
             rs = jax.ops.segment_max(jnp.abs(J), Ai, num_segments=n)
+            cs = jax.ops.segment_max(jnp.abs(J / jnp.where(rs > 0, rs, 1.0)[Ai]), Aj, num_segments=n)
+            # an all-zero row or column: singular whatever the other values; KLU would stop the
+            # compiled program with an error, LAPACK returns non-finite values — so does this
+            # (KLU then solves the identity instead; a select, not lax.cond: under vmap a cond
+            # would batch the pattern, which klujax's primitive refuses)
+            empty = jnp.any(rs == 0) | jnp.any(cs == 0)
             rs = jnp.where(rs > 0, rs, 1.0)
-            Js = J / rs[Ai]
-            cs = jax.ops.segment_max(jnp.abs(Js), Aj, num_segments=n)
             cs = jnp.where(cs > 0, cs, 1.0)
-            return klu(Js / cs[Aj], r / rs) / cs
+            Js = jnp.where(empty, eye, J / rs[Ai] / cs[Aj])
+            return jnp.where(empty, jnp.nan, klu(Js, r / rs) / cs)
 
         def matvec(M, v):
             return jax.ops.segment_sum(M * v[Aj], Ai, num_segments=n)
@@ -462,14 +502,18 @@ def dc_op(newton: Callable, b: jax.Array, x0: jax.Array, opts: Options) -> OpSol
     """The DC operating point as a traceable function of the source vector ``b`` (n,) and the
     start ``x0`` (n,); ``newton`` as returned by :func:`make_newton`.
 
-    1. plain Newton from ``x0`` (``gshunt = opts.gshunt``); a singular matrix stops here
-       (:attr:`OpStatus.SINGULAR`);
+    1. plain Newton from ``x0`` (``gshunt = opts.gshunt``);
     2. gmin stepping from ``x0``: Newton with a shunt conductance ``g = max(10⁻ᵏ, gshunt)`` S
        from every node to ground, ``k = 2 … 12``, each step starting from the previous step's
        result, then a final solve with ``gshunt`` alone;
     3. source stepping from 0: sources scaled by ``λ``, raised by ``Δλ`` (0.1 at first; ×2 after
        a converged step, at most 0.5; ÷4 after a failed one) until ``λ = 1``, or
        :attr:`OpStatus.NO_CONVERGENCE` once ``Δλ < 10⁻⁶``.
+
+    A failed solve goes on to the next phase whatever the cause, a singular matrix included (as
+    VACASK tries its homotopies after any failure of the plain solve: a floating gate is singular
+    without a shunt but not during gmin stepping); when all fail and the last solve stopped on a
+    singular matrix, the status is :attr:`OpStatus.SINGULAR` (the host then names the nodes).
 
     One ``lax.while_loop`` over Newton solves whose phase (plain, gmin step ``i``, final, source
     step) picks the solve's start, source scale and shunt, so the model code is traced once.
@@ -479,20 +523,20 @@ def dc_op(newton: Callable, b: jax.Array, x0: jax.Array, opts: Options) -> OpSol
     itl, dvmax, g0 = jnp.int32(opts.op_itl), jnp.float64(opts.dvmax), jnp.float64(opts.gshunt)
     gs = jnp.asarray(np.maximum(10.0 ** np.arange(-2, -13, -1), opts.gshunt))
     ng = gs.shape[0]
-    PLAIN, GMIN, FINAL, SOURCE, DONE, SINGULAR, FAIL = range(7)
+    PLAIN, GMIN, FINAL, SOURCE, DONE, FAIL = range(6)
 
     def cond(s):
         return s[0] < DONE
 
     def body(s):
-        phase, i, xg, xs, lam, dlam, x, iters, _, _ = s
+        phase, i, xg, xs, lam, dlam, x, iters, _, _, _ = s
         nl = jnp.minimum(1.0, lam + dlam)
         start = jnp.where(phase == SOURCE, xs, jnp.where(phase == PLAIN, x0, xg))
         scale = jnp.where(phase == SOURCE, nl, 1.0)
         gsh = jnp.where(phase == GMIN, gs[jnp.minimum(i, ng - 1)], g0)
         xn, it, conv, bad, _, F, _ = newton(start, b * scale, jnp.float64(0.0), z, gsh, itl, dvmax)
         # plain Newton
-        p_next = jnp.where(conv, DONE, jnp.where(bad, SINGULAR, GMIN))
+        p_next = jnp.where(conv, DONE, GMIN)
         # gmin stepping (the start of each step is the previous result, converged or not)
         g_next = jnp.where(conv, jnp.where(i + 1 >= ng, FINAL, GMIN), SOURCE)
         # final solve without the extra shunt
@@ -510,12 +554,13 @@ def dc_op(newton: Callable, b: jax.Array, x0: jax.Array, opts: Options) -> OpSol
                 jnp.where(in_s & conv, xn, xs),
                 jnp.where(in_s & conv, nl, lam),
                 jnp.where(in_s, jnp.where(conv, jnp.minimum(dlam * 2, 0.5), dl_fail), dlam),
-                jnp.where(keep, xn, x), iters + it, it, F)
+                jnp.where(keep, xn, x), iters + it, it, F, bad)
 
     i0 = jnp.int32(0)
-    init = (jnp.int32(PLAIN), i0, x0, z, jnp.float64(0.0), jnp.float64(0.1), x0, i0, i0, z)
-    phase, _, _, _, _, _, x, iters, it, F = jax.lax.while_loop(cond, body, init)
-    status = jnp.select([phase == DONE, phase == SINGULAR], [OpStatus.OK, OpStatus.SINGULAR],
+    init = (jnp.int32(PLAIN), i0, x0, z, jnp.float64(0.0), jnp.float64(0.1), x0, i0, i0, z,
+            jnp.bool_(False))
+    phase, _, _, _, _, _, x, iters, it, F, bad = jax.lax.while_loop(cond, body, init)
+    status = jnp.select([phase == DONE, bad], [OpStatus.OK, OpStatus.SINGULAR],
                         OpStatus.NO_CONVERGENCE).astype(jnp.int32)
     return OpSolution(x, status, iters, it, F)
 
@@ -548,6 +593,7 @@ class Engine:
         self._assemble_ready = False
         self.iterations = 0
         self._tran_kernels: dict = {}
+        self._op_host = None  # dc_op with the sparse solve in a host callback (_host_op)
 
     @property
     def newton(self) -> Callable:
@@ -601,6 +647,24 @@ class Engine:
         except np.linalg.LinAlgError:
             return "singular matrix"
 
+    def _host_op(self) -> Callable:
+        """:func:`dc_op` compiled with the sparse solve in a host callback
+        (``make_newton(host_solve=True)``); built on first use, its time added to
+        :attr:`compile_s`."""
+        if self._op_host is None:
+            t0 = time.perf_counter()
+            newton = make_newton(self.sys, self.opts, host_solve=True)
+            opts = self.opts
+
+            def op_fn(x0: jax.Array, b: jax.Array) -> OpSolution:
+                return dc_op(newton, b, x0, opts)
+
+            n = self.sys.n
+            self._op_host = jax.jit(op_fn).lower(jnp.zeros(n), jnp.zeros(n)).compile(
+                compiler_options=loop_compiler_options())
+            self.compile_s += time.perf_counter() - t0
+        return self._op_host
+
     # -- DC ----------------------------------------------------------------------------------
     def op(self, b: np.ndarray, x0: np.ndarray | None = None, what: str = "operating point") -> np.ndarray:
         """DC operating point (:func:`dc_op`, compiled); a failure raises :class:`ConvergenceError`
@@ -612,8 +676,10 @@ class Engine:
         except jax.errors.JaxRuntimeError as e:
             if not is_singular_error(e):
                 raise
-            # KLU stops on a singular matrix (LAPACK returns non-finite values): same outcome
-            raise ConvergenceError(f"{what}: {self.singular_message(x0, b)}") from None
+            # KLU stopped the compiled stepping on a singular matrix that has no all-zero row or
+            # column (those are caught before KLU): once more with a solve that returns NaN
+            # there (SuperLU in a host callback), so that gmin and source stepping go on
+            sol = OpSolution(*(np.asarray(a) for a in self._host_op()(x0, b)))
         self.iterations += int(sol.iterations)
         status = OpStatus(int(sol.status))
         if status is OpStatus.OK:
