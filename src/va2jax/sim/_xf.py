@@ -278,8 +278,8 @@ def run_acxf(eng: Engine, name: str, out: Sequence[str],
                   lead=len(names))
 
 
-#: parameters each analysis takes (VACASK's; ``writeop``/``write`` are accepted: va2jax always
-#: returns the result and writes no separate operating-point file)
+#: parameters each analysis takes (VACASK's ``nodeset``, ``store``, ``writeop``, ``write``: refused
+#: as not supported yet — va2jax writes no separate operating-point file)
 _PARAMS = {"dcinc": {"writeop", "write"},
            "dcxf": {"out", "writeop", "write"},
            "acxf": {"out", "writeop", "write", "from", "to", "step", "mode", "points", "values"}}
@@ -361,7 +361,7 @@ def run_xf_decl(sim: "Simulation", decl: "AnalysisDecl") -> Result:
         return run_tf(sim.engine, decl.name, decl.params["out"], decl.params["in"], decl.loc)
     params = {k.lower(): v for k, v in decl.params.items()}
     for k in params:
-        if k in ("nodeset", "store"):  # VACASK's operating-point hints
+        if k in ("nodeset", "store", "writeop", "write"):  # VACASK's operating-point hints/files
             raise NetlistError(decl.loc, f"{where}: parameter {k!r} not supported yet")
         if k not in _PARAMS[kind]:
             raise NetlistError(decl.loc, f"{where}: {kind} has no parameter {k!r}"
