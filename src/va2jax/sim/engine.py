@@ -72,6 +72,7 @@ class Options:
     op_itl: int = 100
     tran_itl: int = 10
     tran_ft: float = 0.25  # step factor after a failed Newton solve
+    tran_fs: float = 0.25  # first step: this fraction of min(step, maxstep, tran_fbr·first gap)
     tran_predictor: int = 0  # 1: start Newton from the predicted point, 0: from the last point
     tran_redofactor: float = 2.5  # reject a point when h / h_LTE exceeds it (0: never)
     nr_residualcheck: int = 1  # Newton's convergence also checks the residual

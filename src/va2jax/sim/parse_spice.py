@@ -136,6 +136,8 @@ def parse_spice(path: str | Path, text: str | None = None) -> Netlist:
         count[kind] = count.get(kind, 0) + 1
         net.analyses.append(dataclasses.replace(a, name=f"{kind}{count[kind]}"))
     _integration(net, state)
+    # ngspice's first time step is a tenth of min(tstep, tmax) (dctran.c), VACASK's a quarter
+    net.options.setdefault("tran_fs", "0.1")
     _wave_defaults(net, state)
     return net
 

@@ -101,6 +101,7 @@ class TranKernel:
         self.n = n
         self.chunk = chunk
         self.compiled = False
+        self.tran_fs = o.tran_fs
         b_of_t = sysm.make_source_fn()
         has_lte = sysm.has_charges()  # (no dense C on the sparse path)
         order = 1 if method == "be" else 2
@@ -258,7 +259,12 @@ class TranKernel:
         size = 1 << max(4, int(np.ceil(np.log2(len(bps) + 1))))
         bpp = np.full(size, np.inf)
         bpp[: len(bps)] = bps
-        h0 = min(step, maxstep) * 0.1
+        # VACASK's first step (lib/coretran.cpp): tran_fs · min(step, maxstep, tran_fbr · the gap to
+        # the first breakpoint after 0 (or stop)); tran_fbr = 0.2501 is VACASK's default. (VACASK
+        # also bounds it by tran_ffmax/(2·f_max) of sine sources and by the devices' bound step:
+        # not applied here.)
+        first_bp = next((float(b) for b in bps if 0 < b < stop), stop)
+        h0 = self.tran_fs * min(step, maxstep, 0.2501 * first_bp)
         hmin = 1e-14 * max(stop, 1e-9)
         f = np.float64
         return TranState(
