@@ -103,6 +103,9 @@ class ModelLibrary:
         self.origin: dict[str, str] = {}  # module → where it comes from, for the run summary
         #: stamped linear modules → their ``load`` (file, loc), loaded for real on demand
         self.deferred: dict[str, tuple[str, Loc]] = {}
+        #: module → the file it was loaded from (``.va`` or ``.osdi``; for operating-point
+        #: variables, which the OSDI library computes)
+        self.files: dict[str, Path] = {}
 
     def user_dirs(self, loc: Loc | None) -> list[Path]:
         """Folders searched before any library path, as VACASK does for ``load``: the folder of
@@ -211,6 +214,7 @@ class ModelLibrary:
             self.modules[cm.name.lower()] = cm
             self.sources[cm.name.lower()] = "generated"
             self.origin[cm.name.lower()] = f"generated from {path}"
+            self.files[cm.name.lower()] = Path(path)
             # also under OpenVAF's name for it (netlists written for the OSDI library use that)
             osdi_name = getattr(getattr(m, "ir", None), "osdi_name", "")
             if osdi_name:
@@ -228,6 +232,7 @@ class ModelLibrary:
             self.modules[cm.name.lower()] = cm
             self.sources[cm.name.lower()] = "osdi"
             self.origin[cm.name.lower()] = f"OSDI library {path}"
+            self.files[cm.name.lower()] = Path(path)
 
     def resolve(self, module: str, loc: Loc, linear: bool = True) -> CompiledModel | None:
         """The model of ``module``; ``None`` for an unknown module or one stamped as a linear

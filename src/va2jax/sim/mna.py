@@ -28,7 +28,7 @@ from ..errors import Va2JaxError, suggest
 from .devices import CompiledModel, DeviceGroup
 from .expr import Value
 from .netlist import FlatCircuit, FlatInstance, Loc, NetlistError
-from .sources import Waveform, make_waveform
+from .sources import Waveform, make_waveform, scaled
 
 #: Built-in linear / source elements: module name → (terminal count, main parameter, aliases)
 LINEAR_MODULES = {
@@ -56,7 +56,7 @@ _SOURCE_PARAMS = {"dc", "type", "val0", "val1", "delay", "rise", "fall", "width"
                   "sinedc", "ampl", "freq", "damp", "sinephase", "wave", "mag", "phase",
                   "td1", "tau1", "td2", "tau2", "acmag", "acphase", "theta", "offset", "scale",
                   "stretch", "pwlperiod", "twidth", "allbrkpts", "slopetol", "reltol", "modfreq",
-                  "modphase", "modindex"}
+                  "modphase", "modindex", "$mfactor"}
 
 
 #: Unknowns above which :class:`System` keeps its linear stamps as COO triplets only (no dense
@@ -100,6 +100,8 @@ class System:
     #: ground rows/columns dropped): the sparse path's O(nnz) form of ``G`` and ``C``
     G_coo: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
     C_coo: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    #: collapsed internal nodes (``inst:node``) → the unknown they merged into (``-1``: ground)
+    aliases: dict[str, int] = field(default_factory=dict)
     #: memo of structure-only objects: the pattern keys, KLU's symbolic analysis (which must live
     #: as long as the compiled loops that use its handle do)
     _memo: dict = field(default_factory=dict, repr=False, compare=False)
@@ -285,8 +287,13 @@ class _Builder:
         self.pending: dict[tuple[int, tuple], list[tuple[FlatInstance, dict[str, Value]]]] = {}
         self.pend_models: dict[tuple[int, tuple], tuple[CompiledModel, dict[str, Value]]] = {}
         self.inst_locs: dict[str, Loc] = {}
+        self.aliases: dict[str, int] = {}
         #: current-controlled sources and mutuals, stamped once all unknowns exist
         self.controlled: list[tuple[FlatInstance, str, list[int], int, dict[str, Value]]] = []
+
+    def _label(self, inst: str, node: str) -> str:
+        """The name of internal node ``node`` of instance ``inst`` (VACASK lower-cases it)."""
+        return f"{inst}:{node.lower() if self.circ.dialect == 'vacask' else node}"
 
     def new_unknown(self, name: str, current: bool, lte_check: bool) -> int:
         self.names.append(name)
@@ -359,12 +366,15 @@ class _Builder:
             _check_params(allp, _SOURCE_PARAMS, where, inst.loc)
             wf = make_waveform(allp, f"{inst.loc}: {where}", vacask=self.circ.dialect == "vacask")
             p, nn = nodes
+            # $mfactor (VACASK): m sources in parallel; a vsource's value stays, its branch
+            # unknown is the current of one (the nodes see m of it); an isource's is m times
+            m = _opt_num(allp, "$mfactor", 1.0, where, inst.loc)
             if mod == "vsource":
                 br = self.new_unknown(f"{inst.name}:flow(br)", True, False)
-                G_entries.extend([(p, br, 1.0), (nn, br, -1.0), (br, p, 1.0), (br, nn, -1.0)])
+                G_entries.extend([(p, br, m), (nn, br, -m), (br, p, 1.0), (br, nn, -1.0)])
                 self.sources.append(SourceRef(inst.name, "v", br, p, nn, wf))
             else:
-                self.sources.append(SourceRef(inst.name, "i", -1, p, nn, wf))
+                self.sources.append(SourceRef(inst.name, "i", -1, p, nn, scaled(wf, m)))
         elif mod == "vcvs":
             _check_params(allp, _CTL_PARAMS[mod], where, inst.loc)
             gain = _num_param(allp, ("gain",), where, inst.loc)
@@ -457,10 +467,14 @@ class _Builder:
                     a = int(alias[k, j])
                     if a == j:
                         nm = model.node_names[j]
+                        if self.circ.dialect == "vacask":  # VACASK lower-cases OSDI node names
+                            nm = nm.lower()
                         label = f"{inst.name}:flow({nm})" if flow[j] else f"{inst.name}:{nm}"
                         idx[k, j] = self.new_unknown(label, flow[j], not flow[j])
                     elif a < 0:
                         idx[k, j] = -1
+                        if not flow[j]:
+                            self.aliases[self._label(inst.name, model.node_names[j])] = -1
                 for j in range(model.num_terminals, nloc):
                     a = int(alias[k, j])
                     if 0 <= a != j:
@@ -470,6 +484,8 @@ class _Builder:
                             a = int(alias[k, a])
                             seen += 1
                         idx[k, j] = idx[k, a] if a >= 0 else -1
+                        if not flow[j]:
+                            self.aliases[self._label(inst.name, model.node_names[j])] = int(idx[k, j])
             groups.append(GroupRef(model, grp, idx, [m[0].name for m in members]))
         return groups
 
@@ -546,7 +562,7 @@ class _Builder:
             dense.append(M)
         return System(self.names, np.array(self.is_cur, bool), dense[0], dense[1], self.sources,
                       groups, self.node_index, np.array(self.gmin, float), np.array(self.lte, float),
-                      self.inst_locs, coo[0], coo[1])
+                      self.inst_locs, coo[0], coo[1], aliases=self.aliases)
 
 
 def _merge_groups(groups: list[GroupRef]) -> list[GroupRef]:

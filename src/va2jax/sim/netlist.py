@@ -80,6 +80,8 @@ class AnalysisDecl:
     #: subcircuits instantiated at top level for this analysis (VACASK ``elaborate circuit(...)``
     #: in effect when the analysis was read; empty: the top level alone)
     circuit: tuple[str, ...] = ()
+    #: VACASK ``save`` directives read before the analysis (``sim._saves.Save``)
+    saves: tuple = ()
 
 
 @dataclass

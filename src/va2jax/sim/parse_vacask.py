@@ -37,6 +37,7 @@ import re
 import warnings
 from pathlib import Path
 
+from ._saves import parse_saves
 from .netlist import (
     AnalysisDecl,
     InstanceDecl,
@@ -218,6 +219,7 @@ def _parse_body(net: Netlist, text: str, path: Path, top: Subckt, stack: tuple[P
     in_control = False
     pending_sweeps: list[dict[str, str]] = []
     circuit: tuple[str, ...] = net.elaborations[-1][0] if net.elaborations else ()
+    saves = list(net.analyses[-1].saves) if net.analyses else []
     for stmt, loc in stmts:
         word = stmt.split(None, 1)[0]
         rest = stmt[len(word):].strip()
@@ -235,7 +237,8 @@ def _parse_body(net: Netlist, text: str, path: Path, top: Subckt, stack: tuple[P
                 params = _split_params(parts[2] if len(parts) > 2 else "", loc)
                 net.analyses.append(AnalysisDecl(parts[0], parts[1].lower(), params, loc,
                                                  sweep=pending_sweeps[-1] if pending_sweeps
-                                                 else None, sweeps=pending_sweeps, circuit=circuit))
+                                                 else None, sweeps=pending_sweeps, circuit=circuit,
+                                                 saves=tuple(saves)))
                 pending_sweeps = []
             elif low == "sweep":
                 parts = rest.split(None, 1)
@@ -246,6 +249,7 @@ def _parse_body(net: Netlist, text: str, path: Path, top: Subckt, stack: tuple[P
                 circuit = _parse_elaborate(rest, loc)
                 net.elaborations.append((circuit, loc))
             elif low == "save":
+                saves.extend(parse_saves(rest, loc))
                 net.saves.extend(rest.split())
             elif low.startswith("postprocess"):
                 warnings.warn(f"{loc}: postprocess: not run (va2jax never runs a netlist's "

@@ -191,6 +191,21 @@ class Simulation:
 
     def run_analysis(self, decl: AnalysisDecl,
                      progress: Callable[[str, float, float], None] | None = None) -> Result:
+        """Run one analysis; its result holds the vectors its ``save`` directives ask for."""
+        res = self._run_analysis(decl, progress)
+        if decl.saves:
+            from ._saves import select
+
+            res = select(res, decl.saves, self.system.aliases, self._opvar)
+        return res
+
+    def _opvar(self, inst: str, name: str, loc, X):
+        from ._opvars import opvar_values
+
+        return opvar_values(self, inst, name, loc, X)
+
+    def _run_analysis(self, decl: AnalysisDecl,
+                      progress: Callable[[str, float, float], None] | None = None) -> Result:
         self.use_circuit(decl.circuit)
         if decl.sweeps and self.circuit.dialect == "vacask":
             from ._sweep import run_swept
