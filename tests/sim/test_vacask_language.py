@@ -493,3 +493,53 @@ def test_source_mfactor_matches_vacask(tmp_path):
     v = dict(zip(r.names, np.real(r.data[0])))
     assert abs(v["b"] - 2.0) < 1e-12  # formula: 2 × 1 mA into 1k
     assert abs(v["v1:flow(br)"] + 2.0 / 1e3 / 3) < 1e-15  # formula: one of three sources
+
+
+SUB_IFS = """conditionals in a subckt
+load "resistor.osdi"
+load "capacitor.osdi"
+model r resistor
+model c capacitor
+model vsource vsource
+subckt load (a)
+  parameters kind=0 rv=1k
+  @if kind == 0
+    r1 (a 0) r r=rv
+  @elseif kind == 1
+    @if rv > 5k
+      model rr resistor
+      r1 (a 0) rr r=rv/2
+    @else
+      r1 (a 0) r r=rv*2
+    @end
+  @else
+    c1 (a 0) c c=1n
+    r1 (a 0) r r=3*rv
+  @end
+ends
+v1 (a 0) vsource dc=1 mag=1
+x1 (a) load
+x2 (a) load kind=1
+x3 (a) load kind=1 rv=10k
+x4 (a) load kind=2 rv=2k
+control
+  analysis op1 op
+  analysis ac1 ac from=1k to=1meg mode="dec" points=2
+endc
+"""
+
+
+def test_conditional_blocks_in_subckt_match_vacask(tmp_path):
+    """``@if`` inside a subckt: decided per instance on its own parameters (nested, with a
+    model card inside a branch)."""
+    res = compare(tmp_path, SUB_IFS, ["op1", "ac1"])
+    r, _ = res["op1"]
+    i = np.real(r.data[0, list(r.names).index("v1:flow(br)")])
+    # formula: 1 V over 1k ‖ 2k ‖ 5k ‖ 6k
+    assert abs(i + (1 / 1e3 + 1 / 2e3 + 1 / 5e3 + 1 / 6e3)) < 1e-15
+
+
+def test_statement_inside_if_is_one_line_error(tmp_path):
+    """VACASK's grammar: a conditional block holds instances, models and nested blocks only."""
+    expect_error(tmp_path, HEAD + "@if 1\nparameters q=1\n@end\ncontrol\n  analysis op1 op\n"
+                 "endc\n", "bad.sim:8:", "'parameters' inside @if")

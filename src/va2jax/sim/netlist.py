@@ -42,6 +42,9 @@ class ModelCard:
     module: str
     params: dict[str, str]
     loc: Loc
+    #: VACASK ``@if`` inside a subckt: used only where this expression of the subcircuit's
+    #: parameters is nonzero (``""``: always)
+    cond: str = ""
 
 
 @dataclass
@@ -53,6 +56,7 @@ class InstanceDecl:
     master: str
     params: dict[str, str]
     loc: Loc
+    cond: str = ""  # as ModelCard.cond
 
 
 @dataclass
@@ -244,6 +248,8 @@ def elaborate(net: Netlist, circuit: tuple[str, ...] = ()) -> FlatCircuit:
     def add_models(cards: dict[str, ModelCard], scope: dict[str, Value], prefix: str) -> dict[str, str]:
         local: dict[str, str] = {}
         for card in cards.values():
+            if card.cond and not _eval(card.cond, scope, card.loc, "@if condition"):
+                continue
             params = {k: _eval(v, scope, card.loc, f"model {card.name} parameter {k}")
                       for k, v in card.params.items()}
             key = (prefix + card.name).lower()
@@ -270,6 +276,8 @@ def elaborate(net: Netlist, circuit: tuple[str, ...] = ()) -> FlatCircuit:
             return prefix + n
 
         for inst in sub.instances:
+            if inst.cond and not _eval(inst.cond, scope, inst.loc, "@if condition"):
+                continue
             master_low = inst.master.lower()
             nodes = [node(n) for n in inst.nodes]
             if master_low in subckts_low and master_low not in local_models:

@@ -220,7 +220,7 @@ def _parse_body(net: Netlist, text: str, path: Path, top: Subckt, stack: tuple[P
     pending_sweeps: list[dict[str, str]] = []
     circuit: tuple[str, ...] = net.elaborations[-1][0] if net.elaborations else ()
     saves = list(net.analyses[-1].saves) if net.analyses else []
-    for stmt, loc in stmts:
+    for stmt, loc, guard in stmts:
         word = stmt.split(None, 1)[0]
         rest = stmt[len(word):].strip()
         low = word.lower()
@@ -286,7 +286,8 @@ def _parse_body(net: Netlist, text: str, path: Path, top: Subckt, stack: tuple[P
             ptxt = parts[2].strip() if len(parts) > 2 else ""
             if ptxt.startswith("(") and ptxt.endswith(")"):
                 ptxt = ptxt[1:-1]
-            cur.models[parts[0]] = ModelCard(parts[0], parts[1], _split_params(ptxt, loc), loc)
+            key = parts[0] if not guard else f"{parts[0]}\0{len(cur.models)}"
+            cur.models[key] = ModelCard(parts[0], parts[1], _split_params(ptxt, loc), loc, guard)
         elif low == "subckt":
             if cur is not top:
                 raise NetlistError(loc, "nested subckt definitions are not supported")
@@ -317,7 +318,7 @@ def _parse_body(net: Netlist, text: str, path: Path, top: Subckt, stack: tuple[P
             if not parts:
                 raise NetlistError(loc, f"instance {m.group(1)} has no model/device name")
             params = _split_params(parts[1] if len(parts) > 1 else "", loc)
-            cur.instances.append(InstanceDecl(m.group(1), nodes, parts[0], params, loc))
+            cur.instances.append(InstanceDecl(m.group(1), nodes, parts[0], params, loc, guard))
     if cur is not top:
         raise NetlistError(cur.loc, f"subckt {cur.name} has no 'ends'")
     if in_control:
@@ -333,6 +334,9 @@ _ANALYSES_DONE = {"op", "dc", "ac", "tran"}
 _ANALYSES_PLANNED = {"noise", "hb", "acxf", "dcxf", "dcinc"}
 #: control commands VACASK has (simulator/cmd.cpp) that va2jax does not carry out yet
 _COMMANDS_PLANNED = {"alter", "abort", "clear"}
+#: statements a conditional block may not hold (VACASK: instances, models, nested blocks only)
+_NOT_IN_BLOCK = {"load", "include", "ground", "global", "parameters", "subckt", "ends",
+                 "control", "endc", "embed"}
 #: statements valid only inside ``control``
 _CONTROL_ONLY = {"analysis", "sweep", "options", "var", "alter", "abort", "clear", "print"}
 
@@ -370,20 +374,25 @@ def _control_command(net: Netlist, low: str, rest: str, loc: Loc) -> None:
 
 
 def _conditionals(net: Netlist, stmts: list[tuple[str, Loc]], top: Subckt
-                  ) -> list[tuple[str, Loc]]:
+                  ) -> list[tuple[str, Loc, str]]:
     """Resolve ``@if COND`` / ``@elseif COND`` / ``@else`` / ``@end`` blocks: keep the
     statements of the first branch whose condition (an expression of the top-level
-    ``parameters`` seen so far and the control ``var`` values) is nonzero. Blocks nest. Inside a
-    ``subckt`` (conditions on its own parameters, decided per instance in VACASK) they are
-    refused."""
+    ``parameters`` seen so far and the control ``var`` values) is nonzero. Blocks nest.
+
+    Inside a ``subckt`` the conditions are on its own parameters and decided per instance (as
+    VACASK does): each statement is kept with its *guard*, an expression that is nonzero where
+    its branch is taken (``!(c1) && (c2)`` for an ``@elseif c2`` after ``@if c1``); ``""`` is
+    no guard. Returns (statement, location, guard). As in VACASK (``lib/dflparser.y``), a block
+    holds instances, models and nested blocks only."""
     from .expr import ExprError, evaluate
 
-    out: list[tuple[str, Loc]] = []
-    # each open block: [taking now, some branch taken already, parent taking, loc]
+    out: list[tuple[str, Loc, str]] = []
+    # each open block: [taking now, some branch taken already, parent taking, loc,
+    #                   subckt: conditions so far, this branch's guard]
     stack: list[list] = []
     in_sub = False
     if not any(s.startswith("@") for s, _ in stmts):
-        return stmts
+        return [(s, loc, "") for s, loc in stmts]
 
     def scope() -> dict:
         env: dict = {}
@@ -395,9 +404,6 @@ def _conditionals(net: Netlist, stmts: list[tuple[str, Loc]], top: Subckt
         return env
 
     def cond(text: str, loc: Loc) -> bool:
-        if in_sub:
-            raise NetlistError(loc, "@if inside a subckt not supported yet (conditions on "
-                                    "subcircuit parameters)")
         if not text.strip():
             raise NetlistError(loc, "@if/@elseif needs a condition")
         try:
@@ -418,9 +424,24 @@ def _conditionals(net: Netlist, stmts: list[tuple[str, Loc]], top: Subckt
             in_control = True
         elif low == "endc":
             in_control = False
+        if low in ("@if", "@elseif") and not rest.strip():
+            raise NetlistError(loc, f"{low} needs a condition")
+        if in_sub and low in ("@if", "@elseif", "@else"):
+            if low == "@if":
+                stack.append([taking, False, taking, loc, [], ""])
+            elif not stack:
+                raise NetlistError(loc, f"{low} without @if")
+            b = stack[-1]
+            prev = " && ".join(f"!({c})" for c in b[4])
+            if low == "@else":
+                b[5] = prev or "1"
+            else:
+                b[5] = f"{prev} && ({rest})" if prev else f"({rest})"
+                b[4].append(rest)
+            continue
         if low == "@if":
             t = taking and cond(rest, loc)
-            stack.append([t, t, taking, loc])
+            stack.append([t, t, taking, loc, [], ""])
         elif low == "@elseif":
             if not stack:
                 raise NetlistError(loc, "@elseif without @if")
@@ -440,6 +461,9 @@ def _conditionals(net: Netlist, stmts: list[tuple[str, Loc]], top: Subckt
             stack.pop()
         elif low.startswith("@"):
             raise NetlistError(loc, f"unknown directive {word!r} (@if, @elseif, @else, @end)")
+        elif stack and (low in _NOT_IN_BLOCK or low in _CONTROL_ONLY):
+            raise NetlistError(loc, f"'{low}' inside @if (a conditional block holds instances, "
+                                    "models and nested @if blocks only, as in VACASK)")
         elif taking:
             if low == "subckt":
                 in_sub = True
@@ -450,7 +474,8 @@ def _conditionals(net: Netlist, stmts: list[tuple[str, Loc]], top: Subckt
                 _apply_overrides(net, top)
             elif low == "var":
                 net.variables.update(_split_params(rest, loc))
-            out.append((stmt, loc))
+            guard = " && ".join(b[5] for b in stack if b[5])
+            out.append((stmt, loc, guard))
     if stack:
         raise NetlistError(stack[-1][3], "@if without @end")
     return out
