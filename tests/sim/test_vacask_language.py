@@ -543,3 +543,38 @@ def test_statement_inside_if_is_one_line_error(tmp_path):
     """VACASK's grammar: a conditional block holds instances, models and nested blocks only."""
     expect_error(tmp_path, HEAD + "@if 1\nparameters q=1\n@end\ncontrol\n  analysis op1 op\n"
                  "endc\n", "bad.sim:8:", "'parameters' inside @if")
+
+
+OPTIONAL_TERMINALS = """optional terminals
+load "resistor.osdi"
+load "vbic_1p3_5t.osdi"
+model r resistor
+model vsource vsource
+model qv vbic13_5t rth=100 rcx=10 rbx=10 re=1
+vcc (vc 0) vsource dc=3
+vb (bb 0) vsource dc=0.75
+rb1 (bb b1) r r=10k
+rc1 (vc c1) r r=1k
+q1 (c1 b1 0 0) qv
+control
+  options reltol=1e-10 vntol=1e-13 abstol=1e-16
+  analysis op1 op
+  sweep s1 instance="vb" parameter="dc" values=[0.7, 0.8]
+  analysis op2 op
+endc
+"""
+
+
+def test_optional_terminals_match_vacask(tmp_path):
+    """An instance connecting 4 of VBIC's 5 terminals: the thermal node ``dt`` becomes the
+    instance's internal node ``q1:dt`` and the OSDI library is told 4 are connected, as in
+    VACASK. (Tight reltol in both: the transistor is nonlinear.)"""
+    res = compare(tmp_path, OPTIONAL_TERMINALS, ["op1", "op2"])
+    assert "q1:dt" in res["op1"][0].names
+
+
+def test_optional_terminal_of_port_connected_module_is_refused(tmp_path):
+    """The generated code takes ``$port_connected`` as true: a module asking it (SPICE BJT's
+    substrate) with a terminal left open is refused by name, not run wrong."""
+    expect_error(tmp_path, HEAD + 'load "spice/bjt.osdi"\nmodel qb sp_bjt\nq2 (a a 0) qb\n'
+                 "control\n  analysis op1 op\nendc\n", "bad.sim:9:", "$port_connected")

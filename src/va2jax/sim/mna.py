@@ -413,11 +413,22 @@ class _Builder:
             cands = list(LINEAR_MODULES) + list(circ.models)
             raise NetlistError(inst.loc, f"{where}: unknown model or device {inst.master!r}"
                                          + suggest(inst.master, cands))
-        if len(nodes) != model.num_terminals:
-            raise NetlistError(inst.loc, f"{where} ({model.name}) needs {model.num_terminals} "
-                                         f"nodes ({' '.join(model.node_names[:model.num_terminals])})"
-                                         f", got {len(nodes)}")
         inst_p: dict[str, Value] = {}
+        if len(nodes) != model.num_terminals:
+            # VACASK: the terminals after the last connected one are the instance's internal
+            # nodes (``inst:t``); the module learns how many are connected ($port_connected)
+            optional = circ.dialect == "vacask" and len(nodes) < model.num_terminals and \
+                getattr(model, "optional_terminals", lambda: False)()
+            if not optional and circ.dialect == "vacask" and len(nodes) < model.num_terminals:
+                raise NetlistError(inst.loc, f"{where}: {len(nodes)} of the {model.num_terminals} "
+                                             f"terminals of {model.name} connected: its generated "
+                                             "code takes $port_connected as true for every port "
+                                             "(not supported yet; --models osdi runs it)")
+            if not optional:
+                raise NetlistError(inst.loc, f"{where} ({model.name}) needs {model.num_terminals} "
+                                             f"nodes ({' '.join(model.node_names[:model.num_terminals])})"
+                                             f", got {len(nodes)}")
+            inst_p["$connected"] = len(nodes)
         mod_p: dict[str, Value] = {}
         for k, v in mparams.items():
             kind = model.param_kind(k)
@@ -460,10 +471,10 @@ class _Builder:
             flow = model.node_is_flow()
             idx = np.zeros((len(members), nloc), dtype=np.int64)
             for k, (inst, _) in enumerate(members):
-                for j in range(nloc):
-                    if j < model.num_terminals:
-                        idx[k, j] = self.node(inst.nodes[j])
-                for j in range(model.num_terminals, nloc):
+                nconn = min(len(inst.nodes), model.num_terminals)  # the rest: internal nodes
+                for j in range(nconn):
+                    idx[k, j] = self.node(inst.nodes[j])
+                for j in range(nconn, nloc):
                     a = int(alias[k, j])
                     if a == j:
                         nm = model.node_names[j]
@@ -475,7 +486,7 @@ class _Builder:
                         idx[k, j] = -1
                         if not flow[j]:
                             self.aliases[self._label(inst.name, model.node_names[j])] = -1
-                for j in range(model.num_terminals, nloc):
+                for j in range(nconn, nloc):
                     a = int(alias[k, j])
                     if 0 <= a != j:
                         # follow chains of aliases
