@@ -235,6 +235,8 @@ def _parse_body(net: Netlist, text: str, path: Path, top: Subckt, stack: tuple[P
                     raise NetlistError(loc, "analysis needs a name and a type")
                 _check_analysis_kind(parts[1], loc)
                 params = _split_params(parts[2] if len(parts) > 2 else "", loc)
+                _check_analysis_params(parts[0], parts[1].lower(), params, bool(pending_sweeps),
+                                       loc)
                 net.analyses.append(AnalysisDecl(parts[0], parts[1].lower(), params, loc,
                                                  sweep=pending_sweeps[-1] if pending_sweeps
                                                  else None, sweeps=pending_sweeps, circuit=circuit,
@@ -339,6 +341,38 @@ _NOT_IN_BLOCK = {"load", "include", "ground", "global", "parameters", "subckt", 
                  "control", "endc", "embed"}
 #: statements valid only inside ``control``
 _CONTROL_ONLY = {"analysis", "sweep", "options", "var", "alter", "abort", "clear", "print"}
+
+
+#: VACASK's parameters of each analysis (lib/coreop.cpp, coreac.cpp, coretran.cpp): (all, those
+#: va2jax applies); ``method`` of tran is va2jax's (VACASK: the option ``tran_method``)
+_ANALYSIS_PARAMS = {
+    "op": ({"nodeset", "store", "write"}, {"nodeset", "store"}),
+    "ac": ({"from", "to", "step", "mode", "points", "values", "writeop", "write", "nodeset",
+            "store"}, {"from", "to", "step", "mode", "points", "values"}),
+    "tran": ({"step", "stop", "start", "maxstep", "icmode", "nodeset", "ic", "store", "write",
+              "method"}, {"step", "stop", "start", "maxstep", "icmode", "method"}),
+}
+
+
+def _check_analysis_params(name: str, kind: str, params: dict[str, str], swept: bool,
+                           loc: Loc) -> None:
+    """Refuse a parameter the analysis type does not have (unknown) or va2jax does not apply
+    yet (``write=0``, tran's ``ic``/``store``, ac's ``nodeset``/``store``/``writeop``, a swept
+    op's ``nodeset``/``store``): one line naming it."""
+    if kind not in _ANALYSIS_PARAMS:
+        return
+    known, done = _ANALYSIS_PARAMS[kind]
+    for k, v in params.items():
+        low = k.lower()
+        if low not in known:
+            raise NetlistError(loc, f"analysis {name}: unknown parameter {k!r} of {kind} "
+                                    f"(VACASK's: {', '.join(sorted(known - {'method'}))})")
+        if low == "write" and v.strip() in ("1", "1.0"):
+            continue
+        if low not in done or (swept and low in ("nodeset", "store")):
+            what = "of a swept analysis " if swept and low in done else ""
+            raise NetlistError(loc, f"analysis {name}: {kind} parameter {k!r} {what}not "
+                                    "supported yet")
 
 
 def _check_analysis_kind(kind: str, loc: Loc) -> None:

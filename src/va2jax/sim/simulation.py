@@ -111,6 +111,8 @@ class Simulation:
     #: as read (VACASK: ``elaborate`` and sweeps of top-level parameters elaborate it again)
     netlist: Netlist | None = None
     path: Path | None = None
+    #: VACASK ``store="slot"`` solutions: slot → unknown name → value
+    stored: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @classmethod
     def from_file(cls, path: str | Path, prefer: str | None = None) -> "Simulation":
@@ -175,6 +177,41 @@ class Simulation:
                 return float(val)
         return default
 
+    def _op(self, decl: AnalysisDecl) -> Result:
+        """Operating point with VACASK's ``nodeset`` and ``store`` (:mod:`._nodeset`)."""
+        from ._nodeset import forced, parse_nodeset
+
+        params = {k.lower(): v for k, v in decl.params.items()}
+        eng = self.engine
+        if "nodeset" in params:
+            try:
+                value = evaluate(params["nodeset"], self.circuit.params)
+            except ExprError as exc:
+                raise NetlistError(decl.loc, f"analysis {decl.name}: nodeset: {exc}") from None
+            index = {nm: i for i, nm in enumerate(self.system.names)}
+            forces = parse_nodeset(value, index, self.stored, decl.loc, f"analysis {decl.name}",
+                                   frozenset(self.circuit.ground) | {"0"})
+            if forces:
+                t0 = time.perf_counter()
+                b = self.system.source_vector(None, dc=True)
+                sys2, b2 = forced(self.system, b, forces)
+                x0 = Engine(sys2, self.options).op(b2, what=f"analysis {decl.name} (nodesets)")
+                x = eng.op(b, x0, what=f"analysis {decl.name}")
+                from .results import Stats
+
+                st = Stats(points=1, newton_iterations=eng.iterations,
+                           run_s=time.perf_counter() - t0)
+                res = Result(decl.name, "op", None, None, list(self.system.names), x[None, :], st)
+            else:
+                res = run_op(eng, decl.name)
+        else:
+            res = run_op(eng, decl.name)
+        if "store" in params:
+            slot = params["store"].strip().strip('"')
+            if slot:
+                self.stored[slot] = dict(zip(res.names, np.real(res.data[0]).tolist()))
+        return res
+
     def _str(self, decl: AnalysisDecl, key: str, default: str) -> str:
         for k, v in decl.params.items():
             if k.lower() == key:
@@ -219,7 +256,7 @@ class Simulation:
         if decl.sweep is not None and kind == "op":
             kind = "dc"
         if kind == "op":
-            res = run_op(eng, decl.name)
+            res = self._op(decl)
         elif kind == "dc":
             sw = decl.sweep or {}
             src = (sw.get("instance") or "").strip('"')
