@@ -652,3 +652,37 @@ endc
         xx = abs(x[n])
         assert abs(1e-12 * (np.exp(xx / vt) - 1) - 1e-12 * (np.exp(-xx / vt) - 1) - 1e-3 * xx) \
             < 1e-4 * 1e-3 * xx, x
+
+
+HIER = """hierarchical names
+load "resistor.osdi"
+load "diode.osdi"
+model r resistor
+model d diode is=1e-14
+model vsource vsource
+model ccvs ccvs
+subckt sub (x)
+  r1 (x y) r r=1k
+  d1 (y 0) d
+  vs (y z) vsource dc=0
+  h1 (w 0) ccvs ctlinst="vs" gain=1k
+  rz (z 0) r r=1k
+  rw (w 0) r r=1k
+ends
+v1 (a 0) vsource dc=1
+xz (a) sub
+d9 (0 a) d
+control
+  options reltol=1e-10 vntol=1e-13 abstol=1e-16
+  analysis op0 op
+  save v("xz:y") i("xz:vs") full
+  analysis op1 op
+endc
+"""
+
+
+def test_hierarchical_names_match_vacask(tmp_path):
+    """Nodes and instances inside a subckt instance are named ``xz:y``, ``xz:d1:ci`` (VACASK's
+    separator), in the default output, in ``save`` and for a ``ccvs``'s ``ctlinst``."""
+    res = compare(tmp_path, HIER, ["op0", "op1"])
+    assert "xz:y" in res["op0"][0].names and "xz:d1:ci" in res["op1"][0].names

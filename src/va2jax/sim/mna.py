@@ -27,7 +27,7 @@ import numpy as np
 from ..errors import Va2JaxError, suggest
 from .devices import CompiledModel, DeviceGroup
 from .expr import Value
-from .netlist import FlatCircuit, FlatInstance, Loc, NetlistError
+from .netlist import FlatCircuit, FlatInstance, Loc, NetlistError, hier_sep
 from .sources import Waveform, make_waveform, scaled
 
 #: Built-in linear / source elements: module name → (terminal count, main parameter, aliases)
@@ -512,7 +512,8 @@ class _Builder:
         def unknown(inst: FlatInstance, owner: Value, node: Value, what: str) -> int:
             if not isinstance(owner, str) or not owner:
                 raise NetlistError(inst.loc, f"instance {inst.name}: {what} must name an instance")
-            prefix = inst.name.rsplit(".", 1)[0] + "." if "." in inst.name else ""
+            sep = hier_sep(self.circ.dialect)
+            prefix = inst.name.rsplit(sep, 1)[0] + sep if sep in inst.name else ""
             for cand in (prefix + owner, owner):
                 key = f"{cand}:{node}"
                 if key in idx:
@@ -520,6 +521,7 @@ class _Builder:
             raise NetlistError(inst.loc, f"instance {inst.name}: {what} {owner!r} has no unknown "
                                          f"{node!r} (a voltage source, inductor or ccvs/vcvs)")
 
+        sep = hier_sep(self.circ.dialect)
         for inst, mod, nodes, br, allp in self.controlled:
             where = f"instance {inst.name}"
             low = {k.lower(): v for k, v in allp.items()}
@@ -530,7 +532,7 @@ class _Builder:
                     name = low.get("ind" + j)
                     u = unknown(inst, name, low.get("ctlnode" + j, "flow(br)"), "ind" + j)
                     ind = next((i for i in self.circ.instances if i.name in
-                                (name, inst.name.rsplit(".", 1)[0] + "." + name)), None)
+                                (name, inst.name.rsplit(sep, 1)[0] + sep + name)), None)
                     lv = {kk.lower(): vv for kk, vv in (ind.params if ind else {}).items()}
                     card = self.circ.models.get(ind.master.lower()) if ind else None
                     lv = {**{kk.lower(): vv for kk, vv in (card.params if card else {}).items()},

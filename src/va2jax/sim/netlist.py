@@ -226,18 +226,25 @@ def check_elaborations(net: Netlist) -> None:
                                         "terminals can be a top-level circuit")
 
 
+def hier_sep(dialect: str) -> str:
+    """The separator of hierarchical names: ``x1:n`` in VACASK (as its rawfiles name them),
+    ``x1.n`` for SPICE netlists."""
+    return ":" if dialect == "vacask" else "."
+
+
 def elaborate(net: Netlist, circuit: tuple[str, ...] = ()) -> FlatCircuit:
     """Flatten the hierarchy and evaluate all parameter expressions.
 
-    Node names inside a subcircuit instance ``u1`` become ``u1.node`` except for its terminals
-    (replaced by the connected nets), ground names and ``global`` nodes. Instance names become
-    ``u1.mn``.
+    Node names inside a subcircuit instance ``u1`` become ``u1:node`` (VACASK; ``u1.node`` for
+    SPICE, :func:`hier_sep`) except for its terminals (replaced by the connected nets), ground
+    names and ``global`` nodes. Instance names become ``u1:mn``.
 
     ``circuit``: names of subcircuits (without terminals) instantiated at top level beside the
     top-level instances, as VACASK's ``elaborate circuit("name", …)`` does: their instances and
     nodes keep their own names (no prefix), their parameters take their defaults evaluated
     with the top-level parameters in scope, and an instance name used twice is an error.
     """
+    sep = hier_sep(net.dialect)
     top_scope: dict[str, Value] = {}
     for k, v in net.top.params.items():
         top_scope[k] = _eval(v, top_scope, net.top.loc or Loc(str(net.path), 0), f"parameter {k}")
@@ -296,7 +303,7 @@ def elaborate(net: Netlist, circuit: tuple[str, ...] = ()) -> FlatCircuit:
                                                      f"{child.name}" + suggest(k, child.params))
                     cscope[k] = _eval(v, scope, inst.loc, f"instance {inst.name} parameter {k}")
                 cmap = dict(zip(child.terminals, nodes))
-                walk(child, cscope, prefix + inst.name + ".", cmap, local_models, depth + 1)
+                walk(child, cscope, prefix + inst.name + sep, cmap, local_models, depth + 1)
                 continue
             params = {k: _eval(v, scope, inst.loc, f"instance {inst.name} parameter {k}")
                       for k, v in inst.params.items()}
