@@ -310,6 +310,18 @@ def test_unsupported_statement_is_one_line_error(tmp_path, stmt, fragment):
     assert f"bad.sim:{line}:" in msg, msg
 
 
+@pytest.mark.parametrize("body, line, fragment", [
+    ("subckt s (a)\n  ground g\nends\n", 8, "'ground' inside subckt s"),
+    ('subckt s (a)\n  load "x.osdi"\nends\n', 8, "'load' inside subckt s"),
+    ("control\n  analysis op0 op\nendc\n", 10, "a second control block"),
+])
+def test_misplaced_statement_is_one_line_error(tmp_path, body, line, fragment):
+    """Statements VACASK's grammar allows only at top level, and its single control block."""
+    text = HEAD + "control\n  analysis op1 op\nendc\n" + body if "control" in body else \
+        HEAD + body + "control\n  analysis op1 op\nendc\n"
+    expect_error(tmp_path, text, f"bad.sim:{line}:", fragment)
+
+
 def test_unapplied_option_is_warned_by_name(tmp_path):
     """An option VACASK knows but va2jax does not apply: one warning naming it, the run goes on."""
     net = tmp_path / "o.sim"
@@ -449,6 +461,9 @@ control
   sweep s1 instance="v1" parameter="dc" values=[0.5, 1]
   analysis op2 op
   analysis ac1 ac from=1k to=1meg mode="dec" points=1
+  clear saves
+  save i(v1)
+  analysis op3 op
 endc
 """
 
@@ -459,8 +474,9 @@ def test_saves_match_vacask(tmp_path):
     is ``a``), ``p(inst, opvar)`` (the diode's ``gd``, ``id`` at each point), ``default``; the
     OSDI node names lower-cased as VACASK writes them. Tight tolerances in both simulators:
     the diodes are nonlinear, and VACASK's default reltol stops Newton ~1e-6 V early."""
-    res = compare(tmp_path, SAVES, ["op0", "op1", "tran1", "op2", "ac1"], rtol=1e-8)
+    res = compare(tmp_path, SAVES, ["op0", "op1", "tran1", "op2", "ac1", "op3"], rtol=1e-8)
     assert list(res["op1"][0].names) == ["b", "v1:flow(br)"]
+    assert list(res["op3"][0].names) == ["v1:flow(br)"]  # after 'clear saves'
     assert "d1.gd" in res["op2"][0].names and "d1.gd" not in res["ac1"][0].names
 
 

@@ -105,6 +105,7 @@ class Netlist:
     overrides: dict[str, str] = field(default_factory=dict)  # swept top-level parameters (text)
     #: ``elaborate circuit("a", ...)`` statements: (subcircuit names, location)
     elaborations: list[tuple[tuple[str, ...], Loc]] = field(default_factory=list)
+    control_loc: Loc | None = None  # VACASK: where the (only) control block starts
 
 
 @dataclass

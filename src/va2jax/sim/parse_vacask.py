@@ -250,6 +250,8 @@ def _parse_body(net: Netlist, text: str, path: Path, top: Subckt, stack: tuple[P
             elif low == "elaborate":
                 circuit = _parse_elaborate(rest, loc)
                 net.elaborations.append((circuit, loc))
+            elif low == "clear" and rest.strip().lower() == "saves":
+                saves = []
             elif low == "save":
                 saves.extend(parse_saves(rest, loc))
                 net.saves.extend(rest.split())
@@ -259,7 +261,14 @@ def _parse_body(net: Netlist, text: str, path: Path, top: Subckt, stack: tuple[P
             else:
                 _control_command(net, low, rest, loc)
             continue
+        if cur is not top and low in _TOP_ONLY:
+            raise NetlistError(loc, f"'{low}' inside subckt {cur.name}: allowed in the toplevel "
+                                    "circuit only (as in VACASK)")
         if low == "control":
+            if net.control_loc is not None:
+                raise NetlistError(loc, f"a second control block (the first is at "
+                                        f"{net.control_loc}); VACASK allows one")
+            net.control_loc = loc
             in_control = True
         elif low in ("load", "include"):
             m = re.match(r'"([^"]*)"', rest)
@@ -336,6 +345,8 @@ _ANALYSES_DONE = {"op", "dc", "ac", "tran"}
 _ANALYSES_PLANNED = {"noise", "hb", "acxf", "dcxf", "dcinc"}
 #: control commands VACASK has (simulator/cmd.cpp) that va2jax does not carry out yet
 _COMMANDS_PLANNED = {"alter", "abort", "clear"}
+#: statements VACASK allows in the toplevel circuit only (lib/dflparser.y)
+_TOP_ONLY = {"load", "ground", "global", "control", "embed"}
 #: statements a conditional block may not hold (VACASK: instances, models, nested blocks only)
 _NOT_IN_BLOCK = {"load", "include", "ground", "global", "parameters", "subckt", "ends",
                  "control", "endc", "embed"}
@@ -396,7 +407,8 @@ def _control_command(net: Netlist, low: str, rest: str, loc: Loc) -> None:
     if low == "var":
         net.variables.update(_split_params(rest, loc))
     elif low == "print" or low.startswith("print("):
-        return
+        warnings.warn(f"{loc}: print {rest}: not printed (va2jax prints no circuit "
+                      "information)", stacklevel=2)
     elif low == "abort" and rest.strip().strip('"').lower() == "always":
         return  # va2jax stops at the first failing analysis anyway
     elif low in _COMMANDS_PLANNED or low.startswith("elaborate"):
