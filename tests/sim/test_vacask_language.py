@@ -314,6 +314,7 @@ def test_unsupported_statement_is_one_line_error(tmp_path, stmt, fragment):
     ("subckt s (a)\n  ground g\nends\n", 8, "'ground' inside subckt s"),
     ('subckt s (a)\n  load "x.osdi"\nends\n', 8, "'load' inside subckt s"),
     ("control\n  analysis op0 op\nendc\n", 10, "a second control block"),
+    ("parameters q=2^3\n", 7, "'^' is VACASK's bitwise exclusive or"),
 ])
 def test_misplaced_statement_is_one_line_error(tmp_path, body, line, fragment):
     """Statements VACASK's grammar allows only at top level, and its single control block."""

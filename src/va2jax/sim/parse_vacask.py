@@ -15,14 +15,16 @@ ends with ``\\``)::
       INST (n1 n2 ...) MASTER p=v ...
     ends
     INST (n1 n2 ...) MASTER p=v ...
-    @if COND / @elseif COND / @else / @end    (top-level parameters; sim/_sweep.py re-reads)
+    @if COND / @elseif COND / @else / @end    (top-level parameters; sim/_sweep.py re-reads;
+                                               inside a subckt: per-instance guards)
     control
       options k=v ...          (names va2jax does not apply: one warning each)
       var a=1 ...
       [sweep NAME instance=|model=|option=|variable= ... (nested: one per line, outermost first)]
       elaborate circuit("sub1", ...)  (top level + these subckts for the analyses after it)
       analysis NAME op|tran|ac p=v ...   (noise, hb, acxf, dcxf, dcinc: "not supported yet")
-      print ... | save ... | abort always | postprocess(...)
+      save default full v(n) i(inst) p(inst, opvar) dv(n) di(inst)   (sim/_saves.py)
+      clear saves | print ... (warned) | abort always | postprocess(...)
     endc
     embed "f" <<<FILE ... >>>FILE   (skipped, with a warning; so is postprocess: never run)
 
@@ -166,6 +168,9 @@ def _split_params(text: str, loc: Loc) -> dict[str, str]:
         val = text[i:j].strip()
         if not val:
             raise NetlistError(loc, f"missing value for parameter {name!r}")
+        if "^" in re.sub(r'"[^"]*"', "", val):  # VACASK: '^' is xor (power is '**')
+            raise NetlistError(loc, f"parameter {name}: '^' is VACASK's bitwise exclusive or, "
+                                    "not supported yet (the power operator is '**')")
         params[name] = val
         i = j
     return params
