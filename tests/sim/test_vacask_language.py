@@ -287,6 +287,7 @@ r1 (a 0) r r=1k
     ('analysis x1 acxf out="a" from=1 to=1k', "analysis 'acxf' not supported yet"),
     ('analysis x1 dcinc', "analysis 'dcinc' not supported yet"),
     ('analysis x1 pss', "unknown analysis type 'pss'"),
+    ('analysis x1 dc', "unknown analysis type 'dc'"),
     ('alter instance="r1" r=2k', "control command 'alter' not supported yet"),
     ('abort never', "control command 'abort' not supported yet"),
     ('@if 1\n  analysis op3 op\n  @end', "@if inside control"),

@@ -344,8 +344,9 @@ def _parse_body(net: Netlist, text: str, path: Path, top: Subckt, stack: tuple[P
                                  "an analysis")
 
 
-#: VACASK's analysis types: those va2jax runs (``dc``: va2jax's name for a swept ``op``)
-_ANALYSES_DONE = {"op", "dc", "ac", "tran"}
+#: VACASK's analysis types va2jax runs (a DC sweep is a ``sweep`` around ``op``; VACASK has no
+#: ``dc`` analysis)
+_ANALYSES_DONE = {"op", "ac", "tran"}
 #: VACASK's other analysis types (include/an*.h): parsed, refused until implemented
 _ANALYSES_PLANNED = {"noise", "hb", "acxf", "dcxf", "dcinc"}
 #: control commands VACASK has (simulator/cmd.cpp) that va2jax does not carry out yet
@@ -400,8 +401,9 @@ def _check_analysis_kind(kind: str, loc: Loc) -> None:
     if low in _ANALYSES_PLANNED:
         raise NetlistError(loc, f"analysis {low!r} not supported yet (va2jax runs op, ac, tran "
                                 "and swept op)")
+    hint = "; a DC sweep is a sweep around op" if low == "dc" else ""
     raise NetlistError(loc, f"unknown analysis type {kind!r} (VACASK's: op, ac, tran, noise, "
-                            "hb, acxf, dcxf, dcinc)")
+                            f"hb, acxf, dcxf, dcinc{hint})")
 
 
 def _control_command(net: Netlist, low: str, rest: str, loc: Loc) -> None:
