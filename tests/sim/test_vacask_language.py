@@ -704,3 +704,11 @@ def test_hierarchical_names_match_vacask(tmp_path):
     separator), in the default output, in ``save`` and for a ``ccvs``'s ``ctlinst``."""
     res = compare(tmp_path, HIER, ["op0", "op1"])
     assert "xz:y" in res["op0"][0].names and "xz:d1:ci" in res["op1"][0].names
+
+
+def test_opvar_under_parameter_sweep_is_refused(tmp_path):
+    """``p(...)`` is read with the circuit's own parameters: under a sweep of a device
+    parameter it would be wrong, so it is refused by name."""
+    expect_error(tmp_path, HEAD + 'load "diode.osdi"\nmodel d diode\nd1 (a 0) d\ncontrol\n'
+                 '  save p(d1, gd)\n  sweep s1 instance="d1" parameter="area" values=[1, 2]\n'
+                 "  analysis x1 op\nendc\n", "bad.sim:13:", "save p(...) under sweep s1")

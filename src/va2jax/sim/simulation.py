@@ -229,6 +229,15 @@ class Simulation:
     def run_analysis(self, decl: AnalysisDecl,
                      progress: Callable[[str, float, float], None] | None = None) -> Result:
         """Run one analysis; its result holds the vectors its ``save`` directives ask for."""
+        if decl.saves and decl.sweeps and any(sv.kind == "p" for sv in decl.saves):
+            srcs = {x.name for x in self.system.sources}
+            for sw in decl.sweeps:  # opvars are read with the circuit's own parameters
+                inst = (sw.get("instance") or "").strip('"')
+                par = (sw.get("parameter") or "").strip('"').lower()
+                if "variable" not in sw and not (inst in srcs and par == "dc"):
+                    raise NetlistError(decl.loc, f"analysis {decl.name}: save p(...) under sweep "
+                                                 f"{sw.get('name')} (not of a source's dc or a "
+                                                 "variable): not supported yet")
         res = self._run_analysis(decl, progress)
         if decl.saves:
             from ._saves import select
