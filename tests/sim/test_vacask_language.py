@@ -712,3 +712,32 @@ def test_opvar_under_parameter_sweep_is_refused(tmp_path):
     expect_error(tmp_path, HEAD + 'load "diode.osdi"\nmodel d diode\nd1 (a 0) d\ncontrol\n'
                  '  save p(d1, gd)\n  sweep s1 instance="d1" parameter="area" values=[1, 2]\n'
                  "  analysis x1 op\nendc\n", "bad.sim:13:", "save p(...) under sweep s1")
+
+
+OPTIONS_IN_ORDER = """options apply to the analyses after them
+load "resistor.osdi"
+load "diode.osdi"
+model r resistor
+model d diode is=1e-14
+model vsource vsource
+v1 (a 0) vsource dc=1
+r1 (a b) r r=1k
+d1 (b 0) d
+control
+  options reltol=1e-10 vntol=1e-13 abstol=1e-16
+  analysis op1 op
+  options temp=100
+  analysis op2 op
+  sweep s1 instance="v1" parameter="dc" values=[0.5, 1]
+  analysis op3 op
+endc
+"""
+
+
+def test_options_apply_to_later_analyses_as_in_vacask(tmp_path):
+    """An ``options`` line changes the analyses after it only: op1 at 27 °C, op2 and the swept
+    op3 at 100 °C."""
+    res = compare(tmp_path, OPTIONS_IN_ORDER, ["op1", "op2", "op3"])
+    b1 = np.real(res["op1"][0].data[0, list(res["op1"][0].names).index("b")])
+    b2 = np.real(res["op2"][0].data[0, list(res["op2"][0].names).index("b")])
+    assert b2 < b1 - 0.1  # the diode drop falls ~2 mV/K

@@ -86,6 +86,9 @@ class AnalysisDecl:
     circuit: tuple[str, ...] = ()
     #: VACASK ``save`` directives read before the analysis (``sim._saves.Save``)
     saves: tuple = ()
+    #: VACASK: the ``options`` read before the analysis (name → expression text); ``None``:
+    #: the netlist's options (SPICE)
+    options: dict[str, str] | None = None
 
 
 @dataclass

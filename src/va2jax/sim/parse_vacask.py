@@ -225,6 +225,7 @@ def _parse_body(net: Netlist, text: str, path: Path, top: Subckt, stack: tuple[P
     pending_sweeps: list[dict[str, str]] = []
     circuit: tuple[str, ...] = net.elaborations[-1][0] if net.elaborations else ()
     saves = list(net.analyses[-1].saves) if net.analyses else []
+    options = dict(net.analyses[-1].options or {}) if net.analyses else {}
     for stmt, loc, guard in stmts:
         word = stmt.split(None, 1)[0]
         rest = stmt[len(word):].strip()
@@ -232,8 +233,9 @@ def _parse_body(net: Netlist, text: str, path: Path, top: Subckt, stack: tuple[P
         if in_control:
             if low == "endc":
                 in_control = False
-            elif low == "options":
-                net.options.update(_split_params(rest, loc))
+            elif low == "options":  # they apply to the analyses after them (VACASK)
+                options.update(_split_params(rest, loc))
+                net.options.update(options)
             elif low == "analysis":
                 parts = rest.split(None, 2)
                 if len(parts) < 2:
@@ -245,7 +247,7 @@ def _parse_body(net: Netlist, text: str, path: Path, top: Subckt, stack: tuple[P
                 net.analyses.append(AnalysisDecl(parts[0], parts[1].lower(), params, loc,
                                                  sweep=pending_sweeps[-1] if pending_sweeps
                                                  else None, sweeps=pending_sweeps, circuit=circuit,
-                                                 saves=tuple(saves)))
+                                                 saves=tuple(saves), options=dict(options)))
                 pending_sweeps = []
             elif low == "sweep":
                 parts = rest.split(None, 1)

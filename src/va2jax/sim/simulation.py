@@ -1,6 +1,7 @@
 """Netlist → :class:`Simulation` (elaborated circuit, MNA system, compiled engine) → results."""
 from __future__ import annotations
 
+import copy
 import math
 import re
 import time
@@ -129,8 +130,10 @@ class Simulation:
             net = read_netlist(path)
             first = net.analyses[0].circuit if net.analyses else ()
             circ = elaborate(net, first)
-            opts = Options.from_dict(circ.options)
             warn_unused_options(circ.options)
+            if net.analyses and net.analyses[0].options is not None:
+                circ.options = cls._eval_options(net.analyses[0], circ.params)
+            opts = Options.from_dict(circ.options)
             lib = ModelLibrary(Path(path).resolve().parent, prefer=prefer)
             for fname, loc in circ.loads:
                 lib.load(fname, loc)
@@ -149,6 +152,33 @@ class Simulation:
         if system.n == 0:
             raise Va2JaxError(f"{path}: the circuit has no nodes (no elements to simulate)")
         return system, Engine(system, opts)
+
+    @staticmethod
+    def _eval_options(decl: AnalysisDecl, scope: dict) -> dict:
+        """The options in force for ``decl`` (VACASK: those read before it), evaluated."""
+        out = {}
+        for k, v in (decl.options or {}).items():
+            try:
+                out[k] = evaluate(v, scope)
+            except ExprError as exc:
+                raise NetlistError(decl.loc, f"option {k}: {exc}") from None
+        return out
+
+    def use_options(self, decl: AnalysisDecl) -> None:
+        """Rebuild with the options in force for ``decl`` (VACASK applies ``options`` to the
+        analyses after them), unless they are the current ones."""
+        if decl.options is None:
+            return
+        wanted = self._eval_options(decl, self.circuit.params)
+        if wanted == self.circuit.options:
+            return
+        t0 = time.perf_counter()
+        circ = copy.copy(self.circuit)
+        circ.options = wanted
+        opts = Options.from_dict(wanted)
+        self.system, self.engine = self._compile(circ, self.library, opts, self.path or Path("."))
+        self.circuit, self.options = circ, opts
+        self.compile_s += time.perf_counter() - t0
 
     def use_circuit(self, circuit: tuple[str, ...]) -> None:
         """Rebuild the circuit with the subcircuits ``circuit`` elaborated at top level (VACASK's
@@ -253,6 +283,7 @@ class Simulation:
     def _run_analysis(self, decl: AnalysisDecl,
                       progress: Callable[[str, float, float], None] | None = None) -> Result:
         self.use_circuit(decl.circuit)
+        self.use_options(decl)
         if decl.sweeps and self.circuit.dialect == "vacask":
             from ._sweep import run_swept
 
