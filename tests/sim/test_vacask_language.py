@@ -730,14 +730,18 @@ control
   analysis op2 op
   sweep s1 instance="v1" parameter="dc" values=[0.5, 1]
   analysis op3 op
+  clear options
+  options reltol=1e-10 vntol=1e-13 abstol=1e-16
+  analysis op4 op
 endc
 """
 
 
 def test_options_apply_to_later_analyses_as_in_vacask(tmp_path):
     """An ``options`` line changes the analyses after it only: op1 at 27 °C, op2 and the swept
-    op3 at 100 °C."""
-    res = compare(tmp_path, OPTIONS_IN_ORDER, ["op1", "op2", "op3"])
+    op3 at 100 °C; ``clear options`` returns op4 to 27 °C."""
+    res = compare(tmp_path, OPTIONS_IN_ORDER, ["op1", "op2", "op3", "op4"])
     b1 = np.real(res["op1"][0].data[0, list(res["op1"][0].names).index("b")])
     b2 = np.real(res["op2"][0].data[0, list(res["op2"][0].names).index("b")])
     assert b2 < b1 - 0.1  # the diode drop falls ~2 mV/K
+    assert np.array_equal(res["op4"][1].data, res["op1"][1].data)  # va2jax: same options, same op

@@ -257,8 +257,12 @@ def _parse_body(net: Netlist, text: str, path: Path, top: Subckt, stack: tuple[P
             elif low == "elaborate":
                 circuit = _parse_elaborate(rest, loc)
                 net.elaborations.append((circuit, loc))
-            elif low == "clear" and rest.strip().lower() == "saves":
-                saves = []
+            elif low == "clear" and rest.split() and \
+                    set(rest.lower().split()) <= {"saves", "options"}:
+                if "saves" in rest.lower().split():
+                    saves = []
+                if "options" in rest.lower().split():
+                    options = {}
             elif low == "save":
                 saves.extend(parse_saves(rest, loc))
                 net.saves.extend(rest.split())
