@@ -291,7 +291,7 @@ r1 (a 0) r r=1k
     ('alter instance="r1" r=2k', "control command 'alter' not supported yet"),
     ('abort never', "control command 'abort' not supported yet"),
     ('@if 1\n  analysis op3 op\n  @end', "@if inside control"),
-    ('clear', "control command 'clear' not supported yet"),
+    ('clear bogus', "clear: unknown keyword(s) bogus"),
     ('frobnicate 1', "unknown control command 'frobnicate'"),
     ('analysis x1 op foo=1', "analysis x1: unknown parameter 'foo' of op"),
     ('analysis x1 op write=0', "op parameter 'write' not supported yet"),
@@ -745,3 +745,31 @@ def test_options_apply_to_later_analyses_as_in_vacask(tmp_path):
     b2 = np.real(res["op2"][0].data[0, list(res["op2"][0].names).index("b")])
     assert b2 < b1 - 0.1  # the diode drop falls ~2 mV/K
     assert np.array_equal(res["op4"][1].data, res["op1"][1].data)  # va2jax: same options, same op
+
+
+VARS_IN_ORDER = """variables apply to the analyses after them
+load "resistor.osdi"
+load "capacitor.osdi"
+model r resistor
+model c capacitor
+model vsource vsource
+v1 (a 0) vsource dc=1 mag=1
+r1 (a b) r r=1k
+c1 (b 0) c c=1u
+control
+  var f0=10 tt=50
+  options temp=tt
+  analysis ac1 ac from=f0 to=10k mode="dec" points=2
+  var f0=100
+  analysis ac2 ac from=f0 to=10k mode="dec" points=2
+  clear variables
+  var f0=1k tt=27
+  analysis ac3 ac from=f0 to=10k mode="dec" points=2
+endc
+"""
+
+
+def test_variables_apply_to_later_analyses_as_in_vacask(tmp_path):
+    """``var`` values reach the analyses (and options) after them; ``clear variables``."""
+    res = compare(tmp_path, VARS_IN_ORDER, ["ac1", "ac2", "ac3"])
+    assert [len(res[n][0].data) for n in ("ac1", "ac2", "ac3")] == [7, 5, 3]

@@ -111,8 +111,10 @@ def run_swept(sim: "Simulation", decl: AnalysisDecl) -> Result:
     head: list[str] = []  # the inner analysis' scale and unknowns (ac, tran)
     net = sim.netlist
     base_scope = dict(sim.circuit.params)
-    if net is not None:
-        for k, v in net.variables.items():
+    variables = decl.variables if decl.variables is not None else \
+        (net.variables if net is not None else {})
+    if variables:
+        for k, v in variables.items():
             try:
                 base_scope[k] = evaluate(v, base_scope)
             except ExprError as exc:

@@ -89,6 +89,9 @@ class AnalysisDecl:
     #: VACASK: the ``options`` read before the analysis (name → expression text); ``None``:
     #: the netlist's options (SPICE)
     options: dict[str, str] | None = None
+    #: VACASK: the control ``var`` values read before the analysis (name → expression text);
+    #: ``None``: the netlist's (SPICE)
+    variables: dict[str, str] | None = None
 
 
 @dataclass
@@ -330,7 +333,22 @@ def elaborate(net: Netlist, circuit: tuple[str, ...] = ()) -> FlatCircuit:
         if first is not fi:
             raise NetlistError(fi.loc, f"an instance named {fi.name!r} already exists "
                                        f"(first defined at {first.loc})")
-    options = {k: _eval(v, top_scope, Loc(str(net.path), 0), f"option {k}")
-               for k, v in net.options.items()}
+    if net.dialect == "vacask":
+        # VACASK evaluates options per analysis, with the variables then in force (the
+        # simulation does so, sim.Simulation.use_options); here: those that evaluate now
+        options = {}
+        scope = dict(top_scope)
+        for k, v in list(net.variables.items()) + list(net.options.items()):
+            try:
+                val = evaluate(v, scope)
+            except ExprError:
+                continue
+            if k in net.options:
+                options[k] = val
+            else:
+                scope[k] = val
+    else:
+        options = {k: _eval(v, top_scope, Loc(str(net.path), 0), f"option {k}")
+                   for k, v in net.options.items()}
     return FlatCircuit(net.title, flat, models, net.loads, net.analyses, options, net.saves,
                        net.ground, net.dialect, net.path, top_scope, tuple(circuit))

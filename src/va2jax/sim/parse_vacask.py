@@ -226,6 +226,7 @@ def _parse_body(net: Netlist, text: str, path: Path, top: Subckt, stack: tuple[P
     circuit: tuple[str, ...] = net.elaborations[-1][0] if net.elaborations else ()
     saves = list(net.analyses[-1].saves) if net.analyses else []
     options = dict(net.analyses[-1].options or {}) if net.analyses else {}
+    variables = dict(net.analyses[-1].variables or {}) if net.analyses else {}
     for stmt, loc, guard in stmts:
         word = stmt.split(None, 1)[0]
         rest = stmt[len(word):].strip()
@@ -247,7 +248,8 @@ def _parse_body(net: Netlist, text: str, path: Path, top: Subckt, stack: tuple[P
                 net.analyses.append(AnalysisDecl(parts[0], parts[1].lower(), params, loc,
                                                  sweep=pending_sweeps[-1] if pending_sweeps
                                                  else None, sweeps=pending_sweeps, circuit=circuit,
-                                                 saves=tuple(saves), options=dict(options)))
+                                                 saves=tuple(saves), options=dict(options),
+                                                 variables=dict(variables)))
                 pending_sweeps = []
             elif low == "sweep":
                 parts = rest.split(None, 1)
@@ -257,12 +259,18 @@ def _parse_body(net: Netlist, text: str, path: Path, top: Subckt, stack: tuple[P
             elif low == "elaborate":
                 circuit = _parse_elaborate(rest, loc)
                 net.elaborations.append((circuit, loc))
-            elif low == "clear" and rest.split() and \
-                    set(rest.lower().split()) <= {"saves", "options"}:
-                if "saves" in rest.lower().split():
-                    saves = []
-                if "options" in rest.lower().split():
-                    options = {}
+            elif low == "clear":  # VACASK: no keyword clears all three
+                what = set(rest.lower().split()) or {"saves", "options", "variables"}
+                if not what <= {"saves", "options", "variables"}:
+                    raise NetlistError(loc, f"clear: unknown keyword(s) "
+                                            f"{' '.join(sorted(what - {'saves', 'options', 'variables'}))}"
+                                            " (saves, options, variables)")
+                saves = [] if "saves" in what else saves
+                options = {} if "options" in what else options
+                variables = {} if "variables" in what else variables
+            elif low == "var":  # the analyses after it see these values (VACASK)
+                variables.update(_split_params(rest, loc))
+                net.variables.update(variables)
             elif low == "save":
                 saves.extend(parse_saves(rest, loc))
                 net.saves.extend(rest.split())
@@ -356,7 +364,7 @@ _ANALYSES_DONE = {"op", "ac", "tran"}
 #: VACASK's other analysis types (include/an*.h): parsed, refused until implemented
 _ANALYSES_PLANNED = {"noise", "hb", "acxf", "dcxf", "dcinc"}
 #: control commands VACASK has (simulator/cmd.cpp) that va2jax does not carry out yet
-_COMMANDS_PLANNED = {"alter", "abort", "clear"}
+_COMMANDS_PLANNED = {"alter", "abort"}
 #: statements VACASK allows in the toplevel circuit only (lib/dflparser.y)
 _TOP_ONLY = {"load", "ground", "global", "control", "embed"}
 #: statements a conditional block may not hold (VACASK: instances, models, nested blocks only)

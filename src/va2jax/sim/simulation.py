@@ -132,7 +132,13 @@ class Simulation:
             circ = elaborate(net, first)
             warn_unused_options(circ.options)
             if net.analyses and net.analyses[0].options is not None:
-                circ.options = cls._eval_options(net.analyses[0], circ.params)
+                scope = dict(circ.params)
+                for k, v in (net.analyses[0].variables or {}).items():
+                    try:
+                        scope[k] = evaluate(v, scope)
+                    except ExprError:
+                        pass  # reported when the analysis runs
+                circ.options = cls._eval_options(net.analyses[0], scope)
             opts = Options.from_dict(circ.options)
             lib = ModelLibrary(Path(path).resolve().parent, prefer=prefer)
             for fname, loc in circ.loads:
@@ -153,6 +159,17 @@ class Simulation:
             raise Va2JaxError(f"{path}: the circuit has no nodes (no elements to simulate)")
         return system, Engine(system, opts)
 
+    def scope(self, decl: AnalysisDecl) -> dict:
+        """Names an analysis' expressions see: the top-level parameters, then the control
+        ``var`` values read before it (VACASK), evaluated in order."""
+        env = dict(self.circuit.params)
+        for k, v in (decl.variables or {}).items():
+            try:
+                env[k] = evaluate(v, env)
+            except ExprError as exc:
+                raise NetlistError(decl.loc, f"var {k}: {exc}") from None
+        return env
+
     @staticmethod
     def _eval_options(decl: AnalysisDecl, scope: dict) -> dict:
         """The options in force for ``decl`` (VACASK: those read before it), evaluated."""
@@ -169,7 +186,7 @@ class Simulation:
         analyses after them), unless they are the current ones."""
         if decl.options is None:
             return
-        wanted = self._eval_options(decl, self.circuit.params)
+        wanted = self._eval_options(decl, self.scope(decl))
         if wanted == self.circuit.options:
             return
         t0 = time.perf_counter()
@@ -199,7 +216,7 @@ class Simulation:
         for k, v in decl.params.items():
             if k.lower() == key:
                 try:
-                    val = evaluate(v, self.circuit.params)
+                    val = evaluate(v, self.scope(decl))
                 except ExprError as exc:
                     raise NetlistError(decl.loc, f"analysis {decl.name}: {exc}") from None
                 if not isinstance(val, (int, float)):
@@ -215,7 +232,7 @@ class Simulation:
         eng = self.engine
         if "nodeset" in params:
             try:
-                value = evaluate(params["nodeset"], self.circuit.params)
+                value = evaluate(params["nodeset"], self.scope(decl))
             except ExprError as exc:
                 raise NetlistError(decl.loc, f"analysis {decl.name}: nodeset: {exc}") from None
             index = {nm: i for i, nm in enumerate(self.system.names)}
@@ -338,7 +355,7 @@ class Simulation:
 
             sw = {k.lower(): v for k, v in decl.params.items()}
             sw["name"] = f"analysis {decl.name}"
-            res = run_ac(eng, decl.name, sweep_points(sw, dict(self.circuit.params), decl))
+            res = run_ac(eng, decl.name, sweep_points(sw, self.scope(decl), decl))
         elif kind == "ac":
             f0 = self._num(decl, "from")
             f1 = self._num(decl, "to")
