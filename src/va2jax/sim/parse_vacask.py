@@ -24,7 +24,7 @@ ends with ``\\``)::
       elaborate circuit("sub1", ...)  (top level + these subckts for the analyses after it)
       analysis NAME op|tran|ac p=v ...   (noise, hb, acxf, dcxf, dcinc: "not supported yet")
       save default full v(n) i(inst) p(inst, opvar) dv(n) di(inst)   (sim/_saves.py)
-      clear saves | print ... (warned) | abort always | postprocess(...)
+      clear [saves options variables] | print ... | abort always | postprocess(...)
     endc
     embed "f" <<<FILE ... >>>FILE   (skipped, with a warning; so is postprocess: never run)
 
@@ -428,8 +428,7 @@ def _control_command(net: Netlist, low: str, rest: str, loc: Loc) -> None:
     if low == "var":
         net.variables.update(_split_params(rest, loc))
     elif low == "print" or low.startswith("print("):
-        warnings.warn(f"{loc}: print {rest}: not printed (va2jax prints no circuit "
-                      "information)", stacklevel=2)
+        return  # informational output (stats, devices, …): changes no result
     elif low == "abort" and rest.strip().strip('"').lower() == "always":
         return  # va2jax stops at the first failing analysis anyway
     elif low in _COMMANDS_PLANNED or low.startswith("elaborate"):
