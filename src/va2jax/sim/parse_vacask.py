@@ -28,7 +28,7 @@ ends with ``\\``)::
     endc
     embed "f" <<<FILE ... >>>FILE   (skipped, with a warning; so is postprocess: never run)
 
-VACASK's other control commands (alter, clear, abort other than always) and unknown commands
+VACASK's other control commands (alter, abort other than always) and unknown commands
 are one-line errors naming file:line. docs/netlists.md lists every construct.
 
 Comments: ``//`` to end of line, ``/* ... */``.
