@@ -112,8 +112,10 @@ def run_swept(sim: "Simulation", decl: AnalysisDecl) -> Result:
     head: list[str] = []  # the inner analysis' scale and unknowns (ac, tran)
     net = sim.netlist
     base_scope = dict(sim.circuit.params)
-    if net is not None:
-        for k, v in net.variables.items():
+    variables = decl.variables if decl.variables is not None else \
+        (net.variables if net is not None else {})
+    if variables:
+        for k, v in variables.items():
             try:
                 base_scope[k] = evaluate(v, base_scope)
             except ExprError as exc:
@@ -190,8 +192,8 @@ def run_swept(sim: "Simulation", decl: AnalysisDecl) -> Result:
     def source(s: "Simulation", sw: dict[str, str]):
         if "instance" not in sw or (_text(sw, "parameter") or "").lower() != "dc":
             return None
-        nm = _text(sw, "instance")
-        return next((x for x in s.system.sources if x.name == nm), None)
+        nm = _text(sw, "instance")  # a waveform's dc is not its op value (VACASK): rebuild
+        return next((x for x in s.system.sources if x.name == nm and x.wave.kind == "dc"), None)
 
     def walk(level: int, scope: dict, changes: list, dc_sets: list, vals: list, x0):
         if level == len(sweeps):
@@ -200,7 +202,7 @@ def run_swept(sim: "Simulation", decl: AnalysisDecl) -> Result:
             for sw, v in dc_sets:
                 src = source(s, sw)
                 olds.append((src, src.wave.dc))
-                src.wave.dc = float(v)
+                src.wave.dc = float(v) * src.wave.m
             try:
                 eng = s.engine
                 eng.iterations = 0
@@ -214,7 +216,7 @@ def run_swept(sim: "Simulation", decl: AnalysisDecl) -> Result:
                     s2 = copy.copy(s)
                     s2.circuit = copy.copy(s.circuit)
                     s2.circuit.params = {**s.circuit.params, **scope}
-                    r = s2.run_analysis(inner)
+                    r = s2._run_analysis(inner)
                     x = None
                 t_stats.newton_iterations += eng.iterations
             finally:

@@ -103,6 +103,9 @@ class ModelLibrary:
         self.origin: dict[str, str] = {}  # module → where it comes from, for the run summary
         #: stamped linear modules → their ``load`` (file, loc), loaded for real on demand
         self.deferred: dict[str, tuple[str, Loc]] = {}
+        #: module → the file it was loaded from (``.va`` or ``.osdi``; for operating-point
+        #: variables, which the OSDI library computes)
+        self.files: dict[str, Path] = {}
 
     def user_dirs(self, loc: Loc | None) -> list[Path]:
         """Folders searched before any library path, as VACASK does for ``load``: the folder of
@@ -211,6 +214,7 @@ class ModelLibrary:
             self.modules[cm.name.lower()] = cm
             self.sources[cm.name.lower()] = "generated"
             self.origin[cm.name.lower()] = f"generated from {path}"
+            self.files[cm.name.lower()] = Path(path)
             # also under OpenVAF's name for it (netlists written for the OSDI library use that)
             osdi_name = getattr(getattr(m, "ir", None), "osdi_name", "")
             if osdi_name:
@@ -228,6 +232,7 @@ class ModelLibrary:
             self.modules[cm.name.lower()] = cm
             self.sources[cm.name.lower()] = "osdi"
             self.origin[cm.name.lower()] = f"OSDI library {path}"
+            self.files[cm.name.lower()] = Path(path)
 
     def resolve(self, module: str, loc: Loc, linear: bool = True) -> CompiledModel | None:
         """The model of ``module``; ``None`` for an unknown module or one stamped as a linear
@@ -276,6 +281,15 @@ class GeneratedModel:
             if hasattr(model, "node_is_flow") else tuple(
             n.startswith("flow(") or ":flow" in n for n in self.node_names)
 
+    def optional_terminals(self) -> bool:
+        """Whether an instance may leave its last terminals unconnected: the generated code
+        takes every port as connected, so only a module that never asks (no
+        ``$port_connected``) gives what OSDI gives."""
+        ir = getattr(self.m, "ir", None)
+        funcs = [getattr(ir, f, None) for f in ("init", "eval")]
+        return ir is not None and not any(p.kind == "port_connected" for f in funcs if f is not None
+                                          for p in f.params)
+
     def canonical(self, name: str) -> str | None:
         """The model's own spelling of parameter ``name`` (aliases allowed), ``None`` if unknown."""
         e = self._kind.get(name.lower())
@@ -294,6 +308,8 @@ class GeneratedModel:
     def bind(self, instance_params: Sequence[Mapping[str, float]], model_params: Mapping[str, float],
              temperature: float) -> "GeneratedGroup":
         n = len(instance_params)
+        instance_params = [{k: v for k, v in ip.items() if k != "$connected"}
+                           for ip in instance_params]
         cols: dict[str, np.ndarray] = {}
         for k, v in model_params.items():
             cols[self._kind[k.lower()][0]] = np.full(n, float(v))
@@ -488,6 +504,10 @@ class OsdiLibraryModel:
         self.num_terminals = int(module.num_terminals)
         self._flow = tuple(bool(nd.is_flow) for nd in module.nodes)
 
+    def optional_terminals(self) -> bool:
+        """An OSDI library is told how many terminals are connected (``setup_instance``)."""
+        return True
+
     def param_kind(self, name: str) -> str | None:
         try:
             p = self.m.find_param(name)
@@ -519,7 +539,9 @@ class OsdiGroup(DeviceGroup):
         self._analysis = osdi_mod.flags.ANALYSIS_TRAN
         try:
             self.omodel = model.m.model(dict(model_params))
-            self.insts = [self.omodel.instance(dict(ip), temperature=temperature)
+            self.insts = [self.omodel.instance({k: v for k, v in ip.items() if k != "$connected"},
+                                               temperature=temperature,
+                                               num_terminals=ip.get("$connected"))
                           for ip in instance_params]
         except Va2JaxError as exc:
             raise Va2JaxError(f"{model.name}: {exc}") from None

@@ -15,6 +15,7 @@ Grammar (lowest to highest precedence)::
     unary  := ('-'|'+'|'!') unary | power
     power  := atom [('**'|'^') unary]
     atom   := NUMBER | STRING | NAME | NAME '(' args ')' | '(' expr ')' | '[' items ']' | '{' expr '}'
+    items  := expr {',' expr}   (numbers)   |   expr {';' expr}   (VACASK list: any values)
 """
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ _TOKEN_RE = re.compile(
     r"\s*(?:(?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?[a-zA-Z]*)"
     r"|(?P<name>[A-Za-z_$][A-Za-z0-9_$.:]*)"
     r"|(?P<str>\"[^\"]*\")"
-    r"|(?P<op>\*\*|==|!=|<=|>=|&&|\|\||[-+*/%^()<>!?:,\[\]{}]))"
+    r"|(?P<op>\*\*|==|!=|<=|>=|&&|\|\||[-+*/%^()<>!?:,;\[\]{}]))"
 )
 
 _FUNCS = {
@@ -228,13 +229,14 @@ class _Parser:
             return v
         if tok == "[":
             items: list[Value] = []
+            mixed = False  # VACASK's list ``[a; b; …]``: items of any type (strings too)
             while self.peek() != "]":
-                if self.peek() == ",":
-                    self.take()
+                if self.peek() in (",", ";"):
+                    mixed = self.take()[1] == ";" or mixed
                     continue
                 items.append(self.cond())
             self.take("]")
-            return [_num(x, self.text) for x in items]
+            return items if mixed else [_num(x, self.text) for x in items]
         raise ExprError(f"unexpected {tok!r} in expression {self.text!r}")
 
 

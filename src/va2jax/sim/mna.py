@@ -27,8 +27,8 @@ import numpy as np
 from ..errors import Va2JaxError, suggest
 from .devices import CompiledModel, DeviceGroup
 from .expr import Value
-from .netlist import FlatCircuit, FlatInstance, Loc, NetlistError
-from .sources import Waveform, make_waveform
+from .netlist import FlatCircuit, FlatInstance, Loc, NetlistError, hier_sep
+from .sources import Waveform, make_waveform, scaled
 
 #: Built-in linear / source elements: module name → (terminal count, main parameter, aliases)
 LINEAR_MODULES = {
@@ -56,7 +56,7 @@ _SOURCE_PARAMS = {"dc", "type", "val0", "val1", "delay", "rise", "fall", "width"
                   "sinedc", "ampl", "freq", "damp", "sinephase", "wave", "mag", "phase",
                   "td1", "tau1", "td2", "tau2", "acmag", "acphase", "theta", "offset", "scale",
                   "stretch", "pwlperiod", "twidth", "allbrkpts", "slopetol", "reltol", "modfreq",
-                  "modphase", "modindex"}
+                  "modphase", "modindex", "$mfactor"}
 
 
 #: Unknowns above which :class:`System` keeps its linear stamps as COO triplets only (no dense
@@ -100,6 +100,8 @@ class System:
     #: ground rows/columns dropped): the sparse path's O(nnz) form of ``G`` and ``C``
     G_coo: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
     C_coo: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    #: collapsed internal nodes (``inst:node``) → the unknown they merged into (``-1``: ground)
+    aliases: dict[str, int] = field(default_factory=dict)
     #: memo of structure-only objects: the pattern keys, KLU's symbolic analysis (which must live
     #: as long as the compiled loops that use its handle do)
     _memo: dict = field(default_factory=dict, repr=False, compare=False)
@@ -287,9 +289,14 @@ class _Builder:
         self.pending: dict[tuple[int, tuple], list[tuple[FlatInstance, dict[str, Value]]]] = {}
         self.pend_models: dict[tuple[int, tuple], tuple[CompiledModel, dict[str, Value]]] = {}
         self.inst_locs: dict[str, Loc] = {}
+        self.aliases: dict[str, int] = {}
         #: current-controlled sources and mutuals, stamped once all unknowns exist
         self.controlled: list[tuple[FlatInstance, str, list[int], int, dict[str, Value]]] = []
         self.noise_resistors: list[tuple[str, int, int, float, bool]] = []
+
+    def _label(self, inst: str, node: str) -> str:
+        """The name of internal node ``node`` of instance ``inst`` (VACASK lower-cases it)."""
+        return f"{inst}:{node.lower() if self.circ.dialect == 'vacask' else node}"
 
     def new_unknown(self, name: str, current: bool, lte_check: bool) -> int:
         self.names.append(name)
@@ -364,12 +371,15 @@ class _Builder:
             _check_params(allp, _SOURCE_PARAMS, where, inst.loc)
             wf = make_waveform(allp, f"{inst.loc}: {where}", vacask=self.circ.dialect == "vacask")
             p, nn = nodes
+            # $mfactor (VACASK): m sources in parallel; a vsource's value stays, its branch
+            # unknown is the current of one (the nodes see m of it); an isource's is m times
+            m = _opt_num(allp, "$mfactor", 1.0, where, inst.loc)
             if mod == "vsource":
                 br = self.new_unknown(f"{inst.name}:flow(br)", True, False)
-                G_entries.extend([(p, br, 1.0), (nn, br, -1.0), (br, p, 1.0), (br, nn, -1.0)])
+                G_entries.extend([(p, br, m), (nn, br, -m), (br, p, 1.0), (br, nn, -1.0)])
                 self.sources.append(SourceRef(inst.name, "v", br, p, nn, wf))
             else:
-                self.sources.append(SourceRef(inst.name, "i", -1, p, nn, wf))
+                self.sources.append(SourceRef(inst.name, "i", -1, p, nn, scaled(wf, m)))
         elif mod == "vcvs":
             _check_params(allp, _CTL_PARAMS[mod], where, inst.loc)
             gain = _num_param(allp, ("gain",), where, inst.loc)
@@ -408,11 +418,22 @@ class _Builder:
             cands = list(LINEAR_MODULES) + list(circ.models)
             raise NetlistError(inst.loc, f"{where}: unknown model or device {inst.master!r}"
                                          + suggest(inst.master, cands))
-        if len(nodes) != model.num_terminals:
-            raise NetlistError(inst.loc, f"{where} ({model.name}) needs {model.num_terminals} "
-                                         f"nodes ({' '.join(model.node_names[:model.num_terminals])})"
-                                         f", got {len(nodes)}")
         inst_p: dict[str, Value] = {}
+        if len(nodes) != model.num_terminals:
+            # VACASK: the terminals after the last connected one are the instance's internal
+            # nodes (``inst:t``); the module learns how many are connected ($port_connected)
+            optional = circ.dialect == "vacask" and len(nodes) < model.num_terminals and \
+                getattr(model, "optional_terminals", lambda: False)()
+            if not optional and circ.dialect == "vacask" and len(nodes) < model.num_terminals:
+                raise NetlistError(inst.loc, f"{where}: {len(nodes)} of the {model.num_terminals} "
+                                             f"terminals of {model.name} connected: its generated "
+                                             "code takes $port_connected as true for every port "
+                                             "(not supported yet; --models osdi runs it)")
+            if not optional:
+                raise NetlistError(inst.loc, f"{where} ({model.name}) needs {model.num_terminals} "
+                                             f"nodes ({' '.join(model.node_names[:model.num_terminals])})"
+                                             f", got {len(nodes)}")
+            inst_p["$connected"] = len(nodes)
         mod_p: dict[str, Value] = {}
         for k, v in mparams.items():
             kind = model.param_kind(k)
@@ -455,18 +476,24 @@ class _Builder:
             flow = model.node_is_flow()
             idx = np.zeros((len(members), nloc), dtype=np.int64)
             for k, (inst, _) in enumerate(members):
-                for j in range(nloc):
-                    if j < model.num_terminals:
-                        idx[k, j] = self.node(inst.nodes[j])
-                for j in range(model.num_terminals, nloc):
+                nconn = min(len(inst.nodes), model.num_terminals)  # the rest: internal nodes
+                for j in range(nconn):
+                    idx[k, j] = self.node(inst.nodes[j])
+                for j in range(nconn, nloc):
                     a = int(alias[k, j])
                     if a == j:
                         nm = model.node_names[j]
+                        if self.circ.dialect == "vacask":  # VACASK lower-cases OSDI node names
+                            nm = nm.lower()
+                        if flow[j] and nm.lower().startswith("flow(") and nm.endswith(")"):
+                            nm = nm[5:-1]  # a generated model's "flow(NOII)": named once, as OSDI's
                         label = f"{inst.name}:flow({nm})" if flow[j] else f"{inst.name}:{nm}"
                         idx[k, j] = self.new_unknown(label, flow[j], not flow[j])
                     elif a < 0:
                         idx[k, j] = -1
-                for j in range(model.num_terminals, nloc):
+                        if not flow[j]:
+                            self.aliases[self._label(inst.name, model.node_names[j])] = -1
+                for j in range(nconn, nloc):
                     a = int(alias[k, j])
                     if 0 <= a != j:
                         # follow chains of aliases
@@ -475,6 +502,8 @@ class _Builder:
                             a = int(alias[k, a])
                             seen += 1
                         idx[k, j] = idx[k, a] if a >= 0 else -1
+                        if not flow[j]:
+                            self.aliases[self._label(inst.name, model.node_names[j])] = int(idx[k, j])
             groups.append(GroupRef(model, grp, idx, [m[0].name for m in members]))
         return groups
 
@@ -490,7 +519,8 @@ class _Builder:
         def unknown(inst: FlatInstance, owner: Value, node: Value, what: str) -> int:
             if not isinstance(owner, str) or not owner:
                 raise NetlistError(inst.loc, f"instance {inst.name}: {what} must name an instance")
-            prefix = inst.name.rsplit(".", 1)[0] + "." if "." in inst.name else ""
+            sep = hier_sep(self.circ.dialect)
+            prefix = inst.name.rsplit(sep, 1)[0] + sep if sep in inst.name else ""
             for cand in (prefix + owner, owner):
                 key = f"{cand}:{node}"
                 if key in idx:
@@ -498,6 +528,7 @@ class _Builder:
             raise NetlistError(inst.loc, f"instance {inst.name}: {what} {owner!r} has no unknown "
                                          f"{node!r} (a voltage source, inductor or ccvs/vcvs)")
 
+        sep = hier_sep(self.circ.dialect)
         for inst, mod, nodes, br, allp in self.controlled:
             where = f"instance {inst.name}"
             low = {k.lower(): v for k, v in allp.items()}
@@ -508,7 +539,7 @@ class _Builder:
                     name = low.get("ind" + j)
                     u = unknown(inst, name, low.get("ctlnode" + j, "flow(br)"), "ind" + j)
                     ind = next((i for i in self.circ.instances if i.name in
-                                (name, inst.name.rsplit(".", 1)[0] + "." + name)), None)
+                                (name, inst.name.rsplit(sep, 1)[0] + sep + name)), None)
                     lv = {kk.lower(): vv for kk, vv in (ind.params if ind else {}).items()}
                     card = self.circ.models.get(ind.master.lower()) if ind else None
                     lv = {**{kk.lower(): vv for kk, vv in (card.params if card else {}).items()},
@@ -551,7 +582,8 @@ class _Builder:
             dense.append(M)
         return System(self.names, np.array(self.is_cur, bool), dense[0], dense[1], self.sources,
                       groups, self.node_index, np.array(self.gmin, float), np.array(self.lte, float),
-                      self.inst_locs, coo[0], coo[1], noise_resistors=self.noise_resistors)
+                      self.inst_locs, coo[0], coo[1], noise_resistors=self.noise_resistors,
+                      aliases=self.aliases)
 
 
 def _merge_groups(groups: list[GroupRef]) -> list[GroupRef]:

@@ -42,6 +42,9 @@ class ModelCard:
     module: str
     params: dict[str, str]
     loc: Loc
+    #: VACASK ``@if`` inside a subckt: used only where this expression of the subcircuit's
+    #: parameters is nonzero (``""``: always)
+    cond: str = ""
 
 
 @dataclass
@@ -53,6 +56,7 @@ class InstanceDecl:
     master: str
     params: dict[str, str]
     loc: Loc
+    cond: str = ""  # as ModelCard.cond
 
 
 @dataclass
@@ -80,6 +84,14 @@ class AnalysisDecl:
     #: subcircuits instantiated at top level for this analysis (VACASK ``elaborate circuit(...)``
     #: in effect when the analysis was read; empty: the top level alone)
     circuit: tuple[str, ...] = ()
+    #: VACASK ``save`` directives read before the analysis (``sim._saves.Save``)
+    saves: tuple = ()
+    #: VACASK: the ``options`` read before the analysis (name → expression text); ``None``:
+    #: the netlist's options (SPICE)
+    options: dict[str, str] | None = None
+    #: VACASK: the control ``var`` values read before the analysis (name → expression text);
+    #: ``None``: the netlist's (SPICE)
+    variables: dict[str, str] | None = None
 
 
 @dataclass
@@ -99,6 +111,7 @@ class Netlist:
     overrides: dict[str, str] = field(default_factory=dict)  # swept top-level parameters (text)
     #: ``elaborate circuit("a", ...)`` statements: (subcircuit names, location)
     elaborations: list[tuple[tuple[str, ...], Loc]] = field(default_factory=list)
+    control_loc: Loc | None = None  # VACASK: where the (only) control block starts
 
 
 @dataclass
@@ -220,18 +233,25 @@ def check_elaborations(net: Netlist) -> None:
                                         "terminals can be a top-level circuit")
 
 
+def hier_sep(dialect: str) -> str:
+    """The separator of hierarchical names: ``x1:n`` in VACASK (as its rawfiles name them),
+    ``x1.n`` for SPICE netlists."""
+    return ":" if dialect == "vacask" else "."
+
+
 def elaborate(net: Netlist, circuit: tuple[str, ...] = ()) -> FlatCircuit:
     """Flatten the hierarchy and evaluate all parameter expressions.
 
-    Node names inside a subcircuit instance ``u1`` become ``u1.node`` except for its terminals
-    (replaced by the connected nets), ground names and ``global`` nodes. Instance names become
-    ``u1.mn``.
+    Node names inside a subcircuit instance ``u1`` become ``u1:node`` (VACASK; ``u1.node`` for
+    SPICE, :func:`hier_sep`) except for its terminals (replaced by the connected nets), ground
+    names and ``global`` nodes. Instance names become ``u1:mn``.
 
     ``circuit``: names of subcircuits (without terminals) instantiated at top level beside the
     top-level instances, as VACASK's ``elaborate circuit("name", …)`` does: their instances and
     nodes keep their own names (no prefix), their parameters take their defaults evaluated
     with the top-level parameters in scope, and an instance name used twice is an error.
     """
+    sep = hier_sep(net.dialect)
     top_scope: dict[str, Value] = {}
     for k, v in net.top.params.items():
         top_scope[k] = _eval(v, top_scope, net.top.loc or Loc(str(net.path), 0), f"parameter {k}")
@@ -242,6 +262,8 @@ def elaborate(net: Netlist, circuit: tuple[str, ...] = ()) -> FlatCircuit:
     def add_models(cards: dict[str, ModelCard], scope: dict[str, Value], prefix: str) -> dict[str, str]:
         local: dict[str, str] = {}
         for card in cards.values():
+            if card.cond and not _eval(card.cond, scope, card.loc, "@if condition"):
+                continue
             params = {k: _eval(v, scope, card.loc, f"model {card.name} parameter {k}")
                       for k, v in card.params.items()}
             key = (prefix + card.name).lower()
@@ -268,6 +290,8 @@ def elaborate(net: Netlist, circuit: tuple[str, ...] = ()) -> FlatCircuit:
             return prefix + n
 
         for inst in sub.instances:
+            if inst.cond and not _eval(inst.cond, scope, inst.loc, "@if condition"):
+                continue
             master_low = inst.master.lower()
             nodes = [node(n) for n in inst.nodes]
             if master_low in subckts_low and master_low not in local_models:
@@ -286,7 +310,7 @@ def elaborate(net: Netlist, circuit: tuple[str, ...] = ()) -> FlatCircuit:
                                                      f"{child.name}" + suggest(k, child.params))
                     cscope[k] = _eval(v, scope, inst.loc, f"instance {inst.name} parameter {k}")
                 cmap = dict(zip(child.terminals, nodes))
-                walk(child, cscope, prefix + inst.name + ".", cmap, local_models, depth + 1)
+                walk(child, cscope, prefix + inst.name + sep, cmap, local_models, depth + 1)
                 continue
             params = {k: _eval(v, scope, inst.loc, f"instance {inst.name} parameter {k}")
                       for k, v in inst.params.items()}
@@ -309,7 +333,22 @@ def elaborate(net: Netlist, circuit: tuple[str, ...] = ()) -> FlatCircuit:
         if first is not fi:
             raise NetlistError(fi.loc, f"an instance named {fi.name!r} already exists "
                                        f"(first defined at {first.loc})")
-    options = {k: _eval(v, top_scope, Loc(str(net.path), 0), f"option {k}")
-               for k, v in net.options.items()}
+    if net.dialect == "vacask":
+        # VACASK evaluates options per analysis, with the variables then in force (the
+        # simulation does so, sim.Simulation.use_options); here: those that evaluate now
+        options = {}
+        scope = dict(top_scope)
+        for k, v in list(net.variables.items()) + list(net.options.items()):
+            try:
+                val = evaluate(v, scope)
+            except ExprError:
+                continue
+            if k in net.options:
+                options[k] = val
+            else:
+                scope[k] = val
+    else:
+        options = {k: _eval(v, top_scope, Loc(str(net.path), 0), f"option {k}")
+                   for k, v in net.options.items()}
     return FlatCircuit(net.title, flat, models, net.loads, net.analyses, options, net.saves,
                        net.ground, net.dialect, net.path, top_scope, tuple(circuit))

@@ -15,18 +15,20 @@ ends with ``\\``)::
       INST (n1 n2 ...) MASTER p=v ...
     ends
     INST (n1 n2 ...) MASTER p=v ...
-    @if COND / @elseif COND / @else / @end    (top-level parameters; sim/_sweep.py re-reads)
+    @if COND / @elseif COND / @else / @end    (top-level parameters; sim/_sweep.py re-reads;
+                                               inside a subckt: per-instance guards)
     control
       options k=v ...          (names va2jax does not apply: one warning each)
       var a=1 ...
       [sweep NAME instance=|model=|option=|variable= ... (nested: one per line, outermost first)]
       elaborate circuit("sub1", ...)  (top level + these subckts for the analyses after it)
       analysis NAME op|tran|ac|dcinc|dcxf|acxf|noise p=v ...   (hb: "not supported yet")
-      print ... | save ... | abort always | postprocess(...)
+      save default full v(n) i(inst) p(inst, opvar) dv(n) di(inst)   (sim/_saves.py)
+      clear [saves options variables] | print ... | abort always | postprocess(...)
     endc
     embed "f" <<<FILE ... >>>FILE   (skipped, with a warning; so is postprocess: never run)
 
-VACASK's other control commands (alter, clear, abort other than always) and unknown commands
+VACASK's other control commands (alter, abort other than always) and unknown commands
 are one-line errors naming file:line. docs/netlists.md lists every construct.
 
 Comments: ``//`` to end of line, ``/* ... */``.
@@ -37,6 +39,7 @@ import re
 import warnings
 from pathlib import Path
 
+from ._saves import parse_saves
 from .netlist import (
     AnalysisDecl,
     InstanceDecl,
@@ -165,6 +168,9 @@ def _split_params(text: str, loc: Loc) -> dict[str, str]:
         val = text[i:j].strip()
         if not val:
             raise NetlistError(loc, f"missing value for parameter {name!r}")
+        if "^" in re.sub(r'"[^"]*"', "", val):  # VACASK: '^' is xor (power is '**')
+            raise NetlistError(loc, f"parameter {name}: '^' is VACASK's bitwise exclusive or, "
+                                    "not supported yet (the power operator is '**')")
         params[name] = val
         i = j
     return params
@@ -218,24 +224,32 @@ def _parse_body(net: Netlist, text: str, path: Path, top: Subckt, stack: tuple[P
     in_control = False
     pending_sweeps: list[dict[str, str]] = []
     circuit: tuple[str, ...] = net.elaborations[-1][0] if net.elaborations else ()
-    for stmt, loc in stmts:
+    saves = list(net.analyses[-1].saves) if net.analyses else []
+    options = dict(net.analyses[-1].options or {}) if net.analyses else {}
+    variables = dict(net.analyses[-1].variables or {}) if net.analyses else {}
+    for stmt, loc, guard in stmts:
         word = stmt.split(None, 1)[0]
         rest = stmt[len(word):].strip()
         low = word.lower()
         if in_control:
             if low == "endc":
                 in_control = False
-            elif low == "options":
-                net.options.update(_split_params(rest, loc))
+            elif low == "options":  # they apply to the analyses after them (VACASK)
+                options.update(_split_params(rest, loc))
+                net.options.update(options)
             elif low == "analysis":
                 parts = rest.split(None, 2)
                 if len(parts) < 2:
                     raise NetlistError(loc, "analysis needs a name and a type")
                 _check_analysis_kind(parts[1], loc)
                 params = _split_params(parts[2] if len(parts) > 2 else "", loc)
+                _check_analysis_params(parts[0], parts[1].lower(), params, bool(pending_sweeps),
+                                       loc)
                 net.analyses.append(AnalysisDecl(parts[0], parts[1].lower(), params, loc,
                                                  sweep=pending_sweeps[-1] if pending_sweeps
-                                                 else None, sweeps=pending_sweeps, circuit=circuit))
+                                                 else None, sweeps=pending_sweeps, circuit=circuit,
+                                                 saves=tuple(saves), options=dict(options),
+                                                 variables=dict(variables)))
                 pending_sweeps = []
             elif low == "sweep":
                 parts = rest.split(None, 1)
@@ -245,7 +259,20 @@ def _parse_body(net: Netlist, text: str, path: Path, top: Subckt, stack: tuple[P
             elif low == "elaborate":
                 circuit = _parse_elaborate(rest, loc)
                 net.elaborations.append((circuit, loc))
+            elif low == "clear":  # VACASK: no keyword clears all three
+                what = set(rest.lower().split()) or {"saves", "options", "variables"}
+                if not what <= {"saves", "options", "variables"}:
+                    raise NetlistError(loc, f"clear: unknown keyword(s) "
+                                            f"{' '.join(sorted(what - {'saves', 'options', 'variables'}))}"
+                                            " (saves, options, variables)")
+                saves = [] if "saves" in what else saves
+                options = {} if "options" in what else options
+                variables = {} if "variables" in what else variables
+            elif low == "var":  # the analyses after it see these values (VACASK)
+                variables.update(_split_params(rest, loc))
+                net.variables.update(variables)
             elif low == "save":
+                saves.extend(parse_saves(rest, loc))
                 net.saves.extend(rest.split())
             elif low.startswith("postprocess"):
                 warnings.warn(f"{loc}: postprocess: not run (va2jax never runs a netlist's "
@@ -253,7 +280,14 @@ def _parse_body(net: Netlist, text: str, path: Path, top: Subckt, stack: tuple[P
             else:
                 _control_command(net, low, rest, loc)
             continue
+        if cur is not top and low in _TOP_ONLY:
+            raise NetlistError(loc, f"'{low}' inside subckt {cur.name}: allowed in the toplevel "
+                                    "circuit only (as in VACASK)")
         if low == "control":
+            if net.control_loc is not None:
+                raise NetlistError(loc, f"a second control block (the first is at "
+                                        f"{net.control_loc}); VACASK allows one")
+            net.control_loc = loc
             in_control = True
         elif low in ("load", "include"):
             m = re.match(r'"([^"]*)"', rest)
@@ -282,7 +316,8 @@ def _parse_body(net: Netlist, text: str, path: Path, top: Subckt, stack: tuple[P
             ptxt = parts[2].strip() if len(parts) > 2 else ""
             if ptxt.startswith("(") and ptxt.endswith(")"):
                 ptxt = ptxt[1:-1]
-            cur.models[parts[0]] = ModelCard(parts[0], parts[1], _split_params(ptxt, loc), loc)
+            key = parts[0] if not guard else f"{parts[0]}\0{len(cur.models)}"
+            cur.models[key] = ModelCard(parts[0], parts[1], _split_params(ptxt, loc), loc, guard)
         elif low == "subckt":
             if cur is not top:
                 raise NetlistError(loc, "nested subckt definitions are not supported")
@@ -313,7 +348,7 @@ def _parse_body(net: Netlist, text: str, path: Path, top: Subckt, stack: tuple[P
             if not parts:
                 raise NetlistError(loc, f"instance {m.group(1)} has no model/device name")
             params = _split_params(parts[1] if len(parts) > 1 else "", loc)
-            cur.instances.append(InstanceDecl(m.group(1), nodes, parts[0], params, loc))
+            cur.instances.append(InstanceDecl(m.group(1), nodes, parts[0], params, loc, guard))
     if cur is not top:
         raise NetlistError(cur.loc, f"subckt {cur.name} has no 'ends'")
     if in_control:
@@ -323,14 +358,52 @@ def _parse_body(net: Netlist, text: str, path: Path, top: Subckt, stack: tuple[P
                                  "an analysis")
 
 
-#: VACASK's analysis types: those va2jax runs (``dc``: va2jax's name for a swept ``op``)
-_ANALYSES_DONE = {"op", "dc", "ac", "tran", "dcinc", "dcxf", "acxf", "noise"}
+#: VACASK's analysis types va2jax runs (a DC sweep is a ``sweep`` around ``op``; VACASK has no
+#: ``dc`` analysis)
+_ANALYSES_DONE = {"op", "ac", "tran", "dcinc", "dcxf", "acxf", "noise"}
 #: VACASK's other analysis types (include/an*.h): parsed, refused until implemented
 _ANALYSES_PLANNED = {"hb"}
 #: control commands VACASK has (simulator/cmd.cpp) that va2jax does not carry out yet
-_COMMANDS_PLANNED = {"alter", "abort", "clear"}
+_COMMANDS_PLANNED = {"alter", "abort"}
+#: statements VACASK allows in the toplevel circuit only (lib/dflparser.y)
+_TOP_ONLY = {"load", "ground", "global", "control", "embed"}
+#: statements a conditional block may not hold (VACASK: instances, models, nested blocks only)
+_NOT_IN_BLOCK = {"load", "include", "ground", "global", "parameters", "subckt", "ends",
+                 "control", "endc", "embed"}
 #: statements valid only inside ``control``
 _CONTROL_ONLY = {"analysis", "sweep", "options", "var", "alter", "abort", "clear", "print"}
+
+
+#: VACASK's parameters of each analysis (lib/coreop.cpp, coreac.cpp, coretran.cpp): (all, those
+#: va2jax applies); ``method`` of tran is va2jax's (VACASK: the option ``tran_method``)
+_ANALYSIS_PARAMS = {
+    "op": ({"nodeset", "store", "write"}, {"nodeset", "store"}),
+    "ac": ({"from", "to", "step", "mode", "points", "values", "writeop", "write", "nodeset",
+            "store"}, {"from", "to", "step", "mode", "points", "values"}),
+    "tran": ({"step", "stop", "start", "maxstep", "icmode", "nodeset", "ic", "store", "write",
+              "method"}, {"step", "stop", "start", "maxstep", "icmode", "method"}),
+}
+
+
+def _check_analysis_params(name: str, kind: str, params: dict[str, str], swept: bool,
+                           loc: Loc) -> None:
+    """Refuse a parameter the analysis type does not have (unknown) or va2jax does not apply
+    yet (``write=0``, tran's ``ic``/``store``, ac's ``nodeset``/``store``/``writeop``, a swept
+    op's ``nodeset``/``store``): one line naming it."""
+    if kind not in _ANALYSIS_PARAMS:
+        return
+    known, done = _ANALYSIS_PARAMS[kind]
+    for k, v in params.items():
+        low = k.lower()
+        if low not in known:
+            raise NetlistError(loc, f"analysis {name}: unknown parameter {k!r} of {kind} "
+                                    f"(VACASK's: {', '.join(sorted(known - {'method'}))})")
+        if low == "write" and v.strip() in ("1", "1.0"):
+            continue
+        if low not in done or (swept and low in ("nodeset", "store")):
+            what = "of a swept analysis " if swept and low in done else ""
+            raise NetlistError(loc, f"analysis {name}: {kind} parameter {k!r} {what}not "
+                                    "supported yet")
 
 
 def _check_analysis_kind(kind: str, loc: Loc) -> None:
@@ -342,8 +415,9 @@ def _check_analysis_kind(kind: str, loc: Loc) -> None:
     if low in _ANALYSES_PLANNED:
         raise NetlistError(loc, f"analysis {low!r} not supported yet (va2jax runs op, ac, tran, "
                                 "dcinc, dcxf, acxf, noise and swept op)")
+    hint = "; a DC sweep is a sweep around op" if low == "dc" else ""
     raise NetlistError(loc, f"unknown analysis type {kind!r} (VACASK's: op, ac, tran, noise, "
-                            "hb, acxf, dcxf, dcinc)")
+                            f"hb, acxf, dcxf, dcinc{hint})")
 
 
 def _control_command(net: Netlist, low: str, rest: str, loc: Loc) -> None:
@@ -354,7 +428,7 @@ def _control_command(net: Netlist, low: str, rest: str, loc: Loc) -> None:
     if low == "var":
         net.variables.update(_split_params(rest, loc))
     elif low == "print" or low.startswith("print("):
-        return
+        return  # informational output (stats, devices, …): changes no result
     elif low == "abort" and rest.strip().strip('"').lower() == "always":
         return  # va2jax stops at the first failing analysis anyway
     elif low in _COMMANDS_PLANNED or low.startswith("elaborate"):
@@ -366,20 +440,25 @@ def _control_command(net: Netlist, low: str, rest: str, loc: Loc) -> None:
 
 
 def _conditionals(net: Netlist, stmts: list[tuple[str, Loc]], top: Subckt
-                  ) -> list[tuple[str, Loc]]:
+                  ) -> list[tuple[str, Loc, str]]:
     """Resolve ``@if COND`` / ``@elseif COND`` / ``@else`` / ``@end`` blocks: keep the
     statements of the first branch whose condition (an expression of the top-level
-    ``parameters`` seen so far and the control ``var`` values) is nonzero. Blocks nest. Inside a
-    ``subckt`` (conditions on its own parameters, decided per instance in VACASK) they are
-    refused."""
+    ``parameters`` seen so far and the control ``var`` values) is nonzero. Blocks nest.
+
+    Inside a ``subckt`` the conditions are on its own parameters and decided per instance (as
+    VACASK does): each statement is kept with its *guard*, an expression that is nonzero where
+    its branch is taken (``!(c1) && (c2)`` for an ``@elseif c2`` after ``@if c1``); ``""`` is
+    no guard. Returns (statement, location, guard). As in VACASK (``lib/dflparser.y``), a block
+    holds instances, models and nested blocks only."""
     from .expr import ExprError, evaluate
 
-    out: list[tuple[str, Loc]] = []
-    # each open block: [taking now, some branch taken already, parent taking, loc]
+    out: list[tuple[str, Loc, str]] = []
+    # each open block: [taking now, some branch taken already, parent taking, loc,
+    #                   subckt: conditions so far, this branch's guard]
     stack: list[list] = []
     in_sub = False
     if not any(s.startswith("@") for s, _ in stmts):
-        return stmts
+        return [(s, loc, "") for s, loc in stmts]
 
     def scope() -> dict:
         env: dict = {}
@@ -391,9 +470,6 @@ def _conditionals(net: Netlist, stmts: list[tuple[str, Loc]], top: Subckt
         return env
 
     def cond(text: str, loc: Loc) -> bool:
-        if in_sub:
-            raise NetlistError(loc, "@if inside a subckt not supported yet (conditions on "
-                                    "subcircuit parameters)")
         if not text.strip():
             raise NetlistError(loc, "@if/@elseif needs a condition")
         try:
@@ -414,9 +490,24 @@ def _conditionals(net: Netlist, stmts: list[tuple[str, Loc]], top: Subckt
             in_control = True
         elif low == "endc":
             in_control = False
+        if low in ("@if", "@elseif") and not rest.strip():
+            raise NetlistError(loc, f"{low} needs a condition")
+        if in_sub and low in ("@if", "@elseif", "@else"):
+            if low == "@if":
+                stack.append([taking, False, taking, loc, [], ""])
+            elif not stack:
+                raise NetlistError(loc, f"{low} without @if")
+            b = stack[-1]
+            prev = " && ".join(f"!({c})" for c in b[4])
+            if low == "@else":
+                b[5] = prev or "1"
+            else:
+                b[5] = f"{prev} && ({rest})" if prev else f"({rest})"
+                b[4].append(rest)
+            continue
         if low == "@if":
             t = taking and cond(rest, loc)
-            stack.append([t, t, taking, loc])
+            stack.append([t, t, taking, loc, [], ""])
         elif low == "@elseif":
             if not stack:
                 raise NetlistError(loc, "@elseif without @if")
@@ -436,6 +527,9 @@ def _conditionals(net: Netlist, stmts: list[tuple[str, Loc]], top: Subckt
             stack.pop()
         elif low.startswith("@"):
             raise NetlistError(loc, f"unknown directive {word!r} (@if, @elseif, @else, @end)")
+        elif stack and (low in _NOT_IN_BLOCK or low in _CONTROL_ONLY):
+            raise NetlistError(loc, f"'{low}' inside @if (a conditional block holds instances, "
+                                    "models and nested @if blocks only, as in VACASK)")
         elif taking:
             if low == "subckt":
                 in_sub = True
@@ -446,7 +540,8 @@ def _conditionals(net: Netlist, stmts: list[tuple[str, Loc]], top: Subckt
                 _apply_overrides(net, top)
             elif low == "var":
                 net.variables.update(_split_params(rest, loc))
-            out.append((stmt, loc))
+            guard = " && ".join(b[5] for b in stack if b[5])
+            out.append((stmt, loc, guard))
     if stack:
         raise NetlistError(stack[-1][3], "@if without @end")
     return out

@@ -58,7 +58,7 @@ def write_raw(path: str | Path, results: list[Result], title: str = "va2jax",
                 vars_.append((res.scale_name, stype))
                 cols.append(np.asarray(res.scale))
             order = list(range(len(res.names)))
-            if dialect != "spice":  # VACASK writes the unknowns sorted by name (strcmp)
+            if dialect != "spice" and not res.ordered:  # VACASK: unknowns sorted (strcmp)
                 order = order[:res.lead] + sorted(order[res.lead:],
                                                   key=lambda i: res.names[i].encode())
             for i in order:

@@ -29,6 +29,8 @@ class Result:
     data: np.ndarray  # (npoints, n) float or complex
     stats: Stats = field(default_factory=Stats)
     lead: int = 0  # leading columns that are not unknowns (VACASK sweep values)
+    #: the vectors are in the order to write (VACASK ``save``); otherwise unknowns are sorted
+    ordered: bool = False
 
     def __getitem__(self, key: str) -> np.ndarray:
         if key == self.scale_name and self.scale is not None:

@@ -1,6 +1,7 @@
 """Netlist → :class:`Simulation` (elaborated circuit, MNA system, compiled engine) → results."""
 from __future__ import annotations
 
+import copy
 import math
 import re
 import time
@@ -111,6 +112,8 @@ class Simulation:
     #: as read (VACASK: ``elaborate`` and sweeps of top-level parameters elaborate it again)
     netlist: Netlist | None = None
     path: Path | None = None
+    #: VACASK ``store="slot"`` solutions: slot → unknown name → value
+    stored: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @classmethod
     def from_file(cls, path: str | Path, prefer: str | None = None) -> "Simulation":
@@ -127,8 +130,16 @@ class Simulation:
             net = read_netlist(path)
             first = net.analyses[0].circuit if net.analyses else ()
             circ = elaborate(net, first)
-            opts = Options.from_dict(circ.options)
             warn_unused_options(circ.options)
+            if net.analyses and net.analyses[0].options is not None:
+                scope = dict(circ.params)
+                for k, v in (net.analyses[0].variables or {}).items():
+                    try:
+                        scope[k] = evaluate(v, scope)
+                    except ExprError:
+                        pass  # reported when the analysis runs
+                circ.options = cls._eval_options(net.analyses[0], scope)
+            opts = Options.from_dict(circ.options)
             lib = ModelLibrary(Path(path).resolve().parent, prefer=prefer)
             for fname, loc in circ.loads:
                 lib.load(fname, loc)
@@ -151,6 +162,44 @@ class Simulation:
         persistent_cache()  # a later run of the circuit reuses its compiled loops
         return system, Engine(system, opts)
 
+    def scope(self, decl: AnalysisDecl) -> dict:
+        """Names an analysis' expressions see: the top-level parameters, then the control
+        ``var`` values read before it (VACASK), evaluated in order."""
+        env = dict(self.circuit.params)
+        for k, v in (decl.variables or {}).items():
+            try:
+                env[k] = evaluate(v, env)
+            except ExprError as exc:
+                raise NetlistError(decl.loc, f"var {k}: {exc}") from None
+        return env
+
+    @staticmethod
+    def _eval_options(decl: AnalysisDecl, scope: dict) -> dict:
+        """The options in force for ``decl`` (VACASK: those read before it), evaluated."""
+        out = {}
+        for k, v in (decl.options or {}).items():
+            try:
+                out[k] = evaluate(v, scope)
+            except ExprError as exc:
+                raise NetlistError(decl.loc, f"option {k}: {exc}") from None
+        return out
+
+    def use_options(self, decl: AnalysisDecl) -> None:
+        """Rebuild with the options in force for ``decl`` (VACASK applies ``options`` to the
+        analyses after them), unless they are the current ones."""
+        if decl.options is None:
+            return
+        wanted = self._eval_options(decl, self.scope(decl))
+        if wanted == self.circuit.options:
+            return
+        t0 = time.perf_counter()
+        circ = copy.copy(self.circuit)
+        circ.options = wanted
+        opts = Options.from_dict(wanted)
+        self.system, self.engine = self._compile(circ, self.library, opts, self.path or Path("."))
+        self.circuit, self.options = circ, opts
+        self.compile_s += time.perf_counter() - t0
+
     def use_circuit(self, circuit: tuple[str, ...]) -> None:
         """Rebuild the circuit with the subcircuits ``circuit`` elaborated at top level (VACASK's
         ``elaborate circuit(...)``), unless it is the current one."""
@@ -170,13 +219,48 @@ class Simulation:
         for k, v in decl.params.items():
             if k.lower() == key:
                 try:
-                    val = evaluate(v, self.circuit.params)
+                    val = evaluate(v, self.scope(decl))
                 except ExprError as exc:
                     raise NetlistError(decl.loc, f"analysis {decl.name}: {exc}") from None
                 if not isinstance(val, (int, float)):
                     raise NetlistError(decl.loc, f"analysis {decl.name}: {key} must be a number")
                 return float(val)
         return default
+
+    def _op(self, decl: AnalysisDecl) -> Result:
+        """Operating point with VACASK's ``nodeset`` and ``store`` (:mod:`._nodeset`)."""
+        from ._nodeset import forced, parse_nodeset
+
+        params = {k.lower(): v for k, v in decl.params.items()}
+        eng = self.engine
+        if "nodeset" in params:
+            try:
+                value = evaluate(params["nodeset"], self.scope(decl))
+            except ExprError as exc:
+                raise NetlistError(decl.loc, f"analysis {decl.name}: nodeset: {exc}") from None
+            index = {nm: i for i, nm in enumerate(self.system.names)}
+            forces = parse_nodeset(value, index, self.stored, decl.loc, f"analysis {decl.name}",
+                                   frozenset(self.circuit.ground) | {"0"})
+            if forces:
+                t0 = time.perf_counter()
+                b = self.system.source_vector(None, dc=True)
+                sys2, b2 = forced(self.system, b, forces)
+                x0 = Engine(sys2, self.options).op(b2, what=f"analysis {decl.name} (nodesets)")
+                x = eng.op(b, x0, what=f"analysis {decl.name}")
+                from .results import Stats
+
+                st = Stats(points=1, newton_iterations=eng.iterations,
+                           run_s=time.perf_counter() - t0)
+                res = Result(decl.name, "op", None, None, list(self.system.names), x[None, :], st)
+            else:
+                res = run_op(eng, decl.name)
+        else:
+            res = run_op(eng, decl.name)
+        if "store" in params:
+            slot = params["store"].strip().strip('"')
+            if slot:
+                self.stored[slot] = dict(zip(res.names, np.real(res.data[0]).tolist()))
+        return res
 
     def _str(self, decl: AnalysisDecl, key: str, default: str) -> str:
         for k, v in decl.params.items():
@@ -194,7 +278,32 @@ class Simulation:
 
     def run_analysis(self, decl: AnalysisDecl,
                      progress: Callable[[str, float, float], None] | None = None) -> Result:
+        """Run one analysis; its result holds the vectors its ``save`` directives ask for."""
+        if decl.saves and decl.sweeps and any(sv.kind == "p" for sv in decl.saves):
+            srcs = {x.name for x in self.system.sources}
+            for sw in decl.sweeps:  # opvars are read with the circuit's own parameters
+                inst = (sw.get("instance") or "").strip('"')
+                par = (sw.get("parameter") or "").strip('"').lower()
+                if "variable" not in sw and not (inst in srcs and par == "dc"):
+                    raise NetlistError(decl.loc, f"analysis {decl.name}: save p(...) under sweep "
+                                                 f"{sw.get('name')} (not of a source's dc or a "
+                                                 "variable): not supported yet")
+        res = self._run_analysis(decl, progress)
+        if decl.saves:
+            from ._saves import select
+
+            res = select(res, decl.saves, self.system.aliases, self._opvar)
+        return res
+
+    def _opvar(self, inst: str, name: str, loc, X):
+        from ._opvars import opvar_values
+
+        return opvar_values(self, inst, name, loc, X)
+
+    def _run_analysis(self, decl: AnalysisDecl,
+                      progress: Callable[[str, float, float], None] | None = None) -> Result:
         self.use_circuit(decl.circuit)
+        self.use_options(decl)
         if decl.sweeps and self.circuit.dialect == "vacask":
             from ._sweep import run_swept
 
@@ -207,7 +316,7 @@ class Simulation:
         if decl.sweep is not None and kind == "op":
             kind = "dc"
         if kind == "op":
-            res = run_op(eng, decl.name)
+            res = self._op(decl)
         elif kind == "dc":
             sw = decl.sweep or {}
             src = (sw.get("instance") or "").strip('"')
@@ -249,7 +358,7 @@ class Simulation:
 
             sw = {k.lower(): v for k, v in decl.params.items()}
             sw["name"] = f"analysis {decl.name}"
-            res = run_ac(eng, decl.name, sweep_points(sw, dict(self.circuit.params), decl))
+            res = run_ac(eng, decl.name, sweep_points(sw, self.scope(decl), decl))
         elif kind == "noise" and self.circuit.dialect == "vacask":
             from ._noise_analysis import run_noise
 

@@ -34,6 +34,7 @@ class Waveform:
     wave: np.ndarray | None = None  # pwl points, shape (k, 2)
     mag: float = 0.0  # AC magnitude
     phase: float = 0.0  # AC phase, degrees
+    m: float = 1.0  # the factor :func:`scaled` applied (a swept ``dc`` is multiplied by it)
 
     def value(self, t: float) -> float:
         """Source value at time ``t`` (seconds)."""
@@ -174,7 +175,8 @@ _VACASK_DEFAULTS = {"pulse": {"val0": 0.0, "val1": 1.0, "rise": 1e-9, "fall": 0.
                     "am": {"sinedc": 0.0, "ampl": 1.0, "freq": 1e3, "delay": 0.0,
                            "modfreq": 1e3, "modphase": 0.0, "modindex": 0.5}}
 _VACASK_DEFAULTS["fm"] = _VACASK_DEFAULTS["am"]
-#: VACASK source types va2jax does not compute yet
+#: SPICE source types VACASK does not have (its lib/devvisrc.cpp: "Unknown transient waveform
+#: type")
 _VACASK_PLANNED = {"sffm"}
 #: VACASK's pwl shaping parameters va2jax does not apply yet
 _PWL_PLANNED = {"offset", "scale", "stretch", "pwlperiod", "twidth", "allbrkpts", "slopetol",
@@ -190,7 +192,8 @@ def _vacask_params(low: dict[str, Value], kind: str, where: str) -> dict[str, Va
     from ..errors import Va2JaxError
 
     if kind in _VACASK_PLANNED:
-        raise Va2JaxError(f"{where}: source type {kind!r} not supported yet")
+        raise Va2JaxError(f"{where}: unknown source type {kind!r} (VACASK's: dc, sine, pulse, "
+                          "exp, pwl, am, fm)")
     for k in _PWL_PLANNED & set(low):
         raise Va2JaxError(f"{where}: pwl parameter {k!r} not supported yet")
     out = {**_VACASK_DEFAULTS.get(kind, {}), **low}
@@ -239,8 +242,19 @@ def make_waveform(params: dict[str, Value], where: str, vacask: bool = False) ->
         if np.any(np.diff(arr[:, 0]) < 0):
             raise Va2JaxError(f"{where}: pwl times must not decrease")
         wf.wave = arr
-    if "dc" in nums:
+    if "dc" in nums and not (vacask and kind != "dc"):  # VACASK: a waveform's op is its t=0
         wf.dc = nums["dc"]
     else:
         wf.dc = wf.value(0.0) if kind != "dc" else 0.0
     return wf
+
+
+def scaled(wf: Waveform, m: float) -> Waveform:
+    """``wf`` times ``m`` (an isource's ``$mfactor``: ``m`` sources in parallel): every value
+    level, the op value and the AC magnitude; times and rates unchanged."""
+    if m == 1.0:
+        return wf
+    levels = {"val0", "val1", "sinedc", "ampl"}
+    p = {k: (v * m if k in levels else v) for k, v in wf.p.items()}
+    wave = None if wf.wave is None else wf.wave * np.array([1.0, m])
+    return Waveform(wf.kind, wf.dc * m, p, wave, wf.mag * m, wf.phase, wf.m * m)

@@ -1,0 +1,105 @@
+"""VACASK's nodesets and stored solutions for the operating point (``analysis NAME op
+nodeset=… store="slot"``; VACASK ``include/coreop.h``, ``lib/coreop.cpp``, ``lib/coreopnr.cpp``).
+
+``store="slot"`` keeps the converged solution under that name; ``nodeset="slot"`` starts a
+later operating point from it: every node of the slot that the circuit has is *forced* — a
+conductance ``g = nr_force·‖J_i‖∞`` (``nr_force = 1e5``, ``‖J_i‖∞`` the row's largest linear
+stamp, 1e-3 S at least) to the slot's value is added to its KCL row. ``nodeset=["n"; v; …]``
+forces node ``n`` to ``v``, ``["n1"; "n2"; v]`` the difference ``V(n1) − V(n2)``. The forced
+system is solved, then the circuit itself from that solution, so the nodesets pick the
+operating point's basin without changing it. A missing slot is a warning (VACASK's), and the
+operating point starts from zero.
+"""
+from __future__ import annotations
+
+import dataclasses
+import warnings
+
+import numpy as np
+
+from .mna import System
+from .netlist import Loc, NetlistError
+
+NR_FORCE = 1e5  # VACASK's option nr_force (lib/options.cpp)
+
+
+def parse_nodeset(value, index: dict[str, int], stored: dict[str, dict[str, float]],
+                  loc: Loc, where: str, ground: frozenset[str] = frozenset({"0"})
+                  ) -> list[tuple[int, int, float]]:
+    """Nodeset parameter ``value`` (a slot name or a VACASK list) → forces ``(i, j, v)`` on
+    unknowns (``j = -1``: ``x_i = v``; else ``x_i − x_j = v``); a ground node is 0 V."""
+    if isinstance(value, str):
+        if not value:
+            return []
+        sol = stored.get(value)
+        if sol is None:
+            warnings.warn(f"{loc}: {where}: solution {value!r} not found, no nodesets applied "
+                          "(as VACASK does)", stacklevel=2)
+            return []
+        return [(index[k], -1, v) for k, v in sol.items() if k in index and ":flow(" not in k]
+    if not isinstance(value, list):
+        raise NetlistError(loc, f"{where}: nodeset must be a solution name or a list "
+                                '["node"; value; …]')
+    out, k = [], 0
+    while k < len(value):
+        names = []
+        while k < len(value) and isinstance(value[k], str):
+            names.append(value[k])
+            k += 1
+        if not 1 <= len(names) <= 2 or k >= len(value):
+            raise NetlistError(loc, f"{where}: nodeset list: expected \"node\", value or "
+                                    "\"node1\", \"node2\", value")
+        idx = []
+        for nm in names:
+            if nm not in index and nm not in ground:
+                raise NetlistError(loc, f"{where}: nodeset: no node {nm!r}")
+            idx.append(-1 if nm in ground else index[nm])
+        i, j, v = idx[0], idx[1] if len(idx) == 2 else -1, float(value[k])
+        if i < 0:  # V(ground) − V(n2) = v: V(n2) = −v
+            i, j, v = j, -1, -v
+        if i >= 0:
+            out.append((i, j, v))
+        k += 1
+    return out
+
+
+def forced(system: System, b: np.ndarray, forces: list[tuple[int, int, float]]
+           ) -> tuple[System, np.ndarray]:
+    """The system with the forcing conductances added, and its source vector."""
+    n = system.n
+    rows: list[int] = []
+    cols: list[int] = []
+    vals: list[float] = []
+    b2 = np.array(b, float)
+    if system.G is not None:
+        norm = np.max(np.abs(system.G), axis=1)
+    else:
+        norm = np.zeros(n)
+        r, _, v = system.G_coo
+        np.maximum.at(norm, r, np.abs(v))
+
+    def g(i: int) -> float:
+        return NR_FORCE * max(float(norm[i]), 1e-3)
+
+    for i, j, v in forces:
+        gi = g(i)
+        rows.append(i)
+        cols.append(i)
+        vals.append(gi)
+        b2[i] += gi * v
+        if j >= 0:
+            gj = g(j)
+            rows += [i, j, j]
+            cols += [j, j, i]
+            vals += [-gi, gj, -gj]
+            b2[j] -= gj * v
+    G = None
+    if system.G is not None:
+        G = system.G.copy()
+        np.add.at(G, (np.array(rows), np.array(cols)), np.array(vals))
+    coo = system.G_coo
+    if coo is not None:
+        coo = (np.concatenate([coo[0], rows]).astype(coo[0].dtype),
+               np.concatenate([coo[1], cols]).astype(coo[1].dtype),
+               np.concatenate([coo[2], vals]))
+    return dataclasses.replace(system, G=G, G_coo=coo, _memo={}), b2
