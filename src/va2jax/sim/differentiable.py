@@ -34,10 +34,17 @@ AC
 --
 The small-signal solution ``X(ω) = (J_f + jω·J_q)⁻¹·U`` (``J_f``, ``J_q``: the Jacobians of the
 resistive and reactive parts at ``x*``; ``U``: the sources' ``mag``/``phase``) is differentiated
-by JAX directly: through the complex linear solve, through the Jacobians' dependence on ``p``
+by JAX directly: through the linear solve (in real arithmetic, :func:`_ac_solve`), through the
+Jacobians' dependence on ``p``
 (element values, model parameters) and on ``x*`` (second derivatives of the models), with ``x*``
 from the implicit operating point above. Outputs ``db(node)`` = ``20·log10|X|`` (dB),
 ``phase(node)`` = ``arg X`` in degrees, ``mag``, ``real``, ``imag``, or the complex ``X``.
+
+Transient
+---------
+``analysis="tran"``: the unknowns at given times, with forward sensitivities and the discrete
+adjoint of the simulator's accepted time steps (step sizes and orders held constant):
+:mod:`._tran_adjoint`.
 
 Parameters of OSDI-library models cannot be traced (the library runs on the host): asking for
 one is an error (the circuit's *voltage* sensitivities still include those devices through their
