@@ -23,9 +23,9 @@ backward sweep with ``J_kᵀ`` solves.
 Held constant (documented choice): the accepted times ``t_k`` (so ``h_k`` and ``a0_k``), the
 order of each step and the breakpoints — the derivative is that of the discrete system on the
 accepted grid. Finite differences of the simulator see, in addition, the step controller's
-reaction to ``p`` (a different grid at ``p ± δp``), an ``O(LTE)`` effect that shrinks with the
-tolerances: at ``reltol = 1e-6`` it stayed below 1e-3 relative on the Graetz bridge
-(tests/sim/test_tran_adjoint.py). The order of each step is not stored by :mod:`.tran`; the
+reaction to ``p`` (a different grid at ``p ± δp``), an ``O(LTE)`` effect: on a grid the controller
+does not move (a ``maxstep`` bound, ``tran_lteratio`` large) the two agree to ≤ 1.5e-4 on the
+Graetz bridge, on an adaptive one finite differences are noisy (docs/sim.md). The order of each step is not stored by :mod:`.tran`; the
 replay recomputes it with the kernel's rule from the accepted times (order 1 for the first
 three steps and the two after each breakpoint, then the method's order; a Newton failure,
 which drops the kernel to order 1 for a step, is not seen — the replay's value then differs
