@@ -25,9 +25,10 @@ order of each step and the breakpoints — the derivative is that of the discret
 accepted grid. Finite differences of the simulator see, in addition, the step controller's
 reaction to ``p`` (a different grid at ``p ± δp``), an ``O(LTE)`` effect: on a grid the controller
 does not move (a ``maxstep`` bound, ``tran_lteratio`` large) the two agree to ≤ 1.5e-4 on the
-Graetz bridge, on an adaptive one finite differences are noisy (docs/sim.md). The order of each step is not stored by :mod:`.tran`; the
-replay recomputes it with the kernel's rule from the accepted times (order 1 for the first
-three steps and the two after each breakpoint, then the method's order; a Newton failure,
+Graetz bridge, on an adaptive one finite differences are noisy (docs/sim.md). The order of
+each step is not stored by :mod:`.tran`; the replay recomputes it with the kernel's rule from
+the accepted times (order 1 for the first three steps and the two after each breakpoint, then
+the method's order; a Newton failure,
 which drops the kernel to order 1 for a step, is not seen — the replay's value then differs
 from the simulator's by that step's truncation error, and its derivative is still the exact
 derivative of the replayed discrete system).
@@ -38,7 +39,6 @@ the accepted points (the interpolation weights depend on the held times only).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import jax
 import jax.numpy as jnp
