@@ -83,8 +83,9 @@ class CircuitFunction:
     ``values``: a dict (any mapping; a pytree of scalars) from the parameter keys given to
     :func:`function` to their values (SI units); keys left out take their netlist (nominal)
     values. Outputs: a dict from the output names to float64 arrays (``op``: scalars;
-    ``ac``: shape ``(len(freqs),)``, complex128 for plain node names) and ``"status"`` (int32,
-    0 = the operating point converged). Attributes: :attr:`params`, :attr:`nominal` (dict),
+    ``ac``: shape ``(len(freqs),)``, complex128 for plain node names; ``tran``: shape
+    ``(len(times),)``) and ``"status"`` (int32, 0 = the operating point / transient converged;
+    :class:`~.batch.LaneStatus` for a transient). Attributes: :attr:`params`, :attr:`nominal` (dict),
     :attr:`outputs`, :attr:`freqs`.
     """
 
