@@ -16,7 +16,9 @@ N, source amplitude); objective: the sum of ``outp`` at 2, 5 and 9 ms. Rows: ``s
 simulator's adaptive transient alone (``BatchSweep.tran_function``, the forward simulation);
 ``value`` — ``f(values)``, the transient plus the replay of its accepted steps
 (:mod:`va2jax.sim._tran_adjoint`); ``grad`` — ``jax.grad``: transient, replay and the discrete
-adjoint sweep.
+adjoint sweep. ``--fused``: each row compiled with
+:func:`va2jax.sim.engine.loop_compiler_options` (XLA fusion on, as the simulator's own loops;
+va2jax's process default is fusion off).
 
 Run: ``python benchmarks/circuit_grad_bench.py [--k 100] [--repeat 20] [--tran]``. Wall-clock times on a
 shared machine are noisy; the ratio is what to read.
@@ -45,9 +47,11 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=100)
     ap.add_argument("--repeat", type=int, default=20)
     ap.add_argument("--tran", action="store_true")
+    ap.add_argument("--fused", action="store_true",
+                    help="--tran: compile each row with the simulator loops' XLA options (fusion on)")
     a = ap.parse_args()
     if a.tran:
-        return tran(a.repeat)
+        return tran(a.repeat, a.fused)
     import jax
     import jax.numpy as jnp
 
@@ -99,11 +103,12 @@ def _time(fn, v, repeat: int) -> tuple[float, float]:
     return comp, statistics.median(ts)
 
 
-def tran(repeat: int) -> None:
+def tran(repeat: int, fused: bool) -> None:
     import jax
     import jax.numpy as jnp
 
     from va2jax.sim import function
+    from va2jax.sim.engine import loop_compiler_options
 
     here = Path(__file__).resolve().parent.parent / "tests" / "sim" / "test_tran_adjoint.py"
     src = here.read_text()
@@ -121,9 +126,13 @@ def tran(repeat: int) -> None:
     npts = int(sim(pv)["npoints"])
     runs = {"sim": (sim, pv), "value": (jax.jit(lambda v: f(v)["outp"]), v),
             "grad": (jax.jit(jax.grad(lambda v: jnp.sum(f(v)["outp"]))), v)}
+    opts = loop_compiler_options() if fused else {}
     times = {}
     for name, (fn, arg) in runs.items():
-        comp, times[name] = _time(fn, arg, repeat)
+        t0 = time.perf_counter()
+        exe = fn.lower(arg).compile(compiler_options=opts) if opts else fn
+        comp, times[name] = _time(exe, arg, repeat)
+        comp += time.perf_counter() - t0
         print(f"{name:6s} compile+first {comp:7.2f} s   median {times[name] * 1e3:9.2f} ms")
     print(f"graetz 10 ms, {npts} accepted points, K = {len(keys)}: grad / sim = "
           f"{times['grad'] / times['sim']:.2f}, value / sim = {times['value'] / times['sim']:.2f}")
