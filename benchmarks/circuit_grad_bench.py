@@ -10,7 +10,17 @@ compilation, the median of ``--repeat`` calls of
   transposed solve and one VJP of the residual in the K parameters (:mod:`va2jax.sim.differentiable`);
 * ``jacfwd``: forward mode, K tangent solves (for comparison).
 
-Run: ``python benchmarks/circuit_grad_bench.py [--k 100] [--repeat 20]``. Wall-clock times on a
+``--tran``: instead, the transient of the Graetz bridge (tests/sim/test_tran_adjoint.py: 10 ms,
+``maxstep`` 0.1 ms, ``reltol`` 1e-6, ≈ 960 accepted points) with 5 parameters (R, C, diode IS and
+N, source amplitude); objective: the sum of ``outp`` at 2, 5 and 9 ms. Rows: ``sim`` — the
+simulator's adaptive transient alone (``BatchSweep.tran_function``, the forward simulation);
+``value`` — ``f(values)``, the transient plus the replay of its accepted steps
+(:mod:`va2jax.sim._tran_adjoint`); ``grad`` — ``jax.grad``: transient, replay and the discrete
+adjoint sweep. ``--fused``: each row compiled with
+:func:`va2jax.sim.engine.loop_compiler_options` (XLA fusion on, as the simulator's own loops;
+va2jax's process default is fusion off).
+
+Run: ``python benchmarks/circuit_grad_bench.py [--k 100] [--repeat 20] [--tran]``. Wall-clock times on a
 shared machine are noisy; the ratio is what to read.
 """
 from __future__ import annotations
@@ -36,7 +46,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--k", type=int, default=100)
     ap.add_argument("--repeat", type=int, default=20)
+    ap.add_argument("--tran", action="store_true")
+    ap.add_argument("--fused", action="store_true",
+                    help="--tran: compile each row with the simulator loops' XLA options (fusion on)")
     a = ap.parse_args()
+    if a.tran:
+        return tran(a.repeat, a.fused)
     import jax
     import jax.numpy as jnp
 
@@ -72,6 +87,55 @@ def main() -> None:
         print(f"{name:7s} compile+first {comp:7.2f} s   median {times[name] * 1e3:8.3f} ms")
     print(f"K = {len(keys)} parameters, n = {sections * 2 + 1}+ unknowns: "
           f"grad / op = {times['grad'] / times['op']:.2f}, jacfwd / op = {times['jacfwd'] / times['op']:.2f}")
+
+
+def _time(fn, v, repeat: int) -> tuple[float, float]:
+    import jax
+
+    t0 = time.perf_counter()
+    jax.block_until_ready(fn(v))
+    comp = time.perf_counter() - t0
+    ts = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn(v))
+        ts.append(time.perf_counter() - t0)
+    return comp, statistics.median(ts)
+
+
+def tran(repeat: int, fused: bool) -> None:
+    import jax
+    import jax.numpy as jnp
+
+    from va2jax.sim import function
+    from va2jax.sim.engine import loop_compiler_options
+
+    here = Path(__file__).resolve().parent.parent / "tests" / "sim" / "test_tran_adjoint.py"
+    src = here.read_text()
+    text = src[src.index('GRAETZ = """') + 11:]
+    text = text[:text.index('"""')]
+    keys = ["rl", "cl", "dpwr.is", "vs.ampl", "dpwr.n"]
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / "graetz.sim"
+        p.write_text(text)
+        f = function(p, keys, "tran", ["outp"], times=[2e-3, 5e-3, 9e-3], stop=10e-3,
+                     maxstep=1e-4, max_points=1100, options={"reltol": 1e-6})
+    v = dict(f.nominal)
+    pv = jnp.asarray([v[k] for k in keys])
+    sim = jax.jit(f._replay._tran)
+    npts = int(sim(pv)["npoints"])
+    runs = {"sim": (sim, pv), "value": (jax.jit(lambda v: f(v)["outp"]), v),
+            "grad": (jax.jit(jax.grad(lambda v: jnp.sum(f(v)["outp"]))), v)}
+    opts = loop_compiler_options() if fused else {}
+    times = {}
+    for name, (fn, arg) in runs.items():
+        t0 = time.perf_counter()
+        exe = fn.lower(arg).compile(compiler_options=opts) if opts else fn
+        comp, times[name] = _time(exe, arg, repeat)
+        comp += time.perf_counter() - t0
+        print(f"{name:6s} compile+first {comp:7.2f} s   median {times[name] * 1e3:9.2f} ms")
+    print(f"graetz 10 ms, {npts} accepted points, K = {len(keys)}: grad / sim = "
+          f"{times['grad'] / times['sim']:.2f}, value / sim = {times['value'] / times['sim']:.2f}")
 
 
 if __name__ == "__main__":

@@ -34,10 +34,17 @@ AC
 --
 The small-signal solution ``X(ω) = (J_f + jω·J_q)⁻¹·U`` (``J_f``, ``J_q``: the Jacobians of the
 resistive and reactive parts at ``x*``; ``U``: the sources' ``mag``/``phase``) is differentiated
-by JAX directly: through the complex linear solve, through the Jacobians' dependence on ``p``
+by JAX directly: through the linear solve (in real arithmetic, :func:`_ac_solve`), through the
+Jacobians' dependence on ``p``
 (element values, model parameters) and on ``x*`` (second derivatives of the models), with ``x*``
 from the implicit operating point above. Outputs ``db(node)`` = ``20·log10|X|`` (dB),
 ``phase(node)`` = ``arg X`` in degrees, ``mag``, ``real``, ``imag``, or the complex ``X``.
+
+Transient
+---------
+``analysis="tran"``: the unknowns at given times, with forward sensitivities and the discrete
+adjoint of the simulator's accepted time steps (step sizes and orders held constant):
+:mod:`._tran_adjoint`.
 
 Parameters of OSDI-library models cannot be traced (the library runs on the host): asking for
 one is an error (the circuit's *voltage* sensitivities still include those devices through their
@@ -76,13 +83,14 @@ class CircuitFunction:
     ``values``: a dict (any mapping; a pytree of scalars) from the parameter keys given to
     :func:`function` to their values (SI units); keys left out take their netlist (nominal)
     values. Outputs: a dict from the output names to float64 arrays (``op``: scalars;
-    ``ac``: shape ``(len(freqs),)``, complex128 for plain node names) and ``"status"`` (int32,
-    0 = the operating point converged). Attributes: :attr:`params`, :attr:`nominal` (dict),
+    ``ac``: shape ``(len(freqs),)``, complex128 for plain node names; ``tran``: shape
+    ``(len(times),)``) and ``"status"`` (int32, 0 = the operating point / transient converged;
+    :class:`~.batch.LaneStatus` for a transient). Attributes: :attr:`params`, :attr:`nominal` (dict),
     :attr:`outputs`, :attr:`freqs`.
     """
 
     def __init__(self, bs: BatchSweep, analysis: str, outputs: list[tuple[str, str, int]],
-                 freqs: np.ndarray | None, polish: int):
+                 freqs: np.ndarray | None, polish: int, tran: Mapping[str, Any] | None = None):
         self._bs = bs
         self.analysis = analysis
         self.params = list(bs.keys)
@@ -93,6 +101,14 @@ class CircuitFunction:
         self._polish = int(polish)
         self._op_core = self._make_op()
         self._extra: dict[int, Any] = {}
+        self.times = None
+        if analysis == "tran":
+            from ._tran_adjoint import TranReplay
+
+            assert tran is not None
+            self.times = np.asarray(tran["times"], float)
+            self._replay = TranReplay(bs, self.times, [o[2] for o in outputs], polish=polish,
+                                      **{k: v for k, v in tran.items() if k != "times"})
         if analysis == "ac":
             # AC needs ∂J/∂x of every device: each generated model through its JAX function
             # (backend "jax": the native backend's custom_jvp serves one tangent at a time, and
@@ -175,18 +191,21 @@ class CircuitFunction:
 
     def __call__(self, values: Mapping[str, Any]) -> dict[str, jax.Array]:
         p = self._vector(values)
-        x, status = self._op_core(p)
         out: dict[str, jax.Array] = {}
+        if self.analysis == "tran":
+            ys, st = self._replay(p)
+            for j, (name, _, _) in enumerate(self._outs):
+                out[name] = ys[:, j]
+            out["status"] = st
+            return out
+        x, status = self._op_core(p)
         if self.analysis == "op":
             for name, _, col in self._outs:
                 out[name] = x[col]
         else:
             sysm = self._system(p)
             _, _, Jf, Jq = assemble_fn(sysm)(x)
-            u = jnp.asarray(sysm.ac_vector())
-            w = 2j * np.pi * jnp.asarray(self.freqs)
-            A = Jf[None, :, :] + w[:, None, None] * Jq[None, :, :]
-            X = jnp.linalg.solve(A, jnp.broadcast_to(u, (w.shape[0], u.shape[0]))[..., None])[..., 0]
+            X = _ac_solve(Jf, Jq, jnp.asarray(sysm.ac_vector()), self.freqs)
             for name, form, col in self._outs:
                 z = X[:, col]
                 if form == "db":
@@ -205,16 +224,48 @@ class CircuitFunction:
         return out
 
 
+def _ac_solve(Jf: jax.Array, Jq: jax.Array, u: Any, freqs: np.ndarray) -> jax.Array:
+    """``X(ω) = (J_f + jω·J_q)⁻¹·U`` for each frequency (Hz) as the real system of twice the size::
+
+        [ J_f   −ω·J_q ] [Re X]   [Re U]
+        [ ω·J_q   J_f  ] [Im X] = [Im U]
+
+    solved by :func:`~.engine.dense_equilibrated_solve` (float64 throughout). The complex form
+    (``jnp.linalg.solve`` in complex128) is not used: with va2jax's default XLA flags
+    (``--xla_disable_hlo_passes=fusion``, :data:`va2jax._config.FAST_COMPILE_XLA_FLAGS`) XLA's CPU
+    code for a complex ``dot_general`` whose right operand has two or more free dimensions
+    returns wrong values (jax/jaxlib 0.10.2) — exactly the dots JAX emits for the solve's
+    derivatives under ``vmap`` (``jacfwd``/``jacrev`` of several frequencies). Returns complex128
+    ``(len(freqs), n)``."""
+    n = Jf.shape[0]
+    u = jnp.asarray(u)
+    rhs = jnp.concatenate([jnp.real(u), jnp.imag(u)]).astype(jnp.float64)
+    w = 2.0 * np.pi * np.asarray(freqs, float)
+
+    def one(wk):
+        wJ = wk * Jq
+        A = jnp.block([[Jf, -wJ], [wJ, Jf]])
+        y = _equilibrated_solve(A, rhs)
+        return jax.lax.complex(y[:n], y[n:])
+
+    return jax.vmap(one)(jnp.asarray(w))
+
+
 def function(netlist: "str | Path | Any", params: Sequence[str], analysis: str = "op",
              outputs: Sequence[str] | None = None, *, freqs: Any = None,
              options: Mapping[str, Any] | None = None, polish: int = 3,
-             prefer: str | None = None) -> CircuitFunction:
+             prefer: str | None = None, times: Any = None, stop: float | None = None,
+             step: float | None = None, maxstep: float | None = None, method: str | None = None,
+             max_points: int = 1024) -> CircuitFunction:
     """A netlist's analysis as a pure, differentiable JAX function of parameters ``params``.
 
     ``netlist``: a file (VACASK ``.sim`` or SPICE) or a :class:`~.simulation.Simulation`.
     ``params``: keys as for :class:`~.batch.BatchSweep` (element value ``"r1"``/``"c1.c"``,
     source ``"v1.dc"``, instance parameter ``"m1.w"``, model-card parameter ``"dmod.is"``).
-    ``analysis``: ``"op"`` (DC operating point) or ``"ac"`` (small signal at ``freqs``, Hz).
+    ``analysis``: ``"op"`` (DC operating point), ``"ac"`` (small signal at ``freqs``, Hz) or
+    ``"tran"`` (samples at ``times`` (s), linearly interpolated, of a transient to ``stop`` with
+    ``step``/``maxstep``/``method``/``max_points`` as :meth:`~.batch.BatchSweep.tran`;
+    derivatives by the discrete adjoint of the accepted steps, :mod:`._tran_adjoint`).
     ``outputs``: unknown names (node ``"out"``, branch current ``"v1:flow(br)"``); for ``ac``
     also ``db(out)``, ``phase(out)`` (degrees), ``mag(out)``, ``real(out)``, ``imag(out)``;
     default: every unknown. ``options``: simulator options overriding the netlist's
@@ -226,8 +277,8 @@ def function(netlist: "str | Path | Any", params: Sequence[str], analysis: str =
     from .simulation import Simulation
 
     a = str(analysis).lower()
-    if a not in ("op", "ac"):
-        raise Va2JaxError(f"function: unsupported analysis {analysis!r} (op, ac)")
+    if a not in ("op", "ac", "tran"):
+        raise Va2JaxError(f"function: unsupported analysis {analysis!r} (op, ac, tran)")
     keys = [str(k) for k in params]
     if not keys:
         raise Va2JaxError("function: no parameters given")
@@ -255,7 +306,7 @@ def function(netlist: "str | Path | Any", params: Sequence[str], analysis: str =
         if form and form not in _AC_FORMS:
             raise Va2JaxError(f"function: output {spec!r}: unknown form {form!r} "
                               f"({', '.join(_AC_FORMS)})")
-        if form and a == "op":
+        if form and a != "ac":
             raise Va2JaxError(f"function: output {spec!r}: {form}() is an ac output")
         col = low.get(node.lower())
         if col is None:
@@ -269,4 +320,18 @@ def function(netlist: "str | Path | Any", params: Sequence[str], analysis: str =
         fr = np.atleast_1d(np.asarray(freqs, float))
         if fr.ndim != 1 or not np.all(np.isfinite(fr)) or np.any(fr < 0):
             raise Va2JaxError("function: freqs must be finite frequencies ≥ 0 (Hz)")
-    return CircuitFunction(bs, a, outs, fr, polish)
+    tran = None
+    if a == "tran":
+        from .engine import Options as _Opts
+        from .netlist import check_tran_times
+
+        if stop is None or times is None:
+            raise Va2JaxError("function: analysis 'tran' needs stop (s) and times (s)")
+        check_tran_times(stop, step, maxstep, what="function")
+        ts = np.atleast_1d(np.asarray(times, float))
+        if ts.ndim != 1 or not np.all(np.isfinite(ts)) or np.any(ts < 0) or np.any(ts > stop):
+            raise Va2JaxError("function: times must be finite times in [0, stop] (s)")
+        meth = _Opts.from_dict({"tran_method": method or bs.opts.tran_method}).tran_method
+        tran = {"times": ts, "stop": float(stop), "step": step, "maxstep": maxstep,
+                "method": meth, "max_points": int(max_points)}
+    return CircuitFunction(bs, a, outs, fr, polish, tran)
