@@ -12,6 +12,8 @@
 ``p(inst, var)``       the operating-point variable ``var`` of ``inst``, vector ``inst.var``
                        (op, swept op, tran)
 ``dv(n)``, ``di(i)``   as ``v``/``i``, for ``ac``
+``tf(s)``, ``zin(s)``  the transfer function, input impedance and admittance of source ``s``
+``yin(s)``             (``dcxf``, ``acxf``; chosen by :func:`va2jax.sim._xf.xf_outputs`)
 =====================  =====================================================================
 
 A directive the analysis does not take (``v`` in ``ac``, ``dv`` in ``op``, a bare word) is
@@ -29,7 +31,8 @@ from .netlist import Loc, NetlistError
 from .results import Result
 
 #: directive → number of arguments
-_ARGS = {"default": 0, "full": 0, "v": 1, "i": 1, "p": 2, "dv": 1, "di": 1}
+_ARGS = {"default": 0, "full": 0, "v": 1, "i": 1, "p": 2, "dv": 1, "di": 1,
+         "tf": 1, "zin": 1, "yin": 1}
 #: analysis kind → directives it takes (others are skipped)
 _TAKES = {"op": {"default", "full", "v", "i", "p"}, "dc": {"default", "full", "v", "i", "p"},
           "tran": {"default", "full", "v", "i", "p"}, "ac": {"default", "full", "dv", "di"}}
@@ -70,7 +73,7 @@ def parse_saves(text: str, loc: Loc) -> list[Save]:
                                     "separated by a comma")
         if kind not in _ARGS:
             warnings.warn(f"{loc}: save {m.group(0).strip()}: not a save directive (default, full, "
-                          "v, i, p, dv, di); skipped, as VACASK skips it", stacklevel=2)
+                          "v, i, p, dv, di, tf, zin, yin); skipped, as VACASK skips it", stacklevel=2)
             continue
         if len(args) != _ARGS[kind]:
             raise NetlistError(loc, f"save {m.group(0).strip()}: {kind} takes {_ARGS[kind]} "

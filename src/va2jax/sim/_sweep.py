@@ -108,7 +108,7 @@ def run_swept(sim: "Simulation", decl: AnalysisDecl) -> Result:
         raise NetlistError(decl.loc, f"analysis {decl.name}: sweeps of a {decl.kind!r} analysis "
                                      "not supported yet")
     is_op = decl.kind in ("op", "dc")
-    inner = AnalysisDecl(decl.name, decl.kind, decl.params, decl.loc)
+    inner = AnalysisDecl(decl.name, decl.kind, decl.params, decl.loc, saves=decl.saves)
     head: list[str] = []  # the inner analysis' scale and unknowns (ac, tran)
     net = sim.netlist
     base_scope = dict(sim.circuit.params)

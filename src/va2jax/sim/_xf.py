@@ -373,7 +373,9 @@ def run_xf_decl(sim: "Simulation", decl: "AnalysisDecl") -> Result:
     out = parse_out(params.get("out"), where, decl.loc)
     out = ["0" if nm in circ.ground else nm for nm in out]
     masters = {i.name: i.master for i in circ.instances}
-    outputs = xf_outputs(eng.sys, circ.saves, masters, list(circ.models), where, decl.loc)
+    # the save directives read before the analysis (VACASK), as xf_outputs reads them
+    saves = [f"{s.kind}({','.join(s.args)})" if s.args else s.kind for s in decl.saves]
+    outputs = xf_outputs(eng.sys, saves, masters, list(circ.models), where, decl.loc)
     if kind == "dcxf":
         return run_dcxf(eng, decl.name, out, outputs, decl.loc)
     from ._sweep import sweep_points  # VACASK's frequency points are a sweep's
