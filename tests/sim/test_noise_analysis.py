@@ -259,7 +259,7 @@ def test_gradient_of_integrated_noise(tmp_path):
     rounding ~ 1e-16/1e-4 = 1e-12 (the operating point is polished to rounding level)."""
     import jax
 
-    from va2jax.sim._noise_analysis import noise_function
+    from va2jax.sim import noise_function
 
     p = tmp_path / "runme.sim"
     p.write_text(_head(f'load "{VA / "noise_diode.va"}"\n') +

@@ -208,7 +208,8 @@ def native_newton(system: System, opts: Options, values: System | None = None) -
     if values is not None and (len(values.groups) != len(system.groups) or any(
             v.group is not g.group or v.idx is not g.idx for v, g in zip(values.groups, system.groups))):
         return None
-    from ..codegen.native._newton import GroupSpec, make_native_newton
+    from ..codegen.native import NewtonGroup as GroupSpec
+    from ..codegen.native import make_native_newton
 
     n = system.n
     stateful = system.stateful_groups()

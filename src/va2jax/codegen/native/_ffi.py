@@ -661,10 +661,11 @@ _targets: dict[tuple, str] = {}     # (kernel address, dims, threading) -> regis
 _names: set[str] = set()            # registered target names
 
 
-def jit_ir(text: str, symbols: Sequence[str], *, opt: int = 2) -> dict[str, int]:
+def jit_ir(text: str, symbols: Sequence[str], *, opt: int = 2, ir_passes: int = 0) -> dict[str, int]:
     """Compile LLVM IR text in this process (MCJIT, code generation at ``opt``, no fast-math) and
-    return the addresses of ``symbols``. The engine is kept for the life of the process. Raises
-    ``ValueError`` with LLVM's message when the IR does not verify."""
+    return the addresses of ``symbols``. ``ir_passes`` > 0: LLVM's IR pipeline at that speed level
+    first (registers for stack variables; no loop vectorisation). The engine is kept for the life
+    of the process. Raises ``ValueError`` with LLVM's message when the IR does not verify."""
     import llvmlite.binding as llvm
 
     llvm.initialize_native_target()
@@ -675,6 +676,13 @@ def jit_ir(text: str, symbols: Sequence[str], *, opt: int = 2) -> dict[str, int]
     except RuntimeError as exc:
         raise ValueError(f"LLVM rejected the IR of {', '.join(symbols)}: {exc}") from None
     tm = llvm.Target.from_default_triple().create_target_machine(opt=opt)
+    if ir_passes:
+        mod.triple = tm.triple
+        mod.data_layout = str(tm.target_data)
+        pto = llvm.create_pipeline_tuning_options(speed_level=ir_passes)
+        pto.loop_vectorization = False
+        pb = llvm.create_pass_builder(tm, pto)
+        pb.getModulePassManager().run(mod, pb)
     engine = llvm.create_mcjit_compiler(mod, tm)
     engine.finalize_object()
     with _lock:

@@ -658,30 +658,9 @@ _built: dict[str, int] = {}
 def _jit(text: str, symbol: str) -> int:
     """Compile with LLVM's O2 pipeline (registers for the stack variables, no fast-math) and
     MCJIT; the engine lives as long as the process."""
-    import llvmlite.binding as llvm
+    from ._ffi import jit_ir
 
-    from ._ffi import _engines
-    from ._ffi import _lock as ffi_lock
-
-    llvm.initialize_native_target()
-    llvm.initialize_native_asmprinter()
-    try:
-        mod = llvm.parse_assembly(text)
-        mod.verify()
-    except RuntimeError as exc:
-        raise ValueError(f"LLVM rejected the IR of {symbol}: {exc}") from None
-    tm = llvm.Target.from_default_triple().create_target_machine(opt=2)
-    mod.triple = tm.triple
-    mod.data_layout = str(tm.target_data)
-    pto = llvm.create_pipeline_tuning_options(speed_level=2)
-    pto.loop_vectorization = False
-    pb = llvm.create_pass_builder(tm, pto)
-    pb.getModulePassManager().run(mod, pb)
-    engine = llvm.create_mcjit_compiler(mod, tm)
-    engine.finalize_object()
-    with ffi_lock:
-        _engines.append(engine)
-    return engine.get_function_address(symbol)
+    return jit_ir(text, [symbol], opt=2, ir_passes=2)[symbol]
 
 
 def newton_kernel(n: int, groups: list[GroupSpec], tabs: tuple, gmask, is_current, *, reltol: float,
