@@ -101,17 +101,27 @@ def main(argv=None) -> int:
         per = nb.min_rows_per_task(m)
 
         def build(one: bool):
+            """The evaluator and its ``jax.jit``, both traced here: one thread also for the FFI
+            calls made at trace time (the large traced call's split results read the thread
+            limit then: ``VA2JAX_NATIVE_THREADS=1`` while tracing)."""
             m.__dict__.pop("_native_dense_calls", None)
-            real = nb.min_rows_per_task
+            real, env = nb.min_rows_per_task, os.environ.get("VA2JAX_NATIVE_THREADS")
             if one:
                 nb.min_rows_per_task = lambda _m: 1 << 40
+                os.environ["VA2JAX_NATIVE_THREADS"] = "1"
             try:
-                return m.evaluator(st)
+                f = m.evaluator(st)
+                j = jax.jit(f)
+                jax.block_until_ready(j(V))
+                return f, j
             finally:
                 nb.min_rows_per_task = real
+                if env is None:
+                    os.environ.pop("VA2JAX_NATIVE_THREADS", None)
+                else:
+                    os.environ["VA2JAX_NATIVE_THREADS"] = env
 
-        f1, fn = build(True), build(False)
-        j1, jn = jax.jit(f1), jax.jit(fn)
+        (f1, j1), (fn, jn) = build(True), build(False)
         variants = {
             "batch": (lambda: nb.run_rows(k.eval_batch_address, shared, rows, k.n_out_eval, 1 << 62),
                       lambda: nb.run_rows(k.eval_batch_address, shared, rows, k.n_out_eval, per)),
