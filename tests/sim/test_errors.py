@@ -60,3 +60,15 @@ def test_newton_failure_reports_iterations_and_node(tmp_path):
     line = proc.stderr.strip().splitlines()[-1]
     assert line.startswith("va2jax: error:") and "did not converge after" in line \
         and "largest residual at 'a'" in line, line
+
+
+@pytest.mark.parametrize("value", [0, -0.1, 0.6])
+def test_first_step_fraction_out_of_range(value):
+    """``tran_fs`` (VACASK: the first step's fraction of ``min(step, maxstep, …)``, 0 < x ≤ 0.5):
+    0 would never leave t = 0; refused by name."""
+    from va2jax.errors import Va2JaxError
+    from va2jax.sim import Options
+
+    with pytest.raises(Va2JaxError, match="option tran_fs"):
+        Options.from_dict({"tran_fs": value})
+    assert Options.from_dict({"tran_fs": 0.5}).tran_fs == 0.5

@@ -106,6 +106,8 @@ class Options:
             raise Va2JaxError(f"option tran_method: unknown method {o.tran_method!r} (be, trap, gear2)")
         if o.tran_method == "euler":
             o.tran_method = "be"
+        if not 0 < o.tran_fs <= 0.5:  # VACASK's range (lib/options.cpp)
+            raise Va2JaxError(f"option tran_fs: {o.tran_fs!r} is outside (0, 0.5]")
         if o.solver not in ("dense", "klu", "auto"):
             raise Va2JaxError(f"option solver: unknown linear solver {o.solver!r} (auto, dense, klu)")
         if o.solver == "klu":
