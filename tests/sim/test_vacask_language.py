@@ -281,7 +281,7 @@ r1 (a 0) r r=1k
 
 
 @pytest.mark.parametrize("stmt, fragment", [  # the error's line: the statement's first
-    ('analysis x1 hb freq=[1k]', "analysis 'hb' not supported yet"),
+    ('analysis x1 hb freq=[1k] nodeset="s"', "hb parameter 'nodeset' not supported yet"),
     ('analysis x1 noise out="a" in="v1" from=1 to=1k mode="dec" points=2 writeop=1',
      "analysis x1: noise parameter 'writeop' not supported yet"),
     ('analysis x1 pss', "unknown analysis type 'pss'"),
@@ -292,7 +292,7 @@ r1 (a 0) r r=1k
     ('clear bogus', "clear: unknown keyword(s) bogus"),
     ('frobnicate 1', "unknown control command 'frobnicate'"),
     ('sweep s1 instance="v1" parameter="dc" from=0 to=1 step=0.5\n  analysis t1 hb freq=[1k]',
-     "analysis 'hb' not supported yet"),
+     "sweeps of a 'hb' analysis"),
     ('analysis x1 op foo=1', "analysis x1: unknown parameter 'foo' of op"),
     ('analysis x1 op write=0', "op parameter 'write' not supported yet"),
     ('analysis x1 tran stop=1u ic="s"', "tran parameter 'ic' not supported yet"),

@@ -84,6 +84,14 @@ class Options:
     #: :data:`SPARSE_THRESHOLD` unknowns on)
     solver: str = "auto"
     limiting: int = 1  # models' own junction limiting ($limit) in Newton: 1 on, 0 off
+    # harmonic balance (sim/_hb.py; VACASK's names and defaults, lib/options.cpp)
+    hb_itl: int = 100  # Newton iterations of a solve from scratch
+    hb_itlcont: int = 50  # Newton iterations of a source-stepping step
+    hb_skipinitial: int = 0  # 1: no plain Newton solve first, straight to source stepping
+    homotopy_srcstep: float = 0.01  # first raise of the source factor
+    homotopy_srcscale: float = 3.0  # raise ×/÷ this after an easy/hard step
+    homotopy_minsrcstep: float = 1e-7  # give up below this raise
+    homotopy_srcsteps: int = 100  # most source steps
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Options":

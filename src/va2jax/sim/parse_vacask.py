@@ -22,7 +22,7 @@ ends with ``\\``)::
       var a=1 ...
       [sweep NAME instance=|model=|option=|variable= ... (nested: one per line, outermost first)]
       elaborate circuit("sub1", ...)  (top level + these subckts for the analyses after it)
-      analysis NAME op|tran|ac|dcinc|dcxf|acxf|noise p=v ...   (hb: "not supported yet")
+      analysis NAME op|tran|ac|dcinc|dcxf|acxf|noise|hb p=v ...
       save default full v(n) i(inst) p(inst, opvar) dv(n) di(inst)   (sim/_saves.py)
       clear [saves options variables] | print ... | abort always | postprocess(...)
     endc
@@ -360,9 +360,9 @@ def _parse_body(net: Netlist, text: str, path: Path, top: Subckt, stack: tuple[P
 
 #: VACASK's analysis types va2jax runs (a DC sweep is a ``sweep`` around ``op``; VACASK has no
 #: ``dc`` analysis)
-_ANALYSES_DONE = {"op", "ac", "tran", "dcinc", "dcxf", "acxf", "noise"}
+_ANALYSES_DONE = {"op", "ac", "tran", "dcinc", "dcxf", "acxf", "noise", "hb"}
 #: VACASK's other analysis types (include/an*.h): parsed, refused until implemented
-_ANALYSES_PLANNED = {"hb"}
+_ANALYSES_PLANNED: set[str] = set()
 #: control commands VACASK has (simulator/cmd.cpp) that va2jax does not carry out yet
 _COMMANDS_PLANNED = {"alter", "abort"}
 #: statements VACASK allows in the toplevel circuit only (lib/dflparser.y)
@@ -382,6 +382,10 @@ _ANALYSIS_PARAMS = {
             "store"}, {"from", "to", "step", "mode", "points", "values"}),
     "tran": ({"step", "stop", "start", "maxstep", "icmode", "nodeset", "ic", "store", "write",
               "method"}, {"step", "stop", "start", "maxstep", "icmode", "method"}),
+    "hb": ({"freq", "nharm", "immax", "truncate", "samplefac", "tstart", "nper", "sample",
+            "shift", "write", "nodeset", "store"},
+           {"freq", "nharm", "immax", "truncate", "samplefac", "tstart", "nper", "sample",
+            "shift"}),
 }
 
 

@@ -31,7 +31,7 @@ _PLOTNAMES = {"op": "Operating Point", "tran": "Transient Analysis",
               "dc": "DC transfer characteristic", "ac": "AC Small Signal Analysis",
               "dcinc": "DC Incremental Response Analysis", "dcxf": "DC Transfer Function Analysis",
               "acxf": "AC Small Signal Transfer Function Analysis",
-              "noise": "Small-Signal Noise Analysis"}
+              "noise": "Small-Signal Noise Analysis", "hb": "Harmonic Balance Analysis"}
 #: ngspice's plot names where they differ from VACASK's (``dialect="spice"``)
 _SPICE_PLOTNAMES = {"ac": "AC Analysis", "tf": "Transfer Function"}
 
@@ -54,7 +54,7 @@ def write_raw(path: str | Path, results: list[Result], title: str = "va2jax",
             vars_: list[tuple[str, str]] = []
             if res.scale is not None and res.scale_name:
                 stype = {"time": "time", "frequency": "frequency"}.get(res.scale_name, "voltage")
-                stype = "notype" if res.kind == "noise" else stype  # as VACASK writes it
+                stype = "notype" if res.kind in ("noise", "hb") else stype  # as VACASK writes it
                 vars_.append((res.scale_name, stype))
                 cols.append(np.asarray(res.scale))
             order = list(range(len(res.names)))
@@ -63,7 +63,7 @@ def write_raw(path: str | Path, results: list[Result], title: str = "va2jax",
                                                   key=lambda i: res.names[i].encode())
             for i in order:
                 nm = res.names[i]
-                vars_.append((nm, "notype" if res.kind == "noise" else _var_type(nm)))
+                vars_.append((nm, "notype" if res.kind in ("noise", "hb") else _var_type(nm)))
                 cols.append(res.data[:, i])
             npts = res.data.shape[0]
             hdr = [f"Title: {title}",

@@ -379,6 +379,10 @@ class Simulation:
                 nd = math.log(f1 / f0, base)
                 freqs = f0 * base ** (np.arange(int(math.floor(nd * pts + 1e-9)) + 1) / pts)
             res = run_ac(eng, decl.name, freqs)
+        elif kind == "hb" and self.circuit.dialect == "vacask":
+            from ._hb import run_hb
+
+            res = run_hb(self, decl)
         elif kind in ("dcinc", "dcxf", "acxf", "tf"):
             from ._xf import run_xf_decl
 

@@ -1,0 +1,486 @@
+"""Harmonic balance (VACASK's ``hb``: ``include/corehb.h``, ``lib/corehb*.cpp``), single- and
+multi-tone, by collocation.
+
+**Spectrum.** With fundamentals ``f_1 … f_d`` (Hz, ``freq=[...]``) the spectrum is the set of
+mixing products ``f = |Σ_j k_j·f_j|`` over integer vectors ``k`` whose first nonzero entry is
+positive (and ``k = 0``, DC):
+
+* ``truncate="diamond"`` (the default): ``|k_j| ≤ H_j`` and ``Σ|k_j| ≤ immax``
+  (``immax ≤ 0``: the largest ``H_j``);
+* ``truncate="box"``: ``|k_j| ≤ H_j`` only;
+* ``truncate="raw"``: DC and the given frequencies themselves.
+
+``H_j`` is ``nharm`` (one integer for every tone, or one per tone). Products that coincide
+(relative difference ≤ 1e-14) are kept once (the lower order, a harmonic over an
+intermodulation product, the earlier one); the ``m`` frequencies are sorted.
+
+**Collocation.** A real signal ``x(t) = X_0 + Σ_{i≥1} Re(X_i·e^{j2πf_i t})`` has ``2m − 1`` real
+coefficients ``a = [X_0, Re X_1, Im X_1, …]``; at time ``t`` it is ``Γ⁻¹(t)·a`` with the row
+``[1, cos φ_1, −sin φ_1, …]``, ``φ_i = 2π·f_i·t`` (built from the fundamentals' phases modulo
+2π). VACASK samples ``ceil(samplefac·(2m − 1))`` candidate times uniformly at random in
+``[0, nper/f_min)`` (``std::mt19937_64`` seeded with 1, ``std::uniform_real_distribution``;
+``sample="uniform"``: ``i/f_min``) and keeps ``2m − 1`` of them by greedy Gram–Schmidt on the
+rows ``Γ⁻¹(t)`` (the first candidate, then each time the row of largest norm orthogonal to those
+kept), sorted. Γ⁻¹ on these ``nt = 2m − 1`` times is square; ``Γ = (Γ⁻¹)⁻¹`` (the
+almost-periodic Fourier transform), and ``D = Γ⁻¹·Ω·Γ`` is the time derivative on the samples
+(``Ω``: the 2×2 blocks ``[[0, −ω_i], [ω_i, 0]]``, ``ω_i = 2πf_i`` rad/s). The collocation
+points are reproduced exactly, so that the truncated (aliased) system is VACASK's own.
+
+**Equations.** With the circuit equations ``f(x) + d/dt q(x) = s·b(t)`` (:mod:`.mna`; ``s``: the
+source factor) on the samples ``x_k = x(t_k)`` (unknowns in the time domain, as VACASK's)::
+
+    R_k = f(x_k) − s·b(t_k) + Σ_l D_kl·q(x_l) = 0,     k = 0 … nt − 1
+
+Newton on the ``n·nt`` real unknowns: ``f``, ``q`` and their Jacobians ``Jf``, ``Jq`` come from
+one batched (``jax.vmap``) evaluation of the circuit's assembly over all samples, without
+``$limit`` limiting (VACASK evaluates HB without it); the Jacobian block ``(k, l)`` is
+``δ_kl·Jf(x_k) + D_kl·Jq(x_l)``, solved densely (LAPACK LU: ``(n·nt)²`` memory, ``(n·nt)³/3``
+flops per iteration — practical up to ``n·nt`` of a few thousand). A step is accepted when every
+change is within ``reltol·|x| + vntol`` (node voltages) or ``+ abstol`` (currents) and every
+residual within ``max(reltol·(largest of |f|, |s·b|, |D·q| at that sample), abstol)``
+(``vntol`` for the rows of current unknowns, which are voltage equations).
+
+**Homotopy.** As VACASK by default (``hb_skipinitial=1``, ``hb_homotopy=["src"]``): source
+stepping — solve with the sources scaled by 0 (``hb_itl`` iterations), then raise the factor by
+``homotopy_srcstep`` (×``homotopy_srcscale`` after a step that took ≤ ¼ of ``hb_itlcont``
+iterations, ÷ it after > ¾; halved after a failure, giving up below ``homotopy_minsrcstep`` or
+after ``homotopy_srcsteps`` steps) up to 1. With ``hb_skipinitial=0`` a plain Newton solve from
+zero is tried first.
+
+**Output.** ``X_i = Γ·x_i`` per unknown; the rawfile plot "Harmonic Balance Analysis" (complex),
+vector ``frequency`` (Hz) then the unknowns (V, A) as phasors, one point per frequency in
+increasing order (DC first, real).
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..errors import suggest
+from .engine import ConvergenceError
+from .expr import ExprError, evaluate
+from .netlist import Loc, NetlistError
+from .results import Result, Stats
+
+if TYPE_CHECKING:
+    from .netlist import AnalysisDecl
+    from .simulation import Simulation
+
+__all__ = ["HBGrid", "hb_spectrum", "hb_timepoints", "hb_transforms", "run_hb"]
+
+#: parameters of VACASK's hb (lib/corehb.cpp: the registered members)
+HB_PARAMS = ("freq", "nharm", "immax", "truncate", "samplefac", "tstart", "nper", "sample",
+             "shift", "write", "nodeset", "store")
+#: relative tolerance within which two mixing products are one frequency (VACASK's hb_freqtol)
+_FREQTOL = 1e-14
+
+
+class HBGrid:
+    """The spectrum: ``freqs (m,)`` Hz sorted (``freqs[0] = 0``), ``k (m, d)`` the multiples of
+    the fundamentals giving each (``Σ_j k_j·f_j = freqs[i]``), ``order (m,)`` the
+    intermodulation order ``Σ|k_j|``, ``harmonic (m,)`` whether at most one ``k_j`` is nonzero."""
+
+    def __init__(self, fund, freqs, k, order, harmonic):
+        self.fund = np.asarray(fund, float)
+        self.freqs = np.asarray(freqs, float)
+        self.k = np.asarray(k, np.int64).reshape(len(self.freqs), len(self.fund))
+        self.order = np.asarray(order, np.int64)
+        self.harmonic = np.asarray(harmonic, bool)
+
+
+def hb_spectrum(fund: list[float], nharm: list[int], immax: int = 0,
+                truncate: str = "hybrid") -> HBGrid:
+    """The spectrum of VACASK's ``hb`` (module doc). ``nharm``: one entry per fundamental.
+    Raises :class:`ValueError` with VACASK's reason on bad input."""
+    d = len(fund)
+    if d < 1:
+        raise ValueError("freq must have at least one component")
+    if any(f == 0.0 for f in fund):
+        raise ValueError("zero frequency must not be given explicitly")
+    if len(nharm) != d:
+        raise ValueError("the number of nharm components must match the number of freq components")
+    if any(h <= 0 for h in nharm):
+        raise ValueError("nharm must be > 0")
+    if truncate not in ("box", "diamond", "hybrid"):
+        raise ValueError(f"unknown truncation {truncate!r} (hybrid, diamond, box)")
+    hybrid = truncate == "hybrid"
+    imax = max(immax, max(nharm))
+    rows: list[tuple[list[int], float, int, int]] = []  # k, Σ k_j f_j, order, nonzero count
+    # every k with k_j in [-H_j, H_j] whose first nonzero entry is positive, in the order of an
+    # odometer whose first digit runs over 0..H_1 (VACASK's order: it decides ties below)
+    cnt = [0] * d
+    end = [0] * d
+    end[0] = nharm[0] + 1
+    last = 0
+    while True:
+        if last < d - 1:
+            lead_zero = all(c == 0 for c in cnt[: last + 1])
+            for i in range(last + 1, d):
+                cnt[i] = 0 if lead_zero else -nharm[i]
+                end[i] = nharm[i] + 1
+        f = 0.0
+        order = nnz = 0
+        for i in range(d):
+            f += cnt[i] * fund[i]
+            order += abs(cnt[i])
+            nnz += cnt[i] != 0
+        if immax == 0 or order <= imax or (hybrid and nnz <= 1):
+            rows.append((list(cnt), f, order, nnz))
+        for i in range(d):
+            last = d - 1 - i
+            cnt[last] += 1
+            if cnt[last] < end[last]:
+                break
+        if cnt[0] >= end[0]:
+            break
+    # coinciding |frequencies|: keep the lower order, then a harmonic, then the earlier one
+    removed = [False] * len(rows)
+    for i in range(len(rows) - 1):
+        if removed[i]:
+            continue
+        for j in range(i + 1, len(rows)):
+            if removed[j]:
+                continue
+            fi, fj = abs(rows[i][1]), abs(rows[j][1])
+            if abs(fi - fj) > max(fi, fj) * _FREQTOL:
+                continue
+            oi, oj = rows[i][2], rows[j][2]
+            hi, hj = rows[i][3] <= 1, rows[j][3] <= 1
+            if oi < oj:
+                removed[j] = True
+            elif oi > oj:
+                removed[i] = True
+                break
+            elif hj and not hi:
+                removed[i] = True
+                break
+            else:
+                removed[j] = True
+    kept = []
+    for (k, f, order, nnz), gone in zip(rows, removed):
+        if not gone:  # a negative sum: the negated multiples give the positive frequency
+            kept.append(([-c for c in k], -f, order, nnz) if f < 0 else (k, f, order, nnz))
+    kept.sort(key=lambda r: r[1])
+    if len(kept) < 2:
+        raise ValueError("too few frequencies in the spectrum")
+    return HBGrid(fund, [r[1] for r in kept], [r[0] for r in kept], [r[2] for r in kept],
+                  [r[3] <= 1 for r in kept])
+
+
+class _MT19937_64:
+    """The 64-bit Mersenne Twister (Matsumoto & Nishimura; the parameters of C++'s
+    ``std::mt19937_64``), for VACASK's random collocation candidates. Hand-written: NumPy's
+    ``MT19937`` is the 32-bit generator, and the candidates must be VACASK's to the bit."""
+
+    _M64 = (1 << 64) - 1
+
+    def __init__(self, seed: int):
+        mt = [seed & self._M64]
+        for i in range(1, 312):
+            prev = mt[-1]
+            mt.append((6364136223846793005 * (prev ^ (prev >> 62)) + i) & self._M64)
+        self.mt = mt
+        self.index = 312
+
+    def _twist(self) -> None:
+        mt = self.mt
+        upper, lower = 0xFFFFFFFF80000000, 0x7FFFFFFF
+        for i in range(312):
+            y = (mt[i] & upper) | (mt[(i + 1) % 312] & lower)
+            v = mt[(i + 156) % 312] ^ (y >> 1)
+            if y & 1:
+                v ^= 0xB5026F5AA96619E9
+            mt[i] = v
+        self.index = 0
+
+    def next(self) -> int:
+        if self.index >= 312:
+            self._twist()
+        y = self.mt[self.index]
+        self.index += 1
+        y ^= (y >> 29) & 0x5555555555555555
+        y ^= (y << 17) & 0x71D67FFFEDA60000
+        y ^= (y << 37) & 0xFFF7EEE000000000
+        y ^= y >> 43
+        return y & self._M64
+
+    def uniform(self) -> float:
+        """``std::uniform_real_distribution<double>(0, 1)`` as libstdc++ draws it
+        (``generate_canonical<double, 53>``: one 64-bit draw, ``double(u)/2⁶⁴``, below 1)."""
+        r = float(self.next()) / 18446744073709551616.0
+        return r if r < 1.0 else math.nextafter(1.0, 0.0)
+
+
+def _transform_rows(grid: HBGrid, t: np.ndarray) -> np.ndarray:
+    """``Γ⁻¹`` rows at times ``t`` (s): ``[1, cos φ_1, −sin φ_1, …]`` with each fundamental's
+    phase ``2π·frac(f_j·t)`` (the integer periods dropped first, as VACASK does)."""
+    prod = np.outer(t, grid.fund)
+    base = 2 * np.pi * (prod - np.trunc(prod))  # (nt, d)
+    phase = np.zeros((len(t), len(grid.freqs)))
+    for j in range(grid.k.shape[1]):  # summed in the fundamentals' order (VACASK's)
+        phase = phase + grid.k[:, j][None, :] * base[:, j][:, None]
+    m = len(grid.freqs)
+    rows = np.empty((len(t), 2 * m - 1))
+    rows[:, 0] = 1.0
+    rows[:, 1::2] = np.cos(phase[:, 1:])
+    rows[:, 2::2] = -np.sin(phase[:, 1:])
+    return rows
+
+
+def hb_timepoints(grid: HBGrid, samplefac: float = 5.0, nper: float = 1.0,
+                  sample: str = "uniform", shift: float = 0.2, tstart: float = 0.0) -> np.ndarray:
+    """VACASK's ``2m − 1`` collocation times (s), sorted (module doc)."""
+    if samplefac < 1.0:
+        raise ValueError("samplefac must be >= 1")
+    m = len(grid.freqs)
+    nt = 2 * m - 1
+    nsam = math.ceil(samplefac * nt)
+    span = nper / grid.freqs[1]
+    step = span / nsam
+    if sample == "uniform":
+        t = np.array([tstart + i * step + step * shift for i in range(nsam)])
+    elif sample == "random":
+        gen = _MT19937_64(1)
+        t = np.array([tstart + gen.uniform() * span for _ in range(nsam)])
+    elif sample == "mixed":
+        gen = _MT19937_64(1)
+        width = step * shift
+        t = np.array([tstart + i * step + (width * gen.uniform() + 0.0) for i in range(nsam)])
+    else:
+        raise ValueError(f"unknown sampling mode {sample!r} (uniform, random, mixed)")
+    A = _transform_rows(grid, t)
+    for i in range(nsam - 1):
+        if i + 1 >= nt:
+            break
+        w = A[i]
+        rest = A[i + 1:]
+        rest -= np.outer(rest @ w / (w @ w), w)
+        norms = np.einsum("ij,ij->i", rest, rest)
+        j = int(np.argmax(norms))
+        if not norms[j] > 0:
+            raise ValueError("zero norm while choosing the collocation points")
+        j += i + 1
+        A[[i + 1, j]] = A[[j, i + 1]]
+        t[[i + 1, j]] = t[[j, i + 1]]
+    return np.sort(t[:nt])
+
+
+def hb_transforms(grid: HBGrid, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(Γ⁻¹, Γ, D)`` on the collocation times ``t`` (module doc; ``D`` in 1/s)."""
+    inv = _transform_rows(grid, t)
+    fwd = np.linalg.inv(inv)
+    m = len(grid.freqs)
+    omega = np.zeros((2 * m - 1, 2 * m - 1))
+    for i in range(1, m):
+        w = 2 * np.pi * grid.freqs[i]
+        omega[2 * i - 1, 2 * i] = -w
+        omega[2 * i, 2 * i - 1] = w
+    return inv, fwd, inv @ omega @ fwd
+
+
+def phasors(fwd: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """Samples ``X (nt, n)`` → phasors ``(m, n)`` complex (DC real)."""
+    a = fwd @ X
+    out = np.empty(((a.shape[0] + 1) // 2, X.shape[1]), complex)
+    out[0] = a[0]
+    out[1:] = a[1::2] + 1j * a[2::2]
+    return out
+
+
+# -- the analysis ------------------------------------------------------------------------------
+
+def _param(decl: "AnalysisDecl", sim: "Simulation", key: str, default=None):
+    for k, v in decl.params.items():
+        if k.lower() == key:
+            try:
+                return evaluate(v, sim.scope(decl))
+            except ExprError as exc:
+                raise NetlistError(decl.loc, f"analysis {decl.name}: {key}: {exc}") from None
+    return default
+
+
+def _ints(val, where: str, key: str, loc: Loc | None) -> list[int]:
+    vals = val if isinstance(val, (list, tuple)) else [val]
+    out = []
+    for v in vals:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v != int(v):
+            raise NetlistError(loc, f"{where}: {key} must be an integer or a list of integers, "
+                                    f"not {val!r}")
+        out.append(int(v))
+    return out
+
+
+def _nums(val, where: str, key: str, loc: Loc | None) -> list[float]:
+    vals = val if isinstance(val, (list, tuple)) else [val]
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+               for v in vals):
+        raise NetlistError(loc, f"{where}: {key} must be a number or a list of numbers, not {val!r}")
+    return [float(v) for v in vals]
+
+
+class _Solver:
+    """Newton on the collocation equations of one circuit (module doc)."""
+
+    def __init__(self, eng, t: np.ndarray, D: np.ndarray):
+        import jax
+
+        from .assembly import assemble_fn
+
+        system = eng.sys
+        self.eng, self.sys, self.D = eng, system, D
+        self.n, self.nt = system.n, len(t)
+        self.B = np.stack([system.source_vector(float(tk)) for tk in t])  # (nt, n)
+        self.assemble = jax.jit(jax.vmap(assemble_fn(system)))
+        o = eng.opts
+        self.reltol = o.reltol
+        cur = np.asarray(system.is_current, bool)
+        self.x_abs = np.where(cur, o.abstol, o.vntol)  # solution change: V or A
+        self.r_abs = np.where(cur, o.vntol, o.abstol)  # residual: a current unknown's row is V
+        self.iterations = 0
+
+    def eval(self, X: np.ndarray, s: float):
+        import jax.numpy as jnp
+
+        f, q, Jf, Jq = (np.asarray(a) for a in self.assemble(jnp.asarray(X, jnp.float64)))
+        dq = self.D @ q
+        R = f - s * self.B + dq
+        ref = np.maximum(np.maximum(np.abs(f), np.abs(s * self.B)), np.abs(dq))
+        return R, ref, Jf, Jq
+
+    def jacobian(self, Jf: np.ndarray, Jq: np.ndarray) -> np.ndarray:
+        n, nt = self.n, self.nt
+        J = np.einsum("kl,lij->kilj", self.D, Jq)
+        idx = np.arange(nt)
+        J[idx, :, idx, :] += Jf
+        return J.reshape(nt * n, nt * n)
+
+    def solve(self, X0: np.ndarray, s: float, itl: int) -> tuple[np.ndarray | None, int]:
+        """Newton from ``X0`` at source factor ``s``: the converged samples and the iterations, or
+        ``(None, iterations)``."""
+        import scipy.linalg as sla
+
+        X = np.array(X0, float)
+        step_ok = False
+        for it in range(itl + 1):
+            with np.errstate(all="ignore"):
+                R, ref, Jf, Jq = self.eval(X, s)
+            if not (np.all(np.isfinite(R)) and np.all(np.isfinite(Jf)) and np.all(np.isfinite(Jq))):
+                return None, it
+            if step_ok and np.all(np.abs(R) <= np.maximum(self.reltol * ref, self.r_abs)):
+                return X, it
+            if it == itl:
+                break
+            self.iterations += 1
+            try:
+                with np.errstate(all="ignore"):
+                    dx = sla.solve(self.jacobian(Jf, Jq), -R.reshape(-1), check_finite=True)
+            except (ValueError, np.linalg.LinAlgError):
+                return None, it
+            if not np.all(np.isfinite(dx)):
+                return None, it
+            dx = dx.reshape(self.nt, self.n)
+            Xn = X + dx
+            tol = self.reltol * np.maximum(np.abs(X), np.abs(Xn)) + self.x_abs
+            step_ok = bool(np.all(np.abs(dx) <= tol))
+            X = Xn
+        return None, itl
+
+
+def _source_stepping(sv: _Solver, o) -> np.ndarray | None:
+    """VACASK's source stepping (module doc)."""
+    X, _ = sv.solve(np.zeros((sv.nt, sv.n)), 0.0, o.hb_itl)
+    if X is None:
+        return None
+    good, raise_, steps = 0.0, o.homotopy_srcstep, 0
+    while True:
+        fac = min(good + raise_, 1.0)
+        Xn, its = sv.solve(X, fac, o.hb_itlcont)
+        steps += 1
+        if Xn is not None:
+            good, X = fac, Xn
+            if good >= 1.0:
+                return X
+            if its <= o.hb_itlcont / 4:
+                raise_ *= o.homotopy_srcscale
+            if its > o.hb_itlcont * 3 / 4:
+                raise_ = max(raise_ / o.homotopy_srcscale, o.homotopy_minsrcstep)
+        else:
+            raise_ *= 0.5
+            if raise_ < o.homotopy_minsrcstep:
+                return None
+        if steps >= o.homotopy_srcsteps:
+            return None
+
+
+def run_hb(sim: "Simulation", decl: "AnalysisDecl") -> Result:
+    """Run an ``hb`` analysis statement of ``sim``'s netlist (module doc)."""
+    t0 = time.perf_counter()
+    where = f"analysis {decl.name}"
+    loc = decl.loc
+    for k in decl.params:
+        low = k.lower()
+        if low not in HB_PARAMS:
+            raise NetlistError(loc, f"{where}: hb has no parameter {k!r}"
+                               + suggest(low, list(HB_PARAMS)))
+        if low in ("nodeset", "store"):
+            raise NetlistError(loc, f"{where}: hb parameter {k!r} not supported yet")
+    fval = _param(decl, sim, "freq")
+    if fval is None:
+        raise NetlistError(loc, f"{where}: hb needs freq=[f1, ...] (the fundamentals, Hz)")
+    fund = _nums(fval, where, "freq", loc)
+    if any(f <= 0 for f in fund):
+        raise NetlistError(loc, f"{where}: freq must be > 0, not {fval!r}")
+    nharm = _ints(_param(decl, sim, "nharm", 4), where, "nharm", loc)
+    if any(h <= 0 for h in nharm):
+        raise NetlistError(loc, f"{where}: nharm must be > 0, not {nharm if len(nharm) > 1 else nharm[0]}")
+    if len(nharm) == 1:
+        nharm = nharm * len(fund)
+    elif len(nharm) != len(fund):
+        raise NetlistError(loc, f"{where}: nharm has {len(nharm)} entries for {len(fund)} "
+                                "frequencies")
+    immax = _ints(_param(decl, sim, "immax", 0), where, "immax", loc)[0]
+    truncate = str(_param(decl, sim, "truncate", "hybrid")).lower()
+    sample = str(_param(decl, sim, "sample", "uniform")).lower()
+    samplefac = _nums(_param(decl, sim, "samplefac", 5.0), where, "samplefac", loc)[0]
+    nper = _nums(_param(decl, sim, "nper", 1.0), where, "nper", loc)[0]
+    shift = _nums(_param(decl, sim, "shift", 0.2), where, "shift", loc)[0]
+    tstart = _nums(_param(decl, sim, "tstart", 0.0), where, "tstart", loc)[0]
+    if truncate not in ("hybrid", "diamond", "box"):
+        raise NetlistError(loc, f"{where}: truncate must be \"hybrid\", \"diamond\" or \"box\", not "
+                                f"{truncate!r}")
+    if sample not in ("uniform", "random", "mixed"):
+        raise NetlistError(loc, f"{where}: sample must be \"uniform\", \"random\" or \"mixed\", "
+                                f"not {sample!r}")
+    if not nper > 0:
+        raise NetlistError(loc, f"{where}: nper must be > 0, not {nper!r}")
+    try:
+        grid = hb_spectrum(fund, nharm, immax, truncate)
+        t = hb_timepoints(grid, samplefac, nper, sample, shift, tstart)
+    except ValueError as exc:
+        raise NetlistError(loc, f"{where}: {exc}") from None
+    inv, fwd, D = hb_transforms(grid, t)
+    eng = sim.engine
+    if eng.sys.G is None:
+        raise NetlistError(loc, f"{where}: hb solves densely; the circuit has {eng.sys.n} unknowns "
+                                "(at most 2000)")
+    try:
+        sv = _Solver(eng, t, D)
+    except NotImplementedError as exc:
+        raise NetlistError(loc, f"{where}: a device cannot be evaluated at the time samples "
+                                f"({exc})") from None
+    o = eng.opts
+    X = None
+    if not o.hb_skipinitial:
+        X, _ = sv.solve(np.zeros((sv.nt, sv.n)), 1.0, o.hb_itl)
+    if X is None:
+        X = _source_stepping(sv, o)
+    if X is None:
+        raise ConvergenceError(f"{where}: harmonic balance did not converge (source stepping "
+                               f"failed after {sv.iterations} Newton iterations)")
+    spec = phasors(fwd, X)
+    st = Stats(points=len(grid.freqs), newton_iterations=sv.iterations,
+               run_s=time.perf_counter() - t0)
+    return Result(decl.name, "hb", "frequency", grid.freqs.copy(), list(eng.sys.names), spec, st)
