@@ -32,7 +32,8 @@ source factor) on the samples ``x_k = x(t_k)`` (unknowns in the time domain, as 
     R_k = f(x_k) − s·b(t_k) + Σ_l D_kl·q(x_l) = 0,     k = 0 … nt − 1
 
 Newton on the ``n·nt`` real unknowns: ``f``, ``q`` and their Jacobians ``Jf``, ``Jq`` come from
-one batched (``jax.vmap``) evaluation of the circuit's assembly over all samples, without
+one batched (``jax.vmap``) evaluation of the circuit's assembly over all samples (models called
+through a host callback without a batching rule, OSDI libraries: sample by sample), without
 ``$limit`` limiting (VACASK evaluates HB without it); the Jacobian block ``(k, l)`` is
 ``δ_kl·Jf(x_k) + D_kl·Jq(x_l)``, solved densely (LAPACK LU: ``(n·nt)²`` memory, ``(n·nt)³/3``
 flops per iteration — practical up to ``n·nt`` of a few thousand). A step is accepted when every
@@ -215,13 +216,13 @@ class _MT19937_64:
 
 
 def _transform_rows(grid: HBGrid, t: np.ndarray) -> np.ndarray:
-    """``Γ⁻¹`` rows at times ``t`` (s): ``[1, cos φ_1, −sin φ_1, …]`` with each fundamental's
-    phase ``2π·frac(f_j·t)`` (the integer periods dropped first, as VACASK does)."""
-    prod = np.outer(t, grid.fund)
+    """``Γ⁻¹`` rows at times ``t`` (s): ``[1, cos φ_1, −sin φ_1, …]``, ``φ_i = Σ_j k_ij·θ_j``
+    with each fundamental's phase ``θ_j = 2π·frac(f_j·t)`` (the integer periods dropped
+    first)."""
+    t = np.asarray(t, float)
+    prod = t[:, None] * grid.fund[None, :]
     base = 2 * np.pi * (prod - np.trunc(prod))  # (nt, d)
-    phase = np.zeros((len(t), len(grid.freqs)))
-    for j in range(grid.k.shape[1]):  # summed in the fundamentals' order (VACASK's)
-        phase = phase + grid.k[:, j][None, :] * base[:, j][:, None]
+    phase = base @ grid.k.T.astype(float)  # (nt, m)
     m = len(grid.freqs)
     rows = np.empty((len(t), 2 * m - 1))
     rows[:, 0] = 1.0
@@ -230,9 +231,11 @@ def _transform_rows(grid: HBGrid, t: np.ndarray) -> np.ndarray:
     return rows
 
 
-def hb_timepoints(grid: HBGrid, samplefac: float = 5.0, nper: float = 1.0,
-                  sample: str = "uniform", shift: float = 0.2, tstart: float = 0.0) -> np.ndarray:
-    """VACASK's ``2m − 1`` collocation times (s), sorted (module doc)."""
+def _collocation(grid: HBGrid, samplefac: float, nper: float, sample: str, shift: float,
+                 tstart: float) -> tuple[np.ndarray, float]:
+    """The collocation times (sorted) and the smallest relative margin by which a chosen
+    candidate's norm beat the next one (0: an exact tie, decided by rounding — then the choice,
+    VACASK's included, depends on the order of floating-point operations)."""
     if samplefac < 1.0:
         raise ValueError("samplefac must be >= 1")
     m = len(grid.freqs)
@@ -252,20 +255,27 @@ def hb_timepoints(grid: HBGrid, samplefac: float = 5.0, nper: float = 1.0,
     else:
         raise ValueError(f"unknown sampling mode {sample!r} (uniform, random, mixed)")
     A = _transform_rows(grid, t)
-    for i in range(nsam - 1):
-        if i + 1 >= nt:
-            break
+    margin = math.inf
+    for i in range(min(nsam, nt) - 1):
         w = A[i]
         rest = A[i + 1:]
         rest -= np.outer(rest @ w / (w @ w), w)
         norms = np.einsum("ij,ij->i", rest, rest)
-        j = int(np.argmax(norms))
+        j = int(np.argmax(norms))  # the first of equal norms, as VACASK's strict ">" keeps
         if not norms[j] > 0:
             raise ValueError("zero norm while choosing the collocation points")
+        if len(norms) > 1:
+            margin = min(margin, (norms[j] - np.partition(norms, -2)[-2]) / norms[j])
         j += i + 1
         A[[i + 1, j]] = A[[j, i + 1]]
         t[[i + 1, j]] = t[[j, i + 1]]
-    return np.sort(t[:nt])
+    return np.sort(t[:nt]), float(margin)
+
+
+def hb_timepoints(grid: HBGrid, samplefac: float = 5.0, nper: float = 1.0,
+                  sample: str = "uniform", shift: float = 0.2, tstart: float = 0.0) -> np.ndarray:
+    """VACASK's ``2m − 1`` collocation times (s), sorted (module doc)."""
+    return _collocation(grid, samplefac, nper, sample, shift, tstart)[0]
 
 
 def hb_transforms(grid: HBGrid, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -333,7 +343,10 @@ class _Solver:
         self.eng, self.sys, self.D = eng, system, D
         self.n, self.nt = system.n, len(t)
         self.B = np.stack([system.source_vector(float(tk)) for tk in t])  # (nt, n)
-        self.assemble = jax.jit(jax.vmap(assemble_fn(system)))
+        one = assemble_fn(system)
+        self.batched = jax.jit(jax.vmap(one))
+        self.single = jax.jit(one)
+        self.vmapped = True
         o = eng.opts
         self.reltol = o.reltol
         cur = np.asarray(system.is_current, bool)
@@ -344,7 +357,15 @@ class _Solver:
     def eval(self, X: np.ndarray, s: float):
         import jax.numpy as jnp
 
-        f, q, Jf, Jq = (np.asarray(a) for a in self.assemble(jnp.asarray(X, jnp.float64)))
+        X = jnp.asarray(X, jnp.float64)
+        if self.vmapped:
+            try:  # one call evaluates every device at every sample
+                f, q, Jf, Jq = (np.asarray(a) for a in self.batched(X))
+            except NotImplementedError:  # a host callback without a batching rule (OSDI)
+                self.vmapped = False
+        if not self.vmapped:  # sample by sample
+            outs = [self.single(x) for x in X]
+            f, q, Jf, Jq = (np.stack([np.asarray(o[i]) for o in outs]) for i in range(4))
         dq = self.D @ q
         R = f - s * self.B + dq
         ref = np.maximum(np.maximum(np.abs(f), np.abs(s * self.B)), np.abs(dq))
@@ -466,11 +487,7 @@ def run_hb(sim: "Simulation", decl: "AnalysisDecl") -> Result:
     if eng.sys.G is None:
         raise NetlistError(loc, f"{where}: hb solves densely; the circuit has {eng.sys.n} unknowns "
                                 "(at most 2000)")
-    try:
-        sv = _Solver(eng, t, D)
-    except NotImplementedError as exc:
-        raise NetlistError(loc, f"{where}: a device cannot be evaluated at the time samples "
-                                f"({exc})") from None
+    sv = _Solver(eng, t, D)
     o = eng.opts
     X = None
     if not o.hb_skipinitial:
