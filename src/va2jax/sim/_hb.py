@@ -397,7 +397,8 @@ class _Solver:
             self.iterations += 1
             try:
                 with np.errstate(all="ignore"):
-                    dx = sla.solve(self.jacobian(Jf, Jq), -R.reshape(-1), check_finite=True)
+                    lu = sla.lu_factor(self.jacobian(Jf, Jq), check_finite=True)
+                    dx = sla.lu_solve(lu, -R.reshape(-1))
             except (ValueError, np.linalg.LinAlgError):
                 return None, it
             if not np.all(np.isfinite(dx)):
