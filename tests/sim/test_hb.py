@@ -62,6 +62,7 @@ rl (out 0) resistor r=1k
 cl (out 0) capacitor c=20p
 control
 {opts}  analysis hb1 hb freq=[10e6, 11e6] nharm=4 sample="random"
+  save v(out) i(vlo) v(a)
   analysis hb2 hb freq=[10e6, 11e6] nharm=[3, 2] immax=3 truncate="diamond" sample="random"
 endc
 """
@@ -107,7 +108,8 @@ def test_rectifier_vs_vacask(tmp_path):
 
 def test_two_tone_mixer_vs_vacask(tmp_path):
     """Diode mixer (LO 10 MHz, RF 11 MHz): the default (hybrid, box-like at immax=0) spectrum of
-    41 frequencies, and a diamond truncation with per-tone harmonics."""
+    41 frequencies, and a diamond truncation with per-tone harmonics writing the saved
+    ``v(out) i(vlo) v(a)`` only, in that order."""
     _vs_vacask(tmp_path, MIXER, ["hb1", "hb2"])
 
 
@@ -222,7 +224,7 @@ def test_weakly_nonlinear_vs_transient(tmp_path):
     reltol=1e-10; what remains is the linear interpolation between its points, spaced
     ``h ≤ 0.25 µs``: ``|e(t)| ≤ h²/8·max|x''|`` with ``max|x''| ≤ Σ_k (2πk·f)²·|X_k|``, and a
     Fourier coefficient (``2/T ∫ e·e^{-jωt}``) moves by at most ``2·max|e|``. HB's own truncation
-    (10 harmonics: the 7th is already 1e-11 V) is far below that."""
+    (10 harmonics: the 10th is 3e-13 V) is far below that."""
     net = tmp_path / "weak.sim"
     net.write_text(WEAK)
     res = Simulation.from_file(net).run()

@@ -7,8 +7,8 @@
 ``default``            every unknown, sorted by name (what an analysis writes without saves)
 ``full``               every non-ground node sorted by name, collapsed nodes included (they
                        carry the value of the unknown they merged into; 0 V for ground)
-``v(n)``               node ``n`` (op, swept op, tran)
-``i(inst)``            the branch current ``inst:flow(br)`` (op, swept op, tran)
+``v(n)``               node ``n`` (op, swept op, tran, hb)
+``i(inst)``            the branch current ``inst:flow(br)`` (op, swept op, tran, hb)
 ``p(inst, var)``       the operating-point variable ``var`` of ``inst``, vector ``inst.var``
                        (op, swept op, tran)
 ``dv(n)``, ``di(i)``   as ``v``/``i``, for ``ac``
@@ -35,7 +35,8 @@ _ARGS = {"default": 0, "full": 0, "v": 1, "i": 1, "p": 2, "dv": 1, "di": 1,
          "tf": 1, "zin": 1, "yin": 1}
 #: analysis kind → directives it takes (others are skipped)
 _TAKES = {"op": {"default", "full", "v", "i", "p"}, "dc": {"default", "full", "v", "i", "p"},
-          "tran": {"default", "full", "v", "i", "p"}, "ac": {"default", "full", "dv", "di"}}
+          "tran": {"default", "full", "v", "i", "p"}, "ac": {"default", "full", "dv", "di"},
+          "hb": {"default", "full", "v", "i"}}  # hb: VACASK's lib/anhb.cpp
 
 
 @dataclass(frozen=True)
