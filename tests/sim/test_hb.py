@@ -288,3 +288,24 @@ def test_cli_bad_input_exits_2(tmp_path):
     lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("va2jax: error:")]
     assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert "hb needs freq" in lines[0], lines[0]
+
+
+def test_device_without_evaluation_is_one_line_error(tmp_path, monkeypatch):
+    """A device model whose ``f``/``q`` evaluation is not implemented (a
+    :class:`~va2jax.sim.devices.DeviceGroup` whose ``eval`` raises ``NotImplementedError``):
+    one line naming the model and its instances."""
+    from va2jax.sim.adapters import GeneratedGroup
+
+    def no_eval(self, V):
+        raise NotImplementedError("no f/q evaluation")
+
+    monkeypatch.setattr(GeneratedGroup, "eval", no_eval)
+    net = tmp_path / "bad.sim"
+    net.write_text(BAD_HEAD.replace('load "resistor.osdi"', 'load "resistor.osdi"\nload "spice/diode.osdi"')
+                   .replace("control\n", 'model d sp_diode\nd1 (a 0) d\ncontrol\n')
+                   + "  analysis h1 hb freq=[1k] nharm=2\nendc\n")
+    with pytest.raises(Va2JaxError) as exc:
+        Simulation.from_file(net).run()
+    msg = str(exc.value)
+    assert "\n" not in msg and "model 'sp_diode' (d1) cannot be evaluated for hb" in msg, msg
+    assert "bad.sim:11:" in msg, msg  # the analysis line

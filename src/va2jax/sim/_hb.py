@@ -334,13 +334,15 @@ def _nums(val, where: str, key: str, loc: Loc | None) -> list[float]:
 class _Solver:
     """Newton on the collocation equations of one circuit (module doc)."""
 
-    def __init__(self, eng, t: np.ndarray, D: np.ndarray):
+    def __init__(self, eng, t: np.ndarray, D: np.ndarray, where: str = "hb",
+                 loc: Loc | None = None):
         import jax
 
         from .assembly import assemble_fn
 
         system = eng.sys
         self.eng, self.sys, self.D = eng, system, D
+        self.where, self.loc = where, loc
         self.n, self.nt = system.n, len(t)
         self.B = np.stack([system.source_vector(float(tk)) for tk in t])  # (nt, n)
         one = assemble_fn(system)
@@ -364,12 +366,28 @@ class _Solver:
             except NotImplementedError:  # a host callback without a batching rule (OSDI)
                 self.vmapped = False
         if not self.vmapped:  # sample by sample
-            outs = [self.single(x) for x in X]
+            try:
+                outs = [self.single(x) for x in X]
+            except NotImplementedError:
+                self._unsupported()
+                raise
             f, q, Jf, Jq = (np.stack([np.asarray(o[i]) for o in outs]) for i in range(4))
         dq = self.D @ q
         R = f - s * self.B + dq
         ref = np.maximum(np.maximum(np.abs(f), np.abs(s * self.B)), np.abs(dq))
         return R, ref, Jf, Jq
+
+    def _unsupported(self) -> None:
+        """Name the device model whose evaluation (``f``, ``q`` and their Jacobians) is not
+        implemented: a :class:`NetlistError` of one line."""
+        for g in self.sys.groups:
+            V = np.zeros(g.idx.shape)
+            try:
+                g.group.eval(V)
+            except NotImplementedError as exc:
+                insts = ", ".join(g.names[:3]) + (" …" if len(g.names) > 3 else "")
+                raise NetlistError(self.loc, f"{self.where}: model {g.model.name!r} ({insts}) "
+                                             f"cannot be evaluated for hb ({exc})") from None
 
     def jacobian(self, Jf: np.ndarray, Jq: np.ndarray) -> np.ndarray:
         n, nt = self.n, self.nt
@@ -488,7 +506,7 @@ def run_hb(sim: "Simulation", decl: "AnalysisDecl") -> Result:
     if eng.sys.G is None:
         raise NetlistError(loc, f"{where}: hb solves densely; the circuit has {eng.sys.n} unknowns "
                                 "(at most 2000)")
-    sv = _Solver(eng, t, D)
+    sv = _Solver(eng, t, D, where, loc)
     o = eng.opts
     X = None
     if not o.hb_skipinitial:
