@@ -266,12 +266,15 @@ def _gather_lists(tab: np.ndarray, n_src: int, src_map: np.ndarray) -> tuple[lis
 def newton_ir(symbol: str, n: int, groups: list[GroupSpec], vec_tab: np.ndarray, lim_tab: np.ndarray,
               mat_tab: np.ndarray, gmask: np.ndarray, is_current: np.ndarray, *, reltol: float,
               vntol: float, abstol: float, rescheck: bool, limiting: bool, malloc: int, free: int,
-              pattern: np.ndarray | None = None) -> str:
+              pattern: np.ndarray | None = None, fallback: int | None = None) -> str:
     """LLVM IR text of the Newton kernel (see the module doc). ``vec_tab``/``lim_tab``/``mat_tab``:
     :func:`va2jax.sim.assembly._gather_table`'s tables over the groups' flattened outputs (all
     groups; the stateful ones; the local Jacobians with global positions ``i·n + j``).
     ``pattern`` (n, n) bool: the sparse variant on that pattern (:func:`jacobian_pattern`; every
-    position where ``G``, ``C`` or a stamp may be non-zero, and the diagonal); None: dense."""
+    position where ``G``, ``C`` or a stamp may be non-zero, and the diagonal); None: dense.
+    ``fallback``: the address of the dense kernel of the same circuit, called instead (with this
+    call's arguments) when ``G`` or ``C`` has a non-zero outside ``pattern`` — for ``G``/``C`` known
+    only at run time (a batched sweep's), whose pattern is the nominal circuit's."""
     g = _Gen(symbol)
     b = g.b
     nrows, shared, src, dst = g.fn.args
@@ -302,6 +305,21 @@ def newton_ir(symbol: str, n: int, groups: list[GroupSpec], vec_tab: np.ndarray,
         pos += gs.size * gs.P
         goff.append(o)
     total = pos
+    if sparse and fallback is not None:  # G, C zero outside the pattern, else the dense kernel
+        outside = g.global_i32((~np.asarray(pattern, bool)).ravel().astype(np.int64))
+        flag = g.var(_I1, ir.Constant(_I1, 0))
+        t = g.loop(0, nn)
+        nz = b.or_(b.fcmp_unordered("!=", g.ld(shared, t), g.f(0.0)),
+                   b.fcmp_unordered("!=", g.ld(shared, b.add(t, g.i(nn))), g.f(0.0)))
+        bad = b.and_(nz, b.icmp_signed("!=", g.ldi(outside, t), g.i(0)))
+        g.store(b.or_(g.load(flag, _I1), bad), flag)
+        g.end()
+        fb, cont = g.fn.append_basic_block("fallback"), g.fn.append_basic_block("sparse")
+        b.cbranch(g.load(flag, _I1), fb, cont)
+        b.block = fb
+        g.call_addr(fallback, [nrows, shared, src, dst])
+        b.ret_void()
+        b.block = cont
     W = g.call_ret(malloc, _PTR, [g.i(8 * total)])
 
     def ws(name: str) -> ir.Value:
@@ -793,13 +811,11 @@ def jacobian_pattern(n: int, G: np.ndarray, C: np.ndarray, groups: list[GroupSpe
     return pat
 
 
-def use_sparse(n: int, G, C) -> bool:
+def use_sparse(n: int) -> bool:
     """The sparse variant for ``n`` unknowns: ``VA2JAX_SIM_NEWTON_MATRIX`` (dense | sparse), else from
-    :data:`SPARSE_FROM` unknowns; never when ``G``/``C`` are traced (their pattern is unknown)."""
+    :data:`SPARSE_FROM` unknowns."""
     from ... import _config
 
-    if not (isinstance(G, np.ndarray) and isinstance(C, np.ndarray)):
-        return False
     mode = _config.get("SIM_NEWTON_MATRIX")
     return mode == "sparse" if mode is not None else n >= SPARSE_FROM
 
@@ -821,11 +837,13 @@ def _jit(text: str, symbol: str) -> int:
 
 def newton_kernel(n: int, groups: list[GroupSpec], tabs: tuple, gmask, is_current, *, reltol: float,
                   vntol: float, abstol: float, rescheck: bool, limiting: bool,
-                  pattern: np.ndarray | None = None) -> tuple[int, str | None]:
+                  pattern: np.ndarray | None = None, fallback: bool = False) -> tuple[int, str | None]:
     """``(address, code_key)`` of the compiled Newton kernel (built once per circuit and process).
     ``code_key`` identifies its behaviour across processes (every group's kernel by its code, not
     its address; None when some group's code is unknown): the FFI target's name, so that JAX's
-    persistent compilation cache can find a program calling it again in a later process."""
+    persistent compilation cache can find a program calling it again in a later process.
+    ``pattern``: the sparse variant (:func:`newton_ir`); ``fallback``: with the dense kernel as its
+    fallback for ``G``/``C`` outside the pattern (built too)."""
     from ._ffi import _libc_address
 
     h = hashlib.sha256()
@@ -839,8 +857,12 @@ def newton_kernel(n: int, groups: list[GroupSpec], tabs: tuple, gmask, is_curren
     for t in tabs + (np.asarray(gmask), np.asarray(is_current)):
         h.update(b"-" if t is None else np.ascontiguousarray(t).tobytes())
     h.update(repr((n, reltol, vntol, abstol, rescheck, limiting)).encode())
+    dense_addr = None
     if pattern is not None:  # the sparse variant (the dense one keeps its digest)
-        h.update(b"sparse" + np.packbits(np.asarray(pattern, bool)).tobytes())
+        h.update(b"sparse" + np.packbits(np.asarray(pattern, bool)).tobytes() + (b"checked" if fallback else b""))
+        if fallback:
+            dense_addr = newton_kernel(n, groups, tabs, gmask, is_current, reltol=reltol, vntol=vntol,
+                                       abstol=abstol, rescheck=rescheck, limiting=limiting)[0]
     digest = h.hexdigest()[:16]
     with _lock:
         if digest in _built:
@@ -848,7 +870,8 @@ def newton_kernel(n: int, groups: list[GroupSpec], tabs: tuple, gmask, is_curren
         symbol = symbol_of(digest)
         text = newton_ir(symbol, n, groups, *tabs, gmask, is_current, reltol=reltol, vntol=vntol,
                          abstol=abstol, rescheck=rescheck, limiting=limiting,
-                         malloc=_libc_address("malloc"), free=_libc_address("free"), pattern=pattern)
+                         malloc=_libc_address("malloc"), free=_libc_address("free"), pattern=pattern,
+                         fallback=dense_addr)
         addr = _built[digest] = _jit(text, symbol)
     return addr, (symbol if stable else None)
 
@@ -860,18 +883,27 @@ def symbol_of(digest: str) -> str:
 
 def make_native_newton(n: int, G: np.ndarray, C: np.ndarray, groups: list[GroupSpec], tabs: tuple,
                        gmask, is_current, *, reltol: float, vntol: float, abstol: float,
-                       rescheck: bool, limiting: bool) -> Callable:
+                       rescheck: bool, limiting: bool, nominal: tuple | None = None) -> Callable:
     """``newton(x0, b, a0, hist, gshunt, maxiter, dvmax, xref=None, rref=None) -> (x, iterations,
     converged, singular, q, F, r)`` (the signature of :func:`va2jax.sim.engine.make_newton`) as one
     XLA FFI call of the native kernel (CPU; ``jit``, ``vmap`` — one loop per lane — and ``lax``
-    loops; no derivative rules). ``G``, ``C`` (n, n): NumPy (embedded) or traced JAX arrays."""
+    loops; no derivative rules). ``G``, ``C`` (n, n): NumPy (embedded) or traced JAX arrays.
+    From :data:`SPARSE_FROM` unknowns (or as ``VA2JAX_SIM_NEWTON_MATRIX`` says) the kernel is the
+    sparse variant on :func:`jacobian_pattern`; for traced ``G``/``C`` only given ``nominal`` =
+    ``(G0, C0)`` (NumPy: the unswept circuit's, whose pattern theirs is expected to share), with the
+    dense kernel as its fallback where they do not."""
     import jax.numpy as jnp
 
     from ._ffi import native_call
 
-    pattern = jacobian_pattern(n, G, C, groups, tabs[2]) if use_sparse(n, G, C) else None
+    known = isinstance(G, np.ndarray) and isinstance(C, np.ndarray)
+    pattern = None
+    if use_sparse(n) and (known or nominal is not None):
+        G0, C0 = (G, C) if known else (np.asarray(nominal[0]), np.asarray(nominal[1]))
+        pattern = jacobian_pattern(n, G0, C0, groups, tabs[2])
     addr, code_key = newton_kernel(n, groups, tabs, gmask, is_current, reltol=reltol, vntol=vntol,
-                                   abstol=abstol, rescheck=rescheck, limiting=limiting, pattern=pattern)
+                                   abstol=abstol, rescheck=rescheck, limiting=limiting, pattern=pattern,
+                                   fallback=pattern is not None and not known)
     call = native_call(addr, 2 * n * n, 5 * n + 4, 4 * n + 3, label="newton", min_rows_per_task=1,
                        code_key=code_key)
     if isinstance(G, np.ndarray) and isinstance(C, np.ndarray):  # a constant of the computation
