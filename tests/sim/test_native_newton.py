@@ -178,3 +178,49 @@ def test_sparse_kernel_by_size(ring, graetz, monkeypatch):
     assert use_sparse(9)
     monkeypatch.setenv("VA2JAX_SIM_NEWTON_MATRIX", "dense")
     assert not use_sparse(47)
+
+
+def test_ring_sparse_kernel_with_traced_g(ring, monkeypatch):
+    """``G`` known only at run time (a batched sweep's): the sparse kernel on the nominal circuit's
+    pattern, and where ``G`` has a non-zero outside it (a coupling the nominal circuit lacks) its
+    dense fallback — both equal to the dense kernel of the same ``G`` (exactly: the first for the
+    reasons of ``test_ring_sparse_kernel_equals_dense``, the second is that kernel)."""
+    import dataclasses
+
+    from va2jax.codegen.native._newton import jacobian_pattern
+
+    eng = ring.engine
+    sysm, n = eng.sys, eng.sys.n
+    b = jnp.asarray(sysm.source_vector(0.0))
+    z = jnp.zeros(n)
+    G0 = np.asarray(sysm.G)
+    # an entry outside the kernel's pattern (between two nodes no element connects)
+    import va2jax.codegen.native as nat
+
+    seen = {}
+    make = nat.make_native_newton
+
+    def spy(n_, G, C, groups, tabs, *a, **k):
+        seen["pattern"] = jacobian_pattern(n_, np.asarray(G), np.asarray(C), groups, tabs[2])
+        return make(n_, G, C, groups, tabs, *a, **k)
+
+    monkeypatch.setattr(nat, "make_native_newton", spy)
+    monkeypatch.setenv("VA2JAX_SIM_NEWTON_MATRIX", "sparse")
+    native_newton(sysm, eng.opts)
+    monkeypatch.setattr(nat, "make_native_newton", make)
+    free = np.argwhere(~seen["pattern"])
+    assert free.size
+    i, j = map(int, free[0])
+    G1 = G0.copy()
+    G1[i, j] = -1e-3
+    G1[i, i] += 1e-3
+    args = (jnp.zeros(n), b, 0.0, z, 1e-3, 100, 2.0)
+    for Gv in (G0, G1):
+        monkeypatch.setenv("VA2JAX_SIM_NEWTON_MATRIX", "sparse")
+        traced = jax.jit(lambda G: native_newton(sysm, eng.opts, dataclasses.replace(sysm, G=G))(*args))(
+            jnp.asarray(Gv))
+        monkeypatch.setenv("VA2JAX_SIM_NEWTON_MATRIX", "dense")
+        ref = jax.jit(native_newton(dataclasses.replace(sysm, G=Gv), eng.opts))(*args)
+        assert bool(ref[2])
+        for name, u, v in zip(FIELDS, ref, traced):
+            np.testing.assert_array_equal(np.asarray(u), np.asarray(v), err_msg=name)
