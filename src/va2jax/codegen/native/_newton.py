@@ -821,7 +821,7 @@ def use_sparse(n: int) -> bool:
 
 
 #: Unknowns from which the Newton kernel is sparse by default (measured: see docs/sim.md, change 8)
-SPARSE_FROM = 24
+SPARSE_FROM = 13
 
 _lock = threading.Lock()
 _built: dict[str, int] = {}
