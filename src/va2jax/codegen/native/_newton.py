@@ -31,6 +31,18 @@ Per iteration, with ``x_e = [x, 0]`` (the last entry: ground):
 5. ``dvmax`` clipping of node voltages, VACASK's convergence test and the charge update
    ``q ← q + Jq·Δx`` exactly as ``make_newton``'s loop body.
 
+**Sparse variant** (``pattern``: from :data:`SPARSE_FROM` unknowns, :func:`use_sparse`): ``Jf``,
+``Jq`` and ``J`` are kept as values at the entries of :func:`jacobian_pattern` (CSR order, ascending
+columns; ``nnz`` instead of ``n²``): ``G·x``, ``C·x``, ``Jq·Δx``, the residual reference, the stamps
+and the equilibration (``J_ij/s_i`` scattered into a zeroed dense ``A``, then the pattern's entries
+divided by the column scales) touch only the pattern, and the level sums only the device outputs
+some kernel column feeds. The LU is the dense one above on that ``A`` (partial pivoting at run
+time: no pivot order is fixed in advance). Every operation it skips is a sum with ``0·v``, a
+maximum with 0 or a quotient ``0/s``, and it performs the others in the same order, so its
+results are the dense kernel's bit for bit (for a finite iterate). ``G``/``C`` known only at run
+time are checked against the pattern once per call; outside it the dense kernel of the same
+circuit runs instead (``fallback``).
+
 Against the XLA loop the results agree bit for bit except where XLA computes the three dot
 products (``G·x``, ``C·x``, ``Jq·Δx``) in another order (its CPU gemv uses partial sums): those
 differ in the last bits, and n > 12 uses LAPACK there. No fast-math flags: the IR rounds the same
@@ -927,4 +939,4 @@ def make_native_newton(n: int, G: np.ndarray, C: np.ndarray, groups: list[GroupS
     return newton
 
 
-__all__ = ["GroupSpec", "make_native_newton", "newton_ir"]
+__all__ = ["GroupSpec", "jacobian_pattern", "make_native_newton", "newton_ir", "use_sparse"]
