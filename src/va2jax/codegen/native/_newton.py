@@ -31,8 +31,8 @@ Per iteration, with ``x_e = [x, 0]`` (the last entry: ground):
 5. ``dvmax`` clipping of node voltages, VACASK's convergence test and the charge update
    ``q ← q + Jq·Δx`` exactly as ``make_newton``'s loop body.
 
-**Sparse variant** (``pattern``: from :data:`SPARSE_FROM` unknowns, :func:`use_sparse`): ``Jf``,
-``Jq`` and ``J`` are kept as values at the entries of :func:`jacobian_pattern` (CSR order, ascending
+**Sparse variant** (``pattern``; from :data:`SPARSE_FROM` unknowns, :func:`use_sparse_kernel`):
+``Jf``, ``Jq`` and ``J`` are kept as values at the entries of :func:`jacobian_pattern` (CSR order, ascending
 columns; ``nnz`` instead of ``n²``): ``G·x``, ``C·x``, ``Jq·Δx``, the residual reference, the stamps
 and the equilibration (``J_ij/s_i`` scattered into a zeroed dense ``A``, then the pattern's entries
 divided by the column scales) touch only the pattern, and the level sums only the device outputs
@@ -823,7 +823,7 @@ def jacobian_pattern(n: int, G: np.ndarray, C: np.ndarray, groups: list[GroupSpe
     return pat
 
 
-def use_sparse(n: int) -> bool:
+def use_sparse_kernel(n: int) -> bool:
     """The sparse variant for ``n`` unknowns: ``VA2JAX_SIM_NEWTON_MATRIX`` (dense | sparse), else from
     :data:`SPARSE_FROM` unknowns."""
     from ... import _config
@@ -910,7 +910,7 @@ def make_native_newton(n: int, G: np.ndarray, C: np.ndarray, groups: list[GroupS
 
     known = isinstance(G, np.ndarray) and isinstance(C, np.ndarray)
     pattern = None
-    if use_sparse(n) and (known or nominal is not None):
+    if use_sparse_kernel(n) and (known or nominal is not None):
         G0, C0 = (G, C) if known else (np.asarray(nominal[0]), np.asarray(nominal[1]))
         pattern = jacobian_pattern(n, G0, C0, groups, tabs[2])
     addr, code_key = newton_kernel(n, groups, tabs, gmask, is_current, reltol=reltol, vntol=vntol,
@@ -939,4 +939,4 @@ def make_native_newton(n: int, G: np.ndarray, C: np.ndarray, groups: list[GroupS
     return newton
 
 
-__all__ = ["GroupSpec", "jacobian_pattern", "make_native_newton", "newton_ir", "use_sparse"]
+__all__ = ["GroupSpec", "jacobian_pattern", "make_native_newton", "newton_ir", "use_sparse_kernel"]
