@@ -166,6 +166,30 @@ def test_ring_sparse_kernel_equals_dense(ring, monkeypatch):
             np.testing.assert_array_equal(np.asarray(u), np.asarray(v), err_msg=f"a0={a0} {name}")
 
 
+def test_graetz_sparse_kernel_equals_dense(graetz, monkeypatch):
+    """The sparse kernel forced on graetz (SPICE diodes with ``pnjlim``: the limiting states and
+    the limiting right-hand side's stamps go through it too) equals the dense one exactly, for
+    the reasons of ``test_ring_sparse_kernel_equals_dense``."""
+    dense, sparse = _kernels(graetz, monkeypatch)
+    eng = graetz.engine
+    n = eng.sys.n
+    b = jnp.asarray(eng.sys.source_vector(0.0))
+    z = jnp.zeros(n)
+    dc = (jnp.zeros(n), b, 0.0, z, 0.0, 100, 2.0)
+    r_d = dense(*dc)
+    assert bool(r_d[2])
+    cases = [dc, (jnp.zeros(n), b, 0.0, z, 1e-3, 100, 2.0)]
+    xop = np.asarray(r_d[0])
+    q = eng.jacobians(xop)[1]
+    rng = np.random.default_rng(1)
+    for a0, kick in ((1e6, 0.5), (2e7, 3.0), (1e4, 0.01)):
+        x0 = jnp.asarray(xop + kick * rng.standard_normal(n))
+        cases.append((x0, b, a0, jnp.asarray(-a0 * q), 0.0, 50, 2.0, jnp.abs(jnp.asarray(xop)), jnp.full(n, 1e-6)))
+    for args in cases:
+        for name, u, v in zip(FIELDS, dense(*args), sparse(*args)):
+            np.testing.assert_array_equal(np.asarray(u), np.asarray(v), err_msg=name)
+
+
 def test_sparse_kernel_by_size(ring, graetz, monkeypatch):
     """Unset, the ring (47 unknowns) gets the sparse kernel and graetz (9) the dense one; the
     variable forces either."""
