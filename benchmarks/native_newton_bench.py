@@ -4,7 +4,8 @@
 
 For each case of VACASK's suite (``tests/data/vacask_suite``; stop reduced as in ``docs/sim.md``:
 rc 100 ms, graetz 50 ms, mul 500 µs, ring 50 ns; ``--quick``: a tenth) it runs VACASK once per repeat and
-va2jax with ``VA2JAX_SIM_NATIVE_NEWTON=0`` (XLA loop) and ``=1`` (one native call per solve), each
+va2jax with ``VA2JAX_SIM_NATIVE_NEWTON=0`` (XLA loop) and ``=1`` (one native call per solve; its dense
+and its sparse variant, ``VA2JAX_SIM_NEWTON_MATRIX``; ``--modes`` picks among ``xla,dense,sparse``), each
 ``Simulation.run()`` once to compile and then ``K`` times timed. Printed per mode: time points, Newton
 iterations, µs per accepted step as wall time and as CPU time (the VM is shared: CPU time of the
 process — VACASK: of the child, less that of a run of a few steps, its start-up and elaboration —
@@ -40,6 +41,7 @@ def main() -> None:
     ap.add_argument("cases", nargs="*", default=list(STOPS))
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--modes", default="xla,dense,sparse", help="comma-separated: xla, dense, sparse")
     a = ap.parse_args()
 
     import jax
@@ -63,8 +65,14 @@ def main() -> None:
             best_v = cpu if best_v is None else min(best_v, cpu)
         print(f"{case} (stop {stop}): VACASK {v.points} points, {v.iterations} iterations, "
               f"{best_v:.2f} µs/step CPU, {v.analysis_s / v.points * 1e6:.2f} µs/step (its own timer)")
-        for mode, label in (("0", "XLA Newton loop"), ("1", "native Newton")):
-            os.environ["VA2JAX_SIM_NATIVE_NEWTON"] = mode
+        modes = {"xla": ("0", None, "XLA Newton loop"), "dense": ("1", "dense", "native dense"),
+                 "sparse": ("1", "sparse", "native sparse")}
+        for mode in a.modes.split(","):
+            flag, matrix, label = modes[mode]
+            os.environ["VA2JAX_SIM_NATIVE_NEWTON"] = flag
+            os.environ.pop("VA2JAX_SIM_NEWTON_MATRIX", None)
+            if matrix:
+                os.environ["VA2JAX_SIM_NEWTON_MATRIX"] = matrix
             sim = Simulation.from_file(suite.prepare(case, tmp / case / f"va2jax{mode}", stop=stop))
             t0 = time.perf_counter()
             res = sim.run()
@@ -83,6 +91,7 @@ def main() -> None:
                   f"({cpu / pts * 1e6 / best_v:.2f}× VACASK); compile {sim.engine.compile_s:.1f} s, "
                   f"first run {first:.1f} s", flush=True)
     os.environ.pop("VA2JAX_SIM_NATIVE_NEWTON", None)
+    os.environ.pop("VA2JAX_SIM_NEWTON_MATRIX", None)
 
 
 if __name__ == "__main__":

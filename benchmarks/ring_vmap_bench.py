@@ -14,14 +14,21 @@ per batch step):
 and the ratio of the two (issue: ≤ 1.5). Compile time is reported apart. Each lane is checked
 against its single run (``mode="sequential"``: the same compiled single-set transient called once
 per voltage): accepted times and solutions bit-identical, counted as such, or the largest
-difference printed. Run::
+difference printed. With ``--cpu K`` it also measures CPU time (the VM is shared: steadier than
+wall time), for both simulators as the time of the run less that of a run of a few steps (stop
+0.01 ns: start-up, elaboration and the operating point — the batch's per-lane operating point
+costs as much as a few hundred time steps, which a short ``--stop`` would otherwise charge to the
+steps), divided by the difference of their accepted points: the batch's
+``BatchSweep.tran_function`` vmapped and jitted with the simulator's loop options (as
+``BatchSweep.tran``), compile excluded, best of ``K`` calls; VACASK best of ``K`` per voltage. Run::
 
-    python benchmarks/ring_vmap_bench.py [--stop 1u] [--lanes 8] [--no-check]
+    python benchmarks/ring_vmap_bench.py [--stop 1u] [--lanes 8] [--no-check] [--cpu K]
 """
 from __future__ import annotations
 
 import argparse
 import re
+import resource
 import sys
 import tempfile
 import time
@@ -55,6 +62,7 @@ def main() -> None:
     ap.add_argument("--vmin", type=float, default=1.0)
     ap.add_argument("--vmax", type=float, default=1.4)
     ap.add_argument("--no-check", action="store_true", help="skip the sequential runs")
+    ap.add_argument("--cpu", type=int, default=0, metavar="K", help="also CPU time, best of K")
     args = ap.parse_args()
     from va2jax.sim import BatchSweep
 
@@ -106,6 +114,57 @@ def main() -> None:
         print(f"va2jax sequential (same function, one set per call): run {seq.run_s:.2f} s, "
               f"{1e6 * seq.run_s / max(int(np.sum(seq.npoints)), 1):.1f} µs/circuit-step")
     print(f"ratio va2jax vmap / VACASK per circuit-step: {us_o / us_v:.2f}")
+    if args.cpu:
+        _cpu(args, bs, vdds, stop, kw)
+
+
+def _child_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def _cpu(args, bs, vdds, stop, kw) -> None:
+    """CPU time per circuit-step of the vmapped batch and of VACASK's runs (see the module doc)."""
+    import jax
+    import jax.numpy as jnp
+
+    from va2jax.sim.engine import loop_compiler_options
+
+    p = jnp.asarray(vdds[:, None])
+
+    def batch(stop_s: float) -> tuple[float, dict]:
+        # compiled as BatchSweep.tran(mode="vmap") compiles it (the simulator's loop options)
+        fn = jax.jit(jax.vmap(bs.tran_function(stop_s, **kw))).lower(p).compile(
+            compiler_options=loop_compiler_options())
+        best = None
+        for _ in range(args.cpu):
+            c0 = time.process_time()
+            out = jax.block_until_ready(fn(p))
+            c = time.process_time() - c0
+            best = c if best is None else min(best, c)
+        return best, out
+
+    best, out = batch(stop)
+    best0, out0 = batch(0.01e-9)
+    best -= best0
+    pts = int(np.sum(out["npoints"])) - int(np.sum(out0["npoints"]))
+    cpu_v = pts_v = 0.0
+    with tempfile.TemporaryDirectory(prefix="ring-vmap-cpu-") as d:
+        for i, v in enumerate(vdds):
+            b = None
+            for _ in range(args.cpu):
+                c0 = _child_cpu()
+                r0 = suite.run_vacask(ring_copy(Path(d) / f"t{i}", "0.01n", v))
+                c1 = _child_cpu()
+                r = suite.run_vacask(ring_copy(Path(d) / f"v{i}", args.stop, v))
+                c = (_child_cpu() - c1) - (c1 - c0)
+                b = c if b is None else min(b, c)
+            cpu_v += b
+            pts_v += r.points - r0.points
+    us_o, us_v = 1e6 * best / pts, 1e6 * cpu_v / pts_v
+    print(f"CPU time: va2jax vmap {us_o:.1f} µs/circuit-step ({pts} lane-points, "
+          f"{int(np.sum(out['iterations']))} iterations), VACASK {us_v:.1f} µs/circuit-step: "
+          f"ratio {us_o / us_v:.2f}")
 
 
 if __name__ == "__main__":

@@ -113,3 +113,138 @@ def test_graetz_transient_native_equals_xla(graetz, tmp_path, monkeypatch):
     # to its convergence tolerance (reltol·|x| + vntol): the two runs' converged points may differ
     # within it — required here to stay below vntol (1 µV) alone
     np.testing.assert_allclose(np.asarray(b.data), np.asarray(a.data), rtol=0, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def ring(tmp_path_factory):
+    """VACASK's suite ring oscillator: 9 PSP103 inverters, 47 unknowns (the sparse kernel's case)."""
+    return Simulation.from_file(suite.prepare("ring", tmp_path_factory.mktemp("ring"), stop="1n"))
+
+
+def _kernels(sim, monkeypatch):
+    eng = sim.engine
+    out = {}
+    for matrix in ("dense", "sparse"):
+        monkeypatch.setenv("VA2JAX_SIM_NEWTON_MATRIX", matrix)
+        out[matrix] = native_newton(eng.sys, eng.opts)
+        assert out[matrix] is not None
+    return jax.jit(out["dense"]), jax.jit(out["sparse"])
+
+
+def test_ring_sparse_kernel_equals_dense(ring, monkeypatch):
+    """The sparse kernel (stamps, equilibration and the dot products over the Jacobian's pattern,
+    a small part of its 47² entries; the same partially pivoted LU) against the dense one at the ring's
+    operating point, with gmin stepping's shunt, and on transient solves from perturbed starts.
+    Exact equality, no tolerance: every sum it skips adds a product with a structural zero
+    (``s + 0·v = s`` for finite ``v``), every maximum it skips is over zeros, the quotients it
+    skips are ``0/s = 0``, and what it computes is the same operations in the same order (no
+    fast-math, no FMA contraction in either kernel), so no rounding differs on any CPU."""
+    dense, sparse = _kernels(ring, monkeypatch)
+    eng = ring.engine
+    n = eng.sys.n
+    b = jnp.asarray(eng.sys.source_vector(0.0))
+    z = jnp.zeros(n)
+    gm = (jnp.zeros(n), b, 0.0, z, 1e-3, 100, 2.0)  # gmin stepping's first solve
+    r_d, r_s = dense(*gm), sparse(*gm)
+    assert bool(r_d[2])
+    for name, u, v in zip(FIELDS, r_d, r_s):
+        np.testing.assert_array_equal(np.asarray(u), np.asarray(v), err_msg=f"gshunt {name}")
+    op = (r_d[0], b, 0.0, z, 0.0, 100, 2.0)
+    r_d, r_s = dense(*op), sparse(*op)
+    assert bool(r_d[2]) and int(r_d[1]) >= 2
+    for name, u, v in zip(FIELDS, r_d, r_s):
+        np.testing.assert_array_equal(np.asarray(u), np.asarray(v), err_msg=f"op {name}")
+    xop = np.asarray(r_d[0])
+    q = eng.jacobians(xop)[1]
+    rng = np.random.default_rng(3)
+    for a0, kick in ((3e10, 0.05), (1e11, 0.3), (1e9, 1.0)):
+        x0 = jnp.asarray(xop + kick * rng.standard_normal(n))
+        tr = (x0, b, a0, jnp.asarray(-a0 * q), 0.0, 10, 2.0, jnp.abs(jnp.asarray(xop)), jnp.full(n, 1e-6))
+        r_d, r_s = dense(*tr), sparse(*tr)
+        assert int(r_d[1]) >= 2
+        for name, u, v in zip(FIELDS, r_d, r_s):
+            np.testing.assert_array_equal(np.asarray(u), np.asarray(v), err_msg=f"a0={a0} {name}")
+
+
+def test_graetz_sparse_kernel_equals_dense(graetz, monkeypatch):
+    """The sparse kernel forced on graetz (SPICE diodes with ``pnjlim``: the limiting states and
+    the limiting right-hand side's stamps go through it too) equals the dense one exactly, for
+    the reasons of ``test_ring_sparse_kernel_equals_dense``."""
+    dense, sparse = _kernels(graetz, monkeypatch)
+    eng = graetz.engine
+    n = eng.sys.n
+    b = jnp.asarray(eng.sys.source_vector(0.0))
+    z = jnp.zeros(n)
+    dc = (jnp.zeros(n), b, 0.0, z, 0.0, 100, 2.0)
+    r_d = dense(*dc)
+    assert bool(r_d[2])
+    cases = [dc, (jnp.zeros(n), b, 0.0, z, 1e-3, 100, 2.0)]
+    xop = np.asarray(r_d[0])
+    q = eng.jacobians(xop)[1]
+    rng = np.random.default_rng(1)
+    for a0, kick in ((1e6, 0.5), (2e7, 3.0), (1e4, 0.01)):
+        x0 = jnp.asarray(xop + kick * rng.standard_normal(n))
+        cases.append((x0, b, a0, jnp.asarray(-a0 * q), 0.0, 50, 2.0, jnp.abs(jnp.asarray(xop)), jnp.full(n, 1e-6)))
+    for args in cases:
+        for name, u, v in zip(FIELDS, dense(*args), sparse(*args)):
+            np.testing.assert_array_equal(np.asarray(u), np.asarray(v), err_msg=name)
+
+
+def test_sparse_kernel_by_size(ring, graetz, monkeypatch):
+    """Unset, the ring (47 unknowns) gets the sparse kernel and graetz (9) the dense one; the
+    variable forces either."""
+    from va2jax.codegen.native._newton import SPARSE_FROM, use_sparse_kernel
+
+    monkeypatch.delenv("VA2JAX_SIM_NEWTON_MATRIX", raising=False)
+    assert ring.engine.sys.n >= SPARSE_FROM > graetz.engine.sys.n
+    assert use_sparse_kernel(47) and not use_sparse_kernel(9)
+    monkeypatch.setenv("VA2JAX_SIM_NEWTON_MATRIX", "sparse")
+    assert use_sparse_kernel(9)
+    monkeypatch.setenv("VA2JAX_SIM_NEWTON_MATRIX", "dense")
+    assert not use_sparse_kernel(47)
+
+
+def test_ring_sparse_kernel_with_traced_g(ring, monkeypatch):
+    """``G`` known only at run time (a batched sweep's): the sparse kernel on the nominal circuit's
+    pattern, and where ``G`` has a non-zero outside it (a coupling the nominal circuit lacks) its
+    dense fallback — both equal to the dense kernel of the same ``G`` (exactly: the first for the
+    reasons of ``test_ring_sparse_kernel_equals_dense``, the second is that kernel)."""
+    import dataclasses
+
+    from va2jax.codegen.native._newton import jacobian_pattern
+
+    eng = ring.engine
+    sysm, n = eng.sys, eng.sys.n
+    b = jnp.asarray(sysm.source_vector(0.0))
+    z = jnp.zeros(n)
+    G0 = np.asarray(sysm.G)
+    # an entry outside the kernel's pattern (between two nodes no element connects)
+    import va2jax.codegen.native as nat
+
+    seen = {}
+    make = nat.make_native_newton
+
+    def spy(n_, G, C, groups, tabs, *a, **k):
+        seen["pattern"] = jacobian_pattern(n_, np.asarray(G), np.asarray(C), groups, tabs[2])
+        return make(n_, G, C, groups, tabs, *a, **k)
+
+    monkeypatch.setattr(nat, "make_native_newton", spy)
+    monkeypatch.setenv("VA2JAX_SIM_NEWTON_MATRIX", "sparse")
+    native_newton(sysm, eng.opts)
+    monkeypatch.setattr(nat, "make_native_newton", make)
+    free = np.argwhere(~seen["pattern"])
+    assert free.size
+    i, j = map(int, free[0])
+    G1 = G0.copy()
+    G1[i, j] = -1e-3
+    G1[i, i] += 1e-3
+    args = (jnp.zeros(n), b, 0.0, z, 1e-3, 100, 2.0)
+    for Gv in (G0, G1):
+        monkeypatch.setenv("VA2JAX_SIM_NEWTON_MATRIX", "sparse")
+        traced = jax.jit(lambda G: native_newton(sysm, eng.opts, dataclasses.replace(sysm, G=G))(*args))(
+            jnp.asarray(Gv))
+        monkeypatch.setenv("VA2JAX_SIM_NEWTON_MATRIX", "dense")
+        ref = jax.jit(native_newton(dataclasses.replace(sysm, G=Gv), eng.opts))(*args)
+        assert bool(ref[2])
+        for name, u, v in zip(FIELDS, ref, traced):
+            np.testing.assert_array_equal(np.asarray(u), np.asarray(v), err_msg=name)

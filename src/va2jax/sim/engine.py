@@ -259,7 +259,7 @@ def native_newton(system: System, opts: Options, values: System | None = None) -
                                   (vec_tab, lim_tab, mat_tab), np.asarray(system.gmin_mask),
                                   np.asarray(system.is_current), reltol=opts.reltol, vntol=opts.vntol,
                                   abstol=opts.abstol, rescheck=bool(opts.nr_residualcheck),
-                                  limiting=limiting)
+                                  limiting=limiting, nominal=(system.G, system.C))
     except ValueError as exc:  # LLVM rejected the kernel: the XLA loop computes the same
         import logging
 

@@ -31,6 +31,18 @@ Per iteration, with ``x_e = [x, 0]`` (the last entry: ground):
 5. ``dvmax`` clipping of node voltages, VACASK's convergence test and the charge update
    ``q ← q + Jq·Δx`` exactly as ``make_newton``'s loop body.
 
+**Sparse variant** (``pattern``; from :data:`SPARSE_FROM` unknowns, :func:`use_sparse_kernel`):
+``Jf``, ``Jq`` and ``J`` are kept as values at the entries of :func:`jacobian_pattern` (CSR order, ascending
+columns; ``nnz`` instead of ``n²``): ``G·x``, ``C·x``, ``Jq·Δx``, the residual reference, the stamps
+and the equilibration (``J_ij/s_i`` scattered into a zeroed dense ``A``, then the pattern's entries
+divided by the column scales) touch only the pattern, and the level sums only the device outputs
+some kernel column feeds. The LU is the dense one above on that ``A`` (partial pivoting at run
+time: no pivot order is fixed in advance). Every operation it skips is a sum with ``0·v``, a
+maximum with 0 or a quotient ``0/s``, and it performs the others in the same order, so its
+results are the dense kernel's bit for bit (for a finite iterate). ``G``/``C`` known only at run
+time are checked against the pattern once per call; outside it the dense kernel of the same
+circuit runs instead (``fallback``).
+
 Against the XLA loop the results agree bit for bit except where XLA computes the three dot
 products (``G·x``, ``C·x``, ``Jq·Δx``) in another order (its CPU gemv uses partial sums): those
 differ in the last bits, and n > 12 uses LAPACK there. No fast-math flags: the IR rounds the same
@@ -265,20 +277,33 @@ def _gather_lists(tab: np.ndarray, n_src: int, src_map: np.ndarray) -> tuple[lis
 
 def newton_ir(symbol: str, n: int, groups: list[GroupSpec], vec_tab: np.ndarray, lim_tab: np.ndarray,
               mat_tab: np.ndarray, gmask: np.ndarray, is_current: np.ndarray, *, reltol: float,
-              vntol: float, abstol: float, rescheck: bool, limiting: bool, malloc: int, free: int) -> str:
+              vntol: float, abstol: float, rescheck: bool, limiting: bool, malloc: int, free: int,
+              pattern: np.ndarray | None = None, fallback: int | None = None) -> str:
     """LLVM IR text of the Newton kernel (see the module doc). ``vec_tab``/``lim_tab``/``mat_tab``:
     :func:`va2jax.sim.assembly._gather_table`'s tables over the groups' flattened outputs (all
-    groups; the stateful ones; the local Jacobians with global positions ``i·n + j``)."""
+    groups; the stateful ones; the local Jacobians with global positions ``i·n + j``).
+    ``pattern`` (n, n) bool: the sparse variant on that pattern (:func:`jacobian_pattern`; every
+    position where ``G``, ``C`` or a stamp may be non-zero, and the diagonal); None: dense.
+    ``fallback``: the address of the dense kernel of the same circuit, called instead (with this
+    call's arguments) when ``G`` or ``C`` has a non-zero outside ``pattern`` — for ``G``/``C`` known
+    only at run time (a batched sweep's), whose pattern is the nominal circuit's."""
     g = _Gen(symbol)
     b = g.b
     nrows, shared, src, dst = g.fn.args
     NIN, NOUT = 5 * n + 4, 4 * n + 3
     nn = n * n
+    sparse = pattern is not None
+    if sparse:  # the pattern in CSR order: row pointers, columns, dense positions i·n + j
+        pi, pj = np.nonzero(np.asarray(pattern, bool))  # row-major: ascending j within each row
+        nnz = len(pi)
+        pat_pos = pi * n + pj
+        pat_ptr = np.searchsorted(pi, np.arange(n + 1))
+    msize = nnz if sparse else nn  # Jf, Jq, J: values at the pattern's entries, or dense
     # workspace layout (doubles)
     off: dict[str, int] = {}
     pos = 0
-    for name, size in (("xe", n + 1), ("f", n), ("q", n), ("Jf", nn), ("Jq", nn), ("lf", n), ("lq", n),
-                       ("F", n), ("R", n), ("ref", n), ("J", nn), ("A", nn), ("r", n), ("cs", n),
+    for name, size in (("xe", n + 1), ("f", n), ("q", n), ("Jf", msize), ("Jq", msize), ("lf", n), ("lq", n),
+                       ("F", n), ("R", n), ("ref", n), ("J", msize), ("A", nn), ("r", n), ("cs", n),
                        ("dx", n), ("cl", n)):
         off[name] = pos
         pos += size
@@ -292,6 +317,21 @@ def newton_ir(symbol: str, n: int, groups: list[GroupSpec], vec_tab: np.ndarray,
         pos += gs.size * gs.P
         goff.append(o)
     total = pos
+    if sparse and fallback is not None:  # G, C zero outside the pattern, else the dense kernel
+        outside = g.global_i32((~np.asarray(pattern, bool)).ravel().astype(np.int64))
+        flag = g.var(_I1, ir.Constant(_I1, 0))
+        t = g.loop(0, nn)
+        nz = b.or_(b.fcmp_unordered("!=", g.ld(shared, t), g.f(0.0)),
+                   b.fcmp_unordered("!=", g.ld(shared, b.add(t, g.i(nn))), g.f(0.0)))
+        bad = b.and_(nz, b.icmp_signed("!=", g.ldi(outside, t), g.i(0)))
+        g.store(b.or_(g.load(flag, _I1), bad), flag)
+        g.end()
+        fb, cont = g.fn.append_basic_block("fallback"), g.fn.append_basic_block("sparse")
+        b.cbranch(g.load(flag, _I1), fb, cont)
+        b.block = fb
+        g.call_addr(fallback, [nrows, shared, src, dst])
+        b.ret_void()
+        b.block = cont
     W = g.call_ret(malloc, _PTR, [g.i(8 * total)])
 
     def ws(name: str) -> ir.Value:
@@ -318,14 +358,19 @@ def newton_ir(symbol: str, n: int, groups: list[GroupSpec], vec_tab: np.ndarray,
         negs = np.zeros(P, bool)
         nl = gs.n_loc
         negs[2 * nl + 2 * nl * nl:4 * nl + 2 * nl * nl] = True
+        dst_d = []
         for r in range(N):
             for p in range(P):
                 col = gs.gather[:, r, p]
                 real = [r * gs.n_out + int(k) for k in col if 0 <= k < gs.n_out]
+                if sparse and not real:  # no term: the entry keeps the zero written per call
+                    continue
                 lists.append(real)
                 flags.append((1 if len(real) < m else 0) | (2 if negs[p] else 0))
+                dst_d.append(r * P + p)
         ptr, idx = _csr(lists)
-        c.update(dptr=g.global_i32(ptr), didx=g.global_i32(idx), dflag=g.global_i32(flags))
+        c.update(dptr=g.global_i32(ptr), didx=g.global_i32(idx), dflag=g.global_i32(flags),
+                 ddst=g.global_i32(dst_d), nd=len(lists))
         gconst.append(c)
     # global stamp tables: the sources are the groups' dense outputs in W, flattened per group in
     # the order of assembly's gathers (group by group, instance by instance)
@@ -339,6 +384,11 @@ def newton_ir(symbol: str, n: int, groups: list[GroupSpec], vec_tab: np.ndarray,
             parts.append((goff[k]["D"] + r * gs.P + start(nl) + np.arange(width(nl))[None, :]).ravel())
         return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
+    dead = set()  # workspace offsets of the dense local outputs without terms
+    if sparse:
+        for gs, o in zip(groups, goff):
+            live = np.any((gs.gather >= 0) & (gs.gather < gs.n_out), axis=0).ravel()
+            dead.update((o["D"] + np.nonzero(~live)[0]).tolist())
     all_k = list(range(len(groups)))
     vec, mat = (lambda nl: nl), (lambda nl: nl * nl)
     tabs = {}
@@ -353,8 +403,16 @@ def newton_ir(symbol: str, n: int, groups: list[GroupSpec], vec_tab: np.ndarray,
             lists, nothing = [[] for _ in range(size)], np.zeros(size, bool)
         else:
             lists, nothing = _gather_lists(tab, smap.size, smap)
+            if sparse:  # sources that are always +0.0 (no kernel column) leave a sum unchanged
+                lists = [[w for w in lst if w not in dead] for lst in lists]
+        if sparse and name in ("Jf", "Jq"):  # the pattern holds every position with a term
+            if any(lists[p] for p in np.setdiff1d(np.arange(nn), pat_pos)):
+                raise ValueError("native Newton kernel: a stamp outside the sparse pattern")
+            lists, nothing, size = [lists[p] for p in pat_pos], nothing[pat_pos], nnz
         ptr, idx = _csr(lists)
         tabs[name] = (g.global_i32(ptr), g.global_i32(idx), g.global_i32(nothing.astype(np.int64)), size)
+    if sparse:
+        sp_ptr, sp_col, sp_pos = g.global_i32(pat_ptr), g.global_i32(pj), g.global_i32(pat_pos)
     gm = g.global_f64(np.asarray(gmask, np.float64))
     vm = g.global_i32((~np.asarray(is_current, bool)).astype(np.int64))
     tolabs = g.global_f64(np.where(is_current, abstol, vntol))
@@ -430,7 +488,7 @@ def newton_ir(symbol: str, n: int, groups: list[GroupSpec], vec_tab: np.ndarray,
             g.end()
         g.end()
         g.call_addr(gs.address, [g.i(N), c["sh"], c["rows"], c["out"]])
-        t = g.loop(0, N * gs.P)
+        t = g.loop(0, c["nd"] if sparse else N * gs.P)
         lo, hi = g.ldi(c["dptr"], t), g.ldi(c["dptr"], b.add(t, g.i(1)))
         fl = g.ldi(c["dflag"], t)
         g.store(zero, s_v)
@@ -445,7 +503,7 @@ def newton_ir(symbol: str, n: int, groups: list[GroupSpec], vec_tab: np.ndarray,
         g.end()
         v = g.load(s_v)
         v = b.select(b.icmp_signed("!=", b.and_(fl, g.i(2)), g.i(0)), b.fneg(v), v)
-        g.st(v, c["D"], t)
+        g.st(v, c["D"], g.ldi(c["ddst"], t) if sparse else t)
         g.end()
 
     # 2. circuit vectors and matrices: linear part, then the stamps in gather order
@@ -459,12 +517,33 @@ def newton_ir(symbol: str, n: int, groups: list[GroupSpec], vec_tab: np.ndarray,
         g.st(g.load(s_v), dstp, i)
         g.end()
 
-    dot_rows(G, xe, f)
-    dot_rows(C, xe, q)
-    t = g.loop(0, nn)
-    g.st(g.ld(G, t), Jf, t)
-    g.st(g.ld(C, t), Jq, t)
-    g.end()
+    def dot_sparse(M: ir.Value, v: ir.Value, dstp: ir.Value, dense_m: bool) -> None:
+        """``dst_i = Σ_j M_ij·v_j`` over row ``i``'s pattern entries in ascending ``j``: the
+        dense sum's value (its other terms are ``0·v_j``, which leave a sum unchanged)."""
+        i = g.loop(0, n)
+        g.store(zero, s_v)
+        e = g.loop(g.ldi(sp_ptr, i), g.ldi(sp_ptr, b.add(i, g.i(1))))
+        m = g.ld(M, g.ldi(sp_pos, e)) if dense_m else g.ld(M, e)
+        g.store(b.fadd(g.load(s_v), b.fmul(m, g.ld(v, g.ldi(sp_col, e)))), s_v)
+        g.end()
+        g.st(g.load(s_v), dstp, i)
+        g.end()
+
+    if sparse:
+        dot_sparse(G, xe, f, True)
+        dot_sparse(C, xe, q, True)
+        t = g.loop(0, nnz)
+        pt = g.ldi(sp_pos, t)
+        g.st(g.ld(G, pt), Jf, t)
+        g.st(g.ld(C, pt), Jq, t)
+        g.end()
+    else:
+        dot_rows(G, xe, f)
+        dot_rows(C, xe, q)
+        t = g.loop(0, nn)
+        g.st(g.ld(G, t), Jf, t)
+        g.st(g.ld(C, t), Jq, t)
+        g.end()
     i = g.loop(0, n)
     g.st(zero, lf, i)
     g.st(zero, lq, i)
@@ -492,9 +571,13 @@ def newton_ir(symbol: str, n: int, groups: list[GroupSpec], vec_tab: np.ndarray,
     g.st(Fi, F, i)
     rf = g.nmax(g.nmax(g.fabs(fi), g.fabs(bi)), g.nmax(g.fabs(aq), g.fabs(hi_)))
     g.store(rf, s_v)
-    base = b.mul(i, g.i(n))
-    j = g.loop(0, n)
-    e = b.add(base, j)
+    if sparse:  # the other terms |0·x_j| = 0 never raise the maximum
+        e = g.loop(g.ldi(sp_ptr, i), g.ldi(sp_ptr, b.add(i, g.i(1))))
+        j = g.ldi(sp_col, e)
+    else:
+        base = b.mul(i, g.i(n))
+        j = g.loop(0, n)
+        e = b.add(base, j)
     Jij = b.fadd(b.fadd(g.ld(Jf, e), b.fmul(a0, g.ld(Jq, e))), b.select(b.icmp_signed("==", i, j), d, zero))
     g.st(Jij, J, e)
     g.store(g.nmax(g.load(s_v), g.fabs(b.fmul(Jij, g.ld(xe, j)))), s_v)
@@ -508,6 +591,81 @@ def newton_ir(symbol: str, n: int, groups: list[GroupSpec], vec_tab: np.ndarray,
     # 4. the equilibrated LU solve of _lu (same operations, as loops)
     inf = g.f(float("inf"))
     g.store(ir.Constant(_I1, 1), ok_v)
+    if sparse:
+        _sparse_equilibrate(g, n, nnz, sp_ptr, sp_col, sp_pos, J, A, rv, cs, s_v, ok_v)
+    else:
+        _dense_equilibrate(g, n, J, A, rv, cs, s_v, ok_v)
+    _dense_lu(g, n, A, rv, dx, flag_v, best_v, piv_v)
+    badlu = b.or_(g.load(flag_v, _I1), b.xor(g.load(ok_v, _I1), ir.Constant(_I1, 1)))
+    nan = g.f(float("nan"))
+
+    # 5. clipping, convergence test, charge update
+    g.store(ir.Constant(_I1, 0), flag_v)  # some dx non-finite
+    g.store(ir.Constant(_I1, 1), ok_v)  # residual, update and no clipping within tolerance
+    rt = g.f(reltol)
+    ndv = b.fneg(dvmax)
+    i = g.loop(0, n)
+    dxi = b.select(badlu, nan, b.fdiv(g.ld(dx, i), g.ld(cs, i)))
+    fin = b.fcmp_ordered("<", g.fabs(dxi), inf)
+    g.store(b.or_(g.load(flag_v, _I1), b.xor(fin, ir.Constant(_I1, 1))), flag_v)
+    clip = g.nmax(dxi, ndv)
+    clip = b.select(b.fcmp_unordered("!=", clip, clip), clip,
+                    b.select(b.fcmp_ordered("<", dvmax, clip), dvmax, clip))
+    isv = b.icmp_signed("!=", g.ldi(vm, i), g.i(0))
+    cli = b.select(isv, clip, dxi)
+    g.st(cli, cl, i)
+    xi = g.ld(xe, i)
+    ok = g.load(ok_v, _I1)
+    if rescheck:
+        rtol = g.nmax(b.fmul(rt, g.nmax(g.ld(ref, i), g.ld(pin, b.add(i, g.i(4 * n + 4))))), g.ld(resabs, i))
+        ok = b.and_(ok, b.fcmp_ordered("<=", g.fabs(g.ld(R, i)), rtol))
+    xtol = g.nmax(b.fmul(rt, g.nmax(g.fabs(xi), g.ld(pin, b.add(i, g.i(3 * n + 4))))), g.ld(tolabs, i))
+    ok = b.and_(ok, b.fcmp_ordered("<=", g.fabs(cli), xtol))
+    ok = b.and_(ok, b.fcmp_ordered("==", cli, dxi))
+    g.store(ok, ok_v)
+    g.end()
+    badv = g.load(flag_v, _I1)
+    conv = b.and_(b.and_(b.icmp_signed(">=", it, g.i(1)), g.load(ok_v, _I1)), b.xor(badv, ir.Constant(_I1, 1)))
+    i = g.loop(0, n)  # q + Jq·Δx, F and the residual reference of this iterate, x + Δx
+    g.store(zero, s_v)
+    if sparse:
+        e = g.loop(g.ldi(sp_ptr, i), g.ldi(sp_ptr, b.add(i, g.i(1))))
+        g.store(b.fadd(g.load(s_v), b.fmul(g.ld(Jq, e), g.ld(cl, g.ldi(sp_col, e)))), s_v)
+    else:
+        base = b.mul(i, g.i(n))
+        j = g.loop(0, n)
+        g.store(b.fadd(g.load(s_v), b.fmul(g.ld(Jq, b.add(base, j)), g.ld(cl, j))), s_v)
+    g.end()
+    g.st(b.fadd(g.ld(q, i), g.load(s_v)), pout, b.add(i, g.i(n + 3)))
+    g.st(g.ld(F, i), pout, b.add(i, g.i(2 * n + 3)))
+    g.st(g.ld(ref, i), pout, b.add(i, g.i(3 * n + 3)))
+    g.end()
+    i = g.loop(0, n)
+    g.st(b.fadd(g.ld(xe, i), g.ld(cl, i)), xe, i)
+    g.end()
+    g.store(b.add(it, g.i(1)), it_v)
+    g.store(conv, conv_v)
+    g.store(badv, bad_v)
+    b.branch(head)
+    b.block = done
+    i = g.loop(0, n)
+    g.st(g.ld(xe, i), pout, i)
+    g.end()
+    g.st(b.sitofp(g.load(it_v, _I64), _F64), pout, n)
+    g.st(b.select(g.load(conv_v, _I1), one, zero), pout, n + 1)
+    g.st(b.select(g.load(bad_v, _I1), one, zero), pout, n + 2)
+    g.end()  # rows
+    b._emit(f"  call void {g.b._def(_PTR, f'inttoptr i64 {int(free)} to ptr').ref}(ptr {W.ref})")
+    b.ret_void()
+    return str(g.mod)
+
+
+def _dense_equilibrate(g: _Gen, n: int, J, A, rv, cs, s_v, ok_v) -> None:
+    """``A = J`` row- then column-equilibrated as :mod:`._lu` does it (``rv`` scaled by the row
+    scales, the column scales in ``cs``); ``ok_v`` &= every entry of ``J`` and ``rv`` finite."""
+    b = g.b
+    nn = n * n
+    zero, one, inf = g.f(0.0), g.f(1.0), g.f(float("inf"))
     t = g.loop(0, nn)
     a = g.ld(J, t)
     g.st(a, A, t)
@@ -542,6 +700,59 @@ def newton_ir(symbol: str, n: int, groups: list[GroupSpec], vec_tab: np.ndarray,
     g.st(b.fdiv(g.ld(A, e), s), A, e)
     g.end()
     g.end()
+
+
+def _sparse_equilibrate(g: _Gen, n: int, nnz: int, ptr, col, pos, J, A, rv, cs, s_v, ok_v) -> None:
+    """:func:`_dense_equilibrate` of ``J`` given by its values at the pattern's entries (CSR:
+    ``ptr``, ``col``, dense positions ``pos``): ``A`` zeroed, then each entry's scaled value at its
+    position — the same quotients (the scales are maxima of the same magnitudes, as the zeros
+    outside the pattern never raise a maximum, and ``0/s = 0`` there), in O(nnz) instead of O(n²)."""
+    b = g.b
+    zero, one, inf = g.f(0.0), g.f(1.0), g.f(float("inf"))
+    t = g.loop(0, n * n)
+    g.st(zero, A, t)
+    g.end()
+    t = g.loop(0, nnz)
+    g.store(b.and_(g.load(ok_v, _I1), b.fcmp_ordered("<", g.fabs(g.ld(J, t)), inf)), ok_v)
+    g.end()
+    i = g.loop(0, n)
+    g.store(b.and_(g.load(ok_v, _I1), b.fcmp_ordered("<", g.fabs(g.ld(rv, i)), inf)), ok_v)
+    g.end()
+    i = g.loop(0, n)  # row scales
+    lo, hi = g.ldi(ptr, i), g.ldi(ptr, b.add(i, g.i(1)))
+    g.store(zero, s_v)
+    e = g.loop(lo, hi)
+    g.store(g.fmax(g.load(s_v), g.fabs(g.ld(J, e))), s_v)
+    g.end()
+    s = g.load(s_v)
+    s = b.select(b.fcmp_ordered(">", s, zero), s, one)
+    e = g.loop(lo, hi)
+    g.st(b.fdiv(g.ld(J, e), s), A, g.ldi(pos, e))
+    g.end()
+    g.st(b.fdiv(g.ld(rv, i), s), rv, i)
+    g.end()
+    j = g.loop(0, n)  # column scales
+    g.st(zero, cs, j)
+    g.end()
+    e = g.loop(0, nnz)
+    c = g.ldi(col, e)
+    g.st(g.fmax(g.ld(cs, c), g.fabs(g.ld(A, g.ldi(pos, e)))), cs, c)
+    g.end()
+    j = g.loop(0, n)
+    s = g.ld(cs, j)
+    g.st(b.select(b.fcmp_ordered(">", s, zero), s, one), cs, j)
+    g.end()
+    e = g.loop(0, nnz)
+    p = g.ldi(pos, e)
+    g.st(b.fdiv(g.ld(A, p), g.ld(cs, g.ldi(col, e))), A, p)
+    g.end()
+
+
+def _dense_lu(g: _Gen, n: int, A, rv, dx, flag_v, best_v, piv_v) -> None:
+    """LU with partial pivoting of the equilibrated ``A`` as :mod:`._lu` (forward substitution
+    folded in), back substitution into ``dx``; ``flag_v``: a zero pivot."""
+    b = g.b
+    zero, one = g.f(0.0), g.f(1.0)
     g.store(ir.Constant(_I1, 0), flag_v)  # singular
     k = g.loop(0, n)
     kn = b.mul(k, g.i(n))
@@ -591,65 +802,38 @@ def newton_ir(symbol: str, n: int, groups: list[GroupSpec], vec_tab: np.ndarray,
     g.st(b.fsub(g.ld(rv, i), b.fmul(xk, g.ld(A, b.add(b.mul(i, g.i(n)), k)))), rv, i)
     g.end()
     g.end()
-    badlu = b.or_(g.load(flag_v, _I1), b.xor(g.load(ok_v, _I1), ir.Constant(_I1, 1)))
-    nan = g.f(float("nan"))
 
-    # 5. clipping, convergence test, charge update
-    g.store(ir.Constant(_I1, 0), flag_v)  # some dx non-finite
-    g.store(ir.Constant(_I1, 1), ok_v)  # residual, update and no clipping within tolerance
-    rt = g.f(reltol)
-    ndv = b.fneg(dvmax)
-    i = g.loop(0, n)
-    dxi = b.select(badlu, nan, b.fdiv(g.ld(dx, i), g.ld(cs, i)))
-    fin = b.fcmp_ordered("<", g.fabs(dxi), inf)
-    g.store(b.or_(g.load(flag_v, _I1), b.xor(fin, ir.Constant(_I1, 1))), flag_v)
-    clip = g.nmax(dxi, ndv)
-    clip = b.select(b.fcmp_unordered("!=", clip, clip), clip,
-                    b.select(b.fcmp_ordered("<", dvmax, clip), dvmax, clip))
-    isv = b.icmp_signed("!=", g.ldi(vm, i), g.i(0))
-    cli = b.select(isv, clip, dxi)
-    g.st(cli, cl, i)
-    xi = g.ld(xe, i)
-    ok = g.load(ok_v, _I1)
-    if rescheck:
-        rtol = g.nmax(b.fmul(rt, g.nmax(g.ld(ref, i), g.ld(pin, b.add(i, g.i(4 * n + 4))))), g.ld(resabs, i))
-        ok = b.and_(ok, b.fcmp_ordered("<=", g.fabs(g.ld(R, i)), rtol))
-    xtol = g.nmax(b.fmul(rt, g.nmax(g.fabs(xi), g.ld(pin, b.add(i, g.i(3 * n + 4))))), g.ld(tolabs, i))
-    ok = b.and_(ok, b.fcmp_ordered("<=", g.fabs(cli), xtol))
-    ok = b.and_(ok, b.fcmp_ordered("==", cli, dxi))
-    g.store(ok, ok_v)
-    g.end()
-    badv = g.load(flag_v, _I1)
-    conv = b.and_(b.and_(b.icmp_signed(">=", it, g.i(1)), g.load(ok_v, _I1)), b.xor(badv, ir.Constant(_I1, 1)))
-    i = g.loop(0, n)  # q + Jq·Δx, F and the residual reference of this iterate, x + Δx
-    base = b.mul(i, g.i(n))
-    g.store(zero, s_v)
-    j = g.loop(0, n)
-    g.store(b.fadd(g.load(s_v), b.fmul(g.ld(Jq, b.add(base, j)), g.ld(cl, j))), s_v)
-    g.end()
-    g.st(b.fadd(g.ld(q, i), g.load(s_v)), pout, b.add(i, g.i(n + 3)))
-    g.st(g.ld(F, i), pout, b.add(i, g.i(2 * n + 3)))
-    g.st(g.ld(ref, i), pout, b.add(i, g.i(3 * n + 3)))
-    g.end()
-    i = g.loop(0, n)
-    g.st(b.fadd(g.ld(xe, i), g.ld(cl, i)), xe, i)
-    g.end()
-    g.store(b.add(it, g.i(1)), it_v)
-    g.store(conv, conv_v)
-    g.store(badv, bad_v)
-    b.branch(head)
-    b.block = done
-    i = g.loop(0, n)
-    g.st(g.ld(xe, i), pout, i)
-    g.end()
-    g.st(b.sitofp(g.load(it_v, _I64), _F64), pout, n)
-    g.st(b.select(g.load(conv_v, _I1), one, zero), pout, n + 1)
-    g.st(b.select(g.load(bad_v, _I1), one, zero), pout, n + 2)
-    g.end()  # rows
-    b._emit(f"  call void {g.b._def(_PTR, f'inttoptr i64 {int(free)} to ptr').ref}(ptr {W.ref})")
-    b.ret_void()
-    return str(g.mod)
 
+def jacobian_pattern(n: int, G: np.ndarray, C: np.ndarray, groups: list[GroupSpec], mat_tab: np.ndarray) -> np.ndarray:
+    """(n, n) bool: where the Newton matrix ``Jf + a0·Jq + diag(gshunt·m)`` can be non-zero — ``G``
+    or ``C`` non-zero, the diagonal, and every position some device stamps a Jacobian entry into
+    that its kernel computes (an entry none of the kernel's output columns feeds is always 0)."""
+    pat = (np.asarray(G) != 0) | (np.asarray(C) != 0) | np.eye(n, dtype=bool)
+    live = []
+    for gs in groups:  # per instance and local (a, b): Jf or Jq has a kernel column
+        nl = gs.n_loc
+        has = np.any((gs.gather >= 0) & (gs.gather < gs.n_out), axis=0)  # (N, P)
+        jf, jq = has[:, 2 * nl:2 * nl + nl * nl], has[:, 2 * nl + nl * nl:2 * nl + 2 * nl * nl]
+        live.append((jf | jq).ravel())
+    live = np.concatenate(live + [np.zeros(1, bool)])  # the table's "nothing" index: not live
+    tab = np.asarray(mat_tab, np.int64)
+    src = np.clip(tab, 0, live.size - 1)
+    hit = np.any((tab >= 0) & (tab < live.size - 1) & live[src], axis=0)
+    pat.ravel()[np.nonzero(hit)[0]] = True
+    return pat
+
+
+def use_sparse_kernel(n: int) -> bool:
+    """The sparse variant for ``n`` unknowns: ``VA2JAX_SIM_NEWTON_MATRIX`` (dense | sparse), else from
+    :data:`SPARSE_FROM` unknowns."""
+    from ... import _config
+
+    mode = _config.get("SIM_NEWTON_MATRIX")
+    return mode == "sparse" if mode is not None else n >= SPARSE_FROM
+
+
+#: Unknowns from which the Newton kernel is sparse by default (measured: see docs/sim.md, change 8)
+SPARSE_FROM = 13
 
 _lock = threading.Lock()
 _built: dict[str, int] = {}
@@ -664,11 +848,14 @@ def _jit(text: str, symbol: str) -> int:
 
 
 def newton_kernel(n: int, groups: list[GroupSpec], tabs: tuple, gmask, is_current, *, reltol: float,
-                  vntol: float, abstol: float, rescheck: bool, limiting: bool) -> tuple[int, str | None]:
+                  vntol: float, abstol: float, rescheck: bool, limiting: bool,
+                  pattern: np.ndarray | None = None, fallback: bool = False) -> tuple[int, str | None]:
     """``(address, code_key)`` of the compiled Newton kernel (built once per circuit and process).
     ``code_key`` identifies its behaviour across processes (every group's kernel by its code, not
     its address; None when some group's code is unknown): the FFI target's name, so that JAX's
-    persistent compilation cache can find a program calling it again in a later process."""
+    persistent compilation cache can find a program calling it again in a later process.
+    ``pattern``: the sparse variant (:func:`newton_ir`); ``fallback``: with the dense kernel as its
+    fallback for ``G``/``C`` outside the pattern (built too)."""
     from ._ffi import _libc_address
 
     h = hashlib.sha256()
@@ -682,6 +869,12 @@ def newton_kernel(n: int, groups: list[GroupSpec], tabs: tuple, gmask, is_curren
     for t in tabs + (np.asarray(gmask), np.asarray(is_current)):
         h.update(b"-" if t is None else np.ascontiguousarray(t).tobytes())
     h.update(repr((n, reltol, vntol, abstol, rescheck, limiting)).encode())
+    dense_addr = None
+    if pattern is not None:  # the sparse variant (the dense one keeps its digest)
+        h.update(b"sparse" + np.packbits(np.asarray(pattern, bool)).tobytes() + (b"checked" if fallback else b""))
+        if fallback:
+            dense_addr = newton_kernel(n, groups, tabs, gmask, is_current, reltol=reltol, vntol=vntol,
+                                       abstol=abstol, rescheck=rescheck, limiting=limiting)[0]
     digest = h.hexdigest()[:16]
     with _lock:
         if digest in _built:
@@ -689,7 +882,8 @@ def newton_kernel(n: int, groups: list[GroupSpec], tabs: tuple, gmask, is_curren
         symbol = symbol_of(digest)
         text = newton_ir(symbol, n, groups, *tabs, gmask, is_current, reltol=reltol, vntol=vntol,
                          abstol=abstol, rescheck=rescheck, limiting=limiting,
-                         malloc=_libc_address("malloc"), free=_libc_address("free"))
+                         malloc=_libc_address("malloc"), free=_libc_address("free"), pattern=pattern,
+                         fallback=dense_addr)
         addr = _built[digest] = _jit(text, symbol)
     return addr, (symbol if stable else None)
 
@@ -701,17 +895,27 @@ def symbol_of(digest: str) -> str:
 
 def make_native_newton(n: int, G: np.ndarray, C: np.ndarray, groups: list[GroupSpec], tabs: tuple,
                        gmask, is_current, *, reltol: float, vntol: float, abstol: float,
-                       rescheck: bool, limiting: bool) -> Callable:
+                       rescheck: bool, limiting: bool, nominal: tuple | None = None) -> Callable:
     """``newton(x0, b, a0, hist, gshunt, maxiter, dvmax, xref=None, rref=None) -> (x, iterations,
     converged, singular, q, F, r)`` (the signature of :func:`va2jax.sim.engine.make_newton`) as one
     XLA FFI call of the native kernel (CPU; ``jit``, ``vmap`` — one loop per lane — and ``lax``
-    loops; no derivative rules). ``G``, ``C`` (n, n): NumPy (embedded) or traced JAX arrays."""
+    loops; no derivative rules). ``G``, ``C`` (n, n): NumPy (embedded) or traced JAX arrays.
+    From :data:`SPARSE_FROM` unknowns (or as ``VA2JAX_SIM_NEWTON_MATRIX`` says) the kernel is the
+    sparse variant on :func:`jacobian_pattern`; for traced ``G``/``C`` only given ``nominal`` =
+    ``(G0, C0)`` (NumPy: the unswept circuit's, whose pattern theirs is expected to share), with the
+    dense kernel as its fallback where they do not."""
     import jax.numpy as jnp
 
     from ._ffi import native_call
 
+    known = isinstance(G, np.ndarray) and isinstance(C, np.ndarray)
+    pattern = None
+    if use_sparse_kernel(n) and (known or nominal is not None):
+        G0, C0 = (G, C) if known else (np.asarray(nominal[0]), np.asarray(nominal[1]))
+        pattern = jacobian_pattern(n, G0, C0, groups, tabs[2])
     addr, code_key = newton_kernel(n, groups, tabs, gmask, is_current, reltol=reltol, vntol=vntol,
-                                   abstol=abstol, rescheck=rescheck, limiting=limiting)
+                                   abstol=abstol, rescheck=rescheck, limiting=limiting, pattern=pattern,
+                                   fallback=pattern is not None and not known)
     call = native_call(addr, 2 * n * n, 5 * n + 4, 4 * n + 3, label="newton", min_rows_per_task=1,
                        code_key=code_key)
     if isinstance(G, np.ndarray) and isinstance(C, np.ndarray):  # a constant of the computation
@@ -735,4 +939,4 @@ def make_native_newton(n: int, G: np.ndarray, C: np.ndarray, groups: list[GroupS
     return newton
 
 
-__all__ = ["GroupSpec", "make_native_newton", "newton_ir"]
+__all__ = ["GroupSpec", "jacobian_pattern", "make_native_newton", "newton_ir", "use_sparse_kernel"]
