@@ -199,6 +199,70 @@ def test_against_vacask(tmp_path, net):
     assert np.all(ref["onoise"] > 0)
 
 
+BSIM4_DP = """Noise: BSIM4 differential pair
+ground 0
+load "resistor.osdi"
+load "capacitor.osdi"
+load "{lib}"
+model resistor resistor
+model capacitor capacitor
+model vsource vsource
+model nmos {module} ( type=1 toxe=2n toxp=2n toxm=2n vth0=0.4 u0=0.04 rgatemod=1 w=2u l=0.2u )
+vdd (vdd 0) vsource dc=1.2
+vcm (cm 0) vsource dc=0.7
+vid (inp cm) vsource dc=0 mag=1
+rgp (inp gp) resistor r=100
+rgn (cm gn) resistor r=150
+m1 (outn gp tail 0) nmos
+m2 (outp gn tail 0) nmos
+rtail (tail 0) resistor r=4k
+r1 (vdd outn) resistor r=5k
+r2 (vdd outp) resistor r=6k
+c1 (outn 0) capacitor c=20f
+c2 (outp 0) capacitor c=20f
+control
+  options temp=27 reltol=1e-14 vntol=1e-12
+  save full
+  analysis noise1 noise out=["outp", "outn"] in="vid" from=1 to=10G mode="dec" points=10
+endc
+"""
+
+
+@pytest.mark.parametrize("variant", ["generated", "osdi", "spice_generated"])
+def test_bsim4_differential_pair_against_vacask(tmp_path, variant):
+    """A BSIM4 differential pair, differential output ``out=["outp", "outn"]``, input ``vid``
+    (floating, between the two gates' drives), gate resistance on (``rgatemod=1``: source
+    ``rg``), unequal loads and gate resistors so that no contribution is zero by symmetry (the
+    tail resistor's would be rounding noise): every vector of VACASK's rawfile and the
+    input-referred noise over 1 Hz–10 GHz within 1e-6. ``generated``/``osdi``: the Berkeley
+    ``bsim4v8.va`` of the corpus as generated code and as the OSDI library VACASK loads;
+    ``spice_generated``: VACASK's ``spice/bsim4v8`` (ngspice's BSIM4 in Verilog-A, what the
+    SPICE reader maps level 54 to), generated. Names: VACASK lowercases the sources' (``Rd`` →
+    ``n(m1,rd)``) and orders the instances by its hash map (compared as sets)."""
+    lib, module = (("spice/bsim4v8.osdi", "sp_bsim4v8") if variant.startswith("spice")
+                   else ("bsim4v8.osdi", "bsim4"))
+    p = tmp_path / "runme.sim"
+    p.write_text(BSIM4_DP.format(lib=lib, module=module))
+    ref = run_vacask(p, tmp_path, "noise1")
+    res = Simulation.from_file(p, prefer="osdi" if variant == "osdi" else None).run()["noise1"]
+    assert sorted(["frequency"] + res.names) == sorted(ref.names)
+    assert res.names[:2] == ["onoise", "gain"]
+    assert _rel(res["frequency"], ref["frequency"]) < 1e-14
+    nonzero = 0
+    for nm in ref.names[1:]:
+        a, b = res[nm], ref[nm]
+        nz = b != 0
+        assert np.array_equal(a == 0, ~nz), nm  # the same sources are off (BSIM4's shot, rs, ...)
+        if nz.any():
+            nonzero += 1
+            assert _rel(a[nz], b[nz]) < REL_PEER, nm
+    assert nonzero == 20  # onoise, gain, 5 resistors × 2, per MOSFET: total, thermal, flicker, rg
+    assert _rel(input_referred(res), ref["onoise"] / ref["gain"]) < REL_PEER
+    # flicker dominates at 1 Hz, the loads' thermal noise and the roll-off at 10 GHz
+    assert ref["n(m1,flicker)"][0] > 0.9 * ref["n(m1)"][0]
+    assert ref["gain"][-1] < 0.1 * ref["gain"][0]
+
+
 def test_rawfile_layout(tmp_path):
     """The CLI writes VACASK's plot name, vector names and types."""
     from va2jax.sim.rawfile import read_raw

@@ -24,7 +24,12 @@ variable of type ``notype``, real):
 * ``n(INST)``: the part of ``onoise`` from instance INST (every instance with noise sources;
   VACASK's hierarchical name ``x1:m1`` for va2jax's ``x1.m1``; VACASK's order: modules in
   ``load`` order, model cards and instances each last-declared first),
-* ``n(INST,SRC)`` (with ``save full``): from its sources named SRC (same-named sources summed).
+* ``n(INST,SRC)`` (with ``save full``): from its sources named SRC, lowercased as VACASK does
+  (same-named sources summed).
+
+VACASK orders the ``n(…)`` vectors as it iterates its ``unordered_map`` of instances (keyed by
+the identifier's intern index): for small circuits last-declared first, otherwise an order that
+depends on every identifier the parser interned before; va2jax writes the small-circuit order.
 
 Noise sources: a generated model's (``Model.noise``: OSDI's ``load_noise`` densities, white
 ``P``, flicker ``P/f^e``, ``$mfactor`` included), an OSDI library's (its ``load_noise``), and the
@@ -302,10 +307,10 @@ def run_noise(sim, decl: AnalysisDecl) -> Result:
             inst = inst.replace(".", ":")
         names.append(f"n({inst})")
         cols.append(contrib[:, ks].sum(axis=1))
-        if details:
-            for nm in dict.fromkeys(sources[k].name for k in ks):
+        if details:  # VACASK lowercases source names (BSIM4's "Rd" → n(m1,rd)), then sums equal ones
+            for nm in dict.fromkeys(sources[k].name.lower() for k in ks):
                 names.append(f"n({inst},{nm})")
-                cols.append(contrib[:, [k for k in ks if sources[k].name == nm]].sum(axis=1))
+                cols.append(contrib[:, [k for k in ks if sources[k].name.lower() == nm]].sum(axis=1))
     data = np.stack(cols, axis=1)
     st = Stats(points=len(freqs), newton_iterations=eng.iterations, run_s=time.perf_counter() - t0)
     return Result(decl.name, "noise", "frequency", freqs, names, data, st, lead=len(names))
