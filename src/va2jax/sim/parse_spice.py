@@ -1,7 +1,7 @@
 """Reader for a SPICE (ngspice) netlist subset, mapped onto the same :class:`Netlist` model.
 
 Elements: R C L V I D M Q X E G N. Dot cards: ``.model .subckt/.ends .param .include .op .dc .tran .tf
-.ac .options .temp .control/.endc .end``. Continuation ``+``, comments ``*`` at line start and
+.ac .noise .options .temp .control/.endc .end``. Continuation ``+``, comments ``*`` at line start and
 ``;``/``$``/``//`` inline. Names and keywords are case-insensitive (node names kept as written,
 lower-cased). What each construct means (ngspice batch semantics for ``.control``, the source
 defaults taken from the transient, the ``.options`` mapping) is in ``docs/sim.md``.
@@ -132,7 +132,7 @@ def parse_spice(path: str | Path, text: str | None = None) -> Netlist:
     runs = state["dot"] if state["control"] is None else state["control"]
     count: dict[str, int] = {}
     for a in runs:  # named as ngspice names its plots: tran1, tran2, op1, … in run order
-        kind = "dc" if a.sweep is not None else a.kind
+        kind = "dc" if a.sweep is not None else ("noise" if a.kind.startswith("noise") else a.kind)
         count[kind] = count.get(kind, 0) + 1
         net.analyses.append(dataclasses.replace(a, name=f"{kind}{count[kind]}"))
     _integration(net, state)
@@ -196,7 +196,7 @@ def _analysis(cmd: str, toks: list[str], loc: Loc, state: dict) -> AnalysisDecl:
 
 
 #: analyses of ngspice that va2jax does not run (a dot card or control command naming one is an error)
-_OTHER_ANALYSES = {"noise", "pz", "sens", "disto", "sp", "pss", "hb", "four", "fourier"}
+_OTHER_ANALYSES = {"pz", "sens", "disto", "sp", "pss", "hb", "four", "fourier"}
 #: ``.control`` commands that change the circuit or the control flow: ignoring them would give
 #: other results than ngspice, so they are errors
 _CONTROL_UNSUPPORTED = {"alter", "altermod", "alterparam", "reset", "foreach", "while", "repeat",
@@ -291,6 +291,10 @@ def _control(net: Netlist, cmd: str, toks: list[str], loc: Loc, state: dict) -> 
     ctl = state["control"]
     if cmd in ("tran", "op", "dc", "ac", "tf"):
         ctl.append(_analysis(cmd, toks, loc, state))
+    elif cmd == "noise":  # spectrum noiseK and integrated noiseK+1, as ngspice (sim/_noise_spice.py)
+        from ._noise_spice import spice_noise_decls
+
+        ctl.extend(spice_noise_decls(toks, loc))
     elif cmd == "run":
         ctl.extend(state["dot"])
     elif cmd in ("quit", "exit"):
@@ -305,7 +309,8 @@ def _control(net: Netlist, cmd: str, toks: list[str], loc: Loc, state: dict) -> 
     elif cmd in ("option", "options"):
         _options(net, toks, loc, state)
     elif cmd in _OTHER_ANALYSES:
-        raise NetlistError(loc, f"ngspice analysis {cmd!r} is not supported (op, dc, ac, tran)")
+        raise NetlistError(loc, f"ngspice analysis {cmd!r} is not supported (op, dc, ac, tran, "
+                                "tf, noise)")
     elif cmd in _CONTROL_UNSUPPORTED:
         raise NetlistError(loc, f".control command {cmd!r} is not supported (it would change "
                                 "the circuit or the control flow)")
@@ -370,6 +375,10 @@ def _parse(net: Netlist, text: str, path: Path, top: Subckt, state: dict,
                 net.options["temp"] = toks[1]
             elif head[1:] in ("op", "tran", "dc", "ac", "tf"):
                 state["dot"].append(_analysis(head[1:], toks[1:], loc, state))
+            elif head == ".noise":
+                from ._noise_spice import spice_noise_decls
+
+                state["dot"].extend(spice_noise_decls(toks[1:], loc))
             elif head == ".global":
                 net.globals.update(t.lower() for t in toks[1:])
             elif head in (".save", ".print", ".plot", ".probe", ".title"):
@@ -378,7 +387,7 @@ def _parse(net: Netlist, text: str, path: Path, top: Subckt, state: dict,
                 _warn(loc, f"ngspice card {toks[0]!r} ignored")
             elif head[1:] in _OTHER_ANALYSES:
                 raise NetlistError(loc, f"ngspice analysis {toks[0]!r} is not supported "
-                                        "(.op, .dc, .ac, .tran, .tf)")
+                                        "(.op, .dc, .ac, .tran, .tf, .noise)")
             else:
                 raise NetlistError(loc, f"unsupported SPICE card {toks[0]!r}")
             continue
