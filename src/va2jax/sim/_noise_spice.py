@@ -31,7 +31,6 @@ instances last-declared first).
 from __future__ import annotations
 
 import math
-import re
 import time
 
 import numpy as np
@@ -53,35 +52,6 @@ _NGSPICE_NAMES = {
                          "igs", "igd", "igb", "corl")),
     "sp_bsim3v3": (".", ()),
 }
-
-_OUT = re.compile(r"^\s*v\s*\(\s*([^,\s()]+)\s*(?:,\s*([^,\s()]+)\s*)?\)\s*$", re.IGNORECASE)
-
-
-def spice_noise_decls(toks: list[str], loc, kind_names=("noise", "noise_int")) -> list[AnalysisDecl]:
-    """``.noise`` card (or ``noise`` control command) tokens after the keyword → the spectrum
-    analysis and, unless ``fstart`` and ``fstop`` are the same literal, the integrated one
-    (both carry the same parameters; the second reuses the first's solution)."""
-    if len(toks) not in (6, 7):
-        raise NetlistError(loc, "noise needs V(out[,ref]) src dec|oct|lin points fstart fstop "
-                                "[pts_per_summary]")
-    m = _OUT.match(toks[0])
-    if not m:
-        raise NetlistError(loc, f"noise: output must be V(node[,node]), not {toks[0]!r}")
-    nodes = [nd.lower() for nd in m.groups() if nd is not None]
-    nodes = ["0" if nd in ("0", "gnd") else nd for nd in nodes]
-    mode = toks[2].lower()
-    if mode not in ("dec", "oct", "lin"):
-        raise NetlistError(loc, f"noise: sweep type must be dec, oct or lin, not {toks[2]!r}")
-    from .parse_spice import _expr
-
-    p = {"out": "[" + ", ".join(f'"{nd}"' for nd in nodes) + "]", "in": f'"{toks[1].lower()}"',
-         "mode": f'"{mode}"', "points": _expr(toks[3]), "from": _expr(toks[4]),
-         "to": _expr(toks[5]), "summary": _expr(toks[6]) if len(toks) == 7 else "0"}
-    out = [AnalysisDecl("noise", kind_names[0], dict(p), loc)]
-    if p["from"].strip().lower() != p["to"].strip().lower():
-        out.append(AnalysisDecl("noise", kind_names[1], dict(p), loc))
-    return out
-
 
 def ngspice_frequencies(mode: str, n: int, f0: float, f1: float, reltol: float) -> np.ndarray:
     """ngspice's noise frequencies (see the module docstring); ``f0``, ``f1`` > 0, ``n`` ≥ 1."""
