@@ -123,6 +123,33 @@ def test_equals_osdi_O0(corpus, rel, params):
     assert np.count_nonzero(dens) >= 2
 
 
+@pytest.mark.parametrize("rbodymod", [1, 2])
+def test_bsim4_voltage_contribution_sources_equal_osdi_O0(corpus, rbodymod):
+    """Berkeley BSIM4's body-resistor noise ``V(bi, sbulk) <+ white_noise(4kT·rbps, "Rbulk")``
+    (five same-named sources in voltage contributions: OSDI puts each on its branch's current
+    unknown ``flow(sbulk,bi)``, …): with five different body resistances every density equals
+    OSDI -O0 ``load_noise`` bit for bit at random biases — a permutation of the five (which
+    matching by name alone gave) fails."""
+    from va2jax.osdi import compile_va_to_osdi, load_library
+
+    path = corpus / "bsim4v8.va"
+    params = {"rbodymod": rbodymod, "rbps": 10.0, "rbpd": 20.0, "rbpb": 30.0, "rbsb": 40.0,
+              "rbdb": 60.0, "rbps0": 11.0, "rbpd0": 21.0, "rbpbx0": 31.0, "rbpby0": 32.0,
+              "rbsbx0": 41.0, "rbsby0": 42.0, "rbdbx0": 61.0, "rbdby0": 62.0}
+    m = compile_va(path)
+    lib = load_library(compile_va_to_osdi(path, opt_level=0)).module()
+    inst = lib.instance(params)
+    rb = [k for k, s in enumerate(lib.noise_sources) if s.name == "Rbulk"]
+    assert len(rb) == 5
+    rng = np.random.default_rng(7)
+    V = rng.uniform(-0.3, 1.2, (20, len(lib.node_names)))
+    f = 10.0 ** rng.uniform(0, 10, 20)
+    got = np.asarray(m.noise(V, f, params, temperature=300.15))
+    ref = np.array([inst.noise(float(f[i]), V[i]).density for i in range(20)])
+    np.testing.assert_array_equal(got, ref)
+    assert len({float(x) for x in ref[0, rb]}) == 5  # five different densities
+
+
 def test_noise_function_gradient(noisy):
     """jax.grad of the densities w.r.t. parameters = the analytic derivative (and = Model.noise)."""
     import jax

@@ -199,6 +199,120 @@ def test_against_vacask(tmp_path, net):
     assert np.all(ref["onoise"] > 0)
 
 
+BSIM4_DP = """Noise: BSIM4 differential pair
+ground 0
+load "resistor.osdi"
+load "capacitor.osdi"
+load "{lib}"
+model resistor resistor
+model capacitor capacitor
+model vsource vsource
+model nmos {module} ( type=1 toxe=2n toxp=2n toxm=2n vth0=0.4 u0=0.04 rgatemod=1 w=2u l=0.2u )
+vdd (vdd 0) vsource dc=1.2
+vcm (cm 0) vsource dc=0.7
+vid (inp cm) vsource dc=0 mag=1
+rgp (inp gp) resistor r=100
+rgn (cm gn) resistor r=150
+m1 (outn gp tail 0) nmos
+m2 (outp gn tail 0) nmos
+rtail (tail 0) resistor r=4k
+r1 (vdd outn) resistor r=5k
+r2 (vdd outp) resistor r=6k
+c1 (outn 0) capacitor c=20f
+c2 (outp 0) capacitor c=20f
+control
+  options temp=27 reltol=1e-14 vntol=1e-12
+  save full
+  analysis noise1 noise out=["outp", "outn"] in="vid" from=1 to=10G mode="dec" points=10
+endc
+"""
+
+
+@pytest.mark.parametrize("variant", ["generated", "osdi", "spice_generated"])
+def test_bsim4_differential_pair_against_vacask(tmp_path, variant):
+    """A BSIM4 differential pair, differential output ``out=["outp", "outn"]``, input ``vid``
+    (floating, between the two gates' drives), gate resistance on (``rgatemod=1``: source
+    ``rg``), unequal loads and gate resistors so that no contribution is zero by symmetry (the
+    tail resistor's would be rounding noise): every vector of VACASK's rawfile and the
+    input-referred noise over 1 Hz–10 GHz within 1e-6. ``generated``/``osdi``: the Berkeley
+    ``bsim4v8.va`` of the corpus as generated code and as the OSDI library VACASK loads;
+    ``spice_generated``: VACASK's ``spice/bsim4v8`` (ngspice's BSIM4 in Verilog-A, what the
+    SPICE reader maps level 54 to), generated. Names: VACASK lowercases the sources' (``Rd`` →
+    ``n(m1,rd)``) and orders the instances by its hash map (compared as sets)."""
+    lib, module = (("spice/bsim4v8.osdi", "sp_bsim4v8") if variant.startswith("spice")
+                   else ("bsim4v8.osdi", "bsim4"))
+    p = tmp_path / "runme.sim"
+    p.write_text(BSIM4_DP.format(lib=lib, module=module))
+    ref = run_vacask(p, tmp_path, "noise1")
+    res = Simulation.from_file(p, prefer="osdi" if variant == "osdi" else None).run()["noise1"]
+    assert sorted(["frequency"] + res.names) == sorted(ref.names)
+    assert res.names[:2] == ["onoise", "gain"]
+    assert _rel(res["frequency"], ref["frequency"]) < 1e-14
+    nonzero = 0
+    for nm in ref.names[1:]:
+        a, b = res[nm], ref[nm]
+        nz = b != 0
+        assert np.array_equal(a == 0, ~nz), nm  # the same sources are off (BSIM4's shot, rs, ...)
+        if nz.any():
+            nonzero += 1
+            assert _rel(a[nz], b[nz]) < REL_PEER, nm
+    assert nonzero == 20  # onoise, gain, 5 resistors × 2, per MOSFET: total, thermal, flicker, rg
+    assert _rel(input_referred(res), ref["onoise"] / ref["gain"]) < REL_PEER
+    # flicker dominates at 1 Hz, the loads' thermal noise and the roll-off at 10 GHz
+    assert ref["n(m1,flicker)"][0] > 0.9 * ref["n(m1)"][0]
+    assert ref["gain"][-1] < 0.1 * ref["gain"][0]
+
+
+SWEPT_NET = """Noise inside sweeps
+ground 0
+load "resistor.osdi"
+load "capacitor.osdi"
+load "spice/diode.osdi"
+model resistor resistor
+model capacitor capacitor
+model vsource vsource
+model d sp_diode is=1e-12 n=2 kf=1e-15 af=1.2 rs=10
+v2 (2 0) vsource dc=0.8 mag=1
+r2 (2 3) resistor r=1k
+d2 (3 0) d area=5
+c2 (3 0) capacitor c=1u
+control
+  options temp=27 reltol=1e-14 vntol=1e-12
+  sweep sw1 instance="v2" parameter="dc" values=[0.6, 0.8, 1.0]
+  analysis noise1 noise out="3" in="v2" from=1 to=1e6 mode="dec" points=2
+  sweep sw2 instance="r2" parameter="r" values=[1k, 2k]
+  sweep sw3 model="d" parameter="kf" values=[1e-15, 3e-15]
+  analysis noise2 noise out="3" in="v2" from=10 to=1e3 mode="dec" points=1
+endc
+"""
+
+
+def test_swept_noise_against_vacask(tmp_path):
+    """``noise`` inside ``sweep``: a source's dc; an instance and a model parameter (nested, each
+    point a rebuilt circuit). VACASK writes one plot: the sweep vectors (outermost first), then
+    ``frequency`` and the noise vectors, every point's spectrum after the previous one's."""
+    from va2jax.sim.rawfile import read_raw, write_raw
+
+    p = tmp_path / "runme.sim"
+    p.write_text(SWEPT_NET)
+    run_vacask(p, tmp_path, "noise1")
+    res = Simulation.from_file(p).run()
+    for name, lead in (("noise1", ["sw1"]), ("noise2", ["sw2", "sw3"])):
+        write_raw(tmp_path / f"{name}.ours.raw", [res[name]])
+        ours, ref = read_raw(tmp_path / f"{name}.ours.raw")[0], read_raw(tmp_path / f"{name}.raw")[0]
+        assert ours.plotname == ref.plotname == "Small-Signal Noise Analysis"
+        assert ours.names == ref.names == lead + ["frequency", "onoise", "gain", "n(r2)", "n(d2)"]
+        assert ours.data.shape == ref.data.shape
+        for nm in lead + ["frequency"]:
+            assert _rel(ours[nm], ref[nm]) < 1e-14, nm
+        for nm in ref.names[len(lead) + 1:]:
+            assert _rel(ours[nm], ref[nm]) < REL_PEER, nm
+    n1 = res["noise1"]
+    assert n1.data.shape == (3 * 13, 6)
+    # the diode's flicker noise grows with its current: more at the higher dc
+    assert n1["n(d2)"][13] > n1["n(d2)"][0]
+
+
 def test_rawfile_layout(tmp_path):
     """The CLI writes VACASK's plot name, vector names and types."""
     from va2jax.sim.rawfile import read_raw
@@ -238,6 +352,10 @@ BAD_HEAD = ('bad\nload "resistor.osdi"\nmodel r resistor\nmodel vsource vsource\
     ('analysis n1 noise out=b in="v1" from=1 to=1k mode="dec" points=2', "out must be a quoted name"),
     ('analysis n1 noise out="b" in="v1" from=1 to=1k mode="dec" points=2 outp=1',
      "unknown noise parameter 'outp'"),
+    ('sweep s1 instance="r1" parameter="rr" values=[1k, 2k]\n  analysis n1 noise out="b" in="v1" '
+     'from=1 to=1k mode="dec" points=2', "sweep s1: instance r1: unknown parameter 'rr' of resistor"),
+    ('sweep s1 instance="r9" parameter="r" values=[1k, 2k]\n  analysis n1 noise out="b" in="v1" '
+     'from=1 to=1k mode="dec" points=2', "sweep s1: no instance 'r9'"),
 ])
 def test_bad_input(tmp_path, line, needle):
     p = tmp_path / "bad.sim"

@@ -223,7 +223,7 @@ r1 a 0 1k
 
 
 @pytest.mark.parametrize("body, needle", [
-    (".control\nnoise v(a) v1 dec 10 1 1k\n.endc\n", "t.sim:5: ngspice analysis 'noise' is not supported"),
+    (".control\nsens v(a) v1\n.endc\n", "t.sim:5: ngspice analysis 'sens' is not supported"),
     (".control\nalter r1 2k\ntran 1u 1m\n.endc\n", "t.sim:5: .control command 'alter' is not supported"),
     (".control\nforeach x 1 2\n.endc\n", "t.sim:5: .control command 'foreach' is not supported"),
     (".pz a 0 a 0 vol pz\n", "t.sim:4: ngspice analysis '.pz' is not supported"),

@@ -54,7 +54,7 @@ class NoiseSupport:
         for src in model.ir.noise_sources:
             want = {nodes[src.a], nodes[src.b] if src.b is not None else None}
             cands = [k for k, s in enumerate(sites) if k not in used and s.name == src.name]
-            exact = [k for k in cands if set(sites[k].lhs) | ({None} if len(sites[k].lhs) == 1 else set()) == want]
+            exact = [k for k in cands if _same_nodes(sites[k], want)]
             pick = (exact or cands or [None])[0]
             if pick is None:
                 unnamed = [s for s in sites if s.name is None or not s.node]
@@ -86,6 +86,20 @@ class NoiseSupport:
         if bad:
             raise Va2JaxError(f"module {self.model.name}: va2jax cannot compute noise source "
                               f"{bad[0][0]!r}: {bad[0][1]}" + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""))
+
+
+def _same_nodes(site: NoiseSite, want: set) -> bool:
+    """Whether a call site's contribution ``I(a, b)``/``V(a, b)`` is the OSDI source between the
+    unknowns ``want``. A source in a voltage contribution lies on its branch's current unknown,
+    which OpenVAF names ``flow(x,y)`` with the branch's nodes in its own order (BSIM4's
+    ``V(bi, sbulk) <+ white_noise(…)`` is OSDI's ``flow(sbulk,bi)``): compared as a set."""
+    lhs = set(site.lhs) | ({None} if len(site.lhs) == 1 else set())
+    if lhs == want:
+        return True
+    flows = [n for n in want if n is not None and n.startswith("flow(") and n.endswith(")")]
+    if site.access == "V" and None in want and len(want) == 2 and len(flows) == 1:
+        return {x.strip() for x in flows[0][5:-1].split(",")} == set(site.lhs)
+    return False
 
 
 def _support(model) -> NoiseSupport:

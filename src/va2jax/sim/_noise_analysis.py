@@ -24,7 +24,12 @@ variable of type ``notype``, real):
 * ``n(INST)``: the part of ``onoise`` from instance INST (every instance with noise sources;
   VACASK's hierarchical name ``x1:m1`` for va2jax's ``x1.m1``; VACASK's order: modules in
   ``load`` order, model cards and instances each last-declared first),
-* ``n(INST,SRC)`` (with ``save full``): from its sources named SRC (same-named sources summed).
+* ``n(INST,SRC)`` (with ``save full``): from its sources named SRC, lowercased as VACASK does
+  (same-named sources summed).
+
+VACASK orders the ``n(…)`` vectors as it iterates its ``unordered_map`` of instances (keyed by
+the identifier's intern index): for small circuits last-declared first, otherwise an order that
+depends on every identifier the parser interned before; va2jax writes the small-circuit order.
 
 Noise sources: a generated model's (``Model.noise``: OSDI's ``load_noise`` densities, white
 ``P``, flicker ``P/f^e``, ``$mfactor`` included), an OSDI library's (its ``load_noise``), and the
@@ -235,31 +240,13 @@ def _matrices(eng, x: np.ndarray):
     return solve_T
 
 
-#: the parameters of VACASK's noise analysis (include/corenoise.h) that va2jax applies
-_PARAMS = {"out", "in", "from", "to", "step", "mode", "points", "values"}
-#: VACASK's other ones: refused by name
-_PARAMS_PLANNED = {"nodeset", "store", "writeop", "write"}
-
-
-def run_noise(sim, decl: AnalysisDecl) -> Result:
-    """Run one ``noise`` analysis of ``sim`` (a :class:`~.simulation.Simulation`)."""
-    for k in decl.params:
-        if k.lower() in _PARAMS_PLANNED:
-            raise NetlistError(decl.loc, f"analysis {decl.name}: noise parameter {k!r} not "
-                                         "supported yet")
-        if k.lower() not in _PARAMS:
-            from ..errors import suggest
-
-            raise NetlistError(decl.loc, f"analysis {decl.name}: unknown noise parameter {k!r}"
-                               + suggest(k, sorted(_PARAMS | _PARAMS_PLANNED)))
+def _solve(sim, name: str, up: int, un: int, src, freqs: np.ndarray):
+    """``(sources, contrib, gain)`` at ``freqs``: every noise source (:func:`collect_sources`),
+    its density at the output ``x[up] − x[un]`` (nf, n_src; V²/Hz) and the power gain from the
+    input source ``src`` (nf,)."""
     eng = sim.engine
     sys = sim.system
-    up, un, _ = _output_unknowns(sys, decl)
-    src = _input_source(sys, decl)
-    freqs = _frequencies(sim, decl)
-    details = any(s.lower() == "full" for s in sim.circuit.saves)
-    t0 = time.perf_counter()
-    x = eng.op(sys.source_vector(None, dc=True), what=f"noise {decl.name} operating point")
+    x = eng.op(sys.source_vector(None, dc=True), what=f"noise {name} operating point")
     sources = collect_sources(sim, x, freqs)
     solve_T = _matrices(eng, x)
     n = sys.n
@@ -283,13 +270,39 @@ def run_noise(sim, decl: AnalysisDecl) -> Result:
         try:
             y = solve_T(2 * math.pi * f, c)
         except np.linalg.LinAlgError:
-            raise ConvergenceError(f"noise {decl.name}: singular matrix at f={f:g} Hz") from None
+            raise ConvergenceError(f"noise {name}: singular matrix at f={f:g} Hz") from None
         if not np.all(np.isfinite(y)):
-            raise ConvergenceError(f"noise {decl.name}: singular matrix at f={f:g} Hz")
+            raise ConvergenceError(f"noise {name}: singular matrix at f={f:g} Hz")
         gain[i] = abs(y @ b_in) ** 2
         yy = np.concatenate([y, [0.0]])
         H2[i] = np.abs(yy[P] - yy[N]) ** 2
-    contrib = H2 * S  # (nf, n_src), V²/Hz at the output
+    return sources, H2 * S, gain
+
+
+#: the parameters of VACASK's noise analysis (include/corenoise.h) that va2jax applies
+_PARAMS = {"out", "in", "from", "to", "step", "mode", "points", "values"}
+#: VACASK's other ones: refused by name
+_PARAMS_PLANNED = {"nodeset", "store", "writeop", "write"}
+
+
+def run_noise(sim, decl: AnalysisDecl) -> Result:
+    """Run one ``noise`` analysis of ``sim`` (a :class:`~.simulation.Simulation`)."""
+    for k in decl.params:
+        if k.lower() in _PARAMS_PLANNED:
+            raise NetlistError(decl.loc, f"analysis {decl.name}: noise parameter {k!r} not "
+                                         "supported yet")
+        if k.lower() not in _PARAMS:
+            from ..errors import suggest
+
+            raise NetlistError(decl.loc, f"analysis {decl.name}: unknown noise parameter {k!r}"
+                               + suggest(k, sorted(_PARAMS | _PARAMS_PLANNED)))
+    sys = sim.system
+    up, un, _ = _output_unknowns(sys, decl)
+    src = _input_source(sys, decl)
+    freqs = _frequencies(sim, decl)
+    details = any(s.lower() == "full" for s in sim.circuit.saves)
+    t0 = time.perf_counter()
+    sources, contrib, gain = _solve(sim, decl.name, up, un, src, freqs)
     names = ["onoise", "gain"]
     cols = [contrib.sum(axis=1), gain]
     seen: list[str] = []
@@ -302,12 +315,13 @@ def run_noise(sim, decl: AnalysisDecl) -> Result:
             inst = inst.replace(".", ":")
         names.append(f"n({inst})")
         cols.append(contrib[:, ks].sum(axis=1))
-        if details:
-            for nm in dict.fromkeys(sources[k].name for k in ks):
+        if details:  # VACASK lowercases source names (BSIM4's "Rd" → n(m1,rd)), then sums equal ones
+            for nm in dict.fromkeys(sources[k].name.lower() for k in ks):
                 names.append(f"n({inst},{nm})")
-                cols.append(contrib[:, [k for k in ks if sources[k].name == nm]].sum(axis=1))
+                cols.append(contrib[:, [k for k in ks if sources[k].name.lower() == nm]].sum(axis=1))
     data = np.stack(cols, axis=1)
-    st = Stats(points=len(freqs), newton_iterations=eng.iterations, run_s=time.perf_counter() - t0)
+    st = Stats(points=len(freqs), newton_iterations=sim.engine.iterations,
+               run_s=time.perf_counter() - t0)
     return Result(decl.name, "noise", "frequency", freqs, names, data, st, lead=len(names))
 
 

@@ -15,7 +15,7 @@ A swept ``op`` writes one plot "Operating Point" whose first vectors are the swe
 per sweep, named after the sweeps (outermost first), then the unknowns (sorted by name in the
 rawfile, as VACASK writes them). A swept ``ac``/``tran`` writes one plot of its kind: the sweep
 vectors, the scale (``frequency``/``time``), the unknowns, each point's whole run after the
-previous one's; a swept ``acxf`` likewise, ``dcinc``/``dcxf`` one row per point (sweep vectors,
+previous one's; a swept ``acxf`` or ``noise`` likewise, ``dcinc``/``dcxf`` one row per point (sweep vectors,
 then the analysis' vectors). Sweeping a source's
 ``dc`` changes its value in place; any other instance/model parameter, an option or a top-level
 parameter rebuilds the circuit for that point (a fresh compile); a ``variable`` only changes the
@@ -104,7 +104,7 @@ def sweep_points(sw: dict[str, str], scope: dict, decl: AnalysisDecl) -> np.ndar
 
 def run_swept(sim: "Simulation", decl: AnalysisDecl) -> Result:
     """Run ``decl`` (an ``op``) at every point of its nested sweeps (module doc)."""
-    if decl.kind not in ("op", "dc", "ac", "tran", "dcinc", "dcxf", "acxf"):
+    if decl.kind not in ("op", "dc", "ac", "tran", "dcinc", "dcxf", "acxf", "noise"):
         raise NetlistError(decl.loc, f"analysis {decl.name}: sweeps of a {decl.kind!r} analysis "
                                      "not supported yet")
     is_op = decl.kind in ("op", "dc")
@@ -180,7 +180,12 @@ def run_swept(sim: "Simulation", decl: AnalysisDecl) -> Result:
                 old = next((k for k in card.params if k.lower() == par.lower()), par)
                 card.params[old] = float(v)
         opts = Options.from_dict(opts_d)
-        system = build_system(circ, sim.library.resolve, temperature=opts.temp + 273.15)
+        try:
+            system = build_system(circ, sim.library.resolve, temperature=opts.temp + 273.15)
+        except NetlistError as exc:  # e.g. a swept parameter the device lacks: name the sweep
+            msg = str(exc)[len(str(exc.loc)) + 2:] if exc.loc else str(exc)
+            raise NetlistError(decl.loc, f"sweep {', '.join(sw['name'] for sw, _ in changes)}: "
+                                         f"{msg}") from None
         if system.names != sim.system.names:
             raise NetlistError(decl.loc, f"analysis {decl.name}: a sweep point changes the "
                                          "circuit's unknowns (not supported)")

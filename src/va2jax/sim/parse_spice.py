@@ -1,7 +1,7 @@
 """Reader for a SPICE (ngspice) netlist subset, mapped onto the same :class:`Netlist` model.
 
 Elements: R C L V I D M Q X E G N. Dot cards: ``.model .subckt/.ends .param .include .op .dc .tran .tf
-.ac .options .temp .control/.endc .end``. Continuation ``+``, comments ``*`` at line start and
+.ac .noise .options .temp .control/.endc .end``. Continuation ``+``, comments ``*`` at line start and
 ``;``/``$``/``//`` inline. Names and keywords are case-insensitive (node names kept as written,
 lower-cased). What each construct means (ngspice batch semantics for ``.control``, the source
 defaults taken from the transient, the ``.options`` mapping) is in ``docs/sim.md``.
@@ -132,7 +132,7 @@ def parse_spice(path: str | Path, text: str | None = None) -> Netlist:
     runs = state["dot"] if state["control"] is None else state["control"]
     count: dict[str, int] = {}
     for a in runs:  # named as ngspice names its plots: tran1, tran2, op1, … in run order
-        kind = "dc" if a.sweep is not None else a.kind
+        kind = "dc" if a.sweep is not None else ("noise" if a.kind.startswith("noise") else a.kind)
         count[kind] = count.get(kind, 0) + 1
         net.analyses.append(dataclasses.replace(a, name=f"{kind}{count[kind]}"))
     _integration(net, state)
@@ -195,8 +195,37 @@ def _analysis(cmd: str, toks: list[str], loc: Loc, state: dict) -> AnalysisDecl:
     raise AssertionError(cmd)
 
 
+_NOISE_OUT = re.compile(r"^\s*v\s*\(\s*([^,\s()]+)\s*(?:,\s*([^,\s()]+)\s*)?\)\s*$",
+                        re.IGNORECASE)
+
+
+def _noise_decls(toks: list[str], loc: Loc) -> list[AnalysisDecl]:
+    """``.noise V(out[,ref]) src dec|oct|lin n fstart fstop [pts_per_summary]`` (or the ``noise``
+    control command) tokens after the keyword → the spectrum analysis (run by
+    ``sim/_noise_spice.py``) and, unless ``fstart`` and ``fstop`` are the same literal, the
+    integrated one (both carry the same parameters; the second reuses the first's solution)."""
+    if len(toks) not in (6, 7):
+        raise NetlistError(loc, "noise needs V(out[,ref]) src dec|oct|lin points fstart fstop "
+                                "[pts_per_summary]")
+    m = _NOISE_OUT.match(toks[0])
+    if not m:
+        raise NetlistError(loc, f"noise: output must be V(node[,node]), not {toks[0]!r}")
+    nodes = [nd.lower() for nd in m.groups() if nd is not None]
+    nodes = ["0" if nd in ("0", "gnd") else nd for nd in nodes]
+    mode = toks[2].lower()
+    if mode not in ("dec", "oct", "lin"):
+        raise NetlistError(loc, f"noise: sweep type must be dec, oct or lin, not {toks[2]!r}")
+    p = {"out": "[" + ", ".join(f'"{nd}"' for nd in nodes) + "]", "in": f'"{toks[1].lower()}"',
+         "mode": f'"{mode}"', "points": _expr(toks[3]), "from": _expr(toks[4]),
+         "to": _expr(toks[5]), "summary": _expr(toks[6]) if len(toks) == 7 else "0"}
+    out = [AnalysisDecl("noise", "noise", dict(p), loc)]
+    if p["from"].strip().lower() != p["to"].strip().lower():
+        out.append(AnalysisDecl("noise", "noise_int", dict(p), loc))
+    return out
+
+
 #: analyses of ngspice that va2jax does not run (a dot card or control command naming one is an error)
-_OTHER_ANALYSES = {"noise", "pz", "sens", "disto", "sp", "pss", "hb", "four", "fourier"}
+_OTHER_ANALYSES = {"pz", "sens", "disto", "sp", "pss", "hb", "four", "fourier"}
 #: ``.control`` commands that change the circuit or the control flow: ignoring them would give
 #: other results than ngspice, so they are errors
 _CONTROL_UNSUPPORTED = {"alter", "altermod", "alterparam", "reset", "foreach", "while", "repeat",
@@ -291,6 +320,8 @@ def _control(net: Netlist, cmd: str, toks: list[str], loc: Loc, state: dict) -> 
     ctl = state["control"]
     if cmd in ("tran", "op", "dc", "ac", "tf"):
         ctl.append(_analysis(cmd, toks, loc, state))
+    elif cmd == "noise":  # spectrum noiseK and integrated noiseK+1, as ngspice
+        ctl.extend(_noise_decls(toks, loc))
     elif cmd == "run":
         ctl.extend(state["dot"])
     elif cmd in ("quit", "exit"):
@@ -305,7 +336,8 @@ def _control(net: Netlist, cmd: str, toks: list[str], loc: Loc, state: dict) -> 
     elif cmd in ("option", "options"):
         _options(net, toks, loc, state)
     elif cmd in _OTHER_ANALYSES:
-        raise NetlistError(loc, f"ngspice analysis {cmd!r} is not supported (op, dc, ac, tran)")
+        raise NetlistError(loc, f"ngspice analysis {cmd!r} is not supported (op, dc, ac, tran, "
+                                "tf, noise)")
     elif cmd in _CONTROL_UNSUPPORTED:
         raise NetlistError(loc, f".control command {cmd!r} is not supported (it would change "
                                 "the circuit or the control flow)")
@@ -370,6 +402,8 @@ def _parse(net: Netlist, text: str, path: Path, top: Subckt, state: dict,
                 net.options["temp"] = toks[1]
             elif head[1:] in ("op", "tran", "dc", "ac", "tf"):
                 state["dot"].append(_analysis(head[1:], toks[1:], loc, state))
+            elif head == ".noise":
+                state["dot"].extend(_noise_decls(toks[1:], loc))
             elif head == ".global":
                 net.globals.update(t.lower() for t in toks[1:])
             elif head in (".save", ".print", ".plot", ".probe", ".title"):
@@ -378,7 +412,7 @@ def _parse(net: Netlist, text: str, path: Path, top: Subckt, state: dict,
                 _warn(loc, f"ngspice card {toks[0]!r} ignored")
             elif head[1:] in _OTHER_ANALYSES:
                 raise NetlistError(loc, f"ngspice analysis {toks[0]!r} is not supported "
-                                        "(.op, .dc, .ac, .tran, .tf)")
+                                        "(.op, .dc, .ac, .tran, .tf, .noise)")
             else:
                 raise NetlistError(loc, f"unsupported SPICE card {toks[0]!r}")
             continue

@@ -33,7 +33,9 @@ _PLOTNAMES = {"op": "Operating Point", "tran": "Transient Analysis",
               "acxf": "AC Small Signal Transfer Function Analysis",
               "noise": "Small-Signal Noise Analysis", "hb": "Harmonic Balance Analysis"}
 #: ngspice's plot names where they differ from VACASK's (``dialect="spice"``)
-_SPICE_PLOTNAMES = {"ac": "AC Analysis", "tf": "Transfer Function"}
+_SPICE_PLOTNAMES = {"ac": "AC Analysis", "tf": "Transfer Function",
+                    "noise_spectrum": "Noise Spectral Density Curves",
+                    "noise_integrated": "Integrated Noise"}
 
 
 def _var_type(name: str) -> str:
@@ -63,7 +65,8 @@ def write_raw(path: str | Path, results: list[Result], title: str = "va2jax",
                                                   key=lambda i: res.names[i].encode())
             for i in order:
                 nm = res.names[i]
-                vars_.append((nm, "notype" if res.kind in ("noise", "hb") else _var_type(nm)))
+                tp = res.types[i] if res.types else ("notype" if res.kind in ("noise", "hb") else _var_type(nm))
+                vars_.append((nm, tp))
                 cols.append(res.data[:, i])
             npts = res.data.shape[0]
             hdr = [f"Title: {title}",

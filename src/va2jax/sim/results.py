@@ -31,6 +31,9 @@ class Result:
     lead: int = 0  # leading columns that are not unknowns (VACASK sweep values)
     #: the vectors are in the order to write (VACASK ``save``); otherwise unknowns are sorted
     ordered: bool = False
+    #: rawfile variable types of ``names`` where the analysis knows them (ngspice's noise:
+    #: ``voltage-density``, ``current-density``, …); otherwise derived from the names
+    types: list[str] | None = None
 
     def __getitem__(self, key: str) -> np.ndarray:
         if key == self.scale_name and self.scale is not None:

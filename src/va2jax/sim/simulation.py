@@ -363,6 +363,10 @@ class Simulation:
             from ._noise_analysis import run_noise
 
             res = run_noise(self, decl)
+        elif kind in ("noise", "noise_int"):  # ngspice's .noise (two plots)
+            from ._noise_spice import run_spice_noise
+
+            res = run_spice_noise(self, decl)
         elif kind == "ac":
             f0 = self._num(decl, "from")
             f1 = self._num(decl, "to")

@@ -147,14 +147,23 @@ def _param_sets(osdi_mod, base: dict[str, Any], k: int, rng: np.random.Generator
 #: Parameters that switch noise sources on (flicker coefficient, parasitic resistances) and are 0
 #: by default in many models: the extra ``noise`` parameter set gives them these values, so that
 #: more sources are compared at non-zero densities (only where OSDI's setup accepts them).
+#: The integer switches turn on BSIM4's/BSIM-BULK's gate and body resistor networks (BSIM4's body
+#: noise is five same-named sources in voltage contributions).
 NOISE_PARAMS = {"kf": 1e-20, "rs": 10.0, "rd": 10.0, "rsh": 10.0, "nrs": 1.0, "nrd": 1.0,
                 "rb": 50.0, "rbm": 10.0, "rc": 10.0, "re": 2.0, "rg": 5.0, "rgo": 5.0,
-                "rshg": 10.0, "rsw": 5.0, "rbx": 10.0, "rbi": 10.0, "rcx": 5.0, "rci": 5.0}
+                "rshg": 10.0, "rsw": 5.0, "rbx": 10.0, "rbi": 10.0, "rcx": 5.0, "rci": 5.0,
+                "rgatemod": 1, "rbodymod": 1}
+
+
+#: values that mean "left at its default of 0": 0, and the "not given" sentinels of the Berkeley
+#: BSIM Verilog-A sources (``bsim4v8.va``'s ``kf`` defaults to -12345789, ``rbodymod`` to -9999999)
+_UNSET = (0, -9999999, -12345789)
 
 
 def _noise_param_set(omod, base: dict[str, Any], temp: float) -> dict[str, Any] | None:
-    """``base`` plus the :data:`NOISE_PARAMS` the module has as real parameters left at 0 (each
-    kept only if OSDI's setup accepts it); ``None`` when none applies."""
+    """``base`` plus the :data:`NOISE_PARAMS` the module has as parameters of the value's type
+    (real, or integer for an ``int`` value) left at 0 or unset (:data:`_UNSET`; each kept only if
+    OSDI's setup accepts it); ``None`` when none applies."""
     from ..osdi import OsdiInitError
 
     lower = {k.lower() for k in base}
@@ -168,13 +177,14 @@ def _noise_param_set(omod, base: dict[str, Any], temp: float) -> dict[str, Any] 
             p = omod.find_param(name)
         except Va2JaxError:
             continue
-        if p.type != "real" or p.length or p.name.lower() in lower or p.kind == "opvar":
+        if (p.type != ("int" if isinstance(val, int) else "real") or p.length
+                or p.name.lower() in lower or p.kind == "opvar"):
             continue
         try:
             cur = inst.get(p.name) if p.kind == "instance" else inst.model.get(p.name)
         except Va2JaxError:
             continue
-        if cur != 0.0:
+        if cur not in _UNSET:
             continue
         try:
             omod.instance({**base, **extra, p.name: val}, temperature=temp)
