@@ -25,6 +25,7 @@ VA2JAX_SIM_DEVICE_EVAL   per use    device evaluation in the simulator: native |
 VA2JAX_SIM_DENSE_SOLVE   per use    Newton's dense solve: native | lapack (CPU, n <= 12: native)
 VA2JAX_SIM_NATIVE_STAMPS per use    1: device stamps summed by one native kernel per output (CPU, dense)
 VA2JAX_SIM_NATIVE_NEWTON per use    1: the whole Newton solve as one native kernel (CPU, dense, native groups)
+VA2JAX_SIM_NATIVE_STEP   per use    1: whole transient steps (up to a chunk) as one native kernel (with the above)
 VA2JAX_SIM_FUSION        per use    1: XLA fusion on in the simulator's loops; 0: process default
 VA2JAX_EXE_CACHE         per use    1: keep compiled executables on disk; 0: off
 VA2JAX_XLA_MAX_ISA       import     highest x86 ISA XLA may use (AVX); empty: XLA's default
@@ -130,6 +131,8 @@ _VARS = [
     Variable("SIM_NATIVE_STAMPS", True, _flag, "device stamps summed by native kernels (CPU, dense)"),
     Variable("SIM_NATIVE_NEWTON", True, _flag,
              "the whole Newton solve as one native kernel (CPU, dense, every group native)"),
+    Variable("SIM_NATIVE_STEP", True, _flag,
+             "whole transient steps as one native kernel (with SIM_NATIVE_NEWTON; dc/pulse/sine sources)"),
     Variable("SIM_FUSION", True, _flag, "XLA fusion in the simulator's compiled loops"),
     Variable("EXE_CACHE", True, _flag, "on-disk cache of compiled executables"),
     Variable("XLA_MAX_ISA", None, _text, "highest x86 ISA XLA may use (empty: XLA's default)",

@@ -96,11 +96,13 @@ class TranKernel:
     ``newton``: the circuit's traceable Newton solve (:func:`.engine.make_newton`); ``sysm``: the
     circuit (its sources give ``b(t)``, its structure the step control); ``o``: the options."""
 
-    def __init__(self, newton: Callable, sysm: "System", o: "Options", method: str, chunk: int = 512):
+    def __init__(self, newton: Callable, sysm: "System", o: "Options", method: str, chunk: int = 512,
+                 native: bool = False):
         n = sysm.n
         self.n = n
         self.chunk = chunk
         self.compiled = False
+        self.native = False
         self.tran_fs = o.tran_fs
         b_of_t = sysm.make_source_fn()
         has_lte = sysm.has_charges()  # (no dense C on the sparse path)
@@ -252,6 +254,11 @@ class TranKernel:
 
         self._attempt = attempt
         self._run = jax.jit(run)
+        if native:
+            run_native = _native_run(newton, sysm, o, method, chunk)
+            if run_native is not None:
+                self._run = jax.jit(run_native)
+                self.native = True
 
     def initial_state(self, x0: np.ndarray, q0: np.ndarray, stop: float, step: float,
                       maxstep: float, bps: np.ndarray) -> TranState:
@@ -277,6 +284,67 @@ class TranKernel:
             step=f(step))
 
 
+def _native_run(newton: Callable, sysm: "System", o: "Options", method: str,
+                chunk: int) -> Callable | None:
+    """``run(state) -> state`` of :class:`TranKernel` as one FFI call of the native step kernel
+    (:mod:`va2jax.codegen.native._tstep`: the same attempts, operation by operation), or None where
+    the XLA loop stays: ``VA2JAX_SIM_NATIVE_STEP=0``, no native Newton kernel with constant
+    ``G``/``C`` (:func:`.engine.native_newton`), or a source waveform without a native form."""
+    from .. import _config
+
+    info = getattr(newton, "native", None)
+    if not _config.get("SIM_NATIVE_STEP") or info is None or jax.default_backend() != "cpu":
+        return None
+    from ..codegen.native import _tstep
+    from ..codegen.native._ffi import native_call
+
+    if not _tstep.supported(sysm.sources):
+        return None
+    addr_n, shared, key_n = info
+    n = sysm.n
+    try:
+        addr, key = _tstep.tstep_kernel(
+            n, method, list(sysm.sources), newton_addr=addr_n, newton_key=key_n, chunk=chunk,
+            is_current=np.asarray(sysm.is_current), reltol=o.reltol, vntol=o.vntol,
+            abstol=o.abstol, lteratio=o.tran_lteratio, redo=o.tran_redofactor, ft=o.tran_ft,
+            itl=int(o.tran_itl), gshunt=float(o.gshunt), dvmax=float(o.dvmax),
+            predictor=bool(o.tran_predictor), has_lte=bool(sysm.has_charges()))
+    except ValueError as exc:  # LLVM rejected the kernel: the XLA loop computes the same
+        import logging
+
+        logging.getLogger(__name__).warning("native step kernel unavailable (%s); using the XLA loop", exc)
+        return None
+    calls: dict[int, Callable] = {}
+    NF, NI = _tstep.NF_OUT, len(_tstep.I_FIELDS)
+    bools = {"after_bp", "done", "fail"}
+
+    def run(state: TranState) -> TranState:
+        f64 = jnp.float64
+        nb = state.bps.shape[0]
+        if nb not in calls:
+            calls[nb] = native_call(addr, shared.size, _tstep.n_in(n, nb), _tstep.n_out(n, chunk),
+                                    label="tstep", min_rows_per_task=1, code_key=key)
+        fs = jnp.stack([jnp.asarray(v, f64) for v in (state.t, state.h, state.th[0], state.th[1],
+                                                     state.th[2], state.hmin, state.maxstep,
+                                                     state.stop, state.step, float(nb))])
+        ints = jnp.stack([jnp.asarray(getattr(state, k)).astype(f64) for k in _tstep.I_FIELDS])
+        vs = jnp.concatenate([jnp.reshape(jnp.asarray(getattr(state, k), f64), (m * n,))
+                              for k, m in _tstep.V_FIELDS])
+        out = calls[nb](shared, jnp.concatenate([fs, ints, vs, jnp.asarray(state.bps, f64)])[None])[0]
+        d: dict[str, Any] = {"t": out[0], "h": out[1], "th": out[2:5]}
+        for j, k in enumerate(_tstep.I_FIELDS):
+            v = out[NF + j]
+            d[k] = v != 0 if k in bools else v.astype(jnp.int32)
+        r = NF + NI
+        for k, m in _tstep.V_FIELDS:
+            d[k] = jnp.reshape(out[r: r + m * n], (m, n)) if m > 1 else out[r: r + n]
+            r += m * n
+        rows = jnp.reshape(out[r:], (chunk, n + 1))
+        return state._replace(**d, out_t=rows[:, 0], out_x=rows[:, 1:])
+
+    return run
+
+
 def run_tran(eng: "Engine", name: str, stop: float, step: float | None = None,
              maxstep: float | None = None, start: float = 0.0, method: str | None = None,
              uic: bool = False, progress: Callable[[float], None] | None = None) -> "Result":
@@ -294,7 +362,7 @@ def run_tran(eng: "Engine", name: str, stop: float, step: float | None = None,
     t_c = time.perf_counter()
     kern = eng._tran_kernels.get(method)
     if kern is None:
-        kern = eng._tran_kernels[method] = TranKernel(eng.newton, sysm, o, method)
+        kern = eng._tran_kernels[method] = TranKernel(eng.newton, sysm, o, method, native=True)
     if not kern.compiled:
         z = np.zeros(sysm.n)
         kern._run = kern._run.lower(kern.initial_state(z, z, stop, step, maxstep, bps)).compile(
