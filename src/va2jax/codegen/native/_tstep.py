@@ -92,14 +92,21 @@ def _wave_ir(g: _Gen, w, t: ir.Value) -> ir.Value:
         td, tr, tf = p.get("delay", 0.0), p.get("rise", 0.0), p.get("fall", 0.0)
         pw, per = p.get("width", math.inf), p.get("period", math.inf)
         tt = b.fsub(t, f(td))
+        # the fall's argument (tt − tr) − pw: XLA combines the constants with the delay's when
+        # nothing stands between them (no period), else with tr's only
+        targ = b.fadd(t, f(-td - tr - pw))
         if per > 0 and math.isfinite(per):
             # jnp.mod = fmod for tt ≥ 0 (and a positive period); the other branch is not taken
             m = g.call_ret(_libm("fmod"), _F64, [tt, f(per)])
             tt = b.select(b.fcmp_ordered(">=", tt, f(0.0)), m, tt)
-        # XLA's simplifier makes a division by a constant a product with its reciprocal
-        rise = b.fadd(f(v0), b.fmul(b.fmul(f(v1 - v0), tt), f(1.0 / (tr if tr > 0 else 1.0))))
-        fall = b.fadd(f(v1), b.fmul(b.fmul(f(v0 - v1), b.fsub(b.fsub(tt, f(tr)), f(pw))),
-                                    f(1.0 / (tf if tf > 0 else 1.0))))
+            targ = b.fsub(tt, f(tr + pw))
+        # as XLA's simplifier rewrites jax_value's ``(v1 − v0)·tt/tr`` and ``(tt − tr − pw)``: a
+        # division by a constant becomes a product with its reciprocal, and the constants of
+        # ``(tt·c₁)·c₂`` and ``(tt − c₁) − c₂`` are combined first (``tt·(c₁·c₂)``, ``tt − (c₁ + c₂)``)
+        kr = (v1 - v0) * (1.0 / (tr if tr > 0 else 1.0))
+        kf = (v0 - v1) * (1.0 / (tf if tf > 0 else 1.0))
+        rise = b.fadd(f(v0), b.fmul(tt, f(kr)))
+        fall = b.fadd(f(v1), b.fmul(targ, f(kf)))
         pw_ = pw if math.isfinite(pw) else 1e300
         r = b.select(b.fcmp_ordered("<", tt, f(tr + pw_ + tf)), fall, f(v0))
         r = b.select(b.fcmp_ordered("<=", tt, f(tr + pw_)), f(v1), r)
