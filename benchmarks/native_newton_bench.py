@@ -4,7 +4,8 @@
 
 For each case of VACASK's suite (``tests/data/vacask_suite``; stop reduced as in ``docs/sim.md``:
 rc 100 ms, graetz 50 ms, mul 500 µs, ring 50 ns; ``--quick``: a tenth) it runs VACASK once per repeat and
-va2jax with ``VA2JAX_SIM_NATIVE_NEWTON=0`` (XLA loop) and ``=1`` (one native call per solve), each
+va2jax with ``VA2JAX_SIM_NATIVE_NEWTON=0`` (XLA loop), ``=1`` (one native call per solve) and with
+``VA2JAX_SIM_NATIVE_STEP=1`` as well (one native call per chunk of steps; ``--modes`` picks), each
 ``Simulation.run()`` once to compile and then ``K`` times timed. Printed per mode: time points, Newton
 iterations, µs per accepted step as wall time and as CPU time (the VM is shared: CPU time of the
 process — VACASK: of the child, less that of a run of a few steps, its start-up and elaboration —
@@ -27,6 +28,9 @@ sys.path.insert(0, str(ROOT / "tests" / "sim"))
 
 STOPS = {"rc": "100m", "graetz": "50m", "mul": "500u", "ring": "50n"}
 QUICK = {"rc": "10m", "graetz": "5m", "mul": "50u", "ring": "5n"}
+#: mode → (VA2JAX_SIM_NATIVE_NEWTON, VA2JAX_SIM_NATIVE_STEP, label)
+MODES = {"xla": ("0", "0", "XLA Newton loop"), "newton": ("1", "0", "native Newton"),
+         "step": ("1", "1", "native step")}
 TINY = {"rc": "10u", "graetz": "1u", "mul": "0.05u", "ring": "0.01n"}
 
 
@@ -40,6 +44,9 @@ def main() -> None:
     ap.add_argument("cases", nargs="*", default=list(STOPS))
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--modes", nargs="+", choices=list(MODES), default=list(MODES),
+                    help="xla: the XLA Newton loop; newton: the native Newton kernel inside the XLA "
+                         "step loop; step: whole steps in the native step kernel")
     a = ap.parse_args()
 
     import jax
@@ -63,8 +70,10 @@ def main() -> None:
             best_v = cpu if best_v is None else min(best_v, cpu)
         print(f"{case} (stop {stop}): VACASK {v.points} points, {v.iterations} iterations, "
               f"{best_v:.2f} µs/step CPU, {v.analysis_s / v.points * 1e6:.2f} µs/step (its own timer)")
-        for mode, label in (("0", "XLA Newton loop"), ("1", "native Newton")):
-            os.environ["VA2JAX_SIM_NATIVE_NEWTON"] = mode
+        for mode in a.modes:
+            newton, step, label = MODES[mode]
+            os.environ["VA2JAX_SIM_NATIVE_NEWTON"] = newton
+            os.environ["VA2JAX_SIM_NATIVE_STEP"] = step
             sim = Simulation.from_file(suite.prepare(case, tmp / case / f"va2jax{mode}", stop=stop))
             t0 = time.perf_counter()
             res = sim.run()
@@ -83,6 +92,7 @@ def main() -> None:
                   f"({cpu / pts * 1e6 / best_v:.2f}× VACASK); compile {sim.engine.compile_s:.1f} s, "
                   f"first run {first:.1f} s", flush=True)
     os.environ.pop("VA2JAX_SIM_NATIVE_NEWTON", None)
+    os.environ.pop("VA2JAX_SIM_NATIVE_STEP", None)
 
 
 if __name__ == "__main__":
