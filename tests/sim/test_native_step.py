@@ -90,3 +90,21 @@ def test_unsupported_waveforms_keep_the_xla_step():
     assert not supported([S(Waveform("sine", p={"ampl": 1.0, "freq": 1e3, "damp": 10.0}))])
     assert not supported([S(Waveform("exp", p={"val1": 1.0}))])
     assert not supported([S(Waveform("pwl", wave=np.array([[0.0, 0.0], [1.0, 1.0]])))])
+
+
+def test_newton_failure_reported_alike(tmp_path, monkeypatch):
+    """``tran_itl=1`` never converges (convergence needs a second iteration): both loops shrink the
+    step by ``tran_ft`` down to ``hmin`` and stop with the same time and residual in the message."""
+    from va2jax.errors import Va2JaxError
+
+    path = suite.prepare("rc", tmp_path, stop="1m")
+    path.write_text(path.read_text().replace('options tran_method="trap"',
+                                              'options tran_method="trap" tran_itl=1'))
+    msgs = []
+    for native in ("0", "1"):
+        monkeypatch.setenv("VA2JAX_SIM_NATIVE_STEP", native)
+        with pytest.raises(Va2JaxError, match="did not converge") as exc:
+            Simulation.from_file(path).run()
+        msgs.append(str(exc.value))
+    assert msgs[0].startswith("transient tran1: Newton did not converge at t=")
+    assert msgs[0] == msgs[1]
