@@ -50,6 +50,8 @@ vp (3 0) vsource type="pulse" val0=0.5 val1=-1 delay=0.1m rise=2u fall=0
 vq (6 0) vsource type="pulse" val0=0.2 val1=0.7 delay=0.25m rise=3u fall=7u width=0.2m
 vsn (4 0) vsource type="sine" sinedc=0.1 ampl=2 freq=3k delay=0.2m sinephase=30
 vd (7 0) vsource dc=0.3
+vw (8 0) vsource type="pwl" wave=[0.1m, 0, 0.3m, 1, 0.31m, 0.5, 0.9m, -0.4, 3m, 2]
+rw (8 2) r r=2.5k
 is (0 5) isource type="pulse" val0=0 val1=1m rise=3u fall=5u width=0.3m delay=50u period=0.5m
 ic (5 0) isource type="sine" sinedc=1u ampl=2u freq=5k
 r2 (3 2) r r=2k
@@ -63,8 +65,9 @@ c5 (5 2) c c=10n
 
 @pytest.mark.parametrize("method", ["trap", "gear2", "be"])
 def test_every_native_waveform_equals_xla(method, tmp_path, monkeypatch):
-    """dc, periodic and single pulses (with and without a fall), a delayed sine with a phase,
-    voltage and current sources, on each integration method."""
+    """dc, periodic and single pulses (with and without a fall), a delayed sine with a phase, a pwl
+    wave with a point after ``stop``, voltage and current sources, on
+    each integration method."""
     path = suite.prepare("rc", tmp_path, stop="2m")
     text = path.read_text()
     text = text.replace('model vsource vsource\n', 'model vsource vsource\nmodel isource isource\n')
@@ -89,7 +92,7 @@ def test_unsupported_waveforms_keep_the_xla_step():
     assert supported([S(Waveform("dc", 1.0)), S(Waveform("sine", p={"ampl": 1.0, "freq": 1e3}))])
     assert not supported([S(Waveform("sine", p={"ampl": 1.0, "freq": 1e3, "damp": 10.0}))])
     assert not supported([S(Waveform("exp", p={"val1": 1.0}))])
-    assert not supported([S(Waveform("pwl", wave=np.array([[0.0, 0.0], [1.0, 1.0]])))])
+    assert supported([S(Waveform("pwl", wave=np.array([[0.0, 0.0], [1.0, 1.0]])))])
 
 
 def test_newton_failure_reported_alike(tmp_path, monkeypatch):

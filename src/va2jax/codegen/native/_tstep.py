@@ -23,8 +23,8 @@ with the same result: the breakpoint index (``#{i: bps_i ≤ t·(1 + 10⁻¹²) 
 with every breakpoint in XLA) is moved from the last attempt's index (the table is sorted and
 ``t`` never decreases), and quantities of the not-taken branch of a ``where`` are not computed.
 
-Sources: ``dc``, ``pulse`` and undamped ``sine`` (``damp = 0``: XLA's ``exp(−0·t)`` is exactly 1,
-and XLA's ``exp`` is not the C library's) with the formulas of
+Sources: ``dc``, ``pulse``, ``pwl`` and undamped ``sine`` (``damp = 0``: XLA's ``exp(−0·t)`` is
+exactly 1, and XLA's ``exp`` is not the C library's) with the formulas of
 :meth:`va2jax.sim.sources.Waveform.jax_value`; a circuit with another waveform keeps the XLA loop
 (:func:`supported`).
 """
@@ -57,10 +57,10 @@ def n_out(n: int, chunk: int) -> int:
 
 
 def supported(sources) -> bool:
-    """Whether every source's waveform has a native form (dc, pulse, undamped sine)."""
+    """Whether every source's waveform has a native form (dc, pulse, pwl, undamped sine)."""
     for s in sources:
         w = s.wave
-        if w.kind == "dc" or w.kind == "pulse":
+        if w.kind in ("dc", "pulse") or (w.kind == "pwl" and w.wave is not None and len(w.wave) >= 2):
             continue
         if w.kind == "sine" and float(w.p.get("damp", 0.0)) == 0.0:
             continue
@@ -121,7 +121,46 @@ def _wave_ir(g: _Gen, w, t: ir.Value) -> ir.Value:
         s = g.call_ret(_libm("sin"), _F64, [arg])
         # exp(−0·tt) = 1 exactly: the product by 1.0 kept as written
         return b.fadd(f(off), b.fmul(b.fmul(f(a), s), f(1.0)))
+    if w.kind == "pwl":
+        return _pwl_ir(g, np.asarray(w.wave, np.float64), t)
     raise AssertionError(w.kind)
+
+
+def _pwl_ir(g: _Gen, wave: np.ndarray, x: ir.Value) -> ir.Value:
+    """``jnp.interp(x, xp, fp)`` (its default ``left``/``right``): ``i`` = the number of
+    ``xp ≤ x`` clipped to ``[1, K − 1]`` (a binary search: ``xp`` is sorted),
+    ``fp[i−1] + ((x − xp[i−1])/(xp[i] − xp[i−1]))·(fp[i] − fp[i−1])`` (``fp[i−1]`` where the
+    interval is shorter than ``spacing(eps)``), ``fp[0]`` below ``xp[0]``, ``fp[−1]`` above
+    ``xp[−1]``."""
+    b = g.b
+    K = wave.shape[0]
+    xp, fp = g.global_f64(wave[:, 0]), g.global_f64(wave[:, 1])
+    lo, hi = g.var(_I64, g.i(0)), g.var(_I64, g.i(K))
+    wh, wb, wx = (g.fn.append_basic_block(x_) for x_ in ("ph", "pb", "px"))
+    b.branch(wh)
+    b.block = wh
+    b.cbranch(b.icmp_signed("<", g.load(lo, _I64), g.load(hi, _I64)), wb, wx)
+    b.block = wb
+    lo_, hi_ = g.load(lo, _I64), g.load(hi, _I64)
+    mid = b.ashr(b.add(lo_, hi_), g.i(1))
+    le = b.fcmp_ordered("<=", g.ld(xp, mid), x)
+    g.store(b.select(le, b.add(mid, g.i(1)), lo_), lo)
+    g.store(b.select(le, hi_, mid), hi)
+    b.branch(wh)
+    b.block = wx
+    i = g.load(lo, _I64)
+    i = b.select(b.icmp_signed("<", i, g.i(1)), g.i(1), i)
+    i = b.select(b.icmp_signed(">", i, g.i(K - 1)), g.i(K - 1), i)
+    im = b.sub(i, g.i(1))
+    f0 = g.ld(fp, im)
+    df = b.fsub(g.ld(fp, i), f0)
+    x0 = g.ld(xp, im)
+    dx = b.fsub(g.ld(xp, i), x0)
+    delta = b.fsub(x, x0)
+    dx0 = b.fcmp_ordered("<=", g.fabs(dx), g.f(float(np.spacing(np.finfo(np.float64).eps))))
+    f = b.select(dx0, f0, b.fadd(f0, b.fmul(b.fdiv(delta, b.select(dx0, g.f(1.0), dx)), df)))
+    f = b.select(b.fcmp_ordered("<", x, g.f(float(wave[0, 0]))), g.f(float(wave[0, 1])), f)
+    return b.select(b.fcmp_ordered(">", x, g.f(float(wave[-1, 0]))), g.f(float(wave[-1, 1])), f)
 
 
 def tstep_ir(symbol: str, n: int, method: str, sources, *, newton_addr: int, chunk: int,
@@ -421,6 +460,7 @@ def tstep_kernel(n: int, method: str, sources, *, newton_addr: int, newton_key: 
         w = s.wave
         h.update(repr((s.kind, s.row if s.kind == "v" else (s.p, s.n), w.kind, float(w.dc),
                        sorted(w.p.items()))).encode())
+        h.update(b"-" if w.wave is None else np.ascontiguousarray(w.wave, np.float64).tobytes())
     digest = h.hexdigest()[:16]
     symbol = f"va2jax_tstep_{digest}"
     with _lock:
