@@ -132,7 +132,7 @@ _VARS = [
     Variable("SIM_NATIVE_NEWTON", True, _flag,
              "the whole Newton solve as one native kernel (CPU, dense, every group native)"),
     Variable("SIM_NATIVE_STEP", True, _flag,
-             "whole transient steps as one native kernel (with SIM_NATIVE_NEWTON; dc/pulse/sine sources)"),
+             "whole transient steps as one native kernel (with SIM_NATIVE_NEWTON; dc/pulse/pwl/sine sources)"),
     Variable("SIM_FUSION", True, _flag, "XLA fusion in the simulator's compiled loops"),
     Variable("EXE_CACHE", True, _flag, "on-disk cache of compiled executables"),
     Variable("XLA_MAX_ISA", None, _text, "highest x86 ISA XLA may use (empty: XLA's default)",
