@@ -297,59 +297,43 @@ class TranKernel:
 def _native_run(newton: Callable, sysm: "System", o: "Options", method: str,
                 chunk: int) -> Callable | None:
     """``run(state) -> state`` of :class:`TranKernel` as one FFI call of the native step kernel
-    (:mod:`va2jax.codegen.native._tstep`: the same attempts, operation by operation), or None where
-    the XLA loop stays: ``VA2JAX_SIM_NATIVE_STEP=0``, no native Newton kernel with constant
-    ``G``/``C`` (:func:`.engine.native_newton`), or a source waveform without a native form."""
+    (:func:`va2jax.codegen.native.make_native_step`: the same attempts, operation by operation), or
+    None where the XLA loop stays: ``VA2JAX_SIM_NATIVE_STEP=0``, off the CPU, no native Newton
+    kernel with constant ``G``/``C`` (:func:`.engine.native_newton`), or a source waveform without
+    a native form."""
     from .. import _config
 
-    info = getattr(newton, "native", None)
-    if not _config.get("SIM_NATIVE_STEP") or info is None or jax.default_backend() != "cpu":
+    if not _config.get("SIM_NATIVE_STEP") or getattr(newton, "native", None) is None or (
+            jax.default_backend() != "cpu"):
         return None
-    from ..codegen.native import _tstep
-    from ..codegen.native._ffi import native_call
+    from ..codegen.native import NATIVE_STEP_COUNTERS, NATIVE_STEP_VECTORS, make_native_step
 
-    if not _tstep.supported(sysm.sources):
-        return None
-    addr_n, shared, key_n = info
     n = sysm.n
-    try:
-        addr, key = _tstep.tstep_kernel(
-            n, method, list(sysm.sources), newton_addr=addr_n, newton_key=key_n, chunk=chunk,
-            is_current=np.asarray(sysm.is_current), reltol=o.reltol, vntol=o.vntol,
-            abstol=o.abstol, lteratio=o.tran_lteratio, redo=o.tran_redofactor, ft=o.tran_ft,
-            itl=int(o.tran_itl), gshunt=float(o.gshunt), dvmax=float(o.dvmax),
-            predictor=bool(o.tran_predictor), has_lte=bool(sysm.has_charges()))
-    except ValueError as exc:  # LLVM rejected the kernel: the XLA loop computes the same
-        import logging
-
-        logging.getLogger(__name__).warning("native step kernel unavailable (%s); using the XLA loop", exc)
+    step = make_native_step(
+        newton, n, method, sysm.sources, chunk, is_current=np.asarray(sysm.is_current, bool),
+        reltol=o.reltol, vntol=o.vntol, abstol=o.abstol, lteratio=o.tran_lteratio,
+        redo=o.tran_redofactor, ft=o.tran_ft, itl=int(o.tran_itl), gshunt=float(o.gshunt),
+        dvmax=float(o.dvmax), predictor=bool(o.tran_predictor), has_lte=bool(sysm.has_charges()))
+    if step is None:
         return None
-    calls: dict[int, Callable] = {}
-    NF, NI = _tstep.NF_OUT, len(_tstep.I_FIELDS)
     bools = {"after_bp", "done", "fail"}
 
     def run(state: TranState) -> TranState:
         f64 = jnp.float64
-        nb = state.bps.shape[0]
-        if nb not in calls:
-            calls[nb] = native_call(addr, shared.size, _tstep.n_in(n, nb), _tstep.n_out(n, chunk),
-                                    label="tstep", min_rows_per_task=1, code_key=key)
         fs = jnp.stack([jnp.asarray(v, f64) for v in (state.t, state.h, state.th[0], state.th[1],
                                                      state.th[2], state.hmin, state.maxstep,
-                                                     state.stop, state.step, float(nb))])
-        ints = jnp.stack([jnp.asarray(getattr(state, k)).astype(f64) for k in _tstep.I_FIELDS])
+                                                     state.stop, state.step, float(state.bps.shape[0]))])
+        ints = jnp.stack([jnp.asarray(getattr(state, k)).astype(f64) for k in NATIVE_STEP_COUNTERS])
         vs = jnp.concatenate([jnp.reshape(jnp.asarray(getattr(state, k), f64), (m * n,))
-                              for k, m in _tstep.V_FIELDS])
-        out = calls[nb](shared, jnp.concatenate([fs, ints, vs, jnp.asarray(state.bps, f64)])[None])[0]
-        d: dict[str, Any] = {"t": out[0], "h": out[1], "th": out[2:5]}
-        for j, k in enumerate(_tstep.I_FIELDS):
-            v = out[NF + j]
-            d[k] = v != 0 if k in bools else v.astype(jnp.int32)
-        r = NF + NI
-        for k, m in _tstep.V_FIELDS:
-            d[k] = jnp.reshape(out[r: r + m * n], (m, n)) if m > 1 else out[r: r + n]
+                              for k, m in NATIVE_STEP_VECTORS])
+        fo, io, vo, rows = step(fs, ints, vs, state.bps)
+        d: dict[str, Any] = {"t": fo[0], "h": fo[1], "th": fo[2:5]}
+        for j, k in enumerate(NATIVE_STEP_COUNTERS):
+            d[k] = io[j] != 0 if k in bools else io[j].astype(jnp.int32)
+        r = 0
+        for k, m in NATIVE_STEP_VECTORS:
+            d[k] = jnp.reshape(vo[r: r + m * n], (m, n)) if m > 1 else vo[r: r + n]
             r += m * n
-        rows = jnp.reshape(out[r:], (chunk, n + 1))
         return state._replace(**d, out_t=rows[:, 0], out_x=rows[:, 1:])
 
     return run

@@ -35,6 +35,7 @@ import ctypes.util
 import hashlib
 import math
 import threading
+from collections.abc import Callable
 
 import numpy as np
 
@@ -472,4 +473,51 @@ def tstep_kernel(n: int, method: str, sources, *, newton_addr: int, newton_key: 
     return _built[digest], (symbol if newton_key else None)
 
 
-__all__ = ["I_FIELDS", "V_FIELDS", "n_in", "n_out", "supported", "tstep_kernel"]
+def make_native_step(newton, n: int, method: str, sources, chunk: int, *, is_current,
+                     **opts) -> Callable | None:
+    """``step(fs, ints, vs, bps) -> (fs, ints, vs, rows)``: one FFI call of the step kernel, or
+    None where it does not apply (``newton`` is not :func:`._newton.make_native_newton`'s with
+    constant ``G``/``C``, or a waveform has no native form, or LLVM rejected the kernel).
+
+    In: ``fs`` (10,) ``[t, h, th₀, th₁, th₂, hmin, maxstep, stop, step, B]``, ``ints`` (11,) the
+    counters of :data:`I_FIELDS`, ``vs`` (13n,) the vectors of :data:`V_FIELDS`, ``bps`` (B,) the
+    breakpoints (padded with +inf). Out: ``fs`` (5,) ``[t, h, th₀, th₁, th₂]``, ``ints`` (11,)
+    float64, ``vs`` (13n,), ``rows`` (chunk, n + 1) the attempts' ``(t, x)`` (the first ``k``
+    accepted). ``opts``: :func:`tstep_ir`'s tolerances and options."""
+    import jax.numpy as jnp
+
+    from ._ffi import native_call
+
+    info = getattr(newton, "native", None)
+    if info is None or not supported(sources):
+        return None
+    addr_n, shared, key_n = info
+    try:
+        addr, key = tstep_kernel(n, method, list(sources), newton_addr=addr_n, newton_key=key_n,
+                                 chunk=chunk, is_current=is_current, **opts)
+    except ValueError as exc:  # LLVM rejected the kernel: the caller's XLA loop computes the same
+        import logging
+
+        logging.getLogger(__name__).warning("native step kernel unavailable (%s); using the XLA loop", exc)
+        return None
+    calls: dict[int, Callable] = {}
+    r_i = NF_OUT
+    r_v = NF_OUT + NI
+    r_rows = r_v + 13 * n
+
+    def step(fs, ints, vs, bps):
+        nb = bps.shape[0]
+        if nb not in calls:
+            calls[nb] = native_call(addr, shared.size, n_in(n, nb), n_out(n, chunk), label="tstep",
+                                    min_rows_per_task=1, code_key=key)
+        f64 = jnp.float64
+        row = jnp.concatenate([jnp.asarray(fs, f64), jnp.asarray(ints, f64), jnp.asarray(vs, f64),
+                               jnp.asarray(bps, f64)])
+        out = calls[nb](shared, row[None])[0]
+        return (out[:r_i], out[r_i:r_v], out[r_v:r_rows],
+                jnp.reshape(out[r_rows:], (chunk, n + 1)))
+
+    return step
+
+
+__all__ = ["I_FIELDS", "V_FIELDS", "make_native_step", "n_in", "n_out", "supported", "tstep_kernel"]
