@@ -4,8 +4,9 @@
 
 For each case of VACASK's suite (``tests/data/vacask_suite``; stop reduced as in ``docs/sim.md``:
 rc 100 ms, graetz 50 ms, mul 500 µs, ring 50 ns; ``--quick``: a tenth) it runs VACASK once per repeat and
-va2jax with ``VA2JAX_SIM_NATIVE_NEWTON=0`` (XLA loop) and ``=1`` (one native call per solve; its dense
-and its sparse variant, ``VA2JAX_SIM_NEWTON_MATRIX``; ``--modes`` picks among ``xla,dense,sparse``), each
+va2jax with ``VA2JAX_SIM_NATIVE_NEWTON=0`` (XLA loop), ``=1`` (one native call per solve; its dense
+and its sparse variant, ``VA2JAX_SIM_NEWTON_MATRIX``) and with ``VA2JAX_SIM_NATIVE_STEP=1`` as well
+(one native call per chunk of steps; ``--modes`` picks), each
 ``Simulation.run()`` once to compile and then ``K`` times timed. Printed per mode: time points, Newton
 iterations, µs per accepted step as wall time and as CPU time (the VM is shared: CPU time of the
 process — VACASK: of the child, less that of a run of a few steps, its start-up and elaboration —
@@ -28,6 +29,11 @@ sys.path.insert(0, str(ROOT / "tests" / "sim"))
 
 STOPS = {"rc": "100m", "graetz": "50m", "mul": "500u", "ring": "50n"}
 QUICK = {"rc": "10m", "graetz": "5m", "mul": "50u", "ring": "5n"}
+#: mode → (VA2JAX_SIM_NATIVE_NEWTON, VA2JAX_SIM_NATIVE_STEP, label)
+MODES = {"xla": ("0", "0", None, "XLA Newton loop"),
+         "dense": ("1", "0", "dense", "native Newton, dense"),
+         "sparse": ("1", "0", "sparse", "native Newton, sparse"),
+         "step": ("1", "1", None, "native step")}
 TINY = {"rc": "10u", "graetz": "1u", "mul": "0.05u", "ring": "0.01n"}
 
 
@@ -41,7 +47,10 @@ def main() -> None:
     ap.add_argument("cases", nargs="*", default=list(STOPS))
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--modes", default="xla,dense,sparse", help="comma-separated: xla, dense, sparse")
+    ap.add_argument("--modes", nargs="+", choices=list(MODES), default=list(MODES),
+                    help="xla: the XLA Newton loop; dense/sparse: the native Newton kernel (that "
+                         "matrix form) inside the XLA step loop; step: whole steps in the native "
+                         "step kernel (the Newton kernel's default form)")
     a = ap.parse_args()
 
     import jax
@@ -65,11 +74,10 @@ def main() -> None:
             best_v = cpu if best_v is None else min(best_v, cpu)
         print(f"{case} (stop {stop}): VACASK {v.points} points, {v.iterations} iterations, "
               f"{best_v:.2f} µs/step CPU, {v.analysis_s / v.points * 1e6:.2f} µs/step (its own timer)")
-        modes = {"xla": ("0", None, "XLA Newton loop"), "dense": ("1", "dense", "native dense"),
-                 "sparse": ("1", "sparse", "native sparse")}
-        for mode in a.modes.split(","):
-            flag, matrix, label = modes[mode]
-            os.environ["VA2JAX_SIM_NATIVE_NEWTON"] = flag
+        for mode in a.modes:
+            newton, step, matrix, label = MODES[mode]
+            os.environ["VA2JAX_SIM_NATIVE_NEWTON"] = newton
+            os.environ["VA2JAX_SIM_NATIVE_STEP"] = step
             os.environ.pop("VA2JAX_SIM_NEWTON_MATRIX", None)
             if matrix:
                 os.environ["VA2JAX_SIM_NEWTON_MATRIX"] = matrix
@@ -92,6 +100,7 @@ def main() -> None:
                   f"first run {first:.1f} s", flush=True)
     os.environ.pop("VA2JAX_SIM_NATIVE_NEWTON", None)
     os.environ.pop("VA2JAX_SIM_NEWTON_MATRIX", None)
+    os.environ.pop("VA2JAX_SIM_NATIVE_STEP", None)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ VA2JAX_SIM_DENSE_SOLVE   per use    Newton's dense solve: native | lapack (CPU, 
 VA2JAX_SIM_NATIVE_STAMPS per use    1: device stamps summed by one native kernel per output (CPU, dense)
 VA2JAX_SIM_NATIVE_NEWTON per use    1: the whole Newton solve as one native kernel (CPU, dense, native groups)
 VA2JAX_SIM_NEWTON_MATRIX per use    that kernel's matrices: dense | sparse (unset: sparse from 13 unknowns)
+VA2JAX_SIM_NATIVE_STEP   per use    1: whole transient steps (up to a chunk) as one native kernel (with the above)
 VA2JAX_SIM_FUSION        per use    1: XLA fusion on in the simulator's loops; 0: process default
 VA2JAX_EXE_CACHE         per use    1: keep compiled executables on disk; 0: off
 VA2JAX_XLA_MAX_ISA       import     highest x86 ISA XLA may use (AVX); empty: XLA's default
@@ -133,6 +134,8 @@ _VARS = [
              "the whole Newton solve as one native kernel (CPU, dense, every group native)"),
     Variable("SIM_NEWTON_MATRIX", None, _choice("dense", "sparse"),
              "the native Newton kernel's matrices (dense, sparse); unset: sparse from 13 unknowns"),
+    Variable("SIM_NATIVE_STEP", True, _flag,
+             "whole transient steps as one native kernel (with SIM_NATIVE_NEWTON; dc/pulse/pwl/sine sources)"),
     Variable("SIM_FUSION", True, _flag, "XLA fusion in the simulator's compiled loops"),
     Variable("EXE_CACHE", True, _flag, "on-disk cache of compiled executables"),
     Variable("XLA_MAX_ISA", None, _text, "highest x86 ISA XLA may use (empty: XLA's default)",

@@ -90,17 +90,24 @@ class TranState(NamedTuple):
     step: Any  #: () nominal step: bound of the step after a breakpoint (s)
 
 
+#: doubles of output rows per call of the native step kernel (:func:`_native_run`): 1 MiB, at
+#: most 16384 rows
+NATIVE_CHUNK_DOUBLES = 1 << 17
+
+
 class TranKernel:
     """The transient loop of one circuit and integration method (jitted, compiled on first use).
 
     ``newton``: the circuit's traceable Newton solve (:func:`.engine.make_newton`); ``sysm``: the
     circuit (its sources give ``b(t)``, its structure the step control); ``o``: the options."""
 
-    def __init__(self, newton: Callable, sysm: "System", o: "Options", method: str, chunk: int = 512):
+    def __init__(self, newton: Callable, sysm: "System", o: "Options", method: str, chunk: int = 512,
+                 native: bool = False):
         n = sysm.n
         self.n = n
         self.chunk = chunk
         self.compiled = False
+        self.native = False
         self.tran_fs = o.tran_fs
         b_of_t = sysm.make_source_fn()
         has_lte = sysm.has_charges()  # (no dense C on the sparse path)
@@ -252,6 +259,16 @@ class TranKernel:
 
         self._attempt = attempt
         self._run = jax.jit(run)
+        if native:
+            # one FFI call per chunk: each call costs some 0.3 ms besides the steps (the program's
+            # dispatch, its ≈ 40 small operations packing the state, the rows copied out; graetz,
+            # loaded VM: 5.2 µs per step with 512 rows, 4.1 with 4096, 3.8 with 16384)
+            nchunk = max(chunk, min(16384, 1 << int(np.log2(NATIVE_CHUNK_DOUBLES // (n + 1)))))
+            run_native = _native_run(newton, sysm, o, method, nchunk)
+            if run_native is not None:
+                self._run = jax.jit(run_native)
+                self.native = True
+                self.chunk = nchunk
 
     def initial_state(self, x0: np.ndarray, q0: np.ndarray, stop: float, step: float,
                       maxstep: float, bps: np.ndarray) -> TranState:
@@ -277,6 +294,51 @@ class TranKernel:
             step=f(step))
 
 
+def _native_run(newton: Callable, sysm: "System", o: "Options", method: str,
+                chunk: int) -> Callable | None:
+    """``run(state) -> state`` of :class:`TranKernel` as one FFI call of the native step kernel
+    (:func:`va2jax.codegen.native.make_native_step`: the same attempts, operation by operation), or
+    None where the XLA loop stays: ``VA2JAX_SIM_NATIVE_STEP=0``, off the CPU, no native Newton
+    kernel with constant ``G``/``C`` (:func:`.engine.native_newton`), or a source waveform without
+    a native form."""
+    from .. import _config
+
+    if not _config.get("SIM_NATIVE_STEP") or getattr(newton, "native", None) is None or (
+            jax.default_backend() != "cpu"):
+        return None
+    from ..codegen.native import NATIVE_STEP_COUNTERS, NATIVE_STEP_VECTORS, make_native_step
+
+    n = sysm.n
+    step = make_native_step(
+        newton, n, method, sysm.sources, chunk, is_current=np.asarray(sysm.is_current, bool),
+        reltol=o.reltol, vntol=o.vntol, abstol=o.abstol, lteratio=o.tran_lteratio,
+        redo=o.tran_redofactor, ft=o.tran_ft, itl=int(o.tran_itl), gshunt=float(o.gshunt),
+        dvmax=float(o.dvmax), predictor=bool(o.tran_predictor), has_lte=bool(sysm.has_charges()))
+    if step is None:
+        return None
+    bools = {"after_bp", "done", "fail"}
+
+    def run(state: TranState) -> TranState:
+        f64 = jnp.float64
+        fs = jnp.stack([jnp.asarray(v, f64) for v in (state.t, state.h, state.th[0], state.th[1],
+                                                     state.th[2], state.hmin, state.maxstep,
+                                                     state.stop, state.step, float(state.bps.shape[0]))])
+        ints = jnp.stack([jnp.asarray(getattr(state, k)).astype(f64) for k in NATIVE_STEP_COUNTERS])
+        vs = jnp.concatenate([jnp.reshape(jnp.asarray(getattr(state, k), f64), (m * n,))
+                              for k, m in NATIVE_STEP_VECTORS])
+        fo, io, vo, rows = step(fs, ints, vs, state.bps)
+        d: dict[str, Any] = {"t": fo[0], "h": fo[1], "th": fo[2:5]}
+        for j, k in enumerate(NATIVE_STEP_COUNTERS):
+            d[k] = io[j] != 0 if k in bools else io[j].astype(jnp.int32)
+        r = 0
+        for k, m in NATIVE_STEP_VECTORS:
+            d[k] = jnp.reshape(vo[r: r + m * n], (m, n)) if m > 1 else vo[r: r + n]
+            r += m * n
+        return state._replace(**d, out_t=rows[:, 0], out_x=rows[:, 1:])
+
+    return run
+
+
 def run_tran(eng: "Engine", name: str, stop: float, step: float | None = None,
              maxstep: float | None = None, start: float = 0.0, method: str | None = None,
              uic: bool = False, progress: Callable[[float], None] | None = None) -> "Result":
@@ -294,7 +356,7 @@ def run_tran(eng: "Engine", name: str, stop: float, step: float | None = None,
     t_c = time.perf_counter()
     kern = eng._tran_kernels.get(method)
     if kern is None:
-        kern = eng._tran_kernels[method] = TranKernel(eng.newton, sysm, o, method)
+        kern = eng._tran_kernels[method] = TranKernel(eng.newton, sysm, o, method, native=True)
     if not kern.compiled:
         z = np.zeros(sysm.n)
         kern._run = kern._run.lower(kern.initial_state(z, z, stop, step, maxstep, bps)).compile(

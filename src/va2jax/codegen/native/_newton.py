@@ -936,6 +936,9 @@ def make_native_newton(n: int, G: np.ndarray, C: np.ndarray, groups: list[GroupS
         x, it, conv, bad = out[:n], out[n].astype(jnp.int32), out[n + 1] > 0, out[n + 2] > 0
         return x, it, conv, bad, out[n + 3:2 * n + 3], out[2 * n + 3:3 * n + 3], out[3 * n + 3:]
 
+    # the kernel's address and constant ``shared`` for native callers (the transient step kernel
+    # of ``_tstep``); None when ``G``/``C`` are traced
+    newton.native = (addr, shared, code_key) if isinstance(shared, np.ndarray) else None
     return newton
 
 
