@@ -381,15 +381,16 @@ _ANALYSIS_PARAMS = {
     "ac": ({"from", "to", "step", "mode", "points", "values", "writeop", "write", "nodeset",
             "store"}, {"from", "to", "step", "mode", "points", "values"}),
     "tran": ({"step", "stop", "start", "maxstep", "icmode", "nodeset", "ic", "store", "write",
-              "method"}, {"step", "stop", "start", "maxstep", "icmode", "method"}),
+              "method"}, {"step", "stop", "start", "maxstep", "icmode", "method", "nodeset", "ic",
+                          "store"}),
 }
 
 
 def _check_analysis_params(name: str, kind: str, params: dict[str, str], swept: bool,
                            loc: Loc) -> None:
     """Refuse a parameter the analysis type does not have (unknown) or va2jax does not apply
-    yet (``write=0``, tran's ``ic``/``store``, ac's ``nodeset``/``store``/``writeop``, a swept
-    op's ``nodeset``/``store``): one line naming it."""
+    yet (``write=0``, ac's ``nodeset``/``store``/``writeop``, a swept op's or tran's
+    ``nodeset``/``store``/``ic``): one line naming it."""
     if kind not in _ANALYSIS_PARAMS:
         return
     known, done = _ANALYSIS_PARAMS[kind]
@@ -400,7 +401,7 @@ def _check_analysis_params(name: str, kind: str, params: dict[str, str], swept: 
                                     f"(VACASK's: {', '.join(sorted(known - {'method'}))})")
         if low == "write" and v.strip() in ("1", "1.0"):
             continue
-        if low not in done or (swept and low in ("nodeset", "store")):
+        if low not in done or (swept and low in ("nodeset", "store", "ic")):
             what = "of a swept analysis " if swept and low in done else ""
             raise NetlistError(loc, f"analysis {name}: {kind} parameter {k!r} {what}not "
                                     "supported yet")

@@ -350,9 +350,15 @@ class Simulation:
             if progress is not None:
                 name = decl.name
                 cb = lambda t: progress(name, t, stop)  # noqa: E731
+            from ._nodeset import tran_initial
+
             res = run_tran(eng, decl.name, stop, step, maxstep, start,
                            method=Options.from_dict({"tran_method": method}).tran_method,
-                           uic=icmode == "uic", progress=cb)
+                           uic=icmode == "uic", progress=cb,
+                           x0=tran_initial(self, decl, icmode))
+            slot = {k.lower(): v for k, v in decl.params.items()}.get("store", "").strip().strip('"')
+            if slot:  # VACASK: the last point, for a later op nodeset / tran ic
+                self.stored[slot] = dict(zip(res.names, np.real(res.data[-1]).tolist()))
         elif kind == "ac" and self.circuit.dialect == "vacask":
             from ._sweep import sweep_points  # VACASK's frequency points are a sweep's
 
