@@ -38,15 +38,18 @@ def _va2jax(net: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def compare(tmp_path: Path, text: str, analyses: list[str], tran_rtol: float = 1e-3,
-            rtol: float = 1e-9, same_order: bool = True) -> dict:
+            rtol: float = 1e-9, same_order: bool = True, files: dict | None = None) -> dict:
     """Run ``text`` in VACASK (``tmp_path/vacask``) and va2jax (``tmp_path/va2jax``); assert the
     rawfiles of ``analyses`` agree. Returns {analysis: (vacask plot, va2jax plot)}.
-    ``same_order=False``: the same vector names in any order, compared by name."""
+    ``same_order=False``: the same vector names in any order, compared by name. ``files``:
+    other files (name → text) beside the netlist."""
     out = {}
     for who in ("vacask", "va2jax"):
         d = tmp_path / who
         d.mkdir()
         (d / "net.sim").write_text(text)
+        for name, body in (files or {}).items():
+            (d / name).write_text(body)
     _vacask(tmp_path / "vacask" / "net.sim")
     proc = _va2jax(tmp_path / "va2jax" / "net.sim")
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -750,6 +753,52 @@ endc
         if name == "tranuic":
             assert v1[0] == 2.0 and r.data[0, list(r.names).index("2")] == 1.0  # VACASK's rule
             assert r.data[0, list(r.names).index("3")] == 0.0
+
+
+LIBRARY = """// corners
+section common
+  model rr resistor
+endsection
+
+section tt
+  include "corners.lib" section=common
+  parameters rload=2k
+endsection
+section ff   // fast
+  include "corners.lib" section=common
+  parameters rload=1k
+endsection
+"""
+
+SECTIONS = """library sections
+load "resistor.osdi"
+model vsource vsource
+include "corners.lib" section=ff
+v1 (a 0) vsource dc=1
+r1 (a b) rr r=1k
+r2 (b 0) rr r=rload
+control
+  analysis op1 op
+endc
+"""
+
+
+def test_include_section_matches_vacask(tmp_path):
+    """``include "f" section=NAME`` reads the lines between ``section NAME`` and
+    ``endsection``; a section may include another section of its own file."""
+    res = compare(tmp_path, SECTIONS, ["op1"], files={"corners.lib": LIBRARY})
+    r, _ = res["op1"]
+    assert abs(r.data[0, list(r.names).index("b")] - 0.5) < 1e-12  # formula: 1k/(1k+1k)
+
+
+@pytest.mark.parametrize("inc, fragment", [
+    ('include "corners.lib" section=xx', "corners.lib: no section 'xx'"),
+    ('include "corners.lib"', "'section' outside a library section"),
+    ('include "corners.lib" sect=ff', "include: unexpected 'sect=ff' after the file name"),
+])
+def test_bad_library_include_is_one_line_error(tmp_path, inc, fragment):
+    (tmp_path / "corners.lib").write_text(LIBRARY)
+    expect_error(tmp_path, SECTIONS.replace('include "corners.lib" section=ff', inc), fragment)
 
 
 HIER = """hierarchical names

@@ -5,7 +5,7 @@ ends with ``\\``)::
 
     Title line
     load "file.osdi" | load "file.va"
-    include "file"
+    include "file" [section=NAME]     (library: the lines between 'section NAME', 'endsection')
     ground NAME
     global NODE ...
     parameters a=1 b=2*a
@@ -201,6 +201,36 @@ def parse_vacask(path: str | Path, text: str | None = None,
     return net
 
 
+def _include_section(tail: str, loc: Loc) -> str | None:
+    """What follows ``include "file"``: nothing (``None``) or ``section=NAME`` (VACASK's
+    library include, ``lib/dfllexer.l``) → ``NAME``."""
+    tail = tail.strip()
+    if not tail:
+        return None
+    m = re.fullmatch(r"section\s*=\s*([A-Za-z_$][\w$]*)", tail)
+    if not m:
+        raise NetlistError(loc, f"include: unexpected {tail!r} after the file name "
+                                '(include "file" [section=name])')
+    return m.group(1)
+
+
+def _library_section(text: str, name: str, loc: Loc, lib: Path) -> str:
+    """The lines of library ``text`` between its first line ``section NAME`` and the next
+    ``endsection`` (VACASK's rule: the first line starting with ``section NAME``); every other
+    line blanked, so line numbers stay the library file's."""
+    lines = text.split("\n")
+    start = next((i for i, ln in enumerate(lines)
+                  if (m := re.match(r"[ \t]*section[ \t]*([A-Za-z_$][\w$]*)", ln))
+                  and m.group(1) == name), None)
+    if start is None:
+        raise NetlistError(loc, f"library {lib.name}: no section {name!r}")
+    end = next((j for j in range(start + 1, len(lines))
+                if re.match(r"\s*endsection\b", lines[j])), None)
+    if end is None:
+        raise NetlistError(Loc(str(lib), start + 1), f"section {name} has no endsection")
+    return "\n".join([""] * (start + 1) + lines[start + 1:end] + [""] * (len(lines) - end))
+
+
 def _parse_elaborate(rest: str, loc: Loc) -> tuple[str, ...]:
     """``circuit("a", "b")`` (the argument of ``elaborate``) → ("a", "b")."""
     m = re.fullmatch(r'circuit\s*\((.*)\)', rest.strip(), re.S)
@@ -299,8 +329,21 @@ def _parse_body(net: Netlist, text: str, path: Path, top: Subckt, stack: tuple[P
             else:
                 if len(stack) > 20:
                     raise NetlistError(loc, "include nesting too deep")
-                inc, inc_text = read_include(loc, path, fname, stack)
-                _parse_body(net, inc_text, inc, cur, stack + (inc.resolve(),))
+                section = _include_section(rest[m.end():], loc)
+                if section is None:
+                    inc, inc_text = read_include(loc, path, fname, stack)
+                    key = inc.resolve()
+                else:  # a library section: the same file may include its other sections
+                    inc, inc_text = read_include(loc, path, fname,
+                                                 tuple(k for k in stack if isinstance(k, tuple)))
+                    key = (inc.resolve(), section)
+                    if key in stack:
+                        raise NetlistError(loc, f"recursive include of {fname} section={section}")
+                    inc_text = _library_section(inc_text, section, loc, inc)
+                _parse_body(net, inc_text, inc, cur, stack + (key,))
+        elif low in ("section", "endsection"):
+            raise NetlistError(loc, f"'{low}' outside a library section (a library file is read "
+                                    'with include "file" section=name, as in VACASK)')
         elif low == "ground":
             net.ground.update(rest.split())
         elif low == "global":
