@@ -801,6 +801,46 @@ def test_bad_library_include_is_one_line_error(tmp_path, inc, fragment):
     expect_error(tmp_path, SECTIONS.replace('include "corners.lib" section=ff', inc), fragment)
 
 
+NESTED = """nested subckt definitions
+load "resistor.osdi"
+model r resistor
+model vsource vsource
+subckt cell (a b)
+  r1 (a b) r r=1k
+ends
+subckt outer (a b)
+  parameters k=1
+  subckt cell (a b)
+    parameters rv=2k
+    r1 (a m) r r=rv
+    subckt half (a b)
+      r1 (a b) r r=500
+    ends
+    x1 (m b) half
+  ends
+  x1 (a m) cell rv=3k*k
+  x2 (m b) cell
+ends
+v1 (in 0) vsource dc=1
+xg (in g) cell
+xo (g o) outer k=2
+rl (o 0) r r=1k
+control
+  analysis op1 op
+endc
+"""
+
+
+def test_nested_subckt_definitions_match_vacask(tmp_path):
+    """A subckt defined inside another is seen by the instances of the enclosing definition
+    only, before a top-level one of the same name (VACASK: own models, own definitions, then
+    the top level's); nested twice."""
+    res = compare(tmp_path, NESTED, ["op1"])
+    r, _ = res["op1"]
+    # formula: 1k + (3k·2 + 500) + (2k + 500) + 1k = 11k in series from 1 V
+    assert abs(r.data[0, list(r.names).index("o")] - 1 / 11) < 1e-12
+
+
 HIER = """hierarchical names
 load "resistor.osdi"
 load "diode.osdi"

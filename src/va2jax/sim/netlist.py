@@ -67,6 +67,8 @@ class Subckt:
     instances: list[InstanceDecl] = field(default_factory=list)
     models: dict[str, ModelCard] = field(default_factory=dict)
     loc: Loc | None = None
+    #: subcircuits defined inside this one (VACASK): name (lower case) → key in Netlist.subckts
+    defs: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -294,8 +296,13 @@ def elaborate(net: Netlist, circuit: tuple[str, ...] = ()) -> FlatCircuit:
                 continue
             master_low = inst.master.lower()
             nodes = [node(n) for n in inst.nodes]
-            if master_low in subckts_low and master_low not in local_models:
+            own = any(c.name.lower() == master_low for c in sub.models.values())
+            child = None
+            if master_low in sub.defs and not own:  # VACASK: own models, own definitions,
+                child = net.subckts[sub.defs[master_low]]  # then the top level's
+            elif master_low in subckts_low and master_low not in local_models:
                 child = subckts_low[master_low]
+            if child is not None:
                 if len(nodes) != len(child.terminals):
                     raise NetlistError(inst.loc, f"instance {inst.name} of subcircuit {child.name} "
                                                  f"has {len(nodes)} nodes, expected "

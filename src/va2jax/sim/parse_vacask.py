@@ -10,7 +10,7 @@ ends with ``\\``)::
     global NODE ...
     parameters a=1 b=2*a
     model NAME MODULE [(] p=v ... [)]
-    subckt NAME (t1 t2 ...)
+    subckt NAME (t1 t2 ...)          (nested definitions: local to the enclosing one)
       parameters w=1u l=1u
       INST (n1 n2 ...) MASTER p=v ...
     ends
@@ -251,6 +251,7 @@ def _parse_body(net: Netlist, text: str, path: Path, top: Subckt, stack: tuple[P
     being read, this one last (for include cycles)."""
     stmts = _conditionals(net, _statements(_strip_comments(text), str(path)), top)
     cur = top
+    parents: list[Subckt] = []  # the definitions enclosing ``cur``, outermost first
     in_control = False
     pending_sweeps: list[dict[str, str]] = []
     circuit: tuple[str, ...] = net.elaborations[-1][0] if net.elaborations else ()
@@ -362,20 +363,24 @@ def _parse_body(net: Netlist, text: str, path: Path, top: Subckt, stack: tuple[P
             key = parts[0] if not guard else f"{parts[0]}\0{len(cur.models)}"
             cur.models[key] = ModelCard(parts[0], parts[1], _split_params(ptxt, loc), loc, guard)
         elif low == "subckt":
-            if cur is not top:
-                raise NetlistError(loc, "nested subckt definitions are not supported")
             m = re.match(r"([^\s(]+)\s*(.*)", rest)
             if not m:
                 raise NetlistError(loc, "subckt needs a name")
             terms, tail = _parse_paren_list(m.group(2), loc)
-            cur = Subckt(m.group(1), terms, {}, loc=loc)
-            net.subckts[m.group(1)] = cur
             if tail:
                 raise NetlistError(loc, f"unexpected {tail!r} after subckt terminals")
+            sub = Subckt(m.group(1), terms, {}, loc=loc)
+            key = ":".join(p.name for p in parents + [cur] if p is not top)
+            key = f"{key}:{m.group(1)}" if key else m.group(1)
+            net.subckts[key] = sub
+            if cur is not top:  # VACASK: seen by the instances of the enclosing definition only
+                cur.defs[m.group(1).lower()] = key
+            parents.append(cur)
+            cur = sub
         elif low == "ends":
             if cur is top:
                 raise NetlistError(loc, "'ends' without 'subckt'")
-            cur = top
+            cur = parents.pop()
         elif low == "endc":
             raise NetlistError(loc, "'endc' without 'control'")
         elif low in _CONTROL_ONLY:
@@ -500,7 +505,7 @@ def _conditionals(net: Netlist, stmts: list[tuple[str, Loc]], top: Subckt
     # each open block: [taking now, some branch taken already, parent taking, loc,
     #                   subckt: conditions so far, this branch's guard]
     stack: list[list] = []
-    in_sub = False
+    in_sub = 0  # depth of (nested) subckt definitions
     if not any(s.startswith("@") for s, _ in stmts):
         return [(s, loc, "") for s, loc in stmts]
 
@@ -576,9 +581,9 @@ def _conditionals(net: Netlist, stmts: list[tuple[str, Loc]], top: Subckt
                                     "models and nested @if blocks only, as in VACASK)")
         elif taking:
             if low == "subckt":
-                in_sub = True
+                in_sub += 1
             elif low == "ends":
-                in_sub = False
+                in_sub = max(in_sub - 1, 0)
             elif low == "parameters" and not in_sub:
                 top.params.update(_split_params(rest, loc))
                 _apply_overrides(net, top)
