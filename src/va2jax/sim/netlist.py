@@ -94,6 +94,9 @@ class AnalysisDecl:
     #: VACASK: the control ``var`` values read before the analysis (name → expression text);
     #: ``None``: the netlist's (SPICE)
     variables: dict[str, str] | None = None
+    #: VACASK: the ``alter`` commands read before the analysis since the last ``elaborate``
+    #: (``sim._alter.Alter``)
+    alters: tuple = ()
 
 
 @dataclass

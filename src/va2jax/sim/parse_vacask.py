@@ -24,11 +24,12 @@ ends with ``\\``)::
       elaborate circuit("sub1", ...)  (top level + these subckts for the analyses after it)
       analysis NAME op|tran|ac|dcinc|dcxf|acxf|noise p=v ...   (hb: "not supported yet")
       save default full v(n) i(inst) p(inst, opvar) dv(n) di(inst)   (sim/_saves.py)
+      alter instance("i", ...)|model("m", ...) p=v ...    (sim/_alter.py)
       clear [saves options variables] | print ... | abort always | postprocess(...)
     endc
     embed "f" <<<FILE ... >>>FILE   (skipped, with a warning; so is postprocess: never run)
 
-VACASK's other control commands (alter, abort other than always) and unknown commands
+VACASK's other control commands (abort other than always) and unknown commands
 are one-line errors naming file:line. docs/netlists.md lists every construct.
 
 Comments: ``//`` to end of line, ``/* ... */``.
@@ -39,6 +40,7 @@ import re
 import warnings
 from pathlib import Path
 
+from ._alter import parse_alter
 from ._saves import parse_saves
 from .netlist import (
     AnalysisDecl,
@@ -258,6 +260,7 @@ def _parse_body(net: Netlist, text: str, path: Path, top: Subckt, stack: tuple[P
     saves = list(net.analyses[-1].saves) if net.analyses else []
     options = dict(net.analyses[-1].options or {}) if net.analyses else {}
     variables = dict(net.analyses[-1].variables or {}) if net.analyses else {}
+    alters = list(net.analyses[-1].alters) if net.analyses else []
     for stmt, loc, guard in stmts:
         word = stmt.split(None, 1)[0]
         rest = stmt[len(word):].strip()
@@ -280,7 +283,8 @@ def _parse_body(net: Netlist, text: str, path: Path, top: Subckt, stack: tuple[P
                                                  sweep=pending_sweeps[-1] if pending_sweeps
                                                  else None, sweeps=pending_sweeps, circuit=circuit,
                                                  saves=tuple(saves), options=dict(options),
-                                                 variables=dict(variables)))
+                                                 variables=dict(variables),
+                                                 alters=tuple(alters)))
                 pending_sweeps = []
             elif low == "sweep":
                 parts = rest.split(None, 1)
@@ -290,6 +294,9 @@ def _parse_body(net: Netlist, text: str, path: Path, top: Subckt, stack: tuple[P
             elif low == "elaborate":
                 circuit = _parse_elaborate(rest, loc)
                 net.elaborations.append((circuit, loc))
+                alters = []  # the circuit is built afresh (VACASK)
+            elif low == "alter":
+                alters.append(parse_alter(rest, loc, variables, _split_params))
             elif low == "clear":  # VACASK: no keyword clears all three
                 what = set(rest.lower().split()) or {"saves", "options", "variables"}
                 if not what <= {"saves", "options", "variables"}:
@@ -412,7 +419,7 @@ _ANALYSES_DONE = {"op", "ac", "tran", "dcinc", "dcxf", "acxf", "noise"}
 #: VACASK's other analysis types (include/an*.h): parsed, refused until implemented
 _ANALYSES_PLANNED = {"hb"}
 #: control commands VACASK has (simulator/cmd.cpp) that va2jax does not carry out yet
-_COMMANDS_PLANNED = {"alter", "abort"}
+_COMMANDS_PLANNED = {"abort"}
 #: statements VACASK allows in the toplevel circuit only (lib/dflparser.y)
 _TOP_ONLY = {"load", "ground", "global", "control", "embed"}
 #: statements a conditional block may not hold (VACASK: instances, models, nested blocks only)

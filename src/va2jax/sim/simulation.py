@@ -114,6 +114,8 @@ class Simulation:
     path: Path | None = None
     #: VACASK ``store="slot"`` solutions: slot → unknown name → value
     stored: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: the VACASK ``alter`` commands applied to ``circuit`` (``sim._alter``)
+    alters: tuple = ()
 
     @classmethod
     def from_file(cls, path: str | Path, prefer: str | None = None) -> "Simulation":
@@ -129,7 +131,13 @@ class Simulation:
         try:
             net = read_netlist(path)
             first = net.analyses[0].circuit if net.analyses else ()
-            circ = elaborate(net, first)
+            alters = net.analyses[0].alters if net.analyses else ()
+            if alters:
+                from ._alter import apply_alters, reread_with
+
+                circ = apply_alters(net, first, alters, reread_with(Path(path)))
+            else:
+                circ = elaborate(net, first)
             warn_unused_options(circ.options)
             if net.analyses and net.analyses[0].options is not None:
                 scope = dict(circ.params)
@@ -146,7 +154,8 @@ class Simulation:
         except NetlistError as exc:  # never quote an included file that is not a netlist
             raise private(exc, Path(path)) from None
         system, eng = cls._compile(circ, lib, opts, path)
-        return cls(circ, system, eng, opts, lib, time.perf_counter() - t0, netlist=net, path=Path(path))
+        return cls(circ, system, eng, opts, lib, time.perf_counter() - t0, netlist=net,
+                   path=Path(path), alters=tuple(alters))
 
     @staticmethod
     def _compile(circ: FlatCircuit, lib: ModelLibrary, opts: Options,
@@ -200,16 +209,26 @@ class Simulation:
         self.circuit, self.options = circ, opts
         self.compile_s += time.perf_counter() - t0
 
-    def use_circuit(self, circuit: tuple[str, ...]) -> None:
+    def use_circuit(self, circuit: tuple[str, ...], alters: tuple = ()) -> None:
         """Rebuild the circuit with the subcircuits ``circuit`` elaborated at top level (VACASK's
-        ``elaborate circuit(...)``), unless it is the current one."""
-        if tuple(circuit) == self.circuit.circuit or self.netlist is None:
+        ``elaborate circuit(...)``) and the ``alter`` commands ``alters`` applied, unless it is
+        the current one."""
+        if (tuple(circuit) == self.circuit.circuit and tuple(alters) == self.alters) or \
+                self.netlist is None:
             return
         t0 = time.perf_counter()
         try:
-            circ = elaborate(self.netlist, tuple(circuit))
+            if alters:
+                from ._alter import apply_alters, reread_with
+
+                circ = apply_alters(self.netlist, tuple(circuit), tuple(alters),
+                                    reread_with(self.path or Path(".")))
+            else:
+                circ = elaborate(self.netlist, tuple(circuit))
+            circ.options = self.circuit.options  # those self.options hold
         except NetlistError as exc:
             raise private(exc, self.path or Path(".")) from None
+        self.alters = tuple(alters)
         self.system, self.engine = self._compile(circ, self.library, self.options,
                                                  self.path or Path("."))
         self.circuit = circ
@@ -302,7 +321,7 @@ class Simulation:
 
     def _run_analysis(self, decl: AnalysisDecl,
                       progress: Callable[[str, float, float], None] | None = None) -> Result:
-        self.use_circuit(decl.circuit)
+        self.use_circuit(decl.circuit, decl.alters)
         self.use_options(decl)
         if decl.sweeps and self.circuit.dialect == "vacask":
             from ._sweep import run_swept
