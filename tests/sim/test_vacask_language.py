@@ -902,6 +902,27 @@ def test_bad_alter_is_one_line_error(tmp_path, stmt, fragment):
     expect_error(tmp_path, text, fragment)
 
 
+def test_sweep_without_continuation_matches_vacask(tmp_path):
+    """``continuation=0``: each point solved afresh (the same operating points)."""
+    text = HEAD.replace("unsupported", "sweep continuation") + (
+        "control\n  sweep s2 instance=\"v1\" parameter=\"dc\" from=0 to=1 step=0.5 "
+        "continuation=0\n  analysis op2 op\nendc\n")
+    res = compare(tmp_path, text, ["op2"])
+    r, _ = res["op2"]
+    assert np.allclose(np.real(r.data[:, 0]), [0, 0.5, 1], rtol=0, atol=0)  # VACASK's points
+
+
+@pytest.mark.parametrize("stmt, fragment", [
+    ('sweep s1 instance="v1" parameter="dc" values=[1] component=0',
+     "sweep s1: component= (a sweep of one component of a vector parameter) not supported"),
+    ('sweep s1 instance="v1" parameter="dc" values=[1] frm=0', "sweep s1: unknown parameter 'frm'"),
+    ('sweep instance="v1" parameter="dc" values=[1]', "sweep needs a name"),
+])
+def test_bad_sweep_is_one_line_error(tmp_path, stmt, fragment):
+    text = HEAD + "control\n  " + stmt + "\n  analysis op1 op\nendc\n"
+    expect_error(tmp_path, text, f"bad.sim:{HEAD.count(chr(10)) + 2}:", fragment)
+
+
 HIER = """hierarchical names
 load "resistor.osdi"
 load "diode.osdi"

@@ -1,7 +1,8 @@
 """VACASK's ``sweep`` statements around an analysis (``include/answeep.h``, ``lib/answeep.cpp``).
 
 ``sweep NAME instance="i"|model="m"|option="o"|variable="v"|instance="__topinst__"
-parameter="p" from=a to=b step=h | mode="lin|dec|oct" points=n | values=[...]`` — each sweep
+parameter="p" from=a to=b step=h | mode="lin|dec|oct" points=n | values=[...]
+[continuation=0]`` — each sweep
 statement before an ``analysis`` wraps it, the first one outermost. Points:
 
 * ``step=h``: ``a + k·h`` for ``k = 0 … K−1``, ``K = ⌈(b − a)/h⌉``, plus one more when
@@ -131,6 +132,12 @@ def run_swept(sim: "Simulation", decl: AnalysisDecl) -> Result:
         if "component" in sw:
             raise NetlistError(decl.loc, f"sweep {sw['name']}: component= not supported yet")
     names = [sw["name"] for sw in sweeps]
+    # continuation=0 (VACASK): each point's operating point starts afresh, not from the last
+    try:
+        cont = all(float(evaluate(sw.get("continuation", "1"), base_scope)) != 0
+                   for sw in sweeps)
+    except (ExprError, TypeError, ValueError) as exc:
+        raise NetlistError(decl.loc, f"analysis {decl.name}: sweep continuation: {exc}") from None
     rows: list[np.ndarray] = []
     t_stats = Stats()
     state = {"sim": sim, "key": None}
@@ -208,7 +215,7 @@ def run_swept(sim: "Simulation", decl: AnalysisDecl) -> Result:
                 eng.iterations = 0
                 if is_op:
                     b = eng.sys.source_vector(None, dc=True)
-                    x = eng.op(b, x0 if s is state.get("prev") else None,
+                    x = eng.op(b, x0 if s is state.get("prev") and cont else None,
                                what=f"analysis {decl.name} at " + ", ".join(
                                    f"{n}={v:g}" for n, v in zip(names, vals)))
                     state["prev"] = s

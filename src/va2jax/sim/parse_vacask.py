@@ -289,6 +289,7 @@ def _parse_body(net: Netlist, text: str, path: Path, top: Subckt, stack: tuple[P
             elif low == "sweep":
                 parts = rest.split(None, 1)
                 sw = _split_params(parts[1] if len(parts) > 1 else "", loc)
+                _check_sweep(parts[0] if parts else "", sw, loc)
                 sw["name"] = parts[0] if parts else "sweep"
                 pending_sweeps.append(sw)
             elif low == "elaborate":
@@ -460,6 +461,27 @@ def _check_analysis_params(name: str, kind: str, params: dict[str, str], swept: 
             what = "of a swept analysis " if swept and low in done else ""
             raise NetlistError(loc, f"analysis {name}: {kind} parameter {k!r} {what}not "
                                     "supported yet")
+
+
+#: the parameters of VACASK's sweep (include/answeep.h, SweepSettings)
+_SWEEP_PARAMS = {"instance", "model", "parameter", "option", "variable", "component", "from",
+                 "to", "step", "mode", "points", "values", "continuation"}
+
+
+def _check_sweep(name: str, sw: dict[str, str], loc: Loc) -> None:
+    """Refuse a sweep parameter VACASK does not have, and ``component=`` (VACASK: "vector
+    component sweeps are not supported yet")."""
+    if not name or "=" in name:
+        raise NetlistError(loc, "sweep needs a name, e.g. sweep s1 instance=\"v1\" "
+                                "parameter=\"dc\" from=0 to=1 step=0.1")
+    for k in sw:
+        if k.lower() not in _SWEEP_PARAMS:
+            raise NetlistError(loc, f"sweep {name}: unknown parameter {k!r} (VACASK's: "
+                                    f"{', '.join(sorted(_SWEEP_PARAMS))})")
+    if any(k.lower() == "component" for k in sw):
+        raise NetlistError(loc, f"sweep {name}: component= (a sweep of one component of a "
+                                "vector parameter) not supported (VACASK does not support it "
+                                "either)")
 
 
 def _check_analysis_kind(kind: str, loc: Loc) -> None:
