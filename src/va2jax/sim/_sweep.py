@@ -103,13 +103,36 @@ def sweep_points(sw: dict[str, str], scope: dict, decl: AnalysisDecl) -> np.ndar
     raise NetlistError(decl.loc, f"{where}: unknown mode {mode!r} (lin, dec, oct)")
 
 
+def _check_not_expression(net, sw: dict[str, str], decl: AnalysisDecl) -> None:
+    """VACASK refuses to sweep an instance or model parameter the netlist gives as an
+    expression ("parameter 'r' of instance 'r1' is bound to an expression"); so does va2jax."""
+    from ._alter import _is_expr, _model_text, _param_text
+
+    par = _text(sw, "parameter")
+    if net is None or not par:
+        return
+    if "instance" in sw and _text(sw, "instance") != _TOP:
+        what, name = "instance", _text(sw, "instance")
+        text = _param_text(net, name, par)
+    elif "model" in sw:
+        what, name = "model", _text(sw, "model")
+        text = _model_text(net, name, par)
+    else:
+        return
+    if _is_expr(text):
+        raise NetlistError(decl.loc, f"sweep {sw['name']}: parameter {par!r} of {what} "
+                                     f"{name!r} is bound to an expression ({text}); VACASK "
+                                     "does not sweep it")
+
+
 def run_swept(sim: "Simulation", decl: AnalysisDecl) -> Result:
     """Run ``decl`` (an ``op``) at every point of its nested sweeps (module doc)."""
     if decl.kind not in ("op", "dc", "ac", "tran", "dcinc", "dcxf", "acxf"):
         raise NetlistError(decl.loc, f"analysis {decl.name}: sweeps of a {decl.kind!r} analysis "
                                      "not supported yet")
     is_op = decl.kind in ("op", "dc")
-    inner = AnalysisDecl(decl.name, decl.kind, decl.params, decl.loc, saves=decl.saves)
+    inner = AnalysisDecl(decl.name, decl.kind, decl.params, decl.loc, saves=decl.saves,
+                         circuit=decl.circuit, alters=decl.alters)
     head: list[str] = []  # the inner analysis' scale and unknowns (ac, tran)
     net = sim.netlist
     base_scope = dict(sim.circuit.params)
@@ -131,6 +154,7 @@ def run_swept(sim: "Simulation", decl: AnalysisDecl) -> Result:
             raise NetlistError(decl.loc, f"sweep {sw['name']}: {targets[0]}= needs parameter=")
         if "component" in sw:
             raise NetlistError(decl.loc, f"sweep {sw['name']}: component= not supported yet")
+        _check_not_expression(net, sw, decl)
     names = [sw["name"] for sw in sweeps]
     # continuation=0 (VACASK): each point's operating point starts afresh, not from the last
     try:
@@ -139,6 +163,7 @@ def run_swept(sim: "Simulation", decl: AnalysisDecl) -> Result:
     except (ExprError, TypeError, ValueError) as exc:
         raise NetlistError(decl.loc, f"analysis {decl.name}: sweep continuation: {exc}") from None
     rows: list[np.ndarray] = []
+    row_sims: list = []  # the simulation (circuit) of each row
     t_stats = Stats()
     state = {"sim": sim, "key": None}
 
@@ -167,7 +192,12 @@ def run_swept(sim: "Simulation", decl: AnalysisDecl) -> Result:
             # read again: the value reaches every expression and @if condition that uses it
             n2 = parse_vacask(net.path, overrides={p: repr(float(v))
                                                    for p, v in top_changes.items()})
-            circ = elaborate(n2)
+            if decl.alters:
+                from ._alter import apply_alters, reread_with
+
+                circ = apply_alters(n2, decl.circuit, decl.alters, reread_with(net.path))
+            else:
+                circ = elaborate(n2, decl.circuit)
         else:
             circ = copy.deepcopy(circ)
         for sw, v in changes:
@@ -192,6 +222,8 @@ def run_swept(sim: "Simulation", decl: AnalysisDecl) -> Result:
             raise NetlistError(decl.loc, f"analysis {decl.name}: a sweep point changes the "
                                          "circuit's unknowns (not supported)")
         new = copy.copy(sim)
+        circ.options = opts_d
+        new.circuit = circ  # this point's parameters (opvars are read with them)
         new.system, new.options, new.engine = system, opts, Engine(system, opts)
         state["key"], state["sim"] = key, new
         return new
@@ -231,16 +263,19 @@ def run_swept(sim: "Simulation", decl: AnalysisDecl) -> Result:
                     src.wave.dc = old
             if is_op:
                 rows.append(np.concatenate([np.asarray(vals, float), np.asarray(x, float)]))
+                row_sims.append(s)
             elif r.scale is None:  # one point (dcinc, dcxf)
                 head[:] = list(r.names)
                 state["lead"] = r.lead
                 rows.append(np.concatenate([np.asarray(vals, float), r.data[0]]))
+                row_sims.append(s)
             else:
                 head[:] = [r.scale_name] + list(r.names)
                 state["lead"] = 1 + r.lead
                 n = len(r.scale)
                 rows.extend(np.column_stack([np.tile(np.asarray(vals, float), (n, 1)),
                                              np.asarray(r.scale, float), r.data]))
+                row_sims.extend([s] * n)
             return x
         sw = sweeps[level]
         for v in sweep_points(sw, scope, decl):
@@ -262,8 +297,11 @@ def run_swept(sim: "Simulation", decl: AnalysisDecl) -> Result:
     t_stats.points = len(rows)
     t_stats.run_s = time.perf_counter() - t0
     if is_op:
-        return Result(decl.name, "op", None, None, names + list(sim.system.names), data, t_stats,
-                      lead=len(names))
-    return Result(decl.name, decl.kind, None, None, names + head, data, t_stats,
-                  lead=len(names) + state["lead"])
+        res = Result(decl.name, "op", None, None, names + list(sim.system.names), data, t_stats,
+                     lead=len(names))
+    else:
+        res = Result(decl.name, decl.kind, None, None, names + head, data, t_stats,
+                     lead=len(names) + state["lead"])
+    res.point_sims = row_sims  # for save p(...): each row's opvars with its own circuit
+    return res
 

@@ -298,20 +298,14 @@ class Simulation:
     def run_analysis(self, decl: AnalysisDecl,
                      progress: Callable[[str, float, float], None] | None = None) -> Result:
         """Run one analysis; its result holds the vectors its ``save`` directives ask for."""
-        if decl.saves and decl.sweeps and any(sv.kind == "p" for sv in decl.saves):
-            srcs = {x.name for x in self.system.sources}
-            for sw in decl.sweeps:  # opvars are read with the circuit's own parameters
-                inst = (sw.get("instance") or "").strip('"')
-                par = (sw.get("parameter") or "").strip('"').lower()
-                if "variable" not in sw and not (inst in srcs and par == "dc"):
-                    raise NetlistError(decl.loc, f"analysis {decl.name}: save p(...) under sweep "
-                                                 f"{sw.get('name')} (not of a source's dc or a "
-                                                 "variable): not supported yet")
         res = self._run_analysis(decl, progress)
         if decl.saves:
             from ._saves import select
 
-            res = select(res, decl.saves, self.system.aliases, self._opvar)
+            sims = getattr(res, "point_sims", None)  # a sweep: each row's own circuit
+            opvar = self._opvar if sims is None else \
+                (lambda inst, name, loc, X: _opvar_rows(sims, inst, name, loc, X))
+            res = select(res, decl.saves, self.system.aliases, opvar)
         return res
 
     def _opvar(self, inst: str, name: str, loc, X):
@@ -413,6 +407,22 @@ class Simulation:
                                          "(op, dc, tran, ac, dcinc, dcxf, acxf)")
         res.stats.compile_s = eng.compile_s
         return res
+
+
+def _opvar_rows(sims: list, inst: str, name: str, loc, X: np.ndarray) -> np.ndarray:
+    """Opvar ``name`` of ``inst`` at each row of ``X``, row ``r`` read with the circuit of
+    ``sims[r]`` (a sweep point's parameters, options)."""
+    from ._opvars import opvar_values
+
+    out = np.empty(X.shape[0])
+    i = 0
+    while i < len(sims):
+        j = i
+        while j < len(sims) and sims[j] is sims[i]:
+            j += 1
+        out[i:j] = opvar_values(sims[i], inst, name, loc, X[i:j])
+        i = j
+    return out
 
 
 def simulate(path: str | Path, prefer: str | None = None) -> dict[str, Result]:
