@@ -316,7 +316,6 @@ def test_unsupported_statement_is_one_line_error(tmp_path, stmt, fragment):
     ("subckt s (a)\n  ground g\nends\n", 8, "'ground' inside subckt s"),
     ('subckt s (a)\n  load "x.osdi"\nends\n', 8, "'load' inside subckt s"),
     ("control\n  analysis op0 op\nendc\n", 10, "a second control block"),
-    ("parameters q=2^3\n", 7, "'^' is VACASK's bitwise exclusive or"),
 ])
 def test_misplaced_statement_is_one_line_error(tmp_path, body, line, fragment):
     """Statements VACASK's grammar allows only at top level, and its single control block."""
@@ -974,6 +973,56 @@ def test_sweep_of_expression_parameter_is_refused(tmp_path):
     text = OPVAR_SWEEPS.replace('sweep s1 instance="r1"', 'sweep s1 instance="r0"')
     expect_error(tmp_path, text, "sweep s1: parameter 'r' of instance 'r0' is bound to an "
                                  "expression")
+
+
+EXPRESSIONS = """expressions
+load "resistor.osdi"
+model r resistor
+model isource isource
+parameters n=7 h=0x1F
+subckt load (a)
+  parameters k=1
+  r1 (a 0) r r=k
+ends
+i1 (0 a) isource dc=1
+i2 (0 b) isource dc=1
+i3 (0 c) isource dc=1
+i4 (0 d) isource dc=1
+i5 (0 e) isource dc=1
+i6 (0 f) isource dc=1
+i7 (0 g) isource dc=1
+r1 (a 0) r r=n/2
+r2 (b 0) r r=(6 ^ 3) + (6 & 3) * 10 + (6 | 3) * 100
+r3 (c 0) r r=(1 << 4) + (256 >> 2) + h
+r4 (d 0) r r=-2**2 + 2**-1 + 2**3**2
+x5 (e) load k=n/2.0 + (~5 + 7)
+r6 (f 0) r r=1 + 6 & 3 | 8
+r7 (g 0) r r=(n > 5) + (n == 7) * 2 + (n != 7 ? 100 : 4) + -7/2 * -1
+control
+  analysis op1 op
+endc
+"""
+
+
+def test_expressions_match_vacask(tmp_path):
+    """VACASK's expressions: integer arithmetic (``7/2`` is 3, ``-7/2`` is −3), ``^`` is
+    exclusive or, ``&``, ``|``, ``~``, ``<<``, ``>>``, hexadecimal integers, ``**`` right
+    associative and weaker than unary minus (``-2**2`` is 4), C's precedence of the rest."""
+    res = compare(tmp_path, EXPRESSIONS, ["op1"])
+    r, _ = res["op1"]
+    v = dict(zip(r.names, np.real(r.data[0])))
+    # formulas (1 A into each resistor): C's integer rules and operator precedence
+    assert [v[k] for k in "abcdefg"] == [3, 5 + 20 + 700, 16 + 64 + 31, 4 + 0.5 + 512,
+                                         3.5 + 1, (1 + 6) & 3 | 8, 1 + 2 + 4 + 3]
+
+
+@pytest.mark.parametrize("expr, fragment", [
+    ("1.5 & 3", "operator '&' needs integers"),
+    ("7%2", "cannot parse expression"),
+])
+def test_bad_expression_is_one_line_error(tmp_path, expr, fragment):
+    expect_error(tmp_path, HEAD + f"r9 (a 0) r r={expr}\ncontrol\n  analysis op1 op\nendc\n",
+                 "bad.sim:7:", fragment)
 
 
 HIER = """hierarchical names

@@ -157,12 +157,12 @@ def _split_params(text: str, loc: Loc) -> dict[str, str]:
             elif c.isspace() and depth == 0:
                 # allow "a = b + c" style: continue if the next non-space is an operator
                 rest = text[j:].lstrip()
-                if rest[:1] in "+-*/^?:" and not re.match(r"[A-Za-z_]\w*\s*=", rest) and \
+                if rest[:1] in "+-*/^?:&|" and not re.match(r"[A-Za-z_]\w*\s*=", rest) and \
                         text[i:j].strip() and rest[:1]:
                     j += len(text[j:]) - len(rest)
                     continue
                 prev = text[i:j].rstrip()
-                if prev and prev[-1] in "+-*/^?:":
+                if prev and prev[-1] in "+-*/^?:&|":
                     j += 1
                     continue
                 break
@@ -170,9 +170,6 @@ def _split_params(text: str, loc: Loc) -> dict[str, str]:
         val = text[i:j].strip()
         if not val:
             raise NetlistError(loc, f"missing value for parameter {name!r}")
-        if "^" in re.sub(r'"[^"]*"', "", val):  # VACASK: '^' is xor (power is '**')
-            raise NetlistError(loc, f"parameter {name}: '^' is VACASK's bitwise exclusive or, "
-                                    "not supported yet (the power operator is '**')")
         params[name] = val
         i = j
     return params
@@ -542,7 +539,7 @@ def _conditionals(net: Netlist, stmts: list[tuple[str, Loc]], top: Subckt
         env: dict = {}
         for k, v in {**top.params, **net.variables}.items():
             try:
-                env[k] = evaluate(v, env)
+                env[k] = evaluate(v, env, vacask=True)
             except ExprError:
                 pass
         return env
@@ -551,7 +548,7 @@ def _conditionals(net: Netlist, stmts: list[tuple[str, Loc]], top: Subckt
         if not text.strip():
             raise NetlistError(loc, "@if/@elseif needs a condition")
         try:
-            return bool(evaluate(text, scope()))
+            return bool(evaluate(text, scope(), vacask=True))
         except ExprError as exc:
             raise NetlistError(loc, f"condition {text.strip()!r}: {exc}") from None
 

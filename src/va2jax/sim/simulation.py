@@ -143,7 +143,7 @@ class Simulation:
                 scope = dict(circ.params)
                 for k, v in (net.analyses[0].variables or {}).items():
                     try:
-                        scope[k] = evaluate(v, scope)
+                        scope[k] = evaluate(v, scope, vacask=True)
                     except ExprError:
                         pass  # reported when the analysis runs
                 circ.options = cls._eval_options(net.analyses[0], scope)
@@ -177,7 +177,7 @@ class Simulation:
         env = dict(self.circuit.params)
         for k, v in (decl.variables or {}).items():
             try:
-                env[k] = evaluate(v, env)
+                env[k] = evaluate(v, env, vacask=True)
             except ExprError as exc:
                 raise NetlistError(decl.loc, f"var {k}: {exc}") from None
         return env
@@ -188,7 +188,7 @@ class Simulation:
         out = {}
         for k, v in (decl.options or {}).items():
             try:
-                out[k] = evaluate(v, scope)
+                out[k] = evaluate(v, scope, vacask=True)
             except ExprError as exc:
                 raise NetlistError(decl.loc, f"option {k}: {exc}") from None
         return out
@@ -238,7 +238,7 @@ class Simulation:
         for k, v in decl.params.items():
             if k.lower() == key:
                 try:
-                    val = evaluate(v, self.scope(decl))
+                    val = evaluate(v, self.scope(decl), vacask=self.circuit.dialect == "vacask")
                 except ExprError as exc:
                     raise NetlistError(decl.loc, f"analysis {decl.name}: {exc}") from None
                 if not isinstance(val, (int, float)):
@@ -254,7 +254,7 @@ class Simulation:
         eng = self.engine
         if "nodeset" in params:
             try:
-                value = evaluate(params["nodeset"], self.scope(decl))
+                value = evaluate(params["nodeset"], self.scope(decl), vacask=True)
             except ExprError as exc:
                 raise NetlistError(decl.loc, f"analysis {decl.name}: nodeset: {exc}") from None
             index = {nm: i for i, nm in enumerate(self.system.names)}
