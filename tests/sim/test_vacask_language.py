@@ -289,7 +289,6 @@ r1 (a 0) r r=1k
      "analysis x1: noise parameter 'writeop' not supported yet"),
     ('analysis x1 pss', "unknown analysis type 'pss'"),
     ('analysis x1 dc', "unknown analysis type 'dc'"),
-    ('abort never', "control command 'abort' not supported yet"),
     ('@if 1\n  analysis op3 op\n  @end', "@if inside control"),
     ('clear bogus', "clear: unknown keyword(s) bogus"),
     ('frobnicate 1', "unknown control command 'frobnicate'"),
@@ -1023,6 +1022,47 @@ def test_expressions_match_vacask(tmp_path):
 def test_bad_expression_is_one_line_error(tmp_path, expr, fragment):
     expect_error(tmp_path, HEAD + f"r9 (a 0) r r={expr}\ncontrol\n  analysis op1 op\nendc\n",
                  "bad.sim:7:", fragment)
+
+
+@pytest.mark.parametrize("mode, stops", [
+    ("", False), ("abort always", True), ("abort never", False), ("abort on analysis", True),
+    ("abort on alter", False), ("abort except analysis", False), ("abort except alter", True),
+])
+def test_abort_mode_decides_whether_a_failed_analysis_stops_the_run(tmp_path, mode, stops):
+    """VACASK's ``abort`` (simulator/cmd.cpp; checked with VACASK: by default a failing
+    analysis is reported and the next one runs, exit status 0): a failure of op1 (Newton,
+    forced here) stops the run or leaves op2 to run."""
+    from va2jax.sim import Simulation
+    from va2jax.sim.engine import ConvergenceError
+
+    net = tmp_path / "a.sim"
+    net.write_text(HEAD + f"control\n  {mode}\n  analysis op1 op\n  analysis op2 op\nendc\n")
+    sim = Simulation.from_file(net)
+    run = sim.run_analysis
+
+    def failing(decl, progress=None):
+        if decl.name == "op1":
+            raise ConvergenceError("forced failure")
+        return run(decl, progress)
+
+    sim.run_analysis = failing
+    if stops:
+        with pytest.raises(ConvergenceError):
+            sim.run()
+    else:
+        with pytest.warns(UserWarning, match="analysis op1 failed, going on"):
+            res = sim.run()
+        assert list(res) == ["op2"] and abs(res["op2"]["a"][0] - 1.0) < 1e-12  # v1's 1 V
+
+
+@pytest.mark.parametrize("stmt, fragment", [
+    ("abort sometimes", "abort: unknown keyword 'sometimes'"),
+    ("abort on frobnicate", "abort: unknown command 'frobnicate'"),
+    ("abort always analysis", "abort: always takes no commands"),
+])
+def test_bad_abort_is_one_line_error(tmp_path, stmt, fragment):
+    text = HEAD + "control\n  " + stmt + "\n  analysis op1 op\nendc\n"
+    expect_error(tmp_path, text, f"bad.sim:{HEAD.count(chr(10)) + 2}:", fragment)
 
 
 HIER = """hierarchical names

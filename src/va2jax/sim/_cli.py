@@ -61,7 +61,9 @@ def _run(args: argparse.Namespace) -> int:
             prog.update(tasks[name], completed=t)
 
         for decl in sim.circuit.analyses:
-            results[decl.name] = sim.run_analysis(decl, cb)
+            res = sim.run_or_go_on(decl, cb)  # VACASK's abort mode may go on after a failure
+            if res is not None:
+                results[decl.name] = res
     total = time.perf_counter() - t0
     res_list = list(results.values())
     if args.output:

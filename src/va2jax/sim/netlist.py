@@ -97,6 +97,9 @@ class AnalysisDecl:
     #: VACASK: the ``alter`` commands read before the analysis since the last ``elaborate``
     #: (``sim._alter.Alter``)
     alters: tuple = ()
+    #: VACASK: whether the run stops when this analysis fails (its ``abort`` mode; by default
+    #: it goes on); ``None``: it stops (SPICE)
+    abort: bool | None = None
 
 
 @dataclass

@@ -25,11 +25,12 @@ ends with ``\\``)::
       analysis NAME op|tran|ac|dcinc|dcxf|acxf|noise p=v ...   (hb: "not supported yet")
       save default full v(n) i(inst) p(inst, opvar) dv(n) di(inst)   (sim/_saves.py)
       alter instance("i", ...)|model("m", ...) p=v ...    (sim/_alter.py)
-      clear [saves options variables] | print ... | abort always | postprocess(...)
+      clear [saves options variables] | print ... | postprocess(...)
+      abort always|never|on CMD...|except CMD...   (whether a failing analysis stops the run)
     endc
     embed "f" <<<FILE ... >>>FILE   (skipped, with a warning; so is postprocess: never run)
 
-VACASK's other control commands (abort other than always) and unknown commands
+Unknown control commands
 are one-line errors naming file:line. docs/netlists.md lists every construct.
 
 Comments: ``//`` to end of line, ``/* ... */``.
@@ -258,6 +259,7 @@ def _parse_body(net: Netlist, text: str, path: Path, top: Subckt, stack: tuple[P
     options = dict(net.analyses[-1].options or {}) if net.analyses else {}
     variables = dict(net.analyses[-1].variables or {}) if net.analyses else {}
     alters = list(net.analyses[-1].alters) if net.analyses else []
+    abort: tuple[bool, frozenset] = (False, frozenset({"analysis"}))  # VACASK's default
     for stmt, loc, guard in stmts:
         word = stmt.split(None, 1)[0]
         rest = stmt[len(word):].strip()
@@ -281,7 +283,8 @@ def _parse_body(net: Netlist, text: str, path: Path, top: Subckt, stack: tuple[P
                                                  else None, sweeps=pending_sweeps, circuit=circuit,
                                                  saves=tuple(saves), options=dict(options),
                                                  variables=dict(variables),
-                                                 alters=tuple(alters)))
+                                                 alters=tuple(alters),
+                                                 abort=_must_abort(abort, "analysis")))
                 pending_sweeps = []
             elif low == "sweep":
                 parts = rest.split(None, 1)
@@ -310,6 +313,8 @@ def _parse_body(net: Netlist, text: str, path: Path, top: Subckt, stack: tuple[P
             elif low == "save":
                 saves.extend(parse_saves(rest, loc))
                 net.saves.extend(rest.split())
+            elif low == "abort":
+                abort = _parse_abort(rest, loc)
             elif low.startswith("postprocess"):
                 warnings.warn(f"{loc}: postprocess: not run (va2jax never runs a netlist's "
                               "scripts)", stacklevel=2)
@@ -417,7 +422,7 @@ _ANALYSES_DONE = {"op", "ac", "tran", "dcinc", "dcxf", "acxf", "noise"}
 #: VACASK's other analysis types (include/an*.h): parsed, refused until implemented
 _ANALYSES_PLANNED = {"hb"}
 #: control commands VACASK has (simulator/cmd.cpp) that va2jax does not carry out yet
-_COMMANDS_PLANNED = {"abort"}
+_COMMANDS_PLANNED: set[str] = set()
 #: statements VACASK allows in the toplevel circuit only (lib/dflparser.y)
 _TOP_ONLY = {"load", "ground", "global", "control", "embed"}
 #: statements a conditional block may not hold (VACASK: instances, models, nested blocks only)
@@ -481,6 +486,37 @@ def _check_sweep(name: str, sw: dict[str, str], loc: Loc) -> None:
                                 "either)")
 
 
+#: VACASK's control commands (simulator/cmd.cpp) and ``analysis``: what ``abort on|except`` names
+_COMMANDS = {"analysis", "abort", "clear", "save", "var", "options", "alter", "elaborate",
+             "print", "postprocess"}
+
+
+def _parse_abort(rest: str, loc: Loc) -> tuple[bool, frozenset]:
+    """VACASK's ``abort always|never|on CMD…|except CMD…`` → (abort on a match, commands):
+    a failing command stops the run when it is in the set and the mode is "on", or it is not
+    and the mode is "except"/"always" (VACASK's default: ``except analysis``)."""
+    words = rest.replace(",", " ").split()
+    if not words:
+        raise NetlistError(loc, "abort needs always, never, on CMD… or except CMD…")
+    kw, cmds = words[0].lower(), [w.lower() for w in words[1:]]
+    bad = [c for c in cmds if c not in _COMMANDS]
+    if kw not in ("always", "never", "on", "except") or bad or \
+            (kw in ("always", "never") and cmds):
+        what = f"unknown command {bad[0]!r}" if bad else f"unknown keyword {words[0]!r}" \
+            if kw not in ("always", "never", "on", "except") else f"{kw} takes no commands"
+        raise NetlistError(loc, f"abort: {what} (abort always|never|on CMD…|except CMD…)")
+    if kw == "always":
+        return False, frozenset()
+    if kw == "never":
+        return True, frozenset()
+    return kw == "on", frozenset(cmds)
+
+
+def _must_abort(mode: tuple[bool, frozenset], cmd: str) -> bool:
+    on_match, cmds = mode
+    return (cmd in cmds) == on_match
+
+
 def _check_analysis_kind(kind: str, loc: Loc) -> None:
     """Refuse an analysis type va2jax does not run: one line naming it (VACASK has it: "not
     supported yet"; otherwise: unknown)."""
@@ -504,8 +540,6 @@ def _control_command(net: Netlist, low: str, rest: str, loc: Loc) -> None:
         net.variables.update(_split_params(rest, loc))
     elif low == "print" or low.startswith("print("):
         return  # informational output (stats, devices, …): changes no result
-    elif low == "abort" and rest.strip().strip('"').lower() == "always":
-        return  # va2jax stops at the first failing analysis anyway
     elif low in _COMMANDS_PLANNED or low.startswith("elaborate"):
         raise NetlistError(loc, f"control command {low.split('(')[0]!r} not supported yet")
     else:

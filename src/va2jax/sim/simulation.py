@@ -292,8 +292,28 @@ class Simulation:
         if not self.circuit.analyses:
             raise Va2JaxError(f"{self.circuit.path}: no analysis in the netlist")
         for decl in self.circuit.analyses:
-            self.results[decl.name] = self.run_analysis(decl, progress)
+            res = self.run_or_go_on(decl, progress)
+            if res is not None:
+                self.results[decl.name] = res
         return self.results
+
+    def run_or_go_on(self, decl: AnalysisDecl,
+                     progress: Callable[[str, float, float], None] | None = None) -> Result | None:
+        """:meth:`run_analysis`, except that an analysis that fails (Newton, a singular matrix)
+        where VACASK's ``abort`` mode goes on (its default) is one warning and ``None``: the
+        analyses after it still run, as in VACASK."""
+        from .engine import ConvergenceError
+
+        try:
+            return self.run_analysis(decl, progress)
+        except ConvergenceError as exc:
+            if decl.abort is not False:
+                raise
+            import warnings
+
+            warnings.warn(f"{decl.loc}: analysis {decl.name} failed, going on (VACASK's abort "
+                          f"mode; 'abort always' stops): {exc}", stacklevel=2)
+            return None
 
     def run_analysis(self, decl: AnalysisDecl,
                      progress: Callable[[str, float, float], None] | None = None) -> Result:
