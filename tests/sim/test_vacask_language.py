@@ -298,7 +298,7 @@ r1 (a 0) r r=1k
     ('analysis x1 op write=0', "op parameter 'write' not supported yet"),
     ('sweep s1 instance="v1" parameter="dc" values=[1, 2]\n  analysis x1 tran stop=1u ic="s"',
      "tran parameter 'ic' of a swept analysis not supported yet"),
-    ('analysis x1 ac from=1 to=10 nodeset="s"', "ac parameter 'nodeset' not supported yet"),
+    ('analysis x1 ac from=1 to=10 writeop=1', "ac parameter 'writeop' not supported yet"),
     ('sweep s1 instance="v1" parameter="dc" values=[1, 2]\n  analysis x1 op store="s"',
      "op parameter 'store' of a swept analysis not supported yet"),
 ])
@@ -1063,6 +1063,34 @@ def test_abort_mode_decides_whether_a_failed_analysis_stops_the_run(tmp_path, mo
 def test_bad_abort_is_one_line_error(tmp_path, stmt, fragment):
     text = HEAD + "control\n  " + stmt + "\n  analysis op1 op\nendc\n"
     expect_error(tmp_path, text, f"bad.sim:{HEAD.count(chr(10)) + 2}:", fragment)
+
+
+AC_STORE = """ac nodeset and store
+load "resistor.osdi"
+load "diode.osdi"
+load "capacitor.osdi"
+model r resistor
+model d diode is=1e-12
+model c capacitor
+model vsource vsource
+v1 (a 0) vsource dc=1 mag=1
+r1 (a b) r r=1k
+d1 (b 0) d
+c1 (b 0) c c=1n
+control
+  options reltol=1e-10 vntol=1e-13 abstol=1e-16
+  analysis ac1 ac from=1k to=1e6 mode="dec" points=2 store="s1"
+  analysis ac2 ac from=1k to=1e6 mode="dec" points=2 nodeset="s1"
+  analysis op1 op nodeset="s1"
+  analysis ac3 ac values=[1k] nodeset="missing"
+endc
+"""
+
+
+def test_ac_nodeset_and_store_match_vacask(tmp_path):
+    """ac ``store="slot"`` keeps its operating point, ``nodeset=`` starts it from a slot (a
+    missing slot: a warning, as in VACASK)."""
+    compare(tmp_path, AC_STORE, ["ac1", "ac2", "op1", "ac3"])
 
 
 HIER = """hierarchical names

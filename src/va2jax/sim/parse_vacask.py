@@ -437,7 +437,7 @@ _CONTROL_ONLY = {"analysis", "sweep", "options", "var", "alter", "abort", "clear
 _ANALYSIS_PARAMS = {
     "op": ({"nodeset", "store", "write"}, {"nodeset", "store"}),
     "ac": ({"from", "to", "step", "mode", "points", "values", "writeop", "write", "nodeset",
-            "store"}, {"from", "to", "step", "mode", "points", "values"}),
+            "store"}, {"from", "to", "step", "mode", "points", "values", "nodeset", "store"}),
     "tran": ({"step", "stop", "start", "maxstep", "icmode", "nodeset", "ic", "store", "write",
               "method"}, {"step", "stop", "start", "maxstep", "icmode", "method", "nodeset", "ic",
                           "store"}),

@@ -246,39 +246,47 @@ class Simulation:
                 return float(val)
         return default
 
-    def _op(self, decl: AnalysisDecl) -> Result:
-        """Operating point with VACASK's ``nodeset`` and ``store`` (:mod:`._nodeset`)."""
+    def _op_nodeset(self, decl: AnalysisDecl) -> np.ndarray | None:
+        """The operating point of ``decl`` started from its VACASK ``nodeset`` (forced, then
+        released: :mod:`._nodeset`); ``None`` when it has none."""
         from ._nodeset import forced, parse_nodeset
 
         params = {k.lower(): v for k, v in decl.params.items()}
-        eng = self.engine
-        if "nodeset" in params:
-            try:
-                value = evaluate(params["nodeset"], self.scope(decl), vacask=True)
-            except ExprError as exc:
-                raise NetlistError(decl.loc, f"analysis {decl.name}: nodeset: {exc}") from None
-            index = {nm: i for i, nm in enumerate(self.system.names)}
-            forces = parse_nodeset(value, index, self.stored, decl.loc, f"analysis {decl.name}",
-                                   frozenset(self.circuit.ground) | {"0"})
-            if forces:
-                t0 = time.perf_counter()
-                b = self.system.source_vector(None, dc=True)
-                sys2, b2 = forced(self.system, b, forces)
-                x0 = Engine(sys2, self.options).op(b2, what=f"analysis {decl.name} (nodesets)")
-                x = eng.op(b, x0, what=f"analysis {decl.name}")
-                from .results import Stats
+        if "nodeset" not in params:
+            return None
+        try:
+            value = evaluate(params["nodeset"], self.scope(decl), vacask=True)
+        except ExprError as exc:
+            raise NetlistError(decl.loc, f"analysis {decl.name}: nodeset: {exc}") from None
+        index = {nm: i for i, nm in enumerate(self.system.names)}
+        forces = parse_nodeset(value, index, self.stored, decl.loc, f"analysis {decl.name}",
+                               frozenset(self.circuit.ground) | {"0"})
+        if not forces:
+            return None
+        b = self.system.source_vector(None, dc=True)
+        sys2, b2 = forced(self.system, b, forces)
+        x0 = Engine(sys2, self.options).op(b2, what=f"analysis {decl.name} (nodesets)")
+        return self.engine.op(b, x0, what=f"analysis {decl.name}")
 
-                st = Stats(points=1, newton_iterations=eng.iterations,
-                           run_s=time.perf_counter() - t0)
-                res = Result(decl.name, "op", None, None, list(self.system.names), x[None, :], st)
-            else:
-                res = run_op(eng, decl.name)
+    def _store(self, decl: AnalysisDecl, x: np.ndarray) -> None:
+        """VACASK's ``store="slot"``: keep the operating point ``x`` under that name."""
+        slot = {k.lower(): v for k, v in decl.params.items()}.get("store", "").strip().strip('"')
+        if slot:
+            self.stored[slot] = dict(zip(self.system.names, np.real(x).tolist()))
+
+    def _op(self, decl: AnalysisDecl) -> Result:
+        """Operating point with VACASK's ``nodeset`` and ``store`` (:mod:`._nodeset`)."""
+        eng = self.engine
+        t0 = time.perf_counter()
+        x = self._op_nodeset(decl)
+        if x is not None:
+            from .results import Stats
+
+            st = Stats(points=1, newton_iterations=eng.iterations, run_s=time.perf_counter() - t0)
+            res = Result(decl.name, "op", None, None, list(self.system.names), x[None, :], st)
         else:
             res = run_op(eng, decl.name)
-        if "store" in params:
-            slot = params["store"].strip().strip('"')
-            if slot:
-                self.stored[slot] = dict(zip(res.names, np.real(res.data[0]).tolist()))
+        self._store(decl, res.data[0])
         return res
 
     def _str(self, decl: AnalysisDecl, key: str, default: str) -> str:
@@ -396,8 +404,15 @@ class Simulation:
             from ._sweep import sweep_points  # VACASK's frequency points are a sweep's
 
             sw = {k.lower(): v for k, v in decl.params.items()}
+            for k in ("nodeset", "store", "write"):  # the operating point's; the output's
+                sw.pop(k, None)
             sw["name"] = f"analysis {decl.name}"
-            res = run_ac(eng, decl.name, sweep_points(sw, self.scope(decl), decl))
+            x_op = self._op_nodeset(decl)
+            if x_op is None and "store" in {k.lower() for k in decl.params}:
+                x_op = eng.op(eng.sys.source_vector(None, dc=True), what=f"analysis {decl.name}")
+            if x_op is not None:
+                self._store(decl, x_op)
+            res = run_ac(eng, decl.name, sweep_points(sw, self.scope(decl), decl), x_op=x_op)
         elif kind == "noise" and self.circuit.dialect == "vacask":
             from ._noise_analysis import run_noise
 
