@@ -295,7 +295,6 @@ r1 (a 0) r r=1k
     ('sweep s1 instance="v1" parameter="dc" from=0 to=1 step=0.5\n  analysis t1 hb freq=[1k]',
      "analysis 'hb' not supported yet"),
     ('analysis x1 op foo=1', "analysis x1: unknown parameter 'foo' of op"),
-    ('analysis x1 op write=0', "op parameter 'write' not supported yet"),
     ('sweep s1 instance="v1" parameter="dc" values=[1, 2]\n  analysis x1 tran stop=1u ic="s"',
      "tran parameter 'ic' of a swept analysis not supported yet"),
     ('analysis x1 ac from=1 to=10 writeop=1', "ac parameter 'writeop' not supported yet"),
@@ -1091,6 +1090,17 @@ def test_ac_nodeset_and_store_match_vacask(tmp_path):
     """ac ``store="slot"`` keeps its operating point, ``nodeset=`` starts it from a slot (a
     missing slot: a warning, as in VACASK)."""
     compare(tmp_path, AC_STORE, ["ac1", "ac2", "op1", "ac3"])
+
+
+def test_write_zero_writes_no_rawfile_as_vacask(tmp_path):
+    """``write=0``: the analysis runs (its ``store`` is kept) but writes no rawfile."""
+    text = HEAD.replace("unsupported", "write") + (
+        'control\n  analysis op0 op write=0 store="s"\n  analysis op1 op nodeset="s"\n'
+        '  analysis t0 tran stop=1u write=0\nendc\n')
+    compare(tmp_path, text, ["op1"])
+    for who in ("vacask", "va2jax"):
+        assert not (tmp_path / who / "op0.raw").exists() and \
+            not (tmp_path / who / "t0.raw").exists(), who
 
 
 HIER = """hierarchical names

@@ -457,8 +457,8 @@ def _check_analysis_params(name: str, kind: str, params: dict[str, str], swept: 
         if low not in known:
             raise NetlistError(loc, f"analysis {name}: unknown parameter {k!r} of {kind} "
                                     f"(VACASK's: {', '.join(sorted(known - {'method'}))})")
-        if low == "write" and v.strip() in ("1", "1.0"):
-            continue
+        if low == "write" and kind in ("op", "ac", "tran"):
+            continue  # write=0: no rawfile (the CLI's job; VACASK's)
         if low not in done or (swept and low in ("nodeset", "store", "ic")):
             what = "of a swept analysis " if swept and low in done else ""
             raise NetlistError(loc, f"analysis {name}: {kind} parameter {k!r} {what}not "
