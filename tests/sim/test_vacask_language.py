@@ -1103,6 +1103,21 @@ def test_write_zero_writes_no_rawfile_as_vacask(tmp_path):
             not (tmp_path / who / "t0.raw").exists(), who
 
 
+XF_STORE = AC_STORE.replace("ac nodeset and store", "xf nodeset and store").split("control")[0] + """control
+  options reltol=1e-10 vntol=1e-13 abstol=1e-16
+  analysis x1 dcinc store="s1"
+  analysis x2 dcxf out="b" nodeset="s1" store="s2"
+  analysis x3 acxf out="b" from=1k to=1e6 mode="dec" points=1 nodeset="s2"
+  analysis op1 op nodeset="s2"
+endc
+"""
+
+
+def test_xf_nodeset_and_store_match_vacask(tmp_path):
+    """dcinc/dcxf/acxf ``store=``/``nodeset=``: their operating point's, as for ``op``."""
+    compare(tmp_path, XF_STORE, ["x1", "x2", "x3", "op1"])
+
+
 HIER = """hierarchical names
 load "resistor.osdi"
 load "diode.osdi"
