@@ -861,6 +861,7 @@ control
   alter instance("r1", "r3") r=2k*q
   analysis op2 op
   alter model("d") is=1e-12
+  elaborate changes
   analysis op3 op
   alter instance("r2") r=10k
   analysis op3b op
@@ -878,7 +879,8 @@ endc
 def test_alter_matches_vacask(tmp_path):
     """``alter`` changes parameters for the analyses after it: leaf instances (two at once,
     an expression with a control variable; a hierarchical name), a model, a source's ``dc``,
-    a subcircuit instance's parameter (which sets ``x1:r1`` again: its ``r=rv`` is an
+    ``elaborate changes`` (keeps them), a subcircuit instance's parameter (which sets
+    ``x1:r1`` again: its ``r=rv`` is an
     expression) and a top-level parameter (which sets ``r2``'s ``r=rt`` again, undoing its
     own alter, while ``r1``'s constant keeps its altered value) — VACASK's rules."""
     names = ["op1", "op2", "op3", "op3b", "op4", "op5", "op6"]

@@ -22,6 +22,7 @@ ends with ``\\``)::
       var a=1 ...
       [sweep NAME instance=|model=|option=|variable= ... (nested: one per line, outermost first)]
       elaborate circuit("sub1", ...)  (top level + these subckts for the analyses after it)
+      elaborate changes               (accepted: alters apply at each analysis anyway)
       analysis NAME op|tran|ac|dcinc|dcxf|acxf|noise p=v ...   (hb: "not supported yet")
       save default full v(n) i(inst) p(inst, opvar) dv(n) di(inst)   (sim/_saves.py)
       alter instance("i", ...)|model("m", ...) p=v ...    (sim/_alter.py)
@@ -292,6 +293,8 @@ def _parse_body(net: Netlist, text: str, path: Path, top: Subckt, stack: tuple[P
                 _check_sweep(parts[0] if parts else "", sw, loc)
                 sw["name"] = parts[0] if parts else "sweep"
                 pending_sweeps.append(sw)
+            elif low == "elaborate" and rest.strip().lower() == "changes":
+                pass  # VACASK: apply pending alters now; va2jax applies them at each analysis
             elif low == "elaborate":
                 circuit = _parse_elaborate(rest, loc)
                 net.elaborations.append((circuit, loc))
