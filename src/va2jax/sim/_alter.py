@@ -19,7 +19,6 @@ from __future__ import annotations
 import copy
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 from .expr import ExprError, evaluate
 from .netlist import FlatCircuit, InstanceDecl, Loc, Netlist, NetlistError, Subckt, elaborate
@@ -178,12 +177,3 @@ def _model_text(net: Netlist, model: str, param: str) -> str | None:
     if card is None:
         return None
     return next((v for k, v in card.params.items() if k.lower() == param.lower()), None)
-
-
-def reread_with(path: Path):
-    """``reread`` for :func:`apply_alters`: the VACASK netlist at ``path`` read again."""
-    def reread(overrides: dict[str, str]) -> Netlist:
-        from .parse_vacask import parse_vacask
-
-        return parse_vacask(path, overrides=overrides)
-    return reread

@@ -193,7 +193,8 @@ def run_swept(sim: "Simulation", decl: AnalysisDecl) -> Result:
             n2 = parse_vacask(net.path, overrides={p: repr(float(v))
                                                    for p, v in top_changes.items()})
             if decl.alters:
-                from ._alter import apply_alters, reread_with
+                from ._alter import apply_alters
+                from .parse_vacask import reread_with
 
                 circ = apply_alters(n2, decl.circuit, decl.alters, reread_with(net.path))
             else:

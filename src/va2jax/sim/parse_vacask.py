@@ -455,7 +455,7 @@ def _check_analysis_params(name: str, kind: str, params: dict[str, str], swept: 
     if kind not in _ANALYSIS_PARAMS:
         return
     known, done = _ANALYSIS_PARAMS[kind]
-    for k, v in params.items():
+    for k in params:
         low = k.lower()
         if low not in known:
             raise NetlistError(loc, f"analysis {name}: unknown parameter {k!r} of {kind} "
@@ -657,6 +657,14 @@ def _conditionals(net: Netlist, stmts: list[tuple[str, Loc]], top: Subckt
     if stack:
         raise NetlistError(stack[-1][3], "@if without @end")
     return out
+
+
+def reread_with(path: Path):
+    """``reread`` for :func:`._alter.apply_alters`: the netlist at ``path`` read again with
+    top-level parameters set (``overrides``)."""
+    def reread(overrides: dict[str, str]) -> Netlist:
+        return parse_vacask(path, overrides=overrides)
+    return reread
 
 
 def _apply_overrides(net: Netlist, top: Subckt) -> None:

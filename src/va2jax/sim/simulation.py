@@ -133,7 +133,8 @@ class Simulation:
             first = net.analyses[0].circuit if net.analyses else ()
             alters = net.analyses[0].alters if net.analyses else ()
             if alters:
-                from ._alter import apply_alters, reread_with
+                from ._alter import apply_alters
+                from .parse_vacask import reread_with
 
                 circ = apply_alters(net, first, alters, reread_with(Path(path)))
             else:
@@ -219,7 +220,8 @@ class Simulation:
         t0 = time.perf_counter()
         try:
             if alters:
-                from ._alter import apply_alters, reread_with
+                from ._alter import apply_alters
+                from .parse_vacask import reread_with
 
                 circ = apply_alters(self.netlist, tuple(circuit), tuple(alters),
                                     reread_with(self.path or Path(".")))
