@@ -113,6 +113,8 @@ def _run(args: argparse.Namespace) -> int:
         r = res_list[0]
         for nm, v in zip(r.names, r.data[0]):
             print(f"{nm} = {v:.6g}")
+    if sim.failures:  # analyses VACASK's abort mode went on after: the run failed
+        raise sim.failures[0]
     return 0
 
 

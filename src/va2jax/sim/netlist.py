@@ -97,9 +97,10 @@ class AnalysisDecl:
     #: VACASK: the ``alter`` commands read before the analysis since the last ``elaborate``
     #: (``sim._alter.Alter``)
     alters: tuple = ()
-    #: VACASK: whether the run stops when this analysis fails (its ``abort`` mode; by default
-    #: it goes on); ``None``: it stops (SPICE)
-    abort: bool | None = None
+    #: when this analysis fails (VACASK's ``abort`` mode): ``"stop"``; ``"continue"`` (VACASK's
+    #: default: the analyses after it run, the run fails at the end); ``"ignore"`` (``abort
+    #: never``: it succeeds); ``None``: stop (SPICE)
+    abort: str | None = None
 
 
 @dataclass

@@ -285,7 +285,7 @@ def _parse_body(net: Netlist, text: str, path: Path, top: Subckt, stack: tuple[P
                                                  saves=tuple(saves), options=dict(options),
                                                  variables=dict(variables),
                                                  alters=tuple(alters),
-                                                 abort=_must_abort(abort, "analysis")))
+                                                 abort=_on_failure(abort)))
                 pending_sweeps = []
             elif low == "sweep":
                 parts = rest.split(None, 1)
@@ -515,9 +515,14 @@ def _parse_abort(rest: str, loc: Loc) -> tuple[bool, frozenset]:
     return kw == "on", frozenset(cmds)
 
 
-def _must_abort(mode: tuple[bool, frozenset], cmd: str) -> bool:
+def _on_failure(mode: tuple[bool, frozenset]) -> str:
+    """What a failing analysis does under ``mode`` (:class:`~.netlist.AnalysisDecl` ``abort``):
+    VACASK stops, or goes on — va2jax then ends with the failure's error unless the mode is
+    ``never`` (VACASK's exit status is 0 either way)."""
     on_match, cmds = mode
-    return (cmd in cmds) == on_match
+    if ("analysis" in cmds) == on_match:
+        return "stop"
+    return "ignore" if mode == (True, frozenset()) else "continue"
 
 
 def _check_analysis_kind(kind: str, loc: Loc) -> None:

@@ -116,6 +116,8 @@ class Simulation:
     stored: dict[str, dict[str, float]] = field(default_factory=dict)
     #: the VACASK ``alter`` commands applied to ``circuit`` (``sim._alter``)
     alters: tuple = ()
+    #: analyses that failed where VACASK's ``abort`` mode went on (:meth:`run_or_go_on`)
+    failures: list = field(default_factory=list)
 
     @classmethod
     def from_file(cls, path: str | Path, prefer: str | None = None) -> "Simulation":
@@ -305,20 +307,25 @@ class Simulation:
             res = self.run_or_go_on(decl, progress)
             if res is not None:
                 self.results[decl.name] = res
+        if self.failures:
+            raise self.failures[0]
         return self.results
 
     def run_or_go_on(self, decl: AnalysisDecl,
                      progress: Callable[[str, float, float], None] | None = None) -> Result | None:
         """:meth:`run_analysis`, except that an analysis that fails (Newton, a singular matrix)
         where VACASK's ``abort`` mode goes on (its default) is one warning and ``None``: the
-        analyses after it still run, as in VACASK."""
+        analyses after it still run, as in VACASK. The failure is kept in :attr:`failures`
+        (the run ends with it) unless the mode is ``abort never``."""
         from .engine import ConvergenceError
 
         try:
             return self.run_analysis(decl, progress)
         except ConvergenceError as exc:
-            if decl.abort is not False:
+            if decl.abort not in ("continue", "ignore"):
                 raise
+            if decl.abort == "continue":
+                self.failures.append(exc)
             import warnings
 
             warnings.warn(f"{decl.loc}: analysis {decl.name} failed, going on (VACASK's abort "
