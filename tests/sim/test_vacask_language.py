@@ -298,8 +298,8 @@ r1 (a 0) r r=1k
     ('sweep s1 instance="v1" parameter="dc" values=[1, 2]\n  analysis x1 tran stop=1u ic="s"',
      "tran parameter 'ic' of a swept analysis not supported yet"),
     ('analysis x1 ac from=1 to=10 writeop=1', "ac parameter 'writeop' not supported yet"),
-    ('sweep s1 instance="v1" parameter="dc" values=[1, 2]\n  analysis x1 op store="s"',
-     "op parameter 'store' of a swept analysis not supported yet"),
+    ('sweep s1 instance="v1" parameter="dc" values=[1, 2]\n  analysis x1 op nodeset="s"',
+     "op parameter 'nodeset' of a swept analysis not supported yet"),
 ])
 def test_unsupported_statement_is_one_line_error(tmp_path, stmt, fragment):
     """Each construct va2jax does not run: exit 2, one line naming file:line and the construct."""
@@ -1126,6 +1126,34 @@ endc
 def test_xf_nodeset_and_store_match_vacask(tmp_path):
     """dcinc/dcxf/acxf ``store=``/``nodeset=``: their operating point's, as for ``op``."""
     compare(tmp_path, XF_STORE, ["x1", "x2", "x3", "op1"])
+
+
+SWEPT_STORE = """swept store
+load "resistor.osdi"
+load "capacitor.osdi"
+model r resistor
+model c capacitor
+model vsource vsource
+v1 (a 0) vsource dc=1
+r1 (a b) r r=1k
+c1 (b 0) c c=1n
+control
+  sweep s1 instance="v1" parameter="dc" values=[2, 3]
+  analysis op1 op store="s"
+  analysis t1 tran stop=1u step=10n maxstep=10n ic="s" icmode="uic"
+  sweep s3 instance="v1" parameter="dc" values=[0.5, 1]
+  analysis ac1 ac values=[1k] store="f"
+  analysis t4 tran stop=1u step=10n maxstep=10n ic="f" icmode="uic"
+endc
+"""
+
+
+def test_swept_store_keeps_the_last_point_as_vacask(tmp_path):
+    """``store=`` of a swept op or ac: each point's operating point, the last one stays (a
+    ``uic`` transient from the slot starts there)."""
+    res = compare(tmp_path, SWEPT_STORE, ["op1", "t1", "ac1", "t4"])
+    r, _ = res["t1"]
+    assert r.data[0, list(r.names).index("b")] == 3.0  # v1's last swept value (formula)
 
 
 HIER = """hierarchical names

@@ -252,6 +252,7 @@ def run_swept(sim: "Simulation", decl: AnalysisDecl) -> Result:
                                what=f"analysis {decl.name} at " + ", ".join(
                                    f"{n}={v:g}" for n, v in zip(names, vals)))
                     state["prev"] = s
+                    s._store(decl, x)  # VACASK's store=: each point's, the last one stays
                 else:  # the analysis itself, its parameters seeing this point's variables
                     s2 = copy.copy(s)
                     s2.circuit = copy.copy(s.circuit)
