@@ -34,6 +34,20 @@ def _suffixed(path: str, name: str, many: bool) -> Path:
     return path_inside(p.parent, f"{p.stem}_{safe_stem(name)}{p.suffix}") if many else p
 
 
+def _writes(sim, decl) -> bool:
+    """Whether analysis ``decl`` writes its rawfile (VACASK's ``write``, default 1)."""
+    for k, v in decl.params.items():
+        if k.lower() == "write" and decl.kind in ("op", "ac", "tran", "dc"):
+            from .expr import ExprError, evaluate
+            from .netlist import NetlistError
+
+            try:
+                return bool(evaluate(v, sim.scope(decl), vacask=True))
+            except ExprError as exc:
+                raise NetlistError(decl.loc, f"analysis {decl.name}: write: {exc}") from None
+    return True
+
+
 def _run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -61,17 +75,21 @@ def _run(args: argparse.Namespace) -> int:
             prog.update(tasks[name], completed=t)
 
         for decl in sim.circuit.analyses:
-            results[decl.name] = sim.run_analysis(decl, cb)
+            res = sim.run_or_go_on(decl, cb)  # VACASK's abort mode may go on after a failure
+            if res is not None:
+                results[decl.name] = res
     total = time.perf_counter() - t0
     res_list = list(results.values())
+    quiet = {d.name for d in sim.circuit.analyses if not _writes(sim, d)}  # VACASK's write=0
+    written = [r for r in res_list if r.name not in quiet]
     if args.output:
-        write_raw(args.output, res_list, title=sim.circuit.title,
+        write_raw(args.output, written, title=sim.circuit.title,
                   dialect=sim.circuit.dialect)
     else:
         from .._paths import path_inside, safe_stem
 
         outdir = Path(args.circuit).resolve().parent
-        for r in res_list:  # the analysis name comes from the netlist: never a path
+        for r in written:  # the analysis name comes from the netlist: never a path
             write_raw(path_inside(outdir, f"{safe_stem(r.name)}.raw"), [r], title=sim.circuit.title,
                       dialect=sim.circuit.dialect)
     if args.csv:
@@ -95,6 +113,8 @@ def _run(args: argparse.Namespace) -> int:
         r = res_list[0]
         for nm, v in zip(r.names, r.data[0]):
             print(f"{nm} = {v:.6g}")
+    if sim.failures:  # analyses VACASK's abort mode went on after: the run failed
+        raise sim.failures[0]
     return 0
 
 

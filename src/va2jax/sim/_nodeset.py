@@ -24,21 +24,23 @@ NR_FORCE = 1e5  # VACASK's option nr_force (lib/options.cpp)
 
 
 def parse_nodeset(value, index: dict[str, int], stored: dict[str, dict[str, float]],
-                  loc: Loc, where: str, ground: frozenset[str] = frozenset({"0"})
-                  ) -> list[tuple[int, int, float]]:
+                  loc: Loc, where: str, ground: frozenset[str] = frozenset({"0"}),
+                  flows: bool = False, what: str = "nodeset") -> list[tuple[int, int, float]]:
     """Nodeset parameter ``value`` (a slot name or a VACASK list) → forces ``(i, j, v)`` on
-    unknowns (``j = -1``: ``x_i = v``; else ``x_i − x_j = v``); a ground node is 0 V."""
+    unknowns (``j = -1``: ``x_i = v``; else ``x_i − x_j = v``); a ground node is 0 V.
+    ``flows``: a slot's branch currents are forced too (VACASK's tran ``ic``)."""
     if isinstance(value, str):
         if not value:
             return []
         sol = stored.get(value)
         if sol is None:
-            warnings.warn(f"{loc}: {where}: solution {value!r} not found, no nodesets applied "
+            warnings.warn(f"{loc}: {where}: solution {value!r} not found, no {what}s applied "
                           "(as VACASK does)", stacklevel=2)
             return []
-        return [(index[k], -1, v) for k, v in sol.items() if k in index and ":flow(" not in k]
+        return [(index[k], -1, v) for k, v in sol.items()
+                if k in index and (flows or ":flow(" not in k)]
     if not isinstance(value, list):
-        raise NetlistError(loc, f"{where}: nodeset must be a solution name or a list "
+        raise NetlistError(loc, f"{where}: {what} must be a solution name or a list "
                                 '["node"; value; …]')
     out, k = [], 0
     while k < len(value):
@@ -47,12 +49,12 @@ def parse_nodeset(value, index: dict[str, int], stored: dict[str, dict[str, floa
             names.append(value[k])
             k += 1
         if not 1 <= len(names) <= 2 or k >= len(value):
-            raise NetlistError(loc, f"{where}: nodeset list: expected \"node\", value or "
+            raise NetlistError(loc, f"{where}: {what} list: expected \"node\", value or "
                                     "\"node1\", \"node2\", value")
         idx = []
         for nm in names:
             if nm not in index and nm not in ground:
-                raise NetlistError(loc, f"{where}: nodeset: no node {nm!r}")
+                raise NetlistError(loc, f"{where}: {what}: no node {nm!r}")
             idx.append(-1 if nm in ground else index[nm])
         i, j, v = idx[0], idx[1] if len(idx) == 2 else -1, float(value[k])
         if i < 0:  # V(ground) − V(n2) = v: V(n2) = −v
@@ -103,3 +105,70 @@ def forced(system: System, b: np.ndarray, forces: list[tuple[int, int, float]]
                np.concatenate([coo[1], cols]).astype(coo[1].dtype),
                np.concatenate([coo[2], vals]))
     return dataclasses.replace(system, G=G, G_coo=coo, _memo={}), b2
+
+
+def _uic_vector(n: int, forces: list[tuple[int, int, float]]) -> np.ndarray:
+    """VACASK's ``icmode="uic"`` start from an ``ic`` list (``lib/coreopnr.cpp``): unknowns
+    not named are 0; ``x_i = v`` first, then each difference ``x_i − x_j = v`` sets the node not
+    set yet from the other (neither set: ``x_i = v``, ``x_j = 0``)."""
+    x = np.zeros(n)
+    done = np.zeros(n, bool)
+    for i, j, v in forces:
+        if j < 0:
+            x[i], done[i] = v, True
+    for i, j, v in forces:
+        if j < 0 or (done[i] and done[j]):
+            continue
+        if done[i]:
+            x[j] = x[i] - v
+        elif done[j]:
+            x[i] = x[j] + v
+        else:
+            x[i], x[j] = v, 0.0
+        done[i] = done[j] = True
+    return x
+
+
+def tran_initial(sim, decl, icmode: str) -> np.ndarray | None:
+    """The start of VACASK's transient ``decl`` from its ``ic`` and ``nodeset`` parameters
+    (``lib/coretran.cpp``), or ``None`` (neither given: the plain operating point / zero).
+
+    ``icmode="op"``: the operating point at ``t = 0`` with the ``ic`` forces held (a stored
+    slot forces every unknown it has, branch currents included; a list its nodes and
+    differences) — the conductances of :func:`forced` stay in the system — started from the
+    ``nodeset`` forces, which are released as in ``op``. ``icmode="uic"``: no operating point; a
+    slot's values, or the list's (:func:`_uic_vector`), zero elsewhere. A missing slot: a
+    warning, no initial conditions (VACASK's)."""
+    from .engine import Engine
+    from .expr import ExprError, evaluate
+
+    params = {k.lower(): v for k, v in decl.params.items()}
+    if "ic" not in params and "nodeset" not in params:
+        return None
+    system = sim.system
+    index = {nm: i for i, nm in enumerate(system.names)}
+    ground = frozenset(sim.circuit.ground) | {"0"}
+    where = f"analysis {decl.name}"
+
+    def value(key: str):
+        if key not in params:
+            return ""
+        try:
+            return evaluate(params[key], sim.scope(decl), vacask=True)
+        except ExprError as exc:
+            raise NetlistError(decl.loc, f"{where}: {key}: {exc}") from None
+
+    ic = parse_nodeset(value("ic"), index, sim.stored, decl.loc, where, ground, flows=True,
+                       what="initial condition")
+    if icmode == "uic":  # VACASK's uic ignores nodeset
+        return _uic_vector(system.n, ic)
+    ns = parse_nodeset(value("nodeset"), index, sim.stored, decl.loc, where, ground)
+    b = system.source_vector(0.0)
+    if ic:
+        system, b = forced(system, b, ic)
+    x0 = None
+    if ns:
+        sys_ns, b_ns = forced(system, b, ns)
+        x0 = Engine(sys_ns, sim.options).op(b_ns, what=f"{where} (nodesets)")
+    eng = Engine(system, sim.options) if ic else sim.engine
+    return eng.op(b, x0, what=f"transient {decl.name}: initial operating point")

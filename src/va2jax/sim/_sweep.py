@@ -1,7 +1,8 @@
 """VACASK's ``sweep`` statements around an analysis (``include/answeep.h``, ``lib/answeep.cpp``).
 
 ``sweep NAME instance="i"|model="m"|option="o"|variable="v"|instance="__topinst__"
-parameter="p" from=a to=b step=h | mode="lin|dec|oct" points=n | values=[...]`` — each sweep
+parameter="p" from=a to=b step=h | mode="lin|dec|oct" points=n | values=[...]
+[continuation=0]`` — each sweep
 statement before an ``analysis`` wraps it, the first one outermost. Points:
 
 * ``step=h``: ``a + k·h`` for ``k = 0 … K−1``, ``K = ⌈(b − a)/h⌉``, plus one more when
@@ -56,7 +57,7 @@ def sweep_points(sw: dict[str, str], scope: dict, decl: AnalysisDecl) -> np.ndar
         if key not in sw:
             return None
         try:
-            v = evaluate(sw[key], scope)
+            v = evaluate(sw[key], scope, vacask=True)
         except ExprError as exc:
             raise NetlistError(decl.loc, f"{where}: {key}: {exc}") from None
         return v
@@ -102,13 +103,36 @@ def sweep_points(sw: dict[str, str], scope: dict, decl: AnalysisDecl) -> np.ndar
     raise NetlistError(decl.loc, f"{where}: unknown mode {mode!r} (lin, dec, oct)")
 
 
+def _check_not_expression(net, sw: dict[str, str], decl: AnalysisDecl) -> None:
+    """VACASK refuses to sweep an instance or model parameter the netlist gives as an
+    expression ("parameter 'r' of instance 'r1' is bound to an expression"); so does va2jax."""
+    from ._alter import _is_expr, _model_text, _param_text
+
+    par = _text(sw, "parameter")
+    if net is None or not par:
+        return
+    if "instance" in sw and _text(sw, "instance") != _TOP:
+        what, name = "instance", _text(sw, "instance")
+        text = _param_text(net, name, par)
+    elif "model" in sw:
+        what, name = "model", _text(sw, "model")
+        text = _model_text(net, name, par)
+    else:
+        return
+    if _is_expr(text):
+        raise NetlistError(decl.loc, f"sweep {sw['name']}: parameter {par!r} of {what} "
+                                     f"{name!r} is bound to an expression ({text}); VACASK "
+                                     "does not sweep it")
+
+
 def run_swept(sim: "Simulation", decl: AnalysisDecl) -> Result:
     """Run ``decl`` (an ``op``) at every point of its nested sweeps (module doc)."""
     if decl.kind not in ("op", "dc", "ac", "tran", "dcinc", "dcxf", "acxf", "noise"):
         raise NetlistError(decl.loc, f"analysis {decl.name}: sweeps of a {decl.kind!r} analysis "
                                      "not supported yet")
     is_op = decl.kind in ("op", "dc")
-    inner = AnalysisDecl(decl.name, decl.kind, decl.params, decl.loc, saves=decl.saves)
+    inner = AnalysisDecl(decl.name, decl.kind, decl.params, decl.loc, saves=decl.saves,
+                         circuit=decl.circuit, alters=decl.alters)
     head: list[str] = []  # the inner analysis' scale and unknowns (ac, tran)
     net = sim.netlist
     base_scope = dict(sim.circuit.params)
@@ -117,7 +141,7 @@ def run_swept(sim: "Simulation", decl: AnalysisDecl) -> Result:
     if variables:
         for k, v in variables.items():
             try:
-                base_scope[k] = evaluate(v, base_scope)
+                base_scope[k] = evaluate(v, base_scope, vacask=True)
             except ExprError as exc:
                 raise NetlistError(decl.loc, f"var {k}: {exc}") from None
     sweeps = decl.sweeps
@@ -130,8 +154,16 @@ def run_swept(sim: "Simulation", decl: AnalysisDecl) -> Result:
             raise NetlistError(decl.loc, f"sweep {sw['name']}: {targets[0]}= needs parameter=")
         if "component" in sw:
             raise NetlistError(decl.loc, f"sweep {sw['name']}: component= not supported yet")
+        _check_not_expression(net, sw, decl)
     names = [sw["name"] for sw in sweeps]
+    # continuation=0 (VACASK): each point's operating point starts afresh, not from the last
+    try:
+        cont = all(float(evaluate(sw.get("continuation", "1"), base_scope, vacask=True)) != 0
+                   for sw in sweeps)
+    except (ExprError, TypeError, ValueError) as exc:
+        raise NetlistError(decl.loc, f"analysis {decl.name}: sweep continuation: {exc}") from None
     rows: list[np.ndarray] = []
+    row_sims: list = []  # the simulation (circuit) of each row
     t_stats = Stats()
     state = {"sim": sim, "key": None}
 
@@ -160,7 +192,13 @@ def run_swept(sim: "Simulation", decl: AnalysisDecl) -> Result:
             # read again: the value reaches every expression and @if condition that uses it
             n2 = parse_vacask(net.path, overrides={p: repr(float(v))
                                                    for p, v in top_changes.items()})
-            circ = elaborate(n2)
+            if decl.alters:
+                from ._alter import apply_alters
+                from .parse_vacask import reread_with
+
+                circ = apply_alters(n2, decl.circuit, decl.alters, reread_with(net.path))
+            else:
+                circ = elaborate(n2, decl.circuit)
         else:
             circ = copy.deepcopy(circ)
         for sw, v in changes:
@@ -190,6 +228,8 @@ def run_swept(sim: "Simulation", decl: AnalysisDecl) -> Result:
             raise NetlistError(decl.loc, f"analysis {decl.name}: a sweep point changes the "
                                          "circuit's unknowns (not supported)")
         new = copy.copy(sim)
+        circ.options = opts_d
+        new.circuit = circ  # this point's parameters (opvars are read with them)
         new.system, new.options, new.engine = system, opts, Engine(system, opts)
         state["key"], state["sim"] = key, new
         return new
@@ -213,10 +253,11 @@ def run_swept(sim: "Simulation", decl: AnalysisDecl) -> Result:
                 eng.iterations = 0
                 if is_op:
                     b = eng.sys.source_vector(None, dc=True)
-                    x = eng.op(b, x0 if s is state.get("prev") else None,
+                    x = eng.op(b, x0 if s is state.get("prev") and cont else None,
                                what=f"analysis {decl.name} at " + ", ".join(
                                    f"{n}={v:g}" for n, v in zip(names, vals)))
                     state["prev"] = s
+                    s._store(decl, x)  # VACASK's store=: each point's, the last one stays
                 else:  # the analysis itself, its parameters seeing this point's variables
                     s2 = copy.copy(s)
                     s2.circuit = copy.copy(s.circuit)
@@ -229,16 +270,19 @@ def run_swept(sim: "Simulation", decl: AnalysisDecl) -> Result:
                     src.wave.dc = old
             if is_op:
                 rows.append(np.concatenate([np.asarray(vals, float), np.asarray(x, float)]))
+                row_sims.append(s)
             elif r.scale is None:  # one point (dcinc, dcxf)
                 head[:] = list(r.names)
                 state["lead"] = r.lead
                 rows.append(np.concatenate([np.asarray(vals, float), r.data[0]]))
+                row_sims.append(s)
             else:
                 head[:] = [r.scale_name] + list(r.names)
                 state["lead"] = 1 + r.lead
                 n = len(r.scale)
                 rows.extend(np.column_stack([np.tile(np.asarray(vals, float), (n, 1)),
                                              np.asarray(r.scale, float), r.data]))
+                row_sims.extend([s] * n)
             return x
         sw = sweeps[level]
         for v in sweep_points(sw, scope, decl):
@@ -260,8 +304,11 @@ def run_swept(sim: "Simulation", decl: AnalysisDecl) -> Result:
     t_stats.points = len(rows)
     t_stats.run_s = time.perf_counter() - t0
     if is_op:
-        return Result(decl.name, "op", None, None, names + list(sim.system.names), data, t_stats,
-                      lead=len(names))
-    return Result(decl.name, decl.kind, None, None, names + head, data, t_stats,
-                  lead=len(names) + state["lead"])
+        res = Result(decl.name, "op", None, None, names + list(sim.system.names), data, t_stats,
+                     lead=len(names))
+    else:
+        res = Result(decl.name, decl.kind, None, None, names + head, data, t_stats,
+                     lead=len(names) + state["lead"])
+    res.point_sims = row_sims  # for save p(...): each row's opvars with its own circuit
+    return res
 

@@ -185,15 +185,16 @@ def _solve(solve, B: np.ndarray, what: str) -> np.ndarray:
     return X
 
 
-def _op(eng: Engine) -> np.ndarray:
-    return eng.op(eng.sys.source_vector(None, dc=True))
+def _op(eng: Engine, x_op: np.ndarray | None = None) -> np.ndarray:
+    """The operating point (``x_op`` when given: VACASK's ``nodeset``, solved by the caller)."""
+    return eng.op(eng.sys.source_vector(None, dc=True)) if x_op is None else x_op
 
 
-def run_dcinc(eng: Engine, name: str) -> Result:
+def run_dcinc(eng: Engine, name: str, x_op: np.ndarray | None = None) -> Result:
     """``dcinc``: ``Jf⁻¹·Σ_s mag_s·e_s`` at the operating point (module doc)."""
     t0 = time.perf_counter()
     system = eng.sys
-    x = _op(eng)
+    x = _op(eng, x_op)
     _, _, Jf, _ = eng.jacobians(x)
     u = np.zeros(system.n + 1)
     for s in system.sources:
@@ -241,12 +242,13 @@ def _pad(X: np.ndarray) -> np.ndarray:
 
 
 def run_dcxf(eng: Engine, name: str, out: Sequence[str],
-             outputs: list[tuple[str, str, SourceRef]], loc: Loc | None = None) -> Result:
+             outputs: list[tuple[str, str, SourceRef]], loc: Loc | None = None,
+             x_op: np.ndarray | None = None) -> Result:
     """``dcxf``: transfer functions and input impedances/admittances at DC (module doc)."""
     t0 = time.perf_counter()
     system = eng.sys
     rows = _out_rows(system, out, f"analysis {name}", loc)
-    x = _op(eng)
+    x = _op(eng, x_op)
     _, _, Jf, _ = eng.jacobians(x)
     B = _excitations(system, outputs)
     X = _solve(_solver(eng, Jf, f"dcxf {name}"), B, f"dcxf {name}") if B.shape[1] else B
@@ -258,12 +260,12 @@ def run_dcxf(eng: Engine, name: str, out: Sequence[str],
 
 def run_acxf(eng: Engine, name: str, out: Sequence[str],
              outputs: list[tuple[str, str, SourceRef]], freqs: np.ndarray,
-             loc: Loc | None = None) -> Result:
+             loc: Loc | None = None, x_op: np.ndarray | None = None) -> Result:
     """``acxf``: the ``dcxf`` quantities of ``(Jf + j2πf·Jq)`` at each frequency ``f`` (Hz)."""
     t0 = time.perf_counter()
     system = eng.sys
     rows = _out_rows(system, out, f"analysis {name}", loc)
-    x = _op(eng)
+    x = _op(eng, x_op)
     _, _, Jf, Jq = eng.jacobians(x)
     B = _excitations(system, outputs).astype(complex)
     data = np.empty((len(freqs), len(outputs)), complex)
@@ -278,8 +280,8 @@ def run_acxf(eng: Engine, name: str, out: Sequence[str],
                   lead=len(names))
 
 
-#: parameters each analysis takes (VACASK's ``nodeset``, ``store``, ``writeop``, ``write``: refused
-#: as not supported yet — va2jax writes no separate operating-point file)
+#: parameters each analysis takes, besides ``nodeset`` and ``store`` (the operating point's);
+#: VACASK's ``writeop``, ``write``: refused as not supported yet
 _PARAMS = {"dcinc": {"writeop", "write"},
            "dcxf": {"out", "writeop", "write"},
            "acxf": {"out", "writeop", "write", "from", "to", "step", "mode", "points", "values"}}
@@ -361,14 +363,18 @@ def run_xf_decl(sim: "Simulation", decl: "AnalysisDecl") -> Result:
         return run_tf(sim.engine, decl.name, decl.params["out"], decl.params["in"], decl.loc)
     params = {k.lower(): v for k, v in decl.params.items()}
     for k in params:
-        if k in ("nodeset", "store", "writeop", "write"):  # VACASK's operating-point hints/files
+        if k in ("writeop", "write"):  # VACASK's output files
             raise NetlistError(decl.loc, f"{where}: parameter {k!r} not supported yet")
-        if k not in _PARAMS[kind]:
+        if k not in _PARAMS[kind] | {"nodeset", "store"}:
             raise NetlistError(decl.loc, f"{where}: {kind} has no parameter {k!r}"
                                + suggest(k, sorted(_PARAMS[kind])))
     eng = sim.engine
+    x_op = sim._op_nodeset(decl)  # VACASK's nodeset and store: the operating point's
+    if "store" in params:
+        x_op = _op(eng, x_op)
+        sim._store(decl, x_op)
     if kind == "dcinc":
-        return run_dcinc(eng, decl.name)
+        return run_dcinc(eng, decl.name, x_op)
     circ = sim.circuit
     out = parse_out(params.get("out"), where, decl.loc)
     out = ["0" if nm in circ.ground else nm for nm in out]
@@ -377,12 +383,12 @@ def run_xf_decl(sim: "Simulation", decl: "AnalysisDecl") -> Result:
     saves = [f"{s.kind}({','.join(s.args)})" if s.args else s.kind for s in decl.saves]
     outputs = xf_outputs(eng.sys, saves, masters, list(circ.models), where, decl.loc)
     if kind == "dcxf":
-        return run_dcxf(eng, decl.name, out, outputs, decl.loc)
+        return run_dcxf(eng, decl.name, out, outputs, decl.loc, x_op)
     from ._sweep import sweep_points  # VACASK's frequency points are a sweep's
 
-    sw = {k: v for k, v in params.items() if k not in ("out", "writeop", "write")}
+    sw = {k: v for k, v in params.items() if k not in ("out", "writeop", "write", "nodeset", "store")}
     sw["name"] = where
     freqs = np.asarray(sweep_points(sw, dict(circ.params), decl), float)
     if np.any(freqs < 0) or not np.all(np.isfinite(freqs)):
         raise NetlistError(decl.loc, f"{where}: frequencies must be finite and ≥ 0")
-    return run_acxf(eng, decl.name, out, outputs, freqs, decl.loc)
+    return run_acxf(eng, decl.name, out, outputs, freqs, decl.loc, x_op)

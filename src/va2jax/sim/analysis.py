@@ -72,11 +72,12 @@ def run_dc_sweep(eng: Engine, name: str, source: str, values: np.ndarray) -> Res
     return Result(name, "dc", source, np.asarray(values, float), list(eng.sys.names), np.array(out), st)
 
 
-def run_ac(eng: Engine, name: str, freqs: np.ndarray) -> Result:
-    """Small-signal AC: ``(Jf + jωJq)·X = U`` around the DC operating point."""
+def run_ac(eng: Engine, name: str, freqs: np.ndarray, x_op: np.ndarray | None = None) -> Result:
+    """Small-signal AC: ``(Jf + jωJq)·X = U`` around the DC operating point (``x_op`` when
+    given: VACASK's ``nodeset``)."""
     t0 = time.perf_counter()
     b = eng.sys.source_vector(None, dc=True)
-    x = eng.op(b)
+    x = eng.op(b) if x_op is None else np.asarray(x_op, float)
     _, _, Jf, Jq = eng.jacobians(x)
     u = eng.sys.ac_vector()
     out = np.empty((len(freqs), eng.sys.n), complex)

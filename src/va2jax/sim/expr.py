@@ -240,19 +240,159 @@ class _Parser:
         raise ExprError(f"unexpected {tok!r} in expression {self.text!r}")
 
 
+_VTOKEN_RE = re.compile(
+    r"\s*(?:(?P<num>0[xX][0-9a-fA-F]+|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?[a-zA-Z]*)"
+    r"|(?P<name>[A-Za-z_$][A-Za-z0-9_$.:]*)"
+    r"|(?P<str>\"[^\"]*\")"
+    r"|(?P<op>\*\*|==|!=|<=|>=|&&|\|\||<<|>>|[-+*/^&|~()<>!?:,;\[\]{}]))"
+)
+
+
+def _vnum(v: Value, text: str) -> int | float:
+    """A number of a VACASK expression, its type kept (``int`` or ``float``)."""
+    if isinstance(v, (str, list)):
+        raise ExprError(f"expected a number in expression {text!r}, got {v!r}")
+    return v if isinstance(v, int) and not isinstance(v, bool) else float(v)
+
+
+def _vint(v: Value, text: str, op: str) -> int:
+    v = _vnum(v, text)
+    if not isinstance(v, int):
+        raise ExprError(f"operator {op!r} needs integers in expression {text!r}, got {v!r}")
+    return v
+
+
+class _VacaskParser(_Parser):
+    """VACASK's expressions (``lib/dflparser.y``): integers and reals are distinct (an integer
+    literal, ``0x1F``, the results of integer arithmetic; ``7/2`` is 3, truncated towards zero as
+    in C++), and the operators, lowest to highest precedence::
+
+        ?:   ||   &&   |   ^ (exclusive or)   &   == !=   < <= > >=   << >>   + -   * /
+        ** (right)   unary - + ! ~ (bind tighter than **: -2**2 is 4)
+
+    ``&``, ``|``, ``^``, ``~``, ``<<``, ``>>`` take integers only."""
+
+    _LEVELS = [("||",), ("&&",), ("|",), ("^",), ("&",), ("==", "!="), ("<", "<=", ">", ">="),
+               ("<<", ">>"), ("+", "-"), ("*", "/")]
+
+    def __init__(self, text: str, scope: Mapping[str, Value]):
+        self.text = text
+        self.scope = scope
+        self.toks = []
+        pos = 0
+        text = text.rstrip()
+        while pos < len(text):
+            m = _VTOKEN_RE.match(text, pos)
+            if not m or m.end() == pos:
+                raise ExprError(f"cannot parse expression {self.text!r} at {text[pos:]!r}")
+            kind = m.lastgroup
+            assert kind is not None
+            self.toks.append((kind, m.group(kind)))
+            pos = m.end()
+        self.i = 0
+
+    def cond(self) -> Value:
+        c = self.level(0)
+        if self.peek() == "?":
+            self.take()
+            a = self.cond()
+            self.take(":")
+            b = self.cond()
+            return a if _vnum(c, self.text) else b
+        return c
+
+    def level(self, k: int) -> Value:
+        if k == len(self._LEVELS):
+            return self.power()
+        v = self.level(k + 1)
+        while self.peek() in self._LEVELS[k]:
+            op = self.take()[1]
+            v = self.binary(op, v, self.level(k + 1))
+        return v
+
+    def binary(self, op: str, v: Value, r: Value) -> Value:
+        t = self.text
+        if op in ("&", "|", "^", "<<", ">>"):
+            a, b = _vint(v, t, op), _vint(r, t, op)
+            if op in ("<<", ">>") and b < 0:
+                raise ExprError(f"negative shift in expression {t!r}")
+            return {"&": a & b, "|": a | b, "^": a ^ b, "<<": a << b, ">>": a >> b}[op]
+        a, b = _vnum(v, t), _vnum(r, t)
+        if op == "||":
+            return int(bool(a) or bool(b))
+        if op == "&&":
+            return int(bool(a) and bool(b))
+        if op in ("==", "!=", "<", "<=", ">", ">="):
+            return int({"==": a == b, "!=": a != b, "<": a < b, "<=": a <= b, ">": a > b,
+                        ">=": a >= b}[op])
+        if op == "+":
+            return a + b
+        if op == "-":
+            return a - b
+        if op == "*":
+            return a * b
+        if b == 0:
+            raise ExprError(f"division by zero in expression {t!r}")
+        if isinstance(a, int) and isinstance(b, int):  # C++: truncated towards zero
+            q = abs(a) // abs(b)
+            return q if (a >= 0) == (b >= 0) else -q
+        return a / b
+
+    def power(self) -> Value:
+        v = self.unary()
+        if self.peek() == "**":
+            self.take()
+            e = self.power()
+            a, b = _vnum(v, self.text), _vnum(e, self.text)
+            if isinstance(a, int) and isinstance(b, int) and b >= 0:
+                return a ** b
+            try:
+                return float(a) ** float(b)
+            except (OverflowError, ZeroDivisionError) as exc:
+                raise ExprError(f"cannot evaluate {self.text!r}: {exc}") from None
+        return v
+
+    def unary(self) -> Value:
+        op = self.peek()
+        if op in ("-", "+", "!", "~"):
+            self.take()
+            v = self.unary()
+            if op == "~":
+                return ~_vint(v, self.text, op)
+            v = _vnum(v, self.text)
+            return -v if op == "-" else (v if op == "+" else int(not v))
+        return self.atom()
+
+    def atom(self) -> Value:
+        kind, tok = self.toks[self.i] if self.i < len(self.toks) else ("", "")
+        if kind == "num" and (re.fullmatch(r"\d+", tok) or tok[:2].lower() == "0x"):
+            self.i += 1
+            return int(tok, 16) if tok[:2].lower() == "0x" else int(tok)
+        return super().atom()
+
+
 def _num(v: Value, text: str) -> float:
     if isinstance(v, str) or isinstance(v, list):
         raise ExprError(f"expected a number in expression {text!r}, got {v!r}")
     return float(v)
 
 
-def evaluate(text: str, scope: Mapping[str, Value] | None = None) -> Value:
-    """Evaluate a netlist expression in ``scope`` (parameter name → value).
+def evaluate(text: str, scope: Mapping[str, Value] | None = None, vacask: bool = False) -> Value:
+    """Evaluate a netlist expression in ``scope`` (parameter name → value); ``vacask``:
+    VACASK's rules (:class:`_VacaskParser`: integers, bitwise operators, ``^`` is exclusive or;
+    otherwise ``^`` is the power, as in SPICE).
 
     >>> evaluate("2*w+1u", {"w": 1e-6})
     3e-06
+    >>> evaluate("7/2 + (6 ^ 3)", vacask=True)
+    8
     """
     text = text.strip()
+    if vacask:
+        if re.fullmatch(r"\d+", text):
+            return int(text)
+        quick = parse_number(text)
+        return quick if quick is not None else _VacaskParser(text, scope or {}).parse()
     if (text.startswith("'") and text.endswith("'")) and len(text) >= 2:
         text = text[1:-1]
     quick = parse_number(text)

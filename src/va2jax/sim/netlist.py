@@ -67,6 +67,8 @@ class Subckt:
     instances: list[InstanceDecl] = field(default_factory=list)
     models: dict[str, ModelCard] = field(default_factory=dict)
     loc: Loc | None = None
+    #: subcircuits defined inside this one (VACASK): name (lower case) → key in Netlist.subckts
+    defs: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -92,6 +94,13 @@ class AnalysisDecl:
     #: VACASK: the control ``var`` values read before the analysis (name → expression text);
     #: ``None``: the netlist's (SPICE)
     variables: dict[str, str] | None = None
+    #: VACASK: the ``alter`` commands read before the analysis since the last ``elaborate``
+    #: (``sim._alter.Alter``)
+    alters: tuple = ()
+    #: when this analysis fails (VACASK's ``abort`` mode): ``"stop"``; ``"continue"`` (VACASK's
+    #: default: the analyses after it run, the run fails at the end); ``"ignore"`` (``abort
+    #: never``: it succeeds); ``None``: stop (SPICE)
+    abort: str | None = None
 
 
 @dataclass
@@ -210,9 +219,14 @@ def start_netlist(path: str | Path, text: str | None, dialect: str) -> tuple[Net
     return Netlist(title, top, dialect=dialect, path=path), top, text
 
 
-def _eval(text: str, scope: dict[str, Value], loc: Loc, what: str) -> Value:
+def _real(v: Value) -> Value:
+    """A device parameter's value: VACASK's integers become floats (devices take reals)."""
+    return float(v) if isinstance(v, int) and not isinstance(v, bool) else v
+
+
+def _eval(text: str, scope: dict[str, Value], loc: Loc, what: str, vacask: bool = False) -> Value:
     try:
-        return evaluate(text, scope)
+        return evaluate(text, scope, vacask=vacask)
     except ExprError as exc:
         raise NetlistError(loc, f"{what}: {exc}") from None
 
@@ -253,8 +267,10 @@ def elaborate(net: Netlist, circuit: tuple[str, ...] = ()) -> FlatCircuit:
     """
     sep = hier_sep(net.dialect)
     top_scope: dict[str, Value] = {}
+    vk = net.dialect == "vacask"  # VACASK's expressions: integers, bitwise operators
     for k, v in net.top.params.items():
-        top_scope[k] = _eval(v, top_scope, net.top.loc or Loc(str(net.path), 0), f"parameter {k}")
+        top_scope[k] = _eval(v, top_scope, net.top.loc or Loc(str(net.path), 0), f"parameter {k}",
+                             vacask=vk)
     models: dict[str, FlatModel] = {}
     flat: list[FlatInstance] = []
     subckts_low = {k.lower(): s for k, s in net.subckts.items()}
@@ -262,9 +278,10 @@ def elaborate(net: Netlist, circuit: tuple[str, ...] = ()) -> FlatCircuit:
     def add_models(cards: dict[str, ModelCard], scope: dict[str, Value], prefix: str) -> dict[str, str]:
         local: dict[str, str] = {}
         for card in cards.values():
-            if card.cond and not _eval(card.cond, scope, card.loc, "@if condition"):
+            if card.cond and not _eval(card.cond, scope, card.loc, "@if condition", vacask=vk):
                 continue
-            params = {k: _eval(v, scope, card.loc, f"model {card.name} parameter {k}")
+            params = {k: _real(_eval(v, scope, card.loc, f"model {card.name} parameter {k}",
+                                     vacask=vk))
                       for k, v in card.params.items()}
             key = (prefix + card.name).lower()
             models[key] = FlatModel(prefix + card.name, card.module, params, card.loc)
@@ -290,12 +307,17 @@ def elaborate(net: Netlist, circuit: tuple[str, ...] = ()) -> FlatCircuit:
             return prefix + n
 
         for inst in sub.instances:
-            if inst.cond and not _eval(inst.cond, scope, inst.loc, "@if condition"):
+            if inst.cond and not _eval(inst.cond, scope, inst.loc, "@if condition", vacask=vk):
                 continue
             master_low = inst.master.lower()
             nodes = [node(n) for n in inst.nodes]
-            if master_low in subckts_low and master_low not in local_models:
+            own = any(c.name.lower() == master_low for c in sub.models.values())
+            child = None
+            if master_low in sub.defs and not own:  # VACASK: own models, own definitions,
+                child = net.subckts[sub.defs[master_low]]  # then the top level's
+            elif master_low in subckts_low and master_low not in local_models:
                 child = subckts_low[master_low]
+            if child is not None:
                 if len(nodes) != len(child.terminals):
                     raise NetlistError(inst.loc, f"instance {inst.name} of subcircuit {child.name} "
                                                  f"has {len(nodes)} nodes, expected "
@@ -303,16 +325,19 @@ def elaborate(net: Netlist, circuit: tuple[str, ...] = ()) -> FlatCircuit:
                 cscope = dict(top_scope)
                 for k, v in child.params.items():
                     if k not in inst.params:
-                        cscope[k] = _eval(v, cscope, child.loc or inst.loc, f"parameter {k}")
+                        cscope[k] = _eval(v, cscope, child.loc or inst.loc, f"parameter {k}",
+                                          vacask=vk)
                 for k, v in inst.params.items():
                     if not any(k.lower() == p.lower() for p in child.params):
                         raise NetlistError(inst.loc, f"unknown parameter {k!r} for subcircuit "
                                                      f"{child.name}" + suggest(k, child.params))
-                    cscope[k] = _eval(v, scope, inst.loc, f"instance {inst.name} parameter {k}")
+                    cscope[k] = _eval(v, scope, inst.loc, f"instance {inst.name} parameter {k}",
+                                      vacask=vk)
                 cmap = dict(zip(child.terminals, nodes))
                 walk(child, cscope, prefix + inst.name + sep, cmap, local_models, depth + 1)
                 continue
-            params = {k: _eval(v, scope, inst.loc, f"instance {inst.name} parameter {k}")
+            params = {k: _real(_eval(v, scope, inst.loc, f"instance {inst.name} parameter {k}",
+                                     vacask=vk))
                       for k, v in inst.params.items()}
             master = local_models.get(master_low, inst.master)
             flat.append(FlatInstance(prefix + inst.name, nodes, master, params, inst.loc))
@@ -325,7 +350,7 @@ def elaborate(net: Netlist, circuit: tuple[str, ...] = ()) -> FlatCircuit:
             raise NetlistError(net.top.loc, f"elaborate: no subcircuit {name!r} without terminals")
         scope = dict(top_scope)
         for k, v in sub.params.items():
-            scope[k] = _eval(v, scope, sub.loc or net.top.loc, f"parameter {k}")
+            scope[k] = _eval(v, scope, sub.loc or net.top.loc, f"parameter {k}", vacask=vk)
         walk(sub, scope, "", {}, top_models, 1)
     seen: dict[str, FlatInstance] = {}
     for fi in flat:
@@ -340,7 +365,7 @@ def elaborate(net: Netlist, circuit: tuple[str, ...] = ()) -> FlatCircuit:
         scope = dict(top_scope)
         for k, v in list(net.variables.items()) + list(net.options.items()):
             try:
-                val = evaluate(v, scope)
+                val = evaluate(v, scope, vacask=True)
             except ExprError:
                 continue
             if k in net.options:

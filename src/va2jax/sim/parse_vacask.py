@@ -5,12 +5,12 @@ ends with ``\\``)::
 
     Title line
     load "file.osdi" | load "file.va"
-    include "file"
+    include "file" [section=NAME]     (library: the lines between 'section NAME', 'endsection')
     ground NAME
     global NODE ...
     parameters a=1 b=2*a
     model NAME MODULE [(] p=v ... [)]
-    subckt NAME (t1 t2 ...)
+    subckt NAME (t1 t2 ...)          (nested definitions: local to the enclosing one)
       parameters w=1u l=1u
       INST (n1 n2 ...) MASTER p=v ...
     ends
@@ -22,13 +22,16 @@ ends with ``\\``)::
       var a=1 ...
       [sweep NAME instance=|model=|option=|variable= ... (nested: one per line, outermost first)]
       elaborate circuit("sub1", ...)  (top level + these subckts for the analyses after it)
+      elaborate changes               (accepted: alters apply at each analysis anyway)
       analysis NAME op|tran|ac|dcinc|dcxf|acxf|noise|hb p=v ...
       save default full v(n) i(inst) p(inst, opvar) dv(n) di(inst)   (sim/_saves.py)
-      clear [saves options variables] | print ... | abort always | postprocess(...)
+      alter instance("i", ...)|model("m", ...) p=v ...    (sim/_alter.py)
+      clear [saves options variables] | print ... | postprocess(...)
+      abort always|never|on CMD...|except CMD...   (whether a failing analysis stops the run)
     endc
     embed "f" <<<FILE ... >>>FILE   (skipped, with a warning; so is postprocess: never run)
 
-VACASK's other control commands (alter, abort other than always) and unknown commands
+Unknown control commands
 are one-line errors naming file:line. docs/netlists.md lists every construct.
 
 Comments: ``//`` to end of line, ``/* ... */``.
@@ -39,6 +42,7 @@ import re
 import warnings
 from pathlib import Path
 
+from ._alter import parse_alter
 from ._saves import parse_saves
 from .netlist import (
     AnalysisDecl,
@@ -155,12 +159,12 @@ def _split_params(text: str, loc: Loc) -> dict[str, str]:
             elif c.isspace() and depth == 0:
                 # allow "a = b + c" style: continue if the next non-space is an operator
                 rest = text[j:].lstrip()
-                if rest[:1] in "+-*/^?:" and not re.match(r"[A-Za-z_]\w*\s*=", rest) and \
+                if rest[:1] in "+-*/^?:&|" and not re.match(r"[A-Za-z_]\w*\s*=", rest) and \
                         text[i:j].strip() and rest[:1]:
                     j += len(text[j:]) - len(rest)
                     continue
                 prev = text[i:j].rstrip()
-                if prev and prev[-1] in "+-*/^?:":
+                if prev and prev[-1] in "+-*/^?:&|":
                     j += 1
                     continue
                 break
@@ -168,9 +172,6 @@ def _split_params(text: str, loc: Loc) -> dict[str, str]:
         val = text[i:j].strip()
         if not val:
             raise NetlistError(loc, f"missing value for parameter {name!r}")
-        if "^" in re.sub(r'"[^"]*"', "", val):  # VACASK: '^' is xor (power is '**')
-            raise NetlistError(loc, f"parameter {name}: '^' is VACASK's bitwise exclusive or, "
-                                    "not supported yet (the power operator is '**')")
         params[name] = val
         i = j
     return params
@@ -201,6 +202,36 @@ def parse_vacask(path: str | Path, text: str | None = None,
     return net
 
 
+def _include_section(tail: str, loc: Loc) -> str | None:
+    """What follows ``include "file"``: nothing (``None``) or ``section=NAME`` (VACASK's
+    library include, ``lib/dfllexer.l``) → ``NAME``."""
+    tail = tail.strip()
+    if not tail:
+        return None
+    m = re.fullmatch(r"section\s*=\s*([A-Za-z_$][\w$]*)", tail)
+    if not m:
+        raise NetlistError(loc, f"include: unexpected {tail!r} after the file name "
+                                '(include "file" [section=name])')
+    return m.group(1)
+
+
+def _library_section(text: str, name: str, loc: Loc, lib: Path) -> str:
+    """The lines of library ``text`` between its first line ``section NAME`` and the next
+    ``endsection`` (VACASK's rule: the first line starting with ``section NAME``); every other
+    line blanked, so line numbers stay the library file's."""
+    lines = text.split("\n")
+    start = next((i for i, ln in enumerate(lines)
+                  if (m := re.match(r"[ \t]*section[ \t]*([A-Za-z_$][\w$]*)", ln))
+                  and m.group(1) == name), None)
+    if start is None:
+        raise NetlistError(loc, f"library {lib.name}: no section {name!r}")
+    end = next((j for j in range(start + 1, len(lines))
+                if re.match(r"\s*endsection\b", lines[j])), None)
+    if end is None:
+        raise NetlistError(Loc(str(lib), start + 1), f"section {name} has no endsection")
+    return "\n".join([""] * (start + 1) + lines[start + 1:end] + [""] * (len(lines) - end))
+
+
 def _parse_elaborate(rest: str, loc: Loc) -> tuple[str, ...]:
     """``circuit("a", "b")`` (the argument of ``elaborate``) → ("a", "b")."""
     m = re.fullmatch(r'circuit\s*\((.*)\)', rest.strip(), re.S)
@@ -221,12 +252,15 @@ def _parse_body(net: Netlist, text: str, path: Path, top: Subckt, stack: tuple[P
     being read, this one last (for include cycles)."""
     stmts = _conditionals(net, _statements(_strip_comments(text), str(path)), top)
     cur = top
+    parents: list[Subckt] = []  # the definitions enclosing ``cur``, outermost first
     in_control = False
     pending_sweeps: list[dict[str, str]] = []
     circuit: tuple[str, ...] = net.elaborations[-1][0] if net.elaborations else ()
     saves = list(net.analyses[-1].saves) if net.analyses else []
     options = dict(net.analyses[-1].options or {}) if net.analyses else {}
     variables = dict(net.analyses[-1].variables or {}) if net.analyses else {}
+    alters = list(net.analyses[-1].alters) if net.analyses else []
+    abort: tuple[bool, frozenset] = (False, frozenset({"analysis"}))  # VACASK's default
     for stmt, loc, guard in stmts:
         word = stmt.split(None, 1)[0]
         rest = stmt[len(word):].strip()
@@ -249,16 +283,24 @@ def _parse_body(net: Netlist, text: str, path: Path, top: Subckt, stack: tuple[P
                                                  sweep=pending_sweeps[-1] if pending_sweeps
                                                  else None, sweeps=pending_sweeps, circuit=circuit,
                                                  saves=tuple(saves), options=dict(options),
-                                                 variables=dict(variables)))
+                                                 variables=dict(variables),
+                                                 alters=tuple(alters),
+                                                 abort=_on_failure(abort)))
                 pending_sweeps = []
             elif low == "sweep":
                 parts = rest.split(None, 1)
                 sw = _split_params(parts[1] if len(parts) > 1 else "", loc)
+                _check_sweep(parts[0] if parts else "", sw, loc)
                 sw["name"] = parts[0] if parts else "sweep"
                 pending_sweeps.append(sw)
+            elif low == "elaborate" and rest.strip().lower() == "changes":
+                pass  # VACASK: apply pending alters now; va2jax applies them at each analysis
             elif low == "elaborate":
                 circuit = _parse_elaborate(rest, loc)
                 net.elaborations.append((circuit, loc))
+                alters = []  # the circuit is built afresh (VACASK)
+            elif low == "alter":
+                alters.append(parse_alter(rest, loc, variables, _split_params))
             elif low == "clear":  # VACASK: no keyword clears all three
                 what = set(rest.lower().split()) or {"saves", "options", "variables"}
                 if not what <= {"saves", "options", "variables"}:
@@ -274,6 +316,8 @@ def _parse_body(net: Netlist, text: str, path: Path, top: Subckt, stack: tuple[P
             elif low == "save":
                 saves.extend(parse_saves(rest, loc))
                 net.saves.extend(rest.split())
+            elif low == "abort":
+                abort = _parse_abort(rest, loc)
             elif low.startswith("postprocess"):
                 warnings.warn(f"{loc}: postprocess: not run (va2jax never runs a netlist's "
                               "scripts)", stacklevel=2)
@@ -299,8 +343,21 @@ def _parse_body(net: Netlist, text: str, path: Path, top: Subckt, stack: tuple[P
             else:
                 if len(stack) > 20:
                     raise NetlistError(loc, "include nesting too deep")
-                inc, inc_text = read_include(loc, path, fname, stack)
-                _parse_body(net, inc_text, inc, cur, stack + (inc.resolve(),))
+                section = _include_section(rest[m.end():], loc)
+                if section is None:
+                    inc, inc_text = read_include(loc, path, fname, stack)
+                    key = inc.resolve()
+                else:  # a library section: the same file may include its other sections
+                    inc, inc_text = read_include(loc, path, fname,
+                                                 tuple(k for k in stack if isinstance(k, tuple)))
+                    key = (inc.resolve(), section)
+                    if key in stack:
+                        raise NetlistError(loc, f"recursive include of {fname} section={section}")
+                    inc_text = _library_section(inc_text, section, loc, inc)
+                _parse_body(net, inc_text, inc, cur, stack + (key,))
+        elif low in ("section", "endsection"):
+            raise NetlistError(loc, f"'{low}' outside a library section (a library file is read "
+                                    'with include "file" section=name, as in VACASK)')
         elif low == "ground":
             net.ground.update(rest.split())
         elif low == "global":
@@ -319,20 +376,24 @@ def _parse_body(net: Netlist, text: str, path: Path, top: Subckt, stack: tuple[P
             key = parts[0] if not guard else f"{parts[0]}\0{len(cur.models)}"
             cur.models[key] = ModelCard(parts[0], parts[1], _split_params(ptxt, loc), loc, guard)
         elif low == "subckt":
-            if cur is not top:
-                raise NetlistError(loc, "nested subckt definitions are not supported")
             m = re.match(r"([^\s(]+)\s*(.*)", rest)
             if not m:
                 raise NetlistError(loc, "subckt needs a name")
             terms, tail = _parse_paren_list(m.group(2), loc)
-            cur = Subckt(m.group(1), terms, {}, loc=loc)
-            net.subckts[m.group(1)] = cur
             if tail:
                 raise NetlistError(loc, f"unexpected {tail!r} after subckt terminals")
+            sub = Subckt(m.group(1), terms, {}, loc=loc)
+            key = ":".join(p.name for p in parents + [cur] if p is not top)
+            key = f"{key}:{m.group(1)}" if key else m.group(1)
+            net.subckts[key] = sub
+            if cur is not top:  # VACASK: seen by the instances of the enclosing definition only
+                cur.defs[m.group(1).lower()] = key
+            parents.append(cur)
+            cur = sub
         elif low == "ends":
             if cur is top:
                 raise NetlistError(loc, "'ends' without 'subckt'")
-            cur = top
+            cur = parents.pop()
         elif low == "endc":
             raise NetlistError(loc, "'endc' without 'control'")
         elif low in _CONTROL_ONLY:
@@ -364,7 +425,7 @@ _ANALYSES_DONE = {"op", "ac", "tran", "dcinc", "dcxf", "acxf", "noise", "hb"}
 #: VACASK's other analysis types (include/an*.h): parsed, refused until implemented
 _ANALYSES_PLANNED: set[str] = set()
 #: control commands VACASK has (simulator/cmd.cpp) that va2jax does not carry out yet
-_COMMANDS_PLANNED = {"alter", "abort"}
+_COMMANDS_PLANNED: set[str] = set()
 #: statements VACASK allows in the toplevel circuit only (lib/dflparser.y)
 _TOP_ONLY = {"load", "ground", "global", "control", "embed"}
 #: statements a conditional block may not hold (VACASK: instances, models, nested blocks only)
@@ -379,9 +440,10 @@ _CONTROL_ONLY = {"analysis", "sweep", "options", "var", "alter", "abort", "clear
 _ANALYSIS_PARAMS = {
     "op": ({"nodeset", "store", "write"}, {"nodeset", "store"}),
     "ac": ({"from", "to", "step", "mode", "points", "values", "writeop", "write", "nodeset",
-            "store"}, {"from", "to", "step", "mode", "points", "values"}),
+            "store"}, {"from", "to", "step", "mode", "points", "values", "nodeset", "store"}),
     "tran": ({"step", "stop", "start", "maxstep", "icmode", "nodeset", "ic", "store", "write",
-              "method"}, {"step", "stop", "start", "maxstep", "icmode", "method"}),
+              "method"}, {"step", "stop", "start", "maxstep", "icmode", "method", "nodeset", "ic",
+                          "store"}),
     "hb": ({"freq", "nharm", "immax", "truncate", "samplefac", "tstart", "nper", "sample",
             "shift", "write", "nodeset", "store"},
            {"freq", "nharm", "immax", "truncate", "samplefac", "tstart", "nper", "sample",
@@ -392,22 +454,82 @@ _ANALYSIS_PARAMS = {
 def _check_analysis_params(name: str, kind: str, params: dict[str, str], swept: bool,
                            loc: Loc) -> None:
     """Refuse a parameter the analysis type does not have (unknown) or va2jax does not apply
-    yet (``write=0``, tran's ``ic``/``store``, ac's ``nodeset``/``store``/``writeop``, a swept
-    op's ``nodeset``/``store``): one line naming it."""
+    yet (ac's ``writeop``, a swept analysis' ``nodeset``, a swept tran's ``ic``/``store``):
+    one line naming it."""
     if kind not in _ANALYSIS_PARAMS:
         return
     known, done = _ANALYSIS_PARAMS[kind]
-    for k, v in params.items():
+    for k in params:
         low = k.lower()
         if low not in known:
             raise NetlistError(loc, f"analysis {name}: unknown parameter {k!r} of {kind} "
                                     f"(VACASK's: {', '.join(sorted(known - {'method'}))})")
-        if low == "write" and v.strip() in ("1", "1.0"):
-            continue
-        if low not in done or (swept and low in ("nodeset", "store")):
+        if low == "write" and kind in ("op", "ac", "tran"):
+            continue  # write=0: no rawfile (the CLI's job; VACASK's)
+        # under a sweep: op/ac store each point's operating point (the last stays); nodeset,
+        # and tran's ic/store (the installed VACASK crashes on them): not yet
+        if low not in done or (swept and (low == "nodeset" or
+                                          (kind == "tran" and low in ("ic", "store")))):
             what = "of a swept analysis " if swept and low in done else ""
             raise NetlistError(loc, f"analysis {name}: {kind} parameter {k!r} {what}not "
                                     "supported yet")
+
+
+#: the parameters of VACASK's sweep (include/answeep.h, SweepSettings)
+_SWEEP_PARAMS = {"instance", "model", "parameter", "option", "variable", "component", "from",
+                 "to", "step", "mode", "points", "values", "continuation"}
+
+
+def _check_sweep(name: str, sw: dict[str, str], loc: Loc) -> None:
+    """Refuse a sweep parameter VACASK does not have, and ``component=`` (VACASK: "vector
+    component sweeps are not supported yet")."""
+    if not name or "=" in name:
+        raise NetlistError(loc, "sweep needs a name, e.g. sweep s1 instance=\"v1\" "
+                                "parameter=\"dc\" from=0 to=1 step=0.1")
+    for k in sw:
+        if k.lower() not in _SWEEP_PARAMS:
+            raise NetlistError(loc, f"sweep {name}: unknown parameter {k!r} (VACASK's: "
+                                    f"{', '.join(sorted(_SWEEP_PARAMS))})")
+    if any(k.lower() == "component" for k in sw):
+        raise NetlistError(loc, f"sweep {name}: component= (a sweep of one component of a "
+                                "vector parameter) not supported (VACASK does not support it "
+                                "either)")
+
+
+#: VACASK's control commands (simulator/cmd.cpp) and ``analysis``: what ``abort on|except`` names
+_COMMANDS = {"analysis", "abort", "clear", "save", "var", "options", "alter", "elaborate",
+             "print", "postprocess"}
+
+
+def _parse_abort(rest: str, loc: Loc) -> tuple[bool, frozenset]:
+    """VACASK's ``abort always|never|on CMD…|except CMD…`` → (abort on a match, commands):
+    a failing command stops the run when it is in the set and the mode is "on", or it is not
+    and the mode is "except"/"always" (VACASK's default: ``except analysis``)."""
+    words = rest.replace(",", " ").split()
+    if not words:
+        raise NetlistError(loc, "abort needs always, never, on CMD… or except CMD…")
+    kw, cmds = words[0].lower(), [w.lower() for w in words[1:]]
+    bad = [c for c in cmds if c not in _COMMANDS]
+    if kw not in ("always", "never", "on", "except") or bad or \
+            (kw in ("always", "never") and cmds):
+        what = f"unknown command {bad[0]!r}" if bad else f"unknown keyword {words[0]!r}" \
+            if kw not in ("always", "never", "on", "except") else f"{kw} takes no commands"
+        raise NetlistError(loc, f"abort: {what} (abort always|never|on CMD…|except CMD…)")
+    if kw == "always":
+        return False, frozenset()
+    if kw == "never":
+        return True, frozenset()
+    return kw == "on", frozenset(cmds)
+
+
+def _on_failure(mode: tuple[bool, frozenset]) -> str:
+    """What a failing analysis does under ``mode`` (:class:`~.netlist.AnalysisDecl` ``abort``):
+    VACASK stops, or goes on — va2jax then ends with the failure's error unless the mode is
+    ``never`` (VACASK's exit status is 0 either way)."""
+    on_match, cmds = mode
+    if ("analysis" in cmds) == on_match:
+        return "stop"
+    return "ignore" if mode == (True, frozenset()) else "continue"
 
 
 def _check_analysis_kind(kind: str, loc: Loc) -> None:
@@ -433,8 +555,6 @@ def _control_command(net: Netlist, low: str, rest: str, loc: Loc) -> None:
         net.variables.update(_split_params(rest, loc))
     elif low == "print" or low.startswith("print("):
         return  # informational output (stats, devices, …): changes no result
-    elif low == "abort" and rest.strip().strip('"').lower() == "always":
-        return  # va2jax stops at the first failing analysis anyway
     elif low in _COMMANDS_PLANNED or low.startswith("elaborate"):
         raise NetlistError(loc, f"control command {low.split('(')[0]!r} not supported yet")
     else:
@@ -460,7 +580,7 @@ def _conditionals(net: Netlist, stmts: list[tuple[str, Loc]], top: Subckt
     # each open block: [taking now, some branch taken already, parent taking, loc,
     #                   subckt: conditions so far, this branch's guard]
     stack: list[list] = []
-    in_sub = False
+    in_sub = 0  # depth of (nested) subckt definitions
     if not any(s.startswith("@") for s, _ in stmts):
         return [(s, loc, "") for s, loc in stmts]
 
@@ -468,7 +588,7 @@ def _conditionals(net: Netlist, stmts: list[tuple[str, Loc]], top: Subckt
         env: dict = {}
         for k, v in {**top.params, **net.variables}.items():
             try:
-                env[k] = evaluate(v, env)
+                env[k] = evaluate(v, env, vacask=True)
             except ExprError:
                 pass
         return env
@@ -477,7 +597,7 @@ def _conditionals(net: Netlist, stmts: list[tuple[str, Loc]], top: Subckt
         if not text.strip():
             raise NetlistError(loc, "@if/@elseif needs a condition")
         try:
-            return bool(evaluate(text, scope()))
+            return bool(evaluate(text, scope(), vacask=True))
         except ExprError as exc:
             raise NetlistError(loc, f"condition {text.strip()!r}: {exc}") from None
 
@@ -536,9 +656,9 @@ def _conditionals(net: Netlist, stmts: list[tuple[str, Loc]], top: Subckt
                                     "models and nested @if blocks only, as in VACASK)")
         elif taking:
             if low == "subckt":
-                in_sub = True
+                in_sub += 1
             elif low == "ends":
-                in_sub = False
+                in_sub = max(in_sub - 1, 0)
             elif low == "parameters" and not in_sub:
                 top.params.update(_split_params(rest, loc))
                 _apply_overrides(net, top)
@@ -549,6 +669,14 @@ def _conditionals(net: Netlist, stmts: list[tuple[str, Loc]], top: Subckt
     if stack:
         raise NetlistError(stack[-1][3], "@if without @end")
     return out
+
+
+def reread_with(path: Path):
+    """``reread`` for :func:`._alter.apply_alters`: the netlist at ``path`` read again with
+    top-level parameters set (``overrides``)."""
+    def reread(overrides: dict[str, str]) -> Netlist:
+        return parse_vacask(path, overrides=overrides)
+    return reread
 
 
 def _apply_overrides(net: Netlist, top: Subckt) -> None:

@@ -114,6 +114,10 @@ class Simulation:
     path: Path | None = None
     #: VACASK ``store="slot"`` solutions: slot → unknown name → value
     stored: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: the VACASK ``alter`` commands applied to ``circuit`` (``sim._alter``)
+    alters: tuple = ()
+    #: analyses that failed where VACASK's ``abort`` mode went on (:meth:`run_or_go_on`)
+    failures: list = field(default_factory=list)
 
     @classmethod
     def from_file(cls, path: str | Path, prefer: str | None = None) -> "Simulation":
@@ -129,13 +133,20 @@ class Simulation:
         try:
             net = read_netlist(path)
             first = net.analyses[0].circuit if net.analyses else ()
-            circ = elaborate(net, first)
+            alters = net.analyses[0].alters if net.analyses else ()
+            if alters:
+                from ._alter import apply_alters
+                from .parse_vacask import reread_with
+
+                circ = apply_alters(net, first, alters, reread_with(Path(path)))
+            else:
+                circ = elaborate(net, first)
             warn_unused_options(circ.options)
             if net.analyses and net.analyses[0].options is not None:
                 scope = dict(circ.params)
                 for k, v in (net.analyses[0].variables or {}).items():
                     try:
-                        scope[k] = evaluate(v, scope)
+                        scope[k] = evaluate(v, scope, vacask=True)
                     except ExprError:
                         pass  # reported when the analysis runs
                 circ.options = cls._eval_options(net.analyses[0], scope)
@@ -146,7 +157,8 @@ class Simulation:
         except NetlistError as exc:  # never quote an included file that is not a netlist
             raise private(exc, Path(path)) from None
         system, eng = cls._compile(circ, lib, opts, path)
-        return cls(circ, system, eng, opts, lib, time.perf_counter() - t0, netlist=net, path=Path(path))
+        return cls(circ, system, eng, opts, lib, time.perf_counter() - t0, netlist=net,
+                   path=Path(path), alters=tuple(alters))
 
     @staticmethod
     def _compile(circ: FlatCircuit, lib: ModelLibrary, opts: Options,
@@ -168,7 +180,7 @@ class Simulation:
         env = dict(self.circuit.params)
         for k, v in (decl.variables or {}).items():
             try:
-                env[k] = evaluate(v, env)
+                env[k] = evaluate(v, env, vacask=True)
             except ExprError as exc:
                 raise NetlistError(decl.loc, f"var {k}: {exc}") from None
         return env
@@ -179,7 +191,7 @@ class Simulation:
         out = {}
         for k, v in (decl.options or {}).items():
             try:
-                out[k] = evaluate(v, scope)
+                out[k] = evaluate(v, scope, vacask=True)
             except ExprError as exc:
                 raise NetlistError(decl.loc, f"option {k}: {exc}") from None
         return out
@@ -200,16 +212,27 @@ class Simulation:
         self.circuit, self.options = circ, opts
         self.compile_s += time.perf_counter() - t0
 
-    def use_circuit(self, circuit: tuple[str, ...]) -> None:
+    def use_circuit(self, circuit: tuple[str, ...], alters: tuple = ()) -> None:
         """Rebuild the circuit with the subcircuits ``circuit`` elaborated at top level (VACASK's
-        ``elaborate circuit(...)``), unless it is the current one."""
-        if tuple(circuit) == self.circuit.circuit or self.netlist is None:
+        ``elaborate circuit(...)``) and the ``alter`` commands ``alters`` applied, unless it is
+        the current one."""
+        if (tuple(circuit) == self.circuit.circuit and tuple(alters) == self.alters) or \
+                self.netlist is None:
             return
         t0 = time.perf_counter()
         try:
-            circ = elaborate(self.netlist, tuple(circuit))
+            if alters:
+                from ._alter import apply_alters
+                from .parse_vacask import reread_with
+
+                circ = apply_alters(self.netlist, tuple(circuit), tuple(alters),
+                                    reread_with(self.path or Path(".")))
+            else:
+                circ = elaborate(self.netlist, tuple(circuit))
+            circ.options = self.circuit.options  # those self.options hold
         except NetlistError as exc:
             raise private(exc, self.path or Path(".")) from None
+        self.alters = tuple(alters)
         self.system, self.engine = self._compile(circ, self.library, self.options,
                                                  self.path or Path("."))
         self.circuit = circ
@@ -219,7 +242,7 @@ class Simulation:
         for k, v in decl.params.items():
             if k.lower() == key:
                 try:
-                    val = evaluate(v, self.scope(decl))
+                    val = evaluate(v, self.scope(decl), vacask=self.circuit.dialect == "vacask")
                 except ExprError as exc:
                     raise NetlistError(decl.loc, f"analysis {decl.name}: {exc}") from None
                 if not isinstance(val, (int, float)):
@@ -227,39 +250,47 @@ class Simulation:
                 return float(val)
         return default
 
-    def _op(self, decl: AnalysisDecl) -> Result:
-        """Operating point with VACASK's ``nodeset`` and ``store`` (:mod:`._nodeset`)."""
+    def _op_nodeset(self, decl: AnalysisDecl) -> np.ndarray | None:
+        """The operating point of ``decl`` started from its VACASK ``nodeset`` (forced, then
+        released: :mod:`._nodeset`); ``None`` when it has none."""
         from ._nodeset import forced, parse_nodeset
 
         params = {k.lower(): v for k, v in decl.params.items()}
-        eng = self.engine
-        if "nodeset" in params:
-            try:
-                value = evaluate(params["nodeset"], self.scope(decl))
-            except ExprError as exc:
-                raise NetlistError(decl.loc, f"analysis {decl.name}: nodeset: {exc}") from None
-            index = {nm: i for i, nm in enumerate(self.system.names)}
-            forces = parse_nodeset(value, index, self.stored, decl.loc, f"analysis {decl.name}",
-                                   frozenset(self.circuit.ground) | {"0"})
-            if forces:
-                t0 = time.perf_counter()
-                b = self.system.source_vector(None, dc=True)
-                sys2, b2 = forced(self.system, b, forces)
-                x0 = Engine(sys2, self.options).op(b2, what=f"analysis {decl.name} (nodesets)")
-                x = eng.op(b, x0, what=f"analysis {decl.name}")
-                from .results import Stats
+        if "nodeset" not in params:
+            return None
+        try:
+            value = evaluate(params["nodeset"], self.scope(decl), vacask=True)
+        except ExprError as exc:
+            raise NetlistError(decl.loc, f"analysis {decl.name}: nodeset: {exc}") from None
+        index = {nm: i for i, nm in enumerate(self.system.names)}
+        forces = parse_nodeset(value, index, self.stored, decl.loc, f"analysis {decl.name}",
+                               frozenset(self.circuit.ground) | {"0"})
+        if not forces:
+            return None
+        b = self.system.source_vector(None, dc=True)
+        sys2, b2 = forced(self.system, b, forces)
+        x0 = Engine(sys2, self.options).op(b2, what=f"analysis {decl.name} (nodesets)")
+        return self.engine.op(b, x0, what=f"analysis {decl.name}")
 
-                st = Stats(points=1, newton_iterations=eng.iterations,
-                           run_s=time.perf_counter() - t0)
-                res = Result(decl.name, "op", None, None, list(self.system.names), x[None, :], st)
-            else:
-                res = run_op(eng, decl.name)
+    def _store(self, decl: AnalysisDecl, x: np.ndarray) -> None:
+        """VACASK's ``store="slot"``: keep the operating point ``x`` under that name."""
+        slot = {k.lower(): v for k, v in decl.params.items()}.get("store", "").strip().strip('"')
+        if slot:
+            self.stored[slot] = dict(zip(self.system.names, np.real(x).tolist()))
+
+    def _op(self, decl: AnalysisDecl) -> Result:
+        """Operating point with VACASK's ``nodeset`` and ``store`` (:mod:`._nodeset`)."""
+        eng = self.engine
+        t0 = time.perf_counter()
+        x = self._op_nodeset(decl)
+        if x is not None:
+            from .results import Stats
+
+            st = Stats(points=1, newton_iterations=eng.iterations, run_s=time.perf_counter() - t0)
+            res = Result(decl.name, "op", None, None, list(self.system.names), x[None, :], st)
         else:
             res = run_op(eng, decl.name)
-        if "store" in params:
-            slot = params["store"].strip().strip('"')
-            if slot:
-                self.stored[slot] = dict(zip(res.names, np.real(res.data[0]).tolist()))
+        self._store(decl, res.data[0])
         return res
 
     def _str(self, decl: AnalysisDecl, key: str, default: str) -> str:
@@ -273,26 +304,45 @@ class Simulation:
         if not self.circuit.analyses:
             raise Va2JaxError(f"{self.circuit.path}: no analysis in the netlist")
         for decl in self.circuit.analyses:
-            self.results[decl.name] = self.run_analysis(decl, progress)
+            res = self.run_or_go_on(decl, progress)
+            if res is not None:
+                self.results[decl.name] = res
+        if self.failures:
+            raise self.failures[0]
         return self.results
+
+    def run_or_go_on(self, decl: AnalysisDecl,
+                     progress: Callable[[str, float, float], None] | None = None) -> Result | None:
+        """:meth:`run_analysis`, except that an analysis that fails (Newton, a singular matrix)
+        where VACASK's ``abort`` mode goes on (its default) is one warning and ``None``: the
+        analyses after it still run, as in VACASK. The failure is kept in :attr:`failures`
+        (the run ends with it) unless the mode is ``abort never``."""
+        from .engine import ConvergenceError
+
+        try:
+            return self.run_analysis(decl, progress)
+        except ConvergenceError as exc:
+            if decl.abort not in ("continue", "ignore"):
+                raise
+            if decl.abort == "continue":
+                self.failures.append(exc)
+            import warnings
+
+            warnings.warn(f"{decl.loc}: analysis {decl.name} failed, going on (VACASK's abort "
+                          f"mode; 'abort always' stops): {exc}", stacklevel=2)
+            return None
 
     def run_analysis(self, decl: AnalysisDecl,
                      progress: Callable[[str, float, float], None] | None = None) -> Result:
         """Run one analysis; its result holds the vectors its ``save`` directives ask for."""
-        if decl.saves and decl.sweeps and any(sv.kind == "p" for sv in decl.saves):
-            srcs = {x.name for x in self.system.sources}
-            for sw in decl.sweeps:  # opvars are read with the circuit's own parameters
-                inst = (sw.get("instance") or "").strip('"')
-                par = (sw.get("parameter") or "").strip('"').lower()
-                if "variable" not in sw and not (inst in srcs and par == "dc"):
-                    raise NetlistError(decl.loc, f"analysis {decl.name}: save p(...) under sweep "
-                                                 f"{sw.get('name')} (not of a source's dc or a "
-                                                 "variable): not supported yet")
         res = self._run_analysis(decl, progress)
         if decl.saves:
             from ._saves import select
 
-            res = select(res, decl.saves, self.system.aliases, self._opvar)
+            sims = getattr(res, "point_sims", None)  # a sweep: each row's own circuit
+            opvar = self._opvar if sims is None else \
+                (lambda inst, name, loc, X: _opvar_rows(sims, inst, name, loc, X))
+            res = select(res, decl.saves, self.system.aliases, opvar)
         return res
 
     def _opvar(self, inst: str, name: str, loc, X):
@@ -302,7 +352,7 @@ class Simulation:
 
     def _run_analysis(self, decl: AnalysisDecl,
                       progress: Callable[[str, float, float], None] | None = None) -> Result:
-        self.use_circuit(decl.circuit)
+        self.use_circuit(decl.circuit, decl.alters)
         self.use_options(decl)
         if decl.sweeps and self.circuit.dialect == "vacask":
             from ._sweep import run_swept
@@ -350,15 +400,28 @@ class Simulation:
             if progress is not None:
                 name = decl.name
                 cb = lambda t: progress(name, t, stop)  # noqa: E731
+            from ._nodeset import tran_initial
+
             res = run_tran(eng, decl.name, stop, step, maxstep, start,
                            method=Options.from_dict({"tran_method": method}).tran_method,
-                           uic=icmode == "uic", progress=cb)
+                           uic=icmode == "uic", progress=cb,
+                           x0=tran_initial(self, decl, icmode))
+            slot = {k.lower(): v for k, v in decl.params.items()}.get("store", "").strip().strip('"')
+            if slot:  # VACASK: the last point, for a later op nodeset / tran ic
+                self.stored[slot] = dict(zip(res.names, np.real(res.data[-1]).tolist()))
         elif kind == "ac" and self.circuit.dialect == "vacask":
             from ._sweep import sweep_points  # VACASK's frequency points are a sweep's
 
             sw = {k.lower(): v for k, v in decl.params.items()}
+            for k in ("nodeset", "store", "write"):  # the operating point's; the output's
+                sw.pop(k, None)
             sw["name"] = f"analysis {decl.name}"
-            res = run_ac(eng, decl.name, sweep_points(sw, self.scope(decl), decl))
+            x_op = self._op_nodeset(decl)
+            if x_op is None and "store" in {k.lower() for k in decl.params}:
+                x_op = eng.op(eng.sys.source_vector(None, dc=True), what=f"analysis {decl.name}")
+            if x_op is not None:
+                self._store(decl, x_op)
+            res = run_ac(eng, decl.name, sweep_points(sw, self.scope(decl), decl), x_op=x_op)
         elif kind == "noise" and self.circuit.dialect == "vacask":
             from ._noise_analysis import run_noise
 
@@ -396,6 +459,22 @@ class Simulation:
                                          "(op, dc, tran, ac, dcinc, dcxf, acxf)")
         res.stats.compile_s = eng.compile_s
         return res
+
+
+def _opvar_rows(sims: list, inst: str, name: str, loc, X: np.ndarray) -> np.ndarray:
+    """Opvar ``name`` of ``inst`` at each row of ``X``, row ``r`` read with the circuit of
+    ``sims[r]`` (a sweep point's parameters, options)."""
+    from ._opvars import opvar_values
+
+    out = np.empty(X.shape[0])
+    i = 0
+    while i < len(sims):
+        j = i
+        while j < len(sims) and sims[j] is sims[i]:
+            j += 1
+        out[i:j] = opvar_values(sims[i], inst, name, loc, X[i:j])
+        i = j
+    return out
 
 
 def simulate(path: str | Path, prefer: str | None = None) -> dict[str, Result]:

@@ -341,8 +341,10 @@ def _native_run(newton: Callable, sysm: "System", o: "Options", method: str,
 
 def run_tran(eng: "Engine", name: str, stop: float, step: float | None = None,
              maxstep: float | None = None, start: float = 0.0, method: str | None = None,
-             uic: bool = False, progress: Callable[[float], None] | None = None) -> "Result":
-    """Transient analysis from the DC operating point (or from ``x = 0`` with ``uic``).
+             uic: bool = False, progress: Callable[[float], None] | None = None,
+             x0: np.ndarray | None = None) -> "Result":
+    """Transient analysis from the DC operating point (or from ``x = 0`` with ``uic``, or from
+    ``x0`` when given: VACASK's initial conditions, ``sim/_nodeset.py``).
 
     ``stop``, ``step``, ``maxstep``, ``start`` in seconds; ``maxstep`` defaults to ``stop/50``.
     Every accepted time point is returned.
@@ -367,7 +369,10 @@ def run_tran(eng: "Engine", name: str, stop: float, step: float | None = None,
     t0w = time.perf_counter()
     it0 = eng.iterations
     b0 = sysm.source_vector(0.0)
-    x = np.zeros(sysm.n) if uic else eng.op(b0, what=f"transient {name}: initial operating point")
+    if x0 is not None:
+        x = np.asarray(x0, float)
+    else:
+        x = np.zeros(sysm.n) if uic else eng.op(b0, what=f"transient {name}: initial operating point")
     _, q, _, _ = eng.jacobians(x)
     state = kern.initial_state(x, q, stop, step, maxstep, bps)
     ts = [np.array([0.0])]
