@@ -17,8 +17,9 @@ simulator's adaptive transient alone (``BatchSweep.tran_function``, the forward 
 ``value`` — ``f(values)``, the transient plus the replay of its accepted steps
 (:mod:`va2jax.sim._tran_adjoint`); ``grad`` — ``jax.grad``: transient, replay and the discrete
 adjoint sweep. ``--fused``: each row compiled with
-:func:`va2jax.sim.engine.loop_compiler_options` (XLA fusion on, as the simulator's own loops;
-va2jax's process default is fusion off).
+:func:`va2jax.sim.engine.loop_compiler_options` (XLA fusion on, as the simulator's own loops);
+without it, with :data:`va2jax.codegen.FUSION_OFF` (fusion off, va2jax's former process-wide
+default).
 
 Run: ``python benchmarks/circuit_grad_bench.py [--k 100] [--repeat 20] [--tran]``. Wall-clock times on a
 shared machine are noisy; the ratio is what to read.
@@ -107,6 +108,7 @@ def tran(repeat: int, fused: bool) -> None:
     import jax
     import jax.numpy as jnp
 
+    from va2jax.codegen import FUSION_OFF
     from va2jax.sim import function
     from va2jax.sim.engine import loop_compiler_options
 
@@ -126,7 +128,7 @@ def tran(repeat: int, fused: bool) -> None:
     npts = int(sim(pv)["npoints"])
     runs = {"sim": (sim, pv), "value": (jax.jit(lambda v: f(v)["outp"]), v),
             "grad": (jax.jit(jax.grad(lambda v: jnp.sum(f(v)["outp"]))), v)}
-    opts = loop_compiler_options() if fused else {}
+    opts = loop_compiler_options() if fused else dict(FUSION_OFF)
     times = {}
     for name, (fn, arg) in runs.items():
         t0 = time.perf_counter()

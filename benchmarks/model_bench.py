@@ -585,7 +585,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = {"host": f"{platform.node()} {platform.machine()}, {os.cpu_count()} CPUs",
             "loadavg_start": " ".join(f"{x:.2f}" for x in os.getloadavg()), "jax": jax.__version__,
             "xla_flags": None, "python": platform.python_version()}
-    import va2jax.codegen  # noqa: F401  (sets va2jax's XLA_FLAGS, inherited by the workers)
+    import va2jax.codegen  # noqa: F401  (VA2JAX_XLA_MAX_ISA, if set, goes into XLA_FLAGS for the workers)
 
     meta["xla_flags"] = os.environ.get("XLA_FLAGS", "")
     bench = Bench(args, console)

@@ -13,6 +13,10 @@ Two kinds of variables:
   before JAX starts; code-generation settings change the generated code, which is cached), marked
   "import" below; changing them later has no effect.
 
+Importing va2jax leaves the process's XLA configuration (``XLA_FLAGS``) alone unless
+``VA2JAX_XLA_MAX_ISA`` asks for an ISA cap: its own options (fusion off for generated model code)
+are passed per compilation, to the programs va2jax compiles (docs/performance.md, "XLA options").
+
 ======================== ========== =============================================================
 variable                 read       meaning (default)
 ======================== ========== =============================================================
@@ -27,10 +31,12 @@ VA2JAX_SIM_NATIVE_STAMPS per use    1: device stamps summed by one native kernel
 VA2JAX_SIM_NATIVE_NEWTON per use    1: the whole Newton solve as one native kernel (CPU, dense, native groups)
 VA2JAX_SIM_NEWTON_MATRIX per use    that kernel's matrices: dense | sparse (unset: sparse from 13 unknowns)
 VA2JAX_SIM_NATIVE_STEP   per use    1: whole transient steps (up to a chunk) as one native kernel (with the above)
-VA2JAX_SIM_FUSION        per use    1: XLA fusion on in the simulator's loops; 0: process default
+VA2JAX_SIM_FUSION        per use    1: XLA fusion on in the simulator's loops; 0: off (per compilation)
 VA2JAX_EXE_CACHE         per use    1: keep compiled executables on disk; 0: off
-VA2JAX_XLA_MAX_ISA       import     highest x86 ISA XLA may use (AVX); empty: XLA's default
-VA2JAX_XLA_FUSION        import     1: keep XLA's fusion passes for model code (0: disabled)
+VA2JAX_XLA_MAX_ISA       import     highest x86 ISA XLA may use, added to XLA_FLAGS (process-wide)
+                                    before JAX starts; AVX makes fused eval exact (unset/empty: none)
+VA2JAX_XLA_FUSION        per use    1: model code compiled with XLA's fusion passes (0: without;
+                                    per compilation, the process's own programs keep XLA's default)
 VA2JAX_XLA_CACHE         import     1: JAX's persistent compilation cache under the cache; 0: off
 VA2JAX_FUSE_MIN_BATCH    import     batch size from which eval is compiled fused (4096; 0 never)
 VA2JAX_PARALLEL_COMPILE  import     threads compiling a split eval's parts (0: min(4, CPUs))
@@ -138,9 +144,10 @@ _VARS = [
              "whole transient steps as one native kernel (with SIM_NATIVE_NEWTON; dc/pulse/pwl/sine sources)"),
     Variable("SIM_FUSION", True, _flag, "XLA fusion in the simulator's compiled loops"),
     Variable("EXE_CACHE", True, _flag, "on-disk cache of compiled executables"),
-    Variable("XLA_MAX_ISA", None, _text, "highest x86 ISA XLA may use (empty: XLA's default)",
+    Variable("XLA_MAX_ISA", None, _text,
+             "highest x86 ISA XLA may use, set process-wide in XLA_FLAGS (unset or empty: none)",
              empty_is_value=True),
-    Variable("XLA_FUSION", False, _flag, "keep XLA's fusion passes for model code"),
+    Variable("XLA_FUSION", False, _flag, "compile generated model code with XLA's fusion passes"),
     Variable("XLA_CACHE", True, _flag, "JAX's persistent compilation cache under VA2JAX_CACHE"),
     Variable("FUSE_MIN_BATCH", 4096, _count, "batch size from which eval is compiled fused (0: never)"),
     Variable("PARALLEL_COMPILE", 0, _count, "threads compiling a split eval's parts (0: automatic)"),
@@ -178,46 +185,55 @@ def check_all() -> None:
         get(name)
 
 
-#: XLA passes va2jax disables by default: operator fusion makes XLA's compile time of large
-#: straight-line model code grow super-linearly (see docs/performance.md); without it a 4,000-op
-#: function compiles in seconds instead of minutes. ``VA2JAX_XLA_FUSION=1`` keeps XLA's defaults.
-FAST_COMPILE_XLA_FLAGS = "--xla_disable_hlo_passes=fusion,cpu-instruction-fusion,multi_output_fusion"
+#: XLA passes va2jax disables when it compiles generated model code: operator fusion makes XLA's
+#: compile time of large straight-line model code grow super-linearly (see docs/performance.md);
+#: without it a 4,000-op function compiles in seconds instead of minutes. Passed per compilation
+#: (``compiler_options``, :data:`va2jax.codegen._xla.FUSION_OFF`), never put in ``XLA_FLAGS``:
+#: process-wide, it also made XLA compute complex ``dot_general`` with transposed operands wrongly
+#: in the user's own programs (jax/jaxlib 0.10.2). ``VA2JAX_XLA_FUSION=1`` compiles model code fused.
+FAST_COMPILE_PASSES = "fusion,cpu-instruction-fusion,multi_output_fusion"
 
-#: Highest x86 instruction set XLA's CPU code generator may use. XLA compiles with LLVM's
-#: ``AllowFPOpFusion = Fast``, so wherever a multiply and an add end up in one fused kernel LLVM
-#: contracts them into an FMA instruction (one rounding instead of two) — and OpenVAF's OSDI code
-#: rounds twice. Without FMA in the target (AVX, not AVX2/FMA3) there is nothing to contract into:
-#: fused and unfused kernels give the same bits (measured on PSP103 at 1,024 and 16,384 instances,
-#: docs/performance.md). ``VA2JAX_XLA_MAX_ISA`` overrides it; empty leaves XLA's default.
+#: The same passes as an ``XLA_FLAGS`` entry (for a user who wants the old process-wide setting).
+FAST_COMPILE_XLA_FLAGS = f"--xla_disable_hlo_passes={FAST_COMPILE_PASSES}"
+
+#: An x86 instruction set without FMA. XLA compiles with LLVM's ``AllowFPOpFusion = Fast``, so
+#: wherever a multiply and an add end up in one fused kernel LLVM contracts them into an FMA
+#: instruction (one rounding instead of two) — and OpenVAF's OSDI code rounds twice. Without FMA
+#: in the target (AVX, not AVX2/FMA3) there is nothing to contract into: fused and unfused kernels
+#: give the same bits (measured on PSP103 at 1,024 and 16,384 instances, docs/performance.md).
+#: XLA reads ``xla_cpu_max_isa`` only when its CPU client starts (a per-compilation value is
+#: accepted and ignored: measured, jaxlib 0.10.2), so the cap is process-wide and therefore only
+#: set when the user asks for it: ``VA2JAX_XLA_MAX_ISA=AVX``. Unfused model code (va2jax's
+#: default) rounds twice with or without it.
 SAFE_MAX_ISA = "AVX"
 
 
 def configure_xla() -> None:
-    """Add va2jax's XLA flags to ``XLA_FLAGS`` (each unless the user already set that flag).
+    """Add ``--xla_cpu_max_isa=$VA2JAX_XLA_MAX_ISA`` to ``XLA_FLAGS`` where the user set that
+    variable (x86-64 only; not if ``XLA_FLAGS`` already names an ISA cap); otherwise leave
+    ``XLA_FLAGS`` exactly as it is.
 
-    :data:`FAST_COMPILE_XLA_FLAGS` (unless ``VA2JAX_XLA_FUSION=1``) and, on x86-64,
-    ``--xla_cpu_max_isa`` = :data:`SAFE_MAX_ISA` (``VA2JAX_XLA_MAX_ISA``). Must run before JAX
-    initialises its CPU backend; it is called by :func:`enable_x64`, which every va2jax entry point
-    calls before computing with JAX (and when ``codegen._xla`` is imported).
+    Only then does va2jax touch the process's XLA configuration; its other XLA options are per
+    compilation. Takes effect only before JAX initialises its CPU backend; it is called by
+    :func:`enable_x64`, which every va2jax entry point calls before computing with JAX (and when
+    ``codegen._xla`` is imported).
     """
     import platform
 
-    flags = os.environ.get("XLA_FLAGS", "")
-    if not get("XLA_FUSION") and "xla_disable_hlo_passes" not in flags:
-        flags = (flags + " " + FAST_COMPILE_XLA_FLAGS).strip()
     isa = get("XLA_MAX_ISA")
-    isa = SAFE_MAX_ISA if isa is None else isa
-    if isa and "xla_cpu_max_isa" not in flags and platform.machine().lower() in ("x86_64", "amd64"):
-        flags = (flags + f" --xla_cpu_max_isa={isa}").strip()
-    if flags:
-        os.environ["XLA_FLAGS"] = flags
+    if not isa or platform.machine().lower() not in ("x86_64", "amd64"):
+        return
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_cpu_max_isa" not in flags:
+        os.environ["XLA_FLAGS"] = (flags + f" --xla_cpu_max_isa={isa}").strip()
 
 
 def enable_x64() -> None:
     """Turn on JAX's float64 (va2jax computes in double precision, as OSDI libraries do) after
-    setting va2jax's XLA flags (:func:`configure_xla`: they take effect only if JAX's CPU backend
-    has not started yet — so whichever va2jax path runs first, the flags are the same); called
-    by the public entry points (:mod:`va2jax.codegen`, :mod:`va2jax.sim`)."""
+    :func:`configure_xla` (which changes nothing unless ``VA2JAX_XLA_MAX_ISA`` is set; it takes
+    effect only if JAX's CPU backend has not started yet — so whichever va2jax path runs first,
+    the flags are the same); called by the public entry points (:mod:`va2jax.codegen`,
+    :mod:`va2jax.sim`)."""
     configure_xla()
     import jax
 

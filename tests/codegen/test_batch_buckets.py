@@ -53,15 +53,19 @@ def test_batch_sizes_in_one_bucket_share_the_compiled_eval(corpus, monkeypatch):
 def test_fusion_only_for_large_buckets(monkeypatch):
     from va2jax.codegen import _xla as _model  # XLA configuration lives in _xla
 
+    monkeypatch.delenv("VA2JAX_XLA_FUSION", raising=False)
     monkeypatch.setattr(_model, "FUSE_MIN_BATCH", 1024)
     monkeypatch.setattr(_model, "_FUSION_EXACT", True)
-    assert _model._compiler_options(512) is None
+    unfused = {"xla_disable_hlo_passes": "fusion,cpu-instruction-fusion,multi_output_fusion"}
+    assert _model._compiler_options(512) == unfused
     assert _model._compiler_options(1024) == {"xla_disable_hlo_passes": ""}
     monkeypatch.setattr(_model, "FUSE_MIN_BATCH", 0)
-    assert _model._compiler_options(1 << 20) is None
+    assert _model._compiler_options(1 << 20) == unfused
     monkeypatch.setattr(_model, "FUSE_MIN_BATCH", 1024)
     monkeypatch.setattr(_model, "_FUSION_EXACT", False)  # fusion would contract a*b+c: stay unfused
-    assert _model._compiler_options(1 << 20) is None
+    assert _model._compiler_options(1 << 20) == unfused
+    monkeypatch.setenv("VA2JAX_XLA_FUSION", "1")  # the user asks for fused model code: every bucket
+    assert _model._compiler_options(1) == {"xla_disable_hlo_passes": ""}
 
 
 def test_accelerators_always_fuse(monkeypatch):
@@ -69,11 +73,12 @@ def test_accelerators_always_fuse(monkeypatch):
     (unless VA2JAX_GPU_FUSION=0), whatever the CPU rule says."""
     from va2jax.codegen import _xla as _model  # XLA configuration lives in _xla
 
+    monkeypatch.delenv("VA2JAX_XLA_FUSION", raising=False)
     monkeypatch.setattr(_model, "_FUSION_EXACT", False)
     assert _model._compiler_options(1, "gpu") == _model.FUSION_ON
-    assert _model._compiler_options(1, "cpu") is None
+    assert _model._compiler_options(1, "cpu") == _model.FUSION_OFF
     monkeypatch.setattr(_model, "GPU_FUSION", False)
-    assert _model._compiler_options(1 << 20, "gpu") is None
+    assert _model._compiler_options(1 << 20, "gpu") == _model.FUSION_OFF
 
 
 def test_cached_jit_options_follow_the_target_platform():

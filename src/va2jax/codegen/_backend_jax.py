@@ -88,6 +88,13 @@ def param_function(self, names: list[str], fixed: Mapping[str, Any] | None = Non
     with the native kernels (XLA FFI) under a ``jax.custom_jvp`` whose voltage tangents of the
     residuals are ``J·dV`` from the kernel's Jacobian and whose other tangents come from the
     JAX function above; ``"jax"`` returns the JAX function itself.
+
+    Under the caller's ``jax.jit`` the program is compiled with the caller's XLA options (XLA's
+    defaults unless given: va2jax does not change them, and JAX refuses ``compiler_options`` on a
+    nested ``jit``). XLA's fusion makes compile time of large models' derivative code grow
+    super-linearly (BSIM4 ``jit(grad(f))`` on the loaded 2-core VM: 4 min unfused, unfinished
+    after 15 min fused; docs/performance.md, "XLA options"): ``jax.jit(g, compiler_options=va2jax.codegen.FUSION_OFF)``
+    compiles it as va2jax compiles its own model code, and keeps ``a*b + c`` rounded twice.
     """
     jax = _jax()
     import jax.numpy as jnp
@@ -277,7 +284,9 @@ def eval_traceable(self, state: SetupState, V: Any, *, analysis: str | int = "dc
     (e.g. a simulator's Newton loop): no host round-trips, no padding. ``state`` must come from
     :meth:`setup` with N instances. Returns a dict of arrays (``residual_resist``, …).
     ``gradient_safe``: trace the gradient-safe runtime (same values; reverse-mode derivatives
-    stay finite through untaken branches, see docs/codegen.md) at the cost of extra selects."""
+    stay finite through untaken branches, see docs/codegen.md) at the cost of extra selects.
+    The caller's ``jit`` compiles it with the caller's XLA options; for a large model pass
+    ``compiler_options=va2jax.codegen.FUSION_OFF`` (as :func:`param_function` explains)."""
     _jax()  # float64 on
     import jax.numpy as jnp
 

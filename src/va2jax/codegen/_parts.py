@@ -86,7 +86,7 @@ def parts_padded(self, pin: dict[str, Any], sp: dict[str, Any], size: int,
         tag = which if dynamic == VOLT_DYNAMIC else f"{which}-lim"
         pre = self._eval_jit[key] = CachedJit(
             lambda i: batch_inputs(self, i, size, jax.numpy, needs, which, dynamic),
-            exe_key(self, f"pre-{tag}", size))
+            exe_key(self, f"pre-{tag}", size), _options_for(size))
     rest = self._eval_jit.get(("parts", size))
     fresh = rest is None or not pre.ready()
     if rest is None:  # parts and post are shared by both kinds of pre
@@ -94,7 +94,7 @@ def parts_padded(self, pin: dict[str, Any], sp: dict[str, Any], size: int,
         parts = [CachedJit(p, exe_key(self, f"part{k}", size), opts)
                  for k, p in enumerate(self._module.EVAL_PARTS)]
         post = CachedJit(lambda outs, lab: batch_assemble(self, outs, lab, size, jax.numpy),
-                         exe_key(self, "post", size))
+                         exe_key(self, "post", size), opts)
         # constant outputs do not depend on the inputs: made once per bucket, not per call
         # (an eager JAX op costs ~0.1 ms at small batch)
         consts = {key: jax.numpy.full((size,), self._const_outputs[var])

@@ -1,8 +1,14 @@
-"""XLA configuration for the generated code: process-wide flags, the fusion probe, and the
-per-compilation ``compiler_options`` of eval (see docs/performance.md).
+"""XLA configuration for the generated code: the per-compilation ``compiler_options`` of eval,
+the fusion probe, and the optional process-wide ISA cap (see docs/performance.md, "XLA options").
 
-:func:`configure_xla` (in :mod:`va2jax._config`) runs before JAX starts its CPU backend: when
-this module is imported and in :func:`va2jax._config.enable_x64`, which every entry point calls.
+va2jax does not change the process's XLA defaults: the programs it compiles for generated model
+code get their options per compilation (:func:`_compiler_options`: fusion off, so compile time
+stays near-linear in the model's size and ``a*b + c`` rounds twice as in OSDI), and a program the
+user compiles — including one that calls ``Model.function`` or ``Model.eval_traceable`` inside
+the user's own ``jax.jit`` — gets XLA's defaults (JAX refuses ``compiler_options`` on a nested
+``jit``, so the options cannot travel with the model code into the user's program).
+:func:`configure_xla` (in :mod:`va2jax._config`) adds ``--xla_cpu_max_isa`` to ``XLA_FLAGS`` only
+where ``VA2JAX_XLA_MAX_ISA`` asks for it.
 """
 from __future__ import annotations
 
@@ -13,24 +19,30 @@ import numpy as np
 
 from .. import _config
 
-# the process-wide flags live in ``_config`` (set before JAX starts by every entry point through
-# ``enable_x64``); re-exported here
-from .._config import FAST_COMPILE_XLA_FLAGS, SAFE_MAX_ISA, configure_xla  # noqa: F401
+# the XLA settings live in ``_config`` (the optional ISA cap is set before JAX starts by every
+# entry point through ``enable_x64``); re-exported here
+from .._config import FAST_COMPILE_PASSES, FAST_COMPILE_XLA_FLAGS, SAFE_MAX_ISA, configure_xla  # noqa: F401
 from .._paths import cache_dir
 
-#: Batch buckets at least this large compile eval with XLA's fusion passes back on (per
-#: compilation, through ``compiler_options``; ``VA2JAX_FUSE_MIN_BATCH``, ``0`` = never). Fusion
-#: makes each compile ≈ 2× slower and runs large batches faster (PSP103 at 16,384: 1.4×,
-#: docs/performance.md), with the same bits as unfused code (see :data:`SAFE_MAX_ISA`), so it
-#: pays where throughput matters and stays off for the small batches a first result needs.
+#: Batch buckets at least this large compile eval with XLA's fusion passes on
+#: (``VA2JAX_FUSE_MIN_BATCH``, ``0`` = never) — where fused code gives unfused code's bits, i.e.
+#: only under the ISA cap ``VA2JAX_XLA_MAX_ISA=AVX`` (:func:`fusion_is_exact`). Fusion makes each
+#: compile ≈ 2× slower and runs large batches faster (PSP103 at 16,384: 1.4×,
+#: docs/performance.md), so it pays where throughput matters and stays off for the small batches
+#: a first result needs.
 FUSE_MIN_BATCH = _config.get("FUSE_MIN_BATCH")
 
 #: Threads that XLA-compile the pieces of a split eval at once (``VA2JAX_PARALLEL_COMPILE``;
 #: default: the CPU count, at most 4; ``1`` = one after the other, as they are first called).
 PARALLEL_COMPILE = _config.get("PARALLEL_COMPILE") or min(4, os.cpu_count() or 1)
 
-#: ``compiler_options`` that undo :data:`FAST_COMPILE_XLA_FLAGS` for one compilation.
+#: ``compiler_options`` with XLA's fusion passes on (no HLO pass disabled; also undoes a user's
+#: own ``--xla_disable_hlo_passes`` for that compilation).
 FUSION_ON = {"xla_disable_hlo_passes": ""}
+
+#: ``compiler_options`` of generated model code by default: the passes of
+#: :data:`~va2jax._config.FAST_COMPILE_PASSES` off for this compilation only.
+FUSION_OFF = {"xla_disable_hlo_passes": FAST_COMPILE_PASSES}
 
 #: Whether eval compiled for a GPU (or another accelerator) is fused (``VA2JAX_GPU_FUSION``).
 GPU_FUSION = _config.get("GPU_FUSION")
@@ -42,8 +54,9 @@ _FUSION_EXACT: bool | None = None
 def fusion_is_exact() -> bool:
     """Whether fused XLA code rounds ``a*b + c`` twice, like OSDI (probed once per process).
 
-    False where the ISA cap of :func:`configure_xla` is not in force: another ISA, a user's own
-    ``--xla_cpu_max_isa``, or JAX's CPU backend started before va2jax was imported. The probe:
+    True on x86-64 only under an ISA cap without FMA (``VA2JAX_XLA_MAX_ISA=AVX`` or the user's
+    own ``--xla_cpu_max_isa=AVX``, set before JAX's CPU backend started), or on a CPU without FMA;
+    False with XLA's default ISA on an FMA CPU (fused code contracts ``a*b + c``). The probe:
     ``(1 + 2⁻³⁰)(1 − 2⁻³⁰) − 1`` is exactly 0 with two roundings and −2⁻⁶⁰ with one.
     """
     global _FUSION_EXACT
@@ -60,22 +73,23 @@ def fusion_is_exact() -> bool:
     return _FUSION_EXACT
 
 
-def _compiler_options(size: int, platform: str = "cpu") -> dict[str, str] | None:
-    """XLA options for compiling eval at padded batch ``size`` for ``platform`` (``None``: the
-    process defaults).
+def _compiler_options(size: int, platform: str = "cpu") -> dict[str, str]:
+    """XLA options for compiling eval (and its input/assembly programs) at padded batch ``size``
+    for ``platform``.
 
-    CPU: fusion for buckets of at least :data:`FUSE_MIN_BATCH`, and only where it gives OSDI's
-    bits (:func:`fusion_is_exact`). GPU and other accelerators: always fused (unless
-    ``VA2JAX_GPU_FUSION=0``) — unfused, every operation of the model is its own kernel launch. Their
-    ``exp``/``log`` are the device's own and fused code contracts ``a*b + c`` into FMAs, so
+    CPU: unfused (:data:`FUSION_OFF`) — except with ``VA2JAX_XLA_FUSION=1`` (always fused) and
+    for buckets of at least :data:`FUSE_MIN_BATCH` where fused code gives OSDI's bits
+    (:func:`fusion_is_exact`). GPU and other accelerators: always fused (unless
+    ``VA2JAX_GPU_FUSION=0``) — unfused, every operation of the model is its own kernel launch.
+    Their ``exp``/``log`` are the device's own and fused code contracts ``a*b + c`` into FMAs, so
     accelerator results agree with OSDI to rounding, not to the bit (docs/performance.md)."""
-    if "xla_disable_hlo_passes" not in os.environ.get("XLA_FLAGS", ""):
-        return None  # fusion is on for every compilation already
+    if _config.get("XLA_FUSION"):
+        return dict(FUSION_ON)
     if platform != "cpu":
-        return dict(FUSION_ON) if GPU_FUSION else None
+        return dict(FUSION_ON) if GPU_FUSION else dict(FUSION_OFF)
     if FUSE_MIN_BATCH > 0 and size >= FUSE_MIN_BATCH and fusion_is_exact():
         return dict(FUSION_ON)
-    return None
+    return dict(FUSION_OFF)
 
 
 def _options_for(size: int):

@@ -18,9 +18,9 @@ solve is a :func:`jax.custom_jvp` with the implicit-function rule
 
 (one equilibrated LU solve with the converged Jacobian), linear in the tangents, so JAX's
 transpose of the scan is the discrete adjoint: ``jax.grad`` costs one replay forward and one
-backward sweep with ``J_kᵀ`` solves. Compile gradients with
-``compiler_options=`` :func:`.engine.loop_compiler_options` (XLA fusion on): under va2jax's
-process default (fusion off) the backward sweep ran 8× slower (docs/sim.md, "Cost").
+backward sweep with ``J_kᵀ`` solves. Compile gradients fused (XLA's default, or
+``compiler_options=`` :func:`.engine.loop_compiler_options`): with fusion off (va2jax's former
+process-wide default) the backward sweep ran 8× slower (docs/sim.md, "Cost").
 
 Held constant (documented choice): the accepted times ``t_k`` (so ``h_k`` and ``a0_k``), the
 order of each step and the breakpoints — the derivative is that of the discrete system on the

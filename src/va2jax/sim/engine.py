@@ -40,19 +40,19 @@ from .mna import System
 def loop_compiler_options() -> dict[str, str]:
     """XLA options for the simulator's compiled Newton and time loops.
 
-    va2jax turns XLA's operator fusion off process-wide (it makes compile time of large model code
-    super-linear, see docs/performance.md). The simulator's loops are small — large models are
-    evaluated by their own compiled evaluator through a callback (``sim/adapters.py``) — so fusion
-    is switched back on for them: fewer, larger kernels per Newton iteration. With va2jax's ISA cap
-    in force (``codegen._xla.fusion_is_exact``) fused code rounds like unfused code; without it
-    (JAX started before va2jax, a user's own ``--xla_cpu_max_isa``) an inlined model's ``a*b + c``
-    may be contracted into one rounding — waveforms are compared with peers at the mV level, so the
-    loops stay fused either way. ``VA2JAX_SIM_FUSION=0`` keeps the process default.
+    va2jax compiles generated model code with XLA's operator fusion off (per compilation; it makes
+    compile time of large model code super-linear, see docs/performance.md). The simulator's loops
+    are small — large models are evaluated by native kernels or their own compiled evaluator — so
+    they are compiled fused, as XLA does by default: fewer, larger kernels per Newton iteration.
+    Fused code may contract an inlined model's ``a*b + c`` into one rounding (an FMA) unless the
+    ISA cap ``VA2JAX_XLA_MAX_ISA=AVX`` is in force (``codegen._xla.fusion_is_exact``); waveforms
+    are compared with peers at the mV level, so the loops stay fused either way.
+    ``VA2JAX_SIM_FUSION=0`` compiles them unfused (:data:`~va2jax.codegen.FUSION_OFF`).
     """
-    from ..codegen import FUSION_ON
+    from ..codegen import FUSION_OFF, FUSION_ON
 
     if not _config.get("SIM_FUSION"):
-        return {}
+        return dict(FUSION_OFF)
     return dict(FUSION_ON)
 
 
