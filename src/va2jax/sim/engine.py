@@ -73,6 +73,7 @@ class Options:
     tran_itl: int = 10
     tran_ft: float = 0.25  # step factor after a failed Newton solve
     tran_fs: float = 0.25  # first step: this fraction of min(step, maxstep, tran_fbr·first gap)
+    tran_fbr: float = 0.2501  # largest step: this fraction of the breakpoint interval holding t
     tran_predictor: int = 0  # 1: start Newton from the predicted point, 0: from the last point
     tran_redofactor: float = 2.5  # reject a point when h / h_LTE exceeds it (0: never)
     nr_residualcheck: int = 1  # Newton's convergence also checks the residual
@@ -108,6 +109,8 @@ class Options:
             o.tran_method = "be"
         if not 0 < o.tran_fs <= 0.5:  # VACASK's range (lib/options.cpp)
             raise Va2JaxError(f"option tran_fs: {o.tran_fs!r} is outside (0, 0.5]")
+        if not 0 < o.tran_fbr <= 1 / 3:  # VACASK's range (lib/options.cpp)
+            raise Va2JaxError(f"option tran_fbr: {o.tran_fbr!r} is outside (0, 1/3]")
         if o.solver not in ("dense", "klu", "auto"):
             raise Va2JaxError(f"option solver: unknown linear solver {o.solver!r} (auto, dense, klu)")
         if o.solver == "klu":

@@ -87,7 +87,7 @@ class TranState(NamedTuple):
     maxstep: Any  #: () largest step (s)
     stop: Any  #: () end time (s)
     bps: Any  #: (B,) breakpoints, padded with +inf (s)
-    step: Any  #: () nominal step: bound of the step after a breakpoint (s)
+    step: Any  #: () nominal step (s; sets the first step only)
 
 
 class TranKernel:
@@ -101,11 +101,12 @@ class TranKernel:
         self.n = n
         self.chunk = chunk
         self.compiled = False
-        self.tran_fs = o.tran_fs
+        self.tran_fs, self.tran_fbr = o.tran_fs, o.tran_fbr
         b_of_t = sysm.make_source_fn()
         has_lte = sysm.has_charges()  # (no dense C on the sparse path)
         order = 1 if method == "be" else 2
         reltol, lteratio, redo, ft = o.reltol, o.tran_lteratio, o.tran_redofactor, o.tran_ft
+        fbr = o.tran_fbr
         xabs = np.where(sysm.is_current, o.abstol, o.vntol)  # a constant (no eager XLA program)
         itl, gshunt, dvmax = o.tran_itl, o.gshunt, o.dvmax
 
@@ -120,10 +121,16 @@ class TranKernel:
             bpi = jnp.searchsorted(bps, t * (1 + 1e-12) + 1e-300, side="right", method="compare_all")
             next_bp = jnp.where(bpi < nb, bps[jnp.minimum(bpi, nb - 1)], stop)
             next_bp = jnp.minimum(next_bp, stop)
-            h = jnp.minimum(h, maxstep)
-            hit = (t + h >= next_bp * (1 - 1e-9)) | (next_bp - (t + h) < 0.1 * h)
-            h = jnp.where(hit, next_bp - t, h)
-            tn = t + h
+            # largest step (VACASK's hmax): maxstep and tran_fbr × the breakpoint interval that
+            # holds t (from the last breakpoint reached to the next one)
+            prev_bp = jnp.where(bpi > 0, bps[jnp.maximum(bpi - 1, 0)], 0.0)
+            h = jnp.minimum(h, jnp.minimum(maxstep, fbr * (next_bp - prev_bp)))
+            # a step past the next breakpoint is cut to land on it (exactly: t_new = the
+            # breakpoint); one ending short of it by less than h/10 is halved (VACASK), so that
+            # the step after it is not tiny
+            hit = t + h > next_bp
+            h = jnp.where(hit, next_bp - t, jnp.where(next_bp - (t + h) < 0.1 * h, 0.5 * h, h))
+            tn = jnp.where(hit, next_bp, t + h)
             ordr, nd = s.ordr, s.nd
             be = (ordr < 2) | (order == 1)
             qk = qh[2]
@@ -177,12 +184,7 @@ class TranKernel:
             h_rej = jnp.where(conv, h_lte, h * ft)
             fail_now = (~conv) & (h * ft < hmin)
             qdot_new = a0 * qn + hist
-            h_acc = h_lte
-            bpi2 = jnp.minimum(bpi + 1, nb - 1)
-            gap = jnp.minimum(jnp.where(bpi + 1 < nb, bps[bpi2], stop), stop) - tn
-            h_acc = jnp.where(hit, jnp.minimum(h_acc, jnp.minimum(
-                jnp.where(gap > 0, 0.1 * gap, h_acc), step)), h_acc)
-            h_acc = jnp.maximum(h_acc, 10 * hmin)
+            h_acc = jnp.maximum(h_lte, 10 * hmin)
             ordr_n = jnp.where(accept, jnp.where(hit, 1, jnp.where(have_pred, jnp.minimum(
                 ordr + 1, order), ordr)), jnp.where(conv, ordr, 1))
             xh_n = jnp.where(accept, jnp.stack([xh[1], xh[2], xn]), xh)
@@ -264,7 +266,7 @@ class TranKernel:
         # also bounds it by tran_ffmax/(2·f_max) of sine sources and by the devices' bound step:
         # not applied here.)
         first_bp = next((float(b) for b in bps if 0 < b < stop), stop)
-        h0 = self.tran_fs * min(step, maxstep, 0.2501 * first_bp)
+        h0 = self.tran_fs * min(step, maxstep, self.tran_fbr * first_bp)
         hmin = 1e-14 * max(stop, 1e-9)
         f = np.float64
         return TranState(
@@ -288,9 +290,12 @@ def run_tran(eng: "Engine", name: str, stop: float, step: float | None = None,
     o = eng.opts
     sysm = eng.sys
     method = method or o.tran_method
-    maxstep = maxstep if maxstep and maxstep > 0 else stop / 50
+    # VACASK's hmax: (stop − start)/tran_minpts (tran_minpts = 50), and maxstep if smaller
+    maxstep = min(maxstep, (stop - start) / 50) if maxstep and maxstep > 0 else (stop - start) / 50
     step = step if step and step > 0 else stop / 1000
     bps = sysm.breakpoints(stop)
+    if 0 < start < stop:  # VACASK: the recording start is a breakpoint too
+        bps = np.union1d(bps, [start])
     t_c = time.perf_counter()
     kern = eng._tran_kernels.get(method)
     if kern is None:
