@@ -17,8 +17,9 @@ an LTE estimate. Local truncation error by Milne's device on the unknowns::
 (trap: the points pass VACASK's ringing filter first). ``r = max_i |LTE_i|/(lteratio·
 max(reltol·max_past|x_i|, vntol | abstol))``, ``h_new = min(2h, h·r^(−1/(p+1)))``; the point is
 rejected when ``h > tran_redofactor·h_new`` and retried with ``h_new``; a Newton failure retries
-with ``h·tran_ft``. Steps land on the sources' breakpoints, and the step after a breakpoint has
-``h ≤ min(step, gap to the next breakpoint / 10)``.
+with ``h·tran_ft``. Every step is at most ``hmax = min(maxstep, (stop − start)/50, tran_fbr·(next
+breakpoint − last breakpoint))``; a step past the next breakpoint is cut to land on it, one ending
+short of it by less than ``h/10`` is halved (VACASK's ``lib/coretran.cpp``).
 
 Each call of the kernel advances until ``chunk`` points are accepted, the end is reached or Newton
 fails; the caller copies the points out and calls again (progress updates happen in between).
