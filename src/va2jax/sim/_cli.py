@@ -39,6 +39,7 @@ def _run(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from . import Simulation
+    from .engine import ConvergenceError
     from .rawfile import write_csv, write_raw
 
     console = Console(stderr=True)
@@ -60,20 +61,33 @@ def _run(args: argparse.Namespace) -> int:
                 tasks[name] = prog.add_task(f"tran {name}", total=stop)
             prog.update(tasks[name], completed=t)
 
+        failed = None
         for decl in sim.circuit.analyses:
-            results[decl.name] = sim.run_analysis(decl, cb)
+            try:
+                results[decl.name] = sim.run_analysis(decl, cb)
+            except ConvergenceError as e:
+                if e.partial is None:
+                    raise
+                # a transient that stopped: what was simulated goes to the output file, then
+                # the error (and no later analysis)
+                results[decl.name], failed = e.partial, e
+                break
     total = time.perf_counter() - t0
     res_list = list(results.values())
+    written = []
     if args.output:
         write_raw(args.output, res_list, title=sim.circuit.title,
                   dialect=sim.circuit.dialect)
+        written.append(Path(args.output))
     else:
         from .._paths import path_inside, safe_stem
 
         outdir = Path(args.circuit).resolve().parent
         for r in res_list:  # the analysis name comes from the netlist: never a path
-            write_raw(path_inside(outdir, f"{safe_stem(r.name)}.raw"), [r], title=sim.circuit.title,
-                      dialect=sim.circuit.dialect)
+            written.append(path_inside(outdir, f"{safe_stem(r.name)}.raw"))
+            write_raw(written[-1], [r], title=sim.circuit.title, dialect=sim.circuit.dialect)
+    if failed is not None:
+        raise ConvergenceError(f"{failed} in {written[-1]}")
     if args.csv:
         for r in res_list:
             write_csv(_suffixed(args.csv, r.name, len(res_list) > 1), r)

@@ -57,7 +57,10 @@ def loop_compiler_options() -> dict[str, str]:
 
 
 class ConvergenceError(Va2JaxError):
-    """Newton failed (message names the time, iteration count and worst node)."""
+    """Newton failed (message names the time, iteration count and worst node). ``partial``: a
+    transient's points accepted before the failure (a :class:`.results.Result`), or ``None``."""
+
+    partial: Any = None
 
 
 @dataclass
@@ -631,19 +634,23 @@ class Engine:
         unit = "A" if not self.sys.is_current[i] else "V"
         return f"largest residual at {self.sys.names[i]!r} ({abs(F[i]):.3g} {unit})"
 
-    def singular_message(self, x: np.ndarray, b: np.ndarray) -> str:
+    def singular_message(self, x: np.ndarray, b: np.ndarray, a0: float = 0.0) -> str:
+        """Names the unknowns of the singular matrix ``∂f/∂x + a0·∂q/∂x`` at ``x`` (``a0``: the
+        integration coefficient of a transient step, 1/s; 0 for DC)."""
         if self.sparse:
             from .sparse import singular_unknowns
 
             Ai, Aj, _ = self.pattern
-            _, _, Jf, _ = self.jacobians(np.nan_to_num(x))
+            _, _, Jf, Jq = self.jacobians(np.nan_to_num(x))
+            Jf = Jf + a0 * Jq if a0 else Jf
             ks = singular_unknowns(Ai, Aj, Jf, self.sys.n)
             if not ks:
                 return "singular matrix"
             names = ", ".join(repr(self.sys.names[k]) for k in ks[:5])
             more = f" and {len(ks) - 5} more" if len(ks) > 5 else ""
             return f"singular matrix (involving {names}{more})"
-        _, _, Jf, _ = self.jacobians(np.nan_to_num(x))
+        _, _, Jf, Jq = self.jacobians(np.nan_to_num(x))
+        Jf = Jf + a0 * Jq if a0 else Jf
         zero_rows = np.where(np.all(Jf == 0, axis=1))[0]
         if zero_rows.size:
             return f"singular matrix: unknown {self.sys.names[int(zero_rows[0])]!r} has no equation"

@@ -15,7 +15,7 @@ from .. import _config
 from ..errors import Va2JaxError
 from .adapters import ModelLibrary
 from .analysis import run_ac, run_dc_sweep, run_op, run_tran
-from .engine import Engine, Options, warn_unused_options
+from .engine import ConvergenceError, Engine, Options, warn_unused_options
 from .expr import ExprError, evaluate
 from .mna import System, build_system
 from .netlist import AnalysisDecl, FlatCircuit, Netlist, NetlistError, check_tran_times, elaborate, private
@@ -288,10 +288,15 @@ class Simulation:
                     raise NetlistError(decl.loc, f"analysis {decl.name}: save p(...) under sweep "
                                                  f"{sw.get('name')} (not of a source's dc or a "
                                                  "variable): not supported yet")
-        res = self._run_analysis(decl, progress)
-        if decl.saves:
-            from ._saves import select
+        from ._saves import select
 
+        try:
+            res = self._run_analysis(decl, progress)
+        except ConvergenceError as e:  # a transient's points before the failure, as saved
+            if e.partial is not None and decl.saves:
+                e.partial = select(e.partial, decl.saves, self.system.aliases, self._opvar)
+            raise
+        if decl.saves:
             res = select(res, decl.saves, self.system.aliases, self._opvar)
         return res
 

@@ -89,6 +89,8 @@ class TranState(NamedTuple):
     stop: Any  #: () end time (s)
     bps: Any  #: (B,) breakpoints, padded with +inf (s)
     step: Any  #: () nominal step (s; sets the first step only)
+    lastit: Any  #: () int32 Newton iterations of the last attempt (diagnostics)
+    lastbad: Any  #: () bool: the last attempt's linear solve was singular (diagnostics)
 
 
 class TranKernel:
@@ -197,7 +199,7 @@ class TranKernel:
                 qh=qh_n, qdot=jnp.where(accept, qdot_new, qdot), nh=jnp.where(accept, nh + 1, nh),
                 after_bp=jnp.where(accept, hit, after_bp), bpi=bpi.astype(jnp.int32),
                 k=jnp.where(accept, k + 1, k),
-                rej=s.rej + jnp.where(accept, 0, 1), iters=s.iters + it,
+                rej=s.rej + jnp.where(accept, 0, 1), iters=s.iters + it, lastit=it, lastbad=bad,
                 done=accept & (tn >= stop * (1 - 1e-12)), fail=fail_now,
                 flast=jnp.where(accept, s.flast, F),
                 fh=jnp.where(accept, jnp.stack([s.fh[1], s.fh[2], xf]), s.fh),
@@ -211,10 +213,11 @@ class TranKernel:
         # array cost 52 operations per step with Newton stubbed (benchmarks/step_ops.py, rc), the
         # packed state 33.
         # The arithmetic of ``attempt`` is unchanged (bit-identical results).
-        I_FIELDS = ("nh", "after_bp", "bpi", "k", "rej", "iters", "done", "fail", "nd", "ordr", "trh")
+        I_FIELDS = ("nh", "after_bp", "bpi", "k", "rej", "iters", "done", "fail", "nd", "ordr", "trh",
+                    "lastit", "lastbad")
         V_FIELDS = (("xh", 3), ("qh", 3), ("fh", 3), ("qdot", 1), ("xmax", 1), ("rmax", 1),
                     ("flast", 1))
-        BOOLS = {"after_bp", "done", "fail"}
+        BOOLS = {"after_bp", "done", "fail", "lastbad"}
         ik = I_FIELDS.index("k")
 
         def pack(s: TranState):
@@ -277,7 +280,7 @@ class TranKernel:
             rej=np.int32(0), iters=np.int32(0), done=np.bool_(False), fail=np.bool_(False),
             flast=np.zeros(n), fh=np.stack([x0, x0, x0]), xmax=np.zeros(n), rmax=np.zeros(n), nd=np.int32(0),
             ordr=np.int32(1), trh=np.int32(0), hmin=f(hmin), maxstep=f(maxstep), stop=f(stop), bps=bpp,
-            step=f(step))
+            step=f(step), lastit=np.int32(0), lastbad=np.bool_(False))
 
 
 def run_tran(eng: "Engine", name: str, stop: float, step: float | None = None,
@@ -316,18 +319,35 @@ def run_tran(eng: "Engine", name: str, stop: float, step: float | None = None,
     state = kern.initial_state(x, q, stop, step, maxstep, bps)
     ts = [np.array([0.0])]
     xs = [x[None, :]]
-    iters = 0
+    run, host = kern._run, False
+
+    def result(st: TranState) -> Result:
+        """The points accepted so far (all of them once ``stop`` is reached)."""
+        times, data = np.concatenate(ts), np.concatenate(xs)
+        stats = Stats(points=len(times), rejected=int(st.rej),
+                      newton_iterations=eng.iterations - it0 + int(st.iters),
+                      run_s=time.perf_counter() - t0w)
+        keep = times >= start
+        return Result(name, "tran", "time", times[keep], list(sysm.names), data[keep], stats)
+
     while True:
         try:
-            state = kern._run(state)
+            # waited for here: the error of an asynchronously dispatched run is raised by the
+            # first read of its result
+            new = jax.block_until_ready(run(state))
         except TypeError:  # breakpoint table grew past the compiled size: recompile
             kern._run = jax.jit(kern._run)  # pragma: no cover
             raise
         except jax.errors.JaxRuntimeError as e:  # KLU (option solver=klu) stops on a singular matrix
-            if not is_singular_error(e):
+            if not is_singular_error(e) or host:
                 raise
-            raise ConvergenceError(f"transient {name}: singular matrix after t={float(state.t):.6g} s "
-                                   "(option solver=klu)") from None
+            # this chunk again with the sparse solve in a host callback (SuperLU; NaN where the
+            # matrix is singular), as the operating point's second try: a singular step then
+            # fails as a non-converging one does (time, iterations, unknowns named below) and the
+            # points before it are kept
+            run, host = _host_kernel(eng, o, method), True
+            continue
+        state = new
         k = int(state.k)
         ts.append(np.asarray(state.out_t)[:k])
         xs.append(np.asarray(state.out_x)[:k])
@@ -335,18 +355,40 @@ def run_tran(eng: "Engine", name: str, stop: float, step: float | None = None,
             progress(float(state.t))
         if bool(state.fail):
             F = np.asarray(state.flast)
-            tfail = float(state.t) + float(state.h) / o.tran_ft
-            raise ConvergenceError(
-                f"transient {name}: Newton did not converge at t={tfail:.6g} s after "
-                f"{o.tran_itl} iterations (time step too small); {eng.worst(F)}")
+            h = float(state.h) / o.tran_ft
+            tfail = float(state.t) + h
+            if bool(state.lastbad):  # a singular matrix (BE after a failure: a0 = 1/h)
+                sm = eng.singular_message(np.asarray(state.xh)[2], b0, 1.0 / h)
+                why = (f"{sm} in Newton iteration {int(state.lastit)} of the step from "
+                       f"t={float(state.t):.6g} s (cut down to {h:.3g} s)")
+            else:
+                why = (f"Newton did not converge at t={tfail:.6g} s after {int(state.lastit)} "
+                       f"iterations (time step too small); {eng.worst(F)}")
+            npts = len(np.concatenate(ts))
+            err = ConvergenceError(f"transient {name}: {why}; {npts} point{'s' * (npts != 1)} "
+                                   f"up to t={float(state.t):.6g} s kept")
+            err.partial = result(state)
+            eng.iterations += int(state.iters)
+            raise err
         if bool(state.done):
             break
         state = state._replace(k=np.int32(0))
-    iters = int(state.iters)
-    eng.iterations += iters
-    times = np.concatenate(ts)
-    data = np.concatenate(xs)
-    st = Stats(points=len(times), rejected=int(state.rej),
-               newton_iterations=eng.iterations - it0, run_s=time.perf_counter() - t0w)
-    keep = times >= start
-    return Result(name, "tran", "time", times[keep], list(sysm.names), data[keep], st)
+    res = result(state)
+    eng.iterations += int(state.iters)
+    return res
+
+
+def _host_kernel(eng: "Engine", o: "Options", method: str) -> Callable:
+    """The transient loop with Newton's sparse solve in a host callback (NaN on a singular
+    matrix instead of KLU's error), jitted on first use."""
+    from .engine import make_newton
+
+    key = ("host", method)
+    if key not in eng._tran_kernels:
+        t0 = time.perf_counter()
+        k = TranKernel(make_newton(eng.sys, o, host_solve=True), eng.sys, o, method)
+        eng._tran_kernels[key] = k._run
+        eng.compile_s += time.perf_counter() - t0
+    return eng._tran_kernels[key]
+
+
