@@ -118,7 +118,7 @@ class TranKernel:
             ``out_t``/``out_x`` untouched)."""
             t, h, xh, th, qh, qdot, nh, after_bp = s.t, s.h, s.xh, s.th, s.qh, s.qdot, s.nh, s.after_bp
             k = s.k
-            hmin, maxstep, stop, bps, step = s.hmin, s.maxstep, s.stop, s.bps, s.step
+            hmin, maxstep, stop, bps = s.hmin, s.maxstep, s.stop, s.bps
             nb = bps.shape[0]
             # "compare_all": one fused comparison (the default binary search is a nested loop)
             bpi = jnp.searchsorted(bps, t * (1 + 1e-12) + 1e-300, side="right", method="compare_all")
