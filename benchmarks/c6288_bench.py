@@ -107,6 +107,40 @@ def run_vacask(netlist: Path) -> dict:
                 cpu_s=float(c.group(1)) if (c := re.search(r"CPUS ([\d.]+)", p.stdout)) else float("nan"))
 
 
+def crossings(t: np.ndarray, v: np.ndarray, level: float = 0.6) -> tuple[np.ndarray, np.ndarray]:
+    """Times where ``v`` crosses ``level`` (linear between points) and their direction (±1)."""
+    s = v - level
+    i = np.nonzero((s[:-1] < 0) != (s[1:] < 0))[0]
+    return t[i] - s[i] * (t[i + 1] - t[i]) / (s[i + 1] - s[i]), np.sign(s[i + 1] - s[i])
+
+
+def edge_stats(ours: Path, ref: Path, guard: float = 10e-12) -> tuple[np.ndarray, float]:
+    """The shifts |t_ours − t_ref| of the vdd/2 crossings of every saved vector (matched in
+    order; ``inf`` for a vector whose crossings differ in number or direction) and the largest
+    |Δv| on the common grid farther than ``guard`` from every crossing of either run (V)."""
+    sys.path.insert(0, str(ROOT / "src"))
+    from va2jax.sim.rawfile import read_raw
+
+    a, b = read_raw(ours)[0], read_raw(ref)[0]
+    ta = a.data[:, a.names.index("time")].real
+    tb = b.data[:, b.names.index("time")].real
+    t = np.linspace(0.0, min(ta[-1], tb[-1]), 20001)
+    shifts, away = [], 0.0
+    for nm in b.names:
+        if nm == "time" or nm not in a.names:
+            continue
+        va, vb = a.data[:, a.names.index(nm)].real, b.data[:, b.names.index(nm)].real
+        (ca, sa), (cb, sb) = crossings(ta, va), crossings(tb, vb)
+        ok = len(ca) == len(cb) and bool(np.all(sa == sb))
+        shifts += list(np.abs(ca - cb)) if ok else [np.inf]
+        near = np.zeros(t.shape, bool)
+        for c in np.concatenate([ca, cb]):
+            near |= np.abs(t - c) < guard
+        d = np.abs(np.interp(t, ta, va) - np.interp(t, tb, vb))
+        away = max(away, float(np.max(np.where(near, 0.0, d))))
+    return np.array(shifts), away
+
+
 def compare(ours: Path, ref: Path, skip: float = 0.0) -> tuple[float, str, str, str]:
     """Largest |Δv| over the saved vectors on a common grid after ``skip`` seconds (V, vector)
     and the product bits p31…p0 at the end (> vdd/2 → 1) of both."""
@@ -133,9 +167,10 @@ def compare(ours: Path, ref: Path, skip: float = 0.0) -> tuple[float, str, str, 
     return worst, where, bits(a), bits(b)
 
 
-def bench_c6288(stop: str) -> None:
+def bench_c6288(stop: str, keep: str = "") -> None:
     with tempfile.TemporaryDirectory(prefix="c6288_") as tmp:
-        d = Path(tmp)
+        d = Path(keep) if keep else Path(tmp)
+        d.mkdir(parents=True, exist_ok=True)
         for f in ("runme.sim", "models.inc", "multiplier.inc"):
             (d / f).write_text((SUITE / f).read_text())
         net = d / "runme.sim"
@@ -144,6 +179,7 @@ def bench_c6288(stop: str) -> None:
         ref = run_vacask(net)
         worst, where, ba, bb = compare(d / "tranmul_va2jax.raw", d / "tranmul.raw")
         late, where_l, _, _ = compare(d / "tranmul_va2jax.raw", d / "tranmul.raw", skip=50e-12)
+        shifts, away = edge_stats(d / "tranmul_va2jax.raw", d / "tranmul.raw")
     print(f"c6288, stop={stop}: {ours['n']} unknowns, {ours['nnz']} non-zeros "
           f"({'sparse' if ours['sparse'] else 'dense'})")
     print(f"{'':10}{'points':>8}{'rejected':>9}{'NR iter':>9}{'run s':>9}{'ms/point':>10}"
@@ -156,6 +192,9 @@ def bench_c6288(stop: str) -> None:
     print(f"largest |Δv| on a common grid: {1e3 * worst:.1f} mV ({where}); after 50 ps: "
           f"{1e3 * late:.1f} mV ({where_l})")
     print(f"product bits at the end: va2jax {ba}, VACASK {bb} ({'same' if ba == bb else 'DIFFERENT'})")
+    print(f"0.6 V crossings: {len(shifts)}, shift median {1e12 * np.median(shifts):.3f} ps, "
+          f"95 % {1e12 * np.percentile(shifts, 95):.3f} ps, max {1e12 * np.max(shifts):.3f} ps; "
+          f"largest |Δv| farther than 10 ps from a crossing: {1e3 * away:.1f} mV")
 
 
 def bench_chains(sizes: list[int], stop: str) -> None:
@@ -179,11 +218,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--c6288", action="store_true", help="run the suite's c6288 netlist")
     ap.add_argument("--stop", default="0.2n", help="c6288 stop time (the suite's: 2n)")
+    ap.add_argument("--keep", default="", help="c6288: run in this folder and keep it (rawfiles)")
     ap.add_argument("--chains", default="", help="comma-separated inverter-chain sizes")
     ap.add_argument("--chain-stop", default="0.1n")
     a = ap.parse_args()
     if a.c6288:
-        bench_c6288(a.stop)
+        bench_c6288(a.stop, a.keep)
     if a.chains:
         bench_chains([int(s) for s in a.chains.split(",")], a.chain_stop)
     if not (a.c6288 or a.chains):

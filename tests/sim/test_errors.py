@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,3 +73,28 @@ def test_first_step_fraction_out_of_range(value):
     with pytest.raises(Va2JaxError, match="option tran_fs"):
         Options.from_dict({"tran_fs": value})
     assert Options.from_dict({"tran_fs": 0.5}).tran_fs == 0.5
+
+
+def test_transient_failure_keeps_the_points_before_it(tmp_path):
+    # the diode of the test above, its 1 A arriving at 0.5 µs: every step from there fails (the
+    # node heads for -1e12 V, 2 V per Newton iteration), down to the smallest step; the points
+    # before 0.5 µs must be in the output file, and the error must say when and where
+    from va2jax.sim.rawfile import read_raw
+
+    body = ('bad\nload "spice/diode.osdi"\nmodel isource isource\n'
+            "model d sp_diode is=1e-14\n"
+            'i1 (0 a) isource type="pulse" val0=0 val1=-1 delay=0.5u rise=1n\n'
+            "d1 (a 0) d\n"
+            "control\n  analysis tran1 tran stop=1u step=10n\nendc\n")
+    proc = _run(tmp_path, body)
+    assert proc.returncode == 2, proc.stderr
+    line = proc.stderr.strip().splitlines()[-1]
+    assert line.startswith("va2jax: error: transient tran1: Newton did not converge at t=5e-07 s")
+    assert "largest residual at 'a'" in line and "kept in" in line and "tran1.raw" in line, line
+    r = read_raw(tmp_path / "tran1.raw")[0]
+    t = r.data[:, r.names.index("time")].real
+    # every point before the current arrives (the pulse starts at 0.5 µs, a breakpoint), and
+    # maybe one a few smallest steps after it, where Newton converged again
+    assert len(t) > 10 and t[0] == 0.0 and t[-1] <= 0.5e-6 * (1 + 1e-12), t
+    # no current before 0.5 µs: the diode sits at 0 V (Shockley: I = 0 ⇔ V = 0)
+    assert np.all(np.abs(r.data[t <= 0.5e-6, r.names.index("a")].real) < 1e-9)

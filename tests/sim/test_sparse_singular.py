@@ -49,3 +49,31 @@ def test_singular_op_steps_then_names_the_node(tmp_path, solver, body, nodes):
     # the plain solve (1 iteration: the first update is NaN) was followed by gmin stepping
     # (11 shunt steps, each at least one iteration) and source stepping
     assert sim.engine.iterations > 12, sim.engine.iterations
+
+
+@pytest.mark.parametrize("solver", ["klu", "dense"])
+def test_singular_transient_names_the_node_and_keeps_the_points(tmp_path, solver):
+    """The island again, in a transient from ``icmode="uic"`` (no operating point): KLU stops the
+    compiled loop (klujax's error) — the chunk is run again with the solve in a host callback,
+    so the singular step fails as the dense path's does; the error names the unknown, the step
+    and the Newton iteration, and the output file holds the points before it (t = 0 only)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from va2jax.sim.rawfile import read_raw
+
+    p = tmp_path / "s.sim"
+    p.write_text(HEAD.format(title="singular") + ISLAND + TAIL.format(solver=solver).replace(
+        "analysis op1 op", 'analysis tran1 tran stop=1u step=10n icmode="uic"'))
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2] / "src"))
+    proc = subprocess.run([sys.executable, "-m", "va2jax", "sim", str(p), "--no-progress"],
+                          capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    line = proc.stderr.strip().splitlines()[-1]
+    assert line.startswith("va2jax: error: transient tran1: singular matrix (involving"), line
+    assert ("'p'" in line or "'q'" in line) and "Newton iteration 1 of the step from t=0 s" in line
+    assert "1 point up to t=0 s kept in" in line, line
+    r = read_raw(tmp_path / "tran1.raw")[0]
+    assert r.data.shape[0] == 1 and r.data[0, r.names.index("time")].real == 0.0

@@ -53,6 +53,7 @@ def _run(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from . import Simulation
+    from .engine import ConvergenceError
     from .rawfile import write_csv, write_raw
 
     console = Console(stderr=True)
@@ -74,24 +75,37 @@ def _run(args: argparse.Namespace) -> int:
                 tasks[name] = prog.add_task(f"tran {name}", total=stop)
             prog.update(tasks[name], completed=t)
 
+        failed = None
         for decl in sim.circuit.analyses:
-            res = sim.run_or_go_on(decl, cb)  # VACASK's abort mode may go on after a failure
+            try:
+                res = sim.run_or_go_on(decl, cb)  # VACASK's abort mode may go on after a failure
+            except ConvergenceError as e:
+                if e.partial is None:
+                    raise
+                # a transient that stopped: what was simulated goes to the output file, then
+                # the error (and no later analysis)
+                results[decl.name], failed = e.partial, e
+                break
             if res is not None:
                 results[decl.name] = res
     total = time.perf_counter() - t0
     res_list = list(results.values())
     quiet = {d.name for d in sim.circuit.analyses if not _writes(sim, d)}  # VACASK's write=0
-    written = [r for r in res_list if r.name not in quiet]
+    to_write = [r for r in res_list if r.name not in quiet]
+    written: list[Path] = []
     if args.output:
-        write_raw(args.output, written, title=sim.circuit.title,
+        write_raw(args.output, to_write, title=sim.circuit.title,
                   dialect=sim.circuit.dialect)
+        written.append(Path(args.output))
     else:
         from .._paths import path_inside, safe_stem
 
         outdir = Path(args.circuit).resolve().parent
-        for r in written:  # the analysis name comes from the netlist: never a path
-            write_raw(path_inside(outdir, f"{safe_stem(r.name)}.raw"), [r], title=sim.circuit.title,
-                      dialect=sim.circuit.dialect)
+        for r in to_write:  # the analysis name comes from the netlist: never a path
+            written.append(path_inside(outdir, f"{safe_stem(r.name)}.raw"))
+            write_raw(written[-1], [r], title=sim.circuit.title, dialect=sim.circuit.dialect)
+    if failed is not None:
+        raise ConvergenceError(f"{failed} in {written[-1]}" if written else str(failed))
     if args.csv:
         for r in res_list:
             write_csv(_suffixed(args.csv, r.name, len(res_list) > 1), r)

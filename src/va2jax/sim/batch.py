@@ -371,12 +371,12 @@ class BatchSweep:
                       ) -> Callable[[jax.Array], dict[str, jax.Array]]:
         """Pure function ``p (K,) -> {"time": (L,), "x": (L, n), "npoints", "status", ...}``:
         the transient of :func:`va2jax.sim.tran.run_tran` (from the operating point, same
-        defaults: ``maxstep = stop/50``, ``step = stop/1000``), accepted points first."""
+        defaults: ``maxstep`` at most ``stop/50``, ``step = stop/1000``), accepted points first."""
         o = self.opts
         check_tran_times(stop, step, maxstep)
         method = method or o.tran_method
         method = Options.from_dict({"tran_method": method}).tran_method
-        maxstep = maxstep if maxstep and maxstep > 0 else stop / 50
+        maxstep = min(maxstep, stop / 50) if maxstep and maxstep > 0 else stop / 50
         step = step if step and step > 0 else stop / 1000
         bps = self.system.breakpoints(stop)
         n = self.system.n

@@ -57,7 +57,10 @@ def loop_compiler_options() -> dict[str, str]:
 
 
 class ConvergenceError(Va2JaxError):
-    """Newton failed (message names the time, iteration count and worst node)."""
+    """Newton failed (message names the time, iteration count and worst node). ``partial``: a
+    transient's points accepted before the failure (a :class:`.results.Result`), or ``None``."""
+
+    partial: Any = None
 
 
 @dataclass
@@ -73,6 +76,7 @@ class Options:
     tran_itl: int = 10
     tran_ft: float = 0.25  # step factor after a failed Newton solve
     tran_fs: float = 0.25  # first step: this fraction of min(step, maxstep, tran_fbr·first gap)
+    tran_fbr: float = 0.2501  # largest step: this fraction of the breakpoint interval holding t
     tran_predictor: int = 0  # 1: start Newton from the predicted point, 0: from the last point
     tran_redofactor: float = 2.5  # reject a point when h / h_LTE exceeds it (0: never)
     nr_residualcheck: int = 1  # Newton's convergence also checks the residual
@@ -116,6 +120,8 @@ class Options:
             o.tran_method = "be"
         if not 0 < o.tran_fs <= 0.5:  # VACASK's range (lib/options.cpp)
             raise Va2JaxError(f"option tran_fs: {o.tran_fs!r} is outside (0, 0.5]")
+        if not 0 < o.tran_fbr <= 1 / 3:  # VACASK's range (lib/options.cpp)
+            raise Va2JaxError(f"option tran_fbr: {o.tran_fbr!r} is outside (0, 1/3]")
         if o.solver not in ("dense", "klu", "auto"):
             raise Va2JaxError(f"option solver: unknown linear solver {o.solver!r} (auto, dense, klu)")
         if o.solver == "klu":
@@ -636,19 +642,23 @@ class Engine:
         unit = "A" if not self.sys.is_current[i] else "V"
         return f"largest residual at {self.sys.names[i]!r} ({abs(F[i]):.3g} {unit})"
 
-    def singular_message(self, x: np.ndarray, b: np.ndarray) -> str:
+    def singular_message(self, x: np.ndarray, b: np.ndarray, a0: float = 0.0) -> str:
+        """Names the unknowns of the singular matrix ``∂f/∂x + a0·∂q/∂x`` at ``x`` (``a0``: the
+        integration coefficient of a transient step, 1/s; 0 for DC)."""
         if self.sparse:
             from .sparse import singular_unknowns
 
             Ai, Aj, _ = self.pattern
-            _, _, Jf, _ = self.jacobians(np.nan_to_num(x))
+            _, _, Jf, Jq = self.jacobians(np.nan_to_num(x))
+            Jf = Jf + a0 * Jq if a0 else Jf
             ks = singular_unknowns(Ai, Aj, Jf, self.sys.n)
             if not ks:
                 return "singular matrix"
             names = ", ".join(repr(self.sys.names[k]) for k in ks[:5])
             more = f" and {len(ks) - 5} more" if len(ks) > 5 else ""
             return f"singular matrix (involving {names}{more})"
-        _, _, Jf, _ = self.jacobians(np.nan_to_num(x))
+        _, _, Jf, Jq = self.jacobians(np.nan_to_num(x))
+        Jf = Jf + a0 * Jq if a0 else Jf
         zero_rows = np.where(np.all(Jf == 0, axis=1))[0]
         if zero_rows.size:
             return f"singular matrix: unknown {self.sys.names[int(zero_rows[0])]!r} has no equation"

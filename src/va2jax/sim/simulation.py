@@ -15,7 +15,7 @@ from .. import _config
 from ..errors import Va2JaxError
 from .adapters import ModelLibrary
 from .analysis import run_ac, run_dc_sweep, run_op, run_tran
-from .engine import Engine, Options, warn_unused_options
+from .engine import ConvergenceError, Engine, Options, warn_unused_options
 from .expr import ExprError, evaluate
 from .mna import System, build_system
 from .netlist import AnalysisDecl, FlatCircuit, Netlist, NetlistError, check_tran_times, elaborate, private
@@ -330,15 +330,20 @@ class Simulation:
 
             warnings.warn(f"{decl.loc}: analysis {decl.name} failed, going on (VACASK's abort "
                           f"mode; 'abort always' stops): {exc}", stacklevel=2)
-            return None
+            return getattr(exc, "partial", None)  # a transient's points before it
 
     def run_analysis(self, decl: AnalysisDecl,
                      progress: Callable[[str, float, float], None] | None = None) -> Result:
         """Run one analysis; its result holds the vectors its ``save`` directives ask for."""
-        res = self._run_analysis(decl, progress)
-        if decl.saves:
-            from ._saves import select
+        from ._saves import select
 
+        try:
+            res = self._run_analysis(decl, progress)
+        except ConvergenceError as e:  # a transient's points before the failure, as saved
+            if e.partial is not None and decl.saves:
+                e.partial = select(e.partial, decl.saves, self.system.aliases, self._opvar)
+            raise
+        if decl.saves:
             sims = getattr(res, "point_sims", None)  # a sweep: each row's own circuit
             opvar = self._opvar if sims is None else \
                 (lambda inst, name, loc, X: _opvar_rows(sims, inst, name, loc, X))

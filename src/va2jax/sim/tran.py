@@ -17,8 +17,9 @@ an LTE estimate. Local truncation error by Milne's device on the unknowns::
 (trap: the points pass VACASK's ringing filter first). ``r = max_i |LTE_i|/(lteratio·
 max(reltol·max_past|x_i|, vntol | abstol))``, ``h_new = min(2h, h·r^(−1/(p+1)))``; the point is
 rejected when ``h > tran_redofactor·h_new`` and retried with ``h_new``; a Newton failure retries
-with ``h·tran_ft``. Steps land on the sources' breakpoints, and the step after a breakpoint has
-``h ≤ min(step, gap to the next breakpoint / 10)``.
+with ``h·tran_ft``. Every step is at most ``hmax = min(maxstep, (stop − start)/50, tran_fbr·(next
+breakpoint − last breakpoint))``; a step past the next breakpoint is cut to land on it, one ending
+short of it by less than ``h/10`` is halved (VACASK's ``lib/coretran.cpp``).
 
 Each call of the kernel advances until ``chunk`` points are accepted, the end is reached or Newton
 fails; the caller copies the points out and calls again (progress updates happen in between).
@@ -87,7 +88,9 @@ class TranState(NamedTuple):
     maxstep: Any  #: () largest step (s)
     stop: Any  #: () end time (s)
     bps: Any  #: (B,) breakpoints, padded with +inf (s)
-    step: Any  #: () nominal step: bound of the step after a breakpoint (s)
+    step: Any  #: () nominal step (s; sets the first step only)
+    lastit: Any  #: () int32 Newton iterations of the last attempt (diagnostics)
+    lastbad: Any  #: () bool: the last attempt's linear solve was singular (diagnostics)
 
 
 #: doubles of output rows per call of the native step kernel (:func:`_native_run`): 1 MiB, at
@@ -108,11 +111,12 @@ class TranKernel:
         self.chunk = chunk
         self.compiled = False
         self.native = False
-        self.tran_fs = o.tran_fs
+        self.tran_fs, self.tran_fbr = o.tran_fs, o.tran_fbr
         b_of_t = sysm.make_source_fn()
         has_lte = sysm.has_charges()  # (no dense C on the sparse path)
         order = 1 if method == "be" else 2
         reltol, lteratio, redo, ft = o.reltol, o.tran_lteratio, o.tran_redofactor, o.tran_ft
+        fbr = o.tran_fbr
         xabs = np.where(sysm.is_current, o.abstol, o.vntol)  # a constant (no eager XLA program)
         itl, gshunt, dvmax = o.tran_itl, o.gshunt, o.dvmax
 
@@ -121,16 +125,22 @@ class TranKernel:
             ``out_t``/``out_x`` untouched)."""
             t, h, xh, th, qh, qdot, nh, after_bp = s.t, s.h, s.xh, s.th, s.qh, s.qdot, s.nh, s.after_bp
             k = s.k
-            hmin, maxstep, stop, bps, step = s.hmin, s.maxstep, s.stop, s.bps, s.step
+            hmin, maxstep, stop, bps = s.hmin, s.maxstep, s.stop, s.bps
             nb = bps.shape[0]
             # "compare_all": one fused comparison (the default binary search is a nested loop)
             bpi = jnp.searchsorted(bps, t * (1 + 1e-12) + 1e-300, side="right", method="compare_all")
             next_bp = jnp.where(bpi < nb, bps[jnp.minimum(bpi, nb - 1)], stop)
             next_bp = jnp.minimum(next_bp, stop)
-            h = jnp.minimum(h, maxstep)
-            hit = (t + h >= next_bp * (1 - 1e-9)) | (next_bp - (t + h) < 0.1 * h)
-            h = jnp.where(hit, next_bp - t, h)
-            tn = t + h
+            # largest step (VACASK's hmax): maxstep and tran_fbr × the breakpoint interval that
+            # holds t (from the last breakpoint reached to the next one)
+            prev_bp = jnp.where(bpi > 0, bps[jnp.maximum(bpi - 1, 0)], 0.0)
+            h = jnp.minimum(h, jnp.minimum(maxstep, fbr * (next_bp - prev_bp)))
+            # a step past the next breakpoint is cut to land on it (exactly: t_new = the
+            # breakpoint); one ending short of it by less than h/10 is halved (VACASK), so that
+            # the step after it is not tiny
+            hit = t + h > next_bp
+            h = jnp.where(hit, next_bp - t, jnp.where(next_bp - (t + h) < 0.1 * h, 0.5 * h, h))
+            tn = jnp.where(hit, next_bp, t + h)
             ordr, nd = s.ordr, s.nd
             be = (ordr < 2) | (order == 1)
             qk = qh[2]
@@ -184,12 +194,7 @@ class TranKernel:
             h_rej = jnp.where(conv, h_lte, h * ft)
             fail_now = (~conv) & (h * ft < hmin)
             qdot_new = a0 * qn + hist
-            h_acc = h_lte
-            bpi2 = jnp.minimum(bpi + 1, nb - 1)
-            gap = jnp.minimum(jnp.where(bpi + 1 < nb, bps[bpi2], stop), stop) - tn
-            h_acc = jnp.where(hit, jnp.minimum(h_acc, jnp.minimum(
-                jnp.where(gap > 0, 0.1 * gap, h_acc), step)), h_acc)
-            h_acc = jnp.maximum(h_acc, 10 * hmin)
+            h_acc = jnp.maximum(h_lte, 10 * hmin)
             ordr_n = jnp.where(accept, jnp.where(hit, 1, jnp.where(have_pred, jnp.minimum(
                 ordr + 1, order), ordr)), jnp.where(conv, ordr, 1))
             xh_n = jnp.where(accept, jnp.stack([xh[1], xh[2], xn]), xh)
@@ -201,7 +206,7 @@ class TranKernel:
                 qh=qh_n, qdot=jnp.where(accept, qdot_new, qdot), nh=jnp.where(accept, nh + 1, nh),
                 after_bp=jnp.where(accept, hit, after_bp), bpi=bpi.astype(jnp.int32),
                 k=jnp.where(accept, k + 1, k),
-                rej=s.rej + jnp.where(accept, 0, 1), iters=s.iters + it,
+                rej=s.rej + jnp.where(accept, 0, 1), iters=s.iters + it, lastit=it, lastbad=bad,
                 done=accept & (tn >= stop * (1 - 1e-12)), fail=fail_now,
                 flast=jnp.where(accept, s.flast, F),
                 fh=jnp.where(accept, jnp.stack([s.fh[1], s.fh[2], xf]), s.fh),
@@ -215,10 +220,11 @@ class TranKernel:
         # array cost 52 operations per step with Newton stubbed (benchmarks/step_ops.py, rc), the
         # packed state 33.
         # The arithmetic of ``attempt`` is unchanged (bit-identical results).
-        I_FIELDS = ("nh", "after_bp", "bpi", "k", "rej", "iters", "done", "fail", "nd", "ordr", "trh")
+        I_FIELDS = ("nh", "after_bp", "bpi", "k", "rej", "iters", "done", "fail", "nd", "ordr", "trh",
+                    "lastit", "lastbad")
         V_FIELDS = (("xh", 3), ("qh", 3), ("fh", 3), ("qdot", 1), ("xmax", 1), ("rmax", 1),
                     ("flast", 1))
-        BOOLS = {"after_bp", "done", "fail"}
+        BOOLS = {"after_bp", "done", "fail", "lastbad"}
         ik = I_FIELDS.index("k")
 
         def pack(s: TranState):
@@ -281,7 +287,7 @@ class TranKernel:
         # also bounds it by tran_ffmax/(2·f_max) of sine sources and by the devices' bound step:
         # not applied here.)
         first_bp = next((float(b) for b in bps if 0 < b < stop), stop)
-        h0 = self.tran_fs * min(step, maxstep, 0.2501 * first_bp)
+        h0 = self.tran_fs * min(step, maxstep, self.tran_fbr * first_bp)
         hmin = 1e-14 * max(stop, 1e-9)
         f = np.float64
         return TranState(
@@ -291,7 +297,7 @@ class TranKernel:
             rej=np.int32(0), iters=np.int32(0), done=np.bool_(False), fail=np.bool_(False),
             flast=np.zeros(n), fh=np.stack([x0, x0, x0]), xmax=np.zeros(n), rmax=np.zeros(n), nd=np.int32(0),
             ordr=np.int32(1), trh=np.int32(0), hmin=f(hmin), maxstep=f(maxstep), stop=f(stop), bps=bpp,
-            step=f(step))
+            step=f(step), lastit=np.int32(0), lastbad=np.bool_(False))
 
 
 def _native_run(newton: Callable, sysm: "System", o: "Options", method: str,
@@ -313,10 +319,11 @@ def _native_run(newton: Callable, sysm: "System", o: "Options", method: str,
         newton, n, method, sysm.sources, chunk, is_current=np.asarray(sysm.is_current, bool),
         reltol=o.reltol, vntol=o.vntol, abstol=o.abstol, lteratio=o.tran_lteratio,
         redo=o.tran_redofactor, ft=o.tran_ft, itl=int(o.tran_itl), gshunt=float(o.gshunt),
-        dvmax=float(o.dvmax), predictor=bool(o.tran_predictor), has_lte=bool(sysm.has_charges()))
+        dvmax=float(o.dvmax), predictor=bool(o.tran_predictor), has_lte=bool(sysm.has_charges()),
+        fbr=float(o.tran_fbr))
     if step is None:
         return None
-    bools = {"after_bp", "done", "fail"}
+    bools = {"after_bp", "done", "fail", "lastbad"}
 
     def run(state: TranState) -> TranState:
         f64 = jnp.float64
@@ -352,9 +359,12 @@ def run_tran(eng: "Engine", name: str, stop: float, step: float | None = None,
     o = eng.opts
     sysm = eng.sys
     method = method or o.tran_method
-    maxstep = maxstep if maxstep and maxstep > 0 else stop / 50
+    # VACASK's hmax: (stop − start)/tran_minpts (tran_minpts = 50), and maxstep if smaller
+    maxstep = min(maxstep, (stop - start) / 50) if maxstep and maxstep > 0 else (stop - start) / 50
     step = step if step and step > 0 else stop / 1000
     bps = sysm.breakpoints(stop)
+    if 0 < start < stop:  # VACASK: the recording start is a breakpoint too
+        bps = np.union1d(bps, [start])
     t_c = time.perf_counter()
     kern = eng._tran_kernels.get(method)
     if kern is None:
@@ -377,18 +387,35 @@ def run_tran(eng: "Engine", name: str, stop: float, step: float | None = None,
     state = kern.initial_state(x, q, stop, step, maxstep, bps)
     ts = [np.array([0.0])]
     xs = [x[None, :]]
-    iters = 0
+    run, host = kern._run, False
+
+    def result(st: TranState) -> Result:
+        """The points accepted so far (all of them once ``stop`` is reached)."""
+        times, data = np.concatenate(ts), np.concatenate(xs)
+        stats = Stats(points=len(times), rejected=int(st.rej),
+                      newton_iterations=eng.iterations - it0 + int(st.iters),
+                      run_s=time.perf_counter() - t0w)
+        keep = times >= start
+        return Result(name, "tran", "time", times[keep], list(sysm.names), data[keep], stats)
+
     while True:
         try:
-            state = kern._run(state)
+            # waited for here: the error of an asynchronously dispatched run is raised by the
+            # first read of its result
+            new = jax.block_until_ready(run(state))
         except TypeError:  # breakpoint table grew past the compiled size: recompile
             kern._run = jax.jit(kern._run)  # pragma: no cover
             raise
         except jax.errors.JaxRuntimeError as e:  # KLU (option solver=klu) stops on a singular matrix
-            if not is_singular_error(e):
+            if not is_singular_error(e) or host:
                 raise
-            raise ConvergenceError(f"transient {name}: singular matrix after t={float(state.t):.6g} s "
-                                   "(option solver=klu)") from None
+            # this chunk again with the sparse solve in a host callback (SuperLU; NaN where the
+            # matrix is singular), as the operating point's second try: a singular step then
+            # fails as a non-converging one does (time, iterations, unknowns named below) and the
+            # points before it are kept
+            run, host = _host_kernel(eng, o, method), True
+            continue
+        state = new
         k = int(state.k)
         ts.append(np.asarray(state.out_t)[:k])
         xs.append(np.asarray(state.out_x)[:k])
@@ -396,18 +423,40 @@ def run_tran(eng: "Engine", name: str, stop: float, step: float | None = None,
             progress(float(state.t))
         if bool(state.fail):
             F = np.asarray(state.flast)
-            tfail = float(state.t) + float(state.h) / o.tran_ft
-            raise ConvergenceError(
-                f"transient {name}: Newton did not converge at t={tfail:.6g} s after "
-                f"{o.tran_itl} iterations (time step too small); {eng.worst(F)}")
+            h = float(state.h) / o.tran_ft
+            tfail = float(state.t) + h
+            if bool(state.lastbad):  # a singular matrix (BE after a failure: a0 = 1/h)
+                sm = eng.singular_message(np.asarray(state.xh)[2], b0, 1.0 / h)
+                why = (f"{sm} in Newton iteration {int(state.lastit)} of the step from "
+                       f"t={float(state.t):.6g} s (cut down to {h:.3g} s)")
+            else:
+                why = (f"Newton did not converge at t={tfail:.6g} s after {int(state.lastit)} "
+                       f"iterations (time step too small); {eng.worst(F)}")
+            npts = len(np.concatenate(ts))
+            err = ConvergenceError(f"transient {name}: {why}; {npts} point{'s' * (npts != 1)} "
+                                   f"up to t={float(state.t):.6g} s kept")
+            err.partial = result(state)
+            eng.iterations += int(state.iters)
+            raise err
         if bool(state.done):
             break
         state = state._replace(k=np.int32(0))
-    iters = int(state.iters)
-    eng.iterations += iters
-    times = np.concatenate(ts)
-    data = np.concatenate(xs)
-    st = Stats(points=len(times), rejected=int(state.rej),
-               newton_iterations=eng.iterations - it0, run_s=time.perf_counter() - t0w)
-    keep = times >= start
-    return Result(name, "tran", "time", times[keep], list(sysm.names), data[keep], st)
+    res = result(state)
+    eng.iterations += int(state.iters)
+    return res
+
+
+def _host_kernel(eng: "Engine", o: "Options", method: str) -> Callable:
+    """The transient loop with Newton's sparse solve in a host callback (NaN on a singular
+    matrix instead of KLU's error), jitted on first use."""
+    from .engine import make_newton
+
+    key = ("host", method)
+    if key not in eng._tran_kernels:
+        t0 = time.perf_counter()
+        k = TranKernel(make_newton(eng.sys, o, host_solve=True), eng.sys, o, method)
+        eng._tran_kernels[key] = k._run
+        eng.compile_s += time.perf_counter() - t0
+    return eng._tran_kernels[key]
+
+

@@ -43,7 +43,8 @@ from . import _llir as ir
 from ._newton import _F64, _I1, _I64, _PTR, _Gen
 
 #: TranState's int32 fields, in the order of ``sim/tran.py``'s ``I_FIELDS``
-I_FIELDS = ("nh", "after_bp", "bpi", "k", "rej", "iters", "done", "fail", "nd", "ordr", "trh")
+I_FIELDS = ("nh", "after_bp", "bpi", "k", "rej", "iters", "done", "fail", "nd", "ordr", "trh",
+            "lastit", "lastbad")
 #: its vector fields (rows of n)
 V_FIELDS = (("xh", 3), ("qh", 3), ("fh", 3), ("qdot", 1), ("xmax", 1), ("rmax", 1), ("flast", 1))
 NF_IN, NF_OUT, NI = 10, 5, len(I_FIELDS)
@@ -167,7 +168,7 @@ def _pwl_ir(g: _Gen, wave: np.ndarray, x: ir.Value) -> ir.Value:
 def tstep_ir(symbol: str, n: int, method: str, sources, *, newton_addr: int, chunk: int,
              is_current: np.ndarray, reltol: float, vntol: float, abstol: float, lteratio: float,
              redo: float, ft: float, itl: int, gshunt: float, dvmax: float, predictor: bool,
-             has_lte: bool, malloc: int, free: int) -> str:
+             has_lte: bool, fbr: float, malloc: int, free: int) -> str:
     """LLVM IR text of the step kernel (see the module doc)."""
     g = _Gen(symbol)
     b = g.b
@@ -214,7 +215,7 @@ def tstep_ir(symbol: str, n: int, method: str, sources, *, newton_addr: int, chu
     pout = g.gep(dst, b.mul(row, i64(NOUT)))
     for j, k in enumerate(("t", "h", "th0", "th1", "th2")):
         g.store(g.ld(pin, j), fv[k])
-    hmin, maxstep, stop, step = (g.ld(pin, j) for j in (5, 6, 7, 8))
+    hmin, maxstep, stop, _step = (g.ld(pin, j) for j in (5, 6, 7, 8))
     for j, k in enumerate(I_FIELDS):
         g.store(b.fptosi(g.ld(pin, NF_IN + j), _I64), iv[k])
     t_ = g.loop(0, 13 * n)
@@ -260,12 +261,17 @@ def tstep_ir(symbol: str, n: int, method: str, sources, *, newton_addr: int, chu
     nb1 = b.sub(B, i64(1))
     next_bp = sel(b.icmp_signed("<", bpi, B), g.ld(bps, sel(b.icmp_signed("<", bpi, nb1), bpi, nb1)), stop)
     next_bp = nmin(next_bp, stop)
-    h = nmin(h0, maxstep)
+    # largest step: maxstep and tran_fbr × the breakpoint interval holding t (sim/tran.py)
+    prev_bp = sel(b.icmp_signed(">", bpi, i64(0)),
+                  g.ld(bps, sel(b.icmp_signed(">", b.sub(bpi, i64(1)), i64(0)), b.sub(bpi, i64(1)), i64(0))),
+                  f(0.0))
+    h = nmin(h0, nmin(maxstep, b.fmul(f(fbr), b.fsub(next_bp, prev_bp))))
     tph = b.fadd(t, h)
-    hit = b.or_(b.fcmp_ordered(">=", tph, b.fmul(next_bp, f(1 - 1e-9))),
-                b.fcmp_ordered("<", b.fsub(next_bp, tph), b.fmul(f(0.1), h)))
-    h = sel(hit, b.fsub(next_bp, t), h)
-    tn = b.fadd(t, h)
+    # past the next breakpoint: cut onto it (t_new = the breakpoint); short of it by < h/10: halved
+    hit = b.fcmp_ordered(">", tph, next_bp)
+    h = sel(hit, b.fsub(next_bp, t), sel(b.fcmp_ordered("<", b.fsub(next_bp, tph), b.fmul(f(0.1), h)),
+                                          b.fmul(f(0.5), h), h))
+    tn = sel(hit, next_bp, b.fadd(t, h))
     ordr, nd = ld("ordr"), ld("nd")
     be = b.icmp_signed("<", ordr, i64(2)) if order == 2 else true
     nbe = b.xor(be, true)
@@ -332,6 +338,8 @@ def tstep_ir(symbol: str, n: int, method: str, sources, *, newton_addr: int, chu
     g.call_addr(newton_addr, [i64(1), shared, nin, nout])
     it = b.fptosi(g.ld(nout, n), _I64)
     conv = b.fcmp_ordered(">", g.ld(nout, n + 1), f(0.0))
+    g.store(it, iv["lastit"])
+    g.store(sel(b.fcmp_ordered(">", g.ld(nout, n + 2), f(0.0)), i64(1), i64(0)), iv["lastbad"])
     # ringing filter, LTE ratio
     trh = ld("trh")
     if method == "trap":
@@ -376,12 +384,7 @@ def tstep_ir(symbol: str, n: int, method: str, sources, *, newton_addr: int, chu
     hft = b.fmul(h, f(ft))
     h_rej = sel(conv, h_lte, hft)
     fail_now = b.and_(b.xor(conv, true), b.fcmp_ordered("<", hft, hmin))
-    bp1 = b.add(bpi, i64(1))
-    bpi2 = sel(b.icmp_signed("<", bp1, nb1), bp1, nb1)
-    gap = b.fsub(nmin(sel(b.icmp_signed("<", bp1, B), g.ld(bps, bpi2), stop), stop), tn)
-    h_acc = sel(hit, nmin(h_lte, nmin(sel(b.fcmp_ordered(">", gap, f(0.0)), b.fmul(f(0.1), gap), h_lte),
-                                      step)), h_lte)
-    h_acc = g.nmax(h_acc, h10)
+    h_acc = g.nmax(h_lte, h10)
     ordp = b.add(ordr, i64(1))
     ordr_n = sel(accept, sel(hit, i64(1), sel(have_pred, sel(b.icmp_signed("<", ordp, i64(order)), ordp,
                                                               i64(order)), ordr)),
@@ -479,9 +482,9 @@ def make_native_step(newton, n: int, method: str, sources, chunk: int, *, is_cur
     None where it does not apply (``newton`` is not :func:`._newton.make_native_newton`'s with
     constant ``G``/``C``, or a waveform has no native form, or LLVM rejected the kernel).
 
-    In: ``fs`` (10,) ``[t, h, th₀, th₁, th₂, hmin, maxstep, stop, step, B]``, ``ints`` (11,) the
+    In: ``fs`` (10,) ``[t, h, th₀, th₁, th₂, hmin, maxstep, stop, step, B]``, ``ints`` (13,) the
     counters of :data:`I_FIELDS`, ``vs`` (13n,) the vectors of :data:`V_FIELDS`, ``bps`` (B,) the
-    breakpoints (padded with +inf). Out: ``fs`` (5,) ``[t, h, th₀, th₁, th₂]``, ``ints`` (11,)
+    breakpoints (padded with +inf). Out: ``fs`` (5,) ``[t, h, th₀, th₁, th₂]``, ``ints`` (13,)
     float64, ``vs`` (13n,), ``rows`` (chunk, n + 1) the attempts' ``(t, x)`` (the first ``k``
     accepted). ``opts``: :func:`tstep_ir`'s tolerances and options."""
     import jax.numpy as jnp
