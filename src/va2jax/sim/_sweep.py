@@ -56,7 +56,7 @@ def sweep_points(sw: dict[str, str], scope: dict, decl: AnalysisDecl) -> np.ndar
         if key not in sw:
             return None
         try:
-            v = evaluate(sw[key], scope)
+            v = evaluate(sw[key], scope, "vacask")  # sweeps: VACASK only
         except ExprError as exc:
             raise NetlistError(decl.loc, f"{where}: {key}: {exc}") from None
         return v
@@ -117,7 +117,7 @@ def run_swept(sim: "Simulation", decl: AnalysisDecl) -> Result:
     if variables:
         for k, v in variables.items():
             try:
-                base_scope[k] = evaluate(v, base_scope)
+                base_scope[k] = evaluate(v, base_scope, sim.circuit.dialect)
             except ExprError as exc:
                 raise NetlistError(decl.loc, f"var {k}: {exc}") from None
     sweeps = decl.sweeps

@@ -1,6 +1,8 @@
-"""Netlist expressions: numbers with SPICE scale suffixes, arithmetic, functions, parameters.
+"""Netlist expressions: numbers with scale suffixes, arithmetic, functions, parameters.
 
-Both netlist dialects (VACASK ``.sim`` and SPICE) share this evaluator. Values are Python floats,
+Both netlist dialects (VACASK ``.sim`` and SPICE) share this evaluator; they differ in how
+numbers are read (:func:`parse_number`: SPICE's suffixes are case-insensitive with ``M`` =
+milli, VACASK's prefixes case-sensitive with ``M`` = mega). Values are Python floats,
 strings (``"pulse"``) or lists of floats (``[0 1 1m 0]``, VACASK vectors).
 
 Grammar (lowest to highest precedence)::
@@ -28,16 +30,35 @@ from ..errors import Va2JaxError
 
 Value = Union[float, str, list]
 
-#: SPICE scale suffixes (case-insensitive; ``meg`` before ``m``).
+#: SPICE scale suffixes as ngspice-39 reads them: case-insensitive (``M`` is milli, ``meg``
+#: mega), ``meg``/``mil`` before ``m``; ngspice has no atto (``1a`` is 1, ``a`` a unit).
 _SUFFIX = {
     "t": 1e12, "g": 1e9, "meg": 1e6, "k": 1e3, "mil": 25.4e-6,
-    "m": 1e-3, "u": 1e-6, "n": 1e-9, "p": 1e-12, "f": 1e-15, "a": 1e-18,
+    "m": 1e-3, "u": 1e-6, "n": 1e-9, "p": 1e-12, "f": 1e-15,
 }
 
 _NUM_RE = re.compile(
-    r"(?P<mant>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)(?P<suf>meg|mil|[tgkmunpfa])?(?P<unit>[a-zA-Z]*)",
+    r"(?P<mant>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)(?P<suf>meg|mil|[tgkmunpf])?(?P<unit>[a-zA-Z]*)",
     re.IGNORECASE,
 )
+#: VACASK's scale prefixes (``lib/dfllexer.l``), case-sensitive: ``m`` milli but ``M`` mega.
+_VACASK_PREFIX = {
+    "T": 1e12, "G": 1e9, "M": 1e6, "x": 1e6, "X": 1e6, "meg": 1e6, "k": 1e3, "K": 1e3,
+    "mil": 25.4e-6, "m": 1e-3, "u": 1e-6, "n": 1e-9, "p": 1e-12, "f": 1e-15, "a": 1e-18,
+}
+#: A VACASK number: an integer without leading zeros, hexadecimal ``0x…``, a decimal with a
+#: dot and/or an exponent, or a mantissa without exponent followed by a scale prefix and an
+#: optional unit (``[a-zA-Z_]*``, ignored); ``inf``/``nan`` are name tokens (any case).
+_VACASK_NUM_RE = re.compile(
+    r"(?P<hex>0[xX][0-9a-fA-F]*)"
+    r"|(?P<mant>(?:0|[1-9]\d*)(?:\.\d*)?|\.\d+)"
+    r"(?P<tail>[eE][+-]?\d+|(?P<pre>meg|mil|[munpfakKMGTxX])[a-zA-Z_]*)?"
+)
+#: The text the VACASK dialect reads as one number token (checked by :data:`_VACASK_NUM_RE`):
+#: digits, then letters, digits, ``_`` and dots up to the next operator (``1e3k``, ``007``,
+#: ``1.5.3`` are one malformed token, as VACASK refuses them).
+_VACASK_NUM_TOKEN = re.compile(r"\s*(?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?[\w.]*)")
+_DIALECTS = ("spice", "vacask")
 _TOKEN_RE = re.compile(
     r"\s*(?:(?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?[a-zA-Z]*)"
     r"|(?P<name>[A-Za-z_$][A-Za-z0-9_$.:]*)"
@@ -56,8 +77,16 @@ _FUNCS = {
 _CONSTS = {"pi": math.pi, "e": math.e, "true": 1.0, "false": 0.0}
 
 
-def parse_number(text: str) -> float | None:
-    """Parse ``1k``, ``2.5meg``, ``10uF``, ``1e-9`` → float, or ``None`` if not a number."""
+def parse_number(text: str, dialect: str = "spice") -> float | None:
+    """Parse a number literal → float, or ``None`` if ``text`` is not one.
+
+    ``dialect="spice"`` (ngspice): ``1k``, ``2.5meg``, ``10uF``, ``1e-9``, ``1e3k`` (= 1e6);
+    case-insensitive, ``M`` = 1e-3. ``dialect="vacask"``: VACASK's rules (:data:`_VACASK_NUM_RE`),
+    ``10M`` = 1e7, ``10m`` = 1e-2, ``0x1f`` = 31; a number with an exponent takes no prefix.
+    """
+    if dialect == "vacask":
+        return _vacask_number(text.strip())
+    assert dialect == "spice", dialect
     m = _NUM_RE.fullmatch(text.strip())
     if not m:
         return None
@@ -68,19 +97,42 @@ def parse_number(text: str) -> float | None:
     return val
 
 
+def _vacask_number(text: str) -> float | None:
+    if text.lower() in ("inf", "nan"):
+        return float(text)
+    m = _VACASK_NUM_RE.fullmatch(text)
+    if not m:
+        return None
+    if m.group("hex") is not None:
+        return float(int(text[2:] or "0", 16))  # VACASK reads a bare ``0x`` as 0
+    pre = m.group("pre")
+    if pre:  # as VACASK: the mantissa read as a double, times the prefix
+        return float(m.group("mant")) * _VACASK_PREFIX[pre]
+    return float(m.group("mant") + (m.group("tail") or ""))
+
+
+def _bad_number(tok: str, dialect: str) -> str:
+    if dialect != "vacask":
+        return f"bad number {tok!r}"
+    return (f"{tok!r} is not a number in VACASK (scale prefixes are case-sensitive: T G M x X "
+            f"meg k K m u n p f a mil; none after an exponent; no leading zeros)")
+
+
 class ExprError(Va2JaxError):
     """A malformed or unevaluable expression (message names the expression)."""
 
 
 class _Parser:
-    def __init__(self, text: str, scope: Mapping[str, Value]):
+    def __init__(self, text: str, scope: Mapping[str, Value], dialect: str = "spice"):
         self.text = text
         self.scope = scope
+        self.dialect = dialect
         self.toks: list[tuple[str, str]] = []
         pos = 0
         text = text.rstrip()
         while pos < len(text):
-            m = _TOKEN_RE.match(text, pos)
+            m = ((dialect == "vacask" and _VACASK_NUM_TOKEN.match(text, pos))
+                 or _TOKEN_RE.match(text, pos))
             if not m or m.end() == pos:
                 raise ExprError(f"cannot parse expression {self.text!r} at {text[pos:]!r}")
             kind = m.lastgroup
@@ -184,9 +236,9 @@ class _Parser:
     def atom(self) -> Value:
         kind, tok = self.take()
         if kind == "num":
-            v = parse_number(tok)
+            v = parse_number(tok, self.dialect)
             if v is None:
-                raise ExprError(f"bad number {tok!r} in expression {self.text!r}")
+                raise ExprError(f"{_bad_number(tok, self.dialect)} in expression {self.text!r}")
             return v
         if kind == "str":
             return tok[1:-1]
@@ -207,6 +259,8 @@ class _Parser:
                     return float(fn(*[_num(a, self.text) for a in args]))
                 except (ValueError, TypeError, OverflowError) as exc:
                     raise ExprError(f"cannot evaluate {tok}() in {self.text!r}: {exc}") from None
+            if self.dialect == "vacask" and tok.lower() in ("inf", "nan"):
+                return float(tok)  # VACASK's lexer reads these as numbers, never as names
             if tok in self.scope:
                 return self.scope[tok]
             low = tok.lower()
@@ -246,8 +300,10 @@ def _num(v: Value, text: str) -> float:
     return float(v)
 
 
-def evaluate(text: str, scope: Mapping[str, Value] | None = None) -> Value:
-    """Evaluate a netlist expression in ``scope`` (parameter name → value).
+def evaluate(text: str, scope: Mapping[str, Value] | None = None,
+             dialect: str = "spice") -> Value:
+    """Evaluate a netlist expression in ``scope`` (parameter name → value); numbers are read
+    by ``dialect``'s rules (:func:`parse_number`: ``"spice"`` or ``"vacask"``).
 
     >>> evaluate("2*w+1u", {"w": 1e-6})
     3e-06
@@ -255,12 +311,15 @@ def evaluate(text: str, scope: Mapping[str, Value] | None = None) -> Value:
     text = text.strip()
     if (text.startswith("'") and text.endswith("'")) and len(text) >= 2:
         text = text[1:-1]
-    quick = parse_number(text)
+    if dialect not in _DIALECTS:
+        raise ValueError(f"unknown netlist dialect {dialect!r}")
+    quick = parse_number(text, dialect)
     if quick is not None:
         return quick
-    return _Parser(text, scope or {}).parse()
+    return _Parser(text, scope or {}, dialect).parse()
 
 
-def evaluate_number(text: str, scope: Mapping[str, Value] | None = None) -> float:
+def evaluate_number(text: str, scope: Mapping[str, Value] | None = None,
+                    dialect: str = "spice") -> float:
     """Like :func:`evaluate` but require a number."""
-    return _num(evaluate(text, scope), text)
+    return _num(evaluate(text, scope, dialect), text)

@@ -468,7 +468,7 @@ def _conditionals(net: Netlist, stmts: list[tuple[str, Loc]], top: Subckt
         env: dict = {}
         for k, v in {**top.params, **net.variables}.items():
             try:
-                env[k] = evaluate(v, env)
+                env[k] = evaluate(v, env, "vacask")
             except ExprError:
                 pass
         return env
@@ -477,7 +477,7 @@ def _conditionals(net: Netlist, stmts: list[tuple[str, Loc]], top: Subckt
         if not text.strip():
             raise NetlistError(loc, "@if/@elseif needs a condition")
         try:
-            return bool(evaluate(text, scope()))
+            return bool(evaluate(text, scope(), "vacask"))
         except ExprError as exc:
             raise NetlistError(loc, f"condition {text.strip()!r}: {exc}") from None
 
