@@ -30,12 +30,10 @@ from ..errors import Va2JaxError
 
 Value = Union[float, str, list]
 
-#: SPICE scale suffixes as ngspice-39 reads them: case-insensitive (``M`` is milli, ``meg``
-#: mega), ``meg``/``mil`` before ``m``; ngspice has no atto (``1a`` is 1, ``a`` a unit).
-_SUFFIX = {
-    "t": 1e12, "g": 1e9, "meg": 1e6, "k": 1e3, "mil": 25.4e-6,
-    "m": 1e-3, "u": 1e-6, "n": 1e-9, "p": 1e-12, "f": 1e-15,
-}
+#: SPICE scale suffixes as ngspice-39 reads them, as powers of ten: case-insensitive (``M`` is
+#: milli, ``meg`` mega), ``meg``/``mil`` before ``m`` (``mil``: 25.4e-6); no atto (``1a`` is 1).
+_SUFFIX_EXP = {"t": 12, "g": 9, "meg": 6, "k": 3, "mil": -6, "m": -3, "u": -6, "n": -9, "p": -12,
+               "f": -15}
 
 _NUM_RE = re.compile(
     r"(?P<mant>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)(?P<suf>meg|mil|[tgkmunpf])?(?P<unit>[a-zA-Z]*)",
@@ -90,11 +88,22 @@ def parse_number(text: str, dialect: str = "spice") -> float | None:
     m = _NUM_RE.fullmatch(text.strip())
     if not m:
         return None
-    val = float(m.group("mant"))
-    suf = m.group("suf")
-    if suf:
-        val *= _SUFFIX[suf.lower()]
-    return val
+    # ngspice's arithmetic (INPevaluate), for the same double: all digits as one integer
+    # mantissa, times 10 to the power of (prefix − digits after the point + exponent); ``mil``
+    # multiplies the mantissa by 25.4 (prefix 1e-6). ``7.1`` is 71·10⁻¹ = 7.1000000000000005.
+    mant = m.group("mant").lower()
+    digits, _, exp = mant.partition("e")
+    whole, _, frac = digits.partition(".")
+    val = float(int(whole + frac or "0"))
+    power = int(exp or 0) - len(frac)
+    suf = (m.group("suf") or "").lower()
+    if suf == "mil":
+        val *= 25.4
+    power += _SUFFIX_EXP.get(suf, 0)
+    try:
+        return val * 10.0 ** power
+    except OverflowError:
+        return math.inf if val else 0.0  # as C's pow: 1e400 is inf
 
 
 def _vacask_number(text: str) -> float | None:
