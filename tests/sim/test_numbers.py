@@ -140,7 +140,7 @@ def test_numbers_everywhere_match_vacask(tmp_path):
 #: SPICE literals: plain (the device line's reader) and in braces (the expression evaluator)
 SPICE_LITERALS = ["10M", "1x", "1X", "1mil", "2.5mil", "1milli", "1mi", "1a", "3A", "1aF", "1F",
                   "1U", "1kOhm", "2.5mA", "1e-3m", "1.5f", "1Meg", "1MEG", "1meg", "1n", "3n",
-                  "1p", "0.1", "7.1", "0.3e-5", "1.1n", "1.23456789p", "33.3meg", ".5", "5."]
+                  "1p", "0.1", "7.1", "0.3e-5", "1.1n", "1.23456789p", "0.333meg", ".5", "5."]
 #: large values: in braces times 1e-6 (as :data:`VACASK_LITERALS`)
 SPICE_LARGE = ["1meg", "1MEG", "1g", "1G", "1T", "1t", "1e3k", "1k", "1K"]
 
