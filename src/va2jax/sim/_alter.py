@@ -95,18 +95,18 @@ def apply_alters(net: Netlist, circuit: tuple[str, ...], alters: tuple[Alter, ..
         scope: dict = {}
         for k, v in list(net.top.params.items()) + [(k, top[k]) for k in top]:
             try:
-                scope[k] = evaluate(v, scope, vacask=True)
+                scope[k] = evaluate(v, scope, dialect="vacask")
             except ExprError:
                 pass
         for k, v in al.variables:
             try:
-                scope[k] = evaluate(v, scope, vacask=True)
+                scope[k] = evaluate(v, scope, dialect="vacask")
             except ExprError as exc:
                 raise NetlistError(al.loc, f"var {k}: {exc}") from None
         vals = {}
         for k, v in al.params:
             try:
-                vals[k] = evaluate(v, scope, vacask=True)
+                vals[k] = evaluate(v, scope, dialect="vacask")
             except ExprError as exc:
                 raise NetlistError(al.loc, f"alter: parameter {k}: {exc}") from None
         for name in al.names:

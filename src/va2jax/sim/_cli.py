@@ -42,7 +42,7 @@ def _writes(sim, decl) -> bool:
             from .netlist import NetlistError
 
             try:
-                return bool(evaluate(v, sim.scope(decl), vacask=True))
+                return bool(evaluate(v, sim.scope(decl), dialect="vacask"))
             except ExprError as exc:
                 raise NetlistError(decl.loc, f"analysis {decl.name}: write: {exc}") from None
     return True

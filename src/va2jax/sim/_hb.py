@@ -307,7 +307,7 @@ def _param(decl: "AnalysisDecl", sim: "Simulation", key: str, default=None):
     for k, v in decl.params.items():
         if k.lower() == key:
             try:
-                return evaluate(v, sim.scope(decl))
+                return evaluate(v, sim.scope(decl), sim.circuit.dialect)
             except ExprError as exc:
                 raise NetlistError(decl.loc, f"analysis {decl.name}: {key}: {exc}") from None
     return default

@@ -154,7 +154,7 @@ def tran_initial(sim, decl, icmode: str) -> np.ndarray | None:
         if key not in params:
             return ""
         try:
-            return evaluate(params[key], sim.scope(decl), vacask=True)
+            return evaluate(params[key], sim.scope(decl), dialect="vacask")
         except ExprError as exc:
             raise NetlistError(decl.loc, f"{where}: {key}: {exc}") from None
 

@@ -57,7 +57,7 @@ def sweep_points(sw: dict[str, str], scope: dict, decl: AnalysisDecl) -> np.ndar
         if key not in sw:
             return None
         try:
-            v = evaluate(sw[key], scope, vacask=True)
+            v = evaluate(sw[key], scope, "vacask")  # sweeps: VACASK only
         except ExprError as exc:
             raise NetlistError(decl.loc, f"{where}: {key}: {exc}") from None
         return v
@@ -141,7 +141,7 @@ def run_swept(sim: "Simulation", decl: AnalysisDecl) -> Result:
     if variables:
         for k, v in variables.items():
             try:
-                base_scope[k] = evaluate(v, base_scope, vacask=True)
+                base_scope[k] = evaluate(v, base_scope, sim.circuit.dialect)
             except ExprError as exc:
                 raise NetlistError(decl.loc, f"var {k}: {exc}") from None
     sweeps = decl.sweeps
@@ -158,7 +158,7 @@ def run_swept(sim: "Simulation", decl: AnalysisDecl) -> Result:
     names = [sw["name"] for sw in sweeps]
     # continuation=0 (VACASK): each point's operating point starts afresh, not from the last
     try:
-        cont = all(float(evaluate(sw.get("continuation", "1"), base_scope, vacask=True)) != 0
+        cont = all(float(evaluate(sw.get("continuation", "1"), base_scope, dialect="vacask")) != 0
                    for sw in sweeps)
     except (ExprError, TypeError, ValueError) as exc:
         raise NetlistError(decl.loc, f"analysis {decl.name}: sweep continuation: {exc}") from None

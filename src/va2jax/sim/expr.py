@@ -1,6 +1,8 @@
-"""Netlist expressions: numbers with SPICE scale suffixes, arithmetic, functions, parameters.
+"""Netlist expressions: numbers with scale suffixes, arithmetic, functions, parameters.
 
-Both netlist dialects (VACASK ``.sim`` and SPICE) share this evaluator. Values are Python floats,
+Both netlist dialects (VACASK ``.sim`` and SPICE) share this evaluator; they differ in how
+numbers are read (:func:`parse_number`: SPICE's suffixes are case-insensitive with ``M`` =
+milli, VACASK's prefixes case-sensitive with ``M`` = mega). Values are Python floats,
 strings (``"pulse"``) or lists of floats (``[0 1 1m 0]``, VACASK vectors).
 
 Grammar (lowest to highest precedence)::
@@ -28,16 +30,33 @@ from ..errors import Va2JaxError
 
 Value = Union[float, str, list]
 
-#: SPICE scale suffixes (case-insensitive; ``meg`` before ``m``).
-_SUFFIX = {
-    "t": 1e12, "g": 1e9, "meg": 1e6, "k": 1e3, "mil": 25.4e-6,
-    "m": 1e-3, "u": 1e-6, "n": 1e-9, "p": 1e-12, "f": 1e-15, "a": 1e-18,
-}
+#: SPICE scale suffixes as ngspice-39 reads them, as powers of ten: case-insensitive (``M`` is
+#: milli, ``meg`` mega), ``meg``/``mil`` before ``m`` (``mil``: 25.4e-6); no atto (``1a`` is 1).
+_SUFFIX_EXP = {"t": 12, "g": 9, "meg": 6, "k": 3, "mil": -6, "m": -3, "u": -6, "n": -9, "p": -12,
+               "f": -15}
 
 _NUM_RE = re.compile(
-    r"(?P<mant>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)(?P<suf>meg|mil|[tgkmunpfa])?(?P<unit>[a-zA-Z]*)",
+    r"(?P<mant>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)(?P<suf>meg|mil|[tgkmunpf])?(?P<unit>[a-zA-Z]*)",
     re.IGNORECASE,
 )
+#: VACASK's scale prefixes (``lib/dfllexer.l``), case-sensitive: ``m`` milli but ``M`` mega.
+_VACASK_PREFIX = {
+    "T": 1e12, "G": 1e9, "M": 1e6, "x": 1e6, "X": 1e6, "meg": 1e6, "k": 1e3, "K": 1e3,
+    "mil": 25.4e-6, "m": 1e-3, "u": 1e-6, "n": 1e-9, "p": 1e-12, "f": 1e-15, "a": 1e-18,
+}
+#: A VACASK number: an integer without leading zeros, hexadecimal ``0x…``, a decimal with a
+#: dot and/or an exponent, or a mantissa without exponent followed by a scale prefix and an
+#: optional unit (``[a-zA-Z_]*``, ignored); ``inf``/``nan`` are name tokens (any case).
+_VACASK_NUM_RE = re.compile(
+    r"(?P<hex>0[xX][0-9a-fA-F]*)"
+    r"|(?P<mant>(?:0|[1-9]\d*)(?:\.\d*)?|\.\d+)"
+    r"(?P<tail>[eE][+-]?\d+|(?P<pre>meg|mil|[munpfakKMGTxX])[a-zA-Z_]*)?"
+)
+#: The text the VACASK dialect reads as one number token (checked by :data:`_VACASK_NUM_RE`):
+#: digits, then letters, digits, ``_`` and dots up to the next operator (``1e3k``, ``007``,
+#: ``1.5.3`` are one malformed token, as VACASK refuses them).
+_VACASK_NUM_TOKEN = re.compile(r"\s*(?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?[\w.]*)")
+_DIALECTS = ("spice", "vacask")
 _TOKEN_RE = re.compile(
     r"\s*(?:(?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?[a-zA-Z]*)"
     r"|(?P<name>[A-Za-z_$][A-Za-z0-9_$.:]*)"
@@ -56,16 +75,56 @@ _FUNCS = {
 _CONSTS = {"pi": math.pi, "e": math.e, "true": 1.0, "false": 0.0}
 
 
-def parse_number(text: str) -> float | None:
-    """Parse ``1k``, ``2.5meg``, ``10uF``, ``1e-9`` → float, or ``None`` if not a number."""
+def parse_number(text: str, dialect: str = "spice") -> float | None:
+    """Parse a number literal → float, or ``None`` if ``text`` is not one.
+
+    ``dialect="spice"`` (ngspice): ``1k``, ``2.5meg``, ``10uF``, ``1e-9``, ``1e3k`` (= 1e6);
+    case-insensitive, ``M`` = 1e-3. ``dialect="vacask"``: VACASK's rules (:data:`_VACASK_NUM_RE`),
+    ``10M`` = 1e7, ``10m`` = 1e-2, ``0x1f`` = 31; a number with an exponent takes no prefix.
+    """
+    if dialect == "vacask":
+        return _vacask_number(text.strip())
+    assert dialect == "spice", dialect
     m = _NUM_RE.fullmatch(text.strip())
     if not m:
         return None
-    val = float(m.group("mant"))
-    suf = m.group("suf")
-    if suf:
-        val *= _SUFFIX[suf.lower()]
-    return val
+    # ngspice's arithmetic (INPevaluate), for the same double: all digits as one integer
+    # mantissa, times 10 to the power of (prefix − digits after the point + exponent); ``mil``
+    # multiplies the mantissa by 25.4 (prefix 1e-6). ``7.1`` is 71·10⁻¹ = 7.1000000000000005.
+    mant = m.group("mant").lower()
+    digits, _, exp = mant.partition("e")
+    whole, _, frac = digits.partition(".")
+    val = float(int(whole + frac or "0"))
+    power = int(exp or 0) - len(frac)
+    suf = (m.group("suf") or "").lower()
+    if suf == "mil":
+        val *= 25.4
+    power += _SUFFIX_EXP.get(suf, 0)
+    try:
+        return val * 10.0 ** power
+    except OverflowError:
+        return math.inf if val else 0.0  # as C's pow: 1e400 is inf
+
+
+def _vacask_number(text: str) -> float | None:
+    if text.lower() in ("inf", "nan"):
+        return float(text)
+    m = _VACASK_NUM_RE.fullmatch(text)
+    if not m:
+        return None
+    if m.group("hex") is not None:
+        return float(int(text[2:] or "0", 16))  # VACASK reads a bare ``0x`` as 0
+    pre = m.group("pre")
+    if pre:  # as VACASK: the mantissa read as a double, times the prefix
+        return float(m.group("mant")) * _VACASK_PREFIX[pre]
+    return float(m.group("mant") + (m.group("tail") or ""))
+
+
+def _bad_number(tok: str, dialect: str) -> str:
+    if dialect != "vacask":
+        return f"bad number {tok!r}"
+    return (f"{tok!r} is not a number in VACASK (scale prefixes are case-sensitive: T G M x X "
+            f"meg k K m u n p f a mil; none after an exponent; no leading zeros)")
 
 
 class ExprError(Va2JaxError):
@@ -73,14 +132,16 @@ class ExprError(Va2JaxError):
 
 
 class _Parser:
-    def __init__(self, text: str, scope: Mapping[str, Value]):
+    def __init__(self, text: str, scope: Mapping[str, Value], dialect: str = "spice"):
         self.text = text
         self.scope = scope
+        self.dialect = dialect
         self.toks: list[tuple[str, str]] = []
         pos = 0
         text = text.rstrip()
         while pos < len(text):
-            m = _TOKEN_RE.match(text, pos)
+            m = ((dialect == "vacask" and _VACASK_NUM_TOKEN.match(text, pos))
+                 or _TOKEN_RE.match(text, pos))
             if not m or m.end() == pos:
                 raise ExprError(f"cannot parse expression {self.text!r} at {text[pos:]!r}")
             kind = m.lastgroup
@@ -184,9 +245,9 @@ class _Parser:
     def atom(self) -> Value:
         kind, tok = self.take()
         if kind == "num":
-            v = parse_number(tok)
+            v = parse_number(tok, self.dialect)
             if v is None:
-                raise ExprError(f"bad number {tok!r} in expression {self.text!r}")
+                raise ExprError(f"{_bad_number(tok, self.dialect)} in expression {self.text!r}")
             return v
         if kind == "str":
             return tok[1:-1]
@@ -207,6 +268,8 @@ class _Parser:
                     return float(fn(*[_num(a, self.text) for a in args]))
                 except (ValueError, TypeError, OverflowError) as exc:
                     raise ExprError(f"cannot evaluate {tok}() in {self.text!r}: {exc}") from None
+            if self.dialect == "vacask" and tok.lower() in ("inf", "nan"):
+                return float(tok)  # VACASK's lexer reads these as numbers, never as names
             if tok in self.scope:
                 return self.scope[tok]
             low = tok.lower()
@@ -278,11 +341,12 @@ class _VacaskParser(_Parser):
     def __init__(self, text: str, scope: Mapping[str, Value]):
         self.text = text
         self.scope = scope
+        self.dialect = "vacask"
         self.toks = []
         pos = 0
         text = text.rstrip()
         while pos < len(text):
-            m = _VTOKEN_RE.match(text, pos)
+            m = _VACASK_NUM_TOKEN.match(text, pos) or _VTOKEN_RE.match(text, pos)
             if not m or m.end() == pos:
                 raise ExprError(f"cannot parse expression {self.text!r} at {text[pos:]!r}")
             kind = m.lastgroup
@@ -365,10 +429,18 @@ class _VacaskParser(_Parser):
 
     def atom(self) -> Value:
         kind, tok = self.toks[self.i] if self.i < len(self.toks) else ("", "")
-        if kind == "num" and (re.fullmatch(r"\d+", tok) or tok[:2].lower() == "0x"):
+        if kind == "num" and _VACASK_INT.fullmatch(tok):
             self.i += 1
-            return int(tok, 16) if tok[:2].lower() == "0x" else int(tok)
-        return super().atom()
+            return _vacask_int(tok)
+        return super().atom()  # reals by VACASK's rules (parse_number), the rest as SPICE's
+
+
+#: VACASK's integer literals: decimal without leading zeros, or hexadecimal (a bare ``0x`` is 0)
+_VACASK_INT = re.compile(r"0|[1-9]\d*|0[xX][0-9a-fA-F]*")
+
+
+def _vacask_int(tok: str) -> int:
+    return int(tok[2:] or "0", 16) if tok[:2].lower() == "0x" else int(tok)
 
 
 def _num(v: Value, text: str) -> float:
@@ -377,30 +449,35 @@ def _num(v: Value, text: str) -> float:
     return float(v)
 
 
-def evaluate(text: str, scope: Mapping[str, Value] | None = None, vacask: bool = False) -> Value:
-    """Evaluate a netlist expression in ``scope`` (parameter name → value); ``vacask``:
-    VACASK's rules (:class:`_VacaskParser`: integers, bitwise operators, ``^`` is exclusive or;
-    otherwise ``^`` is the power, as in SPICE).
+def evaluate(text: str, scope: Mapping[str, Value] | None = None,
+             dialect: str = "spice") -> Value:
+    """Evaluate a netlist expression in ``scope`` (parameter name → value) by ``dialect``'s
+    rules: ``"spice"`` (SPICE numbers, :func:`parse_number`; ``^`` is the power) or
+    ``"vacask"`` (VACASK's numbers and :class:`_VacaskParser`: integers, bitwise operators,
+    ``^`` is exclusive or).
 
     >>> evaluate("2*w+1u", {"w": 1e-6})
     3e-06
-    >>> evaluate("7/2 + (6 ^ 3)", vacask=True)
+    >>> evaluate("7/2 + (6 ^ 3)", dialect="vacask")
     8
     """
     text = text.strip()
-    if vacask:
-        if re.fullmatch(r"\d+", text):
-            return int(text)
-        quick = parse_number(text)
+    if dialect not in _DIALECTS:
+        raise ValueError(f"unknown netlist dialect {dialect!r}")
+    if dialect == "vacask":
+        if _VACASK_INT.fullmatch(text):
+            return _vacask_int(text)
+        quick = parse_number(text, "vacask")
         return quick if quick is not None else _VacaskParser(text, scope or {}).parse()
     if (text.startswith("'") and text.endswith("'")) and len(text) >= 2:
         text = text[1:-1]
-    quick = parse_number(text)
+    quick = parse_number(text, dialect)
     if quick is not None:
         return quick
-    return _Parser(text, scope or {}).parse()
+    return _Parser(text, scope or {}, dialect).parse()
 
 
-def evaluate_number(text: str, scope: Mapping[str, Value] | None = None) -> float:
+def evaluate_number(text: str, scope: Mapping[str, Value] | None = None,
+                    dialect: str = "spice") -> float:
     """Like :func:`evaluate` but require a number."""
-    return _num(evaluate(text, scope), text)
+    return _num(evaluate(text, scope, dialect), text)

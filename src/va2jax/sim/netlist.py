@@ -224,9 +224,9 @@ def _real(v: Value) -> Value:
     return float(v) if isinstance(v, int) and not isinstance(v, bool) else v
 
 
-def _eval(text: str, scope: dict[str, Value], loc: Loc, what: str, vacask: bool = False) -> Value:
+def _eval(text: str, scope: dict[str, Value], loc: Loc, what: str, dialect: str) -> Value:
     try:
-        return evaluate(text, scope, vacask=vacask)
+        return evaluate(text, scope, dialect)
     except ExprError as exc:
         raise NetlistError(loc, f"{what}: {exc}") from None
 
@@ -267,10 +267,8 @@ def elaborate(net: Netlist, circuit: tuple[str, ...] = ()) -> FlatCircuit:
     """
     sep = hier_sep(net.dialect)
     top_scope: dict[str, Value] = {}
-    vk = net.dialect == "vacask"  # VACASK's expressions: integers, bitwise operators
     for k, v in net.top.params.items():
-        top_scope[k] = _eval(v, top_scope, net.top.loc or Loc(str(net.path), 0), f"parameter {k}",
-                             vacask=vk)
+        top_scope[k] = _eval(v, top_scope, net.top.loc or Loc(str(net.path), 0), f"parameter {k}", net.dialect)
     models: dict[str, FlatModel] = {}
     flat: list[FlatInstance] = []
     subckts_low = {k.lower(): s for k, s in net.subckts.items()}
@@ -278,10 +276,9 @@ def elaborate(net: Netlist, circuit: tuple[str, ...] = ()) -> FlatCircuit:
     def add_models(cards: dict[str, ModelCard], scope: dict[str, Value], prefix: str) -> dict[str, str]:
         local: dict[str, str] = {}
         for card in cards.values():
-            if card.cond and not _eval(card.cond, scope, card.loc, "@if condition", vacask=vk):
+            if card.cond and not _eval(card.cond, scope, card.loc, "@if condition", net.dialect):
                 continue
-            params = {k: _real(_eval(v, scope, card.loc, f"model {card.name} parameter {k}",
-                                     vacask=vk))
+            params = {k: _real(_eval(v, scope, card.loc, f"model {card.name} parameter {k}", net.dialect))
                       for k, v in card.params.items()}
             key = (prefix + card.name).lower()
             models[key] = FlatModel(prefix + card.name, card.module, params, card.loc)
@@ -307,7 +304,7 @@ def elaborate(net: Netlist, circuit: tuple[str, ...] = ()) -> FlatCircuit:
             return prefix + n
 
         for inst in sub.instances:
-            if inst.cond and not _eval(inst.cond, scope, inst.loc, "@if condition", vacask=vk):
+            if inst.cond and not _eval(inst.cond, scope, inst.loc, "@if condition", net.dialect):
                 continue
             master_low = inst.master.lower()
             nodes = [node(n) for n in inst.nodes]
@@ -325,19 +322,16 @@ def elaborate(net: Netlist, circuit: tuple[str, ...] = ()) -> FlatCircuit:
                 cscope = dict(top_scope)
                 for k, v in child.params.items():
                     if k not in inst.params:
-                        cscope[k] = _eval(v, cscope, child.loc or inst.loc, f"parameter {k}",
-                                          vacask=vk)
+                        cscope[k] = _eval(v, cscope, child.loc or inst.loc, f"parameter {k}", net.dialect)
                 for k, v in inst.params.items():
                     if not any(k.lower() == p.lower() for p in child.params):
                         raise NetlistError(inst.loc, f"unknown parameter {k!r} for subcircuit "
                                                      f"{child.name}" + suggest(k, child.params))
-                    cscope[k] = _eval(v, scope, inst.loc, f"instance {inst.name} parameter {k}",
-                                      vacask=vk)
+                    cscope[k] = _eval(v, scope, inst.loc, f"instance {inst.name} parameter {k}", net.dialect)
                 cmap = dict(zip(child.terminals, nodes))
                 walk(child, cscope, prefix + inst.name + sep, cmap, local_models, depth + 1)
                 continue
-            params = {k: _real(_eval(v, scope, inst.loc, f"instance {inst.name} parameter {k}",
-                                     vacask=vk))
+            params = {k: _real(_eval(v, scope, inst.loc, f"instance {inst.name} parameter {k}", net.dialect))
                       for k, v in inst.params.items()}
             master = local_models.get(master_low, inst.master)
             flat.append(FlatInstance(prefix + inst.name, nodes, master, params, inst.loc))
@@ -350,7 +344,7 @@ def elaborate(net: Netlist, circuit: tuple[str, ...] = ()) -> FlatCircuit:
             raise NetlistError(net.top.loc, f"elaborate: no subcircuit {name!r} without terminals")
         scope = dict(top_scope)
         for k, v in sub.params.items():
-            scope[k] = _eval(v, scope, sub.loc or net.top.loc, f"parameter {k}", vacask=vk)
+            scope[k] = _eval(v, scope, sub.loc or net.top.loc, f"parameter {k}", net.dialect)
         walk(sub, scope, "", {}, top_models, 1)
     seen: dict[str, FlatInstance] = {}
     for fi in flat:
@@ -365,7 +359,7 @@ def elaborate(net: Netlist, circuit: tuple[str, ...] = ()) -> FlatCircuit:
         scope = dict(top_scope)
         for k, v in list(net.variables.items()) + list(net.options.items()):
             try:
-                val = evaluate(v, scope, vacask=True)
+                val = evaluate(v, scope, net.dialect)
             except ExprError:
                 continue
             if k in net.options:
@@ -373,7 +367,7 @@ def elaborate(net: Netlist, circuit: tuple[str, ...] = ()) -> FlatCircuit:
             else:
                 scope[k] = val
     else:
-        options = {k: _eval(v, top_scope, Loc(str(net.path), 0), f"option {k}")
+        options = {k: _eval(v, top_scope, Loc(str(net.path), 0), f"option {k}", net.dialect)
                    for k, v in net.options.items()}
     return FlatCircuit(net.title, flat, models, net.loads, net.analyses, options, net.saves,
                        net.ground, net.dialect, net.path, top_scope, tuple(circuit))

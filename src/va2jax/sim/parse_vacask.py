@@ -588,7 +588,7 @@ def _conditionals(net: Netlist, stmts: list[tuple[str, Loc]], top: Subckt
         env: dict = {}
         for k, v in {**top.params, **net.variables}.items():
             try:
-                env[k] = evaluate(v, env, vacask=True)
+                env[k] = evaluate(v, env, "vacask")
             except ExprError:
                 pass
         return env
@@ -597,7 +597,7 @@ def _conditionals(net: Netlist, stmts: list[tuple[str, Loc]], top: Subckt
         if not text.strip():
             raise NetlistError(loc, "@if/@elseif needs a condition")
         try:
-            return bool(evaluate(text, scope(), vacask=True))
+            return bool(evaluate(text, scope(), "vacask"))
         except ExprError as exc:
             raise NetlistError(loc, f"condition {text.strip()!r}: {exc}") from None
 

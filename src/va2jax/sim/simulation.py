@@ -146,10 +146,10 @@ class Simulation:
                 scope = dict(circ.params)
                 for k, v in (net.analyses[0].variables or {}).items():
                     try:
-                        scope[k] = evaluate(v, scope, vacask=True)
+                        scope[k] = evaluate(v, scope, net.dialect)
                     except ExprError:
                         pass  # reported when the analysis runs
-                circ.options = cls._eval_options(net.analyses[0], scope)
+                circ.options = cls._eval_options(net.analyses[0], scope, net.dialect)
             opts = Options.from_dict(circ.options)
             lib = ModelLibrary(Path(path).resolve().parent, prefer=prefer)
             for fname, loc in circ.loads:
@@ -180,18 +180,18 @@ class Simulation:
         env = dict(self.circuit.params)
         for k, v in (decl.variables or {}).items():
             try:
-                env[k] = evaluate(v, env, vacask=True)
+                env[k] = evaluate(v, env, self.circuit.dialect)
             except ExprError as exc:
                 raise NetlistError(decl.loc, f"var {k}: {exc}") from None
         return env
 
     @staticmethod
-    def _eval_options(decl: AnalysisDecl, scope: dict) -> dict:
+    def _eval_options(decl: AnalysisDecl, scope: dict, dialect: str) -> dict:
         """The options in force for ``decl`` (VACASK: those read before it), evaluated."""
         out = {}
         for k, v in (decl.options or {}).items():
             try:
-                out[k] = evaluate(v, scope, vacask=True)
+                out[k] = evaluate(v, scope, dialect)
             except ExprError as exc:
                 raise NetlistError(decl.loc, f"option {k}: {exc}") from None
         return out
@@ -201,7 +201,7 @@ class Simulation:
         analyses after them), unless they are the current ones."""
         if decl.options is None:
             return
-        wanted = self._eval_options(decl, self.scope(decl))
+        wanted = self._eval_options(decl, self.scope(decl), self.circuit.dialect)
         if wanted == self.circuit.options:
             return
         t0 = time.perf_counter()
@@ -242,7 +242,7 @@ class Simulation:
         for k, v in decl.params.items():
             if k.lower() == key:
                 try:
-                    val = evaluate(v, self.scope(decl), vacask=self.circuit.dialect == "vacask")
+                    val = evaluate(v, self.scope(decl), self.circuit.dialect)
                 except ExprError as exc:
                     raise NetlistError(decl.loc, f"analysis {decl.name}: {exc}") from None
                 if not isinstance(val, (int, float)):
@@ -259,7 +259,7 @@ class Simulation:
         if "nodeset" not in params:
             return None
         try:
-            value = evaluate(params["nodeset"], self.scope(decl), vacask=True)
+            value = evaluate(params["nodeset"], self.scope(decl), self.circuit.dialect)
         except ExprError as exc:
             raise NetlistError(decl.loc, f"analysis {decl.name}: nodeset: {exc}") from None
         index = {nm: i for i, nm in enumerate(self.system.names)}
