@@ -123,3 +123,29 @@ def test_tran_bad_input(tmp_path):
     with pytest.raises(Va2JaxError, match="'r9'") as e:
         function(p, ["r9"], "tran", ["out"], times=[1e-4], stop=1e-3)
     assert "\n" not in str(e.value)
+    with pytest.raises(Va2JaxError, match="waveform"):
+        function(p, ["r1"], "op", ["out"]).waveform({})
+
+
+def test_crossings_of_a_sine():
+    """sim.crossings against the crossing times of sin(2πt) at level 0.5: t = 1/12 + k rising,
+    5/12 + k falling (the sine sampled every h = 1e-3, so linear interpolation is off by
+    ≤ h²/8·|y''|/|y'| = 1e-6/8·(2π)²·0.5/(2π·cos(π/6)) ≈ 4.5e-7: 1e-6 absolute), and its
+    derivative in the level against
+    1/y'(t_c) = 1/(2π·cos(π/6)) (the interpolant's slope is the chord's: O(h) relative)."""
+    from va2jax.sim import crossings
+
+    t = np.linspace(0.0, 3.0, 3001)
+    y = jnp.sin(2 * np.pi * jnp.asarray(t))
+    tt = jnp.concatenate([jnp.asarray(t), jnp.full(5, jnp.inf)])  # padded like waveform()
+    yy = jnp.concatenate([y, jnp.full(5, y[-1])])
+    up = crossings(tt, yy, 0.5, 4)
+    np.testing.assert_allclose(np.asarray(up[:3]), 1 / 12 + np.arange(3), atol=1e-6)
+    assert np.isnan(float(up[3]))  # three rising crossings only
+    down = crossings(tt, yy, 0.5, 2, after=1.0, rising=False)
+    np.testing.assert_allclose(np.asarray(down), 5 / 12 + np.arange(1, 3), atol=1e-6)
+    d = jax.grad(lambda lv: crossings(tt, yy, lv, 1)[0])(0.5)
+    np.testing.assert_allclose(float(d), 1 / (2 * np.pi * np.cos(np.pi / 6)), rtol=1e-3)
+    # the value derivative: shifting the whole waveform by δ moves the crossing by −δ/y'
+    g = jax.grad(lambda s: crossings(tt, yy + s, 0.5, 1)[0])(0.0)
+    np.testing.assert_allclose(float(g), -float(d), rtol=1e-12)

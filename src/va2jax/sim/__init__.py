@@ -20,11 +20,11 @@ _config.enable_x64()  # float64 throughout the simulator, set before its modules
 from ._noise_grad import noise_function  # noqa: E402
 from .analysis import run_ac, run_dc_sweep, run_op, run_tran  # noqa: E402,F401
 from .batch import BatchSweep, sweep  # noqa: E402
-from .differentiable import CircuitFunction, function  # noqa: E402
+from .differentiable import CircuitFunction, crossings, function  # noqa: E402
 from .engine import ConvergenceError, Engine, Options  # noqa: E402,F401
 from .mna import System, build_system  # noqa: E402,F401
 from .results import Result, Stats  # noqa: E402,F401
 from .simulation import Simulation, read_netlist, simulate  # noqa: E402
 
 __all__ = ["simulate", "Simulation", "read_netlist", "Result", "Options", "ConvergenceError",
-           "sweep", "BatchSweep", "function", "CircuitFunction", "noise_function"]
+           "sweep", "BatchSweep", "function", "CircuitFunction", "crossings", "noise_function"]

@@ -108,6 +108,18 @@ class TranReplay:
         self._step = implicit_solve(resid, self.polish)
 
     def __call__(self, p: jax.Array) -> tuple[jax.Array, jax.Array]:
+        times, X, npts, status = self.trajectory(p)
+        # linear interpolation at the sample times (weights from the held accepted times)
+        s = jnp.asarray(self.times)
+        i = jnp.clip(jnp.searchsorted(times, s, side="right"), 1, jnp.maximum(npts - 1, 1))
+        t0, t1 = times[i - 1], times[i]
+        wgt = jnp.where(t1 > t0, (s - t0) / jnp.where(t1 > t0, t1 - t0, 1.0), 0.0)
+        out = X[i - 1] + wgt[:, None] * (X[i] - X[i - 1])
+        return out, status
+
+    def trajectory(self, p: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+        """``(times (L,), X (L, len(cols)), npoints, status)``: the replayed solution at every
+        accepted time (held constant, ``inf`` past ``npoints``; rows there repeat the last point)."""
         bs, n = self.bs, self.bs.system.n
         rec = jax.lax.stop_gradient(self._tran(jax.lax.stop_gradient(p)))
         L = rec["time"].shape[0]
@@ -159,12 +171,6 @@ class TranReplay:
         xs = (rec["time"][1:], rec["x"][1:], valid[1:])
         _, X = jax.lax.scan(body, c0, xs)
         X = jnp.concatenate([x0[None, :], X], axis=0)[:, self.cols]
-        # linear interpolation at the sample times (weights from the held accepted times)
-        s = jnp.asarray(self.times)
-        i = jnp.clip(jnp.searchsorted(times, s, side="right"), 1, jnp.maximum(npts - 1, 1))
-        t0, t1 = times[i - 1], times[i]
-        wgt = jnp.where(t1 > t0, (s - t0) / jnp.where(t1 > t0, t1 - t0, 1.0), 0.0)
-        out = X[i - 1] + wgt[:, None] * (X[i] - X[i - 1])
         status = jnp.where(rec["status"] == OK, OK, rec["status"]).astype(jnp.int32)
-        return out, status
+        return times, X, npts, status
 

@@ -567,7 +567,9 @@ class _TracedGroup:
             same = all(v == vals[0] for v in vals)
             if same:
                 fixed[k] = vals[0]
-            elif all(isinstance(v, (int, float)) for v in vals) and ptypes.get(k.lower(), "real") == "real":
+            elif all(isinstance(v, (int, float)) for v in vals) and ptypes.get(k.lower(), "real") in ("real", "int"):
+                # per-instance values (an integer one, e.g. PSP103's TYPE in a group holding
+                # NMOS and PMOS cards, is passed as a value the model truncates; derivative 0)
                 names.append(k)
             else:
                 raise Va2JaxError(f"sweep: {m.name} instances differ in non-real parameter {k}")

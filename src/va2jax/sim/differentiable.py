@@ -71,7 +71,7 @@ from .batch import BatchSweep
 from .engine import Options
 from .engine import dense_equilibrated_solve as _equilibrated_solve
 
-__all__ = ["function", "CircuitFunction"]
+__all__ = ["function", "CircuitFunction", "crossings"]
 
 _AC_FORMS = ("db", "phase", "mag", "real", "imag")
 _OUT_RE = re.compile(r"^\s*(\w+)\s*\(\s*(.+?)\s*\)\s*$")
@@ -222,6 +222,49 @@ class CircuitFunction:
                     out[name] = z
         out["status"] = status.astype(jnp.int32)
         return out
+
+
+    def waveform(self, values: Mapping[str, Any]) -> dict[str, jax.Array]:
+        """``analysis="tran"`` only: the outputs at every accepted time point instead of at
+        ``times``. Returns ``{"time": (L,), output: (L,), "npoints": int32, "status": int32}``
+        with ``L = max_points + 17`` (the transient's buffer): ``time`` is the simulator's
+        accepted times at ``values``, held constant (no derivative; ``inf`` past ``npoints``),
+        the outputs are the replayed solutions there (differentiable as the samples; rows
+        past ``npoints`` repeat the last point). For measurements at the accepted points, such
+        as :func:`crossings`."""
+        if self.analysis != "tran":
+            raise Va2JaxError("function: waveform() is for analysis 'tran'")
+        times, X, npts, st = self._replay.trajectory(self._vector(values))
+        out: dict[str, jax.Array] = {"time": times}
+        for j, (name, _, _) in enumerate(self._outs):
+            out[name] = X[:, j]
+        out["npoints"] = jnp.asarray(npts, jnp.int32)
+        out["status"] = st
+        return out
+
+
+def crossings(t: jax.Array, y: jax.Array, level: Any, count: int, *, after: float = 0.0,
+              rising: bool = True) -> jax.Array:
+    """The first ``count`` times (s) after ``after`` at which the waveform ``y`` (sampled at the
+    increasing times ``t``; ``inf`` entries ignored) crosses ``level`` upwards (``rising``) or
+    downwards, linearly interpolated between the two samples around each crossing::
+
+        t_c = t_i + (level − y_i)·(t_{i+1} − t_i)/(y_{i+1} − y_i)
+
+    Which interval holds a crossing is decided on the values (no derivative); ``t_c`` is
+    differentiable in ``y`` and ``level`` (``t`` from :meth:`CircuitFunction.waveform` is
+    held constant). Entries past the last crossing found are ``nan``. Fixed-size output, usable
+    under :func:`jax.jit` (``count`` static)."""
+    t = jnp.asarray(t)
+    y = jnp.asarray(y)
+    s = y - level
+    ok = jnp.isfinite(t[1:]) & (t[:-1] >= after)
+    hit = (s[:-1] < 0) & (s[1:] >= 0) if rising else (s[:-1] > 0) & (s[1:] <= 0)
+    idx = jnp.nonzero(jax.lax.stop_gradient(hit & ok), size=int(count), fill_value=-1)[0]
+    i = jnp.maximum(idx, 0)
+    t0, t1, y0, y1 = t[i], t[i + 1], y[i], y[i + 1]
+    tc = t0 + (level - y0) * (t1 - t0) / jnp.where(y1 != y0, y1 - y0, 1.0)
+    return jnp.where(idx >= 0, tc, jnp.nan)
 
 
 def _ac_solve(Jf: jax.Array, Jq: jax.Array, u: Any, freqs: np.ndarray) -> jax.Array:
