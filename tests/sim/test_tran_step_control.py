@@ -53,3 +53,46 @@ def test_accepted_points_equal_vacask(tmp_path, method):
     # 1e-9: see the module docstring (rounding only; a rule differing moves points by ≥ 1e-4)
     np.testing.assert_allclose(ta, tv, rtol=1e-9, atol=0)
     assert (ours.rejected, ours.iterations) == (ref.rejected, ref.iterations)
+
+
+_JUMP_SPICE = """RC driven by a pwl jump
+v1 1 0 pwl(0 0 1m 0 1m 1 3m 1)
+r1 1 2 1k
+c1 2 0 1u
+.options method=gear maxord={maxord}
+.tran 10u 3m
+.end
+"""
+
+
+@pytest.mark.parametrize("maxord", [1, 2])
+def test_pwl_jump_finishes(tmp_path, maxord):
+    """A pwl source with two points at the same time (a jump, which ngspice accepts) used to keep
+    the step control rejecting just before the breakpoint forever (BE: t = 1 ms − 3e-13 s, h =
+    2.8e-14 s); with VACASK's breakpoint rules the run ends. The capacitor voltage at 3 ms equals
+    the RC closed form ``1 − exp(−2 ms/τ)`` (τ = 1 ms) within 5e-3 V: the LTE control at
+    reltol 1e-3 (global error ≲ a few reltol·1 V over the 2τ after the jump), not rounding."""
+    from va2jax.sim import Simulation
+
+    path = tmp_path / "jump.cir"
+    path.write_text(_JUMP_SPICE.format(maxord=maxord))
+    res = Simulation.from_file(path).run()
+    r = next(iter(res.values()))
+    v2 = r.data[:, list(r.names).index("2")]
+    assert r.scale[-1] == pytest.approx(3e-3)
+    assert abs(v2[-1] - (1 - np.exp(-2.0))) < 5e-3
+
+
+def test_vacask_pwl_needs_increasing_times(tmp_path):
+    """VACASK refuses a pwl wave whose times do not increase strictly ("Pwl scale is not strictly
+    monotonic"): one error naming the instance, not a run."""
+    from va2jax.errors import Va2JaxError
+    from va2jax.sim import Simulation
+
+    text = NETLIST.format(method="trap").replace(
+        'vs (1 0) vsource dc=0 type="pulse" val0=0 val1=1 delay=1.3u rise=10n fall=10n width=3.3u period=10u',
+        'vs (1 0) vsource type="pwl" wave=[0, 0, 1u, 0, 1u, 1, 3u, 1]')
+    path = tmp_path / "jump.sim"
+    path.write_text(text)
+    with pytest.raises(Va2JaxError, match="vs.*pwl times must increase strictly"):
+        Simulation.from_file(path).run()

@@ -239,8 +239,12 @@ def make_waveform(params: dict[str, Value], where: str, vacask: bool = False) ->
         if not isinstance(w, list) or len(w) < 2 or len(w) % 2:
             raise Va2JaxError(f"{where}: pwl source needs wave=[t0 v0 t1 v1 ...]")
         arr = np.asarray(w, dtype=float).reshape(-1, 2)
-        if np.any(np.diff(arr[:, 0]) < 0):
+        steps = np.diff(arr[:, 0])
+        if np.any(steps < 0):
             raise Va2JaxError(f"{where}: pwl times must not decrease")
+        if vacask and np.any(steps == 0):  # VACASK: "Pwl scale is not strictly monotonic"
+            raise Va2JaxError(f"{where}: pwl times must increase strictly (VACASK); a jump is two "
+                              "points a short time apart")
         wf.wave = arr
     if "dc" in nums and not (vacask and kind != "dc"):  # VACASK: a waveform's op is its t=0
         wf.dc = nums["dc"]
