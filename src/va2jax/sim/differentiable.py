@@ -274,11 +274,12 @@ def _ac_solve(Jf: jax.Array, Jq: jax.Array, u: Any, freqs: np.ndarray) -> jax.Ar
         [ ω·J_q   J_f  ] [Im X] = [Im U]
 
     solved by :func:`~.engine.dense_equilibrated_solve` (float64 throughout). The complex form
-    (``jnp.linalg.solve`` in complex128) is not used: with va2jax's default XLA flags
-    (``--xla_disable_hlo_passes=fusion``, :data:`va2jax._config.FAST_COMPILE_XLA_FLAGS`) XLA's CPU
-    code for a complex ``dot_general`` whose right operand has two or more free dimensions
-    returns wrong values (jax/jaxlib 0.10.2) — exactly the dots JAX emits for the solve's
-    derivatives under ``vmap`` (``jacfwd``/``jacrev`` of several frequencies). Returns complex128
+    (``jnp.linalg.solve`` in complex128) is not used: compiled with XLA's fusion passes disabled
+    (what va2jax asks for its model code, :data:`va2jax.codegen.FUSION_OFF`, and what a caller may
+    pass), XLA's CPU code for a complex ``dot_general`` whose right operand has two or more free
+    dimensions returns wrong values (jax/jaxlib 0.10.2; docs/performance.md) — exactly the dots
+    JAX emits for the solve's derivatives under ``vmap`` (``jacfwd``/``jacrev`` of several
+    frequencies); the real form is right under any options. Returns complex128
     ``(len(freqs), n)``."""
     n = Jf.shape[0]
     u = jnp.asarray(u)
