@@ -325,11 +325,11 @@ def test_misplaced_statement_is_one_line_error(tmp_path, body, line, fragment):
 def test_unapplied_option_is_warned_by_name(tmp_path):
     """An option VACASK knows but va2jax does not apply: one warning naming it, the run goes on."""
     net = tmp_path / "o.sim"
-    net.write_text(HEAD + "control\n  options tran_fbr=1 reltol=1e-4\n  analysis op1 op\nendc\n")
+    net.write_text(HEAD + "control\n  options nr_bypass=1 reltol=1e-4\n  analysis op1 op\nendc\n")
     proc = _va2jax(net)
     assert proc.returncode == 0, proc.stderr
     warned = [ln for ln in proc.stderr.splitlines() if "not applied" in ln]
-    assert len(warned) == 1 and "tran_fbr" in warned[0], proc.stderr
+    assert len(warned) == 1 and "nr_bypass" in warned[0], proc.stderr
 
 
 # --- 2. VACASK's built-in devices ------------------------------------------------------------

@@ -132,6 +132,9 @@ class ExprError(Va2JaxError):
 
 
 class _Parser:
+    #: the non-number tokens (names, strings, operators; numbers too in the SPICE dialect)
+    _TOKENS = _TOKEN_RE
+
     def __init__(self, text: str, scope: Mapping[str, Value], dialect: str = "spice"):
         self.text = text
         self.scope = scope
@@ -141,7 +144,7 @@ class _Parser:
         text = text.rstrip()
         while pos < len(text):
             m = ((dialect == "vacask" and _VACASK_NUM_TOKEN.match(text, pos))
-                 or _TOKEN_RE.match(text, pos))
+                 or self._TOKENS.match(text, pos))
             if not m or m.end() == pos:
                 raise ExprError(f"cannot parse expression {self.text!r} at {text[pos:]!r}")
             kind = m.lastgroup
@@ -338,22 +341,10 @@ class _VacaskParser(_Parser):
     _LEVELS = [("||",), ("&&",), ("|",), ("^",), ("&",), ("==", "!="), ("<", "<=", ">", ">="),
                ("<<", ">>"), ("+", "-"), ("*", "/")]
 
+    _TOKENS = _VTOKEN_RE
+
     def __init__(self, text: str, scope: Mapping[str, Value]):
-        self.text = text
-        self.scope = scope
-        self.dialect = "vacask"
-        self.toks = []
-        pos = 0
-        text = text.rstrip()
-        while pos < len(text):
-            m = _VACASK_NUM_TOKEN.match(text, pos) or _VTOKEN_RE.match(text, pos)
-            if not m or m.end() == pos:
-                raise ExprError(f"cannot parse expression {self.text!r} at {text[pos:]!r}")
-            kind = m.lastgroup
-            assert kind is not None
-            self.toks.append((kind, m.group(kind)))
-            pos = m.end()
-        self.i = 0
+        super().__init__(text, scope, "vacask")
 
     def cond(self) -> Value:
         c = self.level(0)
