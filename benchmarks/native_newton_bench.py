@@ -29,11 +29,13 @@ sys.path.insert(0, str(ROOT / "tests" / "sim"))
 
 STOPS = {"rc": "100m", "graetz": "50m", "mul": "500u", "ring": "50n"}
 QUICK = {"rc": "10m", "graetz": "5m", "mul": "50u", "ring": "5n"}
-#: mode → (VA2JAX_SIM_NATIVE_NEWTON, VA2JAX_SIM_NATIVE_STEP, label)
+#: mode → (VA2JAX_SIM_NATIVE_NEWTON, VA2JAX_SIM_NATIVE_STEP, VA2JAX_SIM_NEWTON_MATRIX, label)
 MODES = {"xla": ("0", "0", None, "XLA Newton loop"),
          "dense": ("1", "0", "dense", "native Newton, dense"),
          "sparse": ("1", "0", "sparse", "native Newton, sparse"),
-         "step": ("1", "1", None, "native step")}
+         "step": ("1", "1", None, "native step"),
+         "step-dense": ("1", "1", "dense", "native step, dense Newton"),
+         "step-sparse": ("1", "1", "sparse", "native step, sparse Newton")}
 TINY = {"rc": "10u", "graetz": "1u", "mul": "0.05u", "ring": "0.01n"}
 
 
@@ -47,10 +49,11 @@ def main() -> None:
     ap.add_argument("cases", nargs="*", default=list(STOPS))
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--modes", nargs="+", choices=list(MODES), default=list(MODES),
+    ap.add_argument("--modes", nargs="+", choices=list(MODES), default=["xla", "dense", "sparse", "step"],
                     help="xla: the XLA Newton loop; dense/sparse: the native Newton kernel (that "
                          "matrix form) inside the XLA step loop; step: whole steps in the native "
-                         "step kernel (the Newton kernel's default form)")
+                         "step kernel (the Newton kernel's default form; step-dense/step-sparse: "
+                         "that form)")
     a = ap.parse_args()
 
     import jax
