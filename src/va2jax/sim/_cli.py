@@ -97,13 +97,16 @@ def _run(args: argparse.Namespace) -> int:
         write_raw(args.output, to_write, title=sim.circuit.title,
                   dialect=sim.circuit.dialect)
         written.append(Path(args.output))
+        where = {r.name: written[-1] for r in to_write}
     else:
         from .._paths import path_inside, safe_stem
 
         outdir = Path(args.circuit).resolve().parent
+        where = {}
         for r in to_write:  # the analysis name comes from the netlist: never a path
             written.append(path_inside(outdir, f"{safe_stem(r.name)}.raw"))
             write_raw(written[-1], [r], title=sim.circuit.title, dialect=sim.circuit.dialect)
+            where[r.name] = written[-1]
     if failed is not None:
         raise ConvergenceError(f"{failed} in {written[-1]}" if written else str(failed))
     if args.csv:
@@ -128,7 +131,11 @@ def _run(args: argparse.Namespace) -> int:
         for nm, v in zip(r.names, r.data[0]):
             print(f"{nm} = {v:.6g}")
     if sim.failures:  # analyses VACASK's abort mode went on after: the run failed
-        raise sim.failures[0]
+        exc = sim.failures[0]
+        part = getattr(exc, "partial", None)  # a transient's points before its failure
+        if part is not None and part.name in where:
+            raise ConvergenceError(f"{exc} in {where[part.name]}")
+        raise exc
     return 0
 
 
