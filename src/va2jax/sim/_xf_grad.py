@@ -80,9 +80,13 @@ def xf_function(netlist, params, out, analysis: str = "dcxf", *, freqs=None,
         vecs = xf_outputs(system, saves, {i.name: i.master for i in circ.instances},
                           list(circ.models), _WHERE)
     except NetlistError as exc:
-        raise Va2JaxError(re.sub(r"^.*?xf_function", _WHERE, str(exc), count=1)) from None
-    cf = function(sim, list(params), "ac", outputs=[], freqs=fr, options=options, polish=polish,
-                  prefer=prefer)
+        msg = re.sub(r"^.*?xf_function: ", "", str(exc), count=1)
+        raise Va2JaxError(f"{_WHERE}: " + re.sub(r"^save ", "output ", msg)) from None
+    try:
+        cf = function(sim, list(params), "ac", outputs=[], freqs=fr, options=options,
+                      polish=polish, prefer=prefer)
+    except Va2JaxError as exc:
+        raise Va2JaxError(f"{_WHERE}: " + re.sub(r"^function: ", "", str(exc))) from None
     n = system.n
     srcs: dict[str, int] = {}
     for _, _, s in vecs:
