@@ -377,3 +377,35 @@ def noise_variant(path: str | os.PathLike[str], folder: Path, include_dirs=()) -
         tmp.write_text(text)
         os.replace(tmp, t)
     return out / p.name, sites
+
+
+def unscale_noise_residuals(ir):
+    """``ir`` with each noise node's resistive residual read before OpenVAF's ``$mfactor``
+    scaling (in place; returns ``ir``).
+
+    The front end makes a node's KCL residual ``optbarrier(fmul($mfactor, P))``; dividing that by
+    ``$mfactor`` again is off by one rounding when ``$mfactor`` is not a power of 2 (e.g. one ulp
+    of bsim3v3's ``ids`` density at ``$mfactor = 0.9396…``), whereas OSDI's ``load_noise`` scales
+    the power P itself: ``(P·√m)·√m``. So the residual of every ``__va2jax_nz…`` node becomes the
+    multiplication's other operand, P (or the flicker exponent) exactly as the noise call
+    received it. A residual of another form is left as it is (then still ``$mfactor · P``)."""
+    mvals = {p.value for p in ir.eval.params if p.kind == "sysfun"}
+    if not mvals:
+        return ir
+    nz = {i for i, n in enumerate(ir.nodes) if n.name.lower().startswith(NODE_PREFIX)}
+    if not nz:
+        return ir
+    defs = {ins.result: ins for ins in ir.eval.instructions() if ins.result is not None}
+    for k, r in enumerate(ir.residuals):
+        if r.node not in nz or r.resist is None:
+            continue
+        ins = defs.get(r.resist)
+        while ins is not None and ins.opcode == "optbarrier" and len(ins.operands) == 1:
+            ins = defs.get(ins.operands[0])
+        if ins is None or ins.opcode != "fmul" or len(ins.operands) != 2:
+            continue
+        a, b = ins.operands
+        other = b if a in mvals else a if b in mvals else None
+        if other is not None:
+            ir.residuals[k] = dataclasses.replace(r, resist=other)
+    return ir
