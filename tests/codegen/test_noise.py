@@ -199,8 +199,9 @@ def test_variant_rewrite(tmp_path):
 
 
 def test_voltage_noise_source_and_mfactor_vs_osdi():
-    """A voltage noise source (V²/Hz, factor 1/√m): formula 4kTR/m and = OSDI -O0 (bit for bit
-    at m = 1; within the one rounding of dividing the probe residual by m otherwise)."""
+    """A voltage noise source (V²/Hz, factor 1/√m): formula 4kTR/m and = OSDI -O0 bit for bit,
+    also at an $mfactor that is not a power of 2 (the probe residual is read before OpenVAF's
+    $mfactor scaling: dividing m·P by m again was one ulp off for m = 3)."""
     from va2jax.osdi import compile_va_to_osdi, load_library
 
     path = VA_DIR / "noise_vsrc.va"
@@ -212,7 +213,25 @@ def test_voltage_noise_source_and_mfactor_vs_osdi():
         d = m.noise(V, 1e3, p, temperature=300.15)
         ref = mod.instance(p, temperature=300.15).noise(1e3, V).density
         assert d[0] == pytest.approx(4 * P_K_VAMS * 300.15 * 470.0 / mf, rel=REL)
-        if mf == 1.0:
-            assert d[0] == ref[0]
-        else:
-            assert d[0] == pytest.approx(ref[0], rel=4e-16)  # 1 ulp: (m·P)/m
+        assert d[0] == ref[0]
+
+
+def test_mfactor_not_power_of_two_equals_osdi(noisy):
+    """Thermal and flicker densities at $mfactor values that are not powers of 2 (0.9396… is the
+    random parameter set at which bsim3v3's ``ids`` density was one ulp off) = OSDI -O0
+    ``load_noise`` bit for bit, at 200 random biases and frequencies: OSDI scales the power P
+    itself, ``(P·√m)·√m``, so the generated code must start from P, not from ``(m·P)/m``."""
+    from va2jax.osdi import compile_va_to_osdi, load_library
+
+    mod = load_library(compile_va_to_osdi(VA_DIR / "noise.va", opt_level=0)).module()
+    rng = np.random.default_rng(3)
+    V = rng.uniform(-1.0, 1.0, (200, 2))
+    f = 10.0 ** rng.uniform(0, 10, 200)
+    # m·P/m ≠ P for some of these P at each m (checked: the old path failed every m here)
+    for mf in (0.9396448061678965, 3.0, 0.1, 7.3):
+        p = {"r": 2.2e3, "kf": 1e-18, "ef": 1.3, "$mfactor": mf}
+        inst = mod.instance(p, temperature=320.0)
+        ref = np.array([inst.noise(float(f[i]), V[i]).density for i in range(len(V))])
+        got = np.asarray(noisy.noise(V, f, p, temperature=320.0, backend="numpy"))
+        np.testing.assert_array_equal(got, ref)
+        assert np.count_nonzero(ref) == ref.size

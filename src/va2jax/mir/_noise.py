@@ -379,33 +379,60 @@ def noise_variant(path: str | os.PathLike[str], folder: Path, include_dirs=()) -
     return out / p.name, sites
 
 
+
+def _unscaled(defs: dict, v: str | None, mvals: set[str]) -> str | None:
+    """The operand P of ``v = [optbarrier…] fmul($mfactor, P)`` (either order), else ``None``."""
+    ins = defs.get(v)
+    while ins is not None and ins.opcode == "optbarrier" and len(ins.operands) == 1:
+        ins = defs.get(ins.operands[0])
+    if ins is None or ins.opcode != "fmul" or len(ins.operands) != 2:
+        return None
+    a, b = ins.operands
+    return b if a in mvals else a if b in mvals else None
+
+
 def unscale_noise_residuals(ir):
-    """``ir`` with each noise node's resistive residual read before OpenVAF's ``$mfactor``
+    """``ir`` with each noise probe node's resistive residual read before OpenVAF's ``$mfactor``
     scaling (in place; returns ``ir``).
 
-    The front end makes a node's KCL residual ``optbarrier(fmul($mfactor, P))``; dividing that by
-    ``$mfactor`` again is off by one rounding when ``$mfactor`` is not a power of 2 (e.g. one ulp
-    of bsim3v3's ``ids`` density at ``$mfactor = 0.9396…``), whereas OSDI's ``load_noise`` scales
-    the power P itself: ``(P·√m)·√m``. So the residual of every ``__va2jax_nz…`` node becomes the
-    multiplication's other operand, P (or the flicker exponent) exactly as the noise call
-    received it. A residual of another form is left as it is (then still ``$mfactor · P``)."""
-    mvals = {p.value for p in ir.eval.params if p.kind == "sysfun"}
-    if not mvals:
-        return ir
+    The front end makes a node's KCL residual ``optbarrier(fmul($mfactor, P))`` in eval, or, when
+    P depends on parameters only, an init value ``optbarrier(fmul($mfactor, P))`` passed to eval
+    through a cache slot. Dividing that by ``$mfactor`` again is off by one rounding when
+    ``$mfactor`` is not a power of 2 (one ulp of bsim3v3's ``ids`` density at ``$mfactor =
+    0.9396…``), whereas OSDI's ``load_noise`` scales the power P itself: ``(P·√m)·√m``. So the
+    residual of every ``__va2jax_nz…`` node becomes P (or the flicker exponent) exactly as the
+    noise call received it: the multiplication's other operand, in eval, or through a new cache
+    slot holding the init operand. Nodes of other modules are never touched; a residual of
+    another form is left as it is (then still ``$mfactor · P``; not seen in the corpus)."""
     nz = {i for i, n in enumerate(ir.nodes) if n.name.lower().startswith(NODE_PREFIX)}
     if not nz:
         return ir
+    mvals = {p.value for p in ir.eval.params if p.kind == "sysfun"}
+    minit = {p.value for p in ir.init.params if p.kind == "sysfun"}
     defs = {ins.result: ins for ins in ir.eval.instructions() if ins.result is not None}
+    idefs = {ins.result: ins for ins in ir.init.instructions() if ins.result is not None}
+    cache_param = {p.value: int(p.name[6:-1]) for p in ir.eval.params
+                   if p.kind == "cache" and p.name.startswith("cache[") and p.name[6:-1].isdigit()}
+    taken = set(defs) | set(idefs) | {p.value for p in ir.eval.params} | set(ir.eval.constants)
     for k, r in enumerate(ir.residuals):
         if r.node not in nz or r.resist is None:
             continue
-        ins = defs.get(r.resist)
-        while ins is not None and ins.opcode == "optbarrier" and len(ins.operands) == 1:
-            ins = defs.get(ins.operands[0])
-        if ins is None or ins.opcode != "fmul" or len(ins.operands) != 2:
-            continue
-        a, b = ins.operands
-        other = b if a in mvals else a if b in mvals else None
-        if other is not None:
-            ir.residuals[k] = dataclasses.replace(r, resist=other)
+        p = _unscaled(defs, r.resist, mvals)
+        if p is None:  # P computed in init: a cache slot carries m·P to eval
+            ins, v = defs.get(r.resist), r.resist
+            while ins is not None and ins.opcode == "optbarrier" and len(ins.operands) == 1:
+                v, ins = ins.operands[0], defs.get(ins.operands[0])
+            slot = cache_param.get(v) if ins is None else None
+            pin = _unscaled(idefs, ir.cache[slot][0], minit) if slot is not None else None
+            if pin is None:
+                continue
+            n = 0
+            while f"{NODE_PREFIX}c{n}" in taken:
+                n += 1
+            p = f"{NODE_PREFIX}c{n}"
+            taken.add(p)
+            idx = max((q.index for q in ir.eval.params), default=-1) + 1
+            ir.cache.append((pin, idx))
+            ir.eval.params.append(type(ir.eval.params[0])(p, f"cache[{len(ir.cache) - 1}]", "cache", idx))
+        ir.residuals[k] = dataclasses.replace(r, resist=p)
     return ir
