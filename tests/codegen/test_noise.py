@@ -253,3 +253,30 @@ def test_bsim3v3_corpus_noise_bit_identical(corpus):
     mf = [p["$mfactor"] for p in res.param_sets if "$mfactor" in p]
     assert mf and all(m != 1.0 and np.log2(m) % 1 != 0 for m in mf)  # the case at stake
     assert res.max_rel_err["noise"] == 0.0 and res.max_abs_err["noise"] == 0.0
+
+
+def test_unscale_noise_residuals(tmp_path):
+    """The front end's rewrite of a noise variant: both probe forms (P computed in eval; P from
+    parameters only, carried from init through a cache slot) become unscaled, and a residual of
+    an unknown form is listed in ``scaled_probes`` (its source is then refused, not guessed)."""
+    import dataclasses
+
+    from va2jax.mir import load_modules, noise_variant, unscale_noise_residuals
+
+    vpath, _ = noise_variant(VA_DIR / "noise.va", tmp_path / "variant")
+    ir = load_modules(vpath, [], {})[0]
+    probes = {i for i, n in enumerate(ir.nodes) if n.name.startswith("__va2jax_nz")}
+    before = {r.node: r.resist for r in ir.residuals if r.node in probes}
+    ncache = len(ir.cache)
+    unscale_noise_residuals(ir)
+    after = {r.node: r.resist for r in ir.residuals if r.node in probes}
+    assert len(before) == 3 and ir.scaled_probes == ()  # thermal P, flicker P and exponent
+    assert all(after[k] != before[k] for k in before)
+    assert len(ir.cache) > ncache  # the thermal power and the exponent depend on parameters only
+
+    ir2 = load_modules(vpath, [], {})[0]
+    k = next(i for i, r in enumerate(ir2.residuals) if r.node in probes)
+    volt = next(p.value for p in ir2.eval.params if p.kind == "voltage")
+    ir2.residuals[k] = dataclasses.replace(ir2.residuals[k], resist=volt)
+    unscale_noise_residuals(ir2)
+    assert ir2.scaled_probes == (ir2.nodes[ir2.residuals[k].node].name,)

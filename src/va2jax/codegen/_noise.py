@@ -81,6 +81,10 @@ class NoiseSupport:
                 if s is not None and (self._pw[k] is None or (s.kind == "flicker" and self._ex[k] is None)):
                     self.sites[k] = None  # OpenVAF dropped the probe (should not happen): refuse
                     self.reasons[k] = "its probe node is missing from the noise variant"
+                elif s is not None and ({s.node.lower(), s.node.lower() + "e"}
+                                        & {n.lower() for n in self.variant.ir.scaled_probes}):
+                    self.sites[k] = None  # P only as $mfactor · P: not bit-exact, refuse
+                    self.reasons[k] = "its probe residual has an unexpected form ($mfactor scaling)"
 
     def check(self) -> None:
         bad = [(n, r) for n, s, r in zip(self.names, self.sites, self.reasons) if s is None]
