@@ -379,7 +379,6 @@ def noise_variant(path: str | os.PathLike[str], folder: Path, include_dirs=()) -
     return out / p.name, sites
 
 
-
 def _unscaled(defs: dict, v: str | None, mvals: set[str]) -> str | None:
     """The operand P of ``v = [optbarrier…] fmul($mfactor, P)`` (either order), else ``None``."""
     ins = defs.get(v)
