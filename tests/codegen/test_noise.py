@@ -56,7 +56,8 @@ def test_switch_and_mfactor(noisy):
 @pytest.mark.parametrize("backend", ["jax", "native"])
 def test_backends_match_numpy(noisy, backend):
     V = np.array([[0.3, -0.2], [1.0, 0.0]])
-    p = {"r": 470.0, "kf": 1e-17, "ef": 0.8}
+    # $mfactor not a power of 2: the probes' cache slots added by unscale_noise_residuals
+    p = {"r": 470.0, "kf": 1e-17, "ef": 0.8, "$mfactor": 0.9396448061678965}
     a = noisy.noise(V, 1e3, p, backend="numpy")
     b = noisy.noise(V, 1e3, p, backend=backend)
     # same operations on float64; XLA may round a product differently by an ulp
@@ -199,8 +200,9 @@ def test_variant_rewrite(tmp_path):
 
 
 def test_voltage_noise_source_and_mfactor_vs_osdi():
-    """A voltage noise source (V²/Hz, factor 1/√m): formula 4kTR/m and = OSDI -O0 (bit for bit
-    at m = 1; within the one rounding of dividing the probe residual by m otherwise)."""
+    """A voltage noise source (V²/Hz, factor 1/√m): formula 4kTR/m and = OSDI -O0 bit for bit,
+    also at an $mfactor that is not a power of 2 (the probe residual is read before OpenVAF's
+    $mfactor scaling: dividing m·P by m again was one ulp off for m = 3)."""
     from va2jax.osdi import compile_va_to_osdi, load_library
 
     path = VA_DIR / "noise_vsrc.va"
@@ -212,7 +214,69 @@ def test_voltage_noise_source_and_mfactor_vs_osdi():
         d = m.noise(V, 1e3, p, temperature=300.15)
         ref = mod.instance(p, temperature=300.15).noise(1e3, V).density
         assert d[0] == pytest.approx(4 * P_K_VAMS * 300.15 * 470.0 / mf, rel=REL)
-        if mf == 1.0:
-            assert d[0] == ref[0]
-        else:
-            assert d[0] == pytest.approx(ref[0], rel=4e-16)  # 1 ulp: (m·P)/m
+        assert d[0] == ref[0]
+
+
+def test_mfactor_not_power_of_two_equals_osdi(noisy):
+    """Thermal and flicker densities at $mfactor values that are not powers of 2 (0.9396… is the
+    random parameter set at which bsim3v3's ``ids`` density was one ulp off) = OSDI -O0
+    ``load_noise`` bit for bit, at 200 random biases and frequencies: OSDI scales the power P
+    itself, ``(P·√m)·√m``, so the generated code must start from P, not from ``(m·P)/m``."""
+    from va2jax.osdi import compile_va_to_osdi, load_library
+
+    mod = load_library(compile_va_to_osdi(VA_DIR / "noise.va", opt_level=0)).module()
+    rng = np.random.default_rng(3)
+    V = rng.uniform(-1.0, 1.0, (200, 2))
+    f = 10.0 ** rng.uniform(0, 10, 200)
+    # m·P/m ≠ P for some of these P at each m (checked: the old path failed every m here)
+    for mf in (0.9396448061678965, 3.0, 0.1, 7.3):
+        p = {"r": 2.2e3, "kf": 1e-18, "ef": 1.3, "$mfactor": mf}
+        inst = mod.instance(p, temperature=320.0)
+        ref = np.array([inst.noise(float(f[i]), V[i]).density for i in range(len(V))])
+        got = np.asarray(noisy.noise(V, f, p, temperature=320.0, backend="numpy"))
+        np.testing.assert_array_equal(got, ref)
+        assert np.count_nonzero(ref) == ref.size
+
+
+def test_bsim3v3_corpus_noise_bit_identical(corpus):
+    """The corpus run's settings for Berkeley bsim3v3 (100 points × defaults, one random set, the
+    ``noise`` set; seed 0): its random set has ``$mfactor`` 0.9396…, at which the ``ids`` thermal
+    density (8.833483491683205e-127 A²/Hz at one point) was one ulp off OSDI -O0 while va2jax
+    divided ``$mfactor · P`` by ``$mfactor``; now every density is bit-identical."""
+    from va2jax.validate import validate_file
+
+    path = corpus / "bsim3v3.va"
+    if not path.is_file():
+        pytest.skip("bsim3v3.va not in the corpus")
+    res = validate_file(path, points=100, param_sets=2, backend="numpy", reference_opt_level=0)
+    assert res.noise == "compared" and res.noise_nonzero >= 1
+    mf = [p["$mfactor"] for p in res.param_sets if "$mfactor" in p]
+    assert mf and all(m != 1.0 and np.log2(m) % 1 != 0 for m in mf)  # the case at stake
+    assert res.max_rel_err["noise"] == 0.0 and res.max_abs_err["noise"] == 0.0
+
+
+def test_unscale_noise_residuals(tmp_path):
+    """The front end's rewrite of a noise variant: both probe forms (P computed in eval; P from
+    parameters only, carried from init through a cache slot) become unscaled, and a residual of
+    an unknown form is listed in ``scaled_probes`` (its source is then refused, not guessed)."""
+    import dataclasses
+
+    from va2jax.mir import load_modules, noise_variant, unscale_noise_residuals
+
+    vpath, _ = noise_variant(VA_DIR / "noise.va", tmp_path / "variant")
+    ir = load_modules(vpath, [], {})[0]
+    probes = {i for i, n in enumerate(ir.nodes) if n.name.startswith("__va2jax_nz")}
+    before = {r.node: r.resist for r in ir.residuals if r.node in probes}
+    ncache = len(ir.cache)
+    unscale_noise_residuals(ir)
+    after = {r.node: r.resist for r in ir.residuals if r.node in probes}
+    assert len(before) == 3 and ir.scaled_probes == ()  # thermal P, flicker P and exponent
+    assert all(after[k] != before[k] for k in before)
+    assert len(ir.cache) > ncache  # the thermal power and the exponent depend on parameters only
+
+    ir2 = load_modules(vpath, [], {})[0]
+    k = next(i for i, r in enumerate(ir2.residuals) if r.node in probes)
+    volt = next(p.value for p in ir2.eval.params if p.kind == "voltage")
+    ir2.residuals[k] = dataclasses.replace(ir2.residuals[k], resist=volt)
+    unscale_noise_residuals(ir2)
+    assert ir2.scaled_probes == (ir2.nodes[ir2.residuals[k].node].name,)

@@ -48,15 +48,15 @@ def _versions(config: tuple[int, bool]) -> str:
 
 def _front_end(p: Path, incs: list[str], defs: dict[str, str], module: str | None, shown) -> ModuleIR:
     """The module's full IR from the front end (``module`` or the file's first)."""
-    from ..mir import load_modules
+    from ..mir import load_modules, unscale_noise_residuals
 
     mods = load_modules(p, incs, defs)
     if module is None:
-        return mods[0]
+        return unscale_noise_residuals(mods[0])  # changes a noise variant's probe nodes only
     sel = [m for m in mods if module.lower() in (m.name.lower(), (m.osdi_name or m.name).lower())]
     if not sel:
         raise Va2JaxError(f"{shown}: no module {module!r}" + suggest(module, [m.name for m in mods]))
-    return sel[0]
+    return unscale_noise_residuals(sel[0])
 
 
 def full_ir(model) -> ModuleIR:  # model: a va2jax.codegen.Model

@@ -13,9 +13,10 @@ contribution is not reached). The operations and their order are OSDI's, so the 
 (C library ``pow``) reproduces an ``openvaf-r -O0`` library bit for bit.
 
 P and e come from the model's *noise variant* (:mod:`va2jax.mir._noise`): the same source with
-each power (and exponent) also contributed to a new internal node, whose resistive residual is
-``$mfactor · P``; it is compiled and set up like the model itself and divided by ``$mfactor``
-(exact for the usual ``$mfactor = 1``, within one rounding otherwise).
+each power (and exponent) also contributed to a new internal node, compiled and set up like the
+model itself. The front end reads that node's resistive residual before its ``$mfactor`` scaling
+(:func:`va2jax.mir.unscale_noise_residuals`), so it is P itself, bit for bit (dividing
+``$mfactor · P`` by ``$mfactor`` was one rounding off for ``$mfactor`` not a power of 2).
 """
 from __future__ import annotations
 
@@ -80,6 +81,10 @@ class NoiseSupport:
                 if s is not None and (self._pw[k] is None or (s.kind == "flicker" and self._ex[k] is None)):
                     self.sites[k] = None  # OpenVAF dropped the probe (should not happen): refuse
                     self.reasons[k] = "its probe node is missing from the noise variant"
+                elif s is not None and ({s.node.lower(), s.node.lower() + "e"}
+                                        & {n.lower() for n in self.variant.ir.scaled_probes}):
+                    self.sites[k] = None  # P only as $mfactor · P: not bit-exact, refuse
+                    self.reasons[k] = "its probe residual has an unexpected form ($mfactor scaling)"
 
     def check(self) -> None:
         bad = [(n, r) for n, s, r in zip(self.names, self.sites, self.reasons) if s is None]
@@ -140,8 +145,8 @@ def noise_params(model, voltages: Any, params: Mapping[str, Any] | None = None, 
     out = vm.eval(state, Vv, analysis=NOISE_ANALYSIS, backend=backend)
     rr = np.broadcast_to(np.atleast_2d(np.asarray(out.residual_resist)), (nb, len(vm.nodes)))
     m = np.broadcast_to(np.asarray(state.mfactor, np.float64), (nb,))
-    P = np.stack([rr[:, k] for k in sup._pw], axis=1) / m[:, None]
-    E = np.stack([rr[:, k] / m if k is not None else np.zeros(nb) for k in sup._ex], axis=1)
+    P = np.stack([rr[:, k] for k in sup._pw], axis=1)  # unscaled by $mfactor: see module docstring
+    E = np.stack([rr[:, k] if k is not None else np.zeros(nb) for k in sup._ex], axis=1)
     sq = np.sqrt(m)[:, None]
     A = np.concatenate([sq if s.access == "I" else 1.0 / sq for s in sup.sites], axis=1)  # type: ignore[union-attr]
     return P, E, A, kinds
@@ -213,9 +218,9 @@ def noise_function(model, names: list[str], fixed: Mapping[str, Any] | None = No
         a = jnp.sqrt(m)
         out = []
         for k, kind in enumerate(kinds):
-            t = rr[sup._pw[k]] / m
+            t = rr[sup._pw[k]]
             if kind == "flicker":
-                t = t / jnp.power(jnp.asarray(freq, jnp.float64), rr[sup._ex[k]] / m)
+                t = t / jnp.power(jnp.asarray(freq, jnp.float64), rr[sup._ex[k]])
             ak = 1.0 / a if volt[k] else a
             out.append((t * ak) * ak)
         return jnp.stack(out) if out else jnp.zeros(0)

@@ -25,7 +25,7 @@ from ._ir import (
     Param,
     Residual,
 )
-from ._noise import NoiseSite, noise_variant
+from ._noise import NoiseSite, noise_variant, unscale_noise_residuals
 from ._text import dump_function, dump_module
 
 __all__ = [
@@ -33,5 +33,6 @@ __all__ = [
     "JacobianEntry", "Loop", "ModuleIR", "ModuleNode", "ModuleParam", "NoiseSite", "NoiseSource", "Param",
     "Residual", "dominators", "evaluate_bound", "read_bounds", "violations", "dump_function", "dump_module",
     "is_reducible", "load_modules",
-    "natural_loops", "noise_variant", "reverse_postorder", "successors", "visit_order",
+    "natural_loops", "noise_variant", "reverse_postorder", "successors", "unscale_noise_residuals",
+    "visit_order",
 ]

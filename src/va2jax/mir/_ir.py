@@ -220,3 +220,6 @@ class ModuleIR:
     #: the module's name in OpenVAF's OSDI library, when it differs from ``name`` (OpenVAF drops
     #: the last character of an escaped identifier: ``\abc `` is ``ab`` there)
     osdi_name: str = ""
+    #: noise variants only: probe nodes whose residual is still ``$mfactor · P`` (a form
+    #: :func:`va2jax.mir.unscale_noise_residuals` does not know; their sources are refused)
+    scaled_probes: tuple[str, ...] = ()

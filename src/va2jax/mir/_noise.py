@@ -377,3 +377,91 @@ def noise_variant(path: str | os.PathLike[str], folder: Path, include_dirs=()) -
         tmp.write_text(text)
         os.replace(tmp, t)
     return out / p.name, sites
+
+
+def _unscaled(defs: dict, v: str | None, mvals: set[str]) -> str | None:
+    """The operand P of ``v = [optbarrier…] fmul($mfactor, P)`` (either order), else ``None``."""
+    ins = defs.get(v)
+    while ins is not None and ins.opcode == "optbarrier" and len(ins.operands) == 1:
+        ins = defs.get(ins.operands[0])
+    if ins is None or ins.opcode != "fmul" or len(ins.operands) != 2:
+        return None
+    a, b = ins.operands
+    return b if a in mvals else a if b in mvals else None
+
+
+def _real_one(fn, taken: set[str]) -> str:
+    """A value of ``fn`` holding the real constant 1.0 (added when there is none)."""
+    from ._ir import REAL
+
+    for name, (ty, val) in sorted(fn.constants.items()):
+        if ty == REAL and val == 1.0 and not isinstance(val, bool):
+            return name
+    name = f"{NODE_PREFIX}one"
+    while name in taken:
+        name += "_"
+    taken.add(name)
+    fn.constants[name] = (REAL, 1.0)
+    return name
+
+
+def unscale_noise_residuals(ir):
+    """``ir`` with each noise probe node's resistive residual read before OpenVAF's ``$mfactor``
+    scaling (in place; returns ``ir``).
+
+    The front end makes a node's KCL residual ``optbarrier(fmul($mfactor, P))`` in eval, or, when
+    P depends on parameters only, an init value ``optbarrier(fmul($mfactor, P))`` passed to eval
+    through a cache slot. Dividing that by ``$mfactor`` again is off by one rounding when
+    ``$mfactor`` is not a power of 2 (one ulp of bsim3v3's ``ids`` density at ``$mfactor =
+    0.9396…``), whereas OSDI's ``load_noise`` scales the power P itself: ``(P·√m)·√m``. So the
+    residual of every ``__va2jax_nz…`` node becomes P (or the flicker exponent) exactly as the
+    noise call received it: the multiplication's other operand, in eval, or through a new cache
+    slot holding the init operand. Nodes of other modules are never touched; a residual of
+    another form is left as it is and its node listed in ``ir.scaled_probes`` (not seen in the
+    corpus; :mod:`va2jax.codegen._noise` refuses such a source rather than guess)."""
+    nz = {i for i, n in enumerate(ir.nodes) if n.name.lower().startswith(NODE_PREFIX)}
+    if not nz:
+        return ir
+    mvals = {p.value for p in ir.eval.params if p.kind == "sysfun"}
+    minit = {p.value for p in ir.init.params if p.kind == "sysfun"}
+    defs = {ins.result: ins for ins in ir.eval.instructions() if ins.result is not None}
+    idefs = {ins.result: ins for ins in ir.init.instructions() if ins.result is not None}
+    cache_param = {p.value: int(p.name[6:-1]) for p in ir.eval.params
+                   if p.kind == "cache" and p.name.startswith("cache[") and p.name[6:-1].isdigit()}
+    scaled: list[str] = []
+    taken = set(defs) | set(idefs) | {p.value for p in ir.eval.params} | set(ir.eval.constants)
+    for k, r in enumerate(ir.residuals):
+        if r.node not in nz or r.resist is None:
+            continue
+        p = _unscaled(defs, r.resist, mvals)
+        v = r.resist
+        while v in defs and defs[v].opcode == "optbarrier" and len(defs[v].operands) == 1:
+            v = defs[v].operands[0]
+        if p is None and v in mvals:  # P = 1 (e.g. a fixed flicker exponent): m·1 folded to m
+            p = _real_one(ir.eval, taken)
+        if p is None:  # P computed in init: a cache slot carries m·P to eval
+            ins, v = defs.get(r.resist), r.resist
+            while ins is not None and ins.opcode == "optbarrier" and len(ins.operands) == 1:
+                v, ins = ins.operands[0], defs.get(ins.operands[0])
+            slot = cache_param.get(v) if ins is None else None
+            pin = _unscaled(idefs, ir.cache[slot][0], minit) if slot is not None else None
+            iv = ir.cache[slot][0] if slot is not None else None
+            while iv in idefs and idefs[iv].opcode == "optbarrier" and len(idefs[iv].operands) == 1:
+                iv = idefs[iv].operands[0]
+            if pin is None and iv is not None and iv in minit:  # P = 1, computed in init
+                ir.residuals[k] = dataclasses.replace(r, resist=_real_one(ir.eval, taken))
+                continue
+            if pin is None:
+                scaled.append(ir.nodes[r.node].name)
+                continue
+            n = 0
+            while f"{NODE_PREFIX}c{n}" in taken:
+                n += 1
+            p = f"{NODE_PREFIX}c{n}"
+            taken.add(p)
+            idx = max((q.index for q in ir.eval.params), default=-1) + 1
+            ir.cache.append((pin, idx))
+            ir.eval.params.append(type(ir.eval.params[0])(p, f"cache[{len(ir.cache) - 1}]", "cache", idx))
+        ir.residuals[k] = dataclasses.replace(r, resist=p)
+    ir.scaled_probes = tuple(scaled)
+    return ir
