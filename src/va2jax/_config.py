@@ -29,7 +29,7 @@ VA2JAX_SIM_DEVICE_EVAL   per use    device evaluation in the simulator: native |
 VA2JAX_SIM_DENSE_SOLVE   per use    Newton's dense solve: native | lapack (CPU, n <= 12: native)
 VA2JAX_SIM_NATIVE_STAMPS per use    1: device stamps summed by one native kernel per output (CPU, dense)
 VA2JAX_SIM_NATIVE_NEWTON per use    1: the whole Newton solve as one native kernel (CPU, dense, native groups)
-VA2JAX_SIM_NEWTON_MATRIX per use    that kernel's matrices: dense | sparse (unset: sparse from 13 unknowns)
+VA2JAX_SIM_NEWTON_MATRIX per use    that kernel's matrices: dense | sparse (unset: sparse)
 VA2JAX_SIM_NATIVE_STEP   per use    1: whole transient steps (up to a chunk) as one native kernel (with the above)
 VA2JAX_SIM_FUSION        per use    1: XLA fusion on in the simulator's loops; 0: off (per compilation)
 VA2JAX_EXE_CACHE         per use    1: keep compiled executables on disk; 0: off
@@ -139,7 +139,7 @@ _VARS = [
     Variable("SIM_NATIVE_NEWTON", True, _flag,
              "the whole Newton solve as one native kernel (CPU, dense, every group native)"),
     Variable("SIM_NEWTON_MATRIX", None, _choice("dense", "sparse"),
-             "the native Newton kernel's matrices (dense, sparse); unset: sparse from 13 unknowns"),
+             "the native Newton kernel's matrices (dense, sparse); unset: sparse (every size)"),
     Variable("SIM_NATIVE_STEP", True, _flag,
              "whole transient steps as one native kernel (with SIM_NATIVE_NEWTON; dc/pulse/pwl/sine sources)"),
     Variable("SIM_FUSION", True, _flag, "XLA fusion in the simulator's compiled loops"),

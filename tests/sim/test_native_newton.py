@@ -194,17 +194,17 @@ def test_graetz_sparse_kernel_equals_dense(graetz, monkeypatch):
 
 
 def test_sparse_kernel_by_size(ring, graetz, monkeypatch):
-    """Unset, the ring (47 unknowns) gets the sparse kernel and graetz (9) the dense one; the
-    variable forces either."""
-    from va2jax.codegen.native._newton import SPARSE_FROM, use_sparse_kernel
+    """Unset, every size gets the sparse kernel (the ring's 47 unknowns and graetz's 9: bit-identical
+    to the dense one, tests above); the variable forces either."""
+    from va2jax.codegen.native._newton import use_sparse_kernel
 
     monkeypatch.delenv("VA2JAX_SIM_NEWTON_MATRIX", raising=False)
-    assert ring.engine.sys.n >= SPARSE_FROM > graetz.engine.sys.n
-    assert use_sparse_kernel(47) and not use_sparse_kernel(9)
+    assert use_sparse_kernel(ring.engine.sys.n) and use_sparse_kernel(graetz.engine.sys.n)
+    assert use_sparse_kernel(3)
+    monkeypatch.setenv("VA2JAX_SIM_NEWTON_MATRIX", "dense")
+    assert not use_sparse_kernel(47) and not use_sparse_kernel(9)
     monkeypatch.setenv("VA2JAX_SIM_NEWTON_MATRIX", "sparse")
     assert use_sparse_kernel(9)
-    monkeypatch.setenv("VA2JAX_SIM_NEWTON_MATRIX", "dense")
-    assert not use_sparse_kernel(47)
 
 
 def test_ring_sparse_kernel_with_traced_g(ring, monkeypatch):
