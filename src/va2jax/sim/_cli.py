@@ -92,23 +92,27 @@ def _run(args: argparse.Namespace) -> int:
     res_list = list(results.values())
     quiet = {d.name for d in sim.circuit.analyses if not _writes(sim, d)}  # VACASK's write=0
     to_write = [r for r in res_list if r.name not in quiet]
-    written: list[Path] = []
+    where: dict[str, Path] = {}  # analysis name → the file holding its result
     if args.output:
         write_raw(args.output, to_write, title=sim.circuit.title,
                   dialect=sim.circuit.dialect)
-        written.append(Path(args.output))
-        where = {r.name: written[-1] for r in to_write}
+        where = {r.name: Path(args.output) for r in to_write}
     else:
         from .._paths import path_inside, safe_stem
 
         outdir = Path(args.circuit).resolve().parent
-        where = {}
         for r in to_write:  # the analysis name comes from the netlist: never a path
-            written.append(path_inside(outdir, f"{safe_stem(r.name)}.raw"))
-            write_raw(written[-1], [r], title=sim.circuit.title, dialect=sim.circuit.dialect)
-            where[r.name] = written[-1]
+            where[r.name] = path_inside(outdir, f"{safe_stem(r.name)}.raw")
+            write_raw(where[r.name], [r], title=sim.circuit.title, dialect=sim.circuit.dialect)
+
+    def kept(exc: Exception) -> Exception:
+        """A transient's failure, naming the file that holds its points before it."""
+        part = getattr(exc, "partial", None)
+        return ConvergenceError(f"{exc} in {where[part.name]}") if part is not None and \
+            part.name in where else exc
+
     if failed is not None:
-        raise ConvergenceError(f"{failed} in {written[-1]}" if written else str(failed))
+        raise kept(failed)
     if args.csv:
         for r in res_list:
             write_csv(_suffixed(args.csv, r.name, len(res_list) > 1), r)
@@ -131,11 +135,7 @@ def _run(args: argparse.Namespace) -> int:
         for nm, v in zip(r.names, r.data[0]):
             print(f"{nm} = {v:.6g}")
     if sim.failures:  # analyses VACASK's abort mode went on after: the run failed
-        exc = sim.failures[0]
-        part = getattr(exc, "partial", None)  # a transient's points before its failure
-        if part is not None and part.name in where:
-            raise ConvergenceError(f"{exc} in {where[part.name]}")
-        raise exc
+        raise kept(sim.failures[0])
     return 0
 
 
