@@ -98,6 +98,15 @@ class TranState(NamedTuple):
 NATIVE_CHUNK_DOUBLES = 1 << 17
 
 
+#: How the loop packs :class:`TranState` (see ``TranKernel``): its int32 scalars, in this order (the
+#: native step kernel's counters are the same, checked in :func:`_native_run`), those of them that
+#: are flags, and its vectors with their row counts.
+I_FIELDS = ("nh", "after_bp", "bpi", "k", "rej", "iters", "done", "fail", "nd", "ordr", "trh",
+            "lastit", "lastbad")
+BOOLS = frozenset({"after_bp", "done", "fail", "lastbad"})
+V_FIELDS = (("xh", 3), ("qh", 3), ("fh", 3), ("qdot", 1), ("xmax", 1), ("rmax", 1), ("flast", 1))
+
+
 class TranKernel:
     """The transient loop of one circuit and integration method (jitted, compiled on first use).
 
@@ -220,11 +229,6 @@ class TranKernel:
         # array cost 52 operations per step with Newton stubbed (benchmarks/step_ops.py, rc), the
         # packed state 33.
         # The arithmetic of ``attempt`` is unchanged (bit-identical results).
-        I_FIELDS = ("nh", "after_bp", "bpi", "k", "rej", "iters", "done", "fail", "nd", "ordr", "trh",
-                    "lastit", "lastbad")
-        V_FIELDS = (("xh", 3), ("qh", 3), ("fh", 3), ("qdot", 1), ("xmax", 1), ("rmax", 1),
-                    ("flast", 1))
-        BOOLS = {"after_bp", "done", "fail", "lastbad"}
         ik = I_FIELDS.index("k")
 
         def pack(s: TranState):
@@ -323,7 +327,8 @@ def _native_run(newton: Callable, sysm: "System", o: "Options", method: str,
         fbr=float(o.tran_fbr))
     if step is None:
         return None
-    bools = {"after_bp", "done", "fail", "lastbad"}
+    if (NATIVE_STEP_COUNTERS, NATIVE_STEP_VECTORS) != (I_FIELDS, V_FIELDS):  # pragma: no cover
+        raise AssertionError("the native step kernel packs TranState differently from TranKernel")
 
     def run(state: TranState) -> TranState:
         f64 = jnp.float64
@@ -336,7 +341,7 @@ def _native_run(newton: Callable, sysm: "System", o: "Options", method: str,
         fo, io, vo, rows = step(fs, ints, vs, state.bps)
         d: dict[str, Any] = {"t": fo[0], "h": fo[1], "th": fo[2:5]}
         for j, k in enumerate(NATIVE_STEP_COUNTERS):
-            d[k] = io[j] != 0 if k in bools else io[j].astype(jnp.int32)
+            d[k] = io[j] != 0 if k in BOOLS else io[j].astype(jnp.int32)
         r = 0
         for k, m in NATIVE_STEP_VECTORS:
             d[k] = jnp.reshape(vo[r: r + m * n], (m, n)) if m > 1 else vo[r: r + n]
