@@ -13,6 +13,11 @@ path are timed alternately, so a load change from other processes hits both) of 
 * ``evaluator_flat`` — the evaluator's own jitted program: the FFI call returning one buffer.
 
 For each: ``<path>_1t``, ``<path>_nt`` and ``<path>_ratio`` = nt / (cores × 1t) (target ≥ 0.85).
+With ``--osdi`` the OSDI library OpenVAF builds from the same file (``openvaf-r``, its default
+-O3) is also timed looping from C on one thread (``benchmarks/osdi_bench.c``, the harness of
+``native_bench.py``; best of runs before and after the paths) and ``<path>_vs_osdi`` = nt / (cores ×
+OSDI one-thread rate) is printed: issue 15's done-when 2 reads "with all cores ≥ 0.85 × cores ×
+that rate", *that rate* being the OSDI library's one-thread rate.
 One thread = the evaluator built with ``min_rows_per_task`` patched to "never split" (works on
 older checkouts too, for before/after runs with ``PYTHONPATH`` pointing at another ``src``).
 ``<path>_cpu`` is the process's CPU time over wall time × cores during the all-core timing: below 1,
@@ -30,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -69,6 +75,45 @@ def rates(fns: dict, n: int, reps: int, min_time: float) -> dict:
     return {"rate": best, "cpu": busy}
 
 
+_OSDI_WORK: list[Path] = []
+
+
+def osdi_rate(key: str, va: Path, params: dict, vrange: tuple[float, float], n: int, reps: int,
+              min_time: float) -> float:
+    """One-thread evaluations per second (best of ``reps``) of the OSDI library ``openvaf-r``
+    builds from ``va`` (its default optimisation), looping from C over ``n`` instances (voltages
+    from the same generator and seed as ours, in the OSDI module's node order, as in
+    ``native_bench.py``)."""
+    import subprocess
+    import tempfile
+
+    from va2jax.osdi import load_library
+    from va2jax.osdi._compile import openvaf_command
+
+    if not _OSDI_WORK:
+        _OSDI_WORK.append(Path(tempfile.mkdtemp(prefix="cores-bench-")))
+    work = _OSDI_WORK[0]
+    harness = work / "osdi_bench"
+    if not harness.exists():
+        harness = mb.build_harness(work)
+    osdi = work / f"{key}.osdi"
+    if not osdi.exists():
+        subprocess.run([openvaf_command(), str(va), "-o", str(osdi), "-I", str(va.parent)],
+                       check=True, capture_output=True, env={**os.environ, "NO_COLOR": "1"})
+    mod = load_library(osdi).module(0)
+    volts = mb.make_voltages([nd.units for nd in mod.nodes], n, vrange)
+    volts.astype("<f8").tofile(work / f"{key}.v.bin")
+    pfile = work / f"{key}.params.txt"
+    pfile.write_text("\n".join([f"{k} {v!r}" for k, v in params.items()] + mb.sim_param_lines()) + "\n")
+    r = subprocess.run([str(harness), str(osdi), mod.name, str(pfile), str(work / f"{key}.v.bin"), str(n),
+                        "--reps", str(reps), "--min-time", str(min_time), "--temp", str(mb.TEMPERATURE)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        shutil.rmtree(work, ignore_errors=True)
+        raise SystemExit(f"C harness failed:\n{r.stderr[-2000:]}")
+    return float(mb.last_json(r.stdout)["evals_per_s_max"])
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", default="psp103,bsim4")
@@ -76,6 +121,8 @@ def main(argv=None) -> int:
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--min-time", type=float, default=0.5)
     ap.add_argument("--paths", default="batch,dense,evaluator,evaluator_jit,evaluator_flat")
+    ap.add_argument("--osdi", action="store_true",
+                    help="also time the OSDI library from C on one thread (needs gcc)")
     args = ap.parse_args(argv)
     import jax
 
@@ -132,6 +179,7 @@ def main(argv=None) -> int:
                                lambda: fn.jitted(fn.consts, V, None, False).block_until_ready()),
         }
         res = {"model": key, "n": n, "cores": cores}
+        osdi_runs = [osdi_rate(key, va, params, vrange, n, args.reps, args.min_time)] if args.osdi else []
         for path in paths:
             one, many = variants[path]
             r = rates({"1t": one, "nt": many}, n, args.reps, args.min_time)
@@ -141,8 +189,17 @@ def main(argv=None) -> int:
             res[f"{path}_cpu_eff"] = (r["cpu"]["1t"] / r["rate"]["1t"]) / (r["cpu"]["nt"] / r["rate"]["nt"])
             print(json.dumps({k2: (round(v, 3) if isinstance(v, float) else v) for k2, v in res.items()
                               if k2.startswith(path) or k2 == "model"}), flush=True)
+        if args.osdi:
+            osdi_runs.append(osdi_rate(key, va, params, vrange, n, args.reps, args.min_time))
+            res["osdi_1t"] = max(osdi_runs)
+            for path in paths:
+                res[f"{path}_vs_osdi"] = res[f"{path}_nt"] / (cores * res["osdi_1t"])
+            print(json.dumps({k2: (round(v, 3) if isinstance(v, float) else v) for k2, v in res.items()
+                              if k2.endswith("_vs_osdi") or k2 in ("model", "osdi_1t")}), flush=True)
         print(json.dumps(res), flush=True)
     print(json.dumps({"loadavg_after": os.getloadavg()}), flush=True)
+    for w in _OSDI_WORK:
+        shutil.rmtree(w, ignore_errors=True)
     return 0
 
 
