@@ -72,7 +72,7 @@ bench-c6288: install corpus
 # native kernels: compile time vs openvaf-r, warm start, and all cores vs one thread
 bench-native: install corpus
 	$(BIN)/python benchmarks/compile_bench.py
-	$(BIN)/python benchmarks/cores_bench.py --models psp103,bsim4
+	$(BIN)/python benchmarks/cores_bench.py --models psp103,bsim4 --osdi
 
 # 1,000 parameter sets: sequential loop vs vmap vs sharded over 4 forced host devices
 # issue 16: compile time per suite circuit (cold / warm cache) and the swept PSP103 ring beside VACASK
