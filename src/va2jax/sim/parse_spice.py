@@ -138,6 +138,8 @@ def parse_spice(path: str | Path, text: str | None = None) -> Netlist:
     _integration(net, state)
     # ngspice's first time step is a tenth of min(tstep, tmax) (dctran.c), VACASK's a quarter
     net.options.setdefault("tran_fs", "0.1")
+    # ngspice's step control (sim/_tran_ngspice.py) for SPICE netlists
+    net.options.setdefault("tran_control", '"ngspice"')
     _wave_defaults(net, state)
     return net
 
