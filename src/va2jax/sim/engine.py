@@ -365,8 +365,8 @@ def make_newton(system: System, opts: Options, values: System | None = None, *,
     iteration, which is limited against them (ngspice's devices limit their predicted junction
     voltages against the last accepted ones); an iteration has converged when its evaluation
     was not limited and the update it computes is within ``reltol·max(|x|, |x + Δx|) + vntol``
-    (``abstol`` for currents) for every unknown, from the second iteration on (no residual
-    test); the solution returned is then that iteration's evaluation point ``x`` with its own
+    (``abstol`` for currents) for every unknown but OpenVAF's implicit equations, from the
+    second iteration on (no residual test); the solution returned is then that iteration's evaluation point ``x`` with its own
     charges — ngspice keeps ``CKTrhsOld``, not the last solve's result.
     """
     n = system.n
@@ -385,6 +385,9 @@ def make_newton(system: System, opts: Options, values: System | None = None, *,
     resabs = jnp.where(jnp.asarray(system.is_current), opts.vntol, opts.abstol)
     reltol = opts.reltol
     vmask = jnp.asarray(~system.is_current)
+    # ngspice's test covers its own unknowns: not the implicit equations OpenVAF adds (the
+    # current ddt(Q) of a model's charge held in a variable, which ngspice's devices keep as a state)
+    ngcheck = jnp.asarray([":implicit_equation_" not in nm for nm in system.names], bool)
     if sparse:
         # the Jacobian as values on the circuit's static pattern (COO), never a dense matrix;
         # KLU's symbolic analysis once per circuit (sim/sparse.py)
@@ -456,7 +459,7 @@ def make_newton(system: System, opts: Options, values: System | None = None, *,
 
     def newton(x0: jax.Array, b: jax.Array, a0: jax.Array, hist: jax.Array, gshunt: jax.Array,
                maxiter: jax.Array, dvmax: jax.Array, xref: jax.Array | None = None,
-               rref: jax.Array | None = None):
+               rref: jax.Array | None = None, xlast: jax.Array | None = None):
         xref = jnp.zeros(n) if xref is None else xref
         rref = jnp.zeros(n) if rref is None else rref
 
@@ -487,7 +490,7 @@ def make_newton(system: System, opts: Options, values: System | None = None, *,
             if ngspice:  # ngspice's NIconvTest (see the docstring)
                 lim = jnp.any(L != 0)
                 xtol = reltol * jnp.maximum(jnp.abs(x), jnp.abs(x + dx)) + tolabs
-                ok = (it >= 1) & ~lim & jnp.all(jnp.abs(dx) <= xtol) & ~bad
+                ok = (it >= 1) & ~lim & jnp.all((jnp.abs(dx) <= xtol) | ~ngcheck) & ~bad
                 return (jnp.where(ok, x, x + dx), it + 1, ok, bad,
                         jnp.where(ok, q, q + matvec(Jq, dx)), F, states, fref)
             clipped = jnp.where(vmask, jnp.clip(dx, -dvmax, dvmax), dx)
