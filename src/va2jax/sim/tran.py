@@ -394,6 +394,8 @@ def run_tran(eng: "Engine", name: str, stop: float, step: float | None = None,
     bps = sysm.breakpoints(stop)
     if 0 < start < stop and not ngspice:  # VACASK: the recording start is a breakpoint too
         bps = np.union1d(bps, [start])
+    if ngspice and uic and 0 < step < stop:  # ngspice: a breakpoint at tstep after a uic start
+        bps = np.union1d(bps, [step])
     t_c = time.perf_counter()
     key = (method, "ngspice") if ngspice else method
     kern = eng._tran_kernels.get(key)
