@@ -259,6 +259,11 @@ def _options(net: Netlist, toks: list[str], loc: Loc, state: dict) -> None:
                 state["maxord"] = (int(float(v)), loc)
             except ValueError:
                 raise NetlistError(loc, f"option maxord={v}: expected an integer") from None
+        elif k == "tran_control":  # va2jax's: the step control of the transient
+            if v.lower() not in ("ngspice", "vacask"):
+                raise NetlistError(loc, f"option tran_control={v}: unknown step control "
+                                        "(ngspice, vacask)")
+            net.options[k] = f'"{v.lower()}"'
         elif k in _OPT_MAPPED and v:
             net.options[k] = v
         else:
