@@ -136,7 +136,7 @@ def parse_spice(path: str | Path, text: str | None = None) -> Netlist:
         count[kind] = count.get(kind, 0) + 1
         net.analyses.append(dataclasses.replace(a, name=f"{kind}{count[kind]}"))
     _integration(net, state)
-    # ngspice's first time step is a tenth of min(tstep, tmax) (dctran.c), VACASK's a quarter
+    # (``tran_control=vacask`` only) the first step a tenth of min(tstep, tmax), VACASK's a quarter
     net.options.setdefault("tran_fs", "0.1")
     # ngspice's step control (sim/_tran_ngspice.py) for SPICE netlists
     net.options.setdefault("tran_control", '"ngspice"')

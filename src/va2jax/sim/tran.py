@@ -21,6 +21,9 @@ with ``h·tran_ft``. Every step is at most ``hmax = min(maxstep, (stop − start
 breakpoint − last breakpoint))``; a step past the next breakpoint is cut to land on it, one ending
 short of it by less than ``h/10`` is halved (VACASK's ``lib/coretran.cpp``).
 
+SPICE netlists use ngspice's step control instead (``options tran_control="ngspice"``,
+:mod:`._tran_ngspice`): the same formulas, ngspice's choice of steps, XLA loop only.
+
 Each call of the kernel advances until ``chunk`` points are accepted, the end is reached or Newton
 fails; the caller copies the points out and calls again (progress updates happen in between).
 """
