@@ -149,8 +149,8 @@ def make_step(sysm: "System", o: "Options", method: str, host_solve: bool = Fals
         # predicts the devices' junction voltages so: DEVpred; the linear elements' first solve
         # does not depend on the start)
         xp = xh[2] + (xh[2] - xh[1]) * (d / jnp.where(hp > 0, hp, jnp.inf))
-        xn, it, conv, bad, qn, F, fref = newton(xp, b, a0, hist, gshunt, itl, jnp.inf, s.xmax,
-                                                s.rmax, xh[2])
+        xn, it, conv, bad, qn, F, fref, lim = newton(xp, b, a0, hist, gshunt, itl, jnp.inf,
+                                                     s.xmax, s.rmax, g["lim"])
         s_op = states(xh[2], qh[2])  # before the first point: the histories are the start's
         sh = jnp.where(first, jnp.stack([s_op, s_op, s_op]), g["sh"])
         s0 = states(xn, qn)
@@ -175,7 +175,8 @@ def make_step(sysm: "System", o: "Options", method: str, host_solve: bool = Fals
         ng = dict(
             sh=jnp.where(accept, jnp.stack([s0, sh[0], sh[1]]), sh),
             cc=jnp.where(accept, i0s, g["cc"]), dold=dold, save=save,
-            first=first & ~accept, pend=accept)
+            first=first & ~accept, pend=accept,
+            lim=jax.tree.map(lambda a, b: jnp.where(accept, a, b), lim, g["lim"]))
         row = jnp.concatenate([tn[None], xn])
         return row, s._replace(
             t=jnp.where(accept, tn, t), h=h_new,
@@ -192,6 +193,7 @@ def make_step(sysm: "System", o: "Options", method: str, host_solve: bool = Fals
             rmax=jnp.where(accept, jnp.maximum(s.rmax, fref), s.rmax),
             nd=jnp.where(accept, s.nd + 1, s.nd), ordr=ord_new.astype(jnp.int32), ng=ng)
 
+    attempt.own_states = newton.own_states
     return attempt, nb + n
 
 
@@ -200,6 +202,12 @@ def make_run(attempt, chunk: int):
     or Newton fails (the accepted rows in ``out_t``/``out_x``)."""
 
     def run(state):
+        # the $limit states of the last accepted point: carried from its Newton solve, computed
+        # here before the first point (the start's own junction values)
+        g = state.ng
+        own = attempt.own_states(state.xh[2])
+        state = state._replace(ng=dict(g, lim=jax.tree.map(
+            lambda a, b: jnp.where(g["first"], a, b), own, g["lim"])))
         def cond(s):
             return (~s.done) & (~s.fail) & (s.k < chunk)
 
@@ -214,9 +222,12 @@ def make_run(attempt, chunk: int):
     return run
 
 
-def initial_ng(m: int, stop: float, step: float, maxstep: float) -> tuple[float, dict[str, Any]]:
+def initial_ng(m: int, stop: float, step: float, maxstep: float,
+               lim: tuple) -> tuple[float, dict[str, Any]]:
     """The first proposed step (``min(stop/100, tstep)/10``, cut further at the start breakpoint)
-    and the initial extra state (``delmin`` goes into ``TranState.hmin``)."""
+    and the initial extra state (``delmin`` goes into ``TranState.hmin``); ``lim``: placeholder
+    ``$limit`` states (their shapes)."""
     h0 = min(stop / 100, step) / 10
     return h0, dict(sh=np.zeros((3, m)), cc=np.zeros(m), dold=np.full(3, maxstep),
-                    save=np.float64(stop / 50), first=np.bool_(True), pend=np.bool_(True))
+                    save=np.float64(stop / 50), first=np.bool_(True), pend=np.bool_(True),
+                    lim=tuple(np.zeros(np.shape(a)) for a in lim))

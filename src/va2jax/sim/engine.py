@@ -361,9 +361,10 @@ def make_newton(system: System, opts: Options, values: System | None = None, *,
 
     ``ngspice`` (the transient of ``tran_control="ngspice"``, :mod:`._tran_ngspice`; this XLA
     loop, never the native kernel): ngspice's ``NIiter`` instead of VACASK's test. The extra
-    argument ``xlast`` (the last accepted point) gives the ``$limit`` states of the first
-    iteration, which is limited against them (ngspice's devices limit their predicted junction
-    voltages against the last accepted ones); an iteration has converged when its evaluation
+    argument ``lim0`` gives the ``$limit`` states of the first iteration, which is limited
+    against them (ngspice's devices limit their predicted junction voltages against the last
+    accepted ones): the states the last accepted solve returned (a ninth result, ``states``), or
+    ``newton.own_states(x_last)`` (the junction values of a point, one device evaluation); an iteration has converged when its evaluation
     was not limited and the update it computes is within ``reltol·max(|x|, |x + Δx|) + vntol``
     (``abstol`` for currents) for every unknown but OpenVAF's implicit equations, from the
     second iteration on (no residual test); the solution returned is then that iteration's evaluation point ``x`` with its own
@@ -459,7 +460,7 @@ def make_newton(system: System, opts: Options, values: System | None = None, *,
 
     def newton(x0: jax.Array, b: jax.Array, a0: jax.Array, hist: jax.Array, gshunt: jax.Array,
                maxiter: jax.Array, dvmax: jax.Array, xref: jax.Array | None = None,
-               rref: jax.Array | None = None, xlast: jax.Array | None = None):
+               rref: jax.Array | None = None, lim0: tuple | None = None):
         xref = jnp.zeros(n) if xref is None else xref
         rref = jnp.zeros(n) if rref is None else rref
 
@@ -509,11 +510,18 @@ def make_newton(system: System, opts: Options, values: System | None = None, *,
         z = jnp.zeros(n)
         states0 = zero_states(vsys) if limiting else None
         if ngspice and limiting:  # the last accepted point's own junction values
-            states0 = assemble(x0 if xlast is None else xlast, states0, False)[6]
+            states0 = own_states(x0) if lim0 is None else lim0
         init = (x0, jnp.int32(0), jnp.bool_(False), jnp.bool_(False), z, z, states0, z)
-        x, it, conv, bad, q, F, _, fref = jax.lax.while_loop(cond, body, init)
+        x, it, conv, bad, q, F, states, fref = jax.lax.while_loop(cond, body, init)
+        if ngspice:
+            return x, it, conv, bad, q, F, fref, (states if limiting else ())
         return x, it, conv, bad, q, F, fref
 
+    def own_states(x):
+        """The ``$limit`` states of ``x`` itself (no limiting; ``()`` without stateful models)."""
+        return assemble(x, zero_states(vsys), False)[6] if limiting else ()
+
+    newton.own_states = own_states
     return newton
 
 

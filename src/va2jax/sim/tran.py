@@ -280,6 +280,8 @@ class TranKernel:
             from . import _tran_ngspice
 
             self._attempt, self._m = _tran_ngspice.make_step(sysm, o, method, host_solve)
+            self._sysm = sysm
+            self._limiting = bool(o.limiting) and bool(sysm.stateful_groups())
             self._run = jax.jit(_tran_ngspice.make_run(self._attempt, chunk))
             native = False
         if native:
@@ -299,7 +301,10 @@ class TranKernel:
         if self.control == "ngspice":
             from ._tran_ngspice import initial_ng
 
-            h0, ng = initial_ng(self._m, stop, step, maxstep)
+            from .assembly import zero_states
+
+            lim = zero_states(self._sysm) if self._limiting else ()
+            h0, ng = initial_ng(self._m, stop, step, maxstep, lim)
             return self._vacask_state(x0, q0, stop, step, maxstep, bps)._replace(
                 h=np.float64(h0), hmin=np.float64(1e-11 * maxstep), ng=ng)
         return self._vacask_state(x0, q0, stop, step, maxstep, bps)
