@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from .engine import Options
     from .mna import System
 
-#: error coefficients of ``CKTterr`` (order 1, order 2)
+#: error coefficients of ``CKTterr`` (order 1, order 2; backward Euler stays at order 1)
 _COEFF = {"gear2": (0.5, 0.2222222222), "trap": (0.5, 0.08333333333), "be": (0.5, 0.5)}
 
 
@@ -109,6 +109,7 @@ def make_step(sysm: "System", o: "Options", method: str, host_solve: bool = Fals
         first = g["first"]
         # ---- after an accepted point (ngspice's "resume"): breakpoints and the step bound
         d = jnp.minimum(s.h, maxstep)
+        # the breakpoint at or after t (ngspice: "at a breakpoint" within 100 ulps, ≈ 2.3e-14·t)
         i0 = jnp.minimum(jnp.searchsorted(bps, t - 2.3e-14 * jnp.abs(t), side="left",
                                           method="compare_all"), nbp - 1)
         bp0 = bps[i0]
