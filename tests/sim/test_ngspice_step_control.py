@@ -34,6 +34,13 @@ v1 in 0 pulse(0 1 1u 1u 1u 0.2m 0.5m)
 r1 in out 1k
 c1 out 0 100n
 """, "10u 1m"),
+    # the same with ngspice's tolerances set: trtol and reltol reach the step control
+    "rc_pulse_options": ("""RC pulse, trtol and reltol
+v1 in 0 pulse(0 1 1u 1u 1u 0.2m 0.5m)
+r1 in out 1k
+c1 out 0 100n
+.options trtol=1 reltol=1e-4
+""", "10u 1m"),
     # the same with uic: no operating point, a breakpoint at tstep
     "rc_uic": ("""RC pulse, uic
 v1 in 0 pulse(0 1 1u 1u 1u 0.2m 0.5m)
