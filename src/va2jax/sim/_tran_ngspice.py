@@ -69,11 +69,23 @@ def make_step(sysm: "System", o: "Options", method: str, host_solve: bool = Fals
     itl, gshunt = max(int(o.tran_itl), 100), o.gshunt
     coef = _COEFF[method]
 
+    # the capacitors' node charges: a small dense incidence product (XLA's CPU scatter-add
+    # costs microseconds per call), a scatter-add for large circuits
+    inc = None
+    if n * nb <= 1 << 16:
+        a = np.zeros((n + 1, nb))
+        a[cp, np.arange(nb)] += 1.0
+        a[cn, np.arange(nb)] -= 1.0
+        inc = jnp.asarray(a[:n])
+
     def states(x, q):
         """(nb + n,) charge states: capacitor branches, then the rest of each unknown's charge."""
         xe = jnp.concatenate([x, jnp.zeros(1)])
         qb = c_j * (xe[cp_j] - xe[cn_j])
-        qc = jnp.zeros(n + 1).at[cp_j].add(qb).at[cn_j].add(-qb)[:n]
+        if inc is not None:
+            qc = inc @ qb
+        else:
+            qc = jnp.zeros(n + 1).at[cp_j].add(qb).at[cn_j].add(-qb)[:n]
         return jnp.concatenate([qb, q - qc])
 
     def integ(h, be, w, q1, q2, qd1):
@@ -152,8 +164,7 @@ def make_step(sysm: "System", o: "Options", method: str, host_solve: bool = Fals
         xp = xh[2] + (xh[2] - xh[1]) * (d / jnp.where(hp > 0, hp, jnp.inf))
         xn, it, conv, bad, qn, F, fref, lim = newton(xp, b, a0, hist, gshunt, itl, jnp.inf,
                                                      s.xmax, s.rmax, g["lim"])
-        s_op = states(xh[2], qh[2])  # before the first point: the histories are the start's
-        sh = jnp.where(first, jnp.stack([s_op, s_op, s_op]), g["sh"])
+        sh = g["sh"]
         s0 = states(xn, qn)
         a0s, hists = integ(d, be, w, sh[0], sh[1], g["cc"])
         i0s = a0s * s0 + hists
@@ -195,6 +206,7 @@ def make_step(sysm: "System", o: "Options", method: str, host_solve: bool = Fals
             nd=jnp.where(accept, s.nd + 1, s.nd), ordr=ord_new.astype(jnp.int32), ng=ng)
 
     attempt.own_states = newton.own_states
+    attempt.states = states
     return attempt, nb + n
 
 
@@ -205,10 +217,13 @@ def make_run(attempt, chunk: int):
     def run(state):
         # the $limit states of the last accepted point: carried from its Newton solve, computed
         # here before the first point (the start's own junction values)
+        # before the first point the charge-state histories are the start's
         g = state.ng
         own = attempt.own_states(state.xh[2])
+        s_op = attempt.states(state.xh[2], state.qh[2])
         state = state._replace(ng=dict(g, lim=jax.tree.map(
-            lambda a, b: jnp.where(g["first"], a, b), own, g["lim"])))
+            lambda a, b: jnp.where(g["first"], a, b), own, g["lim"]),
+            sh=jnp.where(g["first"], jnp.stack([s_op, s_op, s_op]), g["sh"])))
         def cond(s):
             return (~s.done) & (~s.fail) & (s.k < chunk)
 
