@@ -363,11 +363,14 @@ def make_newton(system: System, opts: Options, values: System | None = None, *,
     loop, never the native kernel): ngspice's ``NIiter`` instead of VACASK's test. The extra
     argument ``lim0`` gives the ``$limit`` states of the first iteration, which is limited
     against them (ngspice's devices limit their predicted junction voltages against the last
-    accepted ones): the states the last accepted solve returned (a ninth result, ``states``), or
-    ``newton.own_states(x_last)`` (the junction values of a point, one device evaluation); an iteration has converged when its evaluation
-    was not limited and the update it computes is within ``reltol·max(|x|, |x + Δx|) + vntol``
-    (``abstol`` for currents) for every unknown but OpenVAF's implicit equations, from the
-    second iteration on (no residual test); the solution returned is then that iteration's evaluation point ``x`` with its own
+    accepted ones): the states the last accepted solve returned (an eighth result), or
+    ``newton.own_states(x_last)`` (the junction values of a point, one device evaluation). An
+    iteration has converged when its evaluation was not limited (no limiting correction above
+    the residual tolerance ``reltol·r + abstol``: ngspice counts junction limits only, not a
+    FET limit or a limited voltage recombined with rounding) and the update it computes is
+    within ``reltol·max(|x|, |x + Δx|) + vntol`` (``abstol`` for currents) for every unknown but
+    OpenVAF's implicit equations, from the second iteration on (no residual test); the solution
+    returned is then that iteration's evaluation point ``x`` with its own
     charges — ngspice keeps ``CKTrhsOld``, not the last solve's result.
     """
     n = system.n
@@ -489,7 +492,11 @@ def make_newton(system: System, opts: Options, values: System | None = None, *,
             dx = equilibrated_solve(J, -R)
             bad = ~jnp.all(jnp.isfinite(dx))
             if ngspice:  # ngspice's NIconvTest (see the docstring)
-                lim = jnp.any(L != 0)
+                # limited: ngspice's noncon of a junction limit (pnjlim) that moved the
+                # voltage. OpenVAF's limit RHS is also nonzero where a model recombines limited
+                # voltages (BSIM4's vds = vgs − vgd: rounding) or applies a FET limit, which
+                # ngspice does not count: only a correction above the residual tolerance counts
+                lim = jnp.any(jnp.abs(L) > reltol * fref + resabs)
                 xtol = reltol * jnp.maximum(jnp.abs(x), jnp.abs(x + dx)) + tolabs
                 ok = (it >= 1) & ~lim & jnp.all((jnp.abs(dx) <= xtol) | ~ngcheck) & ~bad
                 return (jnp.where(ok, x, x + dx), it + 1, ok, bad,
