@@ -123,3 +123,18 @@ def test_vacask_control_selectable(tmp_path):
     net.write_text(body + ".options tran_control=spectre\n" + _CTRL.format(tran=tran))
     with pytest.raises(Exception, match=r"t.sim:\d+: option tran_control=spectre"):
         Simulation.from_file(net)
+
+
+def test_native_step_kernel_refuses_ngspice_control(tmp_path):
+    """The native step kernel implements VACASK's control only: with ngspice's the transient runs
+    in the XLA loop (docs/sim.md "Transient"), whatever ``VA2JAX_SIM_NATIVE_STEP`` says."""
+    from va2jax.sim import Simulation
+
+    body, tran = CASES["rc_pulse"]
+    net = tmp_path / "t.sim"
+    net.write_text(body + _CTRL.format(tran=tran))
+    with pytest.warns(UserWarning):
+        s = Simulation.from_file(net)
+    s.run()
+    kernels = [k for k in s.engine._tran_kernels.values() if hasattr(k, "control")]
+    assert [(k.control, k.native) for k in kernels] == [("ngspice", False)]
