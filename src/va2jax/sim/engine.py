@@ -365,9 +365,9 @@ def make_newton(system: System, opts: Options, values: System | None = None, *,
     against them (ngspice's devices limit their predicted junction voltages against the last
     accepted ones): the states the last accepted solve returned (an eighth result), or
     ``newton.own_states(x_last)`` (the junction values of a point, one device evaluation). An
-    iteration has converged when its evaluation was not limited (no limiting correction above
-    the residual tolerance ``reltol·r + abstol``: ngspice counts junction limits only, not a
-    FET limit or a limited voltage recombined with rounding) and the update it computes is
+    iteration has converged when its evaluation was not limited (a limiting correction above
+    1e-12 of the equation's reference ``r``; below that it is a limited voltage recombined with
+    rounding, which ngspice does not see) and the update it computes is
     within ``reltol·max(|x|, |x + Δx|) + vntol`` (``abstol`` for currents) for every unknown but
     OpenVAF's implicit equations, from the second iteration on (no residual test); the solution
     returned is then that iteration's evaluation point ``x`` with its own
@@ -492,11 +492,11 @@ def make_newton(system: System, opts: Options, values: System | None = None, *,
             dx = equilibrated_solve(J, -R)
             bad = ~jnp.all(jnp.isfinite(dx))
             if ngspice:  # ngspice's NIconvTest (see the docstring)
-                # limited: ngspice's noncon of a junction limit (pnjlim) that moved the
-                # voltage. OpenVAF's limit RHS is also nonzero where a model recombines limited
-                # voltages (BSIM4's vds = vgs − vgd: rounding) or applies a FET limit, which
-                # ngspice does not count: only a correction above the residual tolerance counts
-                lim = jnp.any(jnp.abs(L) > reltol * fref + resabs)
+                # limited: ngspice's noncon of a limit that moved a junction voltage. OpenVAF's
+                # limit RHS J·(v_lim − v) is also nonzero where a model recombines limited
+                # voltages with rounding (BSIM4's vds = vgs − vgd): ≤ 1e-15 of the row's
+                # reference |J_ij·x_j|, which bounds it; a real limit moves v by ≳ 1e-4 of it
+                lim = jnp.any(jnp.abs(L) > 1e-12 * fref)
                 xtol = reltol * jnp.maximum(jnp.abs(x), jnp.abs(x + dx)) + tolabs
                 ok = (it >= 1) & ~lim & jnp.all((jnp.abs(dx) <= xtol) | ~ngcheck) & ~bad
                 return (jnp.where(ok, x, x + dx), it + 1, ok, bad,
