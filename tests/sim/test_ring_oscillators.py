@@ -44,9 +44,13 @@ def test_ring_period_vs_vacask(tmp_path, netlist):
 def test_ring9_bsim4_period_vs_ngspice(tmp_path):
     """Third leg: the SPICE netlist (level 54 → sp_bsim4v8, ngspice's own BSIM4 code in
     Verilog-A) against ngspice's built-in BSIM4. (VACASK with spice/bsim4v8.osdi gives
-    1.1022 ns, ngspice 1.1021 ns; the Berkeley bsim4v8.va gives 1.1093 ns at these parameters.)"""
+    1.1022 ns, ngspice 1.1021 ns; the Berkeley bsim4v8.va gives 1.1093 ns at these parameters.)
+    With ngspice's step control (the SPICE netlist's default) va2jax takes ngspice's time points
+    (1,025) and the periods agree to 3e-13 (measured; asserted 1e-6: the same BSIM4 equations in
+    another implementation, ngspice's C against its Verilog-A port, v(n1) within 18 nV)."""
     ours = Simulation.from_file(CIRCUITS / "ring9_bsim4.cir").run()["tran1"]
     ref = run_ngspice(CIRCUITS / "ring9_bsim4.cir", tmp_path)
     p_ours, _ = oscillation_period(ours["time"], ours["n1"], VDD / 2, skip=1)
     p_ref, _ = oscillation_period(ref["time"], ref["v(n1)"], VDD / 2, skip=1)
-    assert abs(p_ours / p_ref - 1) < TOL, (p_ours, p_ref)
+    assert len(ours["time"]) == len(ref["time"])
+    assert abs(p_ours / p_ref - 1) < 1e-6, (p_ours, p_ref)

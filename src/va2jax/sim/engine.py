@@ -83,6 +83,10 @@ class Options:
     dvmax: float = 2.0
     tran_method: str = "trap"
     tran_lteratio: float = 3.5
+    #: time-step control: "vacask" (sim/tran.py) or "ngspice" (sim/_tran_ngspice.py; the SPICE
+    #: reader's default)
+    tran_control: str = "vacask"
+    trtol: float = 7.0  # ngspice's truncation-error tolerance factor (tran_control="ngspice")
     temp: float = 27.0
     #: Newton's linear solver: dense (LAPACK LU), klu (sparse, klujax) or auto (klu from
     #: :data:`SPARSE_THRESHOLD` unknowns on)
@@ -104,6 +108,11 @@ class Options:
                  "nr_itl": "op_itl"}
         for k, v in d.items():
             key = alias.get(k.lower(), k.lower())
+            if k.lower() == "trtol":  # SPICE's trtol: VACASK's lteratio and ngspice's own
+                try:
+                    o.trtol = float(v)
+                except (TypeError, ValueError):
+                    raise Va2JaxError(f"option {k}: bad value {v!r}") from None
             if hasattr(o, key):
                 cur = getattr(o, key)
                 try:
@@ -116,6 +125,9 @@ class Options:
             o.tran_method = "gear2"
         if o.tran_method not in ("be", "euler", "trap", "gear2"):
             raise Va2JaxError(f"option tran_method: unknown method {o.tran_method!r} (be, trap, gear2)")
+        if o.tran_control not in ("vacask", "ngspice"):
+            raise Va2JaxError(f"option tran_control: unknown step control {o.tran_control!r} "
+                              "(vacask, ngspice)")
         if o.tran_method == "euler":
             o.tran_method = "be"
         if not 0 < o.tran_fs <= 0.5:  # VACASK's range (lib/options.cpp)
@@ -305,7 +317,7 @@ def _host_sparse_solve(Ai: np.ndarray, Aj: np.ndarray, n: int) -> Callable:
 
 
 def make_newton(system: System, opts: Options, values: System | None = None, *,
-                host_solve: bool = False) -> Callable:
+                host_solve: bool = False, ngspice: bool = False) -> Callable:
     """The pure (traceable) Newton solve of ``system``:
     ``newton(x0, b, a0, hist, gshunt, maxiter, dvmax, xref=None, rref=None) -> (x, iterations,
     converged, singular, q, F, r)``; ``xref``, ``rref`` (n,): tolerance references of the
@@ -346,9 +358,23 @@ def make_newton(system: System, opts: Options, values: System | None = None, *,
     then NaN, as LAPACK's, and the operating point goes on to gmin and source stepping.
     ``host_solve``: the sparse solve goes through :func:`_host_sparse_solve` (SuperLU in a host
     callback, NaN on any singular matrix) instead of KLU.
+
+    ``ngspice`` (the transient of ``tran_control="ngspice"``, :mod:`._tran_ngspice`; this XLA
+    loop, never the native kernel): ngspice's ``NIiter`` instead of VACASK's test. The extra
+    argument ``lim0`` gives the ``$limit`` states of the first iteration, which is limited
+    against them (ngspice's devices limit their predicted junction voltages against the last
+    accepted ones): the states the last accepted solve returned (an eighth result), or
+    ``newton.own_states(x_last)`` (the junction values of a point, one device evaluation). An
+    iteration has converged when its evaluation was not limited (a limiting correction above
+    1e-12 of the equation's reference ``r``; below that it is a limited voltage recombined with
+    rounding, which ngspice does not see) and the update it computes is
+    within ``reltol·max(|x|, |x + Δx|) + vntol`` (``abstol`` for currents) for every unknown but
+    OpenVAF's implicit equations, from the second iteration on (no residual test); the solution
+    returned is then that iteration's evaluation point ``x`` with its own
+    charges — ngspice keeps ``CKTrhsOld``, not the last solve's result.
     """
     n = system.n
-    native = native_newton(system, opts, values)
+    native = None if ngspice else native_newton(system, opts, values)
     if native is not None:
         return native
     vsys = values if values is not None else system
@@ -363,6 +389,9 @@ def make_newton(system: System, opts: Options, values: System | None = None, *,
     resabs = jnp.where(jnp.asarray(system.is_current), opts.vntol, opts.abstol)
     reltol = opts.reltol
     vmask = jnp.asarray(~system.is_current)
+    # ngspice's test covers its own unknowns: not the implicit equations OpenVAF adds (the
+    # current ddt(Q) of a model's charge held in a variable, which ngspice's devices keep as a state)
+    ngcheck = jnp.asarray([":implicit_equation_" not in nm for nm in system.names], bool)
     if sparse:
         # the Jacobian as values on the circuit's static pattern (COO), never a dense matrix;
         # KLU's symbolic analysis once per circuit (sim/sparse.py)
@@ -434,7 +463,7 @@ def make_newton(system: System, opts: Options, values: System | None = None, *,
 
     def newton(x0: jax.Array, b: jax.Array, a0: jax.Array, hist: jax.Array, gshunt: jax.Array,
                maxiter: jax.Array, dvmax: jax.Array, xref: jax.Array | None = None,
-               rref: jax.Array | None = None):
+               rref: jax.Array | None = None, lim0: tuple | None = None):
         xref = jnp.zeros(n) if xref is None else xref
         rref = jnp.zeros(n) if rref is None else rref
 
@@ -458,10 +487,20 @@ def make_newton(system: System, opts: Options, values: System | None = None, *,
             # the first iteration is not limited: its states are then the initial guess's own
             # junction values (what limiting against them would return unchanged), the limits
             # of later iterations refer to them — no separate evaluation for the start states
-            F, J, q, Jq, L, states, fref = resid(x, states, it > 0)
+            F, J, q, Jq, L, states, fref = resid(x, states, (it > 0) | ngspice)
             R = F + L
             dx = equilibrated_solve(J, -R)
             bad = ~jnp.all(jnp.isfinite(dx))
+            if ngspice:  # ngspice's NIconvTest (see the docstring)
+                # limited: ngspice's noncon of a limit that moved a junction voltage. OpenVAF's
+                # limit RHS J·(v_lim − v) is also nonzero where a model recombines limited
+                # voltages with rounding (BSIM4's vds = vgs − vgd): ≤ 1e-15 of the row's
+                # reference |J_ij·x_j|, which bounds it; a real limit moves v by ≳ 1e-4 of it
+                lim = jnp.any(jnp.abs(L) > 1e-12 * fref)
+                xtol = reltol * jnp.maximum(jnp.abs(x), jnp.abs(x + dx)) + tolabs
+                ok = (it >= 1) & ~lim & jnp.all((jnp.abs(dx) <= xtol) | ~ngcheck) & ~bad
+                return (jnp.where(ok, x, x + dx), it + 1, ok, bad,
+                        jnp.where(ok, q, q + matvec(Jq, dx)), F, states, fref)
             clipped = jnp.where(vmask, jnp.clip(dx, -dvmax, dvmax), dx)
             xn = x + clipped
             # VACASK's convergence test (nr_residualcheck=1, relrefsol=relrefres=local): the
@@ -477,10 +516,19 @@ def make_newton(system: System, opts: Options, values: System | None = None, *,
 
         z = jnp.zeros(n)
         states0 = zero_states(vsys) if limiting else None
+        if ngspice and limiting:  # the last accepted point's own junction values
+            states0 = own_states(x0) if lim0 is None else lim0
         init = (x0, jnp.int32(0), jnp.bool_(False), jnp.bool_(False), z, z, states0, z)
-        x, it, conv, bad, q, F, _, fref = jax.lax.while_loop(cond, body, init)
+        x, it, conv, bad, q, F, states, fref = jax.lax.while_loop(cond, body, init)
+        if ngspice:
+            return x, it, conv, bad, q, F, fref, (states if limiting else ())
         return x, it, conv, bad, q, F, fref
 
+    def own_states(x):
+        """The ``$limit`` states of ``x`` itself (no limiting; ``()`` without stateful models)."""
+        return assemble(x, zero_states(vsys), False)[6] if limiting else ()
+
+    newton.own_states = own_states
     return newton
 
 

@@ -107,6 +107,9 @@ class System:
     _memo: dict = field(default_factory=dict, repr=False, compare=False)
     #: stamped resistors ``(instance, p, n, r, noisy)`` (ground −1): their thermal noise
     noise_resistors: list[tuple[str, int, int, float, bool]] = field(default_factory=list)
+    #: linear capacitors as branches ``(p, n, c)`` (ground: the dump index ``n``): the charge
+    #: states of ngspice's truncation-error control (``tran_control="ngspice"``, sim/_tran_ngspice.py)
+    cap_branches: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     @property
     def n(self) -> int:
@@ -293,6 +296,7 @@ class _Builder:
         #: current-controlled sources and mutuals, stamped once all unknowns exist
         self.controlled: list[tuple[FlatInstance, str, list[int], int, dict[str, Value]]] = []
         self.noise_resistors: list[tuple[str, int, int, float, bool]] = []
+        self.caps: list[tuple[int, int, float]] = []
 
     def _label(self, inst: str, node: str) -> str:
         """The name of internal node ``node`` of instance ``inst`` (VACASK lower-cases it)."""
@@ -360,6 +364,7 @@ class _Builder:
             c = _num_param(allp, ("c", "capacitance"), where, inst.loc)
             C_entries.extend([(nodes[0], nodes[0], c), (nodes[1], nodes[1], c),
                               (nodes[0], nodes[1], -c), (nodes[1], nodes[0], -c)])
+            self.caps.append((nodes[0], nodes[1], c))
         elif mod == "inductor":
             _check_params(allp, {"l", "inductance", "m", "ic"}, where, inst.loc)
             ind = _num_param(allp, ("l", "inductance"), where, inst.loc)
@@ -580,10 +585,13 @@ class _Builder:
             M = np.zeros((n, n))
             np.add.at(M, (r, c), v)
             dense.append(M)
+        cp = np.array(self.caps, float).reshape(-1, 3)
+        cp_p, cp_n = cp[:, 0].astype(np.int64), cp[:, 1].astype(np.int64)
+        cp_p[cp_p < 0], cp_n[cp_n < 0] = n, n
         return System(self.names, np.array(self.is_cur, bool), dense[0], dense[1], self.sources,
                       groups, self.node_index, np.array(self.gmin, float), np.array(self.lte, float),
                       self.inst_locs, coo[0], coo[1], noise_resistors=self.noise_resistors,
-                      aliases=self.aliases)
+                      aliases=self.aliases, cap_branches=(cp_p, cp_n, cp[:, 2]))
 
 
 def _merge_groups(groups: list[GroupRef]) -> list[GroupRef]:

@@ -136,8 +136,10 @@ def parse_spice(path: str | Path, text: str | None = None) -> Netlist:
         count[kind] = count.get(kind, 0) + 1
         net.analyses.append(dataclasses.replace(a, name=f"{kind}{count[kind]}"))
     _integration(net, state)
-    # ngspice's first time step is a tenth of min(tstep, tmax) (dctran.c), VACASK's a quarter
+    # (``tran_control=vacask`` only) the first step a tenth of min(tstep, tmax), VACASK's a quarter
     net.options.setdefault("tran_fs", "0.1")
+    # ngspice's step control (sim/_tran_ngspice.py) for SPICE netlists
+    net.options.setdefault("tran_control", '"ngspice"')
     _wave_defaults(net, state)
     return net
 
@@ -257,6 +259,11 @@ def _options(net: Netlist, toks: list[str], loc: Loc, state: dict) -> None:
                 state["maxord"] = (int(float(v)), loc)
             except ValueError:
                 raise NetlistError(loc, f"option maxord={v}: expected an integer") from None
+        elif k == "tran_control":  # va2jax's: the step control of the transient
+            if v.lower() not in ("ngspice", "vacask"):
+                raise NetlistError(loc, f"option tran_control={v}: unknown step control "
+                                        "(ngspice, vacask)")
+            net.options[k] = f'"{v.lower()}"'
         elif k in _OPT_MAPPED and v:
             net.options[k] = v
         else:

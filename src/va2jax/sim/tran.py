@@ -21,6 +21,9 @@ with ``h·tran_ft``. Every step is at most ``hmax = min(maxstep, (stop − start
 breakpoint − last breakpoint))``; a step past the next breakpoint is cut to land on it, one ending
 short of it by less than ``h/10`` is halved (VACASK's ``lib/coretran.cpp``).
 
+SPICE netlists use ngspice's step control instead (``options tran_control="ngspice"``,
+:mod:`._tran_ngspice`): the same formulas, ngspice's choice of steps, XLA loop only.
+
 Each call of the kernel advances until ``chunk`` points are accepted, the end is reached or Newton
 fails; the caller copies the points out and calls again (progress updates happen in between).
 """
@@ -91,6 +94,7 @@ class TranState(NamedTuple):
     step: Any  #: () nominal step (s; sets the first step only)
     lastit: Any  #: () int32 Newton iterations of the last attempt (diagnostics)
     lastbad: Any  #: () bool: the last attempt's linear solve was singular (diagnostics)
+    ng: Any = None  #: ngspice's step control only: its extra state (sim/_tran_ngspice.py)
 
 
 #: doubles of output rows per call of the native step kernel (:func:`_native_run`): 1 MiB, at
@@ -114,8 +118,9 @@ class TranKernel:
     circuit (its sources give ``b(t)``, its structure the step control); ``o``: the options."""
 
     def __init__(self, newton: Callable, sysm: "System", o: "Options", method: str, chunk: int = 512,
-                 native: bool = False):
+                 native: bool = False, control: str = "vacask", host_solve: bool = False):
         n = sysm.n
+        self.control = control
         self.n = n
         self.chunk = chunk
         self.compiled = False
@@ -269,6 +274,16 @@ class TranKernel:
 
         self._attempt = attempt
         self._run = jax.jit(run)
+        if control == "ngspice":
+            # ngspice's step control (sim/_tran_ngspice.py): the XLA loop only — the native step
+            # kernel implements VACASK's control, so this variant stays off it
+            from . import _tran_ngspice
+
+            self._attempt, self._m = _tran_ngspice.make_step(sysm, o, method, host_solve)
+            self._sysm = sysm
+            self._limiting = bool(o.limiting) and bool(sysm.stateful_groups())
+            self._run = jax.jit(_tran_ngspice.make_run(self._attempt, chunk))
+            native = False
         if native:
             # one FFI call per chunk: each call costs some 0.3 ms besides the steps (the program's
             # dispatch, its ≈ 40 small operations packing the state, the rows copied out; graetz,
@@ -281,6 +296,20 @@ class TranKernel:
                 self.chunk = nchunk
 
     def initial_state(self, x0: np.ndarray, q0: np.ndarray, stop: float, step: float,
+                      maxstep: float, bps: np.ndarray) -> TranState:
+        n, chunk = self.n, self.chunk
+        if self.control == "ngspice":
+            from ._tran_ngspice import initial_ng
+
+            from .assembly import zero_states
+
+            lim = zero_states(self._sysm) if self._limiting else ()
+            h0, ng = initial_ng(self._m, stop, step, maxstep, lim)
+            return self._vacask_state(x0, q0, stop, step, maxstep, bps)._replace(
+                h=np.float64(h0), hmin=np.float64(1e-11 * maxstep), ng=ng)
+        return self._vacask_state(x0, q0, stop, step, maxstep, bps)
+
+    def _vacask_state(self, x0: np.ndarray, q0: np.ndarray, stop: float, step: float,
                       maxstep: float, bps: np.ndarray) -> TranState:
         n, chunk = self.n, self.chunk
         size = 1 << max(4, int(np.ceil(np.log2(len(bps) + 1))))
@@ -364,16 +393,23 @@ def run_tran(eng: "Engine", name: str, stop: float, step: float | None = None,
     o = eng.opts
     sysm = eng.sys
     method = method or o.tran_method
-    # VACASK's hmax: (stop − start)/tran_minpts (tran_minpts = 50), and maxstep if smaller
-    maxstep = min(maxstep, (stop - start) / 50) if maxstep and maxstep > 0 else (stop - start) / 50
+    ngspice = o.tran_control == "ngspice"
     step = step if step and step > 0 else stop / 1000
+    if ngspice:  # ngspice's tmax: as given, else min(tstep, (tstop − tstart)/50)
+        maxstep = maxstep if maxstep and maxstep > 0 else min(step, (stop - start) / 50)
+    else:  # VACASK's hmax: (stop − start)/tran_minpts (tran_minpts = 50), and maxstep if smaller
+        maxstep = min(maxstep, (stop - start) / 50) if maxstep and maxstep > 0 else (stop - start) / 50
     bps = sysm.breakpoints(stop)
-    if 0 < start < stop:  # VACASK: the recording start is a breakpoint too
+    if 0 < start < stop and not ngspice:  # VACASK: the recording start is a breakpoint too
         bps = np.union1d(bps, [start])
+    if ngspice and uic and 0 < step < stop:  # ngspice: a breakpoint at tstep after a uic start
+        bps = np.union1d(bps, [step])
     t_c = time.perf_counter()
-    kern = eng._tran_kernels.get(method)
+    key = (method, "ngspice") if ngspice else method
+    kern = eng._tran_kernels.get(key)
     if kern is None:
-        kern = eng._tran_kernels[method] = TranKernel(eng.newton, sysm, o, method, native=True)
+        kern = eng._tran_kernels[key] = TranKernel(eng.newton, sysm, o, method, native=True,
+                                                   control=o.tran_control)
     if not kern.compiled:
         z = np.zeros(sysm.n)
         kern._run = kern._run.lower(kern.initial_state(z, z, stop, step, maxstep, bps)).compile(
@@ -456,10 +492,11 @@ def _host_kernel(eng: "Engine", o: "Options", method: str) -> Callable:
     matrix instead of KLU's error), jitted on first use."""
     from .engine import make_newton
 
-    key = ("host", method)
+    key = ("host", method, o.tran_control)
     if key not in eng._tran_kernels:
         t0 = time.perf_counter()
-        k = TranKernel(make_newton(eng.sys, o, host_solve=True), eng.sys, o, method)
+        k = TranKernel(make_newton(eng.sys, o, host_solve=True), eng.sys, o, method,
+                       control=o.tran_control, host_solve=True)
         eng._tran_kernels[key] = k._run
         eng.compile_s += time.perf_counter() - t0
     return eng._tran_kernels[key]
