@@ -346,3 +346,33 @@ def test_thousand_sets_generated_model(tmp_path):
     # setup runs in JAX inside the batch and in NumPy in the simulator (ulp-level differences),
     # amplified through the step control as above
     np.testing.assert_allclose(tr_b["out"][i, : len(t)], res["out"], rtol=1e-9, atol=1e-6)
+
+
+SPICE_RC = """RC low-pass, SPICE
+V1 in 0 PULSE(0 1 0 1u 1u 1m 2m)
+R1 in out 1k
+C1 out 0 100n
+{options}
+.tran 1u 0.5m
+.end
+"""
+
+
+def test_spice_transient_sweep_needs_the_vacask_control(tmp_path):
+    """A SPICE netlist's transient runs ngspice's step control; a batch transient runs VACASK's
+    (its lanes must equal single runs of the netlist): refused in one error naming the option;
+    with ``.options tran_control=vacask`` swept (values vs the RC formula)."""
+    net = tmp_path / "rc.cir"
+    net.write_text(SPICE_RC.format(options=""))
+    with pytest.raises(Va2JaxError, match="tran_control=vacask"):
+        sweep(net, {"r1": np.array([1e3, 2e3])}, ("tran",))
+    net.write_text(SPICE_RC.format(options=".options tran_control=vacask"))
+    r = sweep(net, {"r1": np.array([1e3, 2e3])}, ("tran",))["tran"]
+    t = np.linspace(0, 0.5e-3, 11)
+    v = r.at(t, "out")
+    # formula: the 1 V pulse (1 µs rise) into RC = 0.1 / 0.2 ms, its ramp taken as a step half
+    # the rise later (differs by ≤ rise²/(8·RC²) ≈ 1.3e-5 V); 1e-3 V: the integration error
+    # reltol = 1e-3 (the default) allows on 1 V
+    for lane, rc in enumerate((1e-4, 2e-4)):
+        ref = np.where(t > 0, 1 - np.exp(-np.maximum(t - 0.5e-6, 0) / rc), 0.0)
+        assert np.max(np.abs(v[lane] - ref)) < 1e-3, (lane, v[lane], ref)

@@ -29,11 +29,14 @@ node charges), with the step chosen as ngspice-39 chooses it (``dctran.c``, ``ck
   the first proposal is ``min(stop/100, tstep)/10``, the saved step starts at ``stop/50``), at
   least ``2·delmin``; a step reaching the next breakpoint is cut to land on it and saved
   (breakpoints closer than ``minbreak = 10·delmin`` to the present point are dropped first).
-* **First step / ``uic``**: ngspice adds a breakpoint at ``tstep`` after a ``uic`` start; not
-  done here.
+* **``uic``**: ngspice adds a breakpoint at ``tstep`` after a ``uic`` start
+  (:func:`.tran.run_tran` adds it); ngspice leaves out the ``t = 0`` row after such a start,
+  va2jax writes it.
 
-Newton is va2jax's (:func:`.engine.make_newton`: its own convergence test, not ngspice's, which
-also checks the devices' current predictions and always takes at least two iterations).
+Newton is :func:`.engine.make_newton` with ``ngspice=True``: ngspice's ``NIiter`` test and its
+choice of the returned iterate (see that docstring); ngspice's device bypass and the devices' own
+convergence tests (current predictions) are not modelled. The native step kernel implements
+VACASK's control only: this control runs in the XLA loop (docs/sim.md, "Transient").
 """
 from __future__ import annotations
 

@@ -297,10 +297,8 @@ class TranKernel:
 
     def initial_state(self, x0: np.ndarray, q0: np.ndarray, stop: float, step: float,
                       maxstep: float, bps: np.ndarray) -> TranState:
-        n, chunk = self.n, self.chunk
         if self.control == "ngspice":
             from ._tran_ngspice import initial_ng
-
             from .assembly import zero_states
 
             lim = zero_states(self._sysm) if self._limiting else ()
