@@ -676,7 +676,10 @@ class Engine:
         if zero_rows.size:
             return f"singular matrix: unknown {self.sys.names[int(zero_rows[0])]!r} has no equation"
         try:
-            _, s, vh = np.linalg.svd(Jf)
+            from .._blas import single_threaded
+
+            with single_threaded(len(Jf)):
+                _, s, vh = np.linalg.svd(Jf)
             if np.all(np.isfinite(s)) and s[-1] > s[0] * np.sqrt(np.finfo(float).eps):
                 # a well-conditioned matrix (κ₂ < 6.7e7): the non-finite update came from
                 # values that overflow (a 1e306 V source across 1 mΩ: G·x beyond float64's range)
