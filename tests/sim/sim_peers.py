@@ -12,6 +12,13 @@ from va2jax.sim.rawfile import read_raw
 
 ROOT = Path(__file__).resolve().parents[2]
 CIRCUITS = ROOT / "examples" / "circuits"
+#: circuits several test files use, each in one file (netlists without analyses)
+SHARED = ROOT / "tests" / "data" / "circuits"
+
+
+def shared_circuit(name: str) -> str:
+    """The netlist ``tests/data/circuits/<name>.sim`` (title and elements, no control block)."""
+    return (SHARED / f"{name}.sim").read_text()
 
 
 def vacask_cmd() -> str | None:

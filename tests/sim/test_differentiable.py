@@ -19,27 +19,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from va2jax._circuits import circuit_text, variant
 from va2jax.errors import Va2JaxError
 from va2jax.sim import Simulation, function
 
-GRAETZ = """Graetz bridge (examples/circuits/graetz.sim) at a dc input, ac-excited
-load "resistor.osdi"
-load "capacitor.osdi"
-load "spice/diode.osdi"
-model r resistor
-model c capacitor
-model vsource vsource
-model dpwr sp_diode ( is=76.9p rs=42.0m bv=1.00k ibv=5.00u cjo=26.5p m=0.333 n=1.45 )
-vs (inp inn) vsource dc=20 mag=1
-d1 (inp outp) dpwr
-d2 (outn inp) dpwr
-d3 (inn outp) dpwr
-d4 (outn inn) dpwr
-cl (outp outn) c c=100u
-rl (outp outn) r r=1k
-rg1 (inn 0) r r=1meg
-rg2 (outn 0) r r=1meg
-"""
+#: the shared Graetz bridge (examples/circuits/graetz.sim) at a dc input, ac-excited, no analyses
+GRAETZ = variant(circuit_text("graetz"), {
+    'vs (inp inn) vsource dc=0 type="sine" sinedc=0 ampl=20 freq=50': "vs (inp inn) vsource dc=20 mag=1"},
+    control="")
 
 MULTIPLIER = """Diode voltage multiplier (examples/circuits/multiplier.sim) at a dc input with a load
 load "resistor.osdi"

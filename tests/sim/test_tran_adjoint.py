@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from va2jax._circuits import circuit_text, variant
 from va2jax.errors import Va2JaxError
 from va2jax.sim import function
 
@@ -26,24 +27,9 @@ r1 (in out) r r=1k
 c1 (out 0) c c=100n
 """
 
-GRAETZ = """Graetz bridge rectifier (examples/circuits/graetz.sim with a 10 uF capacitor), 10 ms
-load "resistor.osdi"
-load "capacitor.osdi"
-load "spice/diode.osdi"
-model r resistor
-model c capacitor
-model vsource vsource
-model dpwr sp_diode ( is=76.9p rs=42.0m bv=1.00k ibv=5.00u cjo=26.5p m=0.333 n=1.45 )
-vs (inp inn) vsource dc=0 type="sine" sinedc=0 ampl=20 freq=50
-d1 (inp outp) dpwr
-d2 (outn inp) dpwr
-d3 (inn outp) dpwr
-d4 (outn inn) dpwr
-cl (outp outn) c c=10u
-rl (outp outn) r r=1k
-rg1 (inn 0) r r=1meg
-rg2 (outn 0) r r=1meg
-"""
+#: the shared Graetz bridge (examples/circuits/graetz.sim) with a 10 uF capacitor, no analyses
+GRAETZ = variant(circuit_text("graetz"), {"cl (outp outn) c c=100u": "cl (outp outn) c c=10u"},
+                 control="")
 
 
 def _rc_formula(R, C, A, t, f0=1e3):

@@ -7,28 +7,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from sim_peers import shared_circuit
 
 from va2jax.errors import Va2JaxError
 from va2jax.sim import Simulation, xf_function
 
-#: the diode bias circuit of test_xf.py (generated SPICE diode with series resistance and
-#: junction capacitance; two voltage sources and a current source)
-DIODE = """diode bias circuit, generated sp_diode
-load "resistor.osdi"
-load "capacitor.osdi"
-load "spice/diode.osdi"
-model resistor resistor
-model capacitor capacitor
-model vsource vsource
-model isource isource
-model d sp_diode is=1e-12 n=2 rs=10 cjo=10p m=0.4 vj=0.7
-v1 (1 0) vsource dc=0.8 mag=1
-r1 (1 2) resistor r=1k
-d1 (2 3) d
-v2 (3 0) vsource dc=0 mag=0.5
-i1 (0 2) isource dc=1u mag=2
-c1 (2 0) capacitor c=1n
-control
+#: the diode bias circuit shared with test_xf.py (tests/data/circuits/xf_diode.sim: generated SPICE
+#: diode with series resistance and junction capacitance; two voltage sources and a current source)
+DIODE = shared_circuit("xf_diode") + """control
   options temp=27 reltol=1e-14 vntol=1e-12
   analysis xf1 dcxf out="2"
   analysis axf1 acxf out="2" from=1 to=1e9 mode="dec" points=2
@@ -141,23 +127,9 @@ def test_bad_input_is_one_line_error(sim, kw, fragment):
     assert msg.startswith("xf_function: ") and fragment in msg and "\n" not in msg, msg
 
 
-#: the common-source amplifier of test_xf.py (generated SPICE level-1 MOSFET with overlap and
-#: junction capacitances)
-MOSAMP = """common-source amplifier, generated sp_mos1
-load "resistor.osdi"
-load "capacitor.osdi"
-load "spice/mos1.osdi"
-model resistor resistor
-model capacitor capacitor
-model vsource vsource
-model nmos sp_mos1 ( type=1 vto=0.35 kp=200u lambda=0.05 tox=2n cgso=0.3n cgdo=0.3n cbd=1f cbs=1f )
-vdd (vdd 0) vsource dc=1.2
-vin (in 0) vsource dc=0.5 mag=1
-rg (in g) resistor r=10k
-rd (vdd d) resistor r=5k
-m1 (d g 0 0) nmos w=2u l=0.2u
-cl (d 0) capacitor c=50f
-control
+#: the common-source amplifier shared with test_xf.py (tests/data/circuits/xf_mosamp.sim: generated
+#: SPICE level-1 MOSFET with overlap and junction capacitances)
+MOSAMP = shared_circuit("xf_mosamp") + """control
   options temp=27 reltol=1e-14 vntol=1e-12
   analysis axf1 acxf out="d" from=1k to=1e11 mode="dec" points=1
 endc

@@ -281,8 +281,11 @@ def hb_timepoints(grid: HBGrid, samplefac: float = 5.0, nper: float = 1.0,
 
 def hb_transforms(grid: HBGrid, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(Γ⁻¹, Γ, D)`` on the collocation times ``t`` (module doc; ``D`` in 1/s)."""
+    from .._blas import single_threaded
+
     inv = _transform_rows(grid, t)
-    fwd = np.linalg.inv(inv)
+    with single_threaded(len(inv)):
+        fwd = np.linalg.inv(inv)
     m = len(grid.freqs)
     omega = np.zeros((2 * m - 1, 2 * m - 1))
     for i in range(1, m):
@@ -402,6 +405,8 @@ class _Solver:
         ``(None, iterations)``."""
         import scipy.linalg as sla
 
+        from .._blas import single_threaded
+
         X = np.array(X0, float)
         step_ok = False
         for it in range(itl + 1):
@@ -415,7 +420,7 @@ class _Solver:
                 break
             self.iterations += 1
             try:
-                with np.errstate(all="ignore"):
+                with np.errstate(all="ignore"), single_threaded(self.nt * self.n):
                     lu = sla.lu_factor(self.jacobian(Jf, Jq), check_finite=True)
                     dx = sla.lu_solve(lu, -R.reshape(-1))
             except (ValueError, np.linalg.LinAlgError):

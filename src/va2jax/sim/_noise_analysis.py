@@ -234,8 +234,11 @@ def _matrices(eng, x: np.ndarray):
             except RuntimeError:
                 raise np.linalg.LinAlgError("singular") from None
     else:
+        from .._blas import single_threaded
+
         def solve_T(w: float, c: np.ndarray) -> np.ndarray:
-            return np.linalg.solve((Jf + 1j * w * Jq).T, c.astype(complex))
+            with single_threaded(len(c)):
+                return np.linalg.solve((Jf + 1j * w * Jq).T, c.astype(complex))
 
     return solve_T
 

@@ -167,15 +167,22 @@ def _solver(eng: Engine, A: np.ndarray, what: str):
         return lu.solve
     import scipy.linalg as sla
 
+    from .._blas import single_threaded
+
     try:
-        with np.errstate(all="ignore"), warnings.catch_warnings():
+        with np.errstate(all="ignore"), warnings.catch_warnings(), single_threaded(n):
             warnings.simplefilter("ignore", sla.LinAlgWarning)  # a zero pivot: checked below
             lu = sla.lu_factor(np.asarray(A), check_finite=True)
     except (ValueError, np.linalg.LinAlgError):
         raise ConvergenceError(f"{what}: non-finite matrix") from None
     if np.any(np.diag(lu[0]) == 0):
         raise ConvergenceError(f"{what}: singular matrix")
-    return lambda B: sla.lu_solve(lu, B)
+
+    def solve(B):
+        with single_threaded(n):
+            return sla.lu_solve(lu, B)
+
+    return solve
 
 
 def _solve(solve, B: np.ndarray, what: str) -> np.ndarray:

@@ -92,10 +92,13 @@ def run_ac(eng: Engine, name: str, freqs: np.ndarray, x_op: np.ndarray | None = 
         st = Stats(points=len(freqs), newton_iterations=eng.iterations,
                    run_s=time.perf_counter() - t0)
         return Result(name, "ac", "frequency", np.asarray(freqs, float), list(eng.sys.names), out, st)
+    from .._blas import single_threaded
+
     for k, f in enumerate(freqs):
         A = Jf + 2j * np.pi * f * Jq
         try:
-            out[k] = np.linalg.solve(A, u)
+            with single_threaded(eng.sys.n):
+                out[k] = np.linalg.solve(A, u)
         except np.linalg.LinAlgError:
             raise ConvergenceError(f"ac {name}: singular matrix at f={f:g} Hz") from None
     st = Stats(points=len(freqs), newton_iterations=eng.iterations, run_s=time.perf_counter() - t0)

@@ -5,7 +5,7 @@ Newton iteration (one compiled ``lax.while_loop``)::
 
     F(x) = f(x) − b + a0·q(x) + h + gshunt·x_v
     J(x) = ∂f/∂x + a0·∂q/∂x + gshunt·I_v
-    x ← x + clip(−J⁻¹F, ±dvmax on node voltages)
+    x ← x + clip(−J⁻¹F, ±dvmax on the node voltages devices see)
 
 ``a0`` and ``h`` encode the integration formula for ``dq/dt`` (both 0 for DC). Convergence
 (VACASK's test, see docs/sim.md): on the second iteration or later, with no clipping,
@@ -277,7 +277,8 @@ def native_newton(system: System, opts: Options, values: System | None = None) -
                                   (vec_tab, lim_tab, mat_tab), np.asarray(system.gmin_mask),
                                   np.asarray(system.is_current), reltol=opts.reltol, vntol=opts.vntol,
                                   abstol=opts.abstol, rescheck=bool(opts.nr_residualcheck),
-                                  limiting=limiting, nominal=(system.G, system.C))
+                                  limiting=limiting, nominal=(system.G, system.C),
+                                  clip_mask=system.clip_mask)
     except ValueError as exc:  # LLVM rejected the kernel: the XLA loop computes the same
         import logging
 
@@ -335,7 +336,8 @@ def make_newton(system: System, opts: Options, values: System | None = None, *,
     states are carried through the iterations and each solves
     ``J·Δx = −(F + lim_f + a0·lim_q)`` with OSDI's limiting RHS (``load_limit_rhs_*``:
     ``J·(x − x_lim)`` of the limited branches, added to the residual as VACASK does).
-    Node-voltage clipping at ``dvmax`` stays on top of it.
+    Node-voltage clipping at ``dvmax`` stays on top of it, on the nodes a device group sees
+    (:attr:`System.clip_mask`; a node of linear elements only takes Newton's exact update).
 
     Linear solve (``options solver``): ``dense`` assembles dense matrices and solves with LAPACK's
     LU (``jnp.linalg.solve``), O(n³) per iteration, best for small circuits — on the CPU, up to
@@ -388,7 +390,7 @@ def make_newton(system: System, opts: Options, values: System | None = None, *,
     rescheck = bool(opts.nr_residualcheck)
     resabs = jnp.where(jnp.asarray(system.is_current), opts.vntol, opts.abstol)
     reltol = opts.reltol
-    vmask = jnp.asarray(~system.is_current)
+    vmask = jnp.asarray(system.clip_mask)  # the node voltages that devices see
     # ngspice's test covers its own unknowns: not the implicit equations OpenVAF adds (the
     # current ddt(Q) of a model's charge held in a variable, which ngspice's devices keep as a state)
     ngcheck = jnp.asarray([":implicit_equation_" not in nm for nm in system.names], bool)
@@ -573,8 +575,12 @@ def dc_op(newton: Callable, b: jax.Array, x0: jax.Array, opts: Options) -> OpSol
        from every node to ground, ``k = 2 … 12``, each step starting from the previous step's
        result, then a final solve with ``gshunt`` alone;
     3. source stepping from 0: sources scaled by ``λ``, raised by ``Δλ`` (0.1 at first; ×2 after
-       a converged step, at most 0.5; ÷4 after a failed one) until ``λ = 1``, or
-       :attr:`OpStatus.NO_CONVERGENCE` once ``Δλ < 10⁻⁶``.
+       a converged step, at most 0.5; ÷4 after a failed one) until ``λ = 1``, given up once
+       ``Δλ < 10⁻⁶``;
+    4. plain Newton from ``x0`` without the ``dvmax`` clipping (VACASK's Newton has none): a
+       device node far from 0 V (a diode reverse-biased by 1e11 V) is out of reach at 2 V per
+       iteration. Failing too: :attr:`OpStatus.NO_CONVERGENCE`, with the iterate, residual and
+       iteration count of step 3's last solve.
 
     A failed solve goes on to the next phase whatever the cause, a singular matrix included (as
     VACASK tries its homotopies after any failure of the plain solve: a floating gate is singular
@@ -589,18 +595,19 @@ def dc_op(newton: Callable, b: jax.Array, x0: jax.Array, opts: Options) -> OpSol
     itl, dvmax, g0 = jnp.int32(opts.op_itl), jnp.float64(opts.dvmax), jnp.float64(opts.gshunt)
     gs = jnp.asarray(np.maximum(10.0 ** np.arange(-2, -13, -1), opts.gshunt))
     ng = gs.shape[0]
-    PLAIN, GMIN, FINAL, SOURCE, DONE, FAIL = range(6)
+    PLAIN, GMIN, FINAL, SOURCE, NOCLIP, DONE, FAIL = range(7)
 
     def cond(s):
         return s[0] < DONE
 
     def body(s):
-        phase, i, xg, xs, lam, dlam, x, iters, _, _, _ = s
+        phase, i, xg, xs, lam, dlam, x, iters, last_it, last_F, last_bad = s
         nl = jnp.minimum(1.0, lam + dlam)
-        start = jnp.where(phase == SOURCE, xs, jnp.where(phase == PLAIN, x0, xg))
+        start = jnp.where(phase == SOURCE, xs, jnp.where((phase == PLAIN) | (phase == NOCLIP), x0, xg))
         scale = jnp.where(phase == SOURCE, nl, 1.0)
         gsh = jnp.where(phase == GMIN, gs[jnp.minimum(i, ng - 1)], g0)
-        xn, it, conv, bad, _, F, _ = newton(start, b * scale, jnp.float64(0.0), z, gsh, itl, dvmax)
+        dv = jnp.where(phase == NOCLIP, jnp.inf, dvmax)
+        xn, it, conv, bad, _, F, _ = newton(start, b * scale, jnp.float64(0.0), z, gsh, itl, dv)
         # plain Newton
         p_next = jnp.where(conv, DONE, GMIN)
         # gmin stepping (the start of each step is the previous result, converged or not)
@@ -610,17 +617,23 @@ def dc_op(newton: Callable, b: jax.Array, x0: jax.Array, opts: Options) -> OpSol
         # source stepping
         dl_fail = dlam / 4
         s_next = jnp.where(conv, jnp.where(nl >= 1.0, DONE, SOURCE),
-                           jnp.where(dl_fail < 1e-6, FAIL, SOURCE))
-        nxt = jnp.select([phase == PLAIN, phase == GMIN, phase == FINAL], [p_next, g_next, f_next],
-                         s_next).astype(jnp.int32)
+                           jnp.where(dl_fail < 1e-6, NOCLIP, SOURCE))
+        # plain Newton without clipping, the last resort
+        n_next = jnp.where(conv, DONE, FAIL)
+        nxt = jnp.select([phase == PLAIN, phase == GMIN, phase == FINAL, phase == SOURCE],
+                         [p_next, g_next, f_next, s_next], n_next).astype(jnp.int32)
         in_s = phase == SOURCE
-        keep = (conv & (phase != GMIN)) | (nxt > DONE)  # the answer, or the failed solve's iterate
+        # the answer, or the failed source step's iterate (the unclipped solve's only if it
+        # converged: a failure reports where source stepping gave up)
+        keep = (conv & (phase != GMIN)) | (in_s & (nxt == NOCLIP))
+        last = (phase != NOCLIP) | conv
         return (nxt, jnp.where(phase == GMIN, i + 1, i),
                 jnp.where(phase == GMIN, xn, xg),
                 jnp.where(in_s & conv, xn, xs),
                 jnp.where(in_s & conv, nl, lam),
                 jnp.where(in_s, jnp.where(conv, jnp.minimum(dlam * 2, 0.5), dl_fail), dlam),
-                jnp.where(keep, xn, x), iters + it, it, F, bad)
+                jnp.where(keep, xn, x), iters + it, jnp.where(last, it, last_it),
+                jnp.where(last, F, last_F), jnp.where(last, bad, last_bad))
 
     i0 = jnp.int32(0)
     init = (jnp.int32(PLAIN), i0, x0, z, jnp.float64(0.0), jnp.float64(0.1), x0, i0, i0, z,
@@ -711,7 +724,16 @@ class Engine:
         if zero_rows.size:
             return f"singular matrix: unknown {self.sys.names[int(zero_rows[0])]!r} has no equation"
         try:
-            _, s, vh = np.linalg.svd(Jf)
+            from .._blas import single_threaded
+
+            with single_threaded(len(Jf)):
+                _, s, vh = np.linalg.svd(Jf)
+            if np.all(np.isfinite(s)) and s[-1] > s[0] * np.sqrt(np.finfo(float).eps):
+                # a well-conditioned matrix (κ₂ < 6.7e7): the non-finite update came from
+                # values that overflow (a 1e306 V source across 1 mΩ: G·x beyond float64's range)
+                big = float(np.max(np.abs(b))) if b.size else 0.0
+                return (f"non-finite residual or update with a regular matrix: values beyond "
+                        f"float64's range (largest source value {big:.3g})")
             k = int(np.argmax(np.abs(vh[-1])))
             return f"singular matrix (involving {self.sys.names[k]!r})"
         except np.linalg.LinAlgError:

@@ -189,6 +189,19 @@ class System:
             parts.append(np.unique(k[keep]))
         return np.unique(np.concatenate(parts))
 
+    @property
+    def clip_mask(self) -> np.ndarray:
+        """(n,) bool: the node voltages a device group sees (its terminals and internal nodes) —
+        the unknowns whose Newton update is clipped at ``dvmax``. A node seen only by linear
+        elements and sources is not clipped: the equations there are linear, Newton's update is
+        exact, and clipping it would keep a large source (``dc=1e12``) from ever being reached
+        at 2 V per iteration (docs/sim.md, "Newton")."""
+        seen = np.zeros(self.n + 1, bool)
+        for g in self.groups:
+            idx = np.asarray(g.idx, np.int64).ravel()
+            seen[idx[(idx >= 0) & (idx < self.n)]] = True
+        return seen[: self.n] & ~np.asarray(self.is_current, bool)
+
     def stateful_groups(self) -> list[int]:
         """Indices of the device groups whose model keeps ``$limit`` states (Newton limiting)."""
         return [k for k, g in enumerate(self.groups) if g.group.num_states > 0]

@@ -100,7 +100,10 @@ def singular_unknowns(Ai: np.ndarray, Aj: np.ndarray, Ax: np.ndarray, n: int) ->
     except RuntimeError:  # an exactly zero pivot: SuperLU does not say where
         if n > 2000:
             return []
-        _, _, vh = np.linalg.svd(A.toarray())  # the null vector's largest component
+        from .._blas import single_threaded
+
+        with single_threaded(n):
+            _, _, vh = np.linalg.svd(A.toarray())  # the null vector's largest component
         return [int(np.argmax(np.abs(vh[-1])))]
     d = np.abs(lu.U.diagonal())
     k = int(np.argmin(d))

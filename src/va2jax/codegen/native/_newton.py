@@ -278,7 +278,8 @@ def _gather_lists(tab: np.ndarray, n_src: int, src_map: np.ndarray) -> tuple[lis
 def newton_ir(symbol: str, n: int, groups: list[GroupSpec], vec_tab: np.ndarray, lim_tab: np.ndarray,
               mat_tab: np.ndarray, gmask: np.ndarray, is_current: np.ndarray, *, reltol: float,
               vntol: float, abstol: float, rescheck: bool, limiting: bool, malloc: int, free: int,
-              pattern: np.ndarray | None = None, fallback: int | None = None) -> str:
+              pattern: np.ndarray | None = None, fallback: int | None = None,
+              clip_mask: np.ndarray | None = None) -> str:
     """LLVM IR text of the Newton kernel (see the module doc). ``vec_tab``/``lim_tab``/``mat_tab``:
     :func:`va2jax.sim.assembly._gather_table`'s tables over the groups' flattened outputs (all
     groups; the stateful ones; the local Jacobians with global positions ``i·n + j``).
@@ -286,7 +287,9 @@ def newton_ir(symbol: str, n: int, groups: list[GroupSpec], vec_tab: np.ndarray,
     position where ``G``, ``C`` or a stamp may be non-zero, and the diagonal); None: dense.
     ``fallback``: the address of the dense kernel of the same circuit, called instead (with this
     call's arguments) when ``G`` or ``C`` has a non-zero outside ``pattern`` — for ``G``/``C`` known
-    only at run time (a batched sweep's), whose pattern is the nominal circuit's."""
+    only at run time (a batched sweep's), whose pattern is the nominal circuit's.
+    ``clip_mask`` (n,) bool: the unknowns whose update is clipped at ``dvmax`` (default: every
+    node voltage, ``~is_current``)."""
     g = _Gen(symbol)
     b = g.b
     nrows, shared, src, dst = g.fn.args
@@ -414,7 +417,7 @@ def newton_ir(symbol: str, n: int, groups: list[GroupSpec], vec_tab: np.ndarray,
     if sparse:
         sp_ptr, sp_col, sp_pos = g.global_i32(pat_ptr), g.global_i32(pj), g.global_i32(pat_pos)
     gm = g.global_f64(np.asarray(gmask, np.float64))
-    vm = g.global_i32((~np.asarray(is_current, bool)).astype(np.int64))
+    vm = g.global_i32(_clip_mask(clip_mask, is_current).astype(np.int64))
     tolabs = g.global_f64(np.where(is_current, abstol, vntol))
     resabs = g.global_f64(np.where(is_current, vntol, abstol))
     G = shared
@@ -849,9 +852,17 @@ def _jit(text: str, symbol: str) -> int:
     return jit_ir(text, [symbol], opt=2, ir_passes=2)[symbol]
 
 
+def _clip_mask(clip_mask: np.ndarray | None, is_current: np.ndarray) -> np.ndarray:
+    """The unknowns clipped at ``dvmax`` (bool, n): ``clip_mask``, or every node voltage."""
+    if clip_mask is None:
+        return ~np.asarray(is_current, bool)
+    return np.asarray(clip_mask, bool)
+
+
 def newton_kernel(n: int, groups: list[GroupSpec], tabs: tuple, gmask, is_current, *, reltol: float,
                   vntol: float, abstol: float, rescheck: bool, limiting: bool,
-                  pattern: np.ndarray | None = None, fallback: bool = False) -> tuple[int, str | None]:
+                  pattern: np.ndarray | None = None, fallback: bool = False,
+                  clip_mask: np.ndarray | None = None) -> tuple[int, str | None]:
     """``(address, code_key)`` of the compiled Newton kernel (built once per circuit and process).
     ``code_key`` identifies its behaviour across processes (every group's kernel by its code, not
     its address; None when some group's code is unknown): the FFI target's name, so that JAX's
@@ -868,7 +879,7 @@ def newton_kernel(n: int, groups: list[GroupSpec], tabs: tuple, gmask, is_curren
         for a in (gs.shared, gs.static, gs.volt_cols, gs.volt_ia, gs.volt_ib, gs.state_cols, gs.state_k,
                   gs.lim_cols, gs.gather):
             h.update(np.ascontiguousarray(a).tobytes())
-    for t in tabs + (np.asarray(gmask), np.asarray(is_current)):
+    for t in tabs + (np.asarray(gmask), np.asarray(is_current), _clip_mask(clip_mask, is_current)):
         h.update(b"-" if t is None else np.ascontiguousarray(t).tobytes())
     h.update(repr((n, reltol, vntol, abstol, rescheck, limiting)).encode())
     dense_addr = None
@@ -876,7 +887,8 @@ def newton_kernel(n: int, groups: list[GroupSpec], tabs: tuple, gmask, is_curren
         h.update(b"sparse" + np.packbits(np.asarray(pattern, bool)).tobytes() + (b"checked" if fallback else b""))
         if fallback:
             dense_addr = newton_kernel(n, groups, tabs, gmask, is_current, reltol=reltol, vntol=vntol,
-                                       abstol=abstol, rescheck=rescheck, limiting=limiting)[0]
+                                       abstol=abstol, rescheck=rescheck, limiting=limiting,
+                                       clip_mask=clip_mask)[0]
     digest = h.hexdigest()[:16]
     with _lock:
         if digest in _built:
@@ -885,7 +897,7 @@ def newton_kernel(n: int, groups: list[GroupSpec], tabs: tuple, gmask, is_curren
         text = newton_ir(symbol, n, groups, *tabs, gmask, is_current, reltol=reltol, vntol=vntol,
                          abstol=abstol, rescheck=rescheck, limiting=limiting,
                          malloc=_libc_address("malloc"), free=_libc_address("free"), pattern=pattern,
-                         fallback=dense_addr)
+                         fallback=dense_addr, clip_mask=clip_mask)
         addr = _built[digest] = _jit(text, symbol)
     return addr, (symbol if stable else None)
 
@@ -897,7 +909,8 @@ def symbol_of(digest: str) -> str:
 
 def make_native_newton(n: int, G: np.ndarray, C: np.ndarray, groups: list[GroupSpec], tabs: tuple,
                        gmask, is_current, *, reltol: float, vntol: float, abstol: float,
-                       rescheck: bool, limiting: bool, nominal: tuple | None = None) -> Callable:
+                       rescheck: bool, limiting: bool, nominal: tuple | None = None,
+                       clip_mask: np.ndarray | None = None) -> Callable:
     """``newton(x0, b, a0, hist, gshunt, maxiter, dvmax, xref=None, rref=None) -> (x, iterations,
     converged, singular, q, F, r)`` (the signature of :func:`va2jax.sim.engine.make_newton`) as one
     XLA FFI call of the native kernel (CPU; ``jit``, ``vmap`` — one loop per lane — and ``lax``
@@ -905,7 +918,7 @@ def make_native_newton(n: int, G: np.ndarray, C: np.ndarray, groups: list[GroupS
     From :data:`SPARSE_FROM` unknowns (or as ``VA2JAX_SIM_NEWTON_MATRIX`` says) the kernel is the
     sparse variant on :func:`jacobian_pattern`; for traced ``G``/``C`` only given ``nominal`` =
     ``(G0, C0)`` (NumPy: the unswept circuit's, whose pattern theirs is expected to share), with the
-    dense kernel as its fallback where they do not."""
+    dense kernel as its fallback where they do not. ``clip_mask``: as :func:`newton_ir`."""
     import jax.numpy as jnp
 
     from ._ffi import native_call
@@ -917,7 +930,7 @@ def make_native_newton(n: int, G: np.ndarray, C: np.ndarray, groups: list[GroupS
         pattern = jacobian_pattern(n, G0, C0, groups, tabs[2])
     addr, code_key = newton_kernel(n, groups, tabs, gmask, is_current, reltol=reltol, vntol=vntol,
                                    abstol=abstol, rescheck=rescheck, limiting=limiting, pattern=pattern,
-                                   fallback=pattern is not None and not known)
+                                   fallback=pattern is not None and not known, clip_mask=clip_mask)
     call = native_call(addr, 2 * n * n, 5 * n + 4, 4 * n + 3, label="newton", min_rows_per_task=1,
                        code_key=code_key)
     if isinstance(G, np.ndarray) and isinstance(C, np.ndarray):  # a constant of the computation
