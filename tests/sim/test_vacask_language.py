@@ -595,11 +595,54 @@ def test_optional_terminals_match_vacask(tmp_path):
     assert "q1:dt" in res["op1"][0].names
 
 
-def test_optional_terminal_of_port_connected_module_is_refused(tmp_path):
-    """The generated code takes ``$port_connected`` as true: a module asking it (SPICE BJT's
-    substrate) with a terminal left open is refused by name, not run wrong."""
-    expect_error(tmp_path, HEAD + 'load "spice/bjt.osdi"\nmodel qb sp_bjt\nq2 (a a 0) qb\n'
-                 "control\n  analysis op1 op\nendc\n", "bad.sim:9:", "$port_connected")
+PORT_CONNECTED_VA = """`include "disciplines.vams"
+module pcr(a, b, c, t);
+    inout a, b, c, t;
+    electrical a, b, c, t;
+    parameter real r = 1k;
+    real g, gt;
+    analog begin
+        gt = $port_connected(t) ? 3.0 / r : 0.5 / r;
+        g = 1.0 / r;
+        if ($port_connected(c))
+            I(a, c) <+ 2 * g * V(a, c);
+        else
+            I(a, b) <+ 4 * g * V(a, b);
+        I(a, b) <+ g * V(a, b);
+        I(b, t) <+ gt * V(b, t);
+        I(c, t) <+ V(c, t) / 7k + ddt(1e-9 * V(c, t));
+    end
+endmodule
+"""
+
+PORT_CONNECTED = """port connected
+load "resistor.osdi"
+load "pcr.va"
+model r resistor
+model vsource vsource
+model p pcr r=2k
+v1 (a 0) vsource dc=1 mag=1
+r1 (b 0) r r=1k
+r2 (c 0) r r=3k
+r3 (d 0) r r=5k
+x4 (a b c d) p
+x3 (a b c) p
+x2 (a b) p
+control
+  analysis op1 op
+  analysis ac1 ac from=1k to=1e9 mode="dec" points=2
+  sweep s1 instance="r1" parameter="r" values=[500, 2k]
+  analysis op2 op
+endc
+"""
+
+
+def test_port_connected_matches_vacask(tmp_path):
+    """A module asking ``$port_connected`` (in setup and in eval), its instances connecting 4, 3
+    and 2 of its 4 terminals: the generated code is told how many are connected, as VACASK tells
+    the OSDI library (each instance's branch differs: x2 takes the ``else`` branch)."""
+    res = compare(tmp_path, PORT_CONNECTED, ["op1", "ac1", "op2"], files={"pcr.va": PORT_CONNECTED_VA})
+    assert {"x2:c", "x2:t", "x3:t"} <= set(res["op1"][0].names)
 
 
 NODESETS = """stored solutions and nodesets

@@ -190,9 +190,9 @@ def _group_sources(grp, V: np.ndarray, freqs: np.ndarray):
         names = [s.name for s in m.ir.noise_sources]
         nodes = [(s.a, s.b) for s in m.ir.noise_sources]
         out = np.zeros((len(freqs), grp.size, len(names)))
-        for lo, hi, params, temp in parts:
+        for lo, hi, params, temp, conn in parts:
             try:
-                P, E, A, kinds = noise_params(m, V[lo:hi], params, temperature=temp)
+                P, E, A, kinds = noise_params(m, V[lo:hi], params, temperature=temp, connected=conn)
             except Va2JaxError as exc:
                 raise Va2JaxError(f"noise analysis: {exc}") from None
             P, E, A = (np.broadcast_to(a, (hi - lo, len(names))) for a in (P, E, A))
