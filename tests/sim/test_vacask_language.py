@@ -285,8 +285,8 @@ r1 (a 0) r r=1k
 
 @pytest.mark.parametrize("stmt, fragment", [  # the error's line: the statement's first
     ('analysis x1 hb freq=[1k] nodeset="s"', "hb parameter 'nodeset' not supported yet"),
-    ('analysis x1 noise out="a" in="v1" from=1 to=1k mode="dec" points=2 writeop=1',
-     "analysis x1: noise parameter 'writeop' not supported yet"),
+    ('analysis x1 noise out="a" in="v1" from=1 to=1k mode="dec" points=2 store="s"',
+     "analysis x1: noise parameter 'store' not supported yet"),
     ('analysis x1 pss', "unknown analysis type 'pss'"),
     ('analysis x1 dc', "unknown analysis type 'dc'"),
     ('@if 1\n  analysis op3 op\n  @end', "@if inside control"),
@@ -297,7 +297,6 @@ r1 (a 0) r r=1k
     ('analysis x1 op foo=1', "analysis x1: unknown parameter 'foo' of op"),
     ('sweep s1 instance="v1" parameter="dc" values=[1, 2]\n  analysis x1 tran stop=1u ic="s"',
      "tran parameter 'ic' of a swept analysis not supported yet"),
-    ('analysis x1 ac from=1 to=10 writeop=1', "ac parameter 'writeop' not supported yet"),
     ('sweep s1 instance="v1" parameter="dc" values=[1, 2]\n  analysis x1 op nodeset="s"',
      "op parameter 'nodeset' of a swept analysis not supported yet"),
 ])
@@ -320,6 +319,45 @@ def test_misplaced_statement_is_one_line_error(tmp_path, body, line, fragment):
     text = HEAD + "control\n  analysis op1 op\nendc\n" + body if "control" in body else \
         HEAD + body + "control\n  analysis op1 op\nendc\n"
     expect_error(tmp_path, text, f"bad.sim:{line}:", fragment)
+
+
+WRITEOP = """writeop
+load "resistor.osdi"
+load "diode.osdi"
+model r resistor
+model d diode is=1e-14 rs=10
+model vsource vsource
+v1 (a 0) vsource dc=1 mag=1
+r1 (a b) r r=1k
+d1 (b 0) d
+control
+  options reltol=1e-10 vntol=1e-13 abstol=1e-16
+  analysis ac1 ac from=1k to=1e6 mode="dec" points=1 writeop=1
+  analysis dx1 dcinc writeop=1
+  analysis xf1 dcxf out="b" writeop=1
+  analysis ax1 acxf out="b" from=1k to=1e6 mode="dec" points=1 writeop=1
+  analysis n1 noise out="b" in="v1" from=1k to=1e6 mode="dec" points=1 writeop=1
+  save v(b) dv(a) i(v1) p(d1, gd)
+  analysis ac2 ac from=1k to=1e6 mode="dec" points=1 writeop=1
+  clear saves
+  save full
+  analysis ac3 ac from=1k to=1e6 mode="dec" points=1 writeop=1 write=0
+  sweep s1 instance="r1" parameter="r" values=[1k, 2k]
+  analysis ac4 ac from=1k to=1e6 mode="dec" points=1 writeop=1
+endc
+"""
+
+
+def test_writeop_matches_vacask(tmp_path):
+    """``writeop=1`` of ac, dcinc, dcxf, acxf and noise writes ``NAME.op.raw``: the operating
+    point with the op core's saves (v, i, p; ``full``/``dv`` are the small-signal core's, the op
+    core then writes its default), under a sweep each point's; ``write=0`` keeps it. (Tight
+    reltol in both: the diode is nonlinear.)"""
+    ops = [f"{n}.op" for n in ("ac1", "dx1", "xf1", "ax1", "n1", "ac2", "ac3", "ac4")]
+    res = compare(tmp_path, WRITEOP, ops + ["ac1", "ac2", "ac4"])
+    assert res["ac2.op"][0].names == ["b", "v1:flow(br)", "d1.gd"]
+    assert res["ac4.op"][0].names[0] == "s1" and res["ac4.op"][0].data.shape[0] == 2
+    assert not (tmp_path / "va2jax" / "ac3.raw").exists()
 
 
 def test_unapplied_option_is_warned_by_name(tmp_path):
@@ -1149,11 +1187,13 @@ def test_write_zero_writes_no_rawfile_as_vacask(tmp_path):
     """``write=0``: the analysis runs (its ``store`` is kept) but writes no rawfile."""
     text = HEAD.replace("unsupported", "write") + (
         'control\n  analysis op0 op write=0 store="s"\n  analysis op1 op nodeset="s"\n'
-        '  analysis t0 tran stop=1u write=0\nendc\n')
+        '  analysis t0 tran stop=1u write=0\n  analysis x0 dcxf out="a" write=0\n'
+        '  analysis i0 dcinc write=0\n  analysis a0 acxf out="a" values=[1k] write=0\n'
+        '  analysis n0 noise out="a" in="v1" values=[1k] write=0\nendc\n')
     compare(tmp_path, text, ["op1"])
     for who in ("vacask", "va2jax"):
-        assert not (tmp_path / who / "op0.raw").exists() and \
-            not (tmp_path / who / "t0.raw").exists(), who
+        for name in ("op0", "t0", "x0", "i0", "a0", "n0"):
+            assert not (tmp_path / who / f"{name}.raw").exists(), (who, name)
 
 
 XF_STORE = AC_STORE.replace("ac nodeset and store", "xf nodeset and store").split("control")[0] + """control

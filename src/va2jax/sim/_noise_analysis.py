@@ -280,9 +280,9 @@ def _solve(sim, name: str, up: int, un: int, src, freqs: np.ndarray):
 
 
 #: the parameters of VACASK's noise analysis (include/corenoise.h) that va2jax applies
-_PARAMS = {"out", "in", "from", "to", "step", "mode", "points", "values"}
+_PARAMS = {"out", "in", "from", "to", "step", "mode", "points", "values", "writeop", "write"}
 #: VACASK's other ones: refused by name
-_PARAMS_PLANNED = {"nodeset", "store", "writeop", "write"}
+_PARAMS_PLANNED = {"nodeset", "store"}
 
 
 def run_noise(sim, decl: AnalysisDecl) -> Result:

@@ -440,7 +440,8 @@ _CONTROL_ONLY = {"analysis", "sweep", "options", "var", "alter", "abort", "clear
 _ANALYSIS_PARAMS = {
     "op": ({"nodeset", "store", "write"}, {"nodeset", "store"}),
     "ac": ({"from", "to", "step", "mode", "points", "values", "writeop", "write", "nodeset",
-            "store"}, {"from", "to", "step", "mode", "points", "values", "nodeset", "store"}),
+            "store"}, {"from", "to", "step", "mode", "points", "values", "writeop", "nodeset",
+                       "store"}),
     "tran": ({"step", "stop", "start", "maxstep", "icmode", "nodeset", "ic", "store", "write",
               "method"}, {"step", "stop", "start", "maxstep", "icmode", "method", "nodeset", "ic",
                           "store"}),
@@ -454,7 +455,7 @@ _ANALYSIS_PARAMS = {
 def _check_analysis_params(name: str, kind: str, params: dict[str, str], swept: bool,
                            loc: Loc) -> None:
     """Refuse a parameter the analysis type does not have (unknown) or va2jax does not apply
-    yet (ac's ``writeop``, a swept analysis' ``nodeset``, a swept tran's ``ic``/``store``):
+    yet (a swept analysis' ``nodeset``, a swept tran's ``ic``/``store``):
     one line naming it."""
     if kind not in _ANALYSIS_PARAMS:
         return
