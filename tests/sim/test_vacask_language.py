@@ -297,8 +297,6 @@ r1 (a 0) r r=1k
     ('analysis x1 op foo=1', "analysis x1: unknown parameter 'foo' of op"),
     ('sweep s1 instance="v1" parameter="dc" values=[1, 2]\n  analysis x1 tran stop=1u ic="s"',
      "tran parameter 'ic' of a swept analysis not supported yet"),
-    ('sweep s1 instance="v1" parameter="dc" values=[1, 2]\n  analysis x1 op nodeset="s"',
-     "op parameter 'nodeset' of a swept analysis not supported yet"),
 ])
 def test_unsupported_statement_is_one_line_error(tmp_path, stmt, fragment):
     """Each construct va2jax does not run: exit 2, one line naming file:line and the construct."""
@@ -711,6 +709,29 @@ def test_store_and_nodeset_match_vacask(tmp_path):
     assert "solution 'nosuch' not found" in proc.stderr, proc.stderr
 
 
+SWEPT_NODESETS = NODESETS.split("control")[0].replace("stored solutions and nodesets",
+                                                       "swept nodesets") + """control
+  options reltol=1e-10 vntol=1e-13 abstol=1e-16
+  analysis op1 op store="s1"
+  sweep s1 instance="v1" parameter="dc" values=[1, 2, 3]
+  analysis op2 op nodeset="s1"
+  sweep s2 instance="r3" parameter="r" values=[1k, 2k] continuation=0
+  analysis op3 op nodeset="s1" store="s2"
+  sweep s3 instance="v1" parameter="dc" values=[1, 2]
+  analysis ac4 ac values=[1k] nodeset="s2"
+  sweep s4 instance="v1" parameter="dc" values=[1, 2]
+  analysis x5 dcxf out="c" nodeset="s1"
+endc
+"""
+
+
+def test_swept_nodeset_matches_vacask(tmp_path):
+    """``nodeset`` of a swept op, ac or dcxf: VACASK's start mode (the first point; with
+    ``continuation=0`` every point) starts from the nodesets, a continued point from the
+    previous point's solution (lib/coreop.cpp); each point's operating point as VACASK's."""
+    compare(tmp_path, SWEPT_NODESETS, ["op2", "op3", "ac4", "x5"])
+
+
 def test_nodeset_list_selects_the_operating_point(tmp_path):
     """A nodeset list (VACASK's heterogeneous list ``["node"; value; …]``; the installed VACASK
     cannot read it, so the check is a formula): a bistable node — a positive-feedback vccs
@@ -1097,13 +1118,78 @@ def test_expressions_match_vacask(tmp_path):
                                          3.5 + 1, (1 + 6) & 3 | 8, 1 + 2 + 4 + 3]
 
 
+FUNCTIONS = """functions and constants
+load "resistor.osdi"
+model r resistor
+model isource isource
+parameters Nn=7 nn=2
+i1 (0 a) isource dc=M_PI
+i2 (0 b) isource dc=P_K*1e23 + M_E + M_SQRT2 + M_DEGPERRAD + P_CELSIUS0
+i3 (0 c) isource dc=max(7, 1)/2 + min(7, 9)/2 * 10 + min(2.5, 3) * 100
+i4 (0 d) isource dc=sgn(-3)/2 + sgn(0.0) * 10 + sgn(-3.0) * 100 + sgn(3)/2 * 1000
+i5 (0 e) isource dc=abs(-7)/2 + int(7)/2 * 10 + integer(7.9)/2 * 100
+i6 (0 f) isource dc=round(-2.5) + fmod(-7, 3) * 10 + sign(3, -2) * 100 + ceil(7.2)/2 * 1000
+i7 (0 g) isource dc=Nn/nn + hypot(3, 4) + pow(2, 3)/3 + atan2(1, 1)
+r1 (a 0) r r=1
+r2 (b 0) r r=1
+r3 (c 0) r r=1
+r4 (d 0) r r=1
+r5 (e 0) r r=1
+r6 (f 0) r r=1
+r7 (g 0) r r=1
+control
+  analysis op1 op
+endc
+"""
+
+
+def test_functions_and_constants_match_vacask(tmp_path):
+    """VACASK's named constants (``M_PI``, ``P_K``, …) and functions with its result types:
+    ``min``/``max``/``sgn``/``int`` keep integers (``max(7, 1)/2`` is 3), ``abs`` and the
+    rounding functions give reals; ``sgn(0)`` is 1; names are case-sensitive (``Nn`` ≠ ``nn``)."""
+    res = compare(tmp_path, FUNCTIONS, ["op1"])
+    r, _ = res["op1"]
+    v = dict(zip(r.names, np.real(r.data[0])))
+    # formulas (1 Ω each): the values VACASK's rules give
+    assert v["a"] == pytest.approx(np.pi, rel=1e-15)
+    assert [v[k] for k in "cdef"] == pytest.approx(
+        [3 + 30 + 250, 0 + 10 - 100 + 0, 3.5 + 30 + 350, -3 - 10 - 300 + 4000], rel=1e-15)
+
+
 @pytest.mark.parametrize("expr, fragment", [
     ("1.5 & 3", "operator '&' needs integers"),
-    ("7%2", "cannot parse expression"),
+    ("7%2", "'%' is no operator in VACASK"),
+    ("pi", "variable or constant 'pi' not defined"),
+    ("2*true", "variable or constant 'true' not defined"),
+    ("e", "variable or constant 'e' not defined"),
+    ("m_pi", "names are case-sensitive in VACASK: 'M_PI' is"),
+    ("Q", "names are case-sensitive in VACASK: 'q' is"),
+    ("SIN(1)", "unknown function 'SIN'"),
+    ("int(7.5)", "VACASK's int() takes integers"),
+    ("sign(3)", "sign() takes 2 argument(s), got 1"),
 ])
 def test_bad_expression_is_one_line_error(tmp_path, expr, fragment):
-    expect_error(tmp_path, HEAD + f"r9 (a 0) r r={expr}\ncontrol\n  analysis op1 op\nendc\n",
-                 "bad.sim:7:", fragment)
+    """What VACASK refuses (``pi``, ``true``, ``%``, a name in another case, …) is a one-line
+    error naming the line (the installed VACASK stops with an error on each)."""
+    expect_error(tmp_path, HEAD + f"parameters q=1\nr9 (a 0) r r={expr}\ncontrol\n  analysis op1 op\n"
+                 "endc\n", "bad.sim:8:", fragment)
+
+
+@pytest.mark.parametrize("body, fragment", [
+    # each refused by the installed VACASK too ("Master 'r' not found", "Parameter 'DC' not
+    # found", "Parameter 'IS' not found", "Parameter 'w' not found")
+    ("model R resistor\nr9 (a 0) r r=1k", "master 'r' not found (names are case-sensitive in VACASK: 'R' is)"),
+    ("v9 (a 0) vsource DC=1", "instance v9: no parameter 'DC' (VACASK's device parameter names are lower case"),
+    ("model r2 resistor R=1k", "model r2: no parameter 'R'"),
+    ("subckt sub (a)\n  parameters W=1\n  r1 (a 0) r r=W*1k\nends\nx1 (a) sub w=2",
+     "unknown parameter 'w' of subcircuit sub (names are case-sensitive in VACASK: 'W' is)"),
+])
+def test_name_in_another_case_is_one_line_error(tmp_path, body, fragment):
+    """VACASK's names are case-sensitive and its device parameter names lower case: a name
+    va2jax would otherwise match in another case is refused, as VACASK refuses it."""
+    line = HEAD.count("\n") + body.count("\n") + 1
+    expect_error(tmp_path, HEAD + body + "\ncontrol\n  analysis op1 op\nendc\n", f"bad.sim:{line}:",
+                 fragment)
 
 
 @pytest.mark.parametrize("mode, outcome", [

@@ -455,7 +455,7 @@ _ANALYSIS_PARAMS = {
 def _check_analysis_params(name: str, kind: str, params: dict[str, str], swept: bool,
                            loc: Loc) -> None:
     """Refuse a parameter the analysis type does not have (unknown) or va2jax does not apply
-    yet (a swept analysis' ``nodeset``, a swept tran's ``ic``/``store``):
+    yet (a swept tran's ``ic``/``store``):
     one line naming it."""
     if kind not in _ANALYSIS_PARAMS:
         return
@@ -467,10 +467,10 @@ def _check_analysis_params(name: str, kind: str, params: dict[str, str], swept: 
                                     f"(VACASK's: {', '.join(sorted(known - {'method'}))})")
         if low == "write" and kind in ("op", "ac", "tran"):
             continue  # write=0: no rawfile (the CLI's job; VACASK's)
-        # under a sweep: op/ac store each point's operating point (the last stays); nodeset,
-        # and tran's ic/store (the installed VACASK crashes on them): not yet
-        if low not in done or (swept and (low == "nodeset" or
-                                          (kind == "tran" and low in ("ic", "store")))):
+        # under a sweep: op/ac store each point's operating point (the last stays), nodeset
+        # starts the first point (sim._sweep); tran's ic/store (the installed VACASK crashes
+        # on them): not yet
+        if low not in done or (swept and kind == "tran" and low in ("ic", "store")):
             what = "of a swept analysis " if swept and low in done else ""
             raise NetlistError(loc, f"analysis {name}: {kind} parameter {k!r} {what}not "
                                     "supported yet")
