@@ -38,7 +38,7 @@ def _writes(sim, decl) -> bool:
     """Whether analysis ``decl`` writes its rawfile (VACASK's ``write``, default 1)."""
     for k, v in decl.params.items():
         if k.lower() == "write" and decl.kind in ("op", "ac", "tran", "dc", "dcinc", "dcxf",
-                                                  "acxf", "noise"):
+                                                  "acxf", "noise", "hb"):
             from .expr import ExprError, evaluate
             from .netlist import NetlistError
 

@@ -128,7 +128,7 @@ def _check_not_expression(net, sw: dict[str, str], decl: AnalysisDecl) -> None:
 
 def run_swept(sim: "Simulation", decl: AnalysisDecl) -> Result:
     """Run ``decl`` (an ``op``) at every point of its nested sweeps (module doc)."""
-    if decl.kind not in ("op", "dc", "ac", "tran", "dcinc", "dcxf", "acxf", "noise"):
+    if decl.kind not in ("op", "dc", "ac", "tran", "dcinc", "dcxf", "acxf", "noise", "hb"):
         raise NetlistError(decl.loc, f"analysis {decl.name}: sweeps of a {decl.kind!r} analysis "
                                      "not supported yet")
     is_op = decl.kind in ("op", "dc")

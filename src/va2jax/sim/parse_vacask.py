@@ -448,7 +448,7 @@ _ANALYSIS_PARAMS = {
     "hb": ({"freq", "nharm", "immax", "truncate", "samplefac", "tstart", "nper", "sample",
             "shift", "write", "nodeset", "store"},
            {"freq", "nharm", "immax", "truncate", "samplefac", "tstart", "nper", "sample",
-            "shift"}),
+            "shift", "nodeset", "store"}),
 }
 
 
@@ -465,7 +465,7 @@ def _check_analysis_params(name: str, kind: str, params: dict[str, str], swept: 
         if low not in known:
             raise NetlistError(loc, f"analysis {name}: unknown parameter {k!r} of {kind} "
                                     f"(VACASK's: {', '.join(sorted(known - {'method'}))})")
-        if low == "write" and kind in ("op", "ac", "tran"):
+        if low == "write" and kind in ("op", "ac", "tran", "hb"):
             continue  # write=0: no rawfile (the CLI's job; VACASK's)
         # under a sweep: op/ac store each point's operating point (the last stays), nodeset
         # starts the first point (sim._sweep); tran's ic/store (the installed VACASK crashes

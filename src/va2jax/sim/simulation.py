@@ -119,6 +119,8 @@ class Simulation:
     path: Path | None = None
     #: VACASK ``store="slot"`` solutions: slot → unknown name → value
     stored: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: VACASK hb ``store="slot"`` solutions: slot → (unknown names, phasors (m, n), frequencies)
+    stored_hb: dict[str, tuple] = field(default_factory=dict)
     #: the VACASK ``alter`` commands applied to ``circuit`` (``sim._alter``)
     alters: tuple = ()
     #: analyses that failed where VACASK's ``abort`` mode went on (:meth:`run_or_go_on`)
