@@ -447,8 +447,7 @@ class _VacaskParser(_Parser):
             from ..errors import suggest
 
             hint = suggest(tok, self.scope)
-        raise ExprError(f"variable or constant {tok!r} not defined in expression {self.text!r}"
-                        + hint)
+        raise ExprError(f"unknown parameter {tok!r} in expression {self.text!r}" + hint)
 
     def call(self, tok: str) -> Value:
         """A function of VACASK's (lib/context.cpp), its name case-sensitive, its result's type

@@ -296,6 +296,10 @@ def elaborate(net: Netlist, circuit: tuple[str, ...] = ()) -> FlatCircuit:
             params = {k: _real(_eval(v, scope, card.loc, f"model {card.name} parameter {k}", net.dialect))
                       for k, v in card.params.items()}
             key = (prefix + card.name).lower()
+            if vacask and key in spelled and spelled[key] != card.name:
+                raise NetlistError(card.loc, f"model {card.name}: a model {spelled[key]!r} is defined "
+                                             "too (va2jax does not tell names apart by case; "
+                                             "VACASK does)")
             models[key] = FlatModel(prefix + card.name, card.module, params, card.loc)
             local[card.name.lower()] = key
             spelled[key] = card.name
