@@ -289,6 +289,7 @@ r1 (a 0) r r=1k
     ('analysis x1 noise out="a" in="v1" from=1 to=1k mode="dec" points=2 store="s"',
      "analysis x1: noise parameter 'store' not supported yet"),
     ('analysis x1 pss', "unknown analysis type 'pss'"),
+    ('elaborate circuit("a") topdef="t"', "elaborate: parameter 'topdef' not supported yet"),
     ('analysis x1 dc', "unknown analysis type 'dc'"),
     ('@if 1\n  analysis op3 op\n  @end', "@if inside control"),
     ('clear bogus', "clear: unknown keyword(s) bogus"),

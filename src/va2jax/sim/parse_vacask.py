@@ -234,6 +234,9 @@ def _library_section(text: str, name: str, loc: Loc, lib: Path) -> str:
 
 def _parse_elaborate(rest: str, loc: Loc) -> tuple[str, ...]:
     """``circuit("a", "b")`` (the argument of ``elaborate``) → ("a", "b")."""
+    kw = re.search(r"\b(topdef|topinst)\s*=", rest)
+    if kw:  # VACASK's elaborate takes them (simulator/cmd.cpp)
+        raise NetlistError(loc, f"elaborate: parameter {kw.group(1)!r} not supported yet")
     m = re.fullmatch(r'circuit\s*\((.*)\)', rest.strip(), re.S)
     if not m:
         raise NetlistError(loc, 'elaborate needs circuit("name", ...), e.g. '
