@@ -284,10 +284,8 @@ r1 (a 0) r r=1k
 
 
 @pytest.mark.parametrize("stmt, fragment", [  # the error's line: the statement's first
-    ('analysis x1 noise out="a" in="v1" values=[1k] nodeset="s"',
-     "noise parameter 'nodeset' not supported yet"),
-    ('analysis x1 noise out="a" in="v1" from=1 to=1k mode="dec" points=2 store="s"',
-     "analysis x1: noise parameter 'store' not supported yet"),
+    ('analysis x1 noise out="a" in="v1" from=1 to=1k mode="dec" points=2 foo=1',
+     "analysis x1: unknown noise parameter 'foo'"),
     ('analysis x1 pss', "unknown analysis type 'pss'"),
     ('elaborate circuit("a") topdef="t"', "elaborate: parameter 'topdef' not supported yet"),
     ('analysis x1 dc', "unknown analysis type 'dc'"),
@@ -1297,6 +1295,20 @@ endc
 def test_xf_nodeset_and_store_match_vacask(tmp_path):
     """dcinc/dcxf/acxf ``store=``/``nodeset=``: their operating point's, as for ``op``."""
     compare(tmp_path, XF_STORE, ["x1", "x2", "x3", "op1"])
+
+
+NOISE_STORE = AC_STORE.replace("ac nodeset and store", "noise nodeset and store").split("control")[0] + """control
+  options reltol=1e-10 vntol=1e-13 abstol=1e-16
+  analysis n1 noise out="b" in="v1" from=1k to=1e6 mode="dec" points=1 store="s1"
+  analysis n2 noise out="b" in="v1" values=[1k, 1meg] nodeset="s1" store="s2"
+  analysis op1 op nodeset="s2"
+endc
+"""
+
+
+def test_noise_nodeset_and_store_match_vacask(tmp_path):
+    """noise ``store=``/``nodeset=``: its operating point's, as for ``op``."""
+    compare(tmp_path, NOISE_STORE, ["n1", "n2", "op1"])
 
 
 SWEPT_STORE = """swept store
