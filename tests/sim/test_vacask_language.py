@@ -288,6 +288,8 @@ r1 (a 0) r r=1k
      "analysis x1: unknown noise parameter 'foo'"),
     ('analysis x1 pss', "unknown analysis type 'pss'"),
     ('elaborate circuit("a") topdef="t"', "elaborate: parameter 'topdef' not supported yet"),
+    ('Analysis x1 op', "'Analysis': VACASK's keywords are lower case"),  # VACASK: syntax error
+    ('analysis x1 OP', "unknown analysis type 'OP'"),  # VACASK: "Analysis type 'OP' not found."
     ('analysis x1 dc', "unknown analysis type 'dc'"),
     ('@if 1\n  analysis op3 op\n  @end', "@if inside control"),
     ('clear bogus', "clear: unknown keyword(s) bogus"),
@@ -1179,6 +1181,7 @@ def test_bad_expression_is_one_line_error(tmp_path, expr, fragment):
     # names differ in case only (VACASK keeps both): refused, not mixed up
     ("model Rx resistor\nr9 (a 0) rx r=1k", "master 'rx' not found (names are case-sensitive in VACASK: 'Rx' is)"),
     ("model R resistor", "model R: a model 'r' is defined too (va2jax does not tell"),
+    ("Model r2 resistor", "'Model': VACASK's keywords are lower case"),
     ("v9 (a 0) vsource DC=1", "instance v9: no parameter 'DC' (VACASK's device parameter names are lower case"),
     ("model r2 resistor R=1k", "model r2: no parameter 'R'"),
     ("subckt sub (a)\n  parameters W=1\n  r1 (a 0) r r=W*1k\nends\nx1 (a) sub w=2",

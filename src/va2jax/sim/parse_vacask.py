@@ -268,6 +268,9 @@ def _parse_body(net: Netlist, text: str, path: Path, top: Subckt, stack: tuple[P
         word = stmt.split(None, 1)[0]
         rest = stmt[len(word):].strip()
         low = word.lower()
+        if low in _KEYWORDS and word != low:  # VACASK's lexer: keywords in lower case only
+            raise NetlistError(loc, f"{word!r}: VACASK's keywords are lower case ({low!r}); an "
+                                    "instance of that name is not read by va2jax either")
         if in_control:
             if low == "endc":
                 in_control = False
@@ -434,6 +437,10 @@ _TOP_ONLY = {"load", "ground", "global", "control", "embed"}
 #: statements a conditional block may not hold (VACASK: instances, models, nested blocks only)
 _NOT_IN_BLOCK = {"load", "include", "ground", "global", "parameters", "subckt", "ends",
                  "control", "endc", "embed"}
+#: VACASK's statement keywords (lib/dfllexer.l, simulator/cmd.cpp), lower case only there
+_KEYWORDS = {"load", "include", "ground", "global", "parameters", "model", "subckt", "ends",
+             "control", "endc", "embed", "section", "endsection", "analysis", "sweep", "options",
+             "var", "alter", "abort", "clear", "print", "save", "elaborate", "postprocess"}
 #: statements valid only inside ``control``
 _CONTROL_ONLY = {"analysis", "sweep", "options", "var", "alter", "abort", "clear", "print"}
 
@@ -540,6 +547,9 @@ def _check_analysis_kind(kind: str, loc: Loc) -> None:
     """Refuse an analysis type va2jax does not run: one line naming it (VACASK has it: "not
     supported yet"; otherwise: unknown)."""
     low = kind.lower()
+    if kind != low and low in _ANALYSES_DONE | _ANALYSES_PLANNED:
+        raise NetlistError(loc, f"unknown analysis type {kind!r} (VACASK's names are "
+                                f"case-sensitive: {low!r})")
     if low in _ANALYSES_DONE:
         return
     if low in _ANALYSES_PLANNED:
