@@ -290,6 +290,10 @@ r1 (a 0) r r=1k
     ('elaborate circuit("a") topdef="t"', "elaborate: parameter 'topdef' not supported yet"),
     ('Analysis x1 op', "'Analysis': VACASK's keywords are lower case"),  # VACASK: syntax error
     ('analysis x1 OP', "unknown analysis type 'OP'"),  # VACASK: "Analysis type 'OP' not found."
+    # VACASK: "Parameter 'RELTOL' not found.", "… 'FROM' …", "Failed to bind sweep parameters."
+    ('options RELTOL=1e-6', "options: no parameter 'RELTOL' (VACASK's names are lower case"),
+    ('analysis x1 ac FROM=1 to=10', "analysis x1: no parameter 'FROM'"),
+
     ('analysis x1 dc', "unknown analysis type 'dc'"),
     ('@if 1\n  analysis op3 op\n  @end', "@if inside control"),
     ('clear bogus', "clear: unknown keyword(s) bogus"),
@@ -1018,6 +1022,9 @@ def test_sweep_without_continuation_matches_vacask(tmp_path):
      "sweep s1: component= (a sweep of one component of a vector parameter) not supported"),
     ('sweep s1 instance="v1" parameter="dc" values=[1] frm=0', "sweep s1: unknown parameter 'frm'"),
     ('sweep instance="v1" parameter="dc" values=[1]', "sweep needs a name"),
+    # VACASK: "Failed to bind sweep parameters." (names are lower case there)
+    ('sweep s1 instance="v1" parameter="DC" values=[1]', "sweep s1: no parameter 'DC'"),
+    ('sweep s1 Instance="v1" parameter="dc" values=[1]', "sweep s1: no parameter 'Instance'"),
 ])
 def test_bad_sweep_is_one_line_error(tmp_path, stmt, fragment):
     text = HEAD + "control\n  " + stmt + "\n  analysis op1 op\nendc\n"

@@ -275,7 +275,9 @@ def _parse_body(net: Netlist, text: str, path: Path, top: Subckt, stack: tuple[P
             if low == "endc":
                 in_control = False
             elif low == "options":  # they apply to the analyses after them (VACASK)
-                options.update(_split_params(rest, loc))
+                opts = _split_params(rest, loc)
+                _lower_names(opts, loc, "options")
+                options.update(opts)
                 net.options.update(options)
             elif low == "analysis":
                 parts = rest.split(None, 2)
@@ -467,6 +469,7 @@ def _check_analysis_params(name: str, kind: str, params: dict[str, str], swept: 
     """Refuse a parameter the analysis type does not have (unknown) or va2jax does not apply
     yet (a swept tran's ``ic``/``store``):
     one line naming it."""
+    _lower_names(params, loc, f"analysis {name}")
     if kind not in _ANALYSIS_PARAMS:
         return
     known, done = _ANALYSIS_PARAMS[kind]
@@ -491,12 +494,29 @@ _SWEEP_PARAMS = {"instance", "model", "parameter", "option", "variable", "compon
                  "to", "step", "mode", "points", "values", "continuation"}
 
 
+def _lower_names(params: dict[str, str], loc: Loc, where: str) -> None:
+    """VACASK's parameter names of analyses, sweeps and options are lower case and matched
+    exactly: ``RELTOL=``, ``FROM=`` are no parameters there."""
+    for k in params:
+        if k != k.lower():
+            raise NetlistError(loc, f"{where}: no parameter {k!r} (VACASK's names are lower "
+                                    f"case: {k.lower()!r})")
+
+
 def _check_sweep(name: str, sw: dict[str, str], loc: Loc) -> None:
     """Refuse a sweep parameter VACASK does not have, and ``component=`` (VACASK: "vector
     component sweeps are not supported yet")."""
     if not name or "=" in name:
         raise NetlistError(loc, "sweep needs a name, e.g. sweep s1 instance=\"v1\" "
                                 "parameter=\"dc\" from=0 to=1 step=0.1")
+    _lower_names(sw, loc, f"sweep {name}")
+    # a device's or an option's name is lower case in VACASK (a top-level parameter's: as written)
+    for key in ("parameter", "option"):
+        val = sw.get(key, "").strip().strip('"')
+        top = sw.get("instance", "").strip().strip('"') == "__topinst__"
+        if val != val.lower() and not (key == "parameter" and top):
+            raise NetlistError(loc, f"sweep {name}: no {key} {val!r} (VACASK's names are lower "
+                                    f"case: {val.lower()!r})")
     for k in sw:
         if k.lower() not in _SWEEP_PARAMS:
             raise NetlistError(loc, f"sweep {name}: unknown parameter {k!r} (VACASK's: "
