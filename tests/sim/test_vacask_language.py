@@ -1001,6 +1001,10 @@ def test_alter_matches_vacask(tmp_path):
     ('alter device("r1") r=1', 'alter needs instance("name", …) or model("name", …)'),
     ('alter instance(r1) r=1', "alter instance: names must be quoted strings"),
     ('alter instance("__topinst__") nope=1', "alter: no top-level parameter 'nope'"),
+    # VACASK: "Parameter 'R' not found." (device parameter names are lower case there)
+    ('alter instance("r1") R=2k', "alter: instance r1: no parameter 'R'"),
+    ('alter model("r") R=2k', "alter: model r: no parameter 'R'"),
+    ('alter model("R") r=2k', "alter: no model 'R' (names are case-sensitive in VACASK: 'r' is)"),
 ])
 def test_bad_alter_is_one_line_error(tmp_path, stmt, fragment):
     text = HEAD + "control\n  " + stmt + "\n  analysis op1 op\nendc\n"
