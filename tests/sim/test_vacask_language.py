@@ -502,7 +502,7 @@ control
   analysis op2 op
   analysis ac1 ac from=1k to=1meg mode="dec" points=1
   clear saves
-  save i(v1)
+  save i(v1) V(b)
   analysis op3 op
 endc
 """
@@ -516,7 +516,7 @@ def test_saves_match_vacask(tmp_path):
     the diodes are nonlinear, and VACASK's default reltol stops Newton ~1e-6 V early."""
     res = compare(tmp_path, SAVES, ["op0", "op1", "tran1", "op2", "ac1", "op3"], rtol=1e-8)
     assert list(res["op1"][0].names) == ["b", "v1:flow(br)"]
-    assert list(res["op3"][0].names) == ["v1:flow(br)"]  # after 'clear saves'
+    assert list(res["op3"][0].names) == ["v1:flow(br)"]  # after 'clear saves'; V(b): none
     assert "d1.gd" in res["op2"][0].names and "d1.gd" not in res["ac1"][0].names
 
 

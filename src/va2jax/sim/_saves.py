@@ -67,7 +67,7 @@ def parse_saves(text: str, loc: Loc) -> list[Save]:
             raise NetlistError(loc, f"save: cannot read {s[pos:].split()[0]!r} (expected "
                                     "default, full, v(node), i(instance), p(instance, opvar))")
         pos = m.end()
-        kind = m.group(1).lower()
+        kind = m.group(1)  # case-sensitive, as VACASK's (``V(a)`` is no directive there)
         args = tuple(a.strip().strip('"') for a in m.group(3).split(",")) if m.group(2) else ()
         if any(not a for a in args) or len(args) > 2:
             raise NetlistError(loc, f"save {m.group(0).strip()}: expected one or two names "
