@@ -471,6 +471,9 @@ def test_modulated_sources_match_vacask(tmp_path):
 @pytest.mark.parametrize("params, fragment", [
     ('type="sffm"', "unknown source type 'sffm'"),  # VACASK has none either
     ('type="pwl" wave=[0, 0, 1m, 1] stretch=2', "pwl parameter 'stretch' not supported yet"),
+    # VACASK: "Initial circuit setup failed." (type names matched exactly; no "sin")
+    ('type="PULSE" val1=1', "unknown source type 'PULSE' (VACASK's names are case-sensitive"),
+    ('type="sin" ampl=1 freq=1k', "unknown source type 'sin'"),
 ])
 def test_unsupported_source_parameter_is_one_line_error(tmp_path, params, fragment):
     expect_error(tmp_path, HEAD + f"v9 (x 0) vsource {params}\nr9 (x 0) r r=1k\n"
@@ -520,9 +523,14 @@ def test_saves_match_vacask(tmp_path):
     assert "d1.gd" in res["op2"][0].names and "d1.gd" not in res["ac1"][0].names
 
 
-def test_bad_save_is_one_line_error(tmp_path):
-    expect_error(tmp_path, HEAD + "control\n  save p(r1)\n  analysis op1 op\nendc\n",
-                 "bad.sim:8:", "p takes 2 arguments")
+@pytest.mark.parametrize("save, fragment", [
+    ("p(r1)", "p takes 2 arguments"),
+    # VACASK: "Output variable 'GD' of instance 'd1' not found." (its names are lower case)
+    ("p(r1, I)", "no operating-point variable 'I' (VACASK's names are lower case"),
+])
+def test_bad_save_is_one_line_error(tmp_path, save, fragment):
+    expect_error(tmp_path, HEAD + f"control\n  save {save}\n  analysis op1 op\nendc\n",
+                 "bad.sim:8:", fragment)
 
 
 SOURCE_MFACTOR = """source mfactor
