@@ -1201,6 +1201,7 @@ def test_bad_expression_is_one_line_error(tmp_path, expr, fragment):
     ("model Rx resistor\nr9 (a 0) rx r=1k", "master 'rx' not found (names are case-sensitive in VACASK: 'Rx' is)"),
     ("model R resistor", "model R: a model 'r' is defined too (va2jax does not tell"),
     ("Model r2 resistor", "'Model': VACASK's keywords are lower case"),
+    ("R9 (a 0) r r=1k\nr9 (a 0) r r=2k", "va2jax does not tell instance names apart by case"),
     ("v9 (a 0) vsource DC=1", "instance v9: no parameter 'DC' (VACASK's device parameter names are lower case"),
     ("model r2 resistor R=1k", "model r2: no parameter 'R'"),
     ("subckt sub (a)\n  parameters W=1\n  r1 (a 0) r r=W*1k\nends\nx1 (a) sub w=2",

@@ -383,8 +383,10 @@ def elaborate(net: Netlist, circuit: tuple[str, ...] = ()) -> FlatCircuit:
     for fi in flat:
         first = seen.setdefault(fi.name.lower(), fi)
         if first is not fi:
+            case = (f" as {first.name!r}: va2jax does not tell instance names apart by case, "
+                    "VACASK does" if first.name != fi.name else "")
             raise NetlistError(fi.loc, f"an instance named {fi.name!r} already exists "
-                                       f"(first defined at {first.loc})")
+                                       f"(first defined at {first.loc}{case})")
     if net.dialect == "vacask":
         # VACASK evaluates options per analysis, with the variables then in force (the
         # simulation does so, sim.Simulation.use_options); here: those that evaluate now
