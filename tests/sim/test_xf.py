@@ -233,8 +233,6 @@ BAD = [
     ('save tf(v9)\n  analysis x1 dcxf out="b"', "'v9' is not an instance"),
     ('save zin(r1)\n  analysis x1 dcxf out="b"', "'r1' is not an independent source"),
     ('analysis x1 dcinc out="b"', "dcinc has no parameter 'out'"),
-    ('analysis x1 dcxf out="b" write=0', "parameter 'write' not supported yet"),
-    ('analysis x1 dcinc writeop=1', "parameter 'writeop' not supported yet"),
     ('analysis x1 acxf out="b" from=-10 to=10 mode="lin" points=2', "frequencies must be"),
 ]
 

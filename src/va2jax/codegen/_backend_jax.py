@@ -70,7 +70,7 @@ def eval_jax_batch(self, inp: dict[str, Any], sp: dict[str, Any], module: Any = 
 
 def param_function(self, names: list[str], fixed: Mapping[str, Any] | None = None, *,
              analysis: str | int = "dc", sim_params: Mapping[str, float] | None = None,
-             backend: str | None = None):
+             backend: str | None = None, connected: Any = None):
     """A pure, differentiable JAX function of some parameters, the temperature and the voltages.
 
     Returns ``f(values, temperature, V) -> dict`` for ONE instance, where ``values`` maps each
@@ -102,7 +102,10 @@ def param_function(self, names: list[str], fixed: Mapping[str, Any] | None = Non
     canon = [self.canonical_param(nm) for nm in names]
     fixed = dict(fixed or {})
     vals, given = resolve_params(self, fixed)
-    probe = self.setup({**fixed}, sim_params=sim_params)
+    probe = self.setup({**fixed}, sim_params=sim_params, connected=connected)
+    # $port_connected flags count as given ones (eval reads them as it reads $param_given)
+    given = given | {k.lower() for k, v in probe.given.items()
+                     if k.startswith("$port_connected(") and bool(np.asarray(v)[0])}
     labels = jnp.asarray(probe.labels[0])
     flags = ANALYSIS_BITS[analysis] if isinstance(analysis, str) else int(analysis)
     sp = probe.sp
@@ -145,6 +148,8 @@ def param_function(self, names: list[str], fixed: Mapping[str, Any] | None = Non
                 inp[p.value] = jnp.asarray(temperature, jnp.float64)
             elif p.kind == "sysfun":
                 inp[p.value] = mfactor(values)
+            elif p.kind == "port_connected":
+                inp[p.value] = jnp.bool_(f"$port_connected({p.name})".lower() in given)
             else:
                 inp[p.value] = jnp.bool_(True)
         return inp

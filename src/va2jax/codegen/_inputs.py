@@ -80,8 +80,8 @@ def input_table(ir: ModuleIR, used: set[str]) -> list[tuple[str, EvalInput, Any]
             how = EvalInput.ENABLE_LIM
         elif p.kind == "prev_state":
             how, data = EvalInput.PREV_STATE, int(re.sub(r"\D", "", p.name))
-        elif p.kind == "port_connected":
-            how = EvalInput.TRUE
+        elif p.kind == "port_connected":  # a flag of the setup state, as $param_given's
+            how, data = EvalInput.GIVEN, f"$port_connected({p.name})"
         elif p.kind == "enable_integration":
             how = EvalInput.ENABLE_INTEGRATION
         elif p.kind == "hidden_state":
@@ -141,8 +141,6 @@ def batch_inputs(self, inp: dict[str, Any], nb: int, xp, only: Any = None,
             ein[value] = inp["prev_state"][:, data]
         elif how is EvalInput.ENABLE_INTEGRATION:
             ein[value] = enable_integration(inp, nb, xp)
-        elif how is EvalInput.TRUE:
-            ein[value] = xp.ones(nb, bool)
         else:
             ein[value] = xp.zeros(nb)
     return ein, lab

@@ -29,7 +29,17 @@ from ._backend_numpy import NumpyBackend
 from ._exec import import_jax, import_numpy
 from ._generate import GeneratedModule, InitFlag, init_flags, string_ids
 from ._inputs import batch_assemble, batch_inputs, input_table, used_values
-from ._params import ModelParam, check_bounds, convert, init_inputs, is_given, mfactor_of, resolve_params, show
+from ._params import (
+    ModelParam,
+    check_bounds,
+    connected_ports,
+    convert,
+    init_inputs,
+    is_given,
+    mfactor_of,
+    resolve_params,
+    show,
+)
 from ._rt_ops import ANALYSIS_BITS
 from ._state import EvalInput, EvalOutput, SetupState, as_state, eval_inputs, tile_state
 from ._xla import FUSION_ON, _jax, fusion_is_exact  # noqa: F401 (re-exported)
@@ -161,7 +171,8 @@ class Model:
         self._with_scales = bool(on)
 
     def setup(self, params: Mapping[str, Any] | None = None, *, temperature: Any = 300.15,
-              sim_params: Mapping[str, float] | None = None, backend: str | None = None) -> SetupState:
+              sim_params: Mapping[str, float] | None = None, backend: str | None = None,
+              connected: Any = None) -> SetupState:
         """Run the module's setup (OSDI ``setup_model`` + ``setup_instance``) for a batch of instances.
 
         ``params`` maps parameter names (any alias, case-insensitive) to scalars or arrays; all
@@ -170,9 +181,14 @@ class Model:
         of its declared bounds (as OSDI's setup does). ``backend``: ``"numpy"`` runs the generated
         init eagerly with NumPy, ``"native"`` the LLVM-compiled init (same outputs); default:
         native where :meth:`eval` defaults to native (a CPU; ``VA2JAX_BACKEND``), else NumPy.
+        ``connected``: how many of the module's terminals the instance connects (OSDI
+        ``setup_instance``'s ``connected_terminals``; scalar or per instance; default all): the
+        first ``connected`` terminals are connected, as ``$port_connected`` then reports.
         """
         params = dict(params or {})
         shapes = [np.shape(v) for v in params.values() if not isinstance(v, str)] + [np.shape(temperature)]
+        if connected is not None:
+            shapes.append(np.shape(connected))
         try:
             shape = np.broadcast_shapes(*shapes)
         except ValueError as exc:
@@ -191,7 +207,8 @@ class Model:
                               f"above 0, got {float(tarr.flat[int(np.argmax(bad_t))])!r}")
         check_bounds(self, params, bool(shape))
         vals, given_set = resolve_params(self, params)
-        inp = init_inputs(self, vals, given_set, temperature, bshape)
+        ports = connected_ports(self, connected, bshape)
+        inp = init_inputs(self, vals, given_set, temperature, bshape, connected)
         sp = {k: np.float64(v) for k, v in DEFAULT_SIM_PARAMS.items()}
         for k, v in (sim_params or {}).items():
             if isinstance(v, bool) or not isinstance(v, numbers.Real):
@@ -232,8 +249,8 @@ class Model:
         state = SetupState(
             init=out, temperature=temp, labels=labels, sp=sp, batched=bool(shape), extra=extra,
             mfactor=np.broadcast_to(np.asarray(mfactor_of(self, params), np.float64), bshape),
-            given={p.name: np.full(bshape, is_given(self, params, p.name), np.bool_)
-                   for p in self.ir.eval.params if p.kind == "param_given"})
+            given={**{p.name: np.full(bshape, is_given(self, params, p.name), np.bool_)
+                      for p in self.ir.eval.params if p.kind == "param_given"}, **ports})
         # read-only: what eval derives from a state's arrays stays valid while they live
         # (the native backend reuses its input rows: native._backend._state_rows)
         for leaf in (state.temperature, state.labels, *state.given.values(), *state.extra.values()):
@@ -265,12 +282,13 @@ class Model:
 
     def function(self, names: list[str], fixed: Mapping[str, Any] | None = None, *,
                  analysis: str | int = "dc", sim_params: Mapping[str, float] | None = None,
-                 backend: str | None = None):
+                 backend: str | None = None, connected: Any = None):
         """A pure, differentiable JAX function ``f(values, temperature, V) -> dict`` of some
         parameters, the temperature (K) and the node voltages of ONE instance; see
         :func:`._backend_jax.param_function` (``backend``: values from the native kernels under a
-        ``custom_jvp``, default on a CPU, or the JAX function itself)."""
-        return param_function(self, names, fixed, analysis=analysis, sim_params=sim_params, backend=backend)
+        ``custom_jvp``, default on a CPU, or the JAX function itself; ``connected`` as :meth:`setup`)."""
+        return param_function(self, names, fixed, analysis=analysis, sim_params=sim_params, backend=backend,
+                              connected=connected)
 
     def evaluator(self, state: SetupState, *, analysis: str | int = "dc", enable_lim: bool = False,
                   limiting: bool = False, backend: str | None = None):

@@ -123,9 +123,11 @@ def unsupported(model) -> dict[str, str]:
 
 def noise_params(model, voltages: Any, params: Mapping[str, Any] | None = None, *,
                  temperature: Any = 300.15, sim_params: Mapping[str, float] | None = None,
-                 backend: str = "numpy") -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[str, ...]]:
+                 backend: str = "numpy", connected: Any = None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[str, ...]]:
     """Per instance and source: power P, exponent e (0 for white noise) and factor a of the
-    formula in the module docstring; shapes (N, n_src). Also the kinds (``white``/``flicker``)."""
+    formula in the module docstring; shapes (N, n_src). Also the kinds (``white``/``flicker``).
+    ``connected``: the instances' connected terminals, as :meth:`Model.setup`."""
     sup = _support(model)
     sup.check()
     V = np.asarray(voltages, np.float64)
@@ -138,7 +140,7 @@ def noise_params(model, voltages: Any, params: Mapping[str, Any] | None = None, 
         z = np.zeros((V2.shape[0], 0))
         return z, z, z, kinds
     vm = sup.variant
-    state = vm.setup(params, temperature=temperature, sim_params=sim_params)
+    state = vm.setup(params, temperature=temperature, sim_params=sim_params, connected=connected)
     nb = max(V2.shape[0], state.labels.shape[0])
     Vv = np.zeros((V2.shape[0], len(vm.nodes)))
     Vv[:, sup._vmap] = V2

@@ -127,9 +127,44 @@ def check_bounds(self, params: Mapping[str, Any], batched: bool) -> None:
                               + (f" (instance {idx})" if batched and np.ndim(bad) else ""))
 
 
-def init_inputs(self, vals: Mapping[str, Any], given: set[str], temperature: Any, shape: tuple[int, ...]):
+def connected_ports(self, connected: Any, shape: tuple[int, ...]) -> dict[str, np.ndarray]:
+    """``$port_connected(p)`` of every port the module asks about, per instance: OSDI's rule
+    (OpenVAF's ``setup_instance``/``eval``), the port's index among the module's unknowns (its
+    terminal index) below the number of terminals the instance connects. ``connected``: that
+    number, a scalar or one per instance (``None``: all terminals). Keys are
+    ``$port_connected(p)`` (the port's name), values (N,) bool."""
+    names = [p.name for f in (self.ir.init, self.ir.eval) for p in f.params if p.kind == "port_connected"]
+    if not names:
+        return {}
+    nt = sum(1 for nd in self.ir.nodes if nd.is_terminal)
+    if connected is None:
+        conn = np.full(shape, nt, np.int64)
+    else:
+        arr = np.asarray(connected)
+        if arr.dtype.kind not in "iuf" or np.any(arr != np.round(arr)) or np.any((arr < 0) | (arr > nt)):
+            raise Va2JaxError(f"module {self.name}: connected must be a whole number of terminals "
+                              f"from 0 to {nt}, got {connected!r}")
+        try:
+            conn = np.broadcast_to(arr.astype(np.int64), shape)
+        except ValueError:
+            raise Va2JaxError(f"module {self.name}: connected of shape {arr.shape} does not "
+                              f"broadcast to the {shape[0]} instances") from None
+    index = {nd.name: i for i, nd in enumerate(self.ir.nodes) if nd.is_terminal}
+    lower = {k.lower(): i for k, i in index.items()}
+    out = {}
+    for nm in names:
+        i = index.get(nm, lower.get(nm.lower()))
+        if i is None:
+            raise Va2JaxError(f"module {self.name}: $port_connected({nm}): no such terminal")
+        out[f"$port_connected({nm})"] = conn > i
+    return out
+
+
+def init_inputs(self, vals: Mapping[str, Any], given: set[str], temperature: Any, shape: tuple[int, ...],
+                connected: Any = None):
     strings = dict(self._strings)
     inp: dict[str, Any] = {}
+    ports = None
     ptypes = {p.name.lower(): p.type for p in self.ir.params}
     for p in self.ir.init.params:
         key = p.name.lower()
@@ -146,7 +181,9 @@ def init_inputs(self, vals: Mapping[str, Any], given: set[str], temperature: Any
         elif p.kind == "sysfun":
             inp[p.value] = np.broadcast_to(np.asarray(vals.get("$mfactor", 1.0), np.float64), shape)
         elif p.kind == "port_connected":
-            inp[p.value] = np.ones(shape, np.bool_)
+            if ports is None:
+                ports = connected_ports(self, connected, shape)
+            inp[p.value] = ports[f"$port_connected({p.name})"]
         else:
             raise Va2JaxError(f"module {self.name}: init input kind {p.kind!r} ({p.name}) is not supported")
     return inp

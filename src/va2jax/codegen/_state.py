@@ -20,7 +20,8 @@ class SetupState(NamedTuple):
     ``init``: init's outputs by name (cached values, ``param:<name>`` resolved parameters,
     ``collapse<k>`` decisions); ``temperature`` (N,) K; ``labels`` (N, n) int: each node's
     representative after collapsing, −1 = ground; ``mfactor`` (N,); ``given``: eval's
-    ``$param_given`` inputs by parameter name, (N,) bool; ``sp``: simulator parameters (scalars);
+    ``$param_given`` inputs by parameter name and its ``$port_connected`` inputs by
+    ``$port_connected(port)``, (N,) bool; ``sp``: simulator parameters (scalars);
     ``batched``: whether the parameters had a batch axis (else results drop it); ``extra``:
     parameters eval reads that init does not output, (N,) each.
 
@@ -63,14 +64,13 @@ class EvalInput(str, enum.Enum):
     VOLT = "volt"  #: node voltage difference, data (a, b or −1)
     ZERO = "zero"  #: unused or unmappable: 0
     PARAM = "param"  #: resolved parameter, data its name
-    GIVEN = "given"  #: ``$param_given`` flag, data the parameter name
+    GIVEN = "given"  #: ``$param_given`` flag, data the parameter name (``$port_connected(p)``: that flag)
     TEMP = "temp"  #: ``$temperature`` (K)
     MFACTOR = "mfactor"  #: ``$mfactor``
     CACHE = "cache"  #: init's cached value, data its index
     ENABLE_LIM = "enable_lim"  #: OSDI's ``enable_lim`` flag
     PREV_STATE = "prev_state"  #: previous ``$limit`` state, data its index
     ENABLE_INTEGRATION = "enable_integration"  #: OSDI's ``enable_integration`` flag
-    TRUE = "true"  #: ``$port_connected``: always true
 
 
 #: Eval-input kinds that an evaluator takes per call: the node voltages, and with Newton

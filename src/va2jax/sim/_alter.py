@@ -111,6 +111,7 @@ def apply_alters(net: Netlist, circuit: tuple[str, ...], alters: tuple[Alter, ..
                 raise NetlistError(al.loc, f"alter: parameter {k}: {exc}") from None
         for name in al.names:
             if al.kind == "model":
+                _lower(vals, al.loc, f"model {name}")
                 models += [(name, k, v, al.loc) for k, v in vals.items()]
                 continue
             if name == _TOP:
@@ -124,15 +125,19 @@ def apply_alters(net: Netlist, circuit: tuple[str, ...], alters: tuple[Alter, ..
                 if decl is None:
                     raise NetlistError(al.loc, f"alter: no instance {name!r}")
                 if sub is None:
+                    _lower(vals, al.loc, f"instance {name}")
                     leaf += [(name, k, v, al.loc) for k, v in vals.items()]
                     continue
                 if ":" in name:
                     raise NetlistError(al.loc, f"alter of subcircuit instance {name!r} inside "
                                                "another: not supported yet")
                 for k in vals:
-                    if not any(k.lower() == p.lower() for p in sub.params):
+                    if k not in sub.params:  # VACASK's names are case-sensitive
+                        other = [p for p in sub.params if p.lower() == k.lower()]
                         raise NetlistError(al.loc, f"alter: subcircuit {sub.name} has no "
-                                                   f"parameter {k!r}")
+                                                   f"parameter {k!r}" + (
+                                                       f" (names are case-sensitive in VACASK: "
+                                                       f"{other[0]!r} is)" if other else ""))
                 hier.setdefault(name, {}).update({k: repr(v) for k, v in vals.items()})
                 prefix = name + ":"
             # expressions below are evaluated again: earlier alters of them are undone
@@ -158,11 +163,20 @@ def apply_alters(net: Netlist, circuit: tuple[str, ...], alters: tuple[Alter, ..
         inst.params[old] = v
     for name, k, v, loc in models:
         card = circ.models.get(name.lower())
-        if card is None:
-            raise NetlistError(loc, f"alter: no model {name!r}")
+        if card is None or card.name != name:  # VACASK's names are case-sensitive
+            raise NetlistError(loc, f"alter: no model {name!r}" + (
+                f" (names are case-sensitive in VACASK: {card.name!r} is)" if card else ""))
         old = next((p for p in card.params if p.lower() == k.lower()), k)
         card.params[old] = v
     return circ
+
+
+def _lower(vals: dict, loc: Loc, where: str) -> None:
+    """VACASK's device parameter names are lower case (an OSDI module's lowercased on loading)."""
+    for k in vals:
+        if k != k.lower():
+            raise NetlistError(loc, f"alter: {where}: no parameter {k!r} (VACASK's device "
+                                    f"parameter names are lower case: {k.lower()!r})")
 
 
 def _param_text(net: Netlist, inst: str, param: str) -> str | None:

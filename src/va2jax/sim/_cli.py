@@ -37,7 +37,8 @@ def _suffixed(path: str, name: str, many: bool) -> Path:
 def _writes(sim, decl) -> bool:
     """Whether analysis ``decl`` writes its rawfile (VACASK's ``write``, default 1)."""
     for k, v in decl.params.items():
-        if k.lower() == "write" and decl.kind in ("op", "ac", "tran", "dc"):
+        if k.lower() == "write" and decl.kind in ("op", "ac", "tran", "dc", "dcinc", "dcxf",
+                                                  "acxf", "noise", "hb"):
             from .expr import ExprError, evaluate
             from .netlist import NetlistError
 
@@ -76,7 +77,7 @@ def _run(args: argparse.Namespace) -> int:
             prog.update(tasks[name], completed=t)
 
         failed = None
-        for decl in sim.circuit.analyses:
+        for decl in (d for a in sim.circuit.analyses for d in sim.with_writeop(a)):
             try:
                 res = sim.run_or_go_on(decl, cb)  # VACASK's abort mode may go on after a failure
             except ConvergenceError as e:
@@ -101,8 +102,10 @@ def _run(args: argparse.Namespace) -> int:
         from .._paths import path_inside, safe_stem
 
         outdir = Path(args.circuit).resolve().parent
+        ops = {f"{d.name}.op" for d in sim.circuit.analyses}  # VACASK's writeop: NAME.op.raw
         for r in to_write:  # the analysis name comes from the netlist: never a path
-            where[r.name] = path_inside(outdir, f"{safe_stem(r.name)}.raw")
+            stem = f"{safe_stem(r.name[:-3])}.op" if r.name in ops else safe_stem(r.name)
+            where[r.name] = path_inside(outdir, f"{stem}.raw")
             write_raw(where[r.name], [r], title=sim.circuit.title, dialect=sim.circuit.dialect)
 
     def kept(exc: Exception) -> Exception:

@@ -400,18 +400,24 @@ class _Solver:
         J[idx, :, idx, :] += Jf
         return J.reshape(nt * n, nt * n)
 
-    def solve(self, X0: np.ndarray, s: float, itl: int) -> tuple[np.ndarray | None, int]:
+    def solve(self, X0: np.ndarray, s: float, itl: int,
+              forced: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray | None, int]:
         """Newton from ``X0`` at source factor ``s``: the converged samples and the iterations, or
-        ``(None, iterations)``."""
+        ``(None, iterations)``. ``forced``: ``(mask, values)`` (nt, n) — the masked samples
+        held at their values (their equations replaced by ``x = value``: VACASK's forces)."""
         import scipy.linalg as sla
 
         from .._blas import single_threaded
 
         X = np.array(X0, float)
+        if forced is not None:
+            X[forced[0]] = forced[1][forced[0]]
         step_ok = False
         for it in range(itl + 1):
             with np.errstate(all="ignore"):
                 R, ref, Jf, Jq = self.eval(X, s)
+            if forced is not None:
+                R = np.where(forced[0], 0.0, R)
             if not (np.all(np.isfinite(R)) and np.all(np.isfinite(Jf)) and np.all(np.isfinite(Jq))):
                 return None, it
             if step_ok and np.all(np.abs(R) <= np.maximum(self.reltol * ref, self.r_abs)):
@@ -419,9 +425,14 @@ class _Solver:
             if it == itl:
                 break
             self.iterations += 1
+            J = self.jacobian(Jf, Jq)
+            if forced is not None:  # forced rows: dx = 0
+                rows = np.flatnonzero(forced[0].reshape(-1))
+                J[rows, :] = 0.0
+                J[rows, rows] = 1.0
             try:
                 with np.errstate(all="ignore"), single_threaded(self.nt * self.n):
-                    lu = sla.lu_factor(self.jacobian(Jf, Jq), check_finite=True)
+                    lu = sla.lu_factor(J, check_finite=True)
                     dx = sla.lu_solve(lu, -R.reshape(-1))
             except (ValueError, np.linalg.LinAlgError):
                 return None, it
@@ -461,6 +472,56 @@ def _source_stepping(sv: _Solver, o) -> np.ndarray | None:
             return None
 
 
+def _nodeset(sim: "Simulation", decl: "AnalysisDecl", grid: HBGrid, inv: np.ndarray,
+             where: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """VACASK's hb ``nodeset="slot"`` (lib/corehbnr.cpp): the time samples of the spectrum an
+    earlier hb stored, each unknown the slot names forced to them. The slot's frequencies are
+    matched to this analysis' (relative 1e-14); one it lacks is 0. ``None``: no nodeset, or a
+    missing slot (a warning, as VACASK's)."""
+    slot = _param(decl, sim, "nodeset", "")
+    if not slot:
+        return None
+    if not isinstance(slot, str):
+        raise NetlistError(decl.loc, f"{where}: hb nodeset must be the name of a solution stored "
+                                     "by an hb analysis (store=)")
+    got = sim.stored_hb.get(slot)
+    if got is None:
+        import warnings
+
+        warnings.warn(f"{decl.loc}: {where}: solution {slot!r} not found, no nodesets applied "
+                      "(VACASK's warning)", stacklevel=2)
+        return None
+    names, spec, freqs = got
+    xlat = np.full(len(grid.freqs), -1)
+    xlat[0] = 0
+    i = j = 1
+    while i < len(grid.freqs) and j < len(freqs):
+        a, b = grid.freqs[i], freqs[j]
+        if abs(a - b) <= max(abs(a), abs(b)) * 1e-14:
+            xlat[i] = j
+            i, j = i + 1, j + 1
+        elif a < b:
+            i += 1
+        else:
+            j += 1
+    index = {nm: k for k, nm in enumerate(sim.system.names)}
+    m = len(grid.freqs)
+    mask = np.zeros((inv.shape[0], len(index)), bool)
+    vals = np.zeros(mask.shape)
+    for col, nm in enumerate(names):
+        k = index.get(nm)
+        if k is None:
+            continue
+        a = np.zeros(2 * m - 1)
+        a[0] = spec[0, col].real
+        for f in range(1, m):
+            if xlat[f] >= 0:
+                a[2 * f - 1], a[2 * f] = spec[xlat[f], col].real, spec[xlat[f], col].imag
+        vals[:, k] = inv @ a
+        mask[:, k] = True
+    return mask, vals
+
+
 def run_hb(sim: "Simulation", decl: "AnalysisDecl") -> Result:
     """Run an ``hb`` analysis statement of ``sim``'s netlist (module doc)."""
     t0 = time.perf_counter()
@@ -471,8 +532,6 @@ def run_hb(sim: "Simulation", decl: "AnalysisDecl") -> Result:
         if low not in HB_PARAMS:
             raise NetlistError(loc, f"{where}: hb has no parameter {k!r}"
                                + suggest(low, list(HB_PARAMS)))
-        if low in ("nodeset", "store"):
-            raise NetlistError(loc, f"{where}: hb parameter {k!r} not supported yet")
     fval = _param(decl, sim, "freq")
     if fval is None:
         raise NetlistError(loc, f"{where}: hb needs freq=[f1, ...] (the fundamentals, Hz)")
@@ -515,7 +574,12 @@ def run_hb(sim: "Simulation", decl: "AnalysisDecl") -> Result:
     sv = _Solver(eng, t, D, where, loc)
     o = eng.opts
     X = None
-    if not o.hb_skipinitial:
+    forced = _nodeset(sim, decl, grid, inv, where)
+    if forced is not None:  # VACASK: the nodesets forced, then released
+        Xf, _ = sv.solve(np.zeros((sv.nt, sv.n)), 1.0, o.hb_itl, forced)
+        if Xf is not None:
+            X, _ = sv.solve(Xf, 1.0, o.hb_itl)
+    if X is None and not o.hb_skipinitial:
         X, _ = sv.solve(np.zeros((sv.nt, sv.n)), 1.0, o.hb_itl)
     if X is None:
         X = _source_stepping(sv, o)
@@ -523,6 +587,9 @@ def run_hb(sim: "Simulation", decl: "AnalysisDecl") -> Result:
         raise ConvergenceError(f"{where}: harmonic balance did not converge (source stepping "
                                f"failed after {sv.iterations} Newton iterations)")
     spec = phasors(fwd, X)
+    slot = _param(decl, sim, "store", "")
+    if slot:  # VACASK's store: the spectrum, with its frequencies, under the hb slots
+        sim.stored_hb[str(slot)] = (list(eng.sys.names), spec.copy(), grid.freqs.copy())
     st = Stats(points=len(grid.freqs), newton_iterations=sv.iterations,
                run_s=time.perf_counter() - t0)
     return Result(decl.name, "hb", "frequency", grid.freqs.copy(), list(eng.sys.names), spec, st)

@@ -190,9 +190,9 @@ def _group_sources(grp, V: np.ndarray, freqs: np.ndarray):
         names = [s.name for s in m.ir.noise_sources]
         nodes = [(s.a, s.b) for s in m.ir.noise_sources]
         out = np.zeros((len(freqs), grp.size, len(names)))
-        for lo, hi, params, temp in parts:
+        for lo, hi, params, temp, conn in parts:
             try:
-                P, E, A, kinds = noise_params(m, V[lo:hi], params, temperature=temp)
+                P, E, A, kinds = noise_params(m, V[lo:hi], params, temperature=temp, connected=conn)
             except Va2JaxError as exc:
                 raise Va2JaxError(f"noise analysis: {exc}") from None
             P, E, A = (np.broadcast_to(a, (hi - lo, len(names))) for a in (P, E, A))
@@ -243,13 +243,14 @@ def _matrices(eng, x: np.ndarray):
     return solve_T
 
 
-def _solve(sim, name: str, up: int, un: int, src, freqs: np.ndarray):
+def _solve(sim, name: str, up: int, un: int, src, freqs: np.ndarray, x: np.ndarray | None = None):
     """``(sources, contrib, gain)`` at ``freqs``: every noise source (:func:`collect_sources`),
     its density at the output ``x[up] − x[un]`` (nf, n_src; V²/Hz) and the power gain from the
-    input source ``src`` (nf,)."""
+    input source ``src`` (nf,). ``x``: the operating point (default: solved here)."""
     eng = sim.engine
     sys = sim.system
-    x = eng.op(sys.source_vector(None, dc=True), what=f"noise {name} operating point")
+    if x is None:
+        x = eng.op(sys.source_vector(None, dc=True), what=f"noise {name} operating point")
     sources = collect_sources(sim, x, freqs)
     solve_T = _matrices(eng, x)
     n = sys.n
@@ -283,29 +284,30 @@ def _solve(sim, name: str, up: int, un: int, src, freqs: np.ndarray):
 
 
 #: the parameters of VACASK's noise analysis (include/corenoise.h) that va2jax applies
-_PARAMS = {"out", "in", "from", "to", "step", "mode", "points", "values"}
-#: VACASK's other ones: refused by name
-_PARAMS_PLANNED = {"nodeset", "store", "writeop", "write"}
+_PARAMS = {"out", "in", "from", "to", "step", "mode", "points", "values", "writeop", "write",
+           "nodeset", "store"}
 
 
 def run_noise(sim, decl: AnalysisDecl) -> Result:
     """Run one ``noise`` analysis of ``sim`` (a :class:`~.simulation.Simulation`)."""
     for k in decl.params:
-        if k.lower() in _PARAMS_PLANNED:
-            raise NetlistError(decl.loc, f"analysis {decl.name}: noise parameter {k!r} not "
-                                         "supported yet")
         if k.lower() not in _PARAMS:
             from ..errors import suggest
 
             raise NetlistError(decl.loc, f"analysis {decl.name}: unknown noise parameter {k!r}"
-                               + suggest(k, sorted(_PARAMS | _PARAMS_PLANNED)))
+                               + suggest(k, sorted(_PARAMS)))
     sys = sim.system
     up, un, _ = _output_unknowns(sys, decl)
     src = _input_source(sys, decl)
     freqs = _frequencies(sim, decl)
     details = any(s.lower() == "full" for s in sim.circuit.saves)
     t0 = time.perf_counter()
-    sources, contrib, gain = _solve(sim, decl.name, up, un, src, freqs)
+    x_op = sim._op_nodeset(decl)  # VACASK's nodeset and store: the operating point's
+    if x_op is None and "store" in {k.lower() for k in decl.params}:
+        x_op = sim.engine.op(sys.source_vector(None, dc=True), what=f"noise {decl.name} operating point")
+    if x_op is not None:
+        sim._store(decl, x_op)
+    sources, contrib, gain = _solve(sim, decl.name, up, un, src, freqs, x_op)
     names = ["onoise", "gain"]
     cols = [contrib.sum(axis=1), gain]
     seen: list[str] = []

@@ -67,7 +67,7 @@ def parse_saves(text: str, loc: Loc) -> list[Save]:
             raise NetlistError(loc, f"save: cannot read {s[pos:].split()[0]!r} (expected "
                                     "default, full, v(node), i(instance), p(instance, opvar))")
         pos = m.end()
-        kind = m.group(1).lower()
+        kind = m.group(1)  # case-sensitive, as VACASK's (``V(a)`` is no directive there)
         args = tuple(a.strip().strip('"') for a in m.group(3).split(",")) if m.group(2) else ()
         if any(not a for a in args) or len(args) > 2:
             raise NetlistError(loc, f"save {m.group(0).strip()}: expected one or two names "
@@ -76,6 +76,11 @@ def parse_saves(text: str, loc: Loc) -> list[Save]:
             warnings.warn(f"{loc}: save {m.group(0).strip()}: not a save directive (default, full, "
                           "v, i, p, dv, di, tf, zin, yin); skipped, as VACASK skips it", stacklevel=2)
             continue
+        if kind == "p" and len(args) == 2 and args[1] != args[1].lower():
+            # VACASK lowercases a module's operating-point variables ("Output variable 'GD' of
+            # instance 'd1' not found")
+            raise NetlistError(loc, f"save {m.group(0).strip()}: no operating-point variable "
+                                    f"{args[1]!r} (VACASK's names are lower case: {args[1].lower()!r})")
         if len(args) != _ARGS[kind]:
             raise NetlistError(loc, f"save {m.group(0).strip()}: {kind} takes {_ARGS[kind]} "
                                     f"argument{'s' if _ARGS[kind] != 1 else ''}")

@@ -27,6 +27,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -127,12 +128,14 @@ def _check_not_expression(net, sw: dict[str, str], decl: AnalysisDecl) -> None:
 
 def run_swept(sim: "Simulation", decl: AnalysisDecl) -> Result:
     """Run ``decl`` (an ``op``) at every point of its nested sweeps (module doc)."""
-    if decl.kind not in ("op", "dc", "ac", "tran", "dcinc", "dcxf", "acxf", "noise"):
+    if decl.kind not in ("op", "dc", "ac", "tran", "dcinc", "dcxf", "acxf", "noise", "hb"):
         raise NetlistError(decl.loc, f"analysis {decl.name}: sweeps of a {decl.kind!r} analysis "
                                      "not supported yet")
     is_op = decl.kind in ("op", "dc")
     inner = AnalysisDecl(decl.name, decl.kind, decl.params, decl.loc, saves=decl.saves,
                          circuit=decl.circuit, alters=decl.alters)
+    continued = replace(inner, params={k: v for k, v in inner.params.items()
+                                       if k.lower() != "nodeset"})
     head: list[str] = []  # the inner analysis' scale and unknowns (ac, tran)
     net = sim.netlist
     base_scope = dict(sim.circuit.params)
@@ -251,18 +254,24 @@ def run_swept(sim: "Simulation", decl: AnalysisDecl) -> Result:
             try:
                 eng = s.engine
                 eng.iterations = 0
+                # VACASK's nodeset: in start mode only, the first point or, with
+                # continuation=0, every point (a continued point ignores it: lib/coreop.cpp)
+                start = not state.get("started") or not cont
+                state["started"] = True
                 if is_op:
                     b = eng.sys.source_vector(None, dc=True)
-                    x = eng.op(b, x0 if s is state.get("prev") and cont else None,
-                               what=f"analysis {decl.name} at " + ", ".join(
-                                   f"{n}={v:g}" for n, v in zip(names, vals)))
+                    x = s._op_nodeset(decl) if start else None
+                    if x is None:
+                        x = eng.op(b, x0 if s is state.get("prev") and cont else None,
+                                   what=f"analysis {decl.name} at " + ", ".join(
+                                       f"{n}={v:g}" for n, v in zip(names, vals)))
                     state["prev"] = s
                     s._store(decl, x)  # VACASK's store=: each point's, the last one stays
                 else:  # the analysis itself, its parameters seeing this point's variables
                     s2 = copy.copy(s)
                     s2.circuit = copy.copy(s.circuit)
                     s2.circuit.params = {**s.circuit.params, **scope}
-                    r = s2._run_analysis(inner)
+                    r = s2._run_analysis(inner if start else continued)
                     x = None
                 t_stats.newton_iterations += eng.iterations
             finally:

@@ -288,7 +288,7 @@ def run_acxf(eng: Engine, name: str, out: Sequence[str],
 
 
 #: parameters each analysis takes, besides ``nodeset`` and ``store`` (the operating point's);
-#: VACASK's ``writeop``, ``write``: refused as not supported yet
+#: with VACASK's ``writeop`` (``Simulation.with_writeop``), ``write`` (the CLI's)
 _PARAMS = {"dcinc": {"writeop", "write"},
            "dcxf": {"out", "writeop", "write"},
            "acxf": {"out", "writeop", "write", "from", "to", "step", "mode", "points", "values"}}
@@ -370,8 +370,6 @@ def run_xf_decl(sim: "Simulation", decl: "AnalysisDecl") -> Result:
         return run_tf(sim.engine, decl.name, decl.params["out"], decl.params["in"], decl.loc)
     params = {k.lower(): v for k, v in decl.params.items()}
     for k in params:
-        if k in ("writeop", "write"):  # VACASK's output files
-            raise NetlistError(decl.loc, f"{where}: parameter {k!r} not supported yet")
         if k not in _PARAMS[kind] | {"nodeset", "store"}:
             raise NetlistError(decl.loc, f"{where}: {kind} has no parameter {k!r}"
                                + suggest(k, sorted(_PARAMS[kind])))

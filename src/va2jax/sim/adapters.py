@@ -282,13 +282,9 @@ class GeneratedModel:
             n.startswith("flow(") or ":flow" in n for n in self.node_names)
 
     def optional_terminals(self) -> bool:
-        """Whether an instance may leave its last terminals unconnected: the generated code
-        takes every port as connected, so only a module that never asks (no
-        ``$port_connected``) gives what OSDI gives."""
-        ir = getattr(self.m, "ir", None)
-        funcs = [getattr(ir, f, None) for f in ("init", "eval")]
-        return ir is not None and not any(p.kind == "port_connected" for f in funcs if f is not None
-                                          for p in f.params)
+        """An instance may leave its last terminals unconnected: the generated code is told how
+        many are connected (``Model.setup``'s ``connected``, ``$port_connected`` as OSDI's)."""
+        return True
 
     def canonical(self, name: str) -> str | None:
         """The model's own spelling of parameter ``name`` (aliases allowed), ``None`` if unknown."""
@@ -308,6 +304,8 @@ class GeneratedModel:
     def bind(self, instance_params: Sequence[Mapping[str, float]], model_params: Mapping[str, float],
              temperature: float) -> "GeneratedGroup":
         n = len(instance_params)
+        nt = int(self.num_terminals)
+        connected = np.array([int(ip.get("$connected", nt)) for ip in instance_params], np.int64)
         instance_params = [{k: v for k, v in ip.items() if k != "$connected"}
                            for ip in instance_params]
         cols: dict[str, np.ndarray] = {}
@@ -327,13 +325,15 @@ class GeneratedModel:
         for c, arr in cols.items():
             if np.isnan(arr).any():
                 raise Va2JaxError(f"{self.name}: parameter {c} given on some instances only")
-        state = self.m.setup({k: np.asarray(v) for k, v in cols.items()}, temperature=float(temperature))
+        state = self.m.setup({k: np.asarray(v) for k, v in cols.items()}, temperature=float(temperature),
+                             connected=connected)
         if not state["batched"]:  # scalar parameters: give the state its N instances
             state = self.m.setup({k: np.full(n, v) for k, v in cols.items()},
-                                 temperature=np.full(n, float(temperature)))
+                                 temperature=np.full(n, float(temperature)), connected=connected)
         alias = np.asarray(state["labels"])  # same convention: representative index or -1
         grp = GeneratedGroup(self.m, state, alias)
-        grp.noise_parts = [(0, n, cols, float(temperature))]  # for the noise analysis
+        grp.noise_parts = [(0, n, cols, float(temperature), connected)]  # for the noise analysis
+        grp.connected = connected
         return grp
 
 
@@ -378,8 +378,11 @@ class GeneratedGroup(DeviceGroup):
         self._evaluator = None
         self._limited = None  # the separate evaluator with $limit states per call
         self._native = None  # (DevicePlan, eval call) in "native" mode
-        #: ``(first, stop, setup parameters, temperature)`` per bound part: Model.noise's inputs
-        self.noise_parts: list[tuple[int, int, dict, float]] = []
+        #: ``(first, stop, setup parameters, temperature, connected terminals)`` per bound part:
+        #: Model.noise's inputs
+        self.noise_parts: list[tuple[int, int, dict, float, Any]] = []
+        #: per instance, how many of the module's terminals it connects
+        self.connected = np.full(len(np.asarray(alias)), int(model.num_terminals), np.int64)
 
     def _native_plan(self):
         """The native kernel's plan and FFI call (built on first use; adds to ``compile_s``).
@@ -434,9 +437,10 @@ class GeneratedGroup(DeviceGroup):
                                         *[g.state[key] for g in groups])
             for key in ("init", "given", "extra", "labels", "temperature", "mfactor")})
         merged = GeneratedGroup(first.m, state, np.concatenate([g.node_alias for g in groups]))
+        merged.connected = np.concatenate([g.connected for g in groups])
         merged.noise_parts, at = [], 0  # each part's setup parameters (noise analysis)
         for g in groups:
-            merged.noise_parts += [(lo + at, hi + at, p, t) for lo, hi, p, t in g.noise_parts]
+            merged.noise_parts += [(lo + at, hi + at, p, t, c) for lo, hi, p, t, c in g.noise_parts]
             at += g.size
         return merged
 

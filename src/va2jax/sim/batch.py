@@ -584,6 +584,11 @@ class _TracedGroup:
         if not np.all(self.node_alias == self.node_alias[0]):
             raise Va2JaxError(f"sweep: the instances of {m.name} in one group collapse nodes "
                               "differently (not supported)")
+        conn = np.asarray(getattr(ref.group, "connected", [m.num_terminals]))
+        if not np.all(conn == conn[0]):
+            raise Va2JaxError(f"sweep: the instances of {m.name} in one group connect different "
+                              "numbers of terminals (not supported)")
+        self.connected = int(conn[0])
         self.names = names
         self.given = given
         # nominal per-instance values of the traced names (defaults where not given)
@@ -593,7 +598,8 @@ class _TracedGroup:
         fixed_all = dict(fixed)
         for nm in names:  # collapse decisions from the nominal values of the first instance
             fixed_all[nm] = self.values0[nm][0]
-        self.fn = m.function(names, fixed_all, analysis="tran", backend=backend)
+        self.fn = m.function(names, fixed_all, analysis="tran", backend=backend,
+                             connected=self.connected)
         self.T = T
 
     def _values(self, p: jax.Array, base: Mapping[str, np.ndarray]) -> dict[str, jax.Array]:
@@ -637,7 +643,7 @@ class _TracedGroup:
                 if r in t.rows:
                     params[t.param] = tab[:, k]
             try:
-                st = m.setup(params, temperature=self.owner.temperature)
+                st = m.setup(params, temperature=self.owner.temperature, connected=self.connected)
             except Va2JaxError as exc:
                 raise Va2JaxError(f"sweep of {self.ref.names[r]}: {exc}") from None
             bad = np.nonzero(np.any(np.asarray(st["labels"]) != self.node_alias[r], axis=1))[0]

@@ -146,6 +146,9 @@ class _Parser:
             m = ((dialect == "vacask" and _VACASK_NUM_TOKEN.match(text, pos))
                  or self._TOKENS.match(text, pos))
             if not m or m.end() == pos:
+                if dialect == "vacask" and text[pos:].lstrip().startswith("%"):
+                    raise ExprError(f"'%' is no operator in VACASK (fmod(a, b) is) in expression "
+                                    f"{self.text!r}")
                 raise ExprError(f"cannot parse expression {self.text!r} at {text[pos:]!r}")
             kind = m.lastgroup
             assert kind is not None
@@ -423,7 +426,113 @@ class _VacaskParser(_Parser):
         if kind == "num" and _VACASK_INT.fullmatch(tok):
             self.i += 1
             return _vacask_int(tok)
+        if kind == "name" and tok.lower() not in ("inf", "nan"):
+            self.i += 1
+            if self.peek() == "(":
+                return self.call(tok)
+            return self.name(tok)
         return super().atom()  # reals by VACASK's rules (parse_number), the rest as SPICE's
+
+    def name(self, tok: str) -> Value:
+        """A variable or constant: names are case-sensitive (VACASK's ``Id``); the constants
+        are VACASK's (``M_PI``, ``P_K``, …: lib/context.cpp), not ``pi``/``e``/``true``."""
+        if tok in self.scope:
+            return self.scope[tok]
+        if tok in _VACASK_CONSTS:
+            return _VACASK_CONSTS[tok]
+        other = [k for k in list(self.scope) + list(_VACASK_CONSTS) if k.lower() == tok.lower()]
+        hint = (f" (names are case-sensitive in VACASK: {other[0]!r} is)" if other else
+                " (VACASK's constants are M_PI, M_E, …, P_K, …)" if tok.lower() in _CONSTS else "")
+        if not hint:
+            from ..errors import suggest
+
+            hint = suggest(tok, self.scope)
+        raise ExprError(f"unknown parameter {tok!r} in expression {self.text!r}" + hint)
+
+    def call(self, tok: str) -> Value:
+        """A function of VACASK's (lib/context.cpp), its name case-sensitive, its result's type
+        as the installed VACASK's: ``min``/``max``/``sgn``/``int`` keep integers, the others
+        are real."""
+        self.take("(")
+        args: list[Value] = []
+        if self.peek() != ")":
+            args.append(self.cond())
+            while self.peek() == ",":
+                self.take()
+                args.append(self.cond())
+        self.take(")")
+        spec = _VACASK_FUNCS.get(tok)
+        if spec is None:
+            other = [k for k in _VACASK_FUNCS if k.lower() == tok.lower()]
+            hint = f" (names are case-sensitive in VACASK: {other[0]!r} is)" if other else ""
+            raise ExprError(f"unknown function {tok!r} in expression {self.text!r}" + hint)
+        nargs, fn = spec
+        if len(args) not in nargs:
+            raise ExprError(f"{tok}() takes {' or '.join(map(str, nargs))} argument(s), got "
+                            f"{len(args)} in expression {self.text!r}")
+        vals = [_vnum(a, self.text) for a in args]
+        try:
+            return fn(*vals)
+        except (ValueError, TypeError, OverflowError, ZeroDivisionError) as exc:
+            raise ExprError(f"cannot evaluate {tok}() in {self.text!r}: {exc}") from None
+
+
+def _v_int(v: int | float) -> int:
+    if not isinstance(v, int):
+        raise ValueError("cannot convert a real into an integer (VACASK's int() takes integers)")
+    return v
+
+
+def _v_round(v: float) -> float:
+    """C's ``round``: halves away from zero."""
+    return float(math.copysign(math.floor(abs(v) + 0.5), v))
+
+
+def _v_minmax(f):
+    def g(a, b):
+        r = f(a, b)
+        return r if isinstance(a, int) and isinstance(b, int) else float(r)
+    return g
+
+
+def _real1(f):
+    return lambda v: float(f(float(v)))
+
+
+def _real2(f):
+    return lambda a, b: float(f(float(a), float(b)))
+
+
+#: VACASK's functions (lib/context.cpp) va2jax evaluates: name → (argument counts, function);
+#: the aggregating forms (``min(vector)``, ``sum``, …) and type tests are not here (refused)
+_VACASK_FUNCS = {
+    **{nm: ((1,), _real1(f)) for nm, f in {
+        "sin": math.sin, "cos": math.cos, "tan": math.tan, "asin": math.asin, "acos": math.acos,
+        "atan": math.atan, "sinh": math.sinh, "cosh": math.cosh, "tanh": math.tanh,
+        "asinh": math.asinh, "acosh": math.acosh, "atanh": math.atanh, "log": math.log,
+        "ln": math.log, "log10": math.log10, "exp": math.exp, "sqrt": math.sqrt, "abs": abs,
+        "integer": math.trunc, "floor": math.floor, "ceil": math.ceil, "round": _v_round,
+        "real": float}.items()},
+    **{nm: ((2,), _real2(f)) for nm, f in {
+        "pow": math.pow, "hypot": math.hypot, "atan2": math.atan2, "fmod": math.fmod,
+        # sign(a, b): |a| with the sign VACASK's sgn gives b (b ≥ 0: +)
+        "sign": lambda a, b: abs(a) if b >= 0 else -abs(a)}.items()},
+    # sgn: 1 for x ≥ 0 (0 too, as the installed VACASK), else −1; an integer for an integer
+    "sgn": ((1,), lambda v: (1 if v >= 0 else -1) if isinstance(v, int) else (1.0 if v >= 0 else -1.0)),
+    "min": ((2,), _v_minmax(min)), "max": ((2,), _v_minmax(max)),
+    "int": ((1,), _v_int),
+}
+
+#: VACASK's named constants (lib/context.cpp), computed as there
+_VACASK_CONSTS = {
+    "M_E": math.exp(1), "M_LOG2E": 1 / math.log(2), "M_LOG10E": 1 / math.log(10),
+    "M_LN2": math.log(2), "M_LN10": math.log(10), "M_PI": math.pi, "M_TWO_PI": 2 * math.pi,
+    "M_PI_2": math.pi / 2, "M_PI_4": math.pi / 4, "M_1_PI": 1 / math.pi, "M_2_PI": 2 / math.pi,
+    "M_2_SQRTPI": 2 / math.sqrt(math.pi), "M_SQRT2": math.sqrt(2), "M_SQRT1_2": 1 / math.sqrt(2),
+    "M_DEGPERRAD": 180 / math.pi, "P_Q": 1.6021918e-19, "P_C": 2.997924562e8,
+    "P_K": 1.3806226e-23, "P_H": 6.6260755e-34, "P_EPS0": 8.85418792394420013968e-12,
+    "P_U0": math.pi * 4.0e-7, "P_CELSIUS0": 273.15,
+}
 
 
 #: VACASK's integer literals: decimal without leading zeros, or hexadecimal (a bare ``0x`` is 0)

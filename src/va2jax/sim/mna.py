@@ -442,11 +442,6 @@ class _Builder:
             # nodes (``inst:t``); the module learns how many are connected ($port_connected)
             optional = circ.dialect == "vacask" and len(nodes) < model.num_terminals and \
                 getattr(model, "optional_terminals", lambda: False)()
-            if not optional and circ.dialect == "vacask" and len(nodes) < model.num_terminals:
-                raise NetlistError(inst.loc, f"{where}: {len(nodes)} of the {model.num_terminals} "
-                                             f"terminals of {model.name} connected: its generated "
-                                             "code takes $port_connected as true for every port "
-                                             "(not supported yet; --models osdi runs it)")
             if not optional:
                 raise NetlistError(inst.loc, f"{where} ({model.name}) needs {model.num_terminals} "
                                              f"nodes ({' '.join(model.node_names[:model.num_terminals])})"

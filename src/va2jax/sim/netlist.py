@@ -8,8 +8,10 @@ numeric parameters. Every object keeps its :class:`Loc` so that errors name file
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..errors import Va2JaxError, suggest
 from .expr import ExprError, Value, evaluate
@@ -253,6 +255,15 @@ def hier_sep(dialect: str) -> str:
     return ":" if dialect == "vacask" else "."
 
 
+def _vacask_lower(params: Mapping[str, Any], loc: Loc, where: str) -> None:
+    """VACASK lowercases the parameter names of a device (an OSDI module's, its own built-in
+    ones') and matches a netlist's names exactly: ``IS=`` or ``Is=`` is no parameter there."""
+    for k in params:
+        if k != k.lower():
+            raise NetlistError(loc, f"{where}: no parameter {k!r} (VACASK's device parameter names "
+                                    f"are lower case: {k.lower()!r})")
+
+
 def elaborate(net: Netlist, circuit: tuple[str, ...] = ()) -> FlatCircuit:
     """Flatten the hierarchy and evaluate all parameter expressions.
 
@@ -272,17 +283,26 @@ def elaborate(net: Netlist, circuit: tuple[str, ...] = ()) -> FlatCircuit:
     models: dict[str, FlatModel] = {}
     flat: list[FlatInstance] = []
     subckts_low = {k.lower(): s for k, s in net.subckts.items()}
+    vacask = net.dialect == "vacask"
+    spelled: dict[str, str] = {}  # model key → the card's name as written
 
     def add_models(cards: dict[str, ModelCard], scope: dict[str, Value], prefix: str) -> dict[str, str]:
         local: dict[str, str] = {}
         for card in cards.values():
             if card.cond and not _eval(card.cond, scope, card.loc, "@if condition", net.dialect):
                 continue
+            if vacask:
+                _vacask_lower(card.params, card.loc, f"model {card.name}")
             params = {k: _real(_eval(v, scope, card.loc, f"model {card.name} parameter {k}", net.dialect))
                       for k, v in card.params.items()}
             key = (prefix + card.name).lower()
+            if vacask and key in spelled and spelled[key] != card.name:
+                raise NetlistError(card.loc, f"model {card.name}: a model {spelled[key]!r} is defined "
+                                             "too (va2jax does not tell names apart by case; "
+                                             "VACASK does)")
             models[key] = FlatModel(prefix + card.name, card.module, params, card.loc)
             local[card.name.lower()] = key
+            spelled[key] = card.name
         return local
 
     def walk(sub: Subckt, scope: dict[str, Value], prefix: str, nodemap: dict[str, str],
@@ -314,6 +334,12 @@ def elaborate(net: Netlist, circuit: tuple[str, ...] = ()) -> FlatCircuit:
                 child = net.subckts[sub.defs[master_low]]  # then the top level's
             elif master_low in subckts_low and master_low not in local_models:
                 child = subckts_low[master_low]
+            if vacask:  # VACASK's names are case-sensitive: the master as defined
+                found = child.name if child is not None else spelled.get(local_models.get(master_low, ""))
+                if found is not None and found != inst.master:
+                    raise NetlistError(inst.loc, f"instance {inst.name}: master {inst.master!r} not "
+                                                 f"found (names are case-sensitive in VACASK: "
+                                                 f"{found!r} is)")
             if child is not None:
                 if len(nodes) != len(child.terminals):
                     raise NetlistError(inst.loc, f"instance {inst.name} of subcircuit {child.name} "
@@ -327,10 +353,17 @@ def elaborate(net: Netlist, circuit: tuple[str, ...] = ()) -> FlatCircuit:
                     if not any(k.lower() == p.lower() for p in child.params):
                         raise NetlistError(inst.loc, f"unknown parameter {k!r} for subcircuit "
                                                      f"{child.name}" + suggest(k, child.params))
+                    if vacask and k not in child.params:
+                        other = next(p for p in child.params if p.lower() == k.lower())
+                        raise NetlistError(inst.loc, f"instance {inst.name}: unknown parameter {k!r} "
+                                                     f"of subcircuit {child.name} (names are "
+                                                     f"case-sensitive in VACASK: {other!r} is)")
                     cscope[k] = _eval(v, scope, inst.loc, f"instance {inst.name} parameter {k}", net.dialect)
                 cmap = dict(zip(child.terminals, nodes))
                 walk(child, cscope, prefix + inst.name + sep, cmap, local_models, depth + 1)
                 continue
+            if vacask:
+                _vacask_lower(inst.params, inst.loc, f"instance {inst.name}")
             params = {k: _real(_eval(v, scope, inst.loc, f"instance {inst.name} parameter {k}", net.dialect))
                       for k, v in inst.params.items()}
             master = local_models.get(master_low, inst.master)
@@ -350,8 +383,10 @@ def elaborate(net: Netlist, circuit: tuple[str, ...] = ()) -> FlatCircuit:
     for fi in flat:
         first = seen.setdefault(fi.name.lower(), fi)
         if first is not fi:
+            case = (f" as {first.name!r}: va2jax does not tell instance names apart by case, "
+                    "VACASK does" if first.name != fi.name else "")
             raise NetlistError(fi.loc, f"an instance named {fi.name!r} already exists "
-                                       f"(first defined at {first.loc})")
+                                       f"(first defined at {first.loc}{case})")
     if net.dialect == "vacask":
         # VACASK evaluates options per analysis, with the variables then in force (the
         # simulation does so, sim.Simulation.use_options); here: those that evaluate now

@@ -234,6 +234,9 @@ def _library_section(text: str, name: str, loc: Loc, lib: Path) -> str:
 
 def _parse_elaborate(rest: str, loc: Loc) -> tuple[str, ...]:
     """``circuit("a", "b")`` (the argument of ``elaborate``) → ("a", "b")."""
+    kw = re.search(r"\b(topdef|topinst)\s*=", rest)
+    if kw:  # VACASK's elaborate takes them (simulator/cmd.cpp)
+        raise NetlistError(loc, f"elaborate: parameter {kw.group(1)!r} not supported yet")
     m = re.fullmatch(r'circuit\s*\((.*)\)', rest.strip(), re.S)
     if not m:
         raise NetlistError(loc, 'elaborate needs circuit("name", ...), e.g. '
@@ -265,11 +268,16 @@ def _parse_body(net: Netlist, text: str, path: Path, top: Subckt, stack: tuple[P
         word = stmt.split(None, 1)[0]
         rest = stmt[len(word):].strip()
         low = word.lower()
+        if low in _KEYWORDS and word != low:  # VACASK's lexer: keywords in lower case only
+            raise NetlistError(loc, f"{word!r}: VACASK's keywords are lower case ({low!r}); an "
+                                    "instance of that name is not read by va2jax either")
         if in_control:
             if low == "endc":
                 in_control = False
             elif low == "options":  # they apply to the analyses after them (VACASK)
-                options.update(_split_params(rest, loc))
+                opts = _split_params(rest, loc)
+                _lower_names(opts, loc, "options")
+                options.update(opts)
                 net.options.update(options)
             elif low == "analysis":
                 parts = rest.split(None, 2)
@@ -431,6 +439,10 @@ _TOP_ONLY = {"load", "ground", "global", "control", "embed"}
 #: statements a conditional block may not hold (VACASK: instances, models, nested blocks only)
 _NOT_IN_BLOCK = {"load", "include", "ground", "global", "parameters", "subckt", "ends",
                  "control", "endc", "embed"}
+#: VACASK's statement keywords (lib/dfllexer.l, simulator/cmd.cpp), lower case only there
+_KEYWORDS = {"load", "include", "ground", "global", "parameters", "model", "subckt", "ends",
+             "control", "endc", "embed", "section", "endsection", "analysis", "sweep", "options",
+             "var", "alter", "abort", "clear", "print", "save", "elaborate", "postprocess"}
 #: statements valid only inside ``control``
 _CONTROL_ONLY = {"analysis", "sweep", "options", "var", "alter", "abort", "clear", "print"}
 
@@ -440,22 +452,24 @@ _CONTROL_ONLY = {"analysis", "sweep", "options", "var", "alter", "abort", "clear
 _ANALYSIS_PARAMS = {
     "op": ({"nodeset", "store", "write"}, {"nodeset", "store"}),
     "ac": ({"from", "to", "step", "mode", "points", "values", "writeop", "write", "nodeset",
-            "store"}, {"from", "to", "step", "mode", "points", "values", "nodeset", "store"}),
+            "store"}, {"from", "to", "step", "mode", "points", "values", "writeop", "nodeset",
+                       "store"}),
     "tran": ({"step", "stop", "start", "maxstep", "icmode", "nodeset", "ic", "store", "write",
               "method"}, {"step", "stop", "start", "maxstep", "icmode", "method", "nodeset", "ic",
                           "store"}),
     "hb": ({"freq", "nharm", "immax", "truncate", "samplefac", "tstart", "nper", "sample",
             "shift", "write", "nodeset", "store"},
            {"freq", "nharm", "immax", "truncate", "samplefac", "tstart", "nper", "sample",
-            "shift"}),
+            "shift", "nodeset", "store"}),
 }
 
 
 def _check_analysis_params(name: str, kind: str, params: dict[str, str], swept: bool,
                            loc: Loc) -> None:
     """Refuse a parameter the analysis type does not have (unknown) or va2jax does not apply
-    yet (ac's ``writeop``, a swept analysis' ``nodeset``, a swept tran's ``ic``/``store``):
+    yet (a swept tran's ``ic``/``store``):
     one line naming it."""
+    _lower_names(params, loc, f"analysis {name}")
     if kind not in _ANALYSIS_PARAMS:
         return
     known, done = _ANALYSIS_PARAMS[kind]
@@ -464,12 +478,12 @@ def _check_analysis_params(name: str, kind: str, params: dict[str, str], swept: 
         if low not in known:
             raise NetlistError(loc, f"analysis {name}: unknown parameter {k!r} of {kind} "
                                     f"(VACASK's: {', '.join(sorted(known - {'method'}))})")
-        if low == "write" and kind in ("op", "ac", "tran"):
+        if low == "write" and kind in ("op", "ac", "tran", "hb"):
             continue  # write=0: no rawfile (the CLI's job; VACASK's)
-        # under a sweep: op/ac store each point's operating point (the last stays); nodeset,
-        # and tran's ic/store (the installed VACASK crashes on them): not yet
-        if low not in done or (swept and (low == "nodeset" or
-                                          (kind == "tran" and low in ("ic", "store")))):
+        # under a sweep: op/ac store each point's operating point (the last stays), nodeset
+        # starts the first point (sim._sweep); tran's ic/store (the installed VACASK crashes
+        # on them): not yet
+        if low not in done or (swept and kind == "tran" and low in ("ic", "store")):
             what = "of a swept analysis " if swept and low in done else ""
             raise NetlistError(loc, f"analysis {name}: {kind} parameter {k!r} {what}not "
                                     "supported yet")
@@ -480,12 +494,29 @@ _SWEEP_PARAMS = {"instance", "model", "parameter", "option", "variable", "compon
                  "to", "step", "mode", "points", "values", "continuation"}
 
 
+def _lower_names(params: dict[str, str], loc: Loc, where: str) -> None:
+    """VACASK's parameter names of analyses, sweeps and options are lower case and matched
+    exactly: ``RELTOL=``, ``FROM=`` are no parameters there."""
+    for k in params:
+        if k != k.lower():
+            raise NetlistError(loc, f"{where}: no parameter {k!r} (VACASK's names are lower "
+                                    f"case: {k.lower()!r})")
+
+
 def _check_sweep(name: str, sw: dict[str, str], loc: Loc) -> None:
     """Refuse a sweep parameter VACASK does not have, and ``component=`` (VACASK: "vector
     component sweeps are not supported yet")."""
     if not name or "=" in name:
         raise NetlistError(loc, "sweep needs a name, e.g. sweep s1 instance=\"v1\" "
                                 "parameter=\"dc\" from=0 to=1 step=0.1")
+    _lower_names(sw, loc, f"sweep {name}")
+    # a device's or an option's name is lower case in VACASK (a top-level parameter's: as written)
+    for key in ("parameter", "option"):
+        val = sw.get(key, "").strip().strip('"')
+        top = sw.get("instance", "").strip().strip('"') == "__topinst__"
+        if val != val.lower() and not (key == "parameter" and top):
+            raise NetlistError(loc, f"sweep {name}: no {key} {val!r} (VACASK's names are lower "
+                                    f"case: {val.lower()!r})")
     for k in sw:
         if k.lower() not in _SWEEP_PARAMS:
             raise NetlistError(loc, f"sweep {name}: unknown parameter {k!r} (VACASK's: "
@@ -536,6 +567,9 @@ def _check_analysis_kind(kind: str, loc: Loc) -> None:
     """Refuse an analysis type va2jax does not run: one line naming it (VACASK has it: "not
     supported yet"; otherwise: unknown)."""
     low = kind.lower()
+    if kind != low and low in _ANALYSES_DONE | _ANALYSES_PLANNED:
+        raise NetlistError(loc, f"unknown analysis type {kind!r} (VACASK's names are "
+                                f"case-sensitive: {low!r})")
     if low in _ANALYSES_DONE:
         return
     if low in _ANALYSES_PLANNED:

@@ -6,7 +6,7 @@ import math
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -98,6 +98,11 @@ def netlist_dialect(path: str | Path, text: str) -> str:
     return "ambiguous"
 
 
+#: VACASK's analyses with ``writeop`` (lib/coreac.cpp, coreacxf.cpp, coredcinc.cpp,
+#: coredcxf.cpp, corenoise.cpp)
+WRITEOP_KINDS = frozenset({"ac", "dcinc", "dcxf", "acxf", "noise"})
+
+
 @dataclass
 class Simulation:
     """A netlist elaborated into an MNA system with a compiled Newton solver."""
@@ -114,6 +119,8 @@ class Simulation:
     path: Path | None = None
     #: VACASK ``store="slot"`` solutions: slot → unknown name → value
     stored: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: VACASK hb ``store="slot"`` solutions: slot → (unknown names, phasors (m, n), frequencies)
+    stored_hb: dict[str, tuple] = field(default_factory=dict)
     #: the VACASK ``alter`` commands applied to ``circuit`` (``sim._alter``)
     alters: tuple = ()
     #: analyses that failed where VACASK's ``abort`` mode went on (:meth:`run_or_go_on`)
@@ -299,11 +306,32 @@ class Simulation:
                 return v.strip().strip('"').lower()
         return default
 
+    def with_writeop(self, decl: AnalysisDecl) -> list[AnalysisDecl]:
+        """``decl``, after the operating point its VACASK ``writeop=1`` writes (ac, dcinc, dcxf,
+        acxf, noise: ``NAME.op.raw``, what an ``op`` named ``NAME.op`` with the same nodeset,
+        ``v``/``i``/``p`` saves and sweeps writes — VACASK's small-signal analyses run that op
+        core)."""
+        params = {k.lower(): v for k, v in decl.params.items()}
+        if "writeop" not in params or decl.kind not in WRITEOP_KINDS:
+            return [decl]
+        try:
+            on = evaluate(params["writeop"], self.scope(decl), self.circuit.dialect)
+        except ExprError as exc:
+            raise NetlistError(decl.loc, f"analysis {decl.name}: writeop: {exc}") from None
+        if not on:
+            return [decl]
+        op = {k: v for k, v in decl.params.items() if k.lower() == "nodeset"}
+        # the op core takes v, i, p (default, full, dv, di are the small-signal core's; none
+        # left: the op core's default), VACASK's SmallSignal::resolveOpSave
+        saves = tuple(sv for sv in decl.saves if sv.kind in ("v", "i", "p"))
+        return [replace(decl, name=f"{decl.name}.op", kind="op", params=op, sweep=None, saves=saves),
+                decl]
+
     def run(self, progress: Callable[[str, float, float], None] | None = None) -> dict[str, Result]:
         """Run every analysis of the netlist; returns name → :class:`Result`."""
         if not self.circuit.analyses:
             raise Va2JaxError(f"{self.circuit.path}: no analysis in the netlist")
-        for decl in self.circuit.analyses:
+        for decl in (d for a in self.circuit.analyses for d in self.with_writeop(a)):
             res = self.run_or_go_on(decl, progress)
             if res is not None:
                 self.results[decl.name] = res

@@ -225,8 +225,13 @@ def make_waveform(params: dict[str, Value], where: str, vacask: bool = False) ->
     from ..errors import Va2JaxError
 
     low = {k.lower(): v for k, v in params.items()}
-    kind = str(low.get("type", "dc")).lower()
-    kind = {"sin": "sine"}.get(kind, kind)
+    raw = str(low.get("type", "dc"))
+    kind = raw.lower()
+    if vacask and raw != kind:  # VACASK's type names (lib/devvisrc.cpp) are matched exactly
+        raise Va2JaxError(f"{where}: unknown source type {raw!r} (VACASK's names are "
+                          f"case-sensitive: {kind!r})")
+    if not vacask:
+        kind = {"sin": "sine"}.get(kind, kind)
     if vacask and "type" in low:
         low = _vacask_params(low, kind, where)
     if kind not in ("dc", "pulse", "sine", "pwl", "exp") and not (vacask and kind in ("am", "fm")):

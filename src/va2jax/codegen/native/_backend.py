@@ -738,8 +738,6 @@ def function(model, jax_f, init_inputs, extra_inputs, mfactor, probe: dict[str, 
                 cols.append(iout[init_col[f"cache{d}"]])
             elif h == "enable_integration":
                 cols.append(integrate)
-            elif h == "true":
-                cols.append(1.0)
             else:  # enable_lim, prev_state (no limiting here), zero
                 cols.append(0.0)
         row = jnp.stack([jnp.asarray(c, jnp.float64) for c in cols])[None, :]
