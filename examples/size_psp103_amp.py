@@ -38,7 +38,7 @@ model c capacitor
 model vsource vsource
 model nmos psp103va ( type=1 toxo=2n vfbo=-1 nsubo=3e23 uo=0.04 )
 vdd (vdd 0) vsource dc=1.2
-vin (g 0) vsource dc=0.6 type="sine" sinedc=0.6 ampl=50m freq=1g
+vin (g 0) vsource dc=0.6 type="sine" sinedc=0.6 ampl=50m freq=1G
 rd (vdd d) r r=5k
 cl (d 0) c c=50f
 m1 (d g 0 0) nmos w=2u l=0.2u
