@@ -1,8 +1,8 @@
 """The PSP103 sizing example reaches its target gain and bias (examples/size_psp103_amp.py, quick
 form) from W and R_D 30 % and 20 % off.
 
-Slow: the transient sensitivities compile PSP103's JAX function under JVP (minutes on two
-cores; docs/sim.md, "Differentiable analyses")."""
+Slow: a subprocess that builds PSP103 and compiles the transient's sensitivities (docs/sim.md,
+"Differentiable analyses", for the time it takes)."""
 from __future__ import annotations
 
 import subprocess

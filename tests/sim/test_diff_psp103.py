@@ -1,7 +1,7 @@
 """Differentiable analyses with the generated PSP103 (issue 18, done-when 1): a common-source
-amplifier's DC output and transient samples, and a PSP103 ring oscillator's period, derivatives
-forward (``jacfwd``/``jvp``) and reverse (``jacrev``/``grad``) against central finite differences
-of the same simulator.
+amplifier's DC output, AC gain and phase and transient samples, and a PSP103 ring oscillator's
+period, derivatives forward (``jacfwd``/``jvp``) and reverse (``jacrev``/``grad``) against central
+finite differences of the same simulator.
 
 Finite differences: Richardson-extrapolated central differences at ``h = 1e-3·|p|`` and ``2h``
 (``(4·D(h) − D(2h))/3``, truncation ``O(h⁴)``), as in test_differentiable.py, whose docstring
@@ -9,9 +9,9 @@ gives the error budget. Transients run on a grid the step controller cannot move
 bound, ``tran_lteratio = 1e12``), so ``p ± h`` see the accepted steps the adjoint holds fixed
 (sim/_tran_adjoint.py, docs/sim.md).
 
-Slow: the derivatives trace and compile PSP103's JAX function under JVP/transposition — minutes
-on a 2-core machine (measured in docs/sim.md). Each test compiles its derivatives once, one
-program for forward and reverse mode together.
+Slow: PSP103's tangents come from its native tangent kernels (docs/native.md), and each test
+compiles one program for forward and reverse mode together — 15–95 s of XLA compile per test on
+the loaded 2-core VM, 0.5–3.5 minutes per test in all (docs/sim.md, "Differentiable analyses").
 """
 from __future__ import annotations
 
