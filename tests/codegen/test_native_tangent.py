@@ -130,3 +130,16 @@ def test_psp103_jacobian_parameter_derivatives_vs_osdi():
         # Richardson differences are accurate to ~1e-9 relative here; 1e-6 as in
         # test_param_gradients.py
         np.testing.assert_allclose(np.asarray(jac[name]), fd, rtol=1e-6, err_msg=name)
+
+
+@needs_corpus
+def test_native_tangents_more_lanes_than_one_call():
+    """18 parameter directions: the rule splits them into kernel calls of at most ``MAX_LANES``
+    lanes (16 + 2); every direction still equals the JAX path's."""
+    from va2jax.codegen.native._tangent import MAX_LANES
+
+    x = {"area": 1.2, "is": 1e-14, "n": 1.05, "rs": 10.0, "cjo": 1e-12, "vj": 0.8, "m": 0.4,
+         "tt": 1e-9, "eg": 1.11, "xti": 3.0, "ns": 1.0, "jsw": 1e-15, "pj": 1e-5, "cjp": 1e-13,
+         "php": 0.9, "mjsw": 0.3, "tm1": 1e-3, "trs": 1e-3}
+    assert len(x) > MAX_LANES
+    _compare(CORPUS / "bosdi/spice/diode.va", list(x), {}, x, {"a": 0.65, "c": 0.0})
