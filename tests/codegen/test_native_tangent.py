@@ -50,7 +50,7 @@ def _compare(path, names, fixed, x, bias, T=300.15):
              "V": lambda f: jax.jvp(lambda v: f(x, T, v), (V,), (dV,))}
     fns = {be: m.function(names, fixed=fixed, backend=be) for be in ("native", "jax")}
     for case, run in cases.items():
-        (out_n, tan_n), (out_j, tan_j) = run(fns["native"]), run(fns["jax"])
+        (_, tan_n), (_, tan_j) = run(fns["native"]), run(fns["jax"])
         for key in ("residual_resist", "residual_react", "jacobian_resist", "jacobian_react"):
             if case == "V" and key.startswith("residual"):
                 continue

@@ -207,7 +207,7 @@ class _FnLowering:
         if not self.is_init:
             x = b.load(self.slot(b, self.in_arg, col_of_in["analysis"]))
             self.analysis = b.fptosi(x, I32)
-        for v, cols in self.out_of_value.items():  # outputs that are inputs or constants
+        for v in self.out_of_value:  # outputs that are inputs or constants
             if v in fn.constants or v in self.vals:
                 self.store_outputs(b, v, self.get(b, v))
         b.branch(blocks[fn.entry])

@@ -33,7 +33,7 @@ import time
 
 from ...mir import REAL, ModuleIR
 from . import _llir as ir
-from ._lower import F64, I32, I64, PTR, _FnLowering, _batch, libm_name
+from ._lower import F64, I64, _batch, _FnLowering, libm_name
 
 #: opcodes whose tangent is cut to 0 where the result is not finite (``_rt_grad._finite_grad``)
 _GUARDED = {"fmul", "fdiv", "frem", "pow", "atan2", "hypot", "sqrt", "ln", "log", "exp", "sinh",
