@@ -6,6 +6,8 @@ central differences of the OSDI library (``test_param_gradients.py`` holds the s
 BSIM4 and PSP103's currents and charges; here the Jacobian's parameter derivatives too)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import jax
 import numpy as np
 import pytest
@@ -74,6 +76,22 @@ def _compare(path, names, fixed, x, bias, T=300.15):
 ])
 def test_native_tangents_equal_jax_path(path, names, fixed, x, bias):
     _compare(CORPUS / path, names, fixed, x, bias)
+
+
+VA_DIR = Path(__file__).resolve().parent.parent / "data" / "va"
+
+
+@pytest.mark.parametrize("path, names, fixed, x, bias", [
+    # every math function's tangent rule (exp, ln, log10, sqrt, pow, trigonometric and hyperbolic
+    # functions and their inverses, atan2, hypot, abs, floor, min/max, limexp), $vt, a charge
+    ("mathfuncs.va", ["g0", "isat", "c0", "vs"], {}, {"g0": 1e-3, "isat": 1e-14, "c0": 1e-12, "vs": 0.7},
+     {"a": 0.4, "b": 0.0}),
+    # a setup loop (tangent phis on its back edge) and branches, both signs of p
+    ("gradguard.va", ["p", "q"], {"n": 4}, {"p": 2.0, "q": 1.0}, {"a": 0.3, "c": 0.0}),
+    ("gradguard.va", ["p", "q"], {"n": 4}, {"p": -2.0, "q": 1.0}, {"a": -0.3, "c": 0.0}),
+])
+def test_native_tangent_rules_equal_jax_path(path, names, fixed, x, bias):
+    _compare(VA_DIR / path, names, fixed, x, bias)
 
 
 @needs_corpus
