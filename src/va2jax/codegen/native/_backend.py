@@ -12,8 +12,8 @@ Hooks called from ``codegen/_model.py`` (one line each there):
 * :func:`function` — ``Model.function`` on the native backend: the values come from the native init
   and eval (XLA FFI), derivatives from a ``jax.custom_jvp`` rule: voltage tangents of the residuals
   are ``J · dV`` from the kernel's own Jacobian outputs; every other tangent (parameters,
-  temperature, the Jacobian's own voltage tangents) is forward-mode JAX through the model's
-  gradient-safe JAX function, traced only when such a tangent is not symbolically zero.
+  temperature, the Jacobian's own voltage tangents) from the native forward-mode tangent kernels
+  (``_tangent``), for the directions whose tangents are not symbolically zero.
 
 Assembly order (:class:`_Dense`, carried out by the kernel, ``_lower._dense``): a collapsed node
 receives the contributions of all nodes mapped onto it; they are added to 0 one by one in entry
