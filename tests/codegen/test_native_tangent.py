@@ -117,7 +117,6 @@ def test_native_tangent_reverse_equals_forward():
 
 
 @needs_corpus
-@pytest.mark.slow
 def test_psp103_jacobian_parameter_derivatives_vs_osdi():
     """PSP103: d(gm, Cgg-like Jacobian entries)/d(TOXO, VFBO, W, L) from the native tangent
     kernel vs Richardson central differences of the OSDI library's Jacobian (relative ≤ 1e-6)."""

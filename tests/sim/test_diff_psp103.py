@@ -9,9 +9,11 @@ gives the error budget. Transients run on a grid the step controller cannot move
 bound, ``tran_lteratio = 1e12``), so ``p ± h`` see the accepted steps the adjoint holds fixed
 (sim/_tran_adjoint.py, docs/sim.md).
 
-Slow: PSP103's tangents come from its native tangent kernels (docs/native.md), and each test
+PSP103's tangents come from its native tangent kernels (docs/native.md), and each test
 compiles one program for forward and reverse mode together — 15–95 s of XLA compile per test on
 the loaded 2-core VM, 0.5–3.5 minutes per test in all (docs/sim.md, "Differentiable analyses").
+The operating-point check is the quick one and runs in the default suite; the AC, transient and
+ring checks are marked slow.
 """
 from __future__ import annotations
 
@@ -20,8 +22,6 @@ import numpy as np
 import pytest
 
 from va2jax.sim import crossings, function
-
-pytestmark = pytest.mark.slow
 
 AMP = """Common-source amplifier, generated PSP103, resistive load
 load "resistor.osdi"
@@ -97,6 +97,7 @@ def test_op_psp103_amplifier(tmp_path):
     _check(lambda v: f(v)["d"], one, v, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_ac_psp103_amplifier(tmp_path):
     p = tmp_path / "amp.sim"
     p.write_text(AMP)
@@ -118,6 +119,7 @@ def test_ac_psp103_amplifier(tmp_path):
     _check(g, one, v, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_tran_psp103_amplifier(tmp_path):
     p = tmp_path / "amp.sim"
     p.write_text(AMP)
@@ -133,6 +135,7 @@ def test_tran_psp103_amplifier(tmp_path):
     _check(lambda v: f(v)["d"], one, v, rtol=1e-3)
 
 
+@pytest.mark.slow
 def test_ring_period(tmp_path):
     p = tmp_path / "ring.sim"
     p.write_text(RING)
