@@ -247,7 +247,7 @@ def test_evaluator_rejects_bad_shapes(diode):
 def test_function_native_values_and_derivatives(diode):
     """Model.function on the native backend: values bit for bit those of the native eval (and of
     OSDI -O0); d/dV from the kernel's Jacobian (jacfwd and jacrev equal OSDI's Jacobian exactly);
-    d/dparameter and d/dT (JAX tangents) against central finite differences of OSDI, relative
+    d/dparameter and d/dT (native tangent kernels) against central finite differences of OSDI, relative
     ≤ 1e-6 (the finite-difference truncation error at these steps is ≈ 1e-8 relative)."""
     import jax
 

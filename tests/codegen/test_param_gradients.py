@@ -202,7 +202,6 @@ LIN = {"d": 0.05, "g": 1.2, "s": 0.0, "b": -0.3}
 
 
 @needs_corpus
-@pytest.mark.slow
 def test_psp103_parameter_gradients_vs_osdi():
     """PSP103: d(drain current, gate charge)/d(TOXO, VFBO, UO, W, T) in saturation and linear
     operation, forward mode, vs OSDI central differences (relative ≤ 1e-6)."""

@@ -87,7 +87,8 @@ def param_function(self, names: list[str], fixed: Mapping[str, Any] | None = Non
     ``backend`` (default as ``Model.eval``: native on a CPU): ``"native"`` computes the values
     with the native kernels (XLA FFI) under a ``jax.custom_jvp`` whose voltage tangents of the
     residuals are ``J·dV`` from the kernel's Jacobian and whose other tangents come from the
-    JAX function above; ``"jax"`` returns the JAX function itself.
+    native forward-mode tangent kernels (same derivatives as the JAX function above up to
+    rounding; docs/native.md, "Tangent kernels"); ``"jax"`` returns the JAX function itself.
 
     Under the caller's ``jax.jit`` the program is compiled with the caller's XLA options (XLA's
     defaults unless given: va2jax does not change them, and JAX refuses ``compiler_options`` on a

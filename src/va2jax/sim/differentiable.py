@@ -110,9 +110,9 @@ class CircuitFunction:
             self._replay = TranReplay(bs, self.times, [o[2] for o in outputs], polish=polish,
                                       **{k: v for k, v in tran.items() if k != "times"})
         if analysis == "ac":
-            # AC needs ∂J/∂x of every device: each generated model through its JAX function
-            # (backend "jax": the native backend's custom_jvp serves one tangent at a time, and
-            # jacfwd batches the tangents of the Jacobian outputs)
+            # AC needs ∂J/∂x of every device: each generated model through Model.function, whose
+            # Jacobian tangents (in parameters and voltages) come from the native tangent kernels
+            # on a CPU (codegen/native/_tangent.py) and from the JAX function elsewhere
             from .adapters import GeneratedModel
             from .batch import _TracedGroup
             from .devices import JaxFunctionModel
@@ -124,7 +124,7 @@ class CircuitFunction:
                     raise Va2JaxError(f"function: ac derivatives need the second derivatives of "
                                       f"model {g.model.name}, an OSDI library (load its .va file)")
                 swept = bs._groups[gi].swept if gi in bs._groups else []
-                self._extra[gi] = _TracedGroup(bs, gi, swept, backend="jax")
+                self._extra[gi] = _TracedGroup(bs, gi, swept)
 
     def _system(self, p: jax.Array):
         """The circuit at parameter values ``p``; for AC every device group evaluated by its

@@ -12,8 +12,8 @@ Hooks called from ``codegen/_model.py`` (one line each there):
 * :func:`function` — ``Model.function`` on the native backend: the values come from the native init
   and eval (XLA FFI), derivatives from a ``jax.custom_jvp`` rule: voltage tangents of the residuals
   are ``J · dV`` from the kernel's own Jacobian outputs; every other tangent (parameters,
-  temperature, the Jacobian's own voltage tangents) is forward-mode JAX through the model's
-  gradient-safe JAX function, traced only when such a tangent is not symbolically zero.
+  temperature, the Jacobian's own voltage tangents) from the native forward-mode tangent kernels
+  (``_tangent``), for the directions whose tangents are not symbolically zero.
 
 Assembly order (:class:`_Dense`, carried out by the kernel, ``_lower._dense``): a collapsed node
 receives the contributions of all nodes mapped onto it; they are added to 0 one by one in entry
@@ -683,10 +683,16 @@ def function(model, jax_f, init_inputs, extra_inputs, mfactor, probe: dict[str, 
              flags: int):
     """``Model.function`` on the native backend: ``f(values, temperature, V) -> dict`` for one
     instance, the values from the native init and eval (XLA FFI, traceable), derivatives from a
-    ``jax.custom_jvp`` rule (module docstring). ``jax_f`` is the JAX function ``Model.function``
-    built (same signature and outputs); ``init_inputs``/``extra_inputs``/``mfactor`` its helpers;
-    ``probe`` the setup state node collapsing was decided from; ``given`` the parameter names
-    (lower case) that count as given."""
+    ``jax.custom_jvp`` rule whose tangents all come from native kernels: voltage tangents of the
+    residuals are ``J · dV`` from the kernel's own Jacobian outputs; parameter and temperature
+    tangents, and the voltage tangents of the other outputs (the Jacobian's: second derivatives),
+    from the forward-mode tangent kernels (``_tangent``), which return ``d(outputs)/d(direction)``
+    for the directions whose tangents are not symbolically zero. The JAX side of the rule is a
+    linear contraction of those derivatives with the tangents (transposable: reverse mode works),
+    so no part of the model's JAX function is traced or compiled. ``jax_f`` is the JAX function
+    ``Model.function`` built (same signature and outputs; not used here); ``init_inputs``/
+    ``extra_inputs``/``mfactor`` its helpers; ``probe`` the setup state node collapsing was decided
+    from; ``given`` the parameter names (lower case) that count as given."""
     from .._xla import _jax
 
     jax = _jax()  # float64 on
@@ -694,6 +700,8 @@ def function(model, jax_f, init_inputs, extra_inputs, mfactor, probe: dict[str, 
     from jax.custom_derivatives import SymbolicZero
 
     from .._rt_ops import ANALYSIS_BITS
+    from ._lower import DENSE_KIND_SHIFT
+    from ._tangent import MAX_LANES, lanes_for, tangent_calls
 
     p = plan(model)
     k = p.kernel
@@ -708,12 +716,24 @@ def function(model, jax_f, init_inputs, extra_inputs, mfactor, probe: dict[str, 
     init_col = {nm: c for c, nm in enumerate(k.init_out_names)}
     integrate = float((flags & ANALYSIS_BITS["ic"]) == 0)
     n = p.n
+    # the dense assembly's table (uniform: one instance), for the tangents of the dense outputs
+    E = asm.n_entries
+    t_tgt = asm.table[0, :E].astype(np.int64)
+    t_code = asm.table[0, E:].astype(np.int64)
+    t_col = t_code & ((1 << DENSE_KIND_SHIFT) - 1)
+    t_kind = t_code >> DENSE_KIND_SHIFT
+    t_sign = np.where(t_kind == 1, -1.0, 1.0)
+    t_abs = t_kind == 2
 
-    def primal(values, temperature, V):
+    def init_row(values, temperature):
+        """The init kernel's input row (n_in_init,)."""
+        if not k.n_in_init:
+            return jnp.zeros((0,), jnp.float64)
         inp = init_inputs(values, temperature)
-        irow = jnp.stack([jnp.asarray(inp[nm], jnp.float64) for nm in k.init_in_names])[None, :] \
-            if k.n_in_init else jnp.zeros((1, 0))
-        iout = init_call(shared, irow)[0]
+        return jnp.stack([jnp.asarray(inp[nm], jnp.float64) for nm in k.init_in_names])
+
+    def eval_row(values, temperature, iout, V):
+        """The eval kernel's input row (n_in_eval,) from the init outputs ``iout``."""
         extra = extra_inputs({nm: None for nm in k.init_out_names}, values)
         vext = jnp.concatenate([jnp.asarray(V, jnp.float64).reshape(n), jnp.zeros(1)])
         temp = jnp.asarray(temperature, jnp.float64)
@@ -740,15 +760,43 @@ def function(model, jax_f, init_inputs, extra_inputs, mfactor, probe: dict[str, 
                 cols.append(integrate)
             else:  # enable_lim, prev_state (no limiting here), zero
                 cols.append(0.0)
-        row = jnp.stack([jnp.asarray(c, jnp.float64) for c in cols])[None, :]
+        return jnp.stack([jnp.asarray(c, jnp.float64) for c in cols])
+
+    def init_out(values, temperature):
+        return init_call(shared, init_row(values, temperature)[None, :])[0]
+
+    def primal(values, temperature, V):
+        row = eval_row(values, temperature, init_out(values, temperature), V)[None, :]
         res = asm.split(dense_call(shared_d, row), 1)
         return {key: v[0] for key, v in res.items()}
 
+    def lanes(which: int, row, seeds):
+        """Kernel ``which`` (0 init, 1 eval) on ``row`` with seeds (n_in, L): its outputs (n_out,)
+        and their tangents (n_out, L), in calls of at most ``MAX_LANES`` lanes."""
+        L = seeds.shape[1]
+        out, Ts = None, []
+        for s0 in range(0, L, MAX_LANES):
+            S = seeds[:, s0:s0 + MAX_LANES]
+            m = S.shape[1]
+            K = lanes_for(m)
+            S = jnp.pad(S, ((0, 0), (0, K - m)))
+            res = tangent_calls(model, K)[which](shared, jnp.concatenate([row, S.reshape(-1)])[None, :])[0]
+            n_out = res.shape[0] // (K + 1)
+            out = res[:n_out]
+            Ts.append(res[n_out:].reshape(n_out, K)[:, :m])
+        return out, jnp.concatenate(Ts, axis=1)
+
+    def dense_tangents(eout, T):
+        """Eval outputs ``eout`` (n_out,) with tangents ``T`` (n_out, L) → each dense output's
+        tangents (shape + (L,)), assembled as the kernel assembles the values (|x| of the scales:
+        ±, + at 0 as JAX's ``abs``)."""
+        coef = jnp.where(t_abs, jnp.where(eout[t_col] >= 0, 1.0, -1.0), t_sign)
+        D = jnp.zeros((asm.size, T.shape[1]), jnp.float64).at[t_tgt].add(coef[:, None] * T[t_col, :])
+        return {name: D[o:o + int(np.prod(shape[1:]))].reshape(tuple(shape[1:]) + (T.shape[1],))
+                for name, o, shape in asm.outputs}
+
     def is_zero(t) -> bool:
         return isinstance(t, SymbolicZero)
-
-    def materialise(t, x):
-        return jnp.zeros(jnp.shape(x), jnp.float64) if is_zero(t) else jnp.asarray(t, jnp.float64)
 
     @jax.custom_jvp
     def f(values, temperature, V):
@@ -759,25 +807,57 @@ def function(model, jax_f, init_inputs, extra_inputs, mfactor, probe: dict[str, 
         dvals, dT, dV = tangents
         out = f(values, temperature, V)
         tan = {key: jnp.zeros_like(v) for key, v in out.items()}
-        zp = all(is_zero(t) for t in jax.tree_util.tree_leaves(dvals, is_leaf=is_zero)) and is_zero(dT)
-        zv = is_zero(dV)
-        zero_vals = jax.tree_util.tree_map(lambda x: jnp.zeros(jnp.shape(x), jnp.float64), values)
-        zero_V = jnp.zeros(jnp.shape(V), jnp.float64)
-        if not zp:  # parameters and temperature: forward mode through the JAX function
-            tv = jax.tree_util.tree_map(materialise, dvals, values, is_leaf=is_zero)
-            _, t_p = jax.jvp(jax_f, primals, (tv, materialise(dT, temperature), zero_V))
-            tan = {key: tan[key] + t_p[key] for key in tan}
-        if not zv:
+        leaves, tdef = jax.tree_util.tree_flatten(values)
+        tl = tdef.flatten_up_to(dvals)
+        nz = [i for i, t in enumerate(tl) if not is_zero(t)]
+        use_t = not is_zero(dT)
+        if nz or use_t:  # parameters and temperature
+            parts = [(leaves[i], tl[i]) for i in nz] + ([(temperature, dT)] if use_t else [])
+            x0 = jnp.concatenate([jnp.ravel(jnp.asarray(x, jnp.float64)) for x, _t in parts])
+            td = jnp.concatenate([jnp.ravel(jnp.asarray(t, jnp.float64)) for _x, t in parts])
+            sizes = [int(np.size(x)) for x, _t in parts]
+
+            def rebuild(x):
+                ls, o = list(leaves), 0
+                for i, sz in zip(nz, sizes):
+                    ls[i] = x[o:o + sz].reshape(np.shape(leaves[i]))
+                    o += sz
+                temp = x[o:o + 1].reshape(np.shape(temperature)) if use_t else temperature
+                return tdef.unflatten(ls), temp
+
+            kp = x0.shape[0]
+            eye = jnp.eye(kp, dtype=jnp.float64)
+            if k.n_in_init:
+                s_init = jax.jacfwd(lambda x: init_row(*rebuild(x)))(x0)  # (n_in_init, kp)
+                iout, t_iout = lanes(0, init_row(values, temperature), s_init)
+            else:
+                iout = init_out(values, temperature)
+                t_iout = jnp.zeros((k.n_out_init, kp), jnp.float64)
+
+            def erow(x, io):
+                vals, temp = rebuild(x)
+                return eval_row(vals, temp, io, V)
+
+            s_eval = jax.vmap(lambda ex, ei: jax.jvp(erow, (x0, iout), (ex, ei))[1],
+                              in_axes=(1, 1), out_axes=1)(eye, t_iout)
+            eout, t_eout = lanes(1, erow(x0, iout), s_eval)
+            tp = dense_tangents(eout, t_eout)
+            tan = {key: tan[key] + tp[key] @ td for key in tan}
+        if not is_zero(dV):
             dV = jnp.asarray(dV, jnp.float64)
-            # residuals: the kernel's own Jacobian; the other outputs: the JAX function
-            _, t_v = jax.jvp(jax_f, primals, (zero_vals, jnp.zeros(jnp.shape(temperature), jnp.float64), dV))
+            # residuals: the kernel's own Jacobian; the other outputs: the eval tangent kernel
+            iout = init_out(values, temperature)
+            s_v = jax.jacfwd(lambda v: eval_row(values, temperature, iout, v))(jnp.asarray(V, jnp.float64))
+            eout, t_v = lanes(1, eval_row(values, temperature, iout, V), s_v.reshape(k.n_in_eval, n))
+            tv = dense_tangents(eout, t_v)
+            dVf = dV.reshape(n)
             for key in tan:
                 if key == "residual_resist":
                     tan[key] = tan[key] + out["jacobian_resist"] @ dV
                 elif key == "residual_react":
                     tan[key] = tan[key] + out["jacobian_react"] @ dV
                 else:
-                    tan[key] = tan[key] + t_v[key]
+                    tan[key] = tan[key] + tv[key] @ dVf
         return out, tan
 
     f.defjvp(rule, symbolic_zeros=True)

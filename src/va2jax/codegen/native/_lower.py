@@ -88,6 +88,19 @@ class _FnLowering:
         self.vals: dict[str, ir.Value] = {}
         self.new_state = {p.value: p.name for p in fn.params if p.kind == "new_state"}
 
+    # -- hooks of the tangent lowering (``_tangent``); nothing here ---------------------------------
+    def prologue(self, b: ir.IRBuilder) -> None:
+        """After the outputs are zeroed in the entry block."""
+
+    def input_loaded(self, b: ir.IRBuilder, v: str, col: int) -> None:
+        """Input value ``v`` was read from ``in`` column ``col``."""
+
+    def phi_created(self, b: ir.IRBuilder, ph, ins) -> None:
+        """Phi ``ph`` of instruction ``ins`` was placed (its incomings follow later)."""
+
+    def phi_incoming(self, pb: ir.IRBuilder, result: str, v: str, block) -> None:
+        """Phi ``result`` takes value ``v`` from ``block`` (``pb``: before its terminator)."""
+
     # -- helpers ----------------------------------------------------------------------------------
     def err(self, msg: str) -> Va2JaxError:
         return Va2JaxError(f"{self.mod.source}: module {self.mod.name}: native backend, IR function "
@@ -182,21 +195,21 @@ class _FnLowering:
         zero = ir.Constant(F64, 0.0)
         for col in range(len(self.out_names)):
             b.store(zero, self.slot(b, self.out_arg, col))
+        self.prologue(b)
         col_of_in = {v: i for i, v in enumerate(self.ins_names)}
         for p in fn.params:
             if p.kind == "new_state" or p.value not in col_of_in:
                 continue  # (an input nothing reads has no column)
             x = b.load(self.slot(b, self.in_arg, col_of_in[p.value]))
             self.vals[p.value] = self.from_double(b, x, self.type_of(p.value))
+            self.input_loaded(b, p.value, col_of_in[p.value])
         self.analysis = None
         if not self.is_init:
             x = b.load(self.slot(b, self.in_arg, col_of_in["analysis"]))
             self.analysis = b.fptosi(x, I32)
-        for v, cols in self.out_of_value.items():  # outputs that are inputs or constants
+        for v in self.out_of_value:  # outputs that are inputs or constants
             if v in fn.constants or v in self.vals:
-                x = self.get(b, v)
-                for col in cols:
-                    b.store(self.to_double(b, x), self.slot(b, self.out_arg, col))
+                self.store_outputs(b, v, self.get(b, v))
         b.branch(blocks[fn.entry])
         phis: list[tuple[ir.PhiInstr, str, object]] = []
         preds: dict[str, list[str]] = {n: [] for n in order}
@@ -214,6 +227,7 @@ class _FnLowering:
                     ty = LL_TYPE[self.type_of(ins.result)]  # type: ignore[arg-type]
                     ph = b.phi(ty, name=ins.result)
                     self.vals[ins.result] = ph  # type: ignore[index]
+                    self.phi_created(b, ph, ins)
                     phis.append((ph, n, ins))
                     pending.append((ins.result, ph))  # type: ignore[arg-type]
                     continue
@@ -257,6 +271,7 @@ class _FnLowering:
                 pb = ir.IRBuilder(blocks[p])
                 pb.position_before(blocks[p].terminator)
                 ph.add_incoming(self.get(pb, inc[p], ph.type), blocks[p])
+                self.phi_incoming(pb, ins.result, inc[p], blocks[p])  # type: ignore[attr-defined]
         ir.IRBuilder(ret).ret_void()
         return self.func
 
