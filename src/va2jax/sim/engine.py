@@ -312,6 +312,12 @@ def make_newton(system: System, opts: Options, values: System | None = None, *,
     unknowns (V, A) and of the residual (A, V) from past points (default 0); ``r``: the residual
     reference of the last iterate (the caller's next ``rref`` contribution).
 
+    The solution is VACASK's (``lib/nrsolver.cpp``): iteration ``j`` evaluates the devices at
+    ``x_j``, solves for ``Δx`` and tests it; when the test passes the loop stops *without* applying
+    ``Δx`` — the solution is ``x_j`` and ``q = q(x_j)``, the charges evaluated there (what VACASK
+    stores as the reactive state and integrates from; issue 16, docs/sim.md "Transient"). Without
+    convergence ``x`` is the last update's result.
+
     ``values``: the system whose element values are assembled (default ``system``; :mod:`.batch`
     passes one with traced values — the masks and tolerances still come from ``system``).
 
@@ -339,7 +345,7 @@ def make_newton(system: System, opts: Options, values: System | None = None, *,
     On the CPU, dense path, with every device group evaluated by a native kernel (and ``values``
     sharing ``system``'s groups), the whole loop is one native kernel instead (:func:`native_newton`: one FFI call
     per solve; the same operations in the same order, except the solve for ``n > 12`` — the native
-    LU instead of LAPACK's — and the dot products ``G·x``, ``C·x``, ``Jq·Δx``, summed sequentially;
+    LU instead of LAPACK's — and the dot products ``G·x``, ``C·x``, summed sequentially;
     ``VA2JAX_SIM_NATIVE_NEWTON=0`` keeps this XLA loop).
     A row or column of the sparse Jacobian that is all zeros (a node whose only connection
     carries no DC current, e.g. a MOSFET gate) is recognised before KLU is called: the update is
@@ -398,9 +404,6 @@ def make_newton(system: System, opts: Options, values: System | None = None, *,
             Js = jnp.where(empty, eye, J / rs[Ai] / cs[Aj])
             return jnp.where(empty, jnp.nan, klu(Js, r / rs) / cs)
 
-        def matvec(M, v):
-            return jax.ops.segment_sum(M * v[Aj], Ai, num_segments=n)
-
         def rowmax_abs(M, v):  # max_j |M_ij·v_j|
             return jax.ops.segment_max(jnp.abs(M * v[Aj]), Ai, num_segments=n)
     elif _native_dense_solve(n):
@@ -415,9 +418,6 @@ def make_newton(system: System, opts: Options, values: System | None = None, *,
         def equilibrated_solve(J, r):
             return native_solve(J, r)
 
-        def matvec(M, v):
-            return M @ v
-
         def rowmax_abs(M, v):  # max_j |M_ij·v_j|
             return jnp.max(jnp.abs(M * v[None, :]), axis=1)
     else:
@@ -425,9 +425,6 @@ def make_newton(system: System, opts: Options, values: System | None = None, *,
             return J + jnp.diag(d)
 
         equilibrated_solve = dense_equilibrated_solve
-
-        def matvec(M, v):
-            return M @ v
 
         def rowmax_abs(M, v):  # max_j |M_ij·v_j|
             return jnp.max(jnp.abs(M * v[None, :]), axis=1)
@@ -472,8 +469,10 @@ def make_newton(system: System, opts: Options, values: System | None = None, *,
             xtol = jnp.maximum(reltol * jnp.maximum(jnp.abs(x), xref), tolabs)
             ok = (it >= 1) & res_ok & jnp.all(jnp.abs(clipped) <= xtol)
             ok = ok & jnp.all(clipped == dx) & ~bad
-            qn = q + matvec(Jq, clipped)
-            return xn, it + 1, ok, bad, qn, F, states, fref
+            # VACASK's NRSolver: the iteration that converges evaluated the devices at ``x``; its
+            # update only passes the test and is not applied. The solution is ``x`` and the
+            # charges are ``q(x)``, evaluated there (not ``x + Δx``, ``q + Jq·Δx``)
+            return jnp.where(ok, x, xn), it + 1, ok, bad, q, F, states, fref
 
         z = jnp.zeros(n)
         states0 = zero_states(vsys) if limiting else None
