@@ -853,7 +853,11 @@ def newton_kernel(n: int, groups: list[GroupSpec], tabs: tuple, gmask, is_curren
     fallback for ``G``/``C`` outside the pattern (built too)."""
     from ._ffi import _libc_address
 
-    h = hashlib.sha256()
+    from ._kernel import _own_digest
+
+    # the generators' own code is part of the identity: a changed kernel gets a new FFI target
+    # name, so that no persistent compilation cache entry of the old one is taken for it
+    h = hashlib.sha256(_own_digest().encode())
     stable = all(gs.code is not None for gs in groups)
     for gs in groups:
         ident = gs.code if stable else gs.address
