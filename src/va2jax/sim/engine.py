@@ -307,16 +307,17 @@ def _host_sparse_solve(Ai: np.ndarray, Aj: np.ndarray, n: int) -> Callable:
 def make_newton(system: System, opts: Options, values: System | None = None, *,
                 host_solve: bool = False) -> Callable:
     """The pure (traceable) Newton solve of ``system``:
-    ``newton(x0, b, a0, hist, gshunt, maxiter, dvmax, xref=None, rref=None) -> (x, iterations,
-    converged, singular, q, F, r)``; ``xref``, ``rref`` (n,): tolerance references of the
+    ``newton(x0, b, a0, hist, gshunt, maxiter, dvmax, xref=None, rref=None, keep_input=False) ->
+    (x, iterations, converged, singular, q, F, r)``; ``xref``, ``rref`` (n,): tolerance references of the
     unknowns (V, A) and of the residual (A, V) from past points (default 0); ``r``: the residual
     reference of the last iterate (the caller's next ``rref`` contribution).
 
-    The solution is VACASK's (``lib/nrsolver.cpp``): iteration ``j`` evaluates the devices at
-    ``x_j``, solves for ``Δx`` and tests it; when the test passes the loop stops *without* applying
-    ``Δx`` — the solution is ``x_j`` and ``q = q(x_j)``, the charges evaluated there (what VACASK
-    stores as the reactive state and integrates from; issue 16, docs/sim.md "Transient"). Without
-    convergence ``x`` is the last update's result.
+    Iteration ``j`` evaluates the devices at ``x_j``, solves for ``Δx`` and tests it; ``q`` is
+    always ``q(x_j)`` of the last iteration, the charges evaluated there. ``keep_input`` (the
+    transient): a converged solve returns ``x_j`` itself, the update only tested — VACASK's
+    accepted point (``lib/nrsolver.cpp`` leaves the loop before applying it; its devices stored
+    their reactive state at that evaluation; docs/sim.md "Newton"). Otherwise (operating points)
+    ``x = x_j + Δx``, the more accurate of the two (both within the tolerance).
 
     ``values``: the system whose element values are assembled (default ``system``; :mod:`.batch`
     passes one with traced values — the masks and tolerances still come from ``system``).
@@ -431,7 +432,7 @@ def make_newton(system: System, opts: Options, values: System | None = None, *,
 
     def newton(x0: jax.Array, b: jax.Array, a0: jax.Array, hist: jax.Array, gshunt: jax.Array,
                maxiter: jax.Array, dvmax: jax.Array, xref: jax.Array | None = None,
-               rref: jax.Array | None = None):
+               rref: jax.Array | None = None, keep_input: bool = False):
         xref = jnp.zeros(n) if xref is None else xref
         rref = jnp.zeros(n) if rref is None else rref
 
@@ -470,9 +471,9 @@ def make_newton(system: System, opts: Options, values: System | None = None, *,
             ok = (it >= 1) & res_ok & jnp.all(jnp.abs(clipped) <= xtol)
             ok = ok & jnp.all(clipped == dx) & ~bad
             # VACASK's NRSolver: the iteration that converges evaluated the devices at ``x``; its
-            # update only passes the test and is not applied. The solution is ``x`` and the
-            # charges are ``q(x)``, evaluated there (not ``x + Δx``, ``q + Jq·Δx``)
-            return jnp.where(ok, x, xn), it + 1, ok, bad, q, F, states, fref
+            # update only passes the test and is not applied. The transient's point is ``x`` and
+            # its charges ``q(x)``, evaluated there (not ``x + Δx``, ``q + Jq·Δx``)
+            return (jnp.where(ok, x, xn) if keep_input else xn), it + 1, ok, bad, q, F, states, fref
 
         z = jnp.zeros(n)
         states0 = zero_states(vsys) if limiting else None

@@ -175,8 +175,9 @@ class TranKernel:
             have_pred = nd >= jnp.where(be, 2, 3)
             xp = xpred if o.tran_predictor else xh[2]
             b = b_of_t(tn)
+            # the accepted point: the converged iteration's input and its charges (VACASK's)
             xn, it, conv, bad, qn, F, fref = newton(xp, b, a0, hist, gshunt, itl, dvmax, s.xmax,
-                                                    s.rmax)
+                                                    s.rmax, keep_input=True)
             # trapezoidal ringing filter (VACASK tran_trapltefilter): x minus half the width of
             # the envelope of the last three points at the middle one
             trap2 = (method == "trap") & ~be

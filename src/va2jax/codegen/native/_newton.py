@@ -8,7 +8,7 @@ as LLVM IR (the text builder of :mod:`._llir`) and compiled in-process: one XLA 
 Newton solve, with the ABI of :mod:`._ffi` (``void k(int64 rows, const double *shared, const
 double *in, double *out)``), one solve per row (``vmap`` lanes are rows: each lane runs its own
 loop). ``shared`` = ``[G (n·n), C (n·n)]`` (row-major), ``in`` = ``[x0, b, a0, hist, gshunt,
-maxiter, dvmax, xref, rref]`` (5n + 4), ``out`` = ``[x, iterations, converged, singular, q, F,
+maxiter, dvmax, xref, rref, keep_input]`` (5n + 5), ``out`` = ``[x, iterations, converged, singular, q, F,
 r]`` (4n + 3) — :func:`va2jax.sim.engine.make_newton`'s signature.
 
 Per iteration, with ``x_e = [x, 0]`` (the last entry: ground):
@@ -29,8 +29,9 @@ Per iteration, with ``x_e = [x, 0]`` (the last entry: ground):
    in the same order, as loops (any ``n``); rows whose multiplier is exactly 0 skip their update
    (``a − 0·b = a`` for finite ``b``), which makes the cost follow the matrix's fill;
 5. ``dvmax`` clipping of node voltages and VACASK's convergence test exactly as ``make_newton``'s
-   loop body; ``x ← x + Δx`` unless the test passed (VACASK's solution is the converged
-   iteration's input ``x`` and its charges ``q(x)``).
+   loop body; ``x ← x + Δx``, except after the converged iteration when the row's last entry
+   (``keep_input``) is non-zero: the transient's accepted point is that iteration's input ``x``
+   (VACASK's); ``q`` is always the charges evaluated at the returned iteration's input.
 
 **Sparse variant** (``pattern``; from :data:`SPARSE_FROM` unknowns, :func:`use_sparse_kernel`):
 ``Jf``, ``Jq`` and ``J`` are kept as values at the entries of :func:`jacobian_pattern` (CSR order, ascending
@@ -291,7 +292,7 @@ def newton_ir(symbol: str, n: int, groups: list[GroupSpec], vec_tab: np.ndarray,
     g = _Gen(symbol)
     b = g.b
     nrows, shared, src, dst = g.fn.args
-    NIN, NOUT = 5 * n + 4, 4 * n + 3
+    NIN, NOUT = 5 * n + 5, 4 * n + 3
     nn = n * n
     sparse = pattern is not None
     if sparse:  # the pattern in CSR order: row pointers, columns, dense positions i·n + j
@@ -632,9 +633,12 @@ def newton_ir(symbol: str, n: int, groups: list[GroupSpec], vec_tab: np.ndarray,
     g.st(g.ld(F, i), pout, b.add(i, g.i(2 * n + 3)))
     g.st(g.ld(ref, i), pout, b.add(i, g.i(3 * n + 3)))
     g.end()
-    i = g.loop(0, n)  # x + Δx unless converged (VACASK: the converged iterate is x itself)
+    # x + Δx, except that the transient (``keep`` ≠ 0) keeps a converged iteration's input x:
+    # VACASK's accepted point
+    keep = b.and_(conv, b.fcmp_ordered("!=", g.ld(pin, 5 * n + 4), zero))
+    i = g.loop(0, n)
     xi = g.ld(xe, i)
-    g.st(b.select(conv, xi, b.fadd(xi, g.ld(cl, i))), xe, i)
+    g.st(b.select(keep, xi, b.fadd(xi, g.ld(cl, i))), xe, i)
     g.end()
     g.store(b.add(it, g.i(1)), it_v)
     g.store(conv, conv_v)
@@ -915,14 +919,14 @@ def make_native_newton(n: int, G: np.ndarray, C: np.ndarray, groups: list[GroupS
     addr, code_key = newton_kernel(n, groups, tabs, gmask, is_current, reltol=reltol, vntol=vntol,
                                    abstol=abstol, rescheck=rescheck, limiting=limiting, pattern=pattern,
                                    fallback=pattern is not None and not known)
-    call = native_call(addr, 2 * n * n, 5 * n + 4, 4 * n + 3, label="newton", min_rows_per_task=1,
+    call = native_call(addr, 2 * n * n, 5 * n + 5, 4 * n + 3, label="newton", min_rows_per_task=1,
                        code_key=code_key)
     if isinstance(G, np.ndarray) and isinstance(C, np.ndarray):  # a constant of the computation
         shared = np.concatenate([G.astype(np.float64).ravel(), C.astype(np.float64).ravel()])
     else:  # traced (a batched sweep of linear elements)
         shared = jnp.concatenate([jnp.ravel(jnp.asarray(G, jnp.float64)), jnp.ravel(jnp.asarray(C, jnp.float64))])
 
-    def newton(x0, b, a0, hist, gshunt, maxiter, dvmax, xref=None, rref=None):
+    def newton(x0, b, a0, hist, gshunt, maxiter, dvmax, xref=None, rref=None, keep_input=False):
         f64 = jnp.float64
         xref = jnp.zeros(n) if xref is None else xref
         rref = jnp.zeros(n) if rref is None else rref
@@ -930,7 +934,7 @@ def make_native_newton(n: int, G: np.ndarray, C: np.ndarray, groups: list[GroupS
                                jnp.asarray(hist, f64), jnp.reshape(jnp.asarray(gshunt, f64), (1,)),
                                jnp.reshape(jnp.asarray(maxiter).astype(f64), (1,)),
                                jnp.reshape(jnp.asarray(dvmax, f64), (1,)), jnp.asarray(xref, f64),
-                               jnp.asarray(rref, f64)])
+                               jnp.asarray(rref, f64), jnp.full((1,), 1.0 if keep_input else 0.0, f64)])
         out = call(shared, row)
         x, it, conv, bad = out[:n], out[n].astype(jnp.int32), out[n + 1] > 0, out[n + 2] > 0
         return x, it, conv, bad, out[n + 3:2 * n + 3], out[2 * n + 3:3 * n + 3], out[3 * n + 3:]
