@@ -856,7 +856,6 @@ def newton_kernel(n: int, groups: list[GroupSpec], tabs: tuple, gmask, is_curren
     ``pattern``: the sparse variant (:func:`newton_ir`); ``fallback``: with the dense kernel as its
     fallback for ``G``/``C`` outside the pattern (built too)."""
     from ._ffi import _libc_address
-
     from ._kernel import _own_digest
 
     # the generators' own code is part of the identity: a changed kernel gets a new FFI target
