@@ -312,12 +312,11 @@ def make_newton(system: System, opts: Options, values: System | None = None, *,
     unknowns (V, A) and of the residual (A, V) from past points (default 0); ``r``: the residual
     reference of the last iterate (the caller's next ``rref`` contribution).
 
-    Iteration ``j`` evaluates the devices at ``x_j``, solves for ``Δx`` and tests it; ``q`` is
-    always ``q(x_j)`` of the last iteration, the charges evaluated there. ``keep_input`` (the
-    transient): a converged solve returns ``x_j`` itself, the update only tested — VACASK's
-    accepted point (``lib/nrsolver.cpp`` leaves the loop before applying it; its devices stored
-    their reactive state at that evaluation; docs/sim.md "Newton"). Otherwise (operating points)
-    ``x = x_j + Δx``, the more accurate of the two (both within the tolerance).
+    Iteration ``j`` evaluates the devices at ``x_j``, solves for ``Δx`` and tests it. Results
+    ``x = x_j + Δx`` and ``q = q(x_j) + Jq·Δx``; with ``keep_input`` (the transient with
+    ``nr_residualcheck=0``) ``q = q(x_j)`` and a converged solve returns ``x_j`` itself, the update
+    only tested — VACASK's accepted point (``lib/nrsolver.cpp`` leaves the loop before applying
+    it; its devices stored their reactive state at that evaluation; docs/sim.md "Newton").
 
     ``values``: the system whose element values are assembled (default ``system``; :mod:`.batch`
     passes one with traced values — the masks and tolerances still come from ``system``).
@@ -346,7 +345,7 @@ def make_newton(system: System, opts: Options, values: System | None = None, *,
     On the CPU, dense path, with every device group evaluated by a native kernel (and ``values``
     sharing ``system``'s groups), the whole loop is one native kernel instead (:func:`native_newton`: one FFI call
     per solve; the same operations in the same order, except the solve for ``n > 12`` — the native
-    LU instead of LAPACK's — and the dot products ``G·x``, ``C·x``, summed sequentially;
+    LU instead of LAPACK's — and the dot products ``G·x``, ``C·x``, ``Jq·Δx``, summed sequentially;
     ``VA2JAX_SIM_NATIVE_NEWTON=0`` keeps this XLA loop).
     A row or column of the sparse Jacobian that is all zeros (a node whose only connection
     carries no DC current, e.g. a MOSFET gate) is recognised before KLU is called: the update is
@@ -405,6 +404,9 @@ def make_newton(system: System, opts: Options, values: System | None = None, *,
             Js = jnp.where(empty, eye, J / rs[Ai] / cs[Aj])
             return jnp.where(empty, jnp.nan, klu(Js, r / rs) / cs)
 
+        def matvec(M, v):
+            return jax.ops.segment_sum(M * v[Aj], Ai, num_segments=n)
+
         def rowmax_abs(M, v):  # max_j |M_ij·v_j|
             return jax.ops.segment_max(jnp.abs(M * v[Aj]), Ai, num_segments=n)
     elif _native_dense_solve(n):
@@ -419,6 +421,9 @@ def make_newton(system: System, opts: Options, values: System | None = None, *,
         def equilibrated_solve(J, r):
             return native_solve(J, r)
 
+        def matvec(M, v):
+            return M @ v
+
         def rowmax_abs(M, v):  # max_j |M_ij·v_j|
             return jnp.max(jnp.abs(M * v[None, :]), axis=1)
     else:
@@ -426,6 +431,9 @@ def make_newton(system: System, opts: Options, values: System | None = None, *,
             return J + jnp.diag(d)
 
         equilibrated_solve = dense_equilibrated_solve
+
+        def matvec(M, v):
+            return M @ v
 
         def rowmax_abs(M, v):  # max_j |M_ij·v_j|
             return jnp.max(jnp.abs(M * v[None, :]), axis=1)
@@ -473,7 +481,9 @@ def make_newton(system: System, opts: Options, values: System | None = None, *,
             # VACASK's NRSolver: the iteration that converges evaluated the devices at ``x``; its
             # update only passes the test and is not applied. The transient's point is ``x`` and
             # its charges ``q(x)``, evaluated there (not ``x + Δx``, ``q + Jq·Δx``)
-            return (jnp.where(ok, x, xn) if keep_input else xn), it + 1, ok, bad, q, F, states, fref
+            if keep_input:
+                return jnp.where(ok, x, xn), it + 1, ok, bad, q, F, states, fref
+            return xn, it + 1, ok, bad, q + matvec(Jq, clipped), F, states, fref
 
         z = jnp.zeros(n)
         states0 = zero_states(vsys) if limiting else None

@@ -29,13 +29,13 @@ Per iteration, with ``x_e = [x, 0]`` (the last entry: ground):
    in the same order, as loops (any ``n``); rows whose multiplier is exactly 0 skip their update
    (``a − 0·b = a`` for finite ``b``), which makes the cost follow the matrix's fill;
 5. ``dvmax`` clipping of node voltages and VACASK's convergence test exactly as ``make_newton``'s
-   loop body; ``x ← x + Δx``, except after the converged iteration when the row's last entry
-   (``keep_input``) is non-zero: the transient's accepted point is that iteration's input ``x``
-   (VACASK's); ``q`` is always the charges evaluated at the returned iteration's input.
+   loop body; ``x ← x + Δx`` and ``q ← q + Jq·Δx``, except with the row's last entry
+   (``keep_input``) non-zero: then ``q`` is the charges evaluated at the iterate and a converged
+   iteration's input ``x`` is the result (VACASK's accepted point).
 
 **Sparse variant** (``pattern``; from :data:`SPARSE_FROM` unknowns, :func:`use_sparse_kernel`):
 ``Jf``, ``Jq`` and ``J`` are kept as values at the entries of :func:`jacobian_pattern` (CSR order, ascending
-columns; ``nnz`` instead of ``n²``): ``G·x``, ``C·x``, the residual reference, the stamps
+columns; ``nnz`` instead of ``n²``): ``G·x``, ``C·x``, ``Jq·Δx``, the residual reference, the stamps
 and the equilibration (``J_ij/s_i`` scattered into a zeroed dense ``A``, then the pattern's entries
 divided by the column scales) touch only the pattern, and the level sums only the device outputs
 some kernel column feeds. The LU is the dense one above on that ``A`` (partial pivoting at run
@@ -45,8 +45,8 @@ results are the dense kernel's bit for bit (for a finite iterate). ``G``/``C`` k
 time are checked against the pattern once per call; outside it the dense kernel of the same
 circuit runs instead (``fallback``).
 
-Against the XLA loop the results agree bit for bit except where XLA computes the two dot
-products (``G·x``, ``C·x``) in another order (its CPU gemv uses partial sums): those
+Against the XLA loop the results agree bit for bit except where XLA computes the three dot
+products (``G·x``, ``C·x``, ``Jq·Δx``) in another order (its CPU gemv uses partial sums): those
 differ in the last bits, and n > 12 uses LAPACK there. No fast-math flags: the IR rounds the same
 on every x86-64 CPU.
 """
@@ -628,14 +628,25 @@ def newton_ir(symbol: str, n: int, groups: list[GroupSpec], vec_tab: np.ndarray,
     g.end()
     badv = g.load(flag_v, _I1)
     conv = b.and_(b.and_(b.icmp_signed(">=", it, g.i(1)), g.load(ok_v, _I1)), b.xor(badv, ir.Constant(_I1, 1)))
-    i = g.loop(0, n)  # q, F and the residual reference of this iterate
-    g.st(g.ld(q, i), pout, b.add(i, g.i(n + 3)))
+    # keep_input (the row's last entry ≠ 0): q is the charges of this iterate and a converged
+    # iteration's input x is kept (VACASK's accepted point); otherwise q + Jq·Δx and x + Δx
+    keep_in = b.fcmp_ordered("!=", g.ld(pin, 5 * n + 4), zero)
+    i = g.loop(0, n)  # q (+ Jq·Δx), F and the residual reference of this iterate
+    g.store(zero, s_v)
+    if sparse:
+        e = g.loop(g.ldi(sp_ptr, i), g.ldi(sp_ptr, b.add(i, g.i(1))))
+        g.store(b.fadd(g.load(s_v), b.fmul(g.ld(Jq, e), g.ld(cl, g.ldi(sp_col, e)))), s_v)
+    else:
+        base = b.mul(i, g.i(n))
+        j = g.loop(0, n)
+        g.store(b.fadd(g.load(s_v), b.fmul(g.ld(Jq, b.add(base, j)), g.ld(cl, j))), s_v)
+    g.end()
+    qi = g.ld(q, i)
+    g.st(b.select(keep_in, qi, b.fadd(qi, g.load(s_v))), pout, b.add(i, g.i(n + 3)))
     g.st(g.ld(F, i), pout, b.add(i, g.i(2 * n + 3)))
     g.st(g.ld(ref, i), pout, b.add(i, g.i(3 * n + 3)))
     g.end()
-    # x + Δx, except that the transient (``keep`` ≠ 0) keeps a converged iteration's input x:
-    # VACASK's accepted point
-    keep = b.and_(conv, b.fcmp_ordered("!=", g.ld(pin, 5 * n + 4), zero))
+    keep = b.and_(conv, keep_in)
     i = g.loop(0, n)
     xi = g.ld(xe, i)
     g.st(b.select(keep, xi, b.fadd(xi, g.ld(cl, i))), xe, i)
