@@ -33,9 +33,12 @@ PERIOD_TOL = 1e-3  # issue 16: ring oscillation period within 0.1 %
 
 # Cause found for the remaining gap (docs/sim.md, "VACASK's benchmark suite"):
 MUL_GAP = (
-    "the multiplier's nodes reach 50-140 V, where reltol=1e-3 allows 50-140 mV per point and the "
-    "published 0.01 Ω / 10 ns netlist is not converged in the step: VACASK and ngspice themselves "
-    "differ by up to 74 mV at node 20 on this run (va2jax-VACASK 68 mV, va2jax-ngspice 30 mV)")
+    "VACASK blocks Newton convergence for a $limit only when the limiting instance is the one it "
+    "evaluated last (lib/osdiinstance.cpp overwrites evalSetup.limitingApplied per instance; in mul "
+    "d2), and its next step reuses that limited evaluation (nr_contbypass=1): at 10.32 us d2's "
+    "limiting blocks VACASK's convergence, at 15.03 us d1's does not. va2jax's limiting never blocks "
+    "convergence (46 mV at node 20; blocking on any instance: 69 mV; only on d2, with the states "
+    "carried: 0.08 mV); VACASK itself with nr_contbypass=0 differs from VACASK by 39 mV")
 
 _runs: dict[str, tuple[suite.Run, suite.Run]] = {}
 

@@ -320,10 +320,16 @@ def _host_sparse_solve(Ai: np.ndarray, Aj: np.ndarray, n: int) -> Callable:
 def make_newton(system: System, opts: Options, values: System | None = None, *,
                 host_solve: bool = False, ngspice: bool = False) -> Callable:
     """The pure (traceable) Newton solve of ``system``:
-    ``newton(x0, b, a0, hist, gshunt, maxiter, dvmax, xref=None, rref=None) -> (x, iterations,
-    converged, singular, q, F, r)``; ``xref``, ``rref`` (n,): tolerance references of the
+    ``newton(x0, b, a0, hist, gshunt, maxiter, dvmax, xref=None, rref=None, keep_input=False) ->
+    (x, iterations, converged, singular, q, F, r)``; ``xref``, ``rref`` (n,): tolerance references of the
     unknowns (V, A) and of the residual (A, V) from past points (default 0); ``r``: the residual
     reference of the last iterate (the caller's next ``rref`` contribution).
+
+    Iteration ``j`` evaluates the devices at ``x_j``, solves for ``Δx`` and tests it. Results
+    ``x = x_j + Δx`` and ``q = q(x_j) + Jq·Δx``; with ``keep_input`` (the transient with
+    ``nr_residualcheck=0``) ``q = q(x_j)`` and a converged solve returns ``x_j`` itself, the update
+    only tested — VACASK's accepted point (``lib/nrsolver.cpp`` leaves the loop before applying
+    it; its devices stored their reactive state at that evaluation; docs/sim.md "Newton").
 
     ``values``: the system whose element values are assembled (default ``system``; :mod:`.batch`
     passes one with traced values — the masks and tolerances still come from ``system``).
@@ -465,7 +471,8 @@ def make_newton(system: System, opts: Options, values: System | None = None, *,
 
     def newton(x0: jax.Array, b: jax.Array, a0: jax.Array, hist: jax.Array, gshunt: jax.Array,
                maxiter: jax.Array, dvmax: jax.Array, xref: jax.Array | None = None,
-               rref: jax.Array | None = None, lim0: tuple | None = None):
+               rref: jax.Array | None = None, lim0: tuple | None = None,
+               keep_input: bool = False):
         xref = jnp.zeros(n) if xref is None else xref
         rref = jnp.zeros(n) if rref is None else rref
 
@@ -513,8 +520,12 @@ def make_newton(system: System, opts: Options, values: System | None = None, *,
             xtol = jnp.maximum(reltol * jnp.maximum(jnp.abs(x), xref), tolabs)
             ok = (it >= 1) & res_ok & jnp.all(jnp.abs(clipped) <= xtol)
             ok = ok & jnp.all(clipped == dx) & ~bad
-            qn = q + matvec(Jq, clipped)
-            return xn, it + 1, ok, bad, qn, F, states, fref
+            # VACASK's NRSolver: the iteration that converges evaluated the devices at ``x``; its
+            # update only passes the test and is not applied. The transient's point is ``x`` and
+            # its charges ``q(x)``, evaluated there (not ``x + Δx``, ``q + Jq·Δx``)
+            if keep_input:
+                return jnp.where(ok, x, xn), it + 1, ok, bad, q, F, states, fref
+            return xn, it + 1, ok, bad, q + matvec(Jq, clipped), F, states, fref
 
         z = jnp.zeros(n)
         states0 = zero_states(vsys) if limiting else None

@@ -8,7 +8,7 @@ as LLVM IR (the text builder of :mod:`._llir`) and compiled in-process: one XLA 
 Newton solve, with the ABI of :mod:`._ffi` (``void k(int64 rows, const double *shared, const
 double *in, double *out)``), one solve per row (``vmap`` lanes are rows: each lane runs its own
 loop). ``shared`` = ``[G (n·n), C (n·n)]`` (row-major), ``in`` = ``[x0, b, a0, hist, gshunt,
-maxiter, dvmax, xref, rref]`` (5n + 4), ``out`` = ``[x, iterations, converged, singular, q, F,
+maxiter, dvmax, xref, rref, keep_input]`` (5n + 5), ``out`` = ``[x, iterations, converged, singular, q, F,
 r]`` (4n + 3) — :func:`va2jax.sim.engine.make_newton`'s signature.
 
 Per iteration, with ``x_e = [x, 0]`` (the last entry: ground):
@@ -28,8 +28,10 @@ Per iteration, with ``x_e = [x, 0]`` (the last entry: ground):
 4. ``Δx = J⁻¹·(−R)``: the equilibrated LU with partial pivoting of :mod:`._lu`, the same operations
    in the same order, as loops (any ``n``); rows whose multiplier is exactly 0 skip their update
    (``a − 0·b = a`` for finite ``b``), which makes the cost follow the matrix's fill;
-5. ``dvmax`` clipping of node voltages, VACASK's convergence test and the charge update
-   ``q ← q + Jq·Δx`` exactly as ``make_newton``'s loop body.
+5. ``dvmax`` clipping of node voltages and VACASK's convergence test exactly as ``make_newton``'s
+   loop body; ``x ← x + Δx`` and ``q ← q + Jq·Δx``, except with the row's last entry
+   (``keep_input``) non-zero: then ``q`` is the charges evaluated at the iterate and a converged
+   iteration's input ``x`` is the result (VACASK's accepted point).
 
 **Sparse variant** (``pattern``; from :data:`SPARSE_FROM` unknowns, :func:`use_sparse_kernel`):
 ``Jf``, ``Jq`` and ``J`` are kept as values at the entries of :func:`jacobian_pattern` (CSR order, ascending
@@ -293,7 +295,7 @@ def newton_ir(symbol: str, n: int, groups: list[GroupSpec], vec_tab: np.ndarray,
     g = _Gen(symbol)
     b = g.b
     nrows, shared, src, dst = g.fn.args
-    NIN, NOUT = 5 * n + 4, 4 * n + 3
+    NIN, NOUT = 5 * n + 5, 4 * n + 3
     nn = n * n
     sparse = pattern is not None
     if sparse:  # the pattern in CSR order: row pointers, columns, dense positions i·n + j
@@ -629,7 +631,10 @@ def newton_ir(symbol: str, n: int, groups: list[GroupSpec], vec_tab: np.ndarray,
     g.end()
     badv = g.load(flag_v, _I1)
     conv = b.and_(b.and_(b.icmp_signed(">=", it, g.i(1)), g.load(ok_v, _I1)), b.xor(badv, ir.Constant(_I1, 1)))
-    i = g.loop(0, n)  # q + Jq·Δx, F and the residual reference of this iterate, x + Δx
+    # keep_input (the row's last entry ≠ 0): q is the charges of this iterate and a converged
+    # iteration's input x is kept (VACASK's accepted point); otherwise q + Jq·Δx and x + Δx
+    keep_in = b.fcmp_ordered("!=", g.ld(pin, 5 * n + 4), zero)
+    i = g.loop(0, n)  # q (+ Jq·Δx), F and the residual reference of this iterate
     g.store(zero, s_v)
     if sparse:
         e = g.loop(g.ldi(sp_ptr, i), g.ldi(sp_ptr, b.add(i, g.i(1))))
@@ -639,12 +644,15 @@ def newton_ir(symbol: str, n: int, groups: list[GroupSpec], vec_tab: np.ndarray,
         j = g.loop(0, n)
         g.store(b.fadd(g.load(s_v), b.fmul(g.ld(Jq, b.add(base, j)), g.ld(cl, j))), s_v)
     g.end()
-    g.st(b.fadd(g.ld(q, i), g.load(s_v)), pout, b.add(i, g.i(n + 3)))
+    qi = g.ld(q, i)
+    g.st(b.select(keep_in, qi, b.fadd(qi, g.load(s_v))), pout, b.add(i, g.i(n + 3)))
     g.st(g.ld(F, i), pout, b.add(i, g.i(2 * n + 3)))
     g.st(g.ld(ref, i), pout, b.add(i, g.i(3 * n + 3)))
     g.end()
+    keep = b.and_(conv, keep_in)
     i = g.loop(0, n)
-    g.st(b.fadd(g.ld(xe, i), g.ld(cl, i)), xe, i)
+    xi = g.ld(xe, i)
+    g.st(b.select(keep, xi, b.fadd(xi, g.ld(cl, i))), xe, i)
     g.end()
     g.store(b.add(it, g.i(1)), it_v)
     g.store(conv, conv_v)
@@ -870,8 +878,11 @@ def newton_kernel(n: int, groups: list[GroupSpec], tabs: tuple, gmask, is_curren
     ``pattern``: the sparse variant (:func:`newton_ir`); ``fallback``: with the dense kernel as its
     fallback for ``G``/``C`` outside the pattern (built too)."""
     from ._ffi import _libc_address
+    from ._kernel import _own_digest
 
-    h = hashlib.sha256()
+    # the generators' own code is part of the identity: a changed kernel gets a new FFI target
+    # name, so that no persistent compilation cache entry of the old one is taken for it
+    h = hashlib.sha256(_own_digest().encode())
     stable = all(gs.code is not None for gs in groups)
     for gs in groups:
         ident = gs.code if stable else gs.address
@@ -931,14 +942,14 @@ def make_native_newton(n: int, G: np.ndarray, C: np.ndarray, groups: list[GroupS
     addr, code_key = newton_kernel(n, groups, tabs, gmask, is_current, reltol=reltol, vntol=vntol,
                                    abstol=abstol, rescheck=rescheck, limiting=limiting, pattern=pattern,
                                    fallback=pattern is not None and not known, clip_mask=clip_mask)
-    call = native_call(addr, 2 * n * n, 5 * n + 4, 4 * n + 3, label="newton", min_rows_per_task=1,
+    call = native_call(addr, 2 * n * n, 5 * n + 5, 4 * n + 3, label="newton", min_rows_per_task=1,
                        code_key=code_key)
     if isinstance(G, np.ndarray) and isinstance(C, np.ndarray):  # a constant of the computation
         shared = np.concatenate([G.astype(np.float64).ravel(), C.astype(np.float64).ravel()])
     else:  # traced (a batched sweep of linear elements)
         shared = jnp.concatenate([jnp.ravel(jnp.asarray(G, jnp.float64)), jnp.ravel(jnp.asarray(C, jnp.float64))])
 
-    def newton(x0, b, a0, hist, gshunt, maxiter, dvmax, xref=None, rref=None):
+    def newton(x0, b, a0, hist, gshunt, maxiter, dvmax, xref=None, rref=None, keep_input=False):
         f64 = jnp.float64
         xref = jnp.zeros(n) if xref is None else xref
         rref = jnp.zeros(n) if rref is None else rref
@@ -946,7 +957,7 @@ def make_native_newton(n: int, G: np.ndarray, C: np.ndarray, groups: list[GroupS
                                jnp.asarray(hist, f64), jnp.reshape(jnp.asarray(gshunt, f64), (1,)),
                                jnp.reshape(jnp.asarray(maxiter).astype(f64), (1,)),
                                jnp.reshape(jnp.asarray(dvmax, f64), (1,)), jnp.asarray(xref, f64),
-                               jnp.asarray(rref, f64)])
+                               jnp.asarray(rref, f64), jnp.full((1,), 1.0 if keep_input else 0.0, f64)])
         out = call(shared, row)
         x, it, conv, bad = out[:n], out[n].astype(jnp.int32), out[n + 1] > 0, out[n + 2] > 0
         return x, it, conv, bad, out[n + 3:2 * n + 3], out[2 * n + 3:3 * n + 3], out[3 * n + 3:]

@@ -8,7 +8,8 @@ output rows is LLVM IR (the text builder of :mod:`._llir`, the helpers of :mod:`
 compiled in-process: one XLA FFI call per chunk, with the ABI of :mod:`._ffi` (``void k(int64 rows,
 const double *shared, const double *in, double *out)``). ``shared`` is the Newton kernel's
 (``[G, C]``); the Newton solve of each attempt is a call of the Newton kernel by its address
-(its ABI unchanged: one row ``[x0, b, a0, hist, gshunt, maxiter, dvmax, xref, rref]``).
+(its ABI unchanged: one row ``[x0, b, a0, hist, gshunt, maxiter, dvmax, xref, rref, keep_input]``,
+``keep_input`` as :class:`~va2jax.sim.tran.TranKernel` chooses it).
 
 Row layout (doubles): ``in`` = ``[t, h, th₀, th₁, th₂, hmin, maxstep, stop, step, B | 11 counters
 | xh (3n), qh (3n), fh (3n), qdot, xmax, rmax, flast | bps (B)]``; ``out`` = ``[t, h, th₀, th₁, th₂
@@ -168,7 +169,7 @@ def _pwl_ir(g: _Gen, wave: np.ndarray, x: ir.Value) -> ir.Value:
 def tstep_ir(symbol: str, n: int, method: str, sources, *, newton_addr: int, chunk: int,
              is_current: np.ndarray, reltol: float, vntol: float, abstol: float, lteratio: float,
              redo: float, ft: float, itl: int, gshunt: float, dvmax: float, predictor: bool,
-             has_lte: bool, fbr: float, malloc: int, free: int) -> str:
+             has_lte: bool, fbr: float, keep_input: bool, malloc: int, free: int) -> str:
     """LLVM IR text of the step kernel (see the module doc)."""
     g = _Gen(symbol)
     b = g.b
@@ -178,7 +179,7 @@ def tstep_ir(symbol: str, n: int, method: str, sources, *, newton_addr: int, chu
     NOUT = n_out(n, chunk)
     VIN, VOUT = NF_IN + NI, NF_OUT + NI
     true = ir.Constant(_I1, 1)
-    nnin, nnout = 5 * n + 4, 4 * n + 3
+    nnin, nnout = 5 * n + 5, 4 * n + 3
     # workspace: the 13 state vectors, the Newton row and result, xpred, xf, b (n + 1)
     o_v, o_nin = 0, 13 * n
     o_nout = o_nin + nnin
@@ -335,6 +336,7 @@ def tstep_ir(symbol: str, n: int, method: str, sources, *, newton_addr: int, chu
     g.st(f(gshunt), nin, 3 * n + 1)
     g.st(f(float(itl)), nin, 3 * n + 2)
     g.st(f(dvmax), nin, 3 * n + 3)
+    g.st(f(1.0 if keep_input else 0.0), nin, 5 * n + 4)  # the Newton kernel's keep_input
     g.call_addr(newton_addr, [i64(1), shared, nin, nout])
     it = b.fptosi(g.ld(nout, n), _I64)
     conv = b.fcmp_ordered(">", g.ld(nout, n + 1), f(0.0))
