@@ -468,9 +468,49 @@ def test_modulated_sources_match_vacask(tmp_path):
     compare(tmp_path, MODULATED, ["op1", "tran1"])
 
 
+PWL_SHAPED = """pwl shaping
+load "resistor.osdi"
+load "capacitor.osdi"
+model r resistor
+model c capacitor
+model vsource vsource
+model isource isource
+v1 (a 0) vsource type="pwl" wave=[0.1m, 0, 0.2m, 1, 0.4m, 0.5, 0.7m, 0.8] offset=0.2 scale=-3
+r1 (a b) r r=1k
+c1 (b 0) c c=20n
+v2 (c 0) vsource type="pwl" wave=[0, 0.5, 0.1m, 1, 0.3m, -0.5] stretch=2.5 delay=0.2m slopetol=0.3
+r2 (c d) r r=1k
+c2 (d 0) c c=20n
+i3 (0 e) isource type="pwl" wave=[0.1m, 1m, 0.2m, 2m, 0.5m, -1m] stretch=1.5 delay=-0.1m offset=0.5m scale=2
+r3 (e 0) r r=1k
+r4 (e f) r r=1k
+c3 (f 0) c c=20n
+control
+  analysis op1 op
+  analysis tran1 tran step=2u stop=1.5m
+endc
+"""
+
+
+def test_pwl_shaping_matches_vacask(tmp_path):
+    """VACASK's pwl ``offset``/``scale`` (values ``offset + scale·v``), ``stretch``/``delay``
+    (times ``stretch·t + delay``, a negative delay moving the first point before t = 0) and
+    ``slopetol`` (which changes no value) on RC loads: the op (the wave at t = 0) and the
+    transient."""
+    compare(tmp_path, PWL_SHAPED, ["op1", "tran1"])
+
+
 @pytest.mark.parametrize("params, fragment", [
     ('type="sffm"', "unknown source type 'sffm'"),  # VACASK has none either
-    ('type="pwl" wave=[0, 0, 1m, 1] stretch=2', "pwl parameter 'stretch' not supported yet"),
+    # VACASK repeats the wave with `period`, its segment after the last point not leading to
+    # the first value; pwlperiod: "Parameter 'pwlperiod' not found." in the installed VACASK
+    ('type="pwl" wave=[0, 0, 1m, 1] period=2m', "pwl parameter 'period' not supported yet"),
+    ('type="pwl" wave=[0, 0, 1m, 1] pwlperiod=2m', "pwl parameter 'pwlperiod' not supported yet"),
+    # VACASK: "Waveform stretch must be >0.", "Parameter slopetol must be >=0.",
+    # "Pwl waveform needs at least two points."
+    ('type="pwl" wave=[0, 0, 1m, 1] stretch=0', "pwl stretch must be > 0"),
+    ('type="pwl" wave=[0, 0, 1m, 1] slopetol=-1', "pwl slopetol must be >= 0"),
+    ('type="pwl" wave=[0, 1]', "pwl source needs at least two points"),
     # VACASK: "Initial circuit setup failed." (type names matched exactly; no "sin")
     ('type="PULSE" val1=1', "unknown source type 'PULSE' (VACASK's names are case-sensitive"),
     ('type="sin" ampl=1 freq=1k', "unknown source type 'sin'"),

@@ -10,7 +10,8 @@ onto them):
   ``val0 → (rise) → val1 for width → (fall) → val0``.
 * ``sine``: ``v = sinedc + ampl·sin(2π·freq·(t−delay) + phase)·exp(−damp·(t−delay))`` for
   ``t ≥ delay`` (``sinephase`` in degrees), ``sinedc + ampl·sin(phase)`` before.
-* ``pwl``: ``wave=[t0 v0 t1 v1 …]`` linear interpolation, constant outside.
+* ``pwl``: ``wave=[t0 v0 t1 v1 …]`` linear interpolation, constant outside; VACASK's
+  ``offset scale stretch delay`` shape the points (:func:`_pwl_shaped`).
 * ``exp``: SPICE EXP(val0 val1 td1 tau1 td2 tau2).
 * ``am``/``fm`` (VACASK netlists): :meth:`Waveform._modulated`.
 """
@@ -178,9 +179,11 @@ _VACASK_DEFAULTS["fm"] = _VACASK_DEFAULTS["am"]
 #: SPICE source types VACASK does not have (its lib/devvisrc.cpp: "Unknown transient waveform
 #: type")
 _VACASK_PLANNED = {"sffm"}
-#: VACASK's pwl shaping parameters va2jax does not apply yet
-_PWL_PLANNED = {"offset", "scale", "stretch", "pwlperiod", "twidth", "allbrkpts", "slopetol",
-                "reltol"}
+#: VACASK's pwl parameters va2jax does not apply yet: ``period`` (the installed VACASK repeats
+#: the wave with it, but the segment after the last point does not lead to the first point's
+#: value), and the mirror's later ``pwlperiod twidth allbrkpts reltol`` (the installed VACASK:
+#: "Parameter ... not found")
+_PWL_PLANNED = {"period", "pwlperiod", "twidth", "allbrkpts", "reltol"}
 
 
 def _vacask_params(low: dict[str, Value], kind: str, where: str) -> dict[str, Value]:
@@ -194,7 +197,7 @@ def _vacask_params(low: dict[str, Value], kind: str, where: str) -> dict[str, Va
     if kind in _VACASK_PLANNED:
         raise Va2JaxError(f"{where}: unknown source type {kind!r} (VACASK's: dc, sine, pulse, "
                           "exp, pwl, am, fm)")
-    for k in _PWL_PLANNED & set(low):
+    for k in sorted((_PWL_PLANNED - ({"period"} if kind != "pwl" else set())) & set(low)):
         raise Va2JaxError(f"{where}: pwl parameter {k!r} not supported yet")
     out = {**_VACASK_DEFAULTS.get(kind, {}), **low}
     if "theta" in out:
@@ -250,12 +253,36 @@ def make_waveform(params: dict[str, Value], where: str, vacask: bool = False) ->
         if vacask and np.any(steps == 0):  # VACASK: "Pwl scale is not strictly monotonic"
             raise Va2JaxError(f"{where}: pwl times must increase strictly (VACASK); a jump is two "
                               "points a short time apart")
-        wf.wave = arr
+        if vacask and len(arr) < 2:  # VACASK: "Pwl waveform needs at least two points."
+            raise Va2JaxError(f"{where}: pwl source needs at least two points (VACASK)")
+        wf.wave = _pwl_shaped(arr, nums, where)
     if "dc" in nums and not (vacask and kind != "dc"):  # VACASK: a waveform's op is its t=0
         wf.dc = nums["dc"]
     else:
         wf.dc = wf.value(0.0) if kind != "dc" else 0.0
     return wf
+
+
+def _pwl_shaped(arr: np.ndarray, nums: dict[str, float], where: str) -> np.ndarray:
+    """VACASK's pwl shaping of the points ``(t_i, v_i)`` (``arr``, shape (k, 2)): point ``i``
+    lies at time ``stretch·t_i + delay`` (s) with value ``offset + scale·v_i``; defaults
+    ``stretch=1 delay=0 offset=0 scale=1``. Applied to the points, so every evaluation of the
+    wave (``value``, ``jax_value``, the native step kernel) and its breakpoints follow.
+    ``slopetol`` (≥ 0) is checked only: the installed VACASK keeps every point as a breakpoint
+    whatever its value, as va2jax does."""
+    from ..errors import Va2JaxError
+
+    stretch = nums.get("stretch", 1.0)
+    if not stretch > 0:  # VACASK: "Waveform stretch must be >0."
+        raise Va2JaxError(f"{where}: pwl stretch must be > 0, got {stretch:g}")
+    if not nums.get("slopetol", 0.0) >= 0:  # VACASK: "Parameter slopetol must be >=0."
+        raise Va2JaxError(f"{where}: pwl slopetol must be >= 0, got {nums['slopetol']:g}")
+    out = arr.copy()
+    if stretch != 1.0 or "delay" in nums:
+        out[:, 0] = stretch * arr[:, 0] + nums.get("delay", 0.0)
+    if "scale" in nums or "offset" in nums:
+        out[:, 1] = nums.get("offset", 0.0) + nums.get("scale", 1.0) * arr[:, 1]
+    return out
 
 
 def scaled(wf: Waveform, m: float) -> Waveform:
