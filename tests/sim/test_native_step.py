@@ -58,6 +58,7 @@ vw (8 0) vsource type="pwl" wave=[0.1m, 0, 0.3m, 1, 0.31m, 0.5, 0.9m, -0.4, 3m, 
 rw (8 2) r r=2.5k
 is (0 5) isource type="pulse" val0=0 val1=1m rise=3u fall=5u width=0.3m delay=50u period=0.5m
 ic (5 0) isource type="sine" sinedc=1u ampl=2u freq=5k
+iw (0 5) isource type="pwl" wave=[0, 0.2m, 0.2m, -0.5m, 0.5m, 0.3m] offset=0.1m scale=2 stretch=1.5 delay=-0.05m
 r2 (3 2) r r=2k
 r3 (4 2) r r=3k
 r4 (6 2) r r=1.5k
@@ -70,8 +71,8 @@ c5 (5 2) c c=10n
 @pytest.mark.parametrize("method", ["trap", "gear2", "be"])
 def test_every_native_waveform_equals_xla(method, tmp_path, monkeypatch):
     """dc, periodic and single pulses (with and without a fall), a delayed sine with a phase, a pwl
-    wave with a point after ``stop``, voltage and current sources, on
-    each integration method."""
+    wave with a point after ``stop``, a pwl shaped by ``offset scale stretch delay``, voltage and
+    current sources, on each integration method."""
     path = suite.prepare("rc", tmp_path, stop="2m")
     text = path.read_text()
     text = text.replace('model vsource vsource\n', 'model vsource vsource\nmodel isource isource\n')
