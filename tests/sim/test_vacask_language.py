@@ -500,6 +500,29 @@ def test_pwl_shaping_matches_vacask(tmp_path):
     compare(tmp_path, PWL_SHAPED, ["op1", "tran1"])
 
 
+PWL_SWEPT = """pwl sweep
+load "resistor.osdi"
+load "capacitor.osdi"
+model r resistor
+model c capacitor
+model vsource vsource
+v1 (a 0) vsource type="pwl" wave=[0.1m, 0, 0.2m, 1, 0.4m, 0.5] offset=0.2 scale=-3
+r1 (a b) r r=1k
+c1 (b 0) c c=20n
+control
+  sweep s1 instance="v1" parameter="offset" values=[0, 0.5]
+  analysis tran1 tran step=2u stop=0.6m
+  alter instance("v1") stretch=2
+  analysis tran2 tran step=2u stop=0.6m
+endc
+"""
+
+
+def test_swept_and_altered_pwl_shaping_matches_vacask(tmp_path):
+    """A sweep of a pwl's ``offset`` and an ``alter`` of its ``stretch`` reshape the wave."""
+    compare(tmp_path, PWL_SWEPT, ["tran1", "tran2"])
+
+
 @pytest.mark.parametrize("params, fragment", [
     ('type="sffm"', "unknown source type 'sffm'"),  # VACASK has none either
     # VACASK repeats the wave with `period`, its segment after the last point not leading to
