@@ -351,9 +351,9 @@ def tangent_calls(model, K: int):
     """``(init_call, eval_call)``: XLA FFI functions of the ``K``-lane tangent kernels
     (``_ffi.native_call``; rows as in the module docstring)."""
     cache = model.__dict__.setdefault("_native_tangent_calls", {})
-    from ._backend import _limit
+    from ... import _config
 
-    lim = _limit()
+    lim = _config.get("NATIVE_THREADS")  # the FFI handlers' max_threads, as _backend._calls
     c = cache.get((K, lim))
     if c is None:
         from ._ffi import _engines, _lock, native_call
