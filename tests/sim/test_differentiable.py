@@ -153,8 +153,9 @@ c1 (b 0) c c=1n
 
 def test_ac_diode(tmp_path):
     # capacitor C, resistor R, source dc (moves the diode's bias), diode IS and N. (The Graetz
-    # bridge at dc is not used for AC: its reverse-biased diodes and 1 MΩ returns make the
-    # small-signal matrix ill-conditioned, ~1e13, so LU rounding alone exceeds 1e-5.)
+    # bridge's single-ended nodes are not used for AC: its reverse-biased diodes and 1 MΩ returns
+    # make the small-signal matrix ill-conditioned, ~1e13, so LU rounding alone exceeds 1e-5;
+    # test_ac_graetz takes its load voltage instead.)
     p = tmp_path / "diode_rc.sim"
     p.write_text(DIODE_RC)
     f = function(p, ["c1", "r1", "v1.dc", "dmod.is", "dmod.n"], "ac", ["db(b)", "phase(b)"],
