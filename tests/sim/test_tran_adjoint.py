@@ -120,7 +120,7 @@ def test_multiplier_against_finite_differences(tmp_path):
     # derivatives are of.
     rec = f._replay._tran(jnp.asarray([v[k] for k in keys]))
     assert int(rec["status"]) == 0
-    f._replay._tran = lambda _p: rec  # noqa: SLF001 (the grid of the nominal run, for p ± h too)
+    f._replay._tran = lambda _p: rec  # the grid of the nominal run, for p ± h too
 
     def out(v):
         o = f(v)
