@@ -146,6 +146,27 @@ def test_multiplier_against_finite_differences(tmp_path):
         np.testing.assert_allclose(np.asarray(rev[k]), fd, rtol=1e-6, err_msg=f"{k} rev")
 
 
+def test_multiplier_reverse_mode_is_finite(tmp_path):
+    """jacrev of a multiplier transient over two periods equals forward mode. The replay's padding
+    rows (past the last accepted point) used to take a 1 s step, where the Jacobian of the
+    multiplier's capacitor-coupled nodes is singular: every reverse-mode entry came out NaN."""
+    from test_differentiable import MULTIPLIER
+
+    p = tmp_path / "multiplier.sim"
+    p.write_text(variant(MULTIPLIER, {"vs (a 0) vsource dc=5\n":
+                                      'vs (a 0) vsource dc=0 type="sine" sinedc=0 ampl=5 freq=100k\n'}))
+    f = function(p, ["vs.ampl", "dmul.is"], "tran", ["20"], times=[6e-6, 19e-6], stop=20e-6,
+                 maxstep=1e-7, max_points=300, options={"reltol": 1e-3})
+    v = dict(f.nominal)
+    rev = jax.jit(jax.jacrev(lambda v: f(v)["20"]))(v)
+    jvp = jax.jit(lambda v, d: jax.jvp(lambda v: f(v)["20"], (v,), (d,))[1])
+    for k in v:
+        fwd = np.asarray(jvp(v, {kk: float(kk == k) for kk in v}))
+        assert np.all(np.isfinite(fwd)) and np.all(fwd != 0), k
+        # the same linear algebra transposed: rounding only
+        np.testing.assert_allclose(np.asarray(rev[k]), fwd, rtol=1e-9, err_msg=k)
+
+
 def test_tran_bad_input(tmp_path):
     p = tmp_path / "rc.sim"
     p.write_text(RC)
