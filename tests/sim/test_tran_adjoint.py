@@ -104,23 +104,16 @@ def test_multiplier_against_finite_differences(tmp_path):
     p.write_text(variant(MULTIPLIER, {"vs (a 0) vsource dc=5\n":
                                       'vs (a 0) vsource dc=0 type="sine" sinedc=0 ampl=5 freq=100k\n'}))
     # source amplitude, a pump capacitor, the load R, diode IS, N and CJO; the output node 20 and
-    # the middle node 2 over the first period (130 accepted steps, maxstep 0.1 µs)
+    # the middle node 2 over the first period. As for the Graetz bridge, a grid the step control
+    # cannot move: steps of at most 0.1 µs, the truncation-error control off (tran_lteratio 1e12),
+    # so that p ± h see the accepted steps the adjoint holds fixed. (With the LTE control on —
+    # before function() kept its options' tran_lteratio, it silently ran at trtol = 7 — the
+    # diodes' switching set the steps, and finite differences measured 1e-4 (amplitude, C, RL)
+    # … 9e-2 (CJO) off the adjoint: the step controller's reaction to p, docs/sim.md.)
     keys = ["vs.ampl", "c1", "rl", "dmul.is", "dmul.n", "dmul.cjo"]
     f = function(p, keys, "tran", ["20", "2"], times=[3e-6, 6.5e-6, 9.5e-6], stop=10e-6,
-                 maxstep=1e-7, max_points=200, options={"reltol": 1e-3})
+                 maxstep=1e-7, max_points=200, options={"reltol": 1e-3, "tran_lteratio": 1e12})
     v = dict(f.nominal)
-    # The grid held fixed: unlike the Graetz bridge at 50 Hz, the multiplier's diodes switch within
-    # a few steps, and there the accepted steps move with p even with the truncation-error control
-    # off (tran_lteratio 1e12 gave the same steps as 3.5: they are cut below maxstep by a reason
-    # other than the LTE estimate). Finite differences of the public function then measured 1e-4
-    # (amplitude, C, RL) … 9e-2 (CJO) relative off the adjoint (maxstep 25 ns): the step
-    # controller's reaction to p, which the adjoint holds constant by design (docs/sim.md). So the
-    # FD below are of the same simulator on the nominal run's accepted grid: its recorded
-    # transient, replayed (each point Newton-solved afresh at p ± h), the discrete system the
-    # derivatives are of.
-    rec = f._replay._tran(jnp.asarray([v[k] for k in keys]))
-    assert int(rec["status"]) == 0
-    f._replay._tran = lambda _p: rec  # the grid of the nominal run, for p ± h too
 
     def out(v):
         o = f(v)
@@ -139,9 +132,9 @@ def test_multiplier_against_finite_differences(tmp_path):
             ys.append(np.asarray(y))
         fd = (4 * (ys[0] - ys[1]) / (2 * h) - (ys[2] - ys[3]) / (4 * h)) / 3  # Richardson
         assert np.all(np.abs(fd) > 0), k
-        # within the issue's 1e-3 for transients, and tighter: on a fixed grid the replay is a
-        # smooth function of p, FD truncation O(h⁴) (Richardson) and Newton-polished points —
-        # measured ≤ 1e-8 (N, CJO at h = 1e-3·|p|): 1e-6 leaves 100× for rounding elsewhere
+        # within the issue's 1e-3 for transients, and tighter: on a fixed grid the transient is
+        # a smooth function of p, FD truncation O(h⁴) (Richardson) and the replayed points
+        # Newton-polished — measured ≤ 1.6e-8 (RL, CJO; h = 1e-3·|p|): 1e-6 leaves 60× margin
         np.testing.assert_allclose(fwd, fd, rtol=1e-6, err_msg=f"{k} fwd")
         np.testing.assert_allclose(np.asarray(rev[k]), fd, rtol=1e-6, err_msg=f"{k} rev")
 
