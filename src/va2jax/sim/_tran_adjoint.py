@@ -140,8 +140,13 @@ class TranReplay:
         def body(c, xs):
             x_p, q_p, q_pp, qdot, ordr, nd, t_p, h_p = c
             tn, xr, ok = xs
-            h = jnp.where(ok, tn - t_p, 1.0)
-            tn = jnp.where(ok, tn, t_p + 1.0)
+            # rows past the last accepted point (masked out below) still run the step: one of
+            # the last step's size, not 1 s — at h = 1 s the capacitors' a0·C vanish and the
+            # Jacobian of a circuit with floating capacitor nodes (the diode multiplier) is
+            # singular; its inf/NaN, times the zero cotangent the mask sends back, made every
+            # reverse-mode derivative NaN (0·NaN), while forward mode was unaffected
+            h = jnp.where(ok, tn - t_p, jnp.where(h_p > 0, h_p, 1.0))
+            tn = jnp.where(ok, tn, t_p + h)
             xr = jnp.where(ok, xr, x_p)
             hit = jnp.any(jnp.abs(tn - bps) <= 1e-9 * scale)
             be = (ordr < 2) | (order == 1)
