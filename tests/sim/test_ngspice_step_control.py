@@ -138,3 +138,18 @@ def test_native_step_kernel_refuses_ngspice_control(tmp_path):
     s.run()
     kernels = [k for k in s.engine._tran_kernels.values() if hasattr(k, "control")]
     assert [(k.control, k.native) for k in kernels] == [("ngspice", False)]
+
+
+def test_options_round_trip_keeps_lteratio_and_trtol():
+    """``Options.from_dict(asdict(o))`` is ``o``: SPICE's ``trtol`` sets both VACASK's lteratio
+    and ngspice's factor, and a merged dict of all fields (as ``sim.function(options=…)`` makes)
+    must not reset one from the other (it once turned ``tran_lteratio=1e12`` into 7)."""
+    import dataclasses
+
+    from va2jax.sim.engine import Options
+
+    o = Options.from_dict({"trtol": 5, "tran_lteratio": 1e12})
+    assert (o.ng_trtol, o.tran_lteratio) == (5.0, 1e12)
+    assert Options.from_dict(dataclasses.asdict(o)) == o
+    o2 = Options.from_dict({**dataclasses.asdict(o), "tran_lteratio": 3.5})
+    assert (o2.ng_trtol, o2.tran_lteratio) == (5.0, 3.5)

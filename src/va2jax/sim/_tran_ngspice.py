@@ -67,7 +67,7 @@ def make_step(sysm: "System", o: "Options", method: str, host_solve: bool = Fals
     nb = len(cval)
     cp_j, cn_j, c_j = jnp.asarray(cp), jnp.asarray(cn), jnp.asarray(cval)
     maxord = 1 if method == "be" else 2
-    reltol, abstol, chgtol, trtol = o.reltol, o.abstol, o.chgtol, o.trtol
+    reltol, abstol, chgtol, trtol = o.reltol, o.abstol, o.chgtol, o.ng_trtol
     # ngspice's NIiter raises the iteration limit to 100 and clips no update
     itl, gshunt = max(int(o.tran_itl), 100), o.gshunt
     coef = _COEFF[method]

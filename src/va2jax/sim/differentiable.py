@@ -339,13 +339,7 @@ def function(netlist: "str | Path | Any", params: Sequence[str], analysis: str =
                 raise Va2JaxError(f"parameter {k!r}: {one}") from None
         raise
     if options:
-        # the current options without ``trtol``: from_dict maps that SPICE alias onto
-        # tran_lteratio, so a merged dict carrying it reset a tran_lteratio given here to trtol
-        cur = dataclasses.asdict(bs.opts)
-        trtol = cur.pop("trtol")
-        bs.opts = Options.from_dict({**cur, **dict(options)})
-        if not any(str(k).lower() == "trtol" for k in options):
-            bs.opts.trtol = trtol
+        bs.opts = Options.from_dict({**dataclasses.asdict(bs.opts), **dict(options)})
     names = list(sim.system.names)
     low = {nm.lower(): i for i, nm in enumerate(names)}
     specs = list(outputs) if outputs is not None else names

@@ -86,7 +86,10 @@ class Options:
     #: time-step control: "vacask" (sim/tran.py) or "ngspice" (sim/_tran_ngspice.py; the SPICE
     #: reader's default)
     tran_control: str = "vacask"
-    trtol: float = 7.0  # ngspice's truncation-error tolerance factor (tran_control="ngspice")
+    #: ngspice's truncation-error tolerance factor (tran_control="ngspice"); set by the SPICE
+    #: option ``trtol``, which also sets ``tran_lteratio`` (a field of another name, so that
+    #: ``from_dict(asdict(o)) == o``: a merged dict never resets ``tran_lteratio``)
+    ng_trtol: float = 7.0
     temp: float = 27.0
     #: Newton's linear solver: dense (LAPACK LU), klu (sparse, klujax) or auto (klu from
     #: :data:`SPARSE_THRESHOLD` unknowns on)
@@ -110,7 +113,7 @@ class Options:
             key = alias.get(k.lower(), k.lower())
             if k.lower() == "trtol":  # SPICE's trtol: VACASK's lteratio and ngspice's own
                 try:
-                    o.trtol = float(v)
+                    o.ng_trtol = float(v)
                 except (TypeError, ValueError):
                     raise Va2JaxError(f"option {k}: bad value {v!r}") from None
             if hasattr(o, key):
