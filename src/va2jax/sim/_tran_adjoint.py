@@ -83,8 +83,12 @@ class TranReplay:
 
     def __init__(self, bs: BatchSweep, times: np.ndarray, cols: list[int], stop: float,
                  step: float | None, maxstep: float | None, method: str, max_points: int,
-                 polish: int):
+                 polish: int, system_at: Callable | None = None):
         self.bs = bs
+        #: the circuit at ``p`` for the replay (differentiable in ``x`` and ``p``); the primal
+        #: run (``tran_function``) uses ``bs.system_at``
+        system_at = bs.system_at if system_at is None else system_at
+        self.system_at = system_at
         self.times = np.asarray(times, float)
         self.cols = np.asarray(cols, int)
         self.method = method
@@ -99,7 +103,7 @@ class TranReplay:
 
         def resid(x, theta):
             p, hist, a0, tn = theta
-            sysm = bs.system_at(p)
+            sysm = system_at(p)
             f, q, Jf, Jq = assemble_fn(sysm)(x)
             b = sysm.make_source_fn()(tn)
             F = f - b + a0 * q + hist + self.gsh * x
@@ -120,15 +124,15 @@ class TranReplay:
     def trajectory(self, p: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
         """``(times (L,), X (L, len(cols)), npoints, status)``: the replayed solution at every
         accepted time (held constant, ``inf`` past ``npoints``; rows there repeat the last point)."""
-        bs, n = self.bs, self.bs.system.n
+        n = self.bs.system.n
         rec = jax.lax.stop_gradient(self._tran(jax.lax.stop_gradient(p)))
         L = rec["time"].shape[0]
         npts = rec["npoints"]
         idx = jnp.arange(L)
         valid = idx < npts
         times = jnp.where(valid, rec["time"], jnp.inf)
-        sysm = bs.system_at(p)
-        q_of = lambda x, p: assemble_fn(bs.system_at(p))(x)[1]  # noqa: E731
+        sysm = self.system_at(p)
+        q_of = lambda x, p: assemble_fn(self.system_at(p))(x)[1]  # noqa: E731
         zero = jnp.zeros(n)
         # x_0: the operating point at b(0) (the transient's start), implicit in p
         x0 = self._step(rec["x"][0], (p, zero, jnp.float64(0.0), jnp.float64(0.0)))

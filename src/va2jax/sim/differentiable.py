@@ -102,17 +102,12 @@ class CircuitFunction:
         self._op_core = self._make_op()
         self._extra: dict[int, Any] = {}
         self.times = None
-        if analysis == "tran":
-            from ._tran_adjoint import TranReplay
-
-            assert tran is not None
-            self.times = np.asarray(tran["times"], float)
-            self._replay = TranReplay(bs, self.times, [o[2] for o in outputs], polish=polish,
-                                      **{k: v for k, v in tran.items() if k != "times"})
-        if analysis == "ac":
-            # AC needs ∂J/∂x of every device: each generated model through Model.function, whose
-            # Jacobian tangents (in parameters and voltages) come from the native tangent kernels
-            # on a CPU (codegen/native/_tangent.py) and from the JAX function elsewhere
+        if analysis in ("ac", "tran"):
+            # AC needs ∂J/∂x of every device, the transient replay ∂q/∂x (the charges at the
+            # implicitly differentiated points), also of groups with no traced parameter: each
+            # generated model through Model.function, whose tangents (in parameters and
+            # voltages) come from the native tangent kernels on a CPU
+            # (codegen/native/_tangent.py) and from the JAX function elsewhere
             from .adapters import GeneratedModel
             from .batch import _TracedGroup
             from .devices import JaxFunctionModel
@@ -121,14 +116,24 @@ class CircuitFunction:
                 if isinstance(g.model, JaxFunctionModel):
                     continue
                 if not isinstance(g.model, GeneratedModel):
+                    if analysis == "tran":
+                        continue
                     raise Va2JaxError(f"function: ac derivatives need the second derivatives of "
                                       f"model {g.model.name}, an OSDI library (load its .va file)")
                 swept = bs._groups[gi].swept if gi in bs._groups else []
                 self._extra[gi] = _TracedGroup(bs, gi, swept)
+        if analysis == "tran":
+            from ._tran_adjoint import TranReplay
+
+            assert tran is not None
+            self.times = np.asarray(tran["times"], float)
+            self._replay = TranReplay(bs, self.times, [o[2] for o in outputs], polish=polish,
+                                      system_at=self._system,
+                                      **{k: v for k, v in tran.items() if k != "times"})
 
     def _system(self, p: jax.Array):
-        """The circuit at parameter values ``p``; for AC every device group evaluated by its
-        traceable JAX function (so that ``∂J/∂x`` exists)."""
+        """The circuit at parameter values ``p``; for AC and the transient every generated device
+        group through its differentiable ``Model.function`` (so that ``∂J/∂x``, ``∂q/∂x`` exist)."""
         from .mna import GroupRef
 
         sysm = self._bs.system_at(p)
