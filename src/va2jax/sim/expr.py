@@ -168,6 +168,18 @@ class _Parser:
         self.i += 1
         return tok
 
+    def arguments(self) -> list[Value]:
+        """A function call's ``(a, b, …)``, each argument a full expression."""
+        self.take("(")
+        args: list[Value] = []
+        if self.peek() != ")":
+            args.append(self.cond())
+            while self.peek() == ",":
+                self.take()
+                args.append(self.cond())
+        self.take(")")
+        return args
+
     def parse(self) -> Value:
         v = self.cond()
         if self.i != len(self.toks):
@@ -259,14 +271,7 @@ class _Parser:
             return tok[1:-1]
         if kind == "name":
             if self.peek() == "(":
-                self.take()
-                args: list[Value] = []
-                if self.peek() != ")":
-                    args.append(self.cond())
-                    while self.peek() == ",":
-                        self.take()
-                        args.append(self.cond())
-                self.take(")")
+                args = self.arguments()
                 fn = _FUNCS.get(tok.lower())
                 if fn is None:
                     raise ExprError(f"unknown function {tok!r} in expression {self.text!r}")
@@ -453,14 +458,7 @@ class _VacaskParser(_Parser):
         """A function of VACASK's (lib/context.cpp), its name case-sensitive, its result's type
         as the installed VACASK's: ``min``/``max``/``sgn``/``int`` keep integers, the others
         are real."""
-        self.take("(")
-        args: list[Value] = []
-        if self.peek() != ")":
-            args.append(self.cond())
-            while self.peek() == ",":
-                self.take()
-                args.append(self.cond())
-        self.take(")")
+        args = self.arguments()
         spec = _VACASK_FUNCS.get(tok)
         if spec is None:
             other = [k for k in _VACASK_FUNCS if k.lower() == tok.lower()]
