@@ -381,3 +381,10 @@ def test_spice_transient_sweep_needs_the_vacask_control(tmp_path):
     for lane, rc in enumerate((1e-4, 2e-4)):
         ref = np.where(t > 0, 1 - np.exp(-np.maximum(t - 0.5e-6, 0) / rc), 0.0)
         assert np.max(np.abs(v[lane] - ref)) < 1e-3, (lane, v[lane], ref)
+    # the differentiable transient (sim.function) runs the same batch transient: the same refusal
+    from va2jax.sim import function
+
+    net.write_text(SPICE_RC.format(options=""))
+    with pytest.raises(Va2JaxError, match="tran_control=vacask") as e:
+        function(net, ["r1"], "tran", ["out"], times=[1e-4], stop=0.5e-3)
+    assert "\n" not in str(e.value)

@@ -375,13 +375,14 @@ class BatchSweep:
         o = self.opts
         check_tran_times(stop, step, maxstep)
         if o.tran_control != "vacask":
-            # the batch's transient is TranKernel's VACASK control; a lane must equal the run
-            # `va2jax sim` makes of the same netlist, which for ngspice's control it would not
+            # the batch's transient (sweeps, and sim.function's primal run) is TranKernel's
+            # VACASK control; a lane must equal the run `va2jax sim` makes of the same netlist,
+            # which for ngspice's control it would not
             raise Va2JaxError(
-                "sweep: a batch transient runs VACASK's step control, this netlist selects "
-                f"{o.tran_control}'s (the SPICE reader's default); add `.options "
-                "tran_control=vacask` to sweep it (each lane then equals `va2jax sim` with "
-                "that option)")
+                "a batched or differentiable transient (sweep, sim.function) runs VACASK's step "
+                f"control, this netlist selects {o.tran_control}'s (the SPICE reader's default); "
+                "add `.options tran_control=vacask` to run it so (each result then equals "
+                "`va2jax sim` with that option)")
         method = method or o.tran_method
         method = Options.from_dict({"tran_method": method}).tran_method
         maxstep = min(maxstep, stop / 50) if maxstep and maxstep > 0 else stop / 50
