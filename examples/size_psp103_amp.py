@@ -1,7 +1,7 @@
 """Size a PSP103 common-source amplifier (transistor width W and length L, load resistor R_D) for
 a target low-frequency gain, bandwidth and output bias, with derivatives from the simulator.
 
-The amplifier (generated PSP103, netlist below): an n-channel PSP103 biased at V_GS = 0.6 V, a
+The amplifier (generated PSP103, `va2jax/data/circuits/cs_psp103.sim`): an n-channel PSP103 biased at V_GS = 0.6 V, a
 load resistor R_D to the 1.2 V supply and a 50 fF load capacitance on the drain. Its figures of
 merit, from the operating point and a two-frequency AC analysis of :func:`va2jax.sim.function`:
 
@@ -46,23 +46,13 @@ from pathlib import Path
 
 import numpy as np
 
-NETLIST = """Common-source amplifier, generated PSP103, resistive load, capacitive load
-load "resistor.osdi"
-load "capacitor.osdi"
-load "psp103v4.osdi"
-model r resistor
-model c capacitor
-model vsource vsource
-model nmos psp103va ( type=1 toxo=2n vfbo=-1 nsubo=3e23 uo=0.04 )
-vdd (vdd 0) vsource dc=1.2
-vin (g 0) vsource dc=0.6 mag=1
-rd (vdd d) r r={rd}
-cl (d 0) c c=50f
-m1 (d g 0 0) nmos w={w} l={l}
-"""
+from va2jax._circuits import circuit_text, variant
 
-TRAN_NETLIST = NETLIST.replace("vin (g 0) vsource dc=0.6 mag=1",
-                               'vin (g 0) vsource dc=0.6 type="sine" sinedc=0.6 ampl=50m freq=1G')
+#: the amplifier (``data/circuits/cs_psp103.sim``, shared with tests/sim/test_diff_psp103.py), its
+#: sizes as placeholders; AC sizing: the input's small-signal source only; ``--tran``: its sine only
+_SIZES = {"r r=5k": "r r={rd}", "w=2u l=0.2u": "w={w} l={l}"}
+NETLIST = variant(circuit_text("cs_psp103"), {**_SIZES, ' type="sine" sinedc=0.6 ampl=50m freq=1G': ""})
+TRAN_NETLIST = variant(circuit_text("cs_psp103"), {**_SIZES, "mag=1 ": ""})
 TRAN_TRUE = {"m1.w": 2e-6, "rd": 5e3}
 TRAN_START = {"m1.w": 1.3 * 2e-6, "rd": 0.8 * 5e3}
 FREQ, AMPL, M = 1e9, 50e-3, 16  # the transient's input (Hz, V) and samples per period

@@ -21,22 +21,10 @@ import jax
 import numpy as np
 import pytest
 
+from va2jax._circuits import circuit_text
 from va2jax.sim import crossings, function
 
-AMP = """Common-source amplifier, generated PSP103, resistive load
-load "resistor.osdi"
-load "capacitor.osdi"
-load "psp103v4.osdi"
-model r resistor
-model c capacitor
-model vsource vsource
-model nmos psp103va ( type=1 toxo=2n vfbo=-1 nsubo=3e23 uo=0.04 )
-vdd (vdd 0) vsource dc=1.2
-vin (g 0) vsource dc=0.6 mag=1 type="sine" sinedc=0.6 ampl=50m freq=1G
-rd (vdd d) r r=5k
-cl (d 0) c c=50f
-m1 (d g 0 0) nmos w=2u l=0.2u
-"""
+AMP = circuit_text("cs_psp103")  # the sizing example's amplifier, as written
 
 RING = """3-stage CMOS ring oscillator, PSP103 at 1.2 V, loaded by 1 fF per stage
 load "capacitor.osdi"
