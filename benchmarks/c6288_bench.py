@@ -11,6 +11,11 @@ point and per iteration, JIT time, peak RSS, the product bits at the end and the
 difference of the saved voltages on a common grid (20,001 points; also after the first 50 ps,
 where both simulators leave the ``icmode="uic"`` start-up from 0 V with different first steps).
 
+``--vacask-control``: VACASK a second time on a copy whose ``c6288`` subcircuit lists its instances
+in reverse order (the same circuit; only the order of VACASK's sums and its matrix numbering
+change) and the same comparison between the two VACASK runs: how far VACASK's own waveform moves
+when only its rounding does — the floor for any comparison with it.
+
 ``--chains``: one process per size; wall time per Newton iteration and peak RSS of a 0.1 ns
 transient of an N-stage PSP103 inverter chain (``options solver="klu"``). Wall-clock figures on a
 shared machine are noisy.
@@ -167,7 +172,20 @@ def compare(ours: Path, ref: Path, skip: float = 0.0) -> tuple[float, str, str, 
     return worst, where, bits(a), bits(b)
 
 
-def bench_c6288(stop: str, keep: str = "") -> None:
+def reverse_instances(multiplier: Path) -> None:
+    """Reverse the order of the instance lines of subcircuit ``c6288`` in ``multiplier`` (in
+    place): the same circuit, elaborated in another order."""
+    lines = multiplier.read_text().split("\n")
+    start = next(i for i, ln in enumerate(lines) if ln.startswith("subckt c6288(")) + 1
+    end = next(i for i in range(start, len(lines)) if lines[i].strip() == "ends")
+    body = lines[start:end]
+    if not body or any(not ln.strip() or ln.lstrip().startswith("//") for ln in body):
+        raise SystemExit("multiplier.inc: unexpected c6288 body (blank or comment lines)")
+    lines[start:end] = body[::-1]
+    multiplier.write_text("\n".join(lines))
+
+
+def bench_c6288(stop: str, keep: str = "", control: bool = False) -> None:
     with tempfile.TemporaryDirectory(prefix="c6288_") as tmp:
         d = Path(keep) if keep else Path(tmp)
         d.mkdir(parents=True, exist_ok=True)
@@ -180,6 +198,15 @@ def bench_c6288(stop: str, keep: str = "") -> None:
         worst, where, ba, bb = compare(d / "tranmul_va2jax.raw", d / "tranmul.raw")
         late, where_l, _, _ = compare(d / "tranmul_va2jax.raw", d / "tranmul.raw", skip=50e-12)
         shifts, away = edge_stats(d / "tranmul_va2jax.raw", d / "tranmul.raw")
+        if control:  # VACASK against itself, instances in reverse order
+            dc = d / "vacask_reversed"
+            dc.mkdir(exist_ok=True)
+            for f in ("runme.sim", "models.inc", "multiplier.inc"):
+                (dc / f).write_text((d / f).read_text())
+            reverse_instances(dc / "multiplier.inc")
+            ctl = run_vacask(dc / "runme.sim")
+            c_worst, c_where, _, c_bits = compare(dc / "tranmul.raw", d / "tranmul.raw")
+            c_shifts, c_away = edge_stats(dc / "tranmul.raw", d / "tranmul.raw")
     print(f"c6288, stop={stop}: {ours['n']} unknowns, {ours['nnz']} non-zeros "
           f"({'sparse' if ours['sparse'] else 'dense'})")
     print(f"{'':10}{'points':>8}{'rejected':>9}{'NR iter':>9}{'run s':>9}{'ms/point':>10}"
@@ -195,6 +222,13 @@ def bench_c6288(stop: str, keep: str = "") -> None:
     print(f"0.6 V crossings: {len(shifts)}, shift median {1e12 * np.median(shifts):.3f} ps, "
           f"95 % {1e12 * np.percentile(shifts, 95):.3f} ps, max {1e12 * np.max(shifts):.3f} ps; "
           f"largest |Δv| farther than 10 ps from a crossing: {1e3 * away:.1f} mV")
+    if control:
+        print(f"control, VACASK with the c6288 instances in reverse order: {ctl['points']} points "
+              f"({ctl['rejected']} rejected), {ctl['iters']} NR iterations; against VACASK as listed: "
+              f"largest |Δv| on the common grid {1e3 * c_worst:.1f} mV ({c_where}); product bits "
+              f"{'same' if c_bits == bb else 'DIFFERENT'}; crossings shift median "
+              f"{1e12 * np.median(c_shifts):.3f} ps, max {1e12 * np.max(c_shifts):.3f} ps; "
+              f"{1e3 * c_away:.1f} mV farther than 10 ps from a crossing")
 
 
 def bench_chains(sizes: list[int], stop: str) -> None:
@@ -219,11 +253,13 @@ def main() -> None:
     ap.add_argument("--c6288", action="store_true", help="run the suite's c6288 netlist")
     ap.add_argument("--stop", default="0.2n", help="c6288 stop time (the suite's: 2n)")
     ap.add_argument("--keep", default="", help="c6288: run in this folder and keep it (rawfiles)")
+    ap.add_argument("--vacask-control", action="store_true",
+                    help="c6288: also VACASK on the same circuit with its instances in reverse order")
     ap.add_argument("--chains", default="", help="comma-separated inverter-chain sizes")
     ap.add_argument("--chain-stop", default="0.1n")
     a = ap.parse_args()
     if a.c6288:
-        bench_c6288(a.stop, a.keep)
+        bench_c6288(a.stop, a.keep, a.vacask_control)
     if a.chains:
         bench_chains([int(s) for s in a.chains.split(",")], a.chain_stop)
     if not (a.c6288 or a.chains):
