@@ -10,8 +10,11 @@ Newton iteration (one compiled ``lax.while_loop``)::
 ``a0`` and ``h`` encode the integration formula for ``dq/dt`` (both 0 for DC). Convergence
 (VACASK's test, see docs/sim.md): on the second iteration or later, with no clipping,
 ``|Δx_i| ≤ max(reltol·max(|x_i|, xref_i), vntol | abstol)`` for every unknown and (option
-``nr_residualcheck``) ``|F_i| ≤ max(reltol·max(r_i, rref_i), abstol | vntol)``, ``r_i`` the
-largest of ``|f_i|, |b_i|, |a0·q_i|, |hist_i|, |J_ij·x_j|``; ``xref``/``rref`` are the transient's largest
+``nr_residualcheck``) ``|F_i| ≤ max(reltol·max(r_i, rref_i), abstol | vntol)``. ``r_i``
+(option ``nr_resref``): ``"device"`` — VACASK's largest single element contribution to equation
+``i`` (each instance's own residual and, in the transient, its own dq/dt; :mod:`._resref`), the
+rows of device-internal unknowns untested; ``"sum"`` — the largest of ``|f_i|, |b_i|, |a0·q_i|,
+|hist_i|, |J_ij·x_j|``. ``xref``/``rref`` are the transient's largest
 values over past time points (VACASK ``relref="alllocal"``), 0 in the operating point.
 
 The operating point (:func:`dc_op`) is one traced function used by :meth:`Engine.op` (compiled
@@ -349,9 +352,20 @@ def make_newton(system: System, opts: Options, values: System | None = None, *,
 
     Iteration ``j`` evaluates the devices at ``x_j``, solves for ``Δx`` and tests it. Results
     ``x = x_j + Δx`` and ``q = q(x_j) + Jq·Δx``; with ``keep_input`` (the transient with
-    ``nr_residualcheck=0``) ``q = q(x_j)`` and a converged solve returns ``x_j`` itself, the update
-    only tested — VACASK's accepted point (``lib/nrsolver.cpp`` leaves the loop before applying
-    it; its devices stored their reactive state at that evaluation; docs/sim.md "Newton").
+    ``nr_residualcheck=0`` or the ``"device"`` reference) ``q = q(x_j)`` and a converged solve
+    returns ``x_j`` itself, the update only tested — VACASK's accepted point (``lib/nrsolver.cpp``
+    leaves the loop before applying it; its devices stored their reactive state at that
+    evaluation; docs/sim.md "Newton").
+
+    Residual reference (``options nr_resref``, :func:`residual_reference`): with ``"device"``
+    (VACASK's, :mod:`._resref`) ``r`` is each equation's largest single element contribution and
+    only the rows of the netlist's nodes are tested; ``ehist`` (K,) is then the integration
+    history of the *reactive slots* (each instance's own charge per local node, the linear charge
+    stamps per element): their flows ``a0·q_e + ehist`` join the reference, and the solve returns
+    an eighth result, the slots' charges at the returned point. ``newton.resref`` says which
+    reference the solve uses, ``newton.n_slots`` is K, ``newton.slot_charges(x)`` the slots'
+    charges at ``x`` (the transient's initial history). The native kernel
+    (:func:`native_newton`) implements ``"sum"`` only and is not used with ``"device"``.
 
     ``values``: the system whose element values are assembled (default ``system``; :mod:`.batch`
     passes one with traced values — the masks and tolerances still come from ``system``).

@@ -349,11 +349,10 @@ class TranKernel:
             return self._vacask_state(x0, q0, stop, step, maxstep, bps)._replace(
                 h=np.float64(h0), hmin=np.float64(1e-11 * maxstep), ng=ng)
         st = self._vacask_state(x0, q0, stop, step, maxstep, bps)
-        if self.device_ref:
-            eq = np.asarray(self._slot_charges(x0) if eq0 is None else eq0, np.float64)
-        else:
-            eq = np.zeros(0)
-        return st._replace(eqh=np.stack([eq, eq, eq]), eqdot=np.zeros_like(eq))
+        if not self.device_ref:
+            return st._replace(eqh=np.zeros((3, 0)), eqdot=np.zeros(0))
+        eq = jnp.asarray(self._slot_charges(x0) if eq0 is None else eq0)  # may be traced (batch)
+        return st._replace(eqh=jnp.stack([eq, eq, eq]), eqdot=jnp.zeros_like(eq))
 
     def _vacask_state(self, x0: np.ndarray, q0: np.ndarray, stop: float, step: float,
                       maxstep: float, bps: np.ndarray) -> TranState:
