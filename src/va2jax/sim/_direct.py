@@ -46,9 +46,11 @@ class DirectStamp:
                         cols[key].append((c, p))
                 base += w
         self.targets = {}
+        self.local = {}  # key → (columns, local node): the per-instance outputs (sim/_resref.py)
         for key in ("f", "q", "lf", "lq"):
             c = np.array([c for c, _ in cols[key]], np.int64)
             i = np.array([p for _, p in cols[key]], np.int64)
+            self.local[key] = (c, i)
             tgt = idx[:, i] if len(i) else np.zeros((len(idx), 0), np.int64)
             self.targets[key] = (c, jnp.asarray(tgt.astype(np.int32)))  # int32: half the constant
         for key in ("jf", "jq"):
@@ -59,11 +61,23 @@ class DirectStamp:
         # states: one or more columns per state, summed in level order (as the dense route)
         self.state_cols = [[c for c, q in cols["st"] if q == k] for k in range(s)]
 
-    def __call__(self, V: jax.Array, prev_state: Any, enable: Any, acc: dict[str, jax.Array]
-                 ) -> tuple[dict[str, jax.Array], jax.Array | None]:
+    def __call__(self, V: jax.Array, prev_state: Any, enable: Any, acc: dict[str, jax.Array],
+                 local: bool = False) -> tuple[dict[str, jax.Array], jax.Array | None]:
         """Add the group's contributions at voltages ``V`` (N, n) to ``acc`` (keys f, q, lf, lq:
-        (n+1,), jf, jq: (nnz+1,), last slot discarded); returns it and the new states."""
+        (n+1,), jf, jq: (nnz+1,), last slot discarded); returns it and the new states.
+        ``local``: also ``acc["fe"]``, ``acc["qe"]`` (N, n), each instance's own ``f + lim_f``
+        and ``q + lim_q`` per local node (the limiting terms only where ``acc`` has ``lf``)."""
         out = self.ev(self.shared, self.plan.rows(V, prev_state, enable))
+        if local:
+            N = out.shape[0]
+            for name, parts in (("fe", ("f", "lf")), ("qe", ("q", "lq"))):
+                v = jnp.zeros((N, self.plan.n))
+                for key in parts:
+                    c, i = self.local[key]
+                    if len(c) == 0 or key not in acc and key in ("lf", "lq"):
+                        continue
+                    v = v.at[:, i].add(-out[:, c] if key in ("lf", "lq") else out[:, c])
+                acc[name] = v
         for key, (c, tgt) in self.targets.items():
             if len(c) == 0 or key not in acc:
                 continue

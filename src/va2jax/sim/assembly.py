@@ -95,9 +95,13 @@ def _native_stamps(tabs: list[np.ndarray], gidx: list[np.ndarray], stateful: lis
     return {id(t): nat.gather_sum(t, m) for t, m in zip(tabs, sizes) if m}
 
 
-def limited_assemble_fn(system: System, pattern: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-                        ) -> Callable:
+def limited_assemble_fn(system: System, pattern: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+                        elements: bool = False) -> Callable:
     """Return ``assemble(x, states, enable) -> (f, q, Jf, Jq, lim_f, lim_q, new_states)``.
+
+    ``elements``: an eighth result, ``(fe, qe)``, lists with one (N, n_local) array per device
+    group (every group, in order): each instance's own resistive residual ``f + lim_f`` and charge
+    ``q + lim_q`` per local node (VACASK's per-element residual reference, :mod:`._resref`).
 
     ``pattern``: ``(Ai, Aj, lut)`` of :meth:`System.coo_lookup` (of the circuit with concrete values:
     ``G``/``C`` here may be traced) — then ``Jf``/``Jq`` are the values on that pattern (nnz,),
@@ -198,12 +202,18 @@ def limited_assemble_fn(system: System, pattern: tuple[np.ndarray, np.ndarray, n
             if k in stateful:
                 lfs.append(lfl)
                 lqs.append(lql)
+        el = ()
+        if elements:
+            lk = {k: j for j, k in enumerate(stateful)}
+            el = ([fs[k] + lfs[lk[k]] if k in lk else fs[k] for k in range(len(fs))],
+                  [qs[k] + lqs[lk[k]] if k in lk else qs[k] for k in range(len(qs))])
         f, q = gathered(f, fs, vec_tab), gathered(q, qs, vec_tab)
         lf, lq = gathered(jnp.zeros(n), lfs, lim_tab), gathered(jnp.zeros(n), lqs, lim_tab)
         Jf, Jq = gathered(Jf, jfs, mat_tab), gathered(Jq, jqs, mat_tab)
         if sparse:
-            return f, q, Jf, Jq, lf, lq, tuple(new_states)
-        return f, q, Jf.reshape(n, n), Jq.reshape(n, n), lf, lq, tuple(new_states)
+            return (f, q, Jf, Jq, lf, lq, tuple(new_states)) + ((el,) if elements else ())
+        return (f, q, Jf.reshape(n, n), Jq.reshape(n, n), lf, lq, tuple(new_states)) + (
+            (el,) if elements else ())
 
     def assemble(x: jax.Array, states, enable):
         xe = jnp.concatenate([x, jnp.zeros(1, x.dtype)])
@@ -219,6 +229,7 @@ def limited_assemble_fn(system: System, pattern: tuple[np.ndarray, np.ndarray, n
             Jf = jnp.zeros((n + 1, n + 1)).at[:n, :n].add(G)
             Jq = jnp.zeros((n + 1, n + 1)).at[:n, :n].add(C)
         new_states = []
+        fes, qes = [], []
         for k, (grp, idx) in enumerate(groups):
             V = xe[idx]
             if direct[k] is not None:  # native kernel output → global places (sim/_direct.py)
@@ -227,7 +238,10 @@ def limited_assemble_fn(system: System, pattern: tuple[np.ndarray, np.ndarray, n
                 if lim:
                     acc.update(lf=lf, lq=lq)
                 acc, st = direct[k](V, states[stateful.index(k)] if lim else None,
-                                    enable if lim else False, acc)
+                                    enable if lim else False, acc, local=elements)
+                if elements:
+                    fes.append(acc.pop("fe"))
+                    qes.append(acc.pop("qe"))
                 f, q, Jf, Jq = acc["f"], acc["q"], acc["jf"], acc["jq"]
                 if lim:
                     lf, lq = acc["lf"], acc["lq"]
@@ -238,8 +252,14 @@ def limited_assemble_fn(system: System, pattern: tuple[np.ndarray, np.ndarray, n
                 lf = lf.at[idx].add(lfl)
                 lq = lq.at[idx].add(lql)
                 new_states.append(st)
+                if elements:
+                    fes.append(fl + lfl)
+                    qes.append(ql + lql)
             else:
                 fl, ql, jfl, jql = grp.eval(V)
+                if elements:
+                    fes.append(fl)
+                    qes.append(ql)
             f = f.at[idx].add(fl)
             q = q.at[idx].add(ql)
             if sparse:
@@ -250,9 +270,10 @@ def limited_assemble_fn(system: System, pattern: tuple[np.ndarray, np.ndarray, n
                 c = idx[:, None, :]
                 Jf = Jf.at[r, c].add(jfl)
                 Jq = Jq.at[r, c].add(jql)
+        el = ((fes, qes),) if elements else ()
         if sparse:
-            return f[:n], q[:n], Jf[:nnz], Jq[:nnz], lf[:n], lq[:n], tuple(new_states)
-        return f[:n], q[:n], Jf[:n, :n], Jq[:n, :n], lf[:n], lq[:n], tuple(new_states)
+            return (f[:n], q[:n], Jf[:nnz], Jq[:nnz], lf[:n], lq[:n], tuple(new_states)) + el
+        return (f[:n], q[:n], Jf[:n, :n], Jq[:n, :n], lf[:n], lq[:n], tuple(new_states)) + el
 
     return assemble_gather if use_gather or native is not None else assemble
 

@@ -404,7 +404,8 @@ class BatchSweep:
             kern = TranKernel(newton, dataclasses.replace(self.system, sources=sysm.sources), o,
                               method, chunk=chunk)
             z = np.zeros(n)
-            st = kern.initial_state(z, z, stop, step, maxstep, bps)._replace(
+            st = kern.initial_state(z, z, stop, step, maxstep, bps, eq0=(
+                newton.slot_charges(x0) if kern.device_ref else None))._replace(
                 xh=jnp.stack([x0, x0, x0]), qh=jnp.stack([q0, q0, q0]), fh=jnp.stack([x0, x0, x0]),
                 fail=~op_ok)
             buf_t = jnp.zeros(L)

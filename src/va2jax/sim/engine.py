@@ -10,8 +10,11 @@ Newton iteration (one compiled ``lax.while_loop``)::
 ``a0`` and ``h`` encode the integration formula for ``dq/dt`` (both 0 for DC). Convergence
 (VACASK's test, see docs/sim.md): on the second iteration or later, with no clipping,
 ``|Δx_i| ≤ max(reltol·max(|x_i|, xref_i), vntol | abstol)`` for every unknown and (option
-``nr_residualcheck``) ``|F_i| ≤ max(reltol·max(r_i, rref_i), abstol | vntol)``, ``r_i`` the
-largest of ``|f_i|, |b_i|, |a0·q_i|, |hist_i|, |J_ij·x_j|``; ``xref``/``rref`` are the transient's largest
+``nr_residualcheck``) ``|F_i| ≤ max(reltol·max(r_i, rref_i), abstol | vntol)``. ``r_i``
+(option ``nr_resref``): ``"device"`` — VACASK's largest single element contribution to equation
+``i`` (each instance's own residual and, in the transient, its own dq/dt; :mod:`._resref`), the
+rows of device-internal unknowns untested; ``"sum"`` — the largest of ``|f_i|, |b_i|, |a0·q_i|,
+|hist_i|, |J_ij·x_j|``. ``xref``/``rref`` are the transient's largest
 values over past time points (VACASK ``relref="alllocal"``), 0 in the operating point.
 
 The operating point (:func:`dc_op`) is one traced function used by :meth:`Engine.op` (compiled
@@ -95,6 +98,13 @@ class Options:
     #: :data:`SPARSE_THRESHOLD` unknowns on)
     solver: str = "auto"
     limiting: int = 1  # models' own junction limiting ($limit) in Newton: 1 on, 0 off
+    #: the residual test's tolerance reference (docs/sim.md "Newton"): "device" — VACASK's, the
+    #: largest single element contribution to each equation (instances' own residuals and, in the
+    #: transient, their own dq/dt), device-internal rows unchecked; "sum" — va2jax's bound from the
+    #: assembled sums and linearised stamps; "auto" — "device" on the sparse path, "sum" on the
+    #: dense path (whose native Newton and step kernels implement only "sum"); "device" on the
+    #: dense path runs the XLA loop instead of the native kernels
+    nr_resref: str = "auto"
     # harmonic balance (sim/_hb.py; VACASK's names and defaults, lib/options.cpp)
     hb_itl: int = 100  # Newton iterations of a solve from scratch
     hb_itlcont: int = 50  # Newton iterations of a source-stepping step
@@ -137,6 +147,9 @@ class Options:
             raise Va2JaxError(f"option tran_fs: {o.tran_fs!r} is outside (0, 0.5]")
         if not 0 < o.tran_fbr <= 1 / 3:  # VACASK's range (lib/options.cpp)
             raise Va2JaxError(f"option tran_fbr: {o.tran_fbr!r} is outside (0, 1/3]")
+        if o.nr_resref not in ("auto", "device", "sum"):
+            raise Va2JaxError(f"option nr_resref: unknown residual reference {o.nr_resref!r} "
+                              "(auto, device, sum)")
         if o.solver not in ("dense", "klu", "auto"):
             raise Va2JaxError(f"option solver: unknown linear solver {o.solver!r} (auto, dense, klu)")
         if o.solver == "klu":
@@ -183,6 +196,15 @@ def use_sparse(system: System, opts: Options) -> bool:
     """Whether Newton solves ``system`` on the sparse path (``options solver``; ``auto``: from
     :data:`SPARSE_THRESHOLD` unknowns on)."""
     return opts.solver == "klu" or (opts.solver == "auto" and system.n >= SPARSE_THRESHOLD)
+
+
+def residual_reference(system: System, opts: Options) -> str:
+    """The residual reference Newton uses for ``system`` (``options nr_resref``): ``"device"``
+    or ``"sum"``; ``"auto"`` is ``"device"`` on the sparse path, else ``"sum"``."""
+    ref = getattr(opts, "nr_resref", "auto")
+    if ref == "auto":
+        return "device" if use_sparse(system, opts) else "sum"
+    return ref
 
 
 def is_singular_error(e: Exception) -> bool:
@@ -330,9 +352,20 @@ def make_newton(system: System, opts: Options, values: System | None = None, *,
 
     Iteration ``j`` evaluates the devices at ``x_j``, solves for ``Δx`` and tests it. Results
     ``x = x_j + Δx`` and ``q = q(x_j) + Jq·Δx``; with ``keep_input`` (the transient with
-    ``nr_residualcheck=0``) ``q = q(x_j)`` and a converged solve returns ``x_j`` itself, the update
-    only tested — VACASK's accepted point (``lib/nrsolver.cpp`` leaves the loop before applying
-    it; its devices stored their reactive state at that evaluation; docs/sim.md "Newton").
+    ``nr_residualcheck=0`` or the ``"device"`` reference) ``q = q(x_j)`` and a converged solve
+    returns ``x_j`` itself, the update only tested — VACASK's accepted point (``lib/nrsolver.cpp``
+    leaves the loop before applying it; its devices stored their reactive state at that
+    evaluation; docs/sim.md "Newton").
+
+    Residual reference (``options nr_resref``, :func:`residual_reference`): with ``"device"``
+    (VACASK's, :mod:`._resref`) ``r`` is each equation's largest single element contribution and
+    only the rows of the netlist's nodes are tested; ``ehist`` (K,) is then the integration
+    history of the *reactive slots* (each instance's own charge per local node, the linear charge
+    stamps per element): their flows ``a0·q_e + ehist`` join the reference, and the solve returns
+    an eighth result, the slots' charges at the returned point. ``newton.resref`` says which
+    reference the solve uses, ``newton.n_slots`` is K, ``newton.slot_charges(x)`` the slots'
+    charges at ``x`` (the transient's initial history). The native kernel
+    (:func:`native_newton`) implements ``"sum"`` only and is not used with ``"device"``.
 
     ``values``: the system whose element values are assembled (default ``system``; :mod:`.batch`
     passes one with traced values — the masks and tolerances still come from ``system``).
@@ -385,19 +418,31 @@ def make_newton(system: System, opts: Options, values: System | None = None, *,
     charges — ngspice keeps ``CKTrhsOld``, not the last solve's result.
     """
     n = system.n
-    native = None if ngspice else native_newton(system, opts, values)
+    resref = "sum" if ngspice else residual_reference(system, opts)
+    device_ref = resref == "device"
+    # the native kernel implements the "sum" reference only: "device" keeps this XLA loop
+    native = None if ngspice or device_ref else native_newton(system, opts, values)
     if native is not None:
+        native.resref = "sum"
         return native
     vsys = values if values is not None else system
     sparse = use_sparse(system, opts)
     pattern = system.coo_lookup() if sparse else None
-    assemble = limited_assemble_fn(vsys, pattern)
+    assemble = limited_assemble_fn(vsys, pattern, elements=device_ref)
     limiting = bool(opts.limiting) and bool(system.stateful_groups())
     gmask = jnp.asarray(system.gmin_mask)
     tolabs = jnp.where(jnp.asarray(system.is_current), opts.abstol, opts.vntol)
     # a current unknown's row is a voltage equation (V), a node's row a current balance (A)
     rescheck = bool(opts.nr_residualcheck)
     resabs = jnp.where(jnp.asarray(system.is_current), opts.vntol, opts.abstol)
+    rr = None
+    unchecked = jnp.zeros(n, bool)
+    if device_ref:  # VACASK's per-element reference (sim/_resref.py)
+        from ._resref import ResRef
+
+        rr = ResRef(vsys)
+        unchecked = jnp.asarray(~rr.checked)  # device-internal rows: not checked (VACASK)
+    n_slots = rr.size if rr is not None else 0
     reltol = opts.reltol
     vmask = jnp.asarray(system.clip_mask)  # the node voltages that devices see
     # ngspice's test covers its own unknowns: not the implicit equations OpenVAF adds (the
@@ -475,31 +520,42 @@ def make_newton(system: System, opts: Options, values: System | None = None, *,
     def newton(x0: jax.Array, b: jax.Array, a0: jax.Array, hist: jax.Array, gshunt: jax.Array,
                maxiter: jax.Array, dvmax: jax.Array, xref: jax.Array | None = None,
                rref: jax.Array | None = None, lim0: tuple | None = None,
-               keep_input: bool = False):
+               keep_input: bool = False, ehist: jax.Array | None = None):
         xref = jnp.zeros(n) if xref is None else xref
         rref = jnp.zeros(n) if rref is None else rref
 
         def resid(x, states, enable):
-            f, q, Jf, Jq, lf, lq, new_states = assemble(x, states, enable)
+            out = assemble(x, states, enable)
+            f, q, Jf, Jq, lf, lq, new_states = out[:7]
             F = f - b + a0 * q + hist + gshunt * gmask * x
             J = add_diag(Jf + a0 * Jq, gshunt * gmask)
+            if device_ref:
+                # VACASK's reference: the largest single element contribution to each equation —
+                # each instance's own residual and, in the transient, its own dq/dt (the
+                # integration formula on its own charge history ``ehist``)
+                fe, qe = out[7]
+                ref = rr.resistive(x, b, fe)
+                qs = rr.charges(x, qe)
+                if ehist is not None:
+                    ref = jnp.maximum(ref, rr.reactive(a0 * qs + ehist))
+                return F, J, q, Jq, lf + a0 * lq, (new_states if limiting else None), ref, qs
             # the residual's tolerance reference, standing in for VACASK's largest single device
             # contribution to the equation (the assembly has only the sums, which cancel): the
             # largest of the terms summed into F and of the linearised stamps |J_ij·x_j|
             ref = jnp.maximum(jnp.maximum(jnp.abs(f), jnp.abs(b)),
                               jnp.maximum(jnp.abs(a0 * q), jnp.abs(hist)))
             ref = jnp.maximum(ref, rowmax_abs(J, x))
-            return F, J, q, Jq, lf + a0 * lq, (new_states if limiting else None), ref
+            return F, J, q, Jq, lf + a0 * lq, (new_states if limiting else None), ref, jnp.zeros(0)
 
         def cond(s):
             return (~s[2]) & (s[1] < maxiter) & (~s[3])
 
         def body(s):
-            x, it, _, _, _, _, states, _ = s
+            x, it, _, _, _, _, states, _, _ = s
             # the first iteration is not limited: its states are then the initial guess's own
             # junction values (what limiting against them would return unchanged), the limits
             # of later iterations refer to them — no separate evaluation for the start states
-            F, J, q, Jq, L, states, fref = resid(x, states, (it > 0) | ngspice)
+            F, J, q, Jq, L, states, fref, qs = resid(x, states, (it > 0) | ngspice)
             R = F + L
             dx = equilibrated_solve(J, -R)
             bad = ~jnp.all(jnp.isfinite(dx))
@@ -512,13 +568,15 @@ def make_newton(system: System, opts: Options, values: System | None = None, *,
                 xtol = reltol * jnp.maximum(jnp.abs(x), jnp.abs(x + dx)) + tolabs
                 ok = (it >= 1) & ~lim & jnp.all((jnp.abs(dx) <= xtol) | ~ngcheck) & ~bad
                 return (jnp.where(ok, x, x + dx), it + 1, ok, bad,
-                        jnp.where(ok, q, q + matvec(Jq, dx)), F, states, fref)
+                        jnp.where(ok, q, q + matvec(Jq, dx)), F, states, fref, qs)
             clipped = jnp.where(vmask, jnp.clip(dx, -dvmax, dvmax), dx)
             xn = x + clipped
             # VACASK's convergence test (nr_residualcheck=1, relrefsol=relrefres=local): the
             # residual at x and the update from x both within tolerance, never on the first
-            # iteration (its update is not checked)
-            res_ok = jnp.all(jnp.abs(R) <= jnp.maximum(reltol * jnp.maximum(fref, rref), resabs))
+            # iteration (its update is not checked); with the "device" reference the rows of
+            # device-internal unknowns are not checked (VACASK)
+            res_ok = jnp.all((jnp.abs(R) <= jnp.maximum(reltol * jnp.maximum(fref, rref), resabs))
+                             | unchecked)
             res_ok = res_ok | (not rescheck)
             xtol = jnp.maximum(reltol * jnp.maximum(jnp.abs(x), xref), tolabs)
             ok = (it >= 1) & res_ok & jnp.all(jnp.abs(clipped) <= xtol)
@@ -527,24 +585,38 @@ def make_newton(system: System, opts: Options, values: System | None = None, *,
             # update only passes the test and is not applied. The transient's point is ``x`` and
             # its charges ``q(x)``, evaluated there (not ``x + Δx``, ``q + Jq·Δx``)
             if keep_input:
-                return jnp.where(ok, x, xn), it + 1, ok, bad, q, F, states, fref
-            return xn, it + 1, ok, bad, q + matvec(Jq, clipped), F, states, fref
+                return jnp.where(ok, x, xn), it + 1, ok, bad, q, F, states, fref, qs
+            return xn, it + 1, ok, bad, q + matvec(Jq, clipped), F, states, fref, qs
 
         z = jnp.zeros(n)
         states0 = zero_states(vsys) if limiting else None
         if ngspice and limiting:  # the last accepted point's own junction values
             states0 = own_states(x0) if lim0 is None else lim0
-        init = (x0, jnp.int32(0), jnp.bool_(False), jnp.bool_(False), z, z, states0, z)
-        x, it, conv, bad, q, F, states, fref = jax.lax.while_loop(cond, body, init)
+        init = (x0, jnp.int32(0), jnp.bool_(False), jnp.bool_(False), z, z, states0, z,
+                jnp.zeros(n_slots))
+        x, it, conv, bad, q, F, states, fref, qs = jax.lax.while_loop(cond, body, init)
         if ngspice:
             return x, it, conv, bad, q, F, fref, (states if limiting else ())
+        if ehist is not None:
+            return x, it, conv, bad, q, F, fref, qs
         return x, it, conv, bad, q, F, fref
 
     def own_states(x):
         """The ``$limit`` states of ``x`` itself (no limiting; ``()`` without stateful models)."""
         return assemble(x, zero_states(vsys), False)[6] if limiting else ()
 
+    def slot_charges(x):
+        """The reactive slots' charges at ``x`` (``"device"`` reference; (0,) otherwise): the
+        transient's initial per-element charge history."""
+        if rr is None:
+            return jnp.zeros(0)
+        out = assemble(x, zero_states(vsys) if limiting else None, False)
+        return rr.charges(x, out[7][1])
+
     newton.own_states = own_states
+    newton.resref = resref
+    newton.n_slots = n_slots
+    newton.slot_charges = slot_charges
     return newton
 
 

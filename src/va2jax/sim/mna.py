@@ -110,6 +110,10 @@ class System:
     #: linear capacitors as branches ``(p, n, c)`` (ground: the dump index ``n``): the charge
     #: states of ngspice's truncation-error control (``tran_control="ngspice"``, sim/_tran_ngspice.py)
     cap_branches: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    #: the element each entry of ``G_coo``/``C_coo`` belongs to (an index; entries of one linear
+    #: element or source share it): VACASK's per-element residual reference (sim/_resref.py)
+    G_owner: np.ndarray | None = None
+    C_owner: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -310,6 +314,16 @@ class _Builder:
         self.controlled: list[tuple[FlatInstance, str, list[int], int, dict[str, Value]]] = []
         self.noise_resistors: list[tuple[str, int, int, float, bool]] = []
         self.caps: list[tuple[int, int, float]] = []
+        #: the owning element of each G/C entry (index into ``owners``), filled by :meth:`_own`
+        self.G_own: list[int] = []
+        self.C_own: list[int] = []
+        self.owners: dict[str, int] = {}
+
+    def _own(self, name: str) -> None:
+        """Tag the G/C entries stamped since the last call with element ``name``."""
+        e = self.owners.setdefault(name, len(self.owners))
+        self.G_own.extend([e] * (len(self.G_entries) - len(self.G_own)))
+        self.C_own.extend([e] * (len(self.C_entries) - len(self.C_own)))
 
     def _label(self, inst: str, node: str) -> str:
         """The name of internal node ``node`` of instance ``inst`` (VACASK lower-cases it)."""
@@ -352,6 +366,7 @@ class _Builder:
         nodes = [self.node(nd) for nd in inst.nodes]
         if module.lower() in LINEAR_MODULES and resolve(module, inst.loc) is None:  # no library
             self.stamp_linear(inst, module.lower(), nodes, {**mparams, **iparams})
+            self._own(inst.name)
         else:
             self.queue_device(inst, module, nodes, mparams, iparams, resolve)
 
@@ -561,6 +576,7 @@ class _Builder:
                 (u1, l1, m1), (u2, l2, m2) = ends
                 mut = k * (l1 * l2 / (m1 * m2)) ** 0.5
                 self.C_entries.extend([(u1, u2, -mut), (u2, u1, -mut)])
+                self._own(inst.name)
                 continue
             gain = _opt_num(allp, "gain", 1.0, where, inst.loc)
             u = unknown(inst, low.get("ctlinst"), low.get("ctlnode", "flow(br)"), "ctlinst")
@@ -569,6 +585,7 @@ class _Builder:
                 self.G_entries.extend([(nodes[0], u, g), (nodes[1], u, -g)])
             else:
                 self.G_entries.append((br, u, -gain))
+            self._own(inst.name)
 
     def finish(self, groups: list[GroupRef]) -> System:
         """Ground (``-1``) → the dump slot ``n``; the matrices from the stamps."""
@@ -578,13 +595,15 @@ class _Builder:
         for s in self.sources:
             s.p = n if s.p < 0 else s.p
             s.n = n if s.n < 0 else s.n
-        coo = []
-        for entries in (self.G_entries, self.C_entries):
+        coo, owner = [], []
+        for entries, own in ((self.G_entries, self.G_own), (self.C_entries, self.C_own)):
             a = np.array(entries, float).reshape(-1, 3)
             r, c = a[:, 0].astype(np.int64), a[:, 1].astype(np.int64)
             r[r < 0], c[c < 0] = n, n  # ground: the dump row/column n
             keep = (r < n) & (c < n)
             coo.append((r[keep], c[keep], a[keep, 2]))
+            owner.append(np.asarray(own, np.int64).reshape(-1)[keep] if len(own) == len(a)
+                         else None)
         dense = []
         for r, c, v in coo:
             if n > DENSE_LIMIT:  # no n×n matrices for a large circuit (sparse path only)
@@ -599,7 +618,8 @@ class _Builder:
         return System(self.names, np.array(self.is_cur, bool), dense[0], dense[1], self.sources,
                       groups, self.node_index, np.array(self.gmin, float), np.array(self.lte, float),
                       self.inst_locs, coo[0], coo[1], noise_resistors=self.noise_resistors,
-                      aliases=self.aliases, cap_branches=(cp_p, cp_n, cp[:, 2]))
+                      aliases=self.aliases, cap_branches=(cp_p, cp_n, cp[:, 2]),
+                      G_owner=owner[0], C_owner=owner[1])
 
 
 def _merge_groups(groups: list[GroupRef]) -> list[GroupRef]:

@@ -95,6 +95,10 @@ class TranState(NamedTuple):
     lastit: Any  #: () int32 Newton iterations of the last attempt (diagnostics)
     lastbad: Any  #: () bool: the last attempt's linear solve was singular (diagnostics)
     ng: Any = None  #: ngspice's step control only: its extra state (sim/_tran_ngspice.py)
+    #: (3, K) the reactive slots' charges at the last three accepted points (``"device"``
+    #: residual reference, sim/_resref.py: each instance's own charge per node; K = 0 otherwise)
+    eqh: Any = None
+    eqdot: Any = None  #: (K,) their dq/dt at the last accepted point (trap history)
 
 
 #: doubles of output rows per call of the native step kernel (:func:`_native_run`): 1 MiB, at
@@ -140,6 +144,12 @@ class TranKernel:
         # iteration earlier; x + Δx stands in for VACASK's next iterate there (c6288 at 0.5 ns:
         # 31.8 mV from VACASK on the common grid, 92.4 mV with the input; docs/sim.md "Newton")
         keep_input = not o.nr_residualcheck
+        # VACASK's residual reference ("device", sim/_resref.py) makes the test VACASK's with the
+        # residual check on too: its accepted point applies there as well
+        device_ref = getattr(newton, "resref", "sum") == "device" and control == "vacask"
+        keep_input = keep_input or device_ref
+        self.device_ref = device_ref
+        self._slot_charges = jax.jit(newton.slot_charges) if device_ref else None
 
         def attempt(s: TranState) -> tuple[jax.Array, TranState]:
             """One step attempt: the output row ``(t_new, x_new)`` and the next state (its
@@ -181,14 +191,28 @@ class TranKernel:
                 a0_2, hist_2 = a0_be, hist_be
             a0 = jnp.where(be, a0_be, a0_2)
             hist = jnp.where(be, hist_be, hist_2)
+            if device_ref:  # the same formula on each reactive slot's own history
+                eqk = s.eqh[2]
+                ehist_be = -eqk * inv_h
+                if method == "trap":
+                    ehist_2 = -2.0 * eqk * inv_h - s.eqdot
+                elif method == "gear2":
+                    ehist_2 = (-(1 + w) * eqk + w * w / (1 + w) * s.eqh[1]) * inv_h
+                else:
+                    ehist_2 = ehist_be
+                ehist = jnp.where(be, ehist_be, ehist_2)
             # predictor (VACASK): the trapezoidal rule's predictor sees the filtered history
             ph = jnp.where(be, xh, s.fh)
             xpred, e_p = _predict(tn, th[2], th[1], th[0], ph[2], ph[1], ph[0], ~be)
             have_pred = nd >= jnp.where(be, 2, 3)
             xp = xpred if o.tran_predictor else xh[2]
             b = b_of_t(tn)
-            xn, it, conv, bad, qn, F, fref = newton(xp, b, a0, hist, gshunt, itl, dvmax, s.xmax,
-                                                    s.rmax, keep_input=keep_input)
+            if device_ref:
+                xn, it, conv, bad, qn, F, fref, eqn = newton(xp, b, a0, hist, gshunt, itl, dvmax, s.xmax,
+                                                             s.rmax, keep_input=keep_input, ehist=ehist)
+            else:
+                xn, it, conv, bad, qn, F, fref = newton(xp, b, a0, hist, gshunt, itl, dvmax, s.xmax,
+                                                        s.rmax, keep_input=keep_input)
             # trapezoidal ringing filter (VACASK tran_trapltefilter): x minus half the width of
             # the envelope of the last three points at the middle one
             trap2 = (method == "trap") & ~be
@@ -221,6 +245,10 @@ class TranKernel:
             xh_n = jnp.where(accept, jnp.stack([xh[1], xh[2], xn]), xh)
             th_n = jnp.where(accept, jnp.stack([th[1], th[2], tn]), th)
             qh_n = jnp.where(accept, jnp.stack([qh[1], qh[2], qn]), qh)
+            eqh_n, eqdot_n = s.eqh, s.eqdot
+            if device_ref:
+                eqh_n = jnp.where(accept, jnp.stack([s.eqh[1], s.eqh[2], eqn]), s.eqh)
+                eqdot_n = jnp.where(accept, a0 * eqn + ehist, s.eqdot)
             # the output row (tn, xn) is written by the loop body (``run``), accepted or not
             return jnp.concatenate([tn[None], xn]), s._replace(
                 t=jnp.where(accept, tn, t), h=jnp.where(accept, h_acc, h_rej), xh=xh_n, th=th_n,
@@ -233,7 +261,8 @@ class TranKernel:
                 fh=jnp.where(accept, jnp.stack([s.fh[1], s.fh[2], xf]), s.fh),
                 xmax=jnp.where(accept, jnp.maximum(s.xmax, jnp.abs(xn)), s.xmax),
                 rmax=jnp.where(accept, jnp.maximum(s.rmax, fref), s.rmax),
-                nd=jnp.where(accept, jnp.where(hit, 1, nd + 1), nd), ordr=ordr_n, trh=trh)
+                nd=jnp.where(accept, jnp.where(hit, 1, nd + 1), nd), ordr=ordr_n, trh=trh,
+                eqh=eqh_n, eqdot=eqdot_n)
 
         # The loop carries the state packed into four arrays (f64 scalars, int32 scalars, the
         # (13, n) vectors, the output rows): XLA's CPU runtime launches one kernel per array it
@@ -247,10 +276,15 @@ class TranKernel:
             fs = jnp.concatenate([jnp.stack([s.t, s.h]), s.th])
             ints = jnp.stack([jnp.asarray(getattr(s, f)).astype(jnp.int32) for f in I_FIELDS])
             vs = jnp.concatenate([jnp.reshape(getattr(s, f), (m, n)) for f, m in V_FIELDS])
+            if device_ref:  # the per-slot charge history: its own (4, K) array
+                return fs, ints, (vs, jnp.concatenate([s.eqh, s.eqdot[None]]))
             return fs, ints, vs
 
         def unpack(fs, ints, vs, s: TranState) -> TranState:
             d: dict[str, Any] = {"t": fs[0], "h": fs[1], "th": fs[2:5]}
+            if device_ref:
+                vs, ev = vs
+                d["eqh"], d["eqdot"] = ev[:3], ev[3]
             for i, f in enumerate(I_FIELDS):
                 d[f] = ints[i] != 0 if f in BOOLS else ints[i]
             r = 0
@@ -303,7 +337,9 @@ class TranKernel:
                 self.chunk = nchunk
 
     def initial_state(self, x0: np.ndarray, q0: np.ndarray, stop: float, step: float,
-                      maxstep: float, bps: np.ndarray) -> TranState:
+                      maxstep: float, bps: np.ndarray, eq0: np.ndarray | None = None) -> TranState:
+        """The state at the start (``x0``, charges ``q0``; ``eq0``: the reactive slots' charges of
+        the ``"device"`` residual reference, computed from ``x0`` when not given)."""
         if self.control == "ngspice":
             from ._tran_ngspice import initial_ng
             from .assembly import zero_states
@@ -312,7 +348,11 @@ class TranKernel:
             h0, ng = initial_ng(self._m, stop, step, maxstep, lim)
             return self._vacask_state(x0, q0, stop, step, maxstep, bps)._replace(
                 h=np.float64(h0), hmin=np.float64(1e-11 * maxstep), ng=ng)
-        return self._vacask_state(x0, q0, stop, step, maxstep, bps)
+        st = self._vacask_state(x0, q0, stop, step, maxstep, bps)
+        if not self.device_ref:
+            return st._replace(eqh=np.zeros((3, 0)), eqdot=np.zeros(0))
+        eq = jnp.asarray(self._slot_charges(x0) if eq0 is None else eq0)  # may be traced (batch)
+        return st._replace(eqh=jnp.stack([eq, eq, eq]), eqdot=jnp.zeros_like(eq))
 
     def _vacask_state(self, x0: np.ndarray, q0: np.ndarray, stop: float, step: float,
                       maxstep: float, bps: np.ndarray) -> TranState:
