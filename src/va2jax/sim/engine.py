@@ -101,9 +101,9 @@ class Options:
     #: the residual test's tolerance reference (docs/sim.md "Newton"): "device" — VACASK's, the
     #: largest single element contribution to each equation (instances' own residuals and, in the
     #: transient, their own dq/dt), device-internal rows unchecked; "sum" — va2jax's bound from the
-    #: assembled sums and linearised stamps; "auto" — "device" on the sparse path, "sum" on the
-    #: dense path (whose native Newton and step kernels implement only "sum"); "device" on the
-    #: dense path runs the XLA loop instead of the native kernels
+    #: assembled sums and linearised stamps; "auto" — "device" with VACASK's step control and on
+    #: the sparse path, "sum" on the dense path under ngspice's step control (tran_control; its
+    #: own convergence test); the native Newton and step kernels implement both
     nr_resref: str = "auto"
     # harmonic balance (sim/_hb.py; VACASK's names and defaults, lib/options.cpp)
     hb_itl: int = 100  # Newton iterations of a solve from scratch
@@ -200,10 +200,12 @@ def use_sparse(system: System, opts: Options) -> bool:
 
 def residual_reference(system: System, opts: Options) -> str:
     """The residual reference Newton uses for ``system`` (``options nr_resref``): ``"device"``
-    or ``"sum"``; ``"auto"`` is ``"device"`` on the sparse path, else ``"sum"``."""
+    or ``"sum"``; ``"auto"`` is ``"device"`` with VACASK's step control (``tran_control``) and
+    on the sparse path, else (a dense circuit under ngspice's step control) ``"sum"``."""
     ref = getattr(opts, "nr_resref", "auto")
     if ref == "auto":
-        return "device" if use_sparse(system, opts) else "sum"
+        vacask = getattr(opts, "tran_control", "vacask") == "vacask"
+        return "device" if vacask or use_sparse(system, opts) else "sum"
     return ref
 
 
@@ -408,7 +410,7 @@ def make_newton(system: System, opts: Options, values: System | None = None, *,
     an eighth result, the slots' charges at the returned point. ``newton.resref`` says which
     reference the solve uses, ``newton.n_slots`` is K, ``newton.slot_charges(x)`` the slots'
     charges at ``x`` (the transient's initial history). The native kernel
-    (:func:`native_newton`) implements ``"sum"`` only and is not used with ``"device"``.
+    (:func:`native_newton`) implements both references, bit for bit this loop's.
 
     ``values``: the system whose element values are assembled (default ``system``; :mod:`.batch`
     passes one with traced values — the masks and tolerances still come from ``system``).
