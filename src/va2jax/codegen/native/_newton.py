@@ -9,7 +9,9 @@ Newton solve, with the ABI of :mod:`._ffi` (``void k(int64 rows, const double *s
 double *in, double *out)``), one solve per row (``vmap`` lanes are rows: each lane runs its own
 loop). ``shared`` = ``[G (n·n), C (n·n)]`` (row-major), ``in`` = ``[x0, b, a0, hist, gshunt,
 maxiter, dvmax, xref, rref, keep_input]`` (5n + 5), ``out`` = ``[x, iterations, converged, singular, q, F,
-r]`` (4n + 3) — :func:`va2jax.sim.engine.make_newton`'s signature.
+r]`` (4n + 3) — :func:`va2jax.sim.engine.make_newton`'s signature. With VACASK's per-element
+residual reference (:class:`DeviceRef`, K reactive slots) ``in`` ends with ``[use_ehist, ehist
+(K)]`` and ``out`` with the slots' charges (K).
 
 Per iteration, with ``x_e = [x, 0]`` (the last entry: ground):
 
@@ -23,7 +25,11 @@ Per iteration, with ``x_e = [x, 0]`` (the last entry: ground):
    them: ``f = G·x`` (sequential dot products) then the groups' stamps in the order of its gather
    tables (:func:`~va2jax.sim.assembly._gather_table`), ``q`` and the Jacobians likewise;
 3. ``F = f − b + a0·q + hist + gshunt·m·x``, ``J = Jf + a0·Jq + diag(gshunt·m)``, the residual
-   reference ``r_i = max(|f_i|, |b_i|, |a0·q_i|, |hist_i|, max_j |J_ij·x_j|)``,
+   reference ``r_i = max(|f_i|, |b_i|, |a0·q_i|, |hist_i|, max_j |J_ij·x_j|)`` — or, with a
+   :class:`DeviceRef`, VACASK's: the largest single element contribution to row ``i``
+   (:func:`_device_reference`: ``|b_i|``, each linear element's own current, each instance's own
+   ``f + lim_f`` from its dense local outputs of step 1 and, given ``ehist``, each reactive
+   slot's flow ``a0·(q + lim_q)_e + ehist_e``), device-internal rows left out of the test —
    ``R = F + lim_f + a0·lim_q``;
 4. ``Δx = J⁻¹·(−R)``: the equilibrated LU with partial pivoting of :mod:`._lu`, the same operations
    in the same order, as loops (any ``n``); rows whose multiplier is exactly 0 skip their update

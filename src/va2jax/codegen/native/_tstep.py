@@ -12,9 +12,12 @@ const double *shared, const double *in, double *out)``). ``shared`` is the Newto
 ``keep_input`` as :class:`~va2jax.sim.tran.TranKernel` chooses it).
 
 Row layout (doubles): ``in`` = ``[t, h, th₀, th₁, th₂, hmin, maxstep, stop, step, B | 11 counters
-| xh (3n), qh (3n), fh (3n), qdot, xmax, rmax, flast | bps (B)]``; ``out`` = ``[t, h, th₀, th₁, th₂
-| 11 counters | the 13 vectors | chunk rows (t, x)]`` — the fields of
-:class:`~va2jax.sim.tran.TranState` (counters in its ``I_FIELDS`` order).
+| xh (3n), qh (3n), fh (3n), qdot, xmax, rmax, flast | eqh (3K), eqdot (K) | bps (B)]``; ``out`` =
+``[t, h, th₀, th₁, th₂ | 11 counters | the 13 vectors | eqh, eqdot | chunk rows (t, x)]`` — the
+fields of :class:`~va2jax.sim.tran.TranState` (counters in its ``I_FIELDS`` order); ``eqh``,
+``eqdot``: the K reactive slots' charge and flow history of VACASK's per-element residual
+reference (``slots``; K = 0 and none with the reference from the sums), integrated with the
+formula of the global charges and passed to the Newton kernel as its ``ehist``.
 
 Each attempt performs :class:`~va2jax.sim.tran.TranKernel`'s ``attempt`` operation by operation
 (the same IEEE operations in the same order, NaN-propagating minima/maxima as ``jnp.minimum``;
