@@ -95,8 +95,8 @@ def test_graetz_device_reference_equals_the_xla_loop(graetz, monkeypatch):
     ``f + lim_f`` and ``q + lim_q`` from its dense local outputs, the linear elements' own sums in
     the order of ``ResRef``'s segment sums, the slots' flows ``a0·q_e + ehist_e``, the
     device-internal rows unchecked. Iterate, counts, ``F``, the reference and the slots' charges
-    bit for bit, ``q`` within the rounding of its dot products (:func:`_compare`). The transient solves as the step loop calls them
-    (``keep_input``, ``ehist``) and without ``keep_input``."""
+    bit for bit, ``q`` within the rounding of its dot products (:func:`_compare`). The transient
+    solves as the step loop calls them (``keep_input``, ``ehist``) and without ``keep_input``."""
     xla, native = _both(graetz, monkeypatch, "device", jit=False)
     eng = graetz.engine
     n = eng.sys.n
@@ -127,6 +127,21 @@ def test_graetz_device_reference_equals_the_xla_loop(graetz, monkeypatch):
             r_x, r_n = X1(*tr, eh=eh), N1(*tr, eh=eh)
             assert len(r_x) == len(r_n) == 8 and r_x[7].shape == (K,)
             _compare(lambda *a, eh=eh, f=X1: f(*a, eh=eh), r_x, r_n, tr, eng)
+
+
+def test_auto_reference_is_device_under_vacask_control(graetz):
+    """``nr_resref="auto"``: VACASK's reference under VACASK's step control (graetz: dense, the
+    native kernel) and on the sparse path; the reference from the sums only for a dense circuit
+    under ngspice's step control."""
+    from va2jax.sim.engine import residual_reference
+
+    eng = graetz.engine
+    assert eng.opts.nr_resref == "auto" and eng.opts.tran_control == "vacask"
+    assert residual_reference(eng.sys, eng.opts) == "device"
+    ng = dataclasses.replace(eng.opts, tran_control="ngspice")
+    assert residual_reference(eng.sys, ng) == "sum"
+    assert residual_reference(eng.sys, dataclasses.replace(ng, solver="klu")) == "device"
+    assert eng.newton.resref == "device" and eng.newton.native is not None
 
 
 def test_native_newton_under_vmap(graetz, monkeypatch):
