@@ -487,9 +487,9 @@ def newton_ir(symbol: str, n: int, groups: list[GroupSpec], vec_tab: np.ndarray,
     g.st(zero, pout, b.add(i, g.i(2 * n + 3)))
     g.st(zero, pout, b.add(i, g.i(3 * n + 3)))
     g.end()
-    if K:
+    if K:  # the slots' charges of the last iteration (none yet: 0)
         t = g.loop(0, K)
-        g.st(zero, pout, b.add(t, g.i(4 * n + 3)))
+        g.st(zero, qs, t)
         g.end()
     g.st(zero, xe, n)
     for gs, c in zip(groups, gconst):  # previous $limit states: none yet (0)
@@ -704,10 +704,6 @@ def newton_ir(symbol: str, n: int, groups: list[GroupSpec], vec_tab: np.ndarray,
     g.st(g.ld(F, i), pout, b.add(i, g.i(2 * n + 3)))
     g.st(g.ld(ref, i), pout, b.add(i, g.i(3 * n + 3)))
     g.end()
-    if K:  # the reactive slots' charges at this iterate
-        t = g.loop(0, K)
-        g.st(g.ld(qs, t), pout, b.add(t, g.i(4 * n + 3)))
-        g.end()
     keep = b.and_(conv, keep_in)
     i = g.loop(0, n)
     xi = g.ld(xe, i)
@@ -724,6 +720,10 @@ def newton_ir(symbol: str, n: int, groups: list[GroupSpec], vec_tab: np.ndarray,
     g.st(b.sitofp(g.load(it_v, _I64), _F64), pout, n)
     g.st(b.select(g.load(conv_v, _I1), one, zero), pout, n + 1)
     g.st(b.select(g.load(bad_v, _I1), one, zero), pout, n + 2)
+    if K:  # the reactive slots' charges at the last iterate evaluated
+        t = g.loop(0, K)
+        g.st(g.ld(qs, t), pout, b.add(t, g.i(4 * n + 3)))
+        g.end()
     g.end()  # rows
     b._emit(f"  call void {g.b._def(_PTR, f'inttoptr i64 {int(free)} to ptr').ref}(ptr {W.ref})")
     b.ret_void()
