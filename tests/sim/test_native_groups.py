@@ -82,7 +82,14 @@ def test_graetz_native_vs_vacask_and_jax_path(tmp_path, monkeypatch):
     # a last-bit difference decides the rare convergence test that sits on its tolerance (an
     # update or residual within rounding of it): a handful of the ≈ 23 k iterations (4 measured)
     assert abs(nat.stats.newton_iterations - jx.stats.newton_iterations) <= 1e-3 * jx.stats.newton_iterations
-    np.testing.assert_allclose(nat["time"], jx["time"], rtol=1e-9, atol=0)
+    # the accepted times within 1e-4 of the step (as tests/sim/test_resref.py): the accepted point
+    # is VACASK's x_k (nr_resref="device", the default), not x_k + Δx_k, so the rounding of the
+    # update that produced x_k is not contracted by a further Newton step, and the LTE step control
+    # (its ratio's r^(-1/3) on gear2) carries it into the next step; measured 1e-6 of a step (4.0e-7
+    # relative; with x_k + Δx_k, nr_resref="sum", < 1e-9 relative), a differing rule moves a
+    # point by ≥ 1e-3 of a step
+    t_n, t_j = np.asarray(nat["time"]), np.asarray(jx["time"])
+    np.testing.assert_array_less(np.abs(t_n - t_j)[1:], 1e-4 * np.diff(t_j))
     for node in ("outp", "outn", "inp", "inn"):
         np.testing.assert_allclose(nat[node], jx[node], rtol=0, atol=1e-6, err_msg=node)
     ref = run_vacask(CIRCUITS / "graetz.sim", tmp_path)

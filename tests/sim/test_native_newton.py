@@ -6,6 +6,8 @@ iteration count, status, residual and residual reference bit for bit; only the c
 VACASK's own answers for these circuits are checked in test_vacask_suite.py."""
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -14,11 +16,12 @@ import suite
 
 from va2jax.codegen import FUSION_OFF
 from va2jax.sim import Simulation
+from va2jax.sim._resref import ResRef
 from va2jax.sim.engine import make_newton, native_newton
 
 pytestmark = pytest.mark.skipif(jax.default_backend() != "cpu", reason="the native Newton kernel is CPU code")
 
-FIELDS = ("x", "iterations", "converged", "singular", "q", "F", "r")
+FIELDS = ("x", "iterations", "converged", "singular", "q", "F", "r", "slot charges")
 
 
 @pytest.fixture(scope="module")
@@ -27,13 +30,18 @@ def graetz(tmp_path_factory):
     return Simulation.from_file(suite.prepare("graetz", tmp_path_factory.mktemp("graetz"), stop="200u"))
 
 
-def _both(sim, monkeypatch):
+def _both(sim, monkeypatch, resref="sum", jit=True):
+    """The XLA loop and the native kernel with residual reference ``resref`` (make_newton picks
+    the kernel where ``VA2JAX_SIM_NATIVE_NEWTON`` allows it)."""
     eng = sim.engine
+    opts = dataclasses.replace(eng.opts, nr_resref=resref)
     monkeypatch.setenv("VA2JAX_SIM_NATIVE_NEWTON", "0")
-    xla = make_newton(eng.sys, eng.opts)
+    xla = make_newton(eng.sys, opts)
     monkeypatch.setenv("VA2JAX_SIM_NATIVE_NEWTON", "1")
-    native = native_newton(eng.sys, eng.opts)
-    assert native is not None
+    native = make_newton(eng.sys, opts)
+    assert native.native is not None and native.resref == xla.resref == resref
+    if not jit:
+        return xla, native
     # the XLA loop unfused (FUSION_OFF): fused XLA code on a CPU with FMA contracts ``a*b + c``
     # into one rounding, the kernel never does; unfused, each operation rounds once on any CPU
     return jax.jit(xla, compiler_options=FUSION_OFF), jax.jit(native)
@@ -82,6 +90,60 @@ def test_graetz_solves_equal_the_xla_loop(graetz, monkeypatch):
     _compare(xla, xla(*gm), native(*gm), gm, graetz.engine)
 
 
+def test_graetz_device_reference_equals_the_xla_loop(graetz, monkeypatch):
+    """VACASK's per-element reference (``nr_resref="device"``) in the kernel: each instance's own
+    ``f + lim_f`` and ``q + lim_q`` from its dense local outputs, the linear elements' own sums in
+    the order of ``ResRef``'s segment sums, the slots' flows ``a0·q_e + ehist_e``, the
+    device-internal rows unchecked. Iterate, counts, ``F``, the reference and the slots' charges
+    bit for bit, ``q`` within the rounding of its dot products (:func:`_compare`). The transient
+    solves as the step loop calls them (``keep_input``, ``ehist``) and without ``keep_input``."""
+    xla, native = _both(graetz, monkeypatch, "device", jit=False)
+    eng = graetz.engine
+    n = eng.sys.n
+    K = native.n_slots
+    assert K == xla.n_slots > 0
+    b = jnp.asarray(eng.sys.source_vector(0.0))
+    z = jnp.zeros(n)
+    X, N = jax.jit(xla, compiler_options=FUSION_OFF), jax.jit(native)
+    for args in ((jnp.zeros(n), b, 0.0, z, 0.0, 100, 2.0), (jnp.zeros(n), b, 0.0, z, 1e-3, 100, 2.0)):
+        r_x = X(*args)
+        assert bool(r_x[2])
+        _compare(X, r_x, N(*args), args, eng)
+    xop = np.asarray(X(jnp.zeros(n), b, 0.0, z, 0.0, 100, 2.0)[0])
+    q = eng.jacobians(xop)[1]
+    qe = np.asarray(jax.jit(native.slot_charges)(jnp.asarray(xop)))
+    np.testing.assert_array_equal(qe, np.asarray(jax.jit(xla.slot_charges)(jnp.asarray(xop))))
+    rng = np.random.default_rng(1)
+    for keep in (True, False):
+        def run(f, *args, eh, keep=keep):
+            return f(*args, ehist=eh, keep_input=keep)
+
+        X1 = jax.jit(lambda *a, eh: run(xla, *a, eh=eh), compiler_options=FUSION_OFF)
+        N1 = jax.jit(lambda *a, eh: run(native, *a, eh=eh))
+        for a0, kick in ((1e6, 0.5), (2e7, 3.0), (1e4, 0.01)):
+            x0 = jnp.asarray(xop + kick * rng.standard_normal(n))
+            tr = (x0, b, a0, jnp.asarray(-a0 * q), 0.0, 50, 2.0, jnp.abs(jnp.asarray(xop)), jnp.full(n, 1e-6))
+            eh = jnp.asarray(-a0 * qe)
+            r_x, r_n = X1(*tr, eh=eh), N1(*tr, eh=eh)
+            assert len(r_x) == len(r_n) == 8 and r_x[7].shape == (K,)
+            _compare(lambda *a, eh=eh, f=X1: f(*a, eh=eh), r_x, r_n, tr, eng)
+
+
+def test_auto_reference_is_device_under_vacask_control(graetz):
+    """``nr_resref="auto"``: VACASK's reference under VACASK's step control (graetz: dense, the
+    native kernel) and on the sparse path; the reference from the sums only for a dense circuit
+    under ngspice's step control."""
+    from va2jax.sim.engine import residual_reference
+
+    eng = graetz.engine
+    assert eng.opts.nr_resref == "auto" and eng.opts.tran_control == "vacask"
+    assert residual_reference(eng.sys, eng.opts) == "device"
+    ng = dataclasses.replace(eng.opts, tran_control="ngspice")
+    assert residual_reference(eng.sys, ng) == "sum"
+    assert residual_reference(eng.sys, dataclasses.replace(ng, solver="klu")) == "device"
+    assert eng.newton.resref == "device" and eng.newton.native is not None
+
+
 def test_native_newton_under_vmap(graetz, monkeypatch):
     """Lanes of a vmapped solve are rows of one kernel call, each its own Newton loop (its own
     iteration count), equal to the solve of that lane alone."""
@@ -124,13 +186,15 @@ def ring(tmp_path_factory):
     return Simulation.from_file(suite.prepare("ring", tmp_path_factory.mktemp("ring"), stop="1n"))
 
 
-def _kernels(sim, monkeypatch):
+def _kernels(sim, monkeypatch, device=False, jit=True):
     eng = sim.engine
     out = {}
     for matrix in ("dense", "sparse"):
         monkeypatch.setenv("VA2JAX_SIM_NEWTON_MATRIX", matrix)
-        out[matrix] = native_newton(eng.sys, eng.opts)
+        out[matrix] = native_newton(eng.sys, eng.opts, device=device)
         assert out[matrix] is not None
+    if not jit:
+        return out["dense"], out["sparse"]
     return jax.jit(out["dense"]), jax.jit(out["sparse"])
 
 
@@ -167,6 +231,37 @@ def test_ring_sparse_kernel_equals_dense(ring, monkeypatch):
         assert int(r_d[1]) >= 2
         for name, u, v in zip(FIELDS, r_d, r_s):
             np.testing.assert_array_equal(np.asarray(u), np.asarray(v), err_msg=f"a0={a0} {name}")
+
+
+def test_ring_sparse_kernel_equals_dense_device_reference(ring, monkeypatch):
+    """The same with VACASK's per-element reference (``nr_resref="device"``: the slots' flows
+    from a history ``ehist``, the slots' charges returned): exactly, for the same reasons — the
+    reference reads the instances' dense local outputs, which the sparse kernel leaves 0 exactly
+    where the dense one sums no term."""
+    dense, sparse = _kernels(ring, monkeypatch, device=True, jit=False)
+    eng = ring.engine
+    n = eng.sys.n
+    b = jnp.asarray(eng.sys.source_vector(0.0))
+    z = jnp.zeros(n)
+    op = (jnp.zeros(n), b, 0.0, z, 1e-3, 100, 2.0)
+    r_d, r_s = jax.jit(dense)(*op), jax.jit(sparse)(*op)
+    assert bool(r_d[2])
+    for name, u, v in zip(FIELDS, r_d, r_s):
+        np.testing.assert_array_equal(np.asarray(u), np.asarray(v), err_msg=f"op {name}")
+    xop = np.asarray(r_d[0])
+    q = eng.jacobians(xop)[1]
+    rng = np.random.default_rng(3)
+    for keep in (True, False):
+        d1 = jax.jit(lambda *a, eh, f=dense, k=keep: f(*a, ehist=eh, keep_input=k))
+        s1 = jax.jit(lambda *a, eh, f=sparse, k=keep: f(*a, ehist=eh, keep_input=k))
+        qe = d1(jnp.asarray(xop), b, 0.0, z, 0.0, 1, 2.0, eh=jnp.zeros(ResRef(eng.sys).size))[7]
+        for a0, kick in ((3e10, 0.05), (1e11, 0.3)):
+            x0 = jnp.asarray(xop + kick * rng.standard_normal(n))
+            tr = (x0, b, a0, jnp.asarray(-a0 * q), 0.0, 10, 2.0, jnp.abs(jnp.asarray(xop)), jnp.full(n, 1e-6))
+            r_d, r_s = d1(*tr, eh=-a0 * qe), s1(*tr, eh=-a0 * qe)
+            assert int(r_d[1]) >= 2 and len(r_d) == 8
+            for name, u, v in zip(FIELDS, r_d, r_s):
+                np.testing.assert_array_equal(np.asarray(u), np.asarray(v), err_msg=f"{keep} a0={a0} {name}")
 
 
 def test_graetz_sparse_kernel_equals_dense(graetz, monkeypatch):

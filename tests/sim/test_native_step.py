@@ -6,6 +6,8 @@ XLA loop is the reference: its arithmetic is ``TranKernel``'s documented step co
 own answers for the suite circuits are checked in test_vacask_suite.py)."""
 from __future__ import annotations
 
+import re
+
 import jax
 import numpy as np
 import pytest
@@ -17,7 +19,7 @@ from va2jax.sim.sources import Waveform
 pytestmark = pytest.mark.skipif(jax.default_backend() != "cpu", reason="the native step kernel is CPU code")
 
 
-def _run(path, monkeypatch, native: str):
+def _run(path, monkeypatch, native: str, device: bool = True):
     monkeypatch.setenv("VA2JAX_SIM_NATIVE_STEP", native)
     # the XLA loop unfused: fused XLA code on a CPU with FMA contracts ``a*b + c`` into one
     # rounding (va2jax no longer caps the process's ISA), the kernel never does; unfused, every
@@ -27,6 +29,7 @@ def _run(path, monkeypatch, native: str):
     res = sim.run()["tran1"]
     kerns = list(sim.engine._tran_kernels.values())
     assert len(kerns) == 1 and kerns[0].native == (native == "1")
+    assert kerns[0].device_ref == device  # the residual reference (nr_resref; auto: "device")
     return res
 
 
@@ -38,12 +41,17 @@ def _assert_same(a, b):
 
 
 # reduced stops: rc crosses pulse corners (breakpoints, trapezoidal ringing filter), graetz and mul
-# (Gear-2, sine sources, diode limiting) reject steps on the LTE
-@pytest.mark.parametrize("case,stop", [("rc", "3m"), ("graetz", "2m"), ("mul", "20u")])
-def test_suite_native_step_equals_xla_step(case, stop, tmp_path, monkeypatch):
+# (Gear-2, sine sources, diode limiting) reject steps on the LTE. VACASK's residual reference
+# (the default, nr_resref="device": the reactive slots' history eqh/eqdot in the kernel's state)
+# and the former one from the sums ("sum") on graetz
+@pytest.mark.parametrize("case,stop,resref", [("rc", "3m", "auto"), ("graetz", "2m", "auto"),
+                                              ("mul", "20u", "auto"), ("graetz", "2m", "sum")])
+def test_suite_native_step_equals_xla_step(case, stop, resref, tmp_path, monkeypatch):
     path = suite.prepare(case, tmp_path, stop=stop)
-    xla = _run(path, monkeypatch, "0")
-    native = _run(path, monkeypatch, "1")
+    path.write_text(re.sub(r"^(\s*)options ", lambda m: m.group(1) + f'options nr_resref="{resref}" ',
+                           path.read_text(), count=1, flags=re.M))
+    xla = _run(path, monkeypatch, "0", resref != "sum")
+    native = _run(path, monkeypatch, "1", resref != "sum")
     assert native.stats.points > 100
     _assert_same(xla, native)
 

@@ -100,11 +100,22 @@ def forced(system: System, b: np.ndarray, forces: list[tuple[int, int, float]]
         G = system.G.copy()
         np.add.at(G, (np.array(rows), np.array(cols)), np.array(vals))
     coo = system.G_coo
+    owner = system.G_owner
     if coo is not None:
+        if owner is not None and len(owner) == len(coo[0]):
+            # each forcing conductance its own element (VACASK's per-element residual
+            # reference, sim/_resref.py): owners after the circuit's, one per force
+            first = int(owner.max()) + 1 if len(owner) else 0
+            ids = []
+            for k, (_, j, _) in enumerate(forces):
+                ids += [first + k] * (4 if j >= 0 else 1)
+            owner = np.concatenate([owner, np.asarray(ids, owner.dtype)])
+        else:
+            owner = None
         coo = (np.concatenate([coo[0], rows]).astype(coo[0].dtype),
                np.concatenate([coo[1], cols]).astype(coo[1].dtype),
                np.concatenate([coo[2], vals]))
-    return dataclasses.replace(system, G=G, G_coo=coo, _memo={}), b2
+    return dataclasses.replace(system, G=G, G_coo=coo, G_owner=owner, _memo={}), b2
 
 
 def _uic_vector(n: int, forces: list[tuple[int, int, float]]) -> np.ndarray:

@@ -101,9 +101,9 @@ class Options:
     #: the residual test's tolerance reference (docs/sim.md "Newton"): "device" — VACASK's, the
     #: largest single element contribution to each equation (instances' own residuals and, in the
     #: transient, their own dq/dt), device-internal rows unchecked; "sum" — va2jax's bound from the
-    #: assembled sums and linearised stamps; "auto" — "device" on the sparse path, "sum" on the
-    #: dense path (whose native Newton and step kernels implement only "sum"); "device" on the
-    #: dense path runs the XLA loop instead of the native kernels
+    #: assembled sums and linearised stamps; "auto" — "device" with VACASK's step control and on
+    #: the sparse path, "sum" on the dense path under ngspice's step control (tran_control; its
+    #: own convergence test); the native Newton and step kernels implement both
     nr_resref: str = "auto"
     # harmonic balance (sim/_hb.py; VACASK's names and defaults, lib/options.cpp)
     hb_itl: int = 100  # Newton iterations of a solve from scratch
@@ -200,10 +200,12 @@ def use_sparse(system: System, opts: Options) -> bool:
 
 def residual_reference(system: System, opts: Options) -> str:
     """The residual reference Newton uses for ``system`` (``options nr_resref``): ``"device"``
-    or ``"sum"``; ``"auto"`` is ``"device"`` on the sparse path, else ``"sum"``."""
+    or ``"sum"``; ``"auto"`` is ``"device"`` with VACASK's step control (``tran_control``) and
+    on the sparse path, else (a dense circuit under ngspice's step control) ``"sum"``."""
     ref = getattr(opts, "nr_resref", "auto")
     if ref == "auto":
-        return "device" if use_sparse(system, opts) else "sum"
+        vacask = getattr(opts, "tran_control", "vacask") == "vacask"
+        return "device" if vacask or use_sparse(system, opts) else "sum"
     return ref
 
 
@@ -240,7 +242,8 @@ def dense_equilibrated_solve(J: jax.Array, r: jax.Array) -> jax.Array:
     return jnp.linalg.solve(Js / cs[None, :], r / rs) / cs
 
 
-def native_newton(system: System, opts: Options, values: System | None = None) -> Callable | None:
+def native_newton(system: System, opts: Options, values: System | None = None, *,
+                  device: bool = False) -> Callable | None:
     """The whole Newton solve as one native kernel (:mod:`va2jax.codegen.native._newton`), with
     :func:`make_newton`'s signature and results, or ``None`` where the XLA loop is used: off the
     CPU, on the sparse path, with ``VA2JAX_SIM_NATIVE_NEWTON=0`` or ``VA2JAX_SIM_DENSE_SOLVE=lapack``,
@@ -248,7 +251,9 @@ def native_newton(system: System, opts: Options, values: System | None = None) -
     ``values`` (as for :func:`make_newton`): its ``G``/``C`` may be traced (a batched sweep of
     linear elements or sources; they are the kernel's ``shared`` input, so under ``vmap`` each lane
     gets its own call); its device groups must be ``system``'s own (swept device parameters keep the
-    XLA loop)."""
+    XLA loop). ``device``: VACASK's per-element residual reference (``nr_resref="device"``,
+    :mod:`._resref`; the tables of ``values``' linear stamps, as :func:`make_newton`'s loop takes
+    them) instead of the bound from the sums."""
     from .adapters import GeneratedGroup
     from .assembly import _gather_table
 
@@ -294,21 +299,61 @@ def native_newton(system: System, opts: Options, values: System | None = None) -
     # the kernel's constants (static rows, tables) are IR text: beyond a few million entries the
     # LLVM parse would cost more than the loop saves
     size = sum(s.static.size + s.gather.size for s in specs) + vec_tab.size + mat_tab.size
+    vals = system if values is None else values
+    dref = _device_ref_tables(vals) if device else None
+    if dref is not None:
+        size += sum(a.size for a in dref.arrays())
     if size > _NATIVE_NEWTON_MAX_CONSTANTS:
         return None
     try:
-        vals = system if values is None else values
         return make_native_newton(n, vals.G, vals.C, specs,
                                   (vec_tab, lim_tab, mat_tab), np.asarray(system.gmin_mask),
                                   np.asarray(system.is_current), reltol=opts.reltol, vntol=opts.vntol,
                                   abstol=opts.abstol, rescheck=bool(opts.nr_residualcheck),
                                   limiting=limiting, nominal=(system.G, system.C),
-                                  clip_mask=system.clip_mask)
+                                  clip_mask=system.clip_mask, dref=dref)
     except ValueError as exc:  # LLVM rejected the kernel: the XLA loop computes the same
         import logging
 
         logging.getLogger(__name__).warning("native Newton kernel unavailable (%s); using the XLA loop", exc)
         return None
+
+
+def _device_ref_tables(system: System):
+    """:class:`va2jax.codegen.native.NewtonDeviceRef` of :class:`._resref.ResRef` (``system``): the
+    linear stamps' entries grouped by (element, row) key, each key's entries in their stamping
+    order (the order of ``ResRef``'s ``segment_sum`` additions)."""
+    from ..codegen.native import NewtonDeviceRef
+    from ._resref import ResRef
+
+    rr = ResRef(system)
+
+    def by_key(key: np.ndarray, nkeys: int) -> tuple[np.ndarray, np.ndarray]:
+        order = np.argsort(key, kind="stable")
+        return np.searchsorted(key[order], np.arange(nkeys + 1)), order
+
+    g_ptr, go = by_key(np.asarray(rr.g_key, np.int64), len(rr.g_rows))
+    c_ptr, co = by_key(np.asarray(rr.c_key, np.int64), len(rr.c_rows))
+    return NewtonDeviceRef(rr.checked, g_ptr, rr.gc[go], rr.gv[go], rr.g_rows, c_ptr, rr.cc[co],
+                           rr.cv[co], rr.slot_rows)
+
+
+def _slot_charges_fn(vsys: System, limiting: bool) -> Callable:
+    """``slot_charges(x)`` of :func:`make_newton`'s XLA loop (the reactive slots' charges at ``x``,
+    the transient's initial per-element history) for its native kernel: the same assembly and
+    :class:`._resref.ResRef`, built at the first call."""
+    memo: dict[str, Any] = {}
+
+    def slot_charges(x):
+        if not memo:
+            from ._resref import ResRef
+
+            memo["assemble"] = limited_assemble_fn(vsys, None, elements=True)
+            memo["rr"] = ResRef(vsys)
+        out = memo["assemble"](x, zero_states(vsys) if limiting else None, False)
+        return memo["rr"].charges(x, out[7][1])
+
+    return slot_charges
 
 
 #: Most constant entries (device rows and stamping tables) for which :func:`native_newton` builds
@@ -365,7 +410,7 @@ def make_newton(system: System, opts: Options, values: System | None = None, *,
     an eighth result, the slots' charges at the returned point. ``newton.resref`` says which
     reference the solve uses, ``newton.n_slots`` is K, ``newton.slot_charges(x)`` the slots'
     charges at ``x`` (the transient's initial history). The native kernel
-    (:func:`native_newton`) implements ``"sum"`` only and is not used with ``"device"``.
+    (:func:`native_newton`) implements both references, bit for bit this loop's.
 
     ``values``: the system whose element values are assembled (default ``system``; :mod:`.batch`
     passes one with traced values — the masks and tolerances still come from ``system``).
@@ -420,12 +465,14 @@ def make_newton(system: System, opts: Options, values: System | None = None, *,
     n = system.n
     resref = "sum" if ngspice else residual_reference(system, opts)
     device_ref = resref == "device"
-    # the native kernel implements the "sum" reference only: "device" keeps this XLA loop
-    native = None if ngspice or device_ref else native_newton(system, opts, values)
-    if native is not None:
-        native.resref = "sum"
-        return native
     vsys = values if values is not None else system
+    native = None if ngspice else native_newton(system, opts, values, device=device_ref)
+    if native is not None:
+        native.resref = resref
+        native.n_slots = native.native_slots or 0
+        native.slot_charges = (_slot_charges_fn(vsys, bool(opts.limiting) and bool(system.stateful_groups()))
+                               if device_ref else (lambda x: jnp.zeros(0)))
+        return native
     sparse = use_sparse(system, opts)
     pattern = system.coo_lookup() if sparse else None
     assemble = limited_assemble_fn(vsys, pattern, elements=device_ref)

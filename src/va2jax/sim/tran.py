@@ -330,7 +330,8 @@ class TranKernel:
             # dispatch, its ≈ 40 small operations packing the state, the rows copied out; graetz,
             # loaded VM: 5.2 µs per step with 512 rows, 4.1 with 4096, 3.8 with 16384)
             nchunk = max(chunk, min(16384, 1 << int(np.log2(NATIVE_CHUNK_DOUBLES // (n + 1)))))
-            run_native = _native_run(newton, sysm, o, method, nchunk)
+            run_native = _native_run(newton, sysm, o, method, nchunk, device=device_ref,
+                                     keep_input=keep_input)
             if run_native is not None:
                 self._run = jax.jit(run_native)
                 self.native = True
@@ -379,12 +380,14 @@ class TranKernel:
 
 
 def _native_run(newton: Callable, sysm: "System", o: "Options", method: str,
-                chunk: int) -> Callable | None:
+                chunk: int, device: bool = False, keep_input: bool | None = None) -> Callable | None:
     """``run(state) -> state`` of :class:`TranKernel` as one FFI call of the native step kernel
     (:func:`va2jax.codegen.native.make_native_step`: the same attempts, operation by operation), or
     None where the XLA loop stays: ``VA2JAX_SIM_NATIVE_STEP=0``, off the CPU, no native Newton
     kernel with constant ``G``/``C`` (:func:`.engine.native_newton`), or a source waveform without
-    a native form."""
+    a native form. ``device``: VACASK's per-element residual reference (the kernel carries the
+    reactive slots' history ``eqh``, ``eqdot`` as the XLA loop's state does); ``keep_input``: the
+    Newton solves' (default: ``not nr_residualcheck``)."""
     from .. import _config
 
     if not _config.get("SIM_NATIVE_STEP") or getattr(newton, "native", None) is None or (
@@ -398,7 +401,8 @@ def _native_run(newton: Callable, sysm: "System", o: "Options", method: str,
         reltol=o.reltol, vntol=o.vntol, abstol=o.abstol, lteratio=o.tran_lteratio,
         redo=o.tran_redofactor, ft=o.tran_ft, itl=int(o.tran_itl), gshunt=float(o.gshunt),
         dvmax=float(o.dvmax), predictor=bool(o.tran_predictor), has_lte=bool(sysm.has_charges()),
-        fbr=float(o.tran_fbr), keep_input=not o.nr_residualcheck)
+        fbr=float(o.tran_fbr), keep_input=not o.nr_residualcheck if keep_input is None else keep_input,
+        device=device)
     if step is None:
         return None
     if (NATIVE_STEP_COUNTERS, NATIVE_STEP_VECTORS) != (I_FIELDS, V_FIELDS):  # pragma: no cover
@@ -411,7 +415,8 @@ def _native_run(newton: Callable, sysm: "System", o: "Options", method: str,
                                                      state.stop, state.step, float(state.bps.shape[0]))])
         ints = jnp.stack([jnp.asarray(getattr(state, k)).astype(f64) for k in NATIVE_STEP_COUNTERS])
         vs = jnp.concatenate([jnp.reshape(jnp.asarray(getattr(state, k), f64), (m * n,))
-                              for k, m in NATIVE_STEP_VECTORS])
+                              for k, m in NATIVE_STEP_VECTORS] + (
+            [jnp.ravel(jnp.asarray(state.eqh, f64)), jnp.asarray(state.eqdot, f64)] if device else []))
         fo, io, vo, rows = step(fs, ints, vs, state.bps)
         d: dict[str, Any] = {"t": fo[0], "h": fo[1], "th": fo[2:5]}
         for j, k in enumerate(NATIVE_STEP_COUNTERS):
@@ -420,6 +425,9 @@ def _native_run(newton: Callable, sysm: "System", o: "Options", method: str,
         for k, m in NATIVE_STEP_VECTORS:
             d[k] = jnp.reshape(vo[r: r + m * n], (m, n)) if m > 1 else vo[r: r + n]
             r += m * n
+        if device:  # the reactive slots' charge history (3, K) and flows (K)
+            K = (vo.shape[0] - r) // 4
+            d["eqh"], d["eqdot"] = jnp.reshape(vo[r: r + 3 * K], (3, K)), vo[r + 3 * K:]
         return state._replace(**d, out_t=rows[:, 0], out_x=rows[:, 1:])
 
     return run

@@ -9,7 +9,9 @@ Newton solve, with the ABI of :mod:`._ffi` (``void k(int64 rows, const double *s
 double *in, double *out)``), one solve per row (``vmap`` lanes are rows: each lane runs its own
 loop). ``shared`` = ``[G (n·n), C (n·n)]`` (row-major), ``in`` = ``[x0, b, a0, hist, gshunt,
 maxiter, dvmax, xref, rref, keep_input]`` (5n + 5), ``out`` = ``[x, iterations, converged, singular, q, F,
-r]`` (4n + 3) — :func:`va2jax.sim.engine.make_newton`'s signature.
+r]`` (4n + 3) — :func:`va2jax.sim.engine.make_newton`'s signature. With VACASK's per-element
+residual reference (:class:`DeviceRef`, K reactive slots) ``in`` ends with ``[use_ehist, ehist
+(K)]`` and ``out`` with the slots' charges (K).
 
 Per iteration, with ``x_e = [x, 0]`` (the last entry: ground):
 
@@ -23,7 +25,11 @@ Per iteration, with ``x_e = [x, 0]`` (the last entry: ground):
    them: ``f = G·x`` (sequential dot products) then the groups' stamps in the order of its gather
    tables (:func:`~va2jax.sim.assembly._gather_table`), ``q`` and the Jacobians likewise;
 3. ``F = f − b + a0·q + hist + gshunt·m·x``, ``J = Jf + a0·Jq + diag(gshunt·m)``, the residual
-   reference ``r_i = max(|f_i|, |b_i|, |a0·q_i|, |hist_i|, max_j |J_ij·x_j|)``,
+   reference ``r_i = max(|f_i|, |b_i|, |a0·q_i|, |hist_i|, max_j |J_ij·x_j|)`` — or, with a
+   :class:`DeviceRef`, VACASK's: the largest single element contribution to row ``i``
+   (:func:`_device_reference`: ``|b_i|``, each linear element's own current, each instance's own
+   ``f + lim_f`` from its dense local outputs of step 1 and, given ``ehist``, each reactive
+   slot's flow ``a0·(q + lim_q)_e + ehist_e``), device-internal rows left out of the test —
    ``R = F + lim_f + a0·lim_q``;
 4. ``Δx = J⁻¹·(−R)``: the equilibrated LU with partial pivoting of :mod:`._lu`, the same operations
    in the same order, as loops (any ``n``); rows whose multiplier is exactly 0 skip their update
@@ -98,6 +104,34 @@ class GroupSpec:
     @property
     def P(self) -> int:
         return self.gather.shape[2]
+
+
+@dataclass(frozen=True)
+class DeviceRef:
+    """VACASK's per-element residual reference (``options nr_resref="device"``,
+    :mod:`va2jax.sim._resref`) as the kernel's constants: the linear stamps grouped by (element,
+    row) key — entries of key ``k`` at ``ptr[k]:ptr[k + 1]`` in the stamps' order (the order of
+    ``jax.ops.segment_sum``'s additions), their columns, values and the key's row — and the rows of
+    the *reactive slots* (each instance's local nodes group by group, then the charge keys)."""
+
+    checked: np.ndarray  # (n,) bool: rows the residual test checks (the netlist's nodes)
+    g_ptr: np.ndarray  # (Kg + 1,)
+    g_col: np.ndarray  # (Eg,)
+    g_val: np.ndarray  # (Eg,) A/V
+    g_rows: np.ndarray  # (Kg,)
+    c_ptr: np.ndarray  # (Kc + 1,)
+    c_col: np.ndarray  # (Ec,)
+    c_val: np.ndarray  # (Ec,) F
+    slot_rows: np.ndarray  # (K,) device slots then the Kc charge keys; n: ground
+
+    @property
+    def size(self) -> int:
+        """K: the reactive slots."""
+        return len(self.slot_rows)
+
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        return (np.asarray(self.checked, bool), self.g_ptr, self.g_col, self.g_val, self.g_rows,
+                self.c_ptr, self.c_col, self.c_val, self.slot_rows)
 
 
 class _Gen:
@@ -281,7 +315,7 @@ def newton_ir(symbol: str, n: int, groups: list[GroupSpec], vec_tab: np.ndarray,
               mat_tab: np.ndarray, gmask: np.ndarray, is_current: np.ndarray, *, reltol: float,
               vntol: float, abstol: float, rescheck: bool, limiting: bool, malloc: int, free: int,
               pattern: np.ndarray | None = None, fallback: int | None = None,
-              clip_mask: np.ndarray | None = None) -> str:
+              clip_mask: np.ndarray | None = None, dref: DeviceRef | None = None) -> str:
     """LLVM IR text of the Newton kernel (see the module doc). ``vec_tab``/``lim_tab``/``mat_tab``:
     :func:`va2jax.sim.assembly._gather_table`'s tables over the groups' flattened outputs (all
     groups; the stateful ones; the local Jacobians with global positions ``i·n + j``).
@@ -291,11 +325,14 @@ def newton_ir(symbol: str, n: int, groups: list[GroupSpec], vec_tab: np.ndarray,
     call's arguments) when ``G`` or ``C`` has a non-zero outside ``pattern`` — for ``G``/``C`` known
     only at run time (a batched sweep's), whose pattern is the nominal circuit's.
     ``clip_mask`` (n,) bool: the unknowns whose update is clipped at ``dvmax`` (default: every
-    node voltage, ``~is_current``)."""
+    node voltage, ``~is_current``).
+    ``dref``: VACASK's per-element residual reference instead of the bound from the sums (the
+    row gains ``[use_ehist, ehist (K)]``, the result the K reactive slots' charges)."""
     g = _Gen(symbol)
     b = g.b
     nrows, shared, src, dst = g.fn.args
-    NIN, NOUT = 5 * n + 5, 4 * n + 3
+    K = dref.size if dref is not None else 0
+    NIN, NOUT = 5 * n + 5 + (1 + K if dref is not None else 0), 4 * n + 3 + K
     nn = n * n
     sparse = pattern is not None
     if sparse:  # the pattern in CSR order: row pointers, columns, dense positions i·n + j
@@ -308,8 +345,8 @@ def newton_ir(symbol: str, n: int, groups: list[GroupSpec], vec_tab: np.ndarray,
     off: dict[str, int] = {}
     pos = 0
     for name, size in (("xe", n + 1), ("f", n), ("q", n), ("Jf", msize), ("Jq", msize), ("lf", n), ("lq", n),
-                       ("F", n), ("R", n), ("ref", n), ("J", msize), ("A", nn), ("r", n), ("cs", n),
-                       ("dx", n), ("cl", n)):
+                       ("F", n), ("R", n), ("ref", n + 1), ("J", msize), ("A", nn), ("r", n), ("cs", n),
+                       ("dx", n), ("cl", n), ("qs", K)):
         off[name] = pos
         pos += size
     goff = []
@@ -419,6 +456,10 @@ def newton_ir(symbol: str, n: int, groups: list[GroupSpec], vec_tab: np.ndarray,
     if sparse:
         sp_ptr, sp_col, sp_pos = g.global_i32(pat_ptr), g.global_i32(pj), g.global_i32(pat_pos)
     gm = g.global_f64(np.asarray(gmask, np.float64))
+    if dref is not None:
+        chk = g.global_i32(np.asarray(dref.checked, bool).astype(np.int64))
+        dt = {k: g.global_i32(getattr(dref, k)) for k in ("g_ptr", "g_col", "g_rows", "c_ptr", "c_col", "slot_rows")}
+        dt["g_val"], dt["c_val"] = g.global_f64(dref.g_val), g.global_f64(dref.c_val)
     vm = g.global_i32(_clip_mask(clip_mask, is_current).astype(np.int64))
     tolabs = g.global_f64(np.where(is_current, abstol, vntol))
     resabs = g.global_f64(np.where(is_current, vntol, abstol))
@@ -427,6 +468,7 @@ def newton_ir(symbol: str, n: int, groups: list[GroupSpec], vec_tab: np.ndarray,
     zero, one = g.f(0.0), g.f(1.0)
     xe, f, q, Jf, Jq, lf, lq = (ws(k) for k in ("xe", "f", "q", "Jf", "Jq", "lf", "lq"))
     F, R, ref, J, A, rv, cs, dx, cl = (ws(k) for k in ("F", "R", "ref", "J", "A", "r", "cs", "dx", "cl"))
+    qs = ws("qs")
     # scalar state of one lane
     it_v, conv_v, bad_v = g.var(_I64), g.var(_I1), g.var(_I1)
     s_v, piv_v, best_v, ok_v, flag_v = g.var(_F64), g.var(_I64), g.var(_F64), g.var(_I1), g.var(_I1)
@@ -445,6 +487,10 @@ def newton_ir(symbol: str, n: int, groups: list[GroupSpec], vec_tab: np.ndarray,
     g.st(zero, pout, b.add(i, g.i(2 * n + 3)))
     g.st(zero, pout, b.add(i, g.i(3 * n + 3)))
     g.end()
+    if K:  # the slots' charges of the last iteration (none yet: 0)
+        t = g.loop(0, K)
+        g.st(zero, qs, t)
+        g.end()
     g.st(zero, xe, n)
     for gs, c in zip(groups, gconst):  # previous $limit states: none yet (0)
         t = g.loop(0, gs.size * gs.P)
@@ -566,6 +612,9 @@ def newton_ir(symbol: str, n: int, groups: list[GroupSpec], vec_tab: np.ndarray,
         g.st(g.load(s_v), out_p, p)
         g.end()
 
+    if dref is not None:
+        _device_reference(g, n, dref, dt, groups, gconst, pin, a0, xe, ref, qs, s_v)
+
     # 3. residual, Jacobian, residual reference, Newton right-hand side
     i = g.loop(0, n)
     xi = g.ld(xe, i)
@@ -574,8 +623,9 @@ def newton_ir(symbol: str, n: int, groups: list[GroupSpec], vec_tab: np.ndarray,
     aq = b.fmul(a0, qi)
     Fi = b.fadd(b.fadd(b.fadd(b.fsub(fi, bi), aq), hi_), b.fmul(d, xi))
     g.st(Fi, F, i)
-    rf = g.nmax(g.nmax(g.fabs(fi), g.fabs(bi)), g.nmax(g.fabs(aq), g.fabs(hi_)))
-    g.store(rf, s_v)
+    if dref is None:
+        rf = g.nmax(g.nmax(g.fabs(fi), g.fabs(bi)), g.nmax(g.fabs(aq), g.fabs(hi_)))
+        g.store(rf, s_v)
     if sparse:  # the other terms |0·x_j| = 0 never raise the maximum
         e = g.loop(g.ldi(sp_ptr, i), g.ldi(sp_ptr, b.add(i, g.i(1))))
         j = g.ldi(sp_col, e)
@@ -585,9 +635,11 @@ def newton_ir(symbol: str, n: int, groups: list[GroupSpec], vec_tab: np.ndarray,
         e = b.add(base, j)
     Jij = b.fadd(b.fadd(g.ld(Jf, e), b.fmul(a0, g.ld(Jq, e))), b.select(b.icmp_signed("==", i, j), d, zero))
     g.st(Jij, J, e)
-    g.store(g.nmax(g.load(s_v), g.fabs(b.fmul(Jij, g.ld(xe, j)))), s_v)
+    if dref is None:
+        g.store(g.nmax(g.load(s_v), g.fabs(b.fmul(Jij, g.ld(xe, j)))), s_v)
     g.end()
-    g.st(g.load(s_v), ref, i)
+    if dref is None:
+        g.st(g.load(s_v), ref, i)
     Ri = b.fadd(Fi, b.fadd(g.ld(lf, i), b.fmul(a0, g.ld(lq, i))))
     g.st(Ri, R, i)
     g.st(b.fneg(Ri), rv, i)
@@ -623,7 +675,10 @@ def newton_ir(symbol: str, n: int, groups: list[GroupSpec], vec_tab: np.ndarray,
     ok = g.load(ok_v, _I1)
     if rescheck:
         rtol = g.nmax(b.fmul(rt, g.nmax(g.ld(ref, i), g.ld(pin, b.add(i, g.i(4 * n + 4))))), g.ld(resabs, i))
-        ok = b.and_(ok, b.fcmp_ordered("<=", g.fabs(g.ld(R, i)), rtol))
+        rok = b.fcmp_ordered("<=", g.fabs(g.ld(R, i)), rtol)
+        if dref is not None:  # device-internal rows: not checked (VACASK)
+            rok = b.or_(rok, b.icmp_signed("==", g.ldi(chk, i), g.i(0)))
+        ok = b.and_(ok, rok)
     xtol = g.nmax(b.fmul(rt, g.nmax(g.fabs(xi), g.ld(pin, b.add(i, g.i(3 * n + 4))))), g.ld(tolabs, i))
     ok = b.and_(ok, b.fcmp_ordered("<=", g.fabs(cli), xtol))
     ok = b.and_(ok, b.fcmp_ordered("==", cli, dxi))
@@ -665,10 +720,77 @@ def newton_ir(symbol: str, n: int, groups: list[GroupSpec], vec_tab: np.ndarray,
     g.st(b.sitofp(g.load(it_v, _I64), _F64), pout, n)
     g.st(b.select(g.load(conv_v, _I1), one, zero), pout, n + 1)
     g.st(b.select(g.load(bad_v, _I1), one, zero), pout, n + 2)
+    if K:  # the reactive slots' charges at the last iterate evaluated
+        t = g.loop(0, K)
+        g.st(g.ld(qs, t), pout, b.add(t, g.i(4 * n + 3)))
+        g.end()
     g.end()  # rows
     b._emit(f"  call void {g.b._def(_PTR, f'inttoptr i64 {int(free)} to ptr').ref}(ptr {W.ref})")
     b.ret_void()
     return str(g.mod)
+
+
+def _device_reference(g: _Gen, n: int, dref: DeviceRef, dt: dict, groups: list[GroupSpec], gconst: list[dict],
+                      pin, a0, xe, ref, qs, s_v) -> None:
+    """VACASK's per-element reference (:class:`va2jax.sim._resref.ResRef`'s ``resistive``,
+    ``charges`` and ``reactive``): ``ref_i`` = the largest of ``|b_i|``, each linear element's own
+    ``|Σ_j G_ij·x_j|`` in row ``i``, each instance's own ``|f + lim_f|`` at its local nodes on row
+    ``i`` and, where the row's ``use_ehist`` is non-zero, each reactive slot's ``|a0·q_e + ehist_e|``
+    (A); ``qs`` the slots' charges (C): each instance's ``q + lim_q`` per local node (its dense
+    local outputs, summed as the gather assembly's ``elements``), then ``Σ_j C_ij·x_j`` per charge
+    key. The sums are ``jax.ops.segment_sum``'s additions (from 0, in the stamps' order); the
+    maxima are of non-negative values (or NaN, which propagates), so their order does not matter.
+    Rows ``n`` (ground) go to ``ref[n]``, which is not read."""
+    b = g.b
+    zero = g.f(0.0)
+
+    def upd(row, v):
+        g.st(g.nmax(g.ld(ref, row), g.fabs(v)), ref, row)
+
+    i = g.loop(0, n)
+    g.st(g.fabs(g.ld(pin, b.add(i, g.i(n)))), ref, i)
+    g.end()
+    g.st(zero, ref, n)
+    if len(dref.g_rows):  # the linear elements' own currents per row
+        k = g.loop(0, len(dref.g_rows))
+        g.store(zero, s_v)
+        e = g.loop(g.ldi(dt["g_ptr"], k), g.ldi(dt["g_ptr"], b.add(k, g.i(1))))
+        g.store(b.fadd(g.load(s_v), b.fmul(g.ld(dt["g_val"], e), g.ld(xe, g.ldi(dt["g_col"], e)))), s_v)
+        g.end()
+        upd(g.ldi(dt["g_rows"], k), g.load(s_v))
+        g.end()
+    off = 0
+    for gs, c in zip(groups, gconst):  # each instance's own residual and charge per local node
+        nl, P = gs.n_loc, gs.P
+        r = g.loop(0, gs.size)
+        p = g.loop(0, nl)
+        d = b.add(b.mul(r, g.i(P)), p)
+        slot = b.add(g.i(off), b.add(b.mul(r, g.i(nl)), p))
+        D = c["D"]
+        fv, qv = g.ld(D, d), g.ld(D, b.add(d, g.i(nl)))
+        if gs.stateful:  # + the limiting RHS (negated in D, as the assembly's lim_f, lim_q)
+            fv = b.fadd(fv, g.ld(D, b.add(d, g.i(2 * nl + 2 * nl * nl))))
+            qv = b.fadd(qv, g.ld(D, b.add(d, g.i(3 * nl + 2 * nl * nl))))
+        upd(g.ldi(dt["slot_rows"], slot), fv)
+        g.st(qv, qs, slot)
+        g.end()
+        g.end()
+        off += gs.size * nl
+    kc = len(dref.c_ptr) - 1
+    if kc:  # the linear charge stamps per (element, row)
+        k = g.loop(0, kc)
+        g.store(zero, s_v)
+        e = g.loop(g.ldi(dt["c_ptr"], k), g.ldi(dt["c_ptr"], b.add(k, g.i(1))))
+        g.store(b.fadd(g.load(s_v), b.fmul(g.ld(dt["c_val"], e), g.ld(xe, g.ldi(dt["c_col"], e)))), s_v)
+        g.end()
+        g.st(g.load(s_v), qs, b.add(k, g.i(off)))
+        g.end()
+    if dref.size:  # the transient's flows a0·q_e + ehist_e
+        g.if_(b.fcmp_ordered("!=", g.ld(pin, 5 * n + 5), zero))
+        t = g.loop(0, dref.size)
+        upd(g.ldi(dt["slot_rows"], t), b.fadd(b.fmul(a0, g.ld(qs, t)), g.ld(pin, b.add(t, g.i(5 * n + 6)))))
+        g.end()
+        g.end()
 
 
 def _dense_equilibrate(g: _Gen, n: int, J, A, rv, cs, s_v, ok_v) -> None:
@@ -870,13 +992,14 @@ def _clip_mask(clip_mask: np.ndarray | None, is_current: np.ndarray) -> np.ndarr
 def newton_kernel(n: int, groups: list[GroupSpec], tabs: tuple, gmask, is_current, *, reltol: float,
                   vntol: float, abstol: float, rescheck: bool, limiting: bool,
                   pattern: np.ndarray | None = None, fallback: bool = False,
-                  clip_mask: np.ndarray | None = None) -> tuple[int, str | None]:
+                  clip_mask: np.ndarray | None = None, dref: DeviceRef | None = None) -> tuple[int, str | None]:
     """``(address, code_key)`` of the compiled Newton kernel (built once per circuit and process).
     ``code_key`` identifies its behaviour across processes (every group's kernel by its code, not
     its address; None when some group's code is unknown): the FFI target's name, so that JAX's
     persistent compilation cache can find a program calling it again in a later process.
     ``pattern``: the sparse variant (:func:`newton_ir`); ``fallback``: with the dense kernel as its
-    fallback for ``G``/``C`` outside the pattern (built too)."""
+    fallback for ``G``/``C`` outside the pattern (built too); ``dref``: VACASK's residual
+    reference (:func:`newton_ir`)."""
     from ._ffi import _libc_address
     from ._kernel import _own_digest
 
@@ -893,13 +1016,17 @@ def newton_kernel(n: int, groups: list[GroupSpec], tabs: tuple, gmask, is_curren
     for t in tabs + (np.asarray(gmask), np.asarray(is_current), _clip_mask(clip_mask, is_current)):
         h.update(b"-" if t is None else np.ascontiguousarray(t).tobytes())
     h.update(repr((n, reltol, vntol, abstol, rescheck, limiting)).encode())
+    if dref is not None:
+        h.update(b"device-ref")
+        for a in dref.arrays():
+            h.update(np.ascontiguousarray(a).tobytes() + b"|")
     dense_addr = None
     if pattern is not None:  # the sparse variant (the dense one keeps its digest)
         h.update(b"sparse" + np.packbits(np.asarray(pattern, bool)).tobytes() + (b"checked" if fallback else b""))
         if fallback:
             dense_addr = newton_kernel(n, groups, tabs, gmask, is_current, reltol=reltol, vntol=vntol,
                                        abstol=abstol, rescheck=rescheck, limiting=limiting,
-                                       clip_mask=clip_mask)[0]
+                                       clip_mask=clip_mask, dref=dref)[0]
     digest = h.hexdigest()[:16]
     with _lock:
         if digest in _built:
@@ -908,7 +1035,7 @@ def newton_kernel(n: int, groups: list[GroupSpec], tabs: tuple, gmask, is_curren
         text = newton_ir(symbol, n, groups, *tabs, gmask, is_current, reltol=reltol, vntol=vntol,
                          abstol=abstol, rescheck=rescheck, limiting=limiting,
                          malloc=_libc_address("malloc"), free=_libc_address("free"), pattern=pattern,
-                         fallback=dense_addr, clip_mask=clip_mask)
+                         fallback=dense_addr, clip_mask=clip_mask, dref=dref)
         addr = _built[digest] = _jit(text, symbol)
     return addr, (symbol if stable else None)
 
@@ -921,7 +1048,7 @@ def symbol_of(digest: str) -> str:
 def make_native_newton(n: int, G: np.ndarray, C: np.ndarray, groups: list[GroupSpec], tabs: tuple,
                        gmask, is_current, *, reltol: float, vntol: float, abstol: float,
                        rescheck: bool, limiting: bool, nominal: tuple | None = None,
-                       clip_mask: np.ndarray | None = None) -> Callable:
+                       clip_mask: np.ndarray | None = None, dref: DeviceRef | None = None) -> Callable:
     """``newton(x0, b, a0, hist, gshunt, maxiter, dvmax, xref=None, rref=None) -> (x, iterations,
     converged, singular, q, F, r)`` (the signature of :func:`va2jax.sim.engine.make_newton`) as one
     XLA FFI call of the native kernel (CPU; ``jit``, ``vmap`` — one loop per lane — and ``lax``
@@ -929,7 +1056,12 @@ def make_native_newton(n: int, G: np.ndarray, C: np.ndarray, groups: list[GroupS
     From :data:`SPARSE_FROM` unknowns (or as ``VA2JAX_SIM_NEWTON_MATRIX`` says) the kernel is the
     sparse variant on :func:`jacobian_pattern`; for traced ``G``/``C`` only given ``nominal`` =
     ``(G0, C0)`` (NumPy: the unswept circuit's, whose pattern theirs is expected to share), with the
-    dense kernel as its fallback where they do not. ``clip_mask``: as :func:`newton_ir`."""
+    dense kernel as its fallback where they do not. ``clip_mask``: as :func:`newton_ir`.
+
+    ``dref``: VACASK's per-element residual reference (:func:`newton_ir`); then ``newton`` takes
+    ``ehist`` (K,), the reactive slots' integration history (their flows join the reference), and
+    with it returns an eighth result, the slots' charges at the returned point (as
+    :func:`va2jax.sim.engine.make_newton`'s XLA loop)."""
     import jax.numpy as jnp
 
     from ._ffi import native_call
@@ -941,15 +1073,19 @@ def make_native_newton(n: int, G: np.ndarray, C: np.ndarray, groups: list[GroupS
         pattern = jacobian_pattern(n, G0, C0, groups, tabs[2])
     addr, code_key = newton_kernel(n, groups, tabs, gmask, is_current, reltol=reltol, vntol=vntol,
                                    abstol=abstol, rescheck=rescheck, limiting=limiting, pattern=pattern,
-                                   fallback=pattern is not None and not known, clip_mask=clip_mask)
-    call = native_call(addr, 2 * n * n, 5 * n + 5, 4 * n + 3, label="newton", min_rows_per_task=1,
+                                   fallback=pattern is not None and not known, clip_mask=clip_mask,
+                                   dref=dref)
+    K = dref.size if dref is not None else 0
+    nin = 5 * n + 5 + (1 + K if dref is not None else 0)
+    call = native_call(addr, 2 * n * n, nin, 4 * n + 3 + K, label="newton", min_rows_per_task=1,
                        code_key=code_key)
     if isinstance(G, np.ndarray) and isinstance(C, np.ndarray):  # a constant of the computation
         shared = np.concatenate([G.astype(np.float64).ravel(), C.astype(np.float64).ravel()])
     else:  # traced (a batched sweep of linear elements)
         shared = jnp.concatenate([jnp.ravel(jnp.asarray(G, jnp.float64)), jnp.ravel(jnp.asarray(C, jnp.float64))])
 
-    def newton(x0, b, a0, hist, gshunt, maxiter, dvmax, xref=None, rref=None, keep_input=False):
+    def newton(x0, b, a0, hist, gshunt, maxiter, dvmax, xref=None, rref=None, keep_input=False,
+               ehist=None):
         f64 = jnp.float64
         xref = jnp.zeros(n) if xref is None else xref
         rref = jnp.zeros(n) if rref is None else rref
@@ -958,14 +1094,19 @@ def make_native_newton(n: int, G: np.ndarray, C: np.ndarray, groups: list[GroupS
                                jnp.reshape(jnp.asarray(maxiter).astype(f64), (1,)),
                                jnp.reshape(jnp.asarray(dvmax, f64), (1,)), jnp.asarray(xref, f64),
                                jnp.asarray(rref, f64), jnp.full((1,), 1.0 if keep_input else 0.0, f64)])
+        if dref is not None:  # [use_ehist, ehist]
+            eh = jnp.zeros(K, f64) if ehist is None else jnp.asarray(ehist, f64)
+            row = jnp.concatenate([row, jnp.full((1,), 0.0 if ehist is None else 1.0, f64), eh])
         out = call(shared, row)
         x, it, conv, bad = out[:n], out[n].astype(jnp.int32), out[n + 1] > 0, out[n + 2] > 0
-        return x, it, conv, bad, out[n + 3:2 * n + 3], out[2 * n + 3:3 * n + 3], out[3 * n + 3:]
+        res = (x, it, conv, bad, out[n + 3:2 * n + 3], out[2 * n + 3:3 * n + 3], out[3 * n + 3:4 * n + 3])
+        return res + (out[4 * n + 3:],) if ehist is not None else res
 
     # the kernel's address and constant ``shared`` for native callers (the transient step kernel
     # of ``_tstep``); None when ``G``/``C`` are traced
     newton.native = (addr, shared, code_key) if isinstance(shared, np.ndarray) else None
+    newton.native_slots = K if dref is not None else None  # the kernel's reactive slots (dref)
     return newton
 
 
-__all__ = ["GroupSpec", "jacobian_pattern", "make_native_newton", "newton_ir", "use_sparse_kernel"]
+__all__ = ["DeviceRef", "GroupSpec", "jacobian_pattern", "make_native_newton", "newton_ir", "use_sparse_kernel"]

@@ -12,9 +12,12 @@ const double *shared, const double *in, double *out)``). ``shared`` is the Newto
 ``keep_input`` as :class:`~va2jax.sim.tran.TranKernel` chooses it).
 
 Row layout (doubles): ``in`` = ``[t, h, th₀, th₁, th₂, hmin, maxstep, stop, step, B | 11 counters
-| xh (3n), qh (3n), fh (3n), qdot, xmax, rmax, flast | bps (B)]``; ``out`` = ``[t, h, th₀, th₁, th₂
-| 11 counters | the 13 vectors | chunk rows (t, x)]`` — the fields of
-:class:`~va2jax.sim.tran.TranState` (counters in its ``I_FIELDS`` order).
+| xh (3n), qh (3n), fh (3n), qdot, xmax, rmax, flast | eqh (3K), eqdot (K) | bps (B)]``; ``out`` =
+``[t, h, th₀, th₁, th₂ | 11 counters | the 13 vectors | eqh, eqdot | chunk rows (t, x)]`` — the
+fields of :class:`~va2jax.sim.tran.TranState` (counters in its ``I_FIELDS`` order); ``eqh``,
+``eqdot``: the K reactive slots' charge and flow history of VACASK's per-element residual
+reference (``slots``; K = 0 and none with the reference from the sums), integrated with the
+formula of the global charges and passed to the Newton kernel as its ``ehist``.
 
 Each attempt performs :class:`~va2jax.sim.tran.TranKernel`'s ``attempt`` operation by operation
 (the same IEEE operations in the same order, NaN-propagating minima/maxima as ``jnp.minimum``;
@@ -51,12 +54,12 @@ V_FIELDS = (("xh", 3), ("qh", 3), ("fh", 3), ("qdot", 1), ("xmax", 1), ("rmax", 
 NF_IN, NF_OUT, NI = 10, 5, len(I_FIELDS)
 
 
-def n_in(n: int, nb: int) -> int:
-    return NF_IN + NI + 13 * n + nb
+def n_in(n: int, nb: int, slots: int = 0) -> int:
+    return NF_IN + NI + 13 * n + 4 * slots + nb
 
 
-def n_out(n: int, chunk: int) -> int:
-    return NF_OUT + NI + 13 * n + chunk * (n + 1)
+def n_out(n: int, chunk: int, slots: int = 0) -> int:
+    return NF_OUT + NI + 13 * n + 4 * slots + chunk * (n + 1)
 
 
 def supported(sources) -> bool:
@@ -169,19 +172,27 @@ def _pwl_ir(g: _Gen, wave: np.ndarray, x: ir.Value) -> ir.Value:
 def tstep_ir(symbol: str, n: int, method: str, sources, *, newton_addr: int, chunk: int,
              is_current: np.ndarray, reltol: float, vntol: float, abstol: float, lteratio: float,
              redo: float, ft: float, itl: int, gshunt: float, dvmax: float, predictor: bool,
-             has_lte: bool, fbr: float, keep_input: bool, malloc: int, free: int) -> str:
-    """LLVM IR text of the step kernel (see the module doc)."""
+             has_lte: bool, fbr: float, keep_input: bool, malloc: int, free: int,
+             slots: int | None = None) -> str:
+    """LLVM IR text of the step kernel (see the module doc). ``slots``: the Newton kernel's
+    reactive slots K with VACASK's per-element residual reference (its rows carry ``[use_ehist,
+    ehist]``, its results the slots' charges; the state their history ``eqh`` (3K), ``eqdot`` (K));
+    None: the reference from the sums."""
     g = _Gen(symbol)
     b = g.b
     f, i64 = g.f, g.i
     nrows, shared, src, dst = g.fn.args
     order = 1 if method == "be" else 2
-    NOUT = n_out(n, chunk)
+    device = slots is not None
+    K = slots or 0
+    NOUT = n_out(n, chunk, K)
     VIN, VOUT = NF_IN + NI, NF_OUT + NI
+    NV = 13 * n + 4 * K  # the state vectors, then the slots' history
     true = ir.Constant(_I1, 1)
-    nnin, nnout = 5 * n + 5, 4 * n + 3
-    # workspace: the 13 state vectors, the Newton row and result, xpred, xf, b (n + 1)
-    o_v, o_nin = 0, 13 * n
+    nnin, nnout = 5 * n + 5 + (1 + K if device else 0), 4 * n + 3 + K
+    # workspace: the 13 state vectors and the slots' history, the Newton row and result, xpred,
+    # xf, b (n + 1)
+    o_v, o_nin = 0, NV
     o_nout = o_nin + nnin
     o_xp = o_nout + nnout
     o_xf = o_xp + n
@@ -194,6 +205,8 @@ def tstep_ir(symbol: str, n: int, method: str, sources, *, newton_addr: int, chu
     qh = [g.gep(V, (3 + r) * n) for r in range(3)]
     fh = [g.gep(V, (6 + r) * n) for r in range(3)]
     qdot, xmax, rmax, flast = (g.gep(V, r * n) for r in (9, 10, 11, 12))
+    eqh = [g.gep(V, 13 * n + r * K) for r in range(3)]
+    eqdot = g.gep(V, 13 * n + 3 * K)
     xabs = g.global_f64(np.where(is_current, abstol, vntol))
     fv = {k: g.var(_F64) for k in ("t", "h", "th0", "th1", "th2")}
     iv = {k: g.var(_I64) for k in I_FIELDS}
@@ -212,19 +225,19 @@ def tstep_ir(symbol: str, n: int, method: str, sources, *, newton_addr: int, chu
 
     row = g.loop(0, nrows)
     B = b.fptosi(g.ld(src, 9), _I64)  # breakpoints per row (the same in every row)
-    pin = g.gep(src, b.mul(row, b.add(i64(n_in(n, 0)), B)))
+    pin = g.gep(src, b.mul(row, b.add(i64(n_in(n, 0, K)), B)))
     pout = g.gep(dst, b.mul(row, i64(NOUT)))
     for j, k in enumerate(("t", "h", "th0", "th1", "th2")):
         g.store(g.ld(pin, j), fv[k])
     hmin, maxstep, stop, _step = (g.ld(pin, j) for j in (5, 6, 7, 8))
     for j, k in enumerate(I_FIELDS):
         g.store(b.fptosi(g.ld(pin, NF_IN + j), _I64), iv[k])
-    t_ = g.loop(0, 13 * n)
+    t_ = g.loop(0, NV)
     g.st(g.ld(pin, b.add(t_, i64(VIN))), V, t_)
     g.end()
-    bps = g.gep(pin, VIN + 13 * n)
+    bps = g.gep(pin, VIN + NV)
     t_ = g.loop(0, chunk * (n + 1))
-    g.st(f(0.0), pout, b.add(t_, i64(VOUT + 13 * n)))
+    g.st(f(0.0), pout, b.add(t_, i64(VOUT + NV)))
     g.end()
 
     # ------------------------------------------------------------ attempts until the chunk is full
@@ -320,6 +333,19 @@ def tstep_ir(symbol: str, n: int, method: str, sources, *, newton_addr: int, chu
     g.st(g.ld(xmax, i), nin, b.add(i, i64(3 * n + 4)))
     g.st(g.ld(rmax, i), nin, b.add(i, i64(4 * n + 4)))
     g.end()
+    if device:  # the same formula on each reactive slot's own history (TranKernel's ehist)
+        g.st(f(1.0), nin, 5 * n + 5)
+        i = g.loop(0, K)
+        qk = g.ld(eqh[2], i)
+        hist_be = b.fmul(b.fneg(qk), inv_h)
+        if method == "trap":
+            hist_2 = b.fsub(b.fmul(b.fmul(f(-2.0), qk), inv_h), g.ld(eqdot, i))
+        elif method == "gear2":
+            hist_2 = b.fmul(b.fadd(b.fmul(c1, qk), b.fmul(c2, g.ld(eqh[1], i))), inv_h)
+        else:
+            hist_2 = hist_be
+        g.st(sel(be, hist_be, hist_2), nin, b.add(i, i64(5 * n + 6)))
+        g.end()
     # sources b(tn): sim/mna.py's make_source_fn, adds in the sources' order
     i = g.loop(0, n + 1)
     g.st(f(0.0), bb, i)
@@ -393,7 +419,7 @@ def tstep_ir(symbol: str, n: int, method: str, sources, *, newton_addr: int, chu
                  sel(conv, ordr, i64(1)))
     # the output row at the chunk's next free place (kept when accepted)
     kcur = ld("k")
-    ro = g.gep(pout, b.add(i64(VOUT + 13 * n), b.mul(kcur, i64(n + 1))))
+    ro = g.gep(pout, b.add(i64(VOUT + NV), b.mul(kcur, i64(n + 1))))
     g.st(tn, ro, 0)
     i = g.loop(0, n)
     g.st(g.ld(nout, i), ro, b.add(i, i64(1)))
@@ -416,6 +442,14 @@ def tstep_ir(symbol: str, n: int, method: str, sources, *, newton_addr: int, chu
     g.st(g.nmax(g.ld(xmax, i), g.fabs(g.ld(nout, i))), xmax, i)
     g.st(g.nmax(g.ld(rmax, i), g.ld(nout, b.add(i, i64(3 * n + 3)))), rmax, i)
     g.end()
+    if device:  # the slots' flows and charge history
+        i = g.loop(0, K)
+        eqn = g.ld(nout, b.add(i, i64(4 * n + 3)))
+        g.st(b.fadd(b.fmul(a0, eqn), g.ld(nin, b.add(i, i64(5 * n + 6)))), eqdot, i)
+        g.st(g.ld(eqh[1], i), eqh[0], i)
+        g.st(g.ld(eqh[2], i), eqh[1], i)
+        g.st(eqn, eqh[2], i)
+        g.end()
     g.store(ld("th1"), fv["th0"])
     g.store(ld("th2"), fv["th1"])
     g.store(tn, fv["th2"])
@@ -439,7 +473,7 @@ def tstep_ir(symbol: str, n: int, method: str, sources, *, newton_addr: int, chu
         g.st(ld(k), pout, j)
     for j, k in enumerate(I_FIELDS):
         g.st(b.sitofp(ld(k), _F64), pout, NF_OUT + j)
-    t_ = g.loop(0, 13 * n)
+    t_ = g.loop(0, NV)
     g.st(g.ld(V, t_), pout, b.add(t_, i64(VOUT)))
     g.end()
     g.end()  # rows
@@ -479,7 +513,7 @@ def tstep_kernel(n: int, method: str, sources, *, newton_addr: int, newton_key: 
 
 
 def make_native_step(newton, n: int, method: str, sources, chunk: int, *, is_current,
-                     **opts) -> Callable | None:
+                     device: bool = False, **opts) -> Callable | None:
     """``step(fs, ints, vs, bps) -> (fs, ints, vs, rows)``: one FFI call of the step kernel, or
     None where it does not apply (``newton`` is not :func:`._newton.make_native_newton`'s with
     constant ``G``/``C``, or a waveform has no native form, or LLVM rejected the kernel).
@@ -488,7 +522,9 @@ def make_native_step(newton, n: int, method: str, sources, chunk: int, *, is_cur
     counters of :data:`I_FIELDS`, ``vs`` (13n,) the vectors of :data:`V_FIELDS`, ``bps`` (B,) the
     breakpoints (padded with +inf). Out: ``fs`` (5,) ``[t, h, th₀, th₁, th₂]``, ``ints`` (13,)
     float64, ``vs`` (13n,), ``rows`` (chunk, n + 1) the attempts' ``(t, x)`` (the first ``k``
-    accepted). ``opts``: :func:`tstep_ir`'s tolerances and options."""
+    accepted). ``opts``: :func:`tstep_ir`'s tolerances and options. ``device``: VACASK's
+    per-element residual reference (``newton`` must be the Newton kernel built with it); then
+    ``vs`` and the returned ``vs`` end with the reactive slots' history ``eqh`` (3K), ``eqdot`` (K)."""
     import jax.numpy as jnp
 
     from ._ffi import native_call
@@ -497,23 +533,27 @@ def make_native_step(newton, n: int, method: str, sources, chunk: int, *, is_cur
     if info is None or not supported(sources):
         return None
     addr_n, shared, key_n = info
+    K = getattr(newton, "native_slots", None)
+    if device != (K is not None):  # the Newton kernel's reference is not the one asked for
+        return None
     try:
         addr, key = tstep_kernel(n, method, list(sources), newton_addr=addr_n, newton_key=key_n,
-                                 chunk=chunk, is_current=is_current, **opts)
+                                 chunk=chunk, is_current=is_current, slots=K, **opts)
     except ValueError as exc:  # LLVM rejected the kernel: the caller's XLA loop computes the same
         import logging
 
         logging.getLogger(__name__).warning("native step kernel unavailable (%s); using the XLA loop", exc)
         return None
     calls: dict[int, Callable] = {}
+    K = K or 0
     r_i = NF_OUT
     r_v = NF_OUT + NI
-    r_rows = r_v + 13 * n
+    r_rows = r_v + 13 * n + 4 * K
 
     def step(fs, ints, vs, bps):
         nb = bps.shape[0]
         if nb not in calls:
-            calls[nb] = native_call(addr, shared.size, n_in(n, nb), n_out(n, chunk), label="tstep",
+            calls[nb] = native_call(addr, shared.size, n_in(n, nb, K), n_out(n, chunk, K), label="tstep",
                                     min_rows_per_task=1, code_key=key)
         f64 = jnp.float64
         row = jnp.concatenate([jnp.asarray(fs, f64), jnp.asarray(ints, f64), jnp.asarray(vs, f64),
