@@ -338,14 +338,16 @@ def _device_ref_tables(system: System):
                            rr.cv[co], rr.slot_rows)
 
 
-def _slot_charges_fn(vsys: System, limiting: bool) -> Callable:
-    """``slot_charges(x)`` of :func:`make_newton`'s XLA loop (the reactive slots' charges at ``x``,
-    the transient's initial per-element history) for its native kernel: the same assembly and
-    :class:`._resref.ResRef`, built at the first call."""
-    memo: dict[str, Any] = {}
+def _slot_charges_fn(vsys: System, limiting: bool, assemble: Callable | None = None,
+                     rr: Any = None) -> Callable:
+    """``slot_charges(x)``: the reactive slots' charges at ``x`` (the transient's initial
+    per-element history, ``"device"`` reference) from ``assemble`` (built with ``elements=True``)
+    and ``rr`` (:class:`._resref.ResRef`) — :func:`make_newton`'s XLA loop passes its own; for the
+    native kernel, both are built at the first call."""
+    memo: dict[str, Any] = {"assemble": assemble, "rr": rr}
 
     def slot_charges(x):
-        if not memo:
+        if memo["assemble"] is None:
             from ._resref import ResRef
 
             memo["assemble"] = limited_assemble_fn(vsys, None, elements=True)
@@ -652,18 +654,11 @@ def make_newton(system: System, opts: Options, values: System | None = None, *,
         """The ``$limit`` states of ``x`` itself (no limiting; ``()`` without stateful models)."""
         return assemble(x, zero_states(vsys), False)[6] if limiting else ()
 
-    def slot_charges(x):
-        """The reactive slots' charges at ``x`` (``"device"`` reference; (0,) otherwise): the
-        transient's initial per-element charge history."""
-        if rr is None:
-            return jnp.zeros(0)
-        out = assemble(x, zero_states(vsys) if limiting else None, False)
-        return rr.charges(x, out[7][1])
-
     newton.own_states = own_states
     newton.resref = resref
     newton.n_slots = n_slots
-    newton.slot_charges = slot_charges
+    newton.slot_charges = (_slot_charges_fn(vsys, limiting, assemble, rr) if rr is not None
+                           else (lambda x: jnp.zeros(0)))
     return newton
 
 
