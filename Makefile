@@ -67,7 +67,7 @@ bench-circuits: install corpus
 
 # VACASK's c6288 (10,112 PSP103) beside VACASK, and the inverter-chain scaling table
 bench-c6288: install corpus
-	$(BIN)/python benchmarks/c6288_bench.py --c6288 --chains 10,100,1000
+	$(BIN)/python benchmarks/c6288_bench.py --c6288 --vacask-control --chains 10,100,1000
 
 # native kernels: compile time vs openvaf-r, warm start, and all cores vs one thread
 bench-native: install corpus
