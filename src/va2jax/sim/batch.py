@@ -385,6 +385,7 @@ class BatchSweep:
                 "`va2jax sim` with that option)")
         method = method or o.tran_method
         method = Options.from_dict({"tran_method": method}).tran_method
+        given = maxstep if maxstep and maxstep > 0 else None  # bounds the first step (tran.py)
         maxstep = min(maxstep, stop / 50) if maxstep and maxstep > 0 else stop / 50
         step = step if step and step > 0 else stop / 1000
         bps = self.system.breakpoints(stop)
@@ -405,7 +406,7 @@ class BatchSweep:
                               method, chunk=chunk)
             z = np.zeros(n)
             st = kern.initial_state(z, z, stop, step, maxstep, bps, eq0=(
-                newton.slot_charges(x0) if kern.device_ref else None))._replace(
+                newton.slot_charges(x0) if kern.device_ref else None), maxstep_given=given)._replace(
                 xh=jnp.stack([x0, x0, x0]), qh=jnp.stack([q0, q0, q0]), fh=jnp.stack([x0, x0, x0]),
                 fail=~op_ok)
             buf_t = jnp.zeros(L)

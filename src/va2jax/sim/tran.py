@@ -18,7 +18,8 @@ an LTE estimate. Local truncation error by Milne's device on the unknowns::
 max(reltol·max_past|x_i|, vntol | abstol))``, ``h_new = min(2h, h·r^(−1/(p+1)))``; the point is
 rejected when ``h > tran_redofactor·h_new`` and retried with ``h_new``; a Newton failure retries
 with ``h·tran_ft``. Every step is at most ``hmax = min(maxstep, (stop − start)/50, tran_fbr·(next
-breakpoint − last breakpoint))``; a step past the next breakpoint is cut to land on it, one ending
+breakpoint − last breakpoint))`` (the first step excepted: ``tran_fs·min(step, maxstep if given,
+tran_fbr·first breakpoint)``); a step past the next breakpoint is cut to land on it, one ending
 short of it by less than ``h/10`` is halved (VACASK's ``lib/coretran.cpp``).
 
 SPICE netlists use ngspice's step control instead (``options tran_control="ngspice"``,
@@ -165,7 +166,10 @@ class TranKernel:
             # largest step (VACASK's hmax): maxstep and tran_fbr × the breakpoint interval that
             # holds t (from the last breakpoint reached to the next one)
             prev_bp = jnp.where(bpi > 0, bps[jnp.maximum(bpi - 1, 0)], 0.0)
-            h = jnp.minimum(h, jnp.minimum(maxstep, fbr * (next_bp - prev_bp)))
+            # (not the first attempt: VACASK bounds the first step when it chooses it, by
+            # ``maxstep`` only where the analysis gives one — initial_state)
+            hmax = jnp.where(s.iters == 0, jnp.inf, maxstep)
+            h = jnp.minimum(h, jnp.minimum(hmax, fbr * (next_bp - prev_bp)))
             # a step past the next breakpoint is cut to land on it (exactly: t_new = the
             # breakpoint); one ending short of it by less than h/10 is halved (VACASK), so that
             # the step after it is not tiny
@@ -343,35 +347,40 @@ class TranKernel:
                 self.chunk = nchunk
 
     def initial_state(self, x0: np.ndarray, q0: np.ndarray, stop: float, step: float,
-                      maxstep: float, bps: np.ndarray, eq0: np.ndarray | None = None) -> TranState:
+                      maxstep: float, bps: np.ndarray, eq0: np.ndarray | None = None,
+                      maxstep_given: float | None = None) -> TranState:
         """The state at the start (``x0``, charges ``q0``; ``eq0``: the reactive slots' charges of
-        the ``"device"`` residual reference, computed from ``x0`` when not given)."""
+        the ``"device"`` residual reference, computed from ``x0`` when not given). ``maxstep``:
+        the largest step (VACASK's ``hmax``); ``maxstep_given``: the analysis's own ``maxstep``
+        parameter (None: not given), the only one of those bounds VACASK's first step obeys."""
         if self.control == "ngspice":
             from ._tran_ngspice import initial_ng
             from .assembly import zero_states
 
             lim = zero_states(self._sysm) if self._limiting else ()
             h0, ng = initial_ng(self._m, stop, step, maxstep, lim)
-            return self._vacask_state(x0, q0, stop, step, maxstep, bps)._replace(
+            return self._vacask_state(x0, q0, stop, step, maxstep, bps, maxstep_given)._replace(
                 h=np.float64(h0), hmin=np.float64(1e-11 * maxstep), ng=ng)
-        st = self._vacask_state(x0, q0, stop, step, maxstep, bps)
+        st = self._vacask_state(x0, q0, stop, step, maxstep, bps, maxstep_given)
         if not self.device_ref:
             return st._replace(eqh=np.zeros((3, 0)), eqdot=np.zeros(0))
         eq = jnp.asarray(self._slot_charges(x0) if eq0 is None else eq0)  # may be traced (batch)
         return st._replace(eqh=jnp.stack([eq, eq, eq]), eqdot=jnp.zeros_like(eq))
 
     def _vacask_state(self, x0: np.ndarray, q0: np.ndarray, stop: float, step: float,
-                      maxstep: float, bps: np.ndarray) -> TranState:
+                      maxstep: float, bps: np.ndarray, maxstep_given: float | None = None) -> TranState:
         n, chunk = self.n, self.chunk
         size = 1 << max(4, int(np.ceil(np.log2(len(bps) + 1))))
         bpp = np.full(size, np.inf)
         bpp[: len(bps)] = bps
-        # VACASK's first step (lib/coretran.cpp): tran_fs · min(step, maxstep, tran_fbr · the gap to
-        # the first breakpoint after 0 (or stop)); tran_fbr = 0.2501 is VACASK's default. (VACASK
-        # also bounds it by tran_ffmax/(2·f_max) of sine sources and by the devices' bound step:
-        # not applied here.)
+        # VACASK's first step (lib/coretran.cpp): tran_fs · min(step, the analysis's maxstep if
+        # given, tran_fbr · the gap to the first breakpoint after 0 (or stop)); tran_fbr = 0.2501
+        # is VACASK's default. Not the default bound (stop − start)/tran_minpts of later steps,
+        # and the first attempt is not cut to it (``attempt``). (VACASK also bounds it by
+        # tran_ffmax/(2·f_max) of sine sources and by the devices' bound step: not applied here.)
         first_bp = next((float(b) for b in bps if 0 < b < stop), stop)
-        h0 = self.tran_fs * min(step, maxstep, self.tran_fbr * first_bp)
+        given = maxstep_given if maxstep_given and maxstep_given > 0 else np.inf
+        h0 = self.tran_fs * min(step, given, self.tran_fbr * first_bp)
         hmin = 1e-14 * max(stop, 1e-9)
         f = np.float64
         return TranState(
@@ -453,6 +462,7 @@ def run_tran(eng: "Engine", name: str, stop: float, step: float | None = None,
     method = method or o.tran_method
     ngspice = o.tran_control == "ngspice"
     step = step if step and step > 0 else stop / 1000
+    given = maxstep if maxstep and maxstep > 0 else None  # bounds VACASK's first step (initial_state)
     if ngspice:  # ngspice's tmax: as given, else min(tstep, (tstop − tstart)/50)
         maxstep = maxstep if maxstep and maxstep > 0 else min(step, (stop - start) / 50)
     else:  # VACASK's hmax: (stop − start)/tran_minpts (tran_minpts = 50), and maxstep if smaller
@@ -470,7 +480,8 @@ def run_tran(eng: "Engine", name: str, stop: float, step: float | None = None,
                                                    control=o.tran_control)
     if not kern.compiled:
         z = np.zeros(sysm.n)
-        kern._run = kern._run.lower(kern.initial_state(z, z, stop, step, maxstep, bps)).compile(
+        kern._run = kern._run.lower(kern.initial_state(z, z, stop, step, maxstep, bps,
+                                                       maxstep_given=given)).compile(
             compiler_options=loop_compiler_options())
         kern.compiled = True
         eng.compile_s += time.perf_counter() - t_c
@@ -483,7 +494,7 @@ def run_tran(eng: "Engine", name: str, stop: float, step: float | None = None,
     else:
         x = np.zeros(sysm.n) if uic else eng.op(b0, what=f"transient {name}: initial operating point")
     _, q, _, _ = eng.jacobians(x)
-    state = kern.initial_state(x, q, stop, step, maxstep, bps)
+    state = kern.initial_state(x, q, stop, step, maxstep, bps, maxstep_given=given)
     ts = [np.array([0.0])]
     xs = [x[None, :]]
     run, host = kern._run, False

@@ -279,7 +279,9 @@ def tstep_ir(symbol: str, n: int, method: str, sources, *, newton_addr: int, chu
     prev_bp = sel(b.icmp_signed(">", bpi, i64(0)),
                   g.ld(bps, sel(b.icmp_signed(">", b.sub(bpi, i64(1)), i64(0)), b.sub(bpi, i64(1)), i64(0))),
                   f(0.0))
-    h = nmin(h0, nmin(maxstep, b.fmul(f(fbr), b.fsub(next_bp, prev_bp))))
+    # (not the first attempt, iters = 0: its step is VACASK's first, bounded when chosen)
+    hmax = sel(b.icmp_signed("==", ld("iters"), i64(0)), f(float("inf")), maxstep)
+    h = nmin(h0, nmin(hmax, b.fmul(f(fbr), b.fsub(next_bp, prev_bp))))
     tph = b.fadd(t, h)
     # past the next breakpoint: cut onto it (t_new = the breakpoint); short of it by < h/10: halved
     hit = b.fcmp_ordered(">", tph, next_bp)
