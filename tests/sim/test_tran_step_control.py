@@ -128,20 +128,19 @@ def test_vacask_pwl_needs_increasing_times(tmp_path):
         Simulation.from_file(path).run()
 
 
-FIRST_STEP = """RC first step
-load "spice/resistor.osdi"
-load "spice/capacitor.osdi"
-model r sp_resistor
-model c sp_capacitor
-model vsource vsource
-vs (1 0) vsource dc=0 type="pulse" val0=0 val1=1 delay=20u rise=10n fall=10n width=3.3u period=100u
-r1 (1 2) r r=1k
-c1 (2 0) c c=1n
-control
-  analysis tran1 tran step={step} stop=30u{maxstep}
-  print stats
-endc
-"""
+def _rc_first_step() -> str:
+    """The RC above with its pulse's first corner at 20 µs, the default method and only
+    ``step``/``stop`` (``{step}``, ``{maxstep}``: the analysis's own, maybe empty) given."""
+    text = NETLIST
+    for a, b in (("delay=1.3u", "delay=20u"), ("period=10u", "period=100u"),
+                 ('  options tran_method="{method}"\n', ""),
+                 ("step=10n stop=30u maxstep=2u", "step={step} stop=30u{maxstep}")):
+        assert a in text, a
+        text = text.replace(a, b)
+    return text
+
+
+FIRST_STEP = _rc_first_step()
 
 
 @pytest.mark.parametrize("step,maxstep", [("10u", ""), ("10u", " maxstep=4u"), ("1u", "")])
